@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs everything semrouter needs to build, test, demo and benchmark on
+# Debian bookworm. Idempotent: packages already present are skipped, so a
+# second run costs a few dpkg queries and no network.
+set -euo pipefail
+
+APT_PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libboost-dev libboost-system-dev
+  libsimdjson-dev nlohmann-json3-dev libyaml-cpp-dev libre2-dev
+  libspdlog-dev libfmt-dev libcli11-dev libexpected-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  prometheus          # promtool validates our /metrics exposition in tests
+  curl                # integration tests and the demo talk HTTP with it
+  wrk nginx-light     # benchmark: load generator and the reference proxy
+  nodejs npm          # the official openai SDK runs in the test suite
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+# npm may come from outside Debian's package (the image ships one); accept it.
+if command -v npm >/dev/null 2>&1; then
+  tmp=()
+  for p in "${missing[@]}"; do [[ "$p" == npm ]] || tmp+=("$p"); done
+  missing=("${tmp[@]+"${tmp[@]}"}")
+fi
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: apt packages present"
+fi
+
+# Node packages for the test suite (the official OpenAI SDK as a real client).
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [[ ! -d "$ROOT/tests/node/node_modules/openai" ]]; then
+  echo "install-deps: npm install in tests/node"
+  (cd "$ROOT/tests/node" && npm install --no-audit --no-fund --loglevel=error)
+else
+  echo "install-deps: npm packages present"
+fi

@@ -1,0 +1,220 @@
+// semrouter: the binary. Subcommands: serve, config check.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "config/config.h"
+#include "core/log.h"
+#include "gateway/gateway.h"
+#include "metrics/metrics.h"
+#include "pipeline/pipeline.h"
+
+namespace {
+
+using namespace semrouter;
+
+constexpr const char* kVersion = "0.1.0";
+
+// Polls the config file for changes. stat() follows symlinks, so Kubernetes ConfigMap swaps
+// (an atomic symlink flip) are seen too.
+class FileWatcher {
+public:
+  FileWatcher(std::string path, uint32_t poll_ms, std::function<void()> on_change)
+      : path_(std::move(path)), poll_ms_(poll_ms), on_change_(std::move(on_change)) {
+    stamp_ = read_stamp();
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~FileWatcher() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+private:
+  std::string read_stamp() const {
+    std::error_code ec;
+    auto t = std::filesystem::last_write_time(path_, ec);
+    auto size = std::filesystem::file_size(path_, ec);
+    if (ec) return "";
+    std::ifstream in(path_, std::ios::binary);
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return std::to_string(t.time_since_epoch().count()) + ":" + std::to_string(size) + ":" +
+           std::to_string(std::hash<std::string>{}(content));
+  }
+  void loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(poll_ms_), [this] { return stop_; })) {
+      std::string now = read_stamp();
+      if (now.empty() || now == stamp_) continue;
+      stamp_ = now;
+      lock.unlock();
+      on_change_();
+      lock.lock();
+    }
+  }
+  std::string path_;
+  uint32_t poll_ms_;
+  std::function<void()> on_change_;
+  std::string stamp_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+int cmd_serve(const std::string& config_path, int port, int admin_port, const std::string& ready_file,
+              const std::string& log_level) {
+  auto config = config_path.empty() ? config::parse_config(config::embedded_default_config())
+                                    : config::load_config_file(config_path);
+  if (!config) {
+    std::fprintf(stderr, "semrouter: %s\n", config.error().message.c_str());
+    if (config_path.empty()) std::fprintf(stderr, "semrouter: (in the embedded default config)\n");
+    return 2;
+  }
+  if (!log_level.empty()) {
+    if (!core::set_log_level(log_level)) {
+      std::fprintf(stderr, "semrouter: --log-level: unknown level \"%s\"\n", log_level.c_str());
+      return 2;
+    }
+  } else {
+    core::set_log_level((*config)->server.log_level);
+  }
+  auto snapshot = pipeline::build_snapshot(*config, 1);
+  if (!snapshot) {
+    std::fprintf(stderr, "semrouter: %s\n", snapshot.error().message.c_str());
+    return 2;
+  }
+  pipeline::SnapshotStore store(*snapshot);
+  metrics::Registry registry;
+  auto& reloads = registry.counter("semrouter_config_reloads_total", "Config reloads by result.", {"result"});
+  auto& generation = registry.gauge("semrouter_config_generation", "Generation of the config in use.").with({});
+  generation.set(1);
+
+  config::ListenerConfig gw = (*config)->gateway, admin = (*config)->admin;
+  if (port >= 0) gw.port = static_cast<uint16_t>(port);
+  if (admin_port >= 0) admin.port = static_cast<uint16_t>(admin_port);
+  gateway::Gateway server(store, registry);
+  if (auto ok = server.listen(gw, admin, (*config)->server.workers); !ok) {
+    std::fprintf(stderr, "semrouter: %s\n", ok.error().message.c_str());
+    return 1;
+  }
+
+  std::mutex reload_mu;
+  auto reload = [&] {
+    if (config_path.empty()) {
+      spdlog::warn("reload requested, but the router runs on its embedded config; nothing to reload");
+      return;
+    }
+    std::lock_guard<std::mutex> lock(reload_mu);
+    auto before = store.get();
+    auto result = store.reload_from_file(config_path);
+    if (!result) {
+      reloads.with({"error"}).inc();
+      spdlog::error("config reload rejected, still serving generation {}: {}", before->generation,
+                    result.error().message);
+      return;
+    }
+    reloads.with({"ok"}).inc();
+    auto after = store.get();
+    generation.set(static_cast<int64_t>(after->generation));
+    const auto& a = *before->config;
+    const auto& b = *after->config;
+    if (a.gateway.address != b.gateway.address || a.gateway.port != b.gateway.port ||
+        a.admin.address != b.admin.address || a.admin.port != b.admin.port || a.server.workers != b.server.workers)
+      spdlog::warn("listeners and server.workers changed: those take effect on restart only");
+    core::set_log_level(b.server.log_level);
+    spdlog::info("config reloaded: generation {}", after->generation);
+  };
+  server.on_reload_signal([&] { std::thread(reload).detach(); });
+  std::unique_ptr<FileWatcher> watcher;
+  if (!config_path.empty() && (*config)->server.reload_poll_ms > 0)
+    watcher = std::make_unique<FileWatcher>(config_path, (*config)->server.reload_poll_ms, reload);
+
+  spdlog::info("semrouter {} listening: gateway http://{}:{}  admin http://{}:{}", kVersion, gw.address, server.port(),
+               admin.address, server.admin_port());
+  if (!ready_file.empty()) {
+    std::string tmp = ready_file + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << "{\"port\":" << server.port() << ",\"admin_port\":" << server.admin_port() << ",\"pid\":" << getpid()
+          << "}\n";
+    }
+    std::filesystem::rename(tmp, ready_file);
+  }
+  server.run();
+  watcher.reset();
+  spdlog::info("stopped");
+  return 0;
+}
+
+int cmd_config_check(const std::string& path) {
+  auto config = config::load_config_file(path);
+  if (!config) {
+    std::fprintf(stderr, "%s\n", config.error().message.c_str());
+    return 1;
+  }
+  auto snap = pipeline::build_snapshot(*config, 1);
+  if (!snap) {
+    std::fprintf(stderr, "%s: %s\n", path.c_str(), snap.error().message.c_str());
+    return 1;
+  }
+  const auto& c = **config;
+  std::printf("%s: OK (%zu backends, %zu models, %zu keyword signals, %zu decisions)\n", path.c_str(),
+              c.backends.size(), c.models.size(), c.signals.keywords.size(), c.decisions.size());
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"semrouter: a semantic router for LLM inference. Routes OpenAI-compatible requests to the model\n"
+               "and reasoning mode that answer them best."};
+  app.set_version_flag("--version", kVersion);
+  app.require_subcommand(1);
+
+  std::string config_path, ready_file, log_level;
+  int port = -1, admin_port = -1;
+  auto* serve = app.add_subcommand("serve", "Run the OpenAI-compatible gateway and the admin/metrics port.");
+  serve->add_option("-c,--config", config_path, "YAML config file (default: the embedded demo config)")
+      ->check(CLI::ExistingFile);
+  serve->add_option("--port", port, "Gateway port (overrides listeners.gateway.port; 0 picks a free port)")
+      ->check(CLI::Range(0, 65535));
+  serve->add_option("--admin-port", admin_port, "Admin port (overrides listeners.admin.port; 0 picks a free port)")
+      ->check(CLI::Range(0, 65535));
+  serve->add_option("--ready-file", ready_file,
+                    "Once listening, write {\"port\":..,\"admin_port\":..} to this file (for scripts and tests)");
+  serve->add_option("--log-level", log_level, "trace, debug, info, warn, error or off (overrides server.log_level)");
+
+  auto* config_cmd = app.add_subcommand("config", "Work with config files.");
+  config_cmd->require_subcommand(1);
+  std::string check_path;
+  auto* check = config_cmd->add_subcommand("check", "Validate a config file without serving; exit 1 on errors.");
+  check->add_option("file", check_path, "YAML config file")->required();
+  std::string print_what;
+  auto* print_default = config_cmd->add_subcommand("default", "Print the embedded default config.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (serve->parsed()) return cmd_serve(config_path, port, admin_port, ready_file, log_level);
+  if (check->parsed()) return cmd_config_check(check_path);
+  if (print_default->parsed()) {
+    std::fwrite(config::embedded_default_config().data(), 1, config::embedded_default_config().size(), stdout);
+    return 0;
+  }
+  return 0;
+}

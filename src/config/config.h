@@ -1,0 +1,164 @@
+// The router's configuration: built once from YAML, validated, then immutable.
+// Every request holds a shared_ptr to the snapshot it started with; a reload builds a new one.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace semrouter::config {
+
+struct ListenerConfig {
+  std::string address = "127.0.0.1";
+  uint16_t port = 0; // 0: the OS picks (tests)
+};
+
+struct TimeoutsConfig {
+  uint32_t connect_ms = 2000;
+  uint32_t first_byte_ms = 60000;
+  uint32_t idle_ms = 60000;  // longest silence between two chunks of a streamed body
+  uint32_t total_ms = 600000;
+};
+
+struct BackendConfig {
+  std::string name;
+  std::string url;  // as written, e.g. http://127.0.0.1:8000/v1
+  std::string host; // parsed from url
+  uint16_t port = 80;
+  std::string base_path; // path prefix from url without trailing slash, e.g. "/v1" or ""
+  std::string api_key_env;
+  std::string api_key; // resolved from api_key_env at load time
+  uint32_t weight = 1;
+  TimeoutsConfig timeouts;
+  uint32_t max_idle_connections = 64;
+};
+
+struct ModelBackendRef {
+  std::string backend;
+  uint32_t weight = 0; // 0: use the backend's own weight
+};
+
+struct PricingConfig {
+  double input_per_1m = 0.0;
+  double output_per_1m = 0.0;
+};
+
+struct ModelConfig {
+  std::string name;
+  std::string upstream_model; // the id sent upstream; defaults to name
+  std::vector<ModelBackendRef> backends;
+  std::string reasoning_family; // "" if the model has no reasoning switch
+  PricingConfig pricing;
+};
+
+enum class ReasoningFamilyType {
+  ChatTemplateKwargs, // body.chat_template_kwargs.<parameter> = true/false
+  ReasoningEffort,    // body.<parameter> = "low" | "medium" | "high"
+};
+
+struct ReasoningFamilyConfig {
+  std::string name;
+  ReasoningFamilyType type = ReasoningFamilyType::ChatTemplateKwargs;
+  std::string parameter;
+  std::string default_effort = "medium"; // for ReasoningEffort when reasoning is on
+  std::string off_effort = "low";        // for ReasoningEffort when reasoning is off
+};
+
+enum class KeywordOperator { Any, All };
+
+struct KeywordSignalConfig {
+  std::string name;
+  std::vector<std::string> keywords;
+  KeywordOperator op = KeywordOperator::Any;
+  bool case_sensitive = false;
+  bool word_boundary = true;
+  bool regex = false; // keywords are RE2 patterns rather than literal words
+};
+
+struct SignalsConfig {
+  std::vector<KeywordSignalConfig> keywords;
+};
+
+// A node of a decision's rule tree.
+struct RuleNode {
+  enum class Kind { And, Or, Not, Signal, Always };
+  Kind kind = Kind::Always;
+  std::vector<RuleNode> children; // And / Or: one or more; Not: exactly one
+  std::string signal_type;        // Signal: e.g. "keyword"
+  std::string signal_name;        // Signal: the configured signal's name
+};
+
+enum class ReasoningMode { Unset, On, Off };
+
+struct ModelRefConfig {
+  std::string model;
+  uint32_t weight = 1;
+  ReasoningMode reasoning = ReasoningMode::Unset; // Unset: leave the request as the client sent it
+  std::string effort; // ReasoningEffort families; "" = the family's default
+};
+
+enum class SystemPromptMode { Insert, Replace };
+
+struct SystemPromptPluginConfig {
+  bool enabled = false;
+  SystemPromptMode mode = SystemPromptMode::Insert;
+  std::string content;
+};
+
+struct PluginsConfig {
+  SystemPromptPluginConfig system_prompt;
+};
+
+struct DecisionConfig {
+  std::string name;
+  std::string description;
+  int priority = 0; // higher wins when several decisions match
+  RuleNode rules;
+  std::vector<ModelRefConfig> models;
+  PluginsConfig plugins;
+};
+
+struct ServerConfig {
+  uint32_t workers = 1;            // event-loop threads (each with its own listener and pools)
+  uint64_t max_body_bytes = 8u << 20;
+  uint32_t client_header_timeout_ms = 30000;
+  uint32_t reload_poll_ms = 1000;  // how often the config file is checked for changes; 0 disables
+  uint64_t random_seed = 0;        // 0: seeded from the clock
+  std::string log_level = "info";
+};
+
+struct Config {
+  ListenerConfig gateway{"127.0.0.1", 8801};
+  ListenerConfig admin{"127.0.0.1", 8802};
+  ServerConfig server;
+  std::vector<std::string> auto_model_names{"auto", "MoM"};
+  std::vector<BackendConfig> backends;
+  std::vector<ModelConfig> models;
+  std::map<std::string, ReasoningFamilyConfig> reasoning_families;
+  std::string default_model;
+  SignalsConfig signals;
+  std::vector<DecisionConfig> decisions;
+  std::string default_decision_name = "default";
+
+  const ModelConfig* find_model(std::string_view name) const;
+  const BackendConfig* find_backend(std::string_view name) const;
+  bool is_auto_name(std::string_view name) const;
+};
+
+// Reasoning families every config has unless it redefines them: qwen3, deepseek, gpt-oss.
+std::map<std::string, ReasoningFamilyConfig> builtin_reasoning_families();
+
+// Parses and validates YAML text. Errors name the key path and the reason, e.g.
+// `decisions[2].models[0]: unknown model "gpt-5" (known: qwen3-8b, llama-3.1-8b)`.
+core::StatusOr<std::shared_ptr<const Config>> parse_config(std::string_view yaml_text);
+core::StatusOr<std::shared_ptr<const Config>> load_config_file(const std::string& path);
+
+// The built-in demo configuration (used by `semrouter serve` without --config).
+std::string_view embedded_default_config();
+
+} // namespace semrouter::config

@@ -1,0 +1,652 @@
+// YAML -> Config. yaml-cpp throws; everything it can throw is caught here and turned into an
+// error that names the key path. Unknown keys are errors too: a typo must not be ignored.
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "config/config.h"
+#include "core/strings.h"
+
+namespace semrouter::config {
+namespace {
+
+using core::ErrorCode;
+
+// Thrown only inside this file and caught by parse_config.
+struct ConfigError {
+  std::string message;
+};
+
+[[noreturn]] void fail(const std::string& path, const std::string& reason) {
+  throw ConfigError{path.empty() ? reason : path + ": " + reason};
+}
+
+std::string child_path(const std::string& parent, const std::string& key) {
+  return parent.empty() ? key : parent + "." + key;
+}
+
+std::string index_path(const std::string& parent, size_t i) {
+  return fmt::format("{}[{}]", parent, i);
+}
+
+// Expands ${VAR} and ${VAR:-default} from the environment in a scalar.
+std::string expand_env(const std::string& path, const std::string& in) {
+  std::string out;
+  size_t i = 0;
+  while (i < in.size()) {
+    if (in[i] == '$' && i + 1 < in.size() && in[i + 1] == '{') {
+      size_t end = in.find('}', i + 2);
+      if (end == std::string::npos) fail(path, "unterminated ${...} in \"" + in + "\"");
+      std::string expr = in.substr(i + 2, end - i - 2);
+      std::string name = expr, fallback;
+      bool has_default = false;
+      if (auto pos = expr.find(":-"); pos != std::string::npos) {
+        name = expr.substr(0, pos);
+        fallback = expr.substr(pos + 2);
+        has_default = true;
+      }
+      const char* value = std::getenv(name.c_str());
+      if (value && *value) {
+        out += value;
+      } else if (has_default) {
+        out += fallback;
+      } else {
+        fail(path, "environment variable " + name + " is not set (write ${" + name +
+                       ":-default} to give a default)");
+      }
+      i = end + 1;
+    } else {
+      out += in[i++];
+    }
+  }
+  return out;
+}
+
+// A YAML node with the key path that led to it, and the keys that were read from it.
+class Node {
+public:
+  Node(YAML::Node node, std::string path) : node_(std::move(node)), path_(std::move(path)) {}
+
+  const std::string& path() const { return path_; }
+  bool is_map() const { return node_.IsMap(); }
+  bool is_seq() const { return node_.IsSequence(); }
+  bool is_scalar() const { return node_.IsScalar(); }
+  bool defined() const { return node_.IsDefined() && !node_.IsNull(); }
+  size_t size() const { return node_.size(); }
+
+  void require_map() const {
+    if (!node_.IsMap()) fail(path_, "expected a mapping (key: value pairs)");
+  }
+  void require_seq() const {
+    if (!node_.IsSequence()) fail(path_, "expected a list");
+  }
+
+  bool has(const std::string& key) const {
+    return node_.IsMap() && node_[key].IsDefined() && !node_[key].IsNull();
+  }
+  Node operator[](const std::string& key) const {
+    return Node(node_[key], child_path(path_, key));
+  }
+  Node at(size_t i) const { return Node(node_[i], index_path(path_, i)); }
+
+  std::string as_string() const {
+    if (!node_.IsScalar()) fail(path_, "expected a string");
+    return expand_env(path_, node_.Scalar());
+  }
+  std::string get_string(const std::string& key, const std::string& def) const {
+    return has(key) ? (*this)[key].as_string() : def;
+  }
+  std::string require_string(const std::string& key) const {
+    if (!has(key)) fail(child_path(path_, key), "is required");
+    std::string v = (*this)[key].as_string();
+    if (v.empty()) fail(child_path(path_, key), "must not be empty");
+    return v;
+  }
+  bool as_bool() const {
+    std::string s = core::ascii_lower(as_string());
+    if (s == "true" || s == "yes" || s == "on") return true;
+    if (s == "false" || s == "no" || s == "off") return false;
+    fail(path_, "expected true or false, got \"" + node_.Scalar() + "\"");
+  }
+  bool get_bool(const std::string& key, bool def) const {
+    return has(key) ? (*this)[key].as_bool() : def;
+  }
+  int64_t as_int(int64_t min, int64_t max) const {
+    std::string s = as_string();
+    int64_t v = 0;
+    try {
+      size_t used = 0;
+      v = std::stoll(s, &used);
+      if (used != s.size()) throw std::invalid_argument("trailing");
+    } catch (const std::exception&) {
+      fail(path_, "expected an integer, got \"" + s + "\"");
+    }
+    if (v < min || v > max) fail(path_, fmt::format("must be between {} and {}, got {}", min, max, v));
+    return v;
+  }
+  int64_t get_int(const std::string& key, int64_t def, int64_t min, int64_t max) const {
+    return has(key) ? (*this)[key].as_int(min, max) : def;
+  }
+  double as_double(double min, double max) const {
+    std::string s = as_string();
+    double v = 0;
+    try {
+      size_t used = 0;
+      v = std::stod(s, &used);
+      if (used != s.size()) throw std::invalid_argument("trailing");
+    } catch (const std::exception&) {
+      fail(path_, "expected a number, got \"" + s + "\"");
+    }
+    if (!(v >= min && v <= max)) fail(path_, fmt::format("must be between {} and {}, got {}", min, max, v));
+    return v;
+  }
+  double get_double(const std::string& key, double def, double min, double max) const {
+    return has(key) ? (*this)[key].as_double(min, max) : def;
+  }
+  std::vector<std::string> string_list(const std::string& key) const {
+    std::vector<std::string> out;
+    if (!has(key)) return out;
+    Node list = (*this)[key];
+    if (list.is_scalar()) return {list.as_string()};
+    list.require_seq();
+    for (size_t i = 0; i < list.size(); ++i) out.push_back(list.at(i).as_string());
+    return out;
+  }
+  // Fails on any key not in `known`: typos must not be silently ignored.
+  void check_keys(std::initializer_list<const char*> known) const {
+    if (!node_.IsMap()) return;
+    for (const auto& kv : node_) {
+      std::string key = kv.first.Scalar();
+      bool ok = false;
+      for (const char* k : known) ok = ok || key == k;
+      if (!ok) {
+        std::vector<std::string> names(known.begin(), known.end());
+        fail(path_, "unknown key \"" + key + "\" (known: " + core::join(names, ", ") + ")");
+      }
+    }
+  }
+  std::vector<std::string> keys() const {
+    std::vector<std::string> out;
+    for (const auto& kv : node_) out.push_back(kv.first.Scalar());
+    return out;
+  }
+
+private:
+  YAML::Node node_;
+  std::string path_;
+};
+
+ListenerConfig parse_listener(const Node& n, ListenerConfig def) {
+  n.require_map();
+  n.check_keys({"address", "port"});
+  def.address = n.get_string("address", def.address);
+  def.port = static_cast<uint16_t>(n.get_int("port", def.port, 0, 65535));
+  return def;
+}
+
+TimeoutsConfig parse_timeouts(const Node& n) {
+  TimeoutsConfig t;
+  if (!n.defined()) return t;
+  n.require_map();
+  n.check_keys({"connect_ms", "first_byte_ms", "idle_ms", "total_ms"});
+  constexpr int64_t kMaxMs = 24LL * 3600 * 1000;
+  t.connect_ms = static_cast<uint32_t>(n.get_int("connect_ms", t.connect_ms, 1, kMaxMs));
+  t.first_byte_ms = static_cast<uint32_t>(n.get_int("first_byte_ms", t.first_byte_ms, 1, kMaxMs));
+  t.idle_ms = static_cast<uint32_t>(n.get_int("idle_ms", t.idle_ms, 1, kMaxMs));
+  t.total_ms = static_cast<uint32_t>(n.get_int("total_ms", t.total_ms, 1, kMaxMs));
+  return t;
+}
+
+void parse_url(const std::string& path, BackendConfig& b) {
+  const std::string& url = b.url;
+  if (core::starts_with(url, "https://"))
+    fail(path, "https upstreams are not supported yet; put a TLS-terminating proxy in front or use http://");
+  if (!core::starts_with(url, "http://")) fail(path, "must start with http:// (got \"" + url + "\")");
+  std::string rest = url.substr(7);
+  size_t slash = rest.find('/');
+  std::string hostport = rest.substr(0, slash);
+  b.base_path = slash == std::string::npos ? "" : rest.substr(slash);
+  while (!b.base_path.empty() && b.base_path.back() == '/') b.base_path.pop_back();
+  if (hostport.empty()) fail(path, "has no host");
+  if (hostport.front() == '[') { // [::1]:8000
+    size_t close = hostport.find(']');
+    if (close == std::string::npos) fail(path, "unterminated IPv6 address");
+    b.host = hostport.substr(1, close - 1);
+    std::string after = hostport.substr(close + 1);
+    b.port = 80;
+    if (!after.empty()) {
+      if (after[0] != ':') fail(path, "expected :port after the IPv6 address");
+      hostport = after.substr(1);
+      try {
+        int p = std::stoi(hostport);
+        if (p < 1 || p > 65535) throw std::out_of_range("port");
+        b.port = static_cast<uint16_t>(p);
+      } catch (const std::exception&) {
+        fail(path, "invalid port \"" + hostport + "\"");
+      }
+    }
+    return;
+  }
+  size_t colon = hostport.rfind(':');
+  b.host = hostport.substr(0, colon);
+  b.port = 80;
+  if (colon != std::string::npos) {
+    std::string port = hostport.substr(colon + 1);
+    try {
+      size_t used = 0;
+      int p = std::stoi(port, &used);
+      if (used != port.size() || p < 1 || p > 65535) throw std::out_of_range("port");
+      b.port = static_cast<uint16_t>(p);
+    } catch (const std::exception&) {
+      fail(path, "invalid port \"" + port + "\"");
+    }
+  }
+  if (b.host.empty()) fail(path, "has no host");
+}
+
+RuleNode parse_rule(const Node& n, const std::set<std::string>& keyword_names) {
+  RuleNode r;
+  if (!n.defined()) fail(n.path(), "empty rule");
+  if (n.is_scalar()) {
+    std::string s = n.as_string();
+    if (s == "always" || s == "true") {
+      r.kind = RuleNode::Kind::Always;
+      return r;
+    }
+    fail(n.path(), "a rule is a mapping such as {keyword: NAME}, {and: [...]}, {or: [...]}, "
+                   "{not: RULE} or the word always");
+  }
+  n.require_map();
+  if (n.size() != 1 && !(n.has("signal") && n.has("name") && n.size() == 2))
+    fail(n.path(), "a rule node has exactly one operator (and, or, not, keyword, or signal+name); "
+                   "got keys: " + core::join(n.keys(), ", "));
+  auto children = [&](const char* op, RuleNode::Kind kind) {
+    Node list = n[op];
+    list.require_seq();
+    if (list.size() == 0) fail(list.path(), "needs at least one rule");
+    r.kind = kind;
+    for (size_t i = 0; i < list.size(); ++i) r.children.push_back(parse_rule(list.at(i), keyword_names));
+  };
+  auto signal_ref = [&](const std::string& type, const Node& name_node) {
+    r.kind = RuleNode::Kind::Signal;
+    r.signal_type = type;
+    r.signal_name = name_node.as_string();
+    if (type == "keyword") {
+      if (!keyword_names.count(r.signal_name)) {
+        std::vector<std::string> known(keyword_names.begin(), keyword_names.end());
+        fail(name_node.path(), "unknown keyword signal \"" + r.signal_name + "\" (known: " +
+                                   (known.empty() ? "none defined in signals.keywords" : core::join(known, ", ")) + ")");
+      }
+    } else {
+      fail(n.path(), "unknown signal type \"" + type + "\" (known: keyword)");
+    }
+  };
+  if (n.has("and")) {
+    children("and", RuleNode::Kind::And);
+  } else if (n.has("or")) {
+    children("or", RuleNode::Kind::Or);
+  } else if (n.has("not")) {
+    r.kind = RuleNode::Kind::Not;
+    r.children.push_back(parse_rule(n["not"], keyword_names));
+  } else if (n.has("keyword")) {
+    signal_ref("keyword", n["keyword"]);
+  } else if (n.has("signal")) {
+    if (!n.has("name")) fail(n.path(), "a {signal: TYPE} rule also needs name: NAME");
+    signal_ref(n["signal"].as_string(), n["name"]);
+  } else {
+    fail(n.path(), "unknown rule operator \"" + n.keys().front() +
+                       "\" (known: and, or, not, keyword, signal)");
+  }
+  return r;
+}
+
+std::string known_list(const std::vector<std::string>& names) {
+  return names.empty() ? "none" : core::join(names, ", ");
+}
+
+void parse_document(const Node& root, Config& c) {
+  root.require_map();
+  root.check_keys({"listeners", "server", "auto_model_names", "backends", "models",
+                   "reasoning_families", "default_model", "default_decision", "signals",
+                   "decisions"});
+
+  if (root.has("listeners")) {
+    Node l = root["listeners"];
+    l.require_map();
+    l.check_keys({"gateway", "admin"});
+    if (l.has("gateway")) c.gateway = parse_listener(l["gateway"], c.gateway);
+    if (l.has("admin")) c.admin = parse_listener(l["admin"], c.admin);
+  }
+
+  if (root.has("server")) {
+    Node s = root["server"];
+    s.require_map();
+    s.check_keys({"workers", "max_body_bytes", "client_header_timeout_ms", "reload_poll_ms",
+                  "random_seed", "log_level"});
+    c.server.workers = static_cast<uint32_t>(s.get_int("workers", c.server.workers, 1, 256));
+    c.server.max_body_bytes = static_cast<uint64_t>(
+        s.get_int("max_body_bytes", static_cast<int64_t>(c.server.max_body_bytes), 1024, 1LL << 32));
+    c.server.client_header_timeout_ms = static_cast<uint32_t>(
+        s.get_int("client_header_timeout_ms", c.server.client_header_timeout_ms, 1, 3600000));
+    c.server.reload_poll_ms =
+        static_cast<uint32_t>(s.get_int("reload_poll_ms", c.server.reload_poll_ms, 0, 3600000));
+    c.server.random_seed = static_cast<uint64_t>(s.get_int("random_seed", 0, 0, INT64_MAX));
+    c.server.log_level = s.get_string("log_level", c.server.log_level);
+    static const std::set<std::string> kLevels{"trace", "debug", "info", "warn", "error", "off"};
+    if (!kLevels.count(c.server.log_level))
+      fail(s["log_level"].path(), "unknown level \"" + c.server.log_level +
+                                      "\" (known: trace, debug, info, warn, error, off)");
+  }
+
+  if (root.has("auto_model_names")) {
+    c.auto_model_names = root.string_list("auto_model_names");
+    if (c.auto_model_names.empty()) fail("auto_model_names", "needs at least one name");
+  }
+
+  // Reasoning families: built-ins, then the config's own (which may redefine a built-in).
+  c.reasoning_families = builtin_reasoning_families();
+  if (root.has("reasoning_families")) {
+    Node fams = root["reasoning_families"];
+    fams.require_map();
+    for (const std::string& name : fams.keys()) {
+      Node f = fams[name];
+      f.require_map();
+      f.check_keys({"type", "parameter", "default_effort", "off_effort"});
+      ReasoningFamilyConfig fam;
+      fam.name = name;
+      std::string type = f.require_string("type");
+      if (type == "chat_template_kwargs") {
+        fam.type = ReasoningFamilyType::ChatTemplateKwargs;
+      } else if (type == "reasoning_effort") {
+        fam.type = ReasoningFamilyType::ReasoningEffort;
+      } else {
+        fail(f["type"].path(), "unknown type \"" + type + "\" (known: chat_template_kwargs, reasoning_effort)");
+      }
+      fam.parameter = f.require_string("parameter");
+      fam.default_effort = f.get_string("default_effort", fam.default_effort);
+      fam.off_effort = f.get_string("off_effort", fam.off_effort);
+      c.reasoning_families[name] = fam;
+    }
+  }
+
+  // Backends.
+  std::set<std::string> backend_names;
+  if (root.has("backends")) {
+    Node list = root["backends"];
+    list.require_seq();
+    for (size_t i = 0; i < list.size(); ++i) {
+      Node b = list.at(i);
+      b.require_map();
+      b.check_keys({"name", "url", "api_key_env", "weight", "timeouts", "max_idle_connections"});
+      BackendConfig bc;
+      bc.name = b.require_string("name");
+      if (!backend_names.insert(bc.name).second) fail(b["name"].path(), "duplicate backend \"" + bc.name + "\"");
+      bc.url = b.require_string("url");
+      parse_url(b["url"].path(), bc);
+      bc.api_key_env = b.get_string("api_key_env", "");
+      if (!bc.api_key_env.empty()) {
+        const char* key = std::getenv(bc.api_key_env.c_str());
+        if (!key || !*key)
+          fail(b["api_key_env"].path(), "environment variable " + bc.api_key_env +
+                                            " is not set; export it or remove api_key_env");
+        bc.api_key = key;
+      }
+      bc.weight = static_cast<uint32_t>(b.get_int("weight", 1, 1, 1000000));
+      bc.timeouts = parse_timeouts(b["timeouts"]);
+      bc.max_idle_connections =
+          static_cast<uint32_t>(b.get_int("max_idle_connections", bc.max_idle_connections, 0, 100000));
+      c.backends.push_back(std::move(bc));
+    }
+  }
+  std::vector<std::string> backend_list(backend_names.begin(), backend_names.end());
+
+  // Models.
+  std::set<std::string> model_names;
+  if (!root.has("models")) fail("models", "is required: list at least one model");
+  {
+    Node list = root["models"];
+    list.require_seq();
+    if (list.size() == 0) fail("models", "list at least one model");
+    for (size_t i = 0; i < list.size(); ++i) {
+      Node m = list.at(i);
+      m.require_map();
+      m.check_keys({"name", "upstream_model", "backends", "reasoning_family", "pricing"});
+      ModelConfig mc;
+      mc.name = m.require_string("name");
+      if (!model_names.insert(mc.name).second) fail(m["name"].path(), "duplicate model \"" + mc.name + "\"");
+      for (const std::string& auto_name : c.auto_model_names) {
+        if (auto_name == mc.name)
+          fail(m["name"].path(), "\"" + mc.name + "\" is also an auto model name; pick another");
+      }
+      mc.upstream_model = m.get_string("upstream_model", mc.name);
+      if (!m.has("backends")) fail(child_path(m.path(), "backends"), "is required: name at least one backend");
+      Node refs = m["backends"];
+      if (refs.is_scalar()) {
+        mc.backends.push_back({refs.as_string(), 0});
+      } else {
+        refs.require_seq();
+        for (size_t j = 0; j < refs.size(); ++j) {
+          Node r = refs.at(j);
+          ModelBackendRef ref;
+          if (r.is_scalar()) {
+            ref.backend = r.as_string();
+          } else {
+            r.require_map();
+            r.check_keys({"name", "weight"});
+            ref.backend = r.require_string("name");
+            ref.weight = static_cast<uint32_t>(r.get_int("weight", 0, 1, 1000000));
+          }
+          mc.backends.push_back(ref);
+        }
+      }
+      if (mc.backends.empty()) fail(m["backends"].path(), "name at least one backend");
+      for (size_t j = 0; j < mc.backends.size(); ++j) {
+        if (!backend_names.count(mc.backends[j].backend))
+          fail(index_path(m["backends"].path(), j),
+               "unknown backend \"" + mc.backends[j].backend + "\" (known: " + known_list(backend_list) + ")");
+      }
+      mc.reasoning_family = m.get_string("reasoning_family", "");
+      if (!mc.reasoning_family.empty() && !c.reasoning_families.count(mc.reasoning_family)) {
+        std::vector<std::string> fams;
+        for (const auto& [k, v] : c.reasoning_families) fams.push_back(k);
+        fail(m["reasoning_family"].path(), "unknown reasoning family \"" + mc.reasoning_family +
+                                               "\" (known: " + core::join(fams, ", ") + ")");
+      }
+      if (m.has("pricing")) {
+        Node p = m["pricing"];
+        p.require_map();
+        p.check_keys({"input_per_1m", "output_per_1m"});
+        mc.pricing.input_per_1m = p.get_double("input_per_1m", 0, 0, 1e9);
+        mc.pricing.output_per_1m = p.get_double("output_per_1m", 0, 0, 1e9);
+      }
+      c.models.push_back(std::move(mc));
+    }
+  }
+  std::vector<std::string> model_list;
+  for (const auto& m : c.models) model_list.push_back(m.name);
+  auto check_model = [&](const std::string& path, const std::string& name) {
+    if (!model_names.count(name))
+      fail(path, "unknown model \"" + name + "\" (known: " + known_list(model_list) + ")");
+  };
+
+  c.default_model = root.get_string("default_model", c.models.front().name);
+  check_model("default_model", c.default_model);
+
+  // Signals.
+  std::set<std::string> keyword_names;
+  if (root.has("signals")) {
+    Node s = root["signals"];
+    s.require_map();
+    s.check_keys({"keywords"});
+    if (s.has("keywords")) {
+      Node list = s["keywords"];
+      list.require_seq();
+      for (size_t i = 0; i < list.size(); ++i) {
+        Node k = list.at(i);
+        k.require_map();
+        k.check_keys({"name", "keywords", "operator", "case_sensitive", "word_boundary", "regex"});
+        KeywordSignalConfig kc;
+        kc.name = k.require_string("name");
+        if (!keyword_names.insert(kc.name).second)
+          fail(k["name"].path(), "duplicate keyword signal \"" + kc.name + "\"");
+        kc.keywords = k.string_list("keywords");
+        if (kc.keywords.empty()) fail(child_path(k.path(), "keywords"), "list at least one keyword");
+        for (size_t j = 0; j < kc.keywords.size(); ++j) {
+          if (kc.keywords[j].empty()) fail(index_path(k["keywords"].path(), j), "must not be empty");
+        }
+        std::string op = core::ascii_lower(k.get_string("operator", "any"));
+        if (op == "any" || op == "or") {
+          kc.op = KeywordOperator::Any;
+        } else if (op == "all" || op == "and") {
+          kc.op = KeywordOperator::All;
+        } else {
+          fail(k["operator"].path(), "unknown operator \"" + op + "\" (known: any, all)");
+        }
+        kc.case_sensitive = k.get_bool("case_sensitive", false);
+        kc.word_boundary = k.get_bool("word_boundary", true);
+        kc.regex = k.get_bool("regex", false);
+        c.signals.keywords.push_back(std::move(kc));
+      }
+    }
+  }
+
+  // Decisions.
+  std::set<std::string> decision_names;
+  if (root.has("decisions")) {
+    Node list = root["decisions"];
+    list.require_seq();
+    for (size_t i = 0; i < list.size(); ++i) {
+      Node d = list.at(i);
+      d.require_map();
+      d.check_keys({"name", "description", "priority", "rules", "models", "plugins"});
+      DecisionConfig dc;
+      dc.name = d.require_string("name");
+      if (!decision_names.insert(dc.name).second)
+        fail(d["name"].path(), "duplicate decision \"" + dc.name + "\"");
+      dc.description = d.get_string("description", "");
+      dc.priority = static_cast<int>(d.get_int("priority", 0, -1000000, 1000000));
+      if (!d.has("rules")) fail(child_path(d.path(), "rules"), "is required (use `rules: always` to match every request)");
+      dc.rules = parse_rule(d["rules"], keyword_names);
+      if (!d.has("models")) fail(child_path(d.path(), "models"), "is required: list at least one model");
+      Node models = d["models"];
+      models.require_seq();
+      if (models.size() == 0) fail(models.path(), "list at least one model");
+      for (size_t j = 0; j < models.size(); ++j) {
+        Node m = models.at(j);
+        ModelRefConfig ref;
+        if (m.is_scalar()) {
+          ref.model = m.as_string();
+        } else {
+          m.require_map();
+          m.check_keys({"model", "weight", "reasoning", "effort"});
+          ref.model = m.require_string("model");
+          ref.weight = static_cast<uint32_t>(m.get_int("weight", 1, 0, 1000000));
+          if (m.has("reasoning")) ref.reasoning = m["reasoning"].as_bool() ? ReasoningMode::On : ReasoningMode::Off;
+          ref.effort = m.get_string("effort", "");
+          if (!ref.effort.empty()) {
+            static const std::set<std::string> kEfforts{"minimal", "low", "medium", "high"};
+            if (!kEfforts.count(ref.effort))
+              fail(m["effort"].path(), "unknown effort \"" + ref.effort + "\" (known: minimal, low, medium, high)");
+            if (ref.reasoning == ReasoningMode::Unset) ref.reasoning = ReasoningMode::On;
+          }
+        }
+        check_model(m.is_scalar() ? m.path() : m["model"].path(), ref.model);
+        dc.models.push_back(std::move(ref));
+      }
+      uint64_t total_weight = 0;
+      for (const auto& ref : dc.models) total_weight += ref.weight;
+      if (total_weight == 0) fail(models.path(), "at least one model needs a weight above 0");
+      if (d.has("plugins")) {
+        Node p = d["plugins"];
+        p.require_map();
+        p.check_keys({"system_prompt"});
+        if (p.has("system_prompt")) {
+          Node sp = p["system_prompt"];
+          sp.require_map();
+          sp.check_keys({"enabled", "mode", "content"});
+          dc.plugins.system_prompt.enabled = sp.get_bool("enabled", true);
+          std::string mode = sp.get_string("mode", "insert");
+          if (mode == "insert") {
+            dc.plugins.system_prompt.mode = SystemPromptMode::Insert;
+          } else if (mode == "replace") {
+            dc.plugins.system_prompt.mode = SystemPromptMode::Replace;
+          } else {
+            fail(sp["mode"].path(), "unknown mode \"" + mode + "\" (known: insert, replace)");
+          }
+          dc.plugins.system_prompt.content = sp.require_string("content");
+        }
+      }
+      c.decisions.push_back(std::move(dc));
+    }
+  }
+  c.default_decision_name = root.get_string("default_decision", c.default_decision_name);
+  if (decision_names.count(c.default_decision_name))
+    fail("default_decision", "\"" + c.default_decision_name +
+                                 "\" is also the name of a decision; the default decision is the fallback "
+                                 "when none matches and needs its own name");
+}
+
+} // namespace
+
+const ModelConfig* Config::find_model(std::string_view name) const {
+  for (const auto& m : models) {
+    if (m.name == name) return &m;
+  }
+  return nullptr;
+}
+
+const BackendConfig* Config::find_backend(std::string_view name) const {
+  for (const auto& b : backends) {
+    if (b.name == name) return &b;
+  }
+  return nullptr;
+}
+
+bool Config::is_auto_name(std::string_view name) const {
+  for (const auto& n : auto_model_names) {
+    if (n == name) return true;
+  }
+  return false;
+}
+
+std::map<std::string, ReasoningFamilyConfig> builtin_reasoning_families() {
+  std::map<std::string, ReasoningFamilyConfig> f;
+  f["qwen3"] = {"qwen3", ReasoningFamilyType::ChatTemplateKwargs, "enable_thinking", "medium", "low"};
+  f["deepseek"] = {"deepseek", ReasoningFamilyType::ChatTemplateKwargs, "thinking", "medium", "low"};
+  f["gpt-oss"] = {"gpt-oss", ReasoningFamilyType::ReasoningEffort, "reasoning_effort", "medium", "low"};
+  return f;
+}
+
+core::StatusOr<std::shared_ptr<const Config>> parse_config(std::string_view yaml_text) {
+  auto config = std::make_shared<Config>();
+  try {
+    YAML::Node root = YAML::Load(std::string(yaml_text));
+    if (!root.IsDefined() || root.IsNull()) return core::make_error(ErrorCode::InvalidArgument, "the config is empty");
+    parse_document(Node(root, ""), *config);
+  } catch (const ConfigError& e) {
+    return core::make_error(ErrorCode::InvalidArgument, e.message);
+  } catch (const YAML::Exception& e) {
+    return core::make_error(ErrorCode::InvalidArgument,
+                            fmt::format("YAML syntax error at line {}, column {}: {}", e.mark.line + 1,
+                                        e.mark.column + 1, e.msg));
+  } catch (const std::exception& e) {
+    return core::make_error(ErrorCode::InvalidArgument, std::string("invalid config: ") + e.what());
+  }
+  return std::shared_ptr<const Config>(std::move(config));
+}
+
+core::StatusOr<std::shared_ptr<const Config>> load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return core::make_error(ErrorCode::NotFound, "cannot open config file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto parsed = parse_config(ss.str());
+  if (!parsed) return core::make_error(parsed.error().code, path + ": " + parsed.error().message);
+  return parsed;
+}
+
+} // namespace semrouter::config

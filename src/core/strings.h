@@ -1,0 +1,22 @@
+// Small string helpers shared by every module.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace semrouter::core {
+
+// ASCII lower-casing; bytes >= 0x80 are left as they are.
+std::string ascii_lower(std::string_view s);
+bool iequals(std::string_view a, std::string_view b);
+std::string_view trim(std::string_view s);
+bool starts_with(std::string_view s, std::string_view prefix);
+std::vector<std::string> split(std::string_view s, char sep);
+// Joins with a separator: join({"a","b"}, ", ") == "a, b".
+std::string join(const std::vector<std::string>& parts, std::string_view sep);
+// Appends `s` to `out` as a JSON string literal, quotes included.
+void append_json_string(std::string& out, std::string_view s);
+std::string json_string(std::string_view s);
+
+} // namespace semrouter::core

@@ -1,0 +1,699 @@
+#include "gateway/gateway.h"
+
+#include "gateway/beast.h"
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <limits>
+#include <thread>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
+
+#include "core/clock.h"
+#include "core/strings.h"
+#include "gateway/upstream.h"
+#include "openai/errors.h"
+#include "openai/sse.h"
+
+namespace semrouter::gateway {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+
+namespace {
+
+constexpr size_t kMaxHeaderBytes = 64 * 1024;
+constexpr size_t kMaxUpstreamBodyBytes = 256u << 20; // non-streamed upstream bodies
+constexpr size_t kRelayBufferBytes = 16 * 1024;
+
+struct GatewayMetrics {
+  explicit GatewayMetrics(metrics::Registry& r)
+      : requests(r.counter("semrouter_requests_total", "Requests answered, by routed model, decision and HTTP status.",
+                           {"model", "decision", "status"})),
+        duration(r.histogram("semrouter_request_duration_seconds",
+                             "Time from request received to response complete, by model.", {"model"},
+                             metrics::latency_buckets())),
+        ttft(r.histogram("semrouter_time_to_first_token_seconds",
+                         "Streaming: time from request received to the first upstream event, by model.", {"model"},
+                         metrics::latency_buckets())),
+        upstream_errors(r.counter("semrouter_upstream_errors_total",
+                                  "Upstream failures by backend and kind (connect, timeout, reset, protocol).",
+                                  {"backend", "kind"})),
+        inflight(r.gauge("semrouter_inflight_requests", "Requests being processed now.").with({})),
+        prompt_tokens(r.counter("semrouter_prompt_tokens_total", "Prompt tokens reported by upstream usage.",
+                                {"model"})),
+        completion_tokens(r.counter("semrouter_completion_tokens_total",
+                                    "Completion tokens reported by upstream usage.", {"model"})),
+        client_errors(r.counter("semrouter_client_errors_total",
+                                "Requests rejected before routing, by reason.", {"reason"})),
+        connections(r.gauge("semrouter_client_connections", "Open client connections.").with({})) {}
+
+  metrics::Family<metrics::Counter>& requests;
+  metrics::Family<metrics::Histogram>& duration;
+  metrics::Family<metrics::Histogram>& ttft;
+  metrics::Family<metrics::Counter>& upstream_errors;
+  metrics::Gauge& inflight;
+  metrics::Family<metrics::Counter>& prompt_tokens;
+  metrics::Family<metrics::Counter>& completion_tokens;
+  metrics::Family<metrics::Counter>& client_errors;
+  metrics::Gauge& connections;
+};
+
+// Per-worker state: one event loop, its upstream pools and its random source. Touched only from
+// its own thread.
+struct Worker {
+  explicit Worker(uint64_t seed) : ioc(1), random(seed) {}
+  asio::io_context ioc;
+  core::Random random;
+  UpstreamPools pools;
+};
+
+using Request = http::request<http::string_body>;
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+// Named constants: g++ 12 miscompiles braced temporaries inside co_await expressions.
+const HeaderList kAllowGet{{"allow", "GET"}};
+const HeaderList kAllowPost{{"allow", "POST"}};
+const HeaderList kNoHeaders{};
+constexpr std::array<const char*, 4> kForwardedHeaders{"traceparent", "tracestate", "x-request-id", "accept"};
+
+std::string_view target_path(std::string_view target) {
+  auto q = target.find('?');
+  return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+} // namespace
+
+struct Gateway::Impl {
+  Impl(pipeline::SnapshotStore& s, metrics::Registry& r) : store(s), registry(r), m(r) {}
+
+  pipeline::SnapshotStore& store;
+  metrics::Registry& registry;
+  GatewayMetrics m;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::unique_ptr<tcp::acceptor> gateway_acceptor;
+  std::unique_ptr<tcp::acceptor> admin_acceptor;
+  std::function<void()> reload_callback;
+  std::unique_ptr<asio::signal_set> signals;
+  std::atomic<bool> draining{false};
+  std::atomic<bool> stopped{false};
+  std::atomic<size_t> next_worker{0};
+  std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> guard0;
+
+  awaitable<void> accept_loop(tcp::acceptor& acceptor, bool admin);
+  awaitable<void> session(tcp::socket socket, Worker& w, bool admin);
+  awaitable<bool> handle(beast::tcp_stream& stream, Worker& w, Request& req, bool admin);
+  awaitable<bool> proxy(beast::tcp_stream& stream, Worker& w, Request& req, openai::RequestKind kind);
+  awaitable<void> send(beast::tcp_stream& stream, const Request& req, http::status status, std::string body,
+                       std::string_view content_type, bool keep_alive,
+                       const std::vector<std::pair<std::string, std::string>>& headers = {});
+  awaitable<void> send_error(beast::tcp_stream& stream, const Request& req, const openai::ApiError& e, bool keep_alive,
+                             const std::vector<std::pair<std::string, std::string>>& headers = {});
+};
+
+Gateway::Gateway(pipeline::SnapshotStore& store, metrics::Registry& registry)
+    : impl_(std::make_unique<Impl>(store, registry)) {}
+
+Gateway::~Gateway() = default;
+
+uint16_t Gateway::port() const {
+  return impl_->gateway_acceptor ? impl_->gateway_acceptor->local_endpoint().port() : 0;
+}
+uint16_t Gateway::admin_port() const {
+  return impl_->admin_acceptor ? impl_->admin_acceptor->local_endpoint().port() : 0;
+}
+
+void Gateway::on_reload_signal(std::function<void()> callback) { impl_->reload_callback = std::move(callback); }
+
+core::Status Gateway::listen(const config::ListenerConfig& gw, const config::ListenerConfig& admin, uint32_t workers) {
+  uint64_t seed = impl_->store.get()->config->server.random_seed;
+  if (seed == 0) seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  for (uint32_t i = 0; i < std::max<uint32_t>(workers, 1); ++i)
+    impl_->workers.push_back(std::make_unique<Worker>(seed + i * 0x9e3779b97f4a7c15ULL));
+  auto open = [&](const config::ListenerConfig& l, const char* what) -> core::StatusOr<std::unique_ptr<tcp::acceptor>> {
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(l.address, ec);
+    if (ec)
+      return core::make_error(core::ErrorCode::InvalidArgument,
+                              fmt::format("{} listener: invalid address \"{}\"", what, l.address));
+    auto acc = std::make_unique<tcp::acceptor>(impl_->workers.front()->ioc);
+    tcp::endpoint ep(address, l.port);
+    acc->open(ep.protocol(), ec);
+    if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acc->bind(ep, ec);
+    if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return core::make_error(core::ErrorCode::Unavailable,
+                              fmt::format("{} listener: cannot listen on {}:{}: {}", what, l.address, l.port,
+                                          ec.message()));
+    return acc;
+  };
+  auto g = open(gw, "gateway");
+  if (!g) return tl::unexpected(g.error());
+  auto a = open(admin, "admin");
+  if (!a) return tl::unexpected(a.error());
+  impl_->gateway_acceptor = std::move(*g);
+  impl_->admin_acceptor = std::move(*a);
+  return {};
+}
+
+void Gateway::run() {
+  Impl& im = *impl_;
+  Worker& w0 = *im.workers.front();
+  asio::co_spawn(w0.ioc, im.accept_loop(*im.gateway_acceptor, false), asio::detached);
+  asio::co_spawn(w0.ioc, im.accept_loop(*im.admin_acceptor, true), asio::detached);
+
+  im.signals = std::make_unique<asio::signal_set>(w0.ioc, SIGINT, SIGTERM, SIGHUP);
+  std::function<void()> wait_signal;
+  wait_signal = [this, &im, &wait_signal]() {
+    im.signals->async_wait([this, &im, &wait_signal](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        spdlog::info("SIGHUP: reloading the config");
+        if (im.reload_callback) im.reload_callback();
+        wait_signal();
+        return;
+      }
+      spdlog::info("signal {}: shutting down", sig);
+      std::thread([this] { shutdown(); }).detach();
+    });
+  };
+  wait_signal();
+
+  std::vector<std::thread> threads;
+  std::vector<std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>>> guards;
+  for (auto& w : im.workers) guards.push_back(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(w->ioc.get_executor()));
+  for (size_t i = 1; i < im.workers.size(); ++i) threads.emplace_back([&im, i] { im.workers[i]->ioc.run(); });
+  // Guards keep idle loops alive; shutdown() stops the loops directly.
+  w0.ioc.run();
+  for (auto& w : im.workers) w->ioc.stop();
+  for (auto& t : threads) t.join();
+}
+
+void Gateway::shutdown(uint32_t grace_ms) {
+  Impl& im = *impl_;
+  if (im.stopped.exchange(true)) return;
+  im.draining = true;
+  // Close the acceptors on their own loop.
+  asio::post(im.workers.front()->ioc, [&im] {
+    boost::system::error_code ec;
+    if (im.gateway_acceptor) im.gateway_acceptor->close(ec);
+    if (im.admin_acceptor) im.admin_acceptor->close(ec);
+    if (im.signals) im.signals->cancel(ec);
+  });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
+  while (im.m.inflight.value() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (auto& w : im.workers) w->ioc.stop();
+}
+
+awaitable<void> Gateway::Impl::accept_loop(tcp::acceptor& acceptor, bool admin) {
+  while (true) {
+    Worker& w = *workers[next_worker.fetch_add(1) % workers.size()];
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor.async_accept(w.ioc, asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      spdlog::warn("accept failed: {}", ec.message());
+      // Out of file descriptors and similar: back off briefly instead of spinning.
+      asio::steady_timer t(acceptor.get_executor(), std::chrono::milliseconds(50));
+      co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    asio::co_spawn(w.ioc, session(std::move(socket), w, admin), asio::detached);
+  }
+}
+
+awaitable<void> Gateway::Impl::send(beast::tcp_stream& stream, const Request& req, http::status status,
+                                    std::string body, std::string_view content_type, bool keep_alive,
+                                    const std::vector<std::pair<std::string, std::string>>& headers) {
+  http::response<http::string_body> res{status, req.version()};
+  res.set(http::field::server, "semrouter");
+  res.set(http::field::content_type, content_type);
+  for (const auto& [k, v] : headers) res.set(k, v);
+  res.keep_alive(keep_alive);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  boost::system::error_code ec;
+  stream.expires_after(std::chrono::seconds(30));
+  co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
+  stream.expires_never();
+}
+
+awaitable<void> Gateway::Impl::send_error(beast::tcp_stream& stream, const Request& req, const openai::ApiError& e,
+                                          bool keep_alive,
+                                          const std::vector<std::pair<std::string, std::string>>& headers) {
+  co_await send(stream, req, static_cast<http::status>(e.status), openai::error_body(e), "application/json",
+                keep_alive, headers);
+}
+
+awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  m.connections.add(1);
+  const uint64_t max_body = store.get()->config->server.max_body_bytes;
+  const auto header_timeout = std::chrono::milliseconds(store.get()->config->server.client_header_timeout_ms);
+  while (true) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(kMaxHeaderBytes);
+    parser.body_limit(max_body);
+    boost::system::error_code ec;
+    stream.expires_after(header_timeout);
+    co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+    if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+        ec == asio::error::operation_aborted || ec == beast::error::timeout)
+      break;
+    Request dummy{http::verb::get, "/", 11};
+    if (ec == http::error::body_limit) {
+      m.client_errors.with({"body_too_large"}).inc();
+      co_await send_error(stream, dummy, openai::body_too_large(max_body), false);
+      break;
+    }
+    if (ec) {
+      m.client_errors.with({"malformed_http"}).inc();
+      co_await send_error(stream, dummy, openai::invalid_request("malformed HTTP request: " + ec.message()), false);
+      break;
+    }
+    // curl and others wait for "100 Continue" before sending a large body.
+    auto expect = parser.get()[http::field::expect];
+    if (core::iequals(expect, "100-continue")) {
+      http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
+      co_await http::async_write(stream, cont, asio::redirect_error(use_awaitable, ec));
+      if (ec) break;
+    }
+    if (!parser.is_done()) {
+      co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+      if (ec == http::error::body_limit) {
+        m.client_errors.with({"body_too_large"}).inc();
+        co_await send_error(stream, dummy, openai::body_too_large(max_body), false);
+        break;
+      }
+      if (ec) {
+        if (ec != http::error::end_of_stream && ec != beast::error::timeout && ec != asio::error::eof) {
+          m.client_errors.with({"malformed_http"}).inc();
+          co_await send_error(stream, dummy, openai::invalid_request("malformed HTTP request: " + ec.message()),
+                              false);
+        }
+        break;
+      }
+    }
+    stream.expires_never();
+    Request req = parser.release();
+    bool keep = co_await handle(stream, w, req, admin);
+    if (!keep || draining) break;
+  }
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  m.connections.add(-1);
+}
+
+awaitable<bool> Gateway::Impl::handle(beast::tcp_stream& stream, Worker& w, Request& req, bool admin) {
+  const bool keep = req.keep_alive();
+  std::string_view path = target_path(std::string_view(req.target().data(), req.target().size()));
+  const auto verb = req.method();
+  auto only = [&](http::verb allowed, std::string_view allowed_name) -> std::optional<openai::ApiError> {
+    if (verb == allowed) return std::nullopt;
+    return openai::method_not_allowed(std::string_view(req.method_string().data(), req.method_string().size()), path,
+                                      allowed_name);
+  };
+
+  if (path == "/health" || path == "/ready") {
+    if (auto e = only(http::verb::get, "GET")) {
+      co_await send_error(stream, req, *e, keep, kAllowGet);
+      co_return keep;
+    }
+    if (path == "/ready" && draining) {
+      co_await send(stream, req, http::status::service_unavailable, "{\"status\":\"draining\"}", "application/json",
+                    false);
+      co_return false;
+    }
+    co_await send(stream, req, http::status::ok, path == "/health" ? "{\"status\":\"ok\"}" : "{\"status\":\"ready\"}",
+                  "application/json", keep);
+    co_return keep;
+  }
+
+  if (admin) {
+    if (path == "/metrics") {
+      if (auto e = only(http::verb::get, "GET")) {
+        co_await send_error(stream, req, *e, keep, kAllowGet);
+        co_return keep;
+      }
+      co_await send(stream, req, http::status::ok, registry.expose(), "text/plain; version=0.0.4; charset=utf-8",
+                    keep);
+      co_return keep;
+    }
+    if (path == "/api/v1/config") {
+      if (auto e = only(http::verb::get, "GET")) {
+        co_await send_error(stream, req, *e, keep, kAllowGet);
+        co_return keep;
+      }
+      auto snap = store.get();
+      std::string body = fmt::format("{{\"generation\":{},\"reloads_ok\":{},\"reloads_failed\":{},\"last_error\":{}}}",
+                                     snap->generation, store.reloads_ok(), store.reloads_failed(),
+                                     store.last_error().empty() ? "null" : core::json_string(store.last_error()));
+      co_await send(stream, req, http::status::ok, std::move(body), "application/json", keep);
+      co_return keep;
+    }
+    if (path == "/api/v1/route") {
+      if (auto e = only(http::verb::post, "POST")) {
+        co_await send_error(stream, req, *e, keep, kAllowPost);
+        co_return keep;
+      }
+      auto snap = store.get();
+      pipeline::RouteOutcome out = pipeline::route(*snap, {}, req.body(), w.random);
+      if (out.action == pipeline::RouteAction::Reply) {
+        co_await send(stream, req, static_cast<http::status>(out.reply_status), out.reply_body, "application/json",
+                      keep);
+        co_return keep;
+      }
+      std::string body = "{\"model\":" + core::json_string(out.model->name) +
+                         ",\"upstream_model\":" + core::json_string(out.model->upstream_model) +
+                         ",\"decision\":" + core::json_string(out.decision) +
+                         fmt::format(",\"confidence\":{}", out.confidence) +
+                         ",\"reasoning\":" + core::json_string(out.reasoning) + ",\"matched_signals\":[";
+      for (size_t i = 0; i < out.matched_signals.size(); ++i) {
+        if (i) body += ',';
+        body += core::json_string(out.matched_signals[i]);
+      }
+      body += "],\"body\":" + out.body + "}";
+      co_await send(stream, req, http::status::ok, std::move(body), "application/json", keep);
+      co_return keep;
+    }
+    co_await send_error(stream, req, openai::not_found_path(path), keep);
+    co_return keep;
+  }
+
+  if (path == "/v1/chat/completions" || path == "/v1/completions") {
+    if (auto e = only(http::verb::post, "POST")) {
+      co_await send_error(stream, req, *e, keep, kAllowPost);
+      co_return keep;
+    }
+    co_return co_await proxy(stream, w, req,
+                             path == "/v1/completions" ? openai::RequestKind::Completions
+                                                       : openai::RequestKind::ChatCompletions);
+  }
+  if (path == "/v1/models") {
+    if (auto e = only(http::verb::get, "GET")) {
+      co_await send_error(stream, req, *e, keep, kAllowGet);
+      co_return keep;
+    }
+    co_await send(stream, req, http::status::ok, store.get()->models_json, "application/json", keep);
+    co_return keep;
+  }
+  m.client_errors.with({"unknown_path"}).inc();
+  co_await send_error(stream, req, openai::not_found_path(path), keep);
+  co_return keep;
+}
+
+namespace {
+
+// Watches the client socket while a request is proxied. If the client goes away, the upstream
+// connection is closed so the model server stops generating.
+struct DisconnectWatch {
+  bool done = false;
+  bool client_gone = false;
+  beast::tcp_stream* upstream = nullptr;
+};
+
+awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<DisconnectWatch> watch) {
+  boost::system::error_code ec;
+  co_await client.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
+  if (watch->done) co_return;
+  if (ec) co_return;
+  boost::system::error_code ec2;
+  size_t available = client.available(ec2);
+  if (ec2 || available == 0) { // readable with nothing to read: the peer closed
+    watch->client_gone = true;
+    if (watch->upstream) {
+      boost::system::error_code ignored;
+      watch->upstream->socket().cancel(ignored);
+      watch->upstream->socket().close(ignored);
+    }
+  }
+  // available > 0: a pipelined request; stop watching, the session will read it.
+}
+
+const char* classify_error(const boost::system::error_code& ec) {
+  if (ec == beast::error::timeout) return "timeout";
+  if (ec == asio::error::connection_refused || ec == asio::error::host_unreachable ||
+      ec == asio::error::network_unreachable || ec == asio::error::host_not_found)
+    return "connect";
+  if (ec == asio::error::connection_reset || ec == asio::error::eof || ec == http::error::end_of_stream ||
+      ec == http::error::partial_message || ec == asio::error::broken_pipe)
+    return "reset";
+  return "protocol";
+}
+
+} // namespace
+
+awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Request& req, openai::RequestKind kind) {
+  const auto start = core::SteadyClock::now();
+  const bool keep = req.keep_alive();
+  auto snap = store.get(); // this request finishes on this snapshot, whatever reloads happen
+  const config::Config& config = *snap->config;
+  m.inflight.add(1);
+  struct InflightGuard {
+    metrics::Gauge& g;
+    ~InflightGuard() { g.add(-1); }
+  } inflight_guard{m.inflight};
+
+  pipeline::RequestMeta meta;
+  meta.kind = kind;
+  pipeline::RouteOutcome out = pipeline::route(*snap, meta, req.body(), w.random);
+  if (out.action == pipeline::RouteAction::Reply) {
+    m.client_errors.with({out.error_type}).inc();
+    m.requests.with({out.requested_model.empty() ? "-" : out.requested_model, "-", std::to_string(out.reply_status)})
+        .inc();
+    co_await send(stream, req, static_cast<http::status>(out.reply_status), std::move(out.reply_body),
+                  "application/json", keep);
+    co_return keep;
+  }
+  const config::ModelConfig& model = *out.model;
+  auto finish = [&](int status) {
+    m.requests.with({model.name, out.decision, std::to_string(status)}).inc();
+    m.duration.with({model.name}).observe(core::seconds_between(start, core::SteadyClock::now()));
+  };
+
+  // Backends in the order to try: a weighted pick first, then the rest as fallbacks.
+  std::vector<const config::BackendConfig*> order = order_backends(config, model, w.random);
+
+  auto watch = std::make_shared<DisconnectWatch>();
+  asio::co_spawn(stream.get_executor(), watch_client(stream.socket(), watch), asio::detached);
+  struct WatchStop {
+    std::shared_ptr<DisconnectWatch> watch;
+    beast::tcp_stream& stream;
+    ~WatchStop() {
+      watch->done = true;
+      watch->upstream = nullptr;
+      boost::system::error_code ignored;
+      // Completes the pending wait; the watcher sees done and returns without touching anything.
+      if (!watch->client_gone) stream.socket().cancel(ignored);
+    }
+  } watch_stop{watch, stream};
+
+  const std::string upstream_path =
+      (kind == openai::RequestKind::Completions) ? "/completions" : "/chat/completions";
+  std::string last_error = "no backend configured";
+  bool timed_out = false;
+  for (const config::BackendConfig* backend : order) {
+    const auto& t = backend->timeouts;
+    const auto deadline = start + std::chrono::milliseconds(t.total_ms);
+    auto remaining = [&](uint32_t ms) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - core::SteadyClock::now());
+      return std::max(std::chrono::milliseconds(1), std::min(std::chrono::milliseconds(ms), left));
+    };
+
+    http::request<http::string_body> up{http::verb::post, upstream_base_path(*backend) + upstream_path, 11};
+    up.set(http::field::host, backend->host + ":" + std::to_string(backend->port));
+    up.set(http::field::content_type, "application/json");
+    up.set(http::field::user_agent, "semrouter");
+    if (!backend->api_key.empty()) {
+      up.set(http::field::authorization, "Bearer " + backend->api_key);
+    } else if (auto auth = req[http::field::authorization]; !auth.empty()) {
+      up.set(http::field::authorization, auth);
+    }
+    for (const char* h : kForwardedHeaders) {
+      if (auto v = req[h]; !v.empty()) up.set(h, v);
+    }
+    up.keep_alive(true);
+    up.body() = out.body;
+    up.prepare_payload();
+
+    // A pooled connection may have been closed by the server while idle: if it fails before any
+    // response byte, retry once on a fresh connection.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      boost::system::error_code ec;
+      bool reused = false;
+      std::unique_ptr<beast::tcp_stream> conn = w.pools.take(*backend);
+      if (conn) {
+        reused = true;
+      } else {
+        conn = co_await connect_backend(*backend, remaining(t.connect_ms), ec);
+        if (ec) {
+          if (watch->client_gone) co_return false;
+          m.upstream_errors.with({backend->name, classify_error(ec)}).inc();
+          last_error = fmt::format("{} ({}:{}): {}", backend->name, backend->host, backend->port, ec.message());
+          timed_out = ec == beast::error::timeout;
+          spdlog::warn("upstream {}: connect failed: {}", backend->name, ec.message());
+          break; // next backend
+        }
+      }
+      watch->upstream = conn.get();
+      conn->expires_after(remaining(t.first_byte_ms));
+      co_await http::async_write(*conn, up, asio::redirect_error(use_awaitable, ec));
+      http::response_parser<http::buffer_body> parser;
+      // Not boost::none: Beast 1.74 compares `len > none` as true on bodies of a known length.
+      parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+      beast::flat_buffer ubuf;
+      if (!ec) co_await http::async_read_header(*conn, ubuf, parser, asio::redirect_error(use_awaitable, ec));
+      if (watch->client_gone) {
+        finish(499);
+        co_return false;
+      }
+      if (ec) {
+        watch->upstream = nullptr;
+        if (reused && attempt == 0 && ec != beast::error::timeout) continue; // stale keep-alive connection
+        m.upstream_errors.with({backend->name, classify_error(ec)}).inc();
+        last_error = fmt::format("{}: {}", backend->name, ec.message());
+        timed_out = ec == beast::error::timeout;
+        spdlog::warn("upstream {}: {}", backend->name, ec.message());
+        break; // next backend
+      }
+
+      // We have a response header: from here on the request is committed to this backend.
+      auto& uh = parser.get();
+      const int status = uh.result_int();
+      std::string content_type(uh[http::field::content_type]);
+      const bool event_stream = core::starts_with(core::ascii_lower(content_type), "text/event-stream");
+      std::vector<std::pair<std::string, std::string>> headers = out.response_headers;
+      if (content_type.empty()) content_type = "application/json";
+      std::array<char, kRelayBufferBytes> relay;
+      char* buf = relay.data();
+      bool upstream_ok = true;
+      auto read_piece = [&](size_t& n) -> awaitable<boost::system::error_code> {
+        boost::system::error_code rec;
+        parser.get().body().data = buf;
+        parser.get().body().size = kRelayBufferBytes;
+        conn->expires_after(remaining(t.idle_ms));
+        co_await http::async_read_some(*conn, ubuf, parser, asio::redirect_error(use_awaitable, rec));
+        if (rec == http::error::need_buffer) rec = {};
+        n = kRelayBufferBytes - parser.get().body().size;
+        co_return rec;
+      };
+
+      if (!event_stream) {
+        std::string body;
+        while (!parser.is_done()) {
+          size_t n = 0;
+          ec = co_await read_piece(n);
+          body.append(buf, n);
+          if (ec || body.size() > kMaxUpstreamBodyBytes) break;
+        }
+        if (watch->client_gone) {
+          finish(499);
+          co_return false;
+        }
+        if (ec || !parser.is_done()) {
+          m.upstream_errors.with({backend->name, ec ? classify_error(ec) : "too_large"}).inc();
+          auto e = ec == beast::error::timeout
+                       ? openai::upstream_timeout(model.name, "no complete response in time")
+                       : openai::upstream_unreachable(model.name, backend->name + ": response broken off: " +
+                                                                      (ec ? ec.message() : "body too large"));
+          finish(e.status);
+          co_await send_error(stream, req, e, keep, headers);
+          co_return keep;
+        }
+        if (status == 200) {
+          openai::Usage usage = openai::parse_usage(body);
+          if (usage.present) {
+            m.prompt_tokens.with({model.name}).inc(usage.prompt_tokens);
+            m.completion_tokens.with({model.name}).inc(usage.completion_tokens);
+          }
+        }
+        watch->upstream = nullptr;
+        if (parser.keep_alive()) w.pools.give_back(*backend, std::move(conn));
+        finish(status);
+        co_await send(stream, req, static_cast<http::status>(status), std::move(body), content_type, keep, headers);
+        co_return keep;
+      }
+
+      // Streaming: relay every piece as it arrives, as one HTTP chunk each.
+      http::response<http::empty_body> res{static_cast<http::status>(status), req.version()};
+      res.set(http::field::server, "semrouter");
+      res.set(http::field::content_type, content_type);
+      res.set(http::field::cache_control, "no-cache");
+      for (const auto& [k, v] : headers) res.set(k, v);
+      res.keep_alive(keep);
+      res.chunked(true);
+      http::response_serializer<http::empty_body> sr{res};
+      boost::system::error_code wec;
+      co_await http::async_write_header(stream, sr, asio::redirect_error(use_awaitable, wec));
+      openai::SseParser sse;
+      bool first_event = true;
+      while (!wec && !parser.is_done()) {
+        size_t n = 0;
+        ec = co_await read_piece(n);
+        if (n > 0) {
+          for (const std::string& event : sse.feed(std::string_view(buf, n))) {
+            if (first_event) {
+              first_event = false;
+              m.ttft.with({model.name}).observe(core::seconds_between(start, core::SteadyClock::now()));
+            }
+            openai::Usage usage = openai::parse_usage(event);
+            if (usage.present) {
+              m.prompt_tokens.with({model.name}).inc(usage.prompt_tokens);
+              m.completion_tokens.with({model.name}).inc(usage.completion_tokens);
+            }
+          }
+          stream.expires_after(std::chrono::milliseconds(t.idle_ms));
+          co_await asio::async_write(stream, http::make_chunk(asio::buffer(buf, n)),
+                                     asio::redirect_error(use_awaitable, wec));
+        }
+        if (ec) {
+          upstream_ok = false;
+          break;
+        }
+      }
+      watch->upstream = nullptr;
+      if (wec || watch->client_gone) {
+        // The client went away: dropping `conn` closes the upstream connection, which is how an
+        // OpenAI-compatible server learns to stop generating.
+        finish(499);
+        co_return false;
+      }
+      if (!upstream_ok) {
+        m.upstream_errors.with({backend->name, classify_error(ec)}).inc();
+        spdlog::warn("upstream {}: stream broken off: {}", backend->name, ec.message());
+        auto e = ec == beast::error::timeout ? openai::upstream_timeout(model.name, "the stream stalled")
+                                             : openai::upstream_unreachable(model.name, "the stream was broken off");
+        std::string event = "data: " + openai::error_body(e) + "\n\n";
+        co_await asio::async_write(stream, http::make_chunk(asio::buffer(event)),
+                                   asio::redirect_error(use_awaitable, wec));
+        co_await asio::async_write(stream, http::make_chunk_last(), asio::redirect_error(use_awaitable, wec));
+        stream.expires_never();
+        finish(e.status);
+        co_return false; // the client saw a 200 header; closing tells it the stream ended abnormally
+      }
+      co_await asio::async_write(stream, http::make_chunk_last(), asio::redirect_error(use_awaitable, wec));
+      stream.expires_never();
+      if (parser.keep_alive()) w.pools.give_back(*backend, std::move(conn));
+      finish(status);
+      co_return keep && !wec;
+    }
+    if (watch->client_gone) co_return false;
+  }
+  auto e = timed_out ? openai::upstream_timeout(model.name, last_error)
+                     : openai::upstream_unreachable(model.name, last_error);
+  finish(e.status);
+  co_await send_error(stream, req, e, keep, out.response_headers);
+  co_return keep;
+}
+
+} // namespace semrouter::gateway

@@ -1,0 +1,97 @@
+#include "gateway/upstream.h"
+
+#include <algorithm>
+
+namespace semrouter::gateway {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+std::unique_ptr<beast::tcp_stream> UpstreamPools::take(const config::BackendConfig& backend) {
+  auto it = idle_.find(key(backend));
+  if (it == idle_.end()) return nullptr;
+  auto& list = it->second;
+  while (!list.empty()) {
+    std::unique_ptr<beast::tcp_stream> conn = std::move(list.back());
+    list.pop_back();
+    // Drop connections the server has already closed (readable with nothing to read = EOF).
+    boost::system::error_code ec;
+    auto& sock = conn->socket();
+    if (!sock.is_open()) continue;
+    sock.non_blocking(true, ec);
+    char probe;
+    size_t n = sock.receive(asio::buffer(&probe, 1), tcp::socket::message_peek, ec);
+    if (ec == asio::error::would_block) return conn; // idle and open
+    (void)n;
+    // EOF, error, or unexpected bytes: not reusable.
+  }
+  return nullptr;
+}
+
+void UpstreamPools::give_back(const config::BackendConfig& backend, std::unique_ptr<beast::tcp_stream> conn) {
+  auto& list = idle_[key(backend)];
+  if (list.size() >= backend.max_idle_connections) return; // dropping closes it
+  conn->expires_never();
+  list.push_back(std::move(conn));
+}
+
+asio::awaitable<std::unique_ptr<beast::tcp_stream>>
+connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds timeout, boost::system::error_code& ec) {
+  auto executor = co_await asio::this_coro::executor;
+  auto conn = std::make_unique<beast::tcp_stream>(executor);
+  ec.clear();
+  boost::system::error_code addr_ec;
+  auto address = asio::ip::make_address(backend.host, addr_ec);
+  conn->expires_after(timeout);
+  if (!addr_ec) {
+    co_await conn->async_connect(tcp::endpoint(address, backend.port), asio::redirect_error(asio::use_awaitable, ec));
+  } else {
+    tcp::resolver resolver(executor);
+    auto results = co_await resolver.async_resolve(backend.host, std::to_string(backend.port),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) co_await conn->async_connect(results, asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (ec) co_return nullptr;
+  conn->expires_never();
+  boost::system::error_code ignored;
+  conn->socket().set_option(tcp::no_delay(true), ignored);
+  co_return conn;
+}
+
+std::vector<const config::BackendConfig*> order_backends(const config::Config& config, const config::ModelConfig& model,
+                                                         core::Random& random) {
+  struct Choice {
+    const config::BackendConfig* backend;
+    uint32_t weight;
+  };
+  std::vector<Choice> choices;
+  for (const auto& ref : model.backends) {
+    const config::BackendConfig* b = config.find_backend(ref.backend);
+    if (b) choices.push_back({b, ref.weight ? ref.weight : b->weight});
+  }
+  std::vector<const config::BackendConfig*> order;
+  if (choices.empty()) return order;
+  uint64_t total = 0;
+  for (const auto& c : choices) total += c.weight;
+  double pick = random.uniform() * static_cast<double>(total);
+  size_t first = choices.size() - 1;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    if (pick < choices[i].weight) {
+      first = i;
+      break;
+    }
+    pick -= choices[i].weight;
+  }
+  order.push_back(choices[first].backend);
+  choices.erase(choices.begin() + static_cast<long>(first));
+  std::stable_sort(choices.begin(), choices.end(), [](const Choice& a, const Choice& b) { return a.weight > b.weight; });
+  for (const auto& c : choices) order.push_back(c.backend);
+  return order;
+}
+
+std::string upstream_base_path(const config::BackendConfig& backend) {
+  return backend.base_path.empty() ? "/v1" : backend.base_path;
+}
+
+} // namespace semrouter::gateway

@@ -1,0 +1,119 @@
+// Counters, gauges and histograms with labels, and their Prometheus text exposition (0.0.4).
+// Thread-safe: values are atomics; looking up a labelled child takes a short lock, so hot paths
+// should keep the reference they get back.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace semrouter::metrics {
+
+class Counter {
+public:
+  void inc(uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
+  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+private:
+  std::atomic<uint64_t> value_{0};
+};
+
+class Gauge {
+public:
+  void add(int64_t n) { value_.fetch_add(n, std::memory_order_relaxed); }
+  void set(int64_t n) { value_.store(n, std::memory_order_relaxed); }
+  int64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+private:
+  std::atomic<int64_t> value_{0};
+};
+
+class Histogram {
+public:
+  explicit Histogram(const std::vector<double>& bounds);
+  void observe(double v);
+  // Snapshot for exposition: cumulative counts per bound (+Inf last), sum, count.
+  void read(std::vector<uint64_t>& cumulative, double& sum, uint64_t& count) const;
+  const std::vector<double>& bounds() const { return bounds_; }
+
+private:
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> buckets_; // bounds_.size() + 1
+  std::atomic<uint64_t> sum_micros_{0};               // sum kept in millionths to stay atomic
+  std::atomic<uint64_t> count_{0};
+};
+
+enum class Type { Counter, Gauge, Histogram };
+
+// One metric name with a fixed list of label names; children per label-value tuple.
+template <typename T> class Family {
+public:
+  Family(std::string name, std::string help, std::vector<std::string> labels, std::vector<double> bounds = {})
+      : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)), bounds_(std::move(bounds)) {}
+
+  // The child for these label values (in the order of the label names).
+  T& with(const std::vector<std::string>& values) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = children_.find(values);
+    if (it != children_.end()) return *it->second;
+    std::unique_ptr<T> child;
+    if constexpr (std::is_same_v<T, Histogram>) {
+      child = std::make_unique<T>(bounds_);
+    } else {
+      child = std::make_unique<T>();
+    }
+    T& ref = *child;
+    children_.emplace(values, std::move(child));
+    return ref;
+  }
+
+  template <typename F> void for_each(F&& f) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [values, child] : children_) f(values, *child);
+  }
+  const std::string& name() const { return name_; }
+  const std::string& help() const { return help_; }
+  const std::vector<std::string>& labels() const { return labels_; }
+
+private:
+  std::string name_, help_;
+  std::vector<std::string> labels_;
+  std::vector<double> bounds_;
+  mutable std::mutex mu_;
+  std::map<std::vector<std::string>, std::unique_ptr<T>> children_;
+};
+
+class Registry {
+public:
+  Family<Counter>& counter(std::string name, std::string help, std::vector<std::string> labels = {});
+  Family<Gauge>& gauge(std::string name, std::string help, std::vector<std::string> labels = {});
+  Family<Histogram>& histogram(std::string name, std::string help, std::vector<std::string> labels,
+                               std::vector<double> bounds);
+  // Text exposition format, families in registration order.
+  std::string expose() const;
+
+private:
+  struct Entry {
+    Type type;
+    void* family;
+  };
+  std::vector<std::unique_ptr<Family<Counter>>> counters_;
+  std::vector<std::unique_ptr<Family<Gauge>>> gauges_;
+  std::vector<std::unique_ptr<Family<Histogram>>> histograms_;
+  std::vector<Entry> order_;
+  mutable std::mutex mu_;
+};
+
+// Escapes a label value for the exposition format.
+std::string escape_label_value(std::string_view v);
+
+// Latency buckets in seconds, from 0.5 ms to 2 min.
+std::vector<double> latency_buckets();
+
+} // namespace semrouter::metrics

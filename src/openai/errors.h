@@ -1,0 +1,28 @@
+// OpenAI-shaped error bodies: {"error":{"message":..,"type":..,"param":..,"code":..}}.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace semrouter::openai {
+
+struct ApiError {
+  int status = 500;
+  std::string type;    // invalid_request_error, not_found_error, upstream_error, ...
+  std::string code;    // model_not_found, body_too_large, ...; "" serialises as null
+  std::string message;
+  std::string param;   // "" serialises as null
+};
+
+std::string error_body(const ApiError& e);
+
+ApiError invalid_request(std::string message, std::string param = "", std::string code = "");
+ApiError model_not_found(std::string_view model, std::string_view known);
+ApiError not_found_path(std::string_view path);
+ApiError method_not_allowed(std::string_view method, std::string_view path, std::string_view allowed);
+ApiError body_too_large(uint64_t limit);
+ApiError upstream_unreachable(std::string_view model, std::string_view detail);
+ApiError upstream_timeout(std::string_view model, std::string_view detail);
+ApiError internal_error(std::string message);
+
+} // namespace semrouter::openai

@@ -1,0 +1,328 @@
+#include "openai/request.h"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+#include <simdjson.h>
+
+#include "core/strings.h"
+
+namespace semrouter::openai {
+namespace {
+
+using core::ErrorCode;
+
+size_t skip_ws(std::string_view s, size_t i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
+  return i;
+}
+
+// i points at an opening quote; returns the index one past the closing quote.
+size_t skip_string(std::string_view s, size_t i) {
+  ++i;
+  while (i < s.size()) {
+    char c = s[i];
+    if (c == '\\') {
+      i += 2;
+      continue;
+    }
+    if (c == '"') return i + 1;
+    ++i;
+  }
+  return s.size();
+}
+
+// i points at the first byte of a value; returns one past its end.
+size_t skip_value(std::string_view s, size_t i) {
+  if (i >= s.size()) return i;
+  char c = s[i];
+  if (c == '"') return skip_string(s, i);
+  if (c == '{' || c == '[') {
+    int depth = 0;
+    while (i < s.size()) {
+      char d = s[i];
+      if (d == '"') {
+        i = skip_string(s, i);
+        continue;
+      }
+      if (d == '{' || d == '[') ++depth;
+      if (d == '}' || d == ']') {
+        --depth;
+        if (depth == 0) return i + 1;
+      }
+      ++i;
+    }
+    return s.size();
+  }
+  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\n' &&
+         s[i] != '\r' && s[i] != '\t')
+    ++i;
+  return i;
+}
+
+std::string_view sv(simdjson::dom::element e) {
+  std::string_view out;
+  if (e.get(out) != simdjson::SUCCESS) return {};
+  return out;
+}
+
+// Concatenates the text parts of a content value.
+std::string content_text(simdjson::dom::element content, bool& is_string) {
+  is_string = false;
+  if (content.is_string()) {
+    is_string = true;
+    return std::string(sv(content));
+  }
+  std::string out;
+  if (content.is_array()) {
+    for (simdjson::dom::element part : content.get_array()) {
+      if (!part.is_object()) continue;
+      simdjson::dom::element type, text;
+      if (part["type"].get(type) == simdjson::SUCCESS && sv(type) == "text" &&
+          part["text"].get(text) == simdjson::SUCCESS && text.is_string()) {
+        if (!out.empty()) out.push_back('\n');
+        out.append(sv(text));
+      }
+    }
+  }
+  return out;
+}
+
+thread_local simdjson::dom::parser tl_parser;
+
+} // namespace
+
+std::string_view RequestView::latest_user_text() const {
+  if (kind == RequestKind::Completions) return prompt;
+  for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
+    if (it->role == "user") return it->text;
+  }
+  return {};
+}
+
+core::StatusOr<std::vector<TopLevelField>> scan_top_level(std::string_view s) {
+  std::vector<TopLevelField> out;
+  size_t i = skip_ws(s, 0);
+  if (i >= s.size() || s[i] != '{') return core::make_error(ErrorCode::InvalidArgument, "expected a JSON object");
+  i = skip_ws(s, i + 1);
+  if (i < s.size() && s[i] == '}') return out;
+  while (i < s.size()) {
+    if (s[i] != '"') return core::make_error(ErrorCode::InvalidArgument, "expected a key");
+    TopLevelField f;
+    f.key_span.begin = i;
+    i = skip_string(s, i);
+    f.key_span.end = i;
+    std::string_view raw = s.substr(f.key_span.begin + 1, f.key_span.end - f.key_span.begin - 2);
+    f.key = std::string(raw);
+    i = skip_ws(s, i);
+    if (i >= s.size() || s[i] != ':') return core::make_error(ErrorCode::InvalidArgument, "expected ':'");
+    i = skip_ws(s, i + 1);
+    f.value.begin = i;
+    i = skip_value(s, i);
+    f.value.end = i;
+    out.push_back(std::move(f));
+    i = skip_ws(s, i);
+    if (i < s.size() && s[i] == ',') {
+      i = skip_ws(s, i + 1);
+      continue;
+    }
+    if (i < s.size() && s[i] == '}') return out;
+    return core::make_error(ErrorCode::InvalidArgument, "expected ',' or '}'");
+  }
+  return core::make_error(ErrorCode::InvalidArgument, "unterminated object");
+}
+
+std::vector<Span> scan_array_elements(std::string_view s, Span array) {
+  std::vector<Span> out;
+  size_t i = skip_ws(s, array.begin + 1);
+  while (i < array.end && s[i] != ']') {
+    Span e;
+    e.begin = i;
+    e.end = skip_value(s, i);
+    out.push_back(e);
+    i = skip_ws(s, e.end);
+    if (i < array.end && s[i] == ',') i = skip_ws(s, i + 1);
+  }
+  return out;
+}
+
+core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kind) {
+  RequestView view;
+  view.kind = kind;
+  // simdjson needs SIMDJSON_PADDING readable bytes after the input; copy into a padded buffer.
+  simdjson::padded_string padded(body);
+  simdjson::dom::element doc;
+  if (auto err = tl_parser.parse(padded).get(doc); err != simdjson::SUCCESS) {
+    return core::make_error(ErrorCode::InvalidArgument,
+                            std::string("the request body is not valid JSON: ") + simdjson::error_message(err));
+  }
+  if (!doc.is_object()) return core::make_error(ErrorCode::InvalidArgument, "the request body must be a JSON object");
+
+  auto fields = scan_top_level(body);
+  if (!fields) return core::make_error(ErrorCode::InvalidArgument, "the request body is not valid JSON");
+
+  simdjson::dom::object obj = doc.get_object();
+  simdjson::dom::element model;
+  if (obj["model"].get(model) == simdjson::SUCCESS) {
+    if (!model.is_string()) return core::make_error(ErrorCode::InvalidArgument, "model: must be a string");
+    view.model = std::string(sv(model));
+    view.has_model = true;
+  }
+  simdjson::dom::element stream;
+  if (obj["stream"].get(stream) == simdjson::SUCCESS && !stream.is_null()) {
+    bool b = false;
+    if (stream.get(b) != simdjson::SUCCESS) return core::make_error(ErrorCode::InvalidArgument, "stream: must be a boolean");
+    view.stream = b;
+  }
+  simdjson::dom::element tools;
+  if (obj["tools"].get(tools) == simdjson::SUCCESS && tools.is_array()) {
+    view.has_tools = simdjson::dom::array(tools).size() > 0;
+  }
+  simdjson::dom::element user;
+  if (obj["user"].get(user) == simdjson::SUCCESS && user.is_string()) view.user = std::string(sv(user));
+
+  for (const auto& f : *fields) {
+    if (f.key == "model") {
+      view.model_span = f.value;
+    } else if (f.key == "messages") {
+      view.messages_span = f.value;
+    }
+  }
+
+  if (kind == RequestKind::Completions) {
+    simdjson::dom::element prompt;
+    if (obj["prompt"].get(prompt) == simdjson::SUCCESS && prompt.is_string()) view.prompt = std::string(sv(prompt));
+    return view;
+  }
+
+  simdjson::dom::element messages;
+  if (obj["messages"].get(messages) != simdjson::SUCCESS)
+    return core::make_error(ErrorCode::InvalidArgument, "messages: is required");
+  if (!messages.is_array()) return core::make_error(ErrorCode::InvalidArgument, "messages: must be an array");
+  simdjson::dom::array arr = messages.get_array();
+  if (arr.size() == 0) return core::make_error(ErrorCode::InvalidArgument, "messages: must not be empty");
+  std::vector<Span> spans = scan_array_elements(body, view.messages_span);
+  size_t index = 0;
+  for (simdjson::dom::element m : arr) {
+    if (!m.is_object())
+      return core::make_error(ErrorCode::InvalidArgument, "messages[" + std::to_string(index) + "]: must be an object");
+    MessageView mv;
+    simdjson::dom::element role;
+    if (m["role"].get(role) != simdjson::SUCCESS || !role.is_string())
+      return core::make_error(ErrorCode::InvalidArgument,
+                              "messages[" + std::to_string(index) + "].role: is required and must be a string");
+    mv.role = std::string(sv(role));
+    simdjson::dom::element content;
+    if (m["content"].get(content) == simdjson::SUCCESS && !content.is_null()) {
+      mv.text = content_text(content, mv.content_is_string);
+      mv.has_content = true;
+    }
+    if (index < spans.size()) {
+      mv.span = spans[index];
+      auto inner = scan_top_level(body.substr(mv.span.begin, mv.span.end - mv.span.begin));
+      if (inner) {
+        for (const auto& f : *inner) {
+          if (f.key == "content") {
+            mv.content_span = {f.value.begin + mv.span.begin, f.value.end + mv.span.begin};
+          }
+        }
+      }
+    }
+    view.messages.push_back(std::move(mv));
+    ++index;
+  }
+  return view;
+}
+
+BodyEditor::BodyEditor(std::string_view body, const RequestView& view) : body_(body), view_(view) {
+  auto fields = scan_top_level(body);
+  if (fields) fields_ = std::move(*fields);
+  closing_brace_ = body.rfind('}');
+}
+
+const TopLevelField* BodyEditor::find(std::string_view key) const {
+  const TopLevelField* found = nullptr;
+  for (const auto& f : fields_) {
+    if (f.key == key) found = &f; // JSON parsers keep the last duplicate; so do we
+  }
+  return found;
+}
+
+void BodyEditor::set_top_level(std::string_view key, std::string raw_json_value) {
+  if (const TopLevelField* f = find(key)) {
+    edits_.push_back({f->value.begin, f->value.end, std::move(raw_json_value)});
+    return;
+  }
+  std::string text = fields_.empty() ? "" : ",";
+  core::append_json_string(text, key);
+  text += ':';
+  text += raw_json_value;
+  edits_.push_back({closing_brace_, closing_brace_, std::move(text)});
+}
+
+void BodyEditor::set_nested(std::string_view key, std::string_view sub, std::string raw_json_value) {
+  nlohmann::ordered_json obj = nlohmann::ordered_json::object();
+  if (const TopLevelField* f = find(key)) {
+    auto parsed = nlohmann::ordered_json::parse(body_.substr(f->value.begin, f->value.end - f->value.begin),
+                                                nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_object()) obj = std::move(parsed);
+  }
+  obj[std::string(sub)] = nlohmann::ordered_json::parse(raw_json_value, nullptr, false);
+  set_top_level(key, obj.dump());
+}
+
+void BodyEditor::set_system_prompt(std::string_view content, bool replace) {
+  if (view_.kind != RequestKind::ChatCompletions || view_.messages.empty()) return;
+  const MessageView* system = nullptr;
+  for (const auto& m : view_.messages) {
+    if (m.role == "system" || m.role == "developer") {
+      system = &m;
+      break;
+    }
+  }
+  if (system && system->has_content && system->content_span.end > system->content_span.begin) {
+    std::string text;
+    if (replace) {
+      text = core::json_string(content);
+    } else if (system->content_is_string) {
+      std::string joined(content);
+      joined += "\n\n";
+      joined += system->text;
+      text = core::json_string(joined);
+    } else {
+      // Array content: keep the client's parts and put ours first.
+      std::string_view parts = body_.substr(system->content_span.begin + 1,
+                                            system->content_span.end - system->content_span.begin - 2);
+      text = "[{\"type\":\"text\",\"text\":" + core::json_string(content) + "}";
+      if (!core::trim(parts).empty()) {
+        text += ",";
+        text += parts;
+      }
+      text += "]";
+    }
+    edits_.push_back({system->content_span.begin, system->content_span.end, std::move(text)});
+    return;
+  }
+  std::string message = "{\"role\":\"system\",\"content\":" + core::json_string(content) + "},";
+  size_t at = view_.messages.front().span.begin;
+  edits_.push_back({at, at, std::move(message)});
+}
+
+std::string BodyEditor::apply() const {
+  std::vector<const Edit*> sorted;
+  for (const auto& e : edits_) sorted.push_back(&e);
+  std::stable_sort(sorted.begin(), sorted.end(), [](const Edit* a, const Edit* b) { return a->begin < b->begin; });
+  std::string out;
+  out.reserve(body_.size() + 256);
+  size_t pos = 0;
+  for (const Edit* e : sorted) {
+    if (e->begin < pos) continue; // overlapping edit: the earlier one wins
+    out.append(body_.substr(pos, e->begin - pos));
+    out.append(e->text);
+    pos = e->end;
+  }
+  out.append(body_.substr(pos));
+  return out;
+}
+
+} // namespace semrouter::openai

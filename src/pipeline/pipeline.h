@@ -1,0 +1,103 @@
+// The request pipeline, transport-agnostic: parse -> signals -> decide -> select -> plugins ->
+// rewrite. The gateway (HTTP) and later ext_proc (gRPC) are thin adapters around it.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/config.h"
+#include "core/clock.h"
+#include "core/status.h"
+#include "openai/errors.h"
+#include "openai/request.h"
+#include "routing/decision_engine.h"
+#include "signals/keyword.h"
+
+namespace semrouter::pipeline {
+
+// A config and everything compiled from it. Immutable once built; requests hold a shared_ptr
+// to the snapshot they started with, so a reload never changes a request in flight.
+struct Snapshot {
+  std::shared_ptr<const config::Config> config;
+  std::unique_ptr<signals::KeywordSignals> keywords;
+  std::unique_ptr<routing::DecisionEngine> engine;
+  uint64_t generation = 0;
+  std::string models_json; // the GET /v1/models body, built once
+};
+
+// Compiles a config into a snapshot; fails on what the YAML loader cannot see (bad regexes).
+core::StatusOr<std::shared_ptr<const Snapshot>> build_snapshot(std::shared_ptr<const config::Config> config,
+                                                               uint64_t generation);
+
+// Holds the current snapshot; swapped atomically on reload.
+class SnapshotStore {
+public:
+  explicit SnapshotStore(std::shared_ptr<const Snapshot> initial) : current_(std::move(initial)) {}
+  std::shared_ptr<const Snapshot> get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return current_;
+  }
+  void set(std::shared_ptr<const Snapshot> next) {
+    std::lock_guard<std::mutex> lock(mu_);
+    current_ = std::move(next);
+  }
+  // Loads and compiles `path`; on success swaps it in. On failure the old snapshot stays and
+  // the error is returned (and kept for the admin API).
+  core::Status reload_from_file(const std::string& path);
+  std::string last_error() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_error_;
+  }
+  uint64_t reloads_ok() const { return reloads_ok_.load(); }
+  uint64_t reloads_failed() const { return reloads_failed_.load(); }
+
+private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const Snapshot> current_;
+  std::string last_error_;
+  std::atomic<uint64_t> reloads_ok_{0};
+  std::atomic<uint64_t> reloads_failed_{0};
+};
+
+// What the transport must do with a request.
+enum class RouteAction {
+  // Send `body` to the backends of `model`, then add `response_headers` to whatever the
+  // upstream answers.
+  Forward,
+  // Answer the client now with `reply_status` and `reply_body` (an OpenAI-shaped JSON body);
+  // nothing goes upstream.
+  Reply,
+};
+
+struct RouteOutcome {
+  RouteAction action = RouteAction::Reply;
+  int reply_status = 500;
+  std::string reply_body;
+  std::string error_type; // for metrics when action == Reply
+
+  const config::ModelConfig* model = nullptr;
+  std::string requested_model;
+  std::string decision;   // decision name, or "passthrough" for a concrete model name
+  double confidence = 0.0;
+  std::string reasoning;  // x-semrouter-reasoning value
+  std::vector<std::string> matched_signals;
+  bool stream = false;
+  std::string body;       // the body to send upstream
+  std::vector<std::pair<std::string, std::string>> response_headers;
+};
+
+struct RequestMeta {
+  openai::RequestKind kind = openai::RequestKind::ChatCompletions;
+};
+
+// Routes one request. Never throws; a bad request comes back as RouteAction::Reply.
+RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::string_view body, core::Random& random);
+
+// Fills a Reply outcome from an API error.
+void set_error(RouteOutcome& out, const openai::ApiError& error);
+
+} // namespace semrouter::pipeline

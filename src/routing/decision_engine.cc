@@ -1,0 +1,103 @@
+#include "routing/decision_engine.h"
+
+#include <algorithm>
+
+namespace semrouter::routing {
+namespace {
+
+void collect(const config::RuleNode& rule, std::set<std::pair<std::string, std::string>>& out) {
+  if (rule.kind == config::RuleNode::Kind::Signal) out.emplace(rule.signal_type, rule.signal_name);
+  for (const auto& c : rule.children) collect(c, out);
+}
+
+} // namespace
+
+bool evaluate_rule(const config::RuleNode& rule, const signals::SignalResults& results,
+                   std::vector<std::string>& matched, double& confidence_sum) {
+  using Kind = config::RuleNode::Kind;
+  switch (rule.kind) {
+  case Kind::Always:
+    return true;
+  case Kind::Signal: {
+    const signals::SignalResult* r = results.get(rule.signal_type, rule.signal_name);
+    if (!r || !r->matched) return false;
+    matched.push_back(rule.signal_type + ":" + rule.signal_name);
+    confidence_sum += r->confidence;
+    return true;
+  }
+  case Kind::And: {
+    size_t mark = matched.size();
+    double conf_mark = confidence_sum;
+    for (const auto& c : rule.children) {
+      if (!evaluate_rule(c, results, matched, confidence_sum)) {
+        matched.resize(mark);
+        confidence_sum = conf_mark;
+        return false;
+      }
+    }
+    return true;
+  }
+  case Kind::Or: {
+    bool any = false;
+    for (const auto& c : rule.children) any = evaluate_rule(c, results, matched, confidence_sum) || any;
+    return any;
+  }
+  case Kind::Not: {
+    // What was true under a NOT does not explain a match; evaluate into a scratch list.
+    std::vector<std::string> scratch;
+    double scratch_conf = 0;
+    return !evaluate_rule(rule.children.front(), results, scratch, scratch_conf);
+  }
+  }
+  return false;
+}
+
+DecisionEngine::DecisionEngine(const config::Config& config) : config_(config) {
+  for (const auto& d : config.decisions) {
+    by_priority_.push_back(&d);
+    collect(d.rules, referenced_);
+  }
+  std::stable_sort(by_priority_.begin(), by_priority_.end(),
+                   [](const auto* a, const auto* b) { return a->priority > b->priority; });
+}
+
+bool DecisionEngine::references_type(std::string_view type) const {
+  for (const auto& [t, n] : referenced_) {
+    if (t == type) return true;
+  }
+  return false;
+}
+
+DecisionResult DecisionEngine::decide(const signals::SignalResults& results) const {
+  for (const config::DecisionConfig* d : by_priority_) {
+    std::vector<std::string> matched;
+    double conf_sum = 0;
+    if (evaluate_rule(d->rules, results, matched, conf_sum)) {
+      DecisionResult r;
+      r.decision = d;
+      r.name = d->name;
+      r.confidence = matched.empty() ? 1.0 : conf_sum / static_cast<double>(matched.size());
+      r.matched = std::move(matched);
+      return r;
+    }
+  }
+  DecisionResult r;
+  r.name = config_.default_decision_name;
+  r.confidence = 0.0;
+  return r;
+}
+
+const config::ModelRefConfig& choose_model(const std::vector<config::ModelRefConfig>& candidates,
+                                           core::Random& random) {
+  uint64_t total = 0;
+  for (const auto& c : candidates) total += c.weight;
+  if (candidates.size() == 1 || total == 0) return candidates.front();
+  double pick = random.uniform() * static_cast<double>(total);
+  for (const auto& c : candidates) {
+    if (pick < static_cast<double>(c.weight)) return c;
+    pick -= static_cast<double>(c.weight);
+  }
+  return candidates.back();
+}
+
+} // namespace semrouter::routing

@@ -1,0 +1,48 @@
+// Decisions: rule trees over signal results -> the winning decision and its candidate models.
+// Built once per config snapshot; evaluation is const and thread-safe.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "core/clock.h"
+#include "signals/signal.h"
+
+namespace semrouter::routing {
+
+struct DecisionResult {
+  const config::DecisionConfig* decision = nullptr; // nullptr: the default decision
+  std::string name;
+  double confidence = 0.0;            // mean confidence of the signals that made the rules true
+  std::vector<std::string> matched;   // "type:name" of signals that were true in the winning tree
+};
+
+class DecisionEngine {
+public:
+  explicit DecisionEngine(const config::Config& config);
+
+  // The signals any decision references, as (type, name); only these need computing.
+  const std::set<std::pair<std::string, std::string>>& referenced_signals() const { return referenced_; }
+  bool references_type(std::string_view type) const;
+
+  // Highest priority matching decision (ties: the one listed first); the default decision when
+  // none matches.
+  DecisionResult decide(const signals::SignalResults& results) const;
+
+private:
+  const config::Config& config_;
+  std::vector<const config::DecisionConfig*> by_priority_;
+  std::set<std::pair<std::string, std::string>> referenced_;
+};
+
+// Evaluates one rule tree; appends the signals that were true and contributed to `matched`.
+bool evaluate_rule(const config::RuleNode& rule, const signals::SignalResults& results,
+                   std::vector<std::string>& matched, double& confidence_sum);
+
+// Weighted random choice among a decision's candidate models.
+const config::ModelRefConfig& choose_model(const std::vector<config::ModelRefConfig>& candidates,
+                                           core::Random& random);
+
+} // namespace semrouter::routing

@@ -1,0 +1,84 @@
+#include "signals/keyword.h"
+
+#include <chrono>
+
+#include <re2/re2.h>
+#include <re2/set.h>
+
+namespace semrouter::signals {
+
+KeywordSignals::~KeywordSignals() = default;
+
+core::StatusOr<std::unique_ptr<KeywordSignals>> KeywordSignals::create(const std::vector<KeywordSpec>& specs) {
+  std::unique_ptr<KeywordSignals> ks(new KeywordSignals());
+  ks->specs_ = specs;
+  RE2::Options options;
+  options.set_case_sensitive(true); // per-pattern (?i) instead
+  options.set_log_errors(false);
+  options.set_encoding(RE2::Options::EncodingUTF8);
+  ks->set_ = std::make_unique<RE2::Set>(options, RE2::UNANCHORED);
+  for (size_t s = 0; s < specs.size(); ++s) {
+    const KeywordSpec& spec = specs[s];
+    for (size_t k = 0; k < spec.keywords.size(); ++k) {
+      std::string body = spec.regex ? spec.keywords[k] : RE2::QuoteMeta(spec.keywords[k]);
+      std::string pattern;
+      if (!spec.case_sensitive) pattern += "(?i)";
+      if (spec.word_boundary) {
+        pattern += "\\b(?:" + body + ")\\b";
+      } else {
+        pattern += "(?:" + body + ")";
+      }
+      std::string error;
+      if (spec.regex) {
+        RE2 check(pattern, options);
+        if (!check.ok()) {
+          return core::make_error(core::ErrorCode::InvalidArgument,
+                                  "keyword signal \"" + spec.name + "\": invalid regex \"" + spec.keywords[k] +
+                                      "\": " + check.error());
+        }
+      }
+      int index = ks->set_->Add(pattern, &error);
+      if (index < 0) {
+        return core::make_error(core::ErrorCode::InvalidArgument,
+                                "keyword signal \"" + spec.name + "\": invalid pattern \"" + spec.keywords[k] +
+                                    "\": " + error);
+      }
+      ks->pattern_owner_.emplace_back(s, k);
+    }
+  }
+  if (!ks->pattern_owner_.empty() && !ks->set_->Compile()) {
+    return core::make_error(core::ErrorCode::InvalidArgument, "keyword signals: the patterns are too large to compile");
+  }
+  return ks;
+}
+
+void KeywordSignals::evaluate(const SignalInput& input, SignalResults& out) const {
+  auto start = std::chrono::steady_clock::now();
+  std::vector<int> hits;
+  if (!pattern_owner_.empty()) set_->Match(input.text, &hits);
+  std::vector<std::vector<bool>> seen(specs_.size());
+  for (size_t s = 0; s < specs_.size(); ++s) seen[s].assign(specs_[s].keywords.size(), false);
+  for (int h : hits) {
+    auto [s, k] = pattern_owner_[static_cast<size_t>(h)];
+    seen[s][k] = true;
+  }
+  double elapsed_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
+  for (size_t s = 0; s < specs_.size(); ++s) {
+    const KeywordSpec& spec = specs_[s];
+    SignalResult r;
+    size_t count = 0;
+    for (size_t k = 0; k < spec.keywords.size(); ++k) {
+      if (seen[s][k]) {
+        ++count;
+        r.evidence.push_back(spec.keywords[k]);
+      }
+    }
+    r.matched = spec.op == KeywordOperator::Any ? count > 0 : count == spec.keywords.size();
+    r.confidence = r.matched ? 1.0 : 0.0;
+    r.latency_us = elapsed_us;
+    out.set("keyword", spec.name, std::move(r));
+  }
+}
+
+} // namespace semrouter::signals
