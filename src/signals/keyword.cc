@@ -24,7 +24,9 @@ core::StatusOr<std::unique_ptr<KeywordSignals>> KeywordSignals::create(const std
       std::string pattern;
       if (!spec.case_sensitive) pattern += "(?i)";
       if (spec.word_boundary) {
-        pattern += "\\b(?:" + body + ")\\b";
+        // Not \b: it needs a word character on the keyword's side, so "C++" or "tl;dr" would
+        // never match. Instead the keyword must not touch a letter, digit or underscore (Unicode).
+        pattern += "(?:^|[^\\pL\\pN_])(?:" + body + ")(?:[^\\pL\\pN_]|$)";
       } else {
         pattern += "(?:" + body + ")";
       }

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Gateway benchmark on loopback, side by side in one run:
+#   (a) wrk -> mock-upstream directly
+#   (b) wrk -> nginx proxy_pass (keep-alive upstream) -> mock-upstream
+#   (c) wrk -> semrouter (keyword routing + body rewrite) -> mock-upstream
+# then 500 concurrent streams of 100 chunks through semrouter, with its memory.
+# Usage: bench/gateway_bench.sh [DURATION_S] [CONNECTIONS]   (results: markdown on stdout)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=$ROOT/build/bin
+DURATION=${1:-10}
+CONNS=${2:-64}
+ROUNDS=${ROUNDS:-2}
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+wait_file() { for _ in $(seq 100); do [[ -s $1 ]] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; exit 1; }
+port_of() { sed -E 's/.*"port":([0-9]+).*/\1/' "$1"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+"$BIN/mock-upstream" --port 0 --ready-file "$WORK/mock.json" --name bench 2>/dev/null &
+PIDS+=($!)
+wait_file "$WORK/mock.json"
+MOCK=$(port_of "$WORK/mock.json")
+
+# nginx: one worker, keep-alive to the upstream, no access log (semrouter logs nothing per request either).
+NGINX_PORT=$(free_port)
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<NGX
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx;
+  proxy_temp_path $WORK/nginx;
+  upstream mock { server 127.0.0.1:$MOCK; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+NGX
+nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
+PIDS+=($!)
+
+cat > "$WORK/router.yaml" <<YAML
+server: {workers: 1, reload_poll_ms: 0, log_level: warn}
+backends: [{name: mock, url: "http://127.0.0.1:$MOCK/v1", max_idle_connections: 256}]
+models:
+  - {name: gpt-oss-20b, upstream_model: openai/gpt-oss-20b, backends: [mock], reasoning_family: gpt-oss}
+  - {name: qwen3-8b, upstream_model: Qwen/Qwen3-8B, backends: [mock], reasoning_family: qwen3}
+default_model: qwen3-8b
+signals:
+  keywords:
+    - {name: code, keywords: [python, javascript, rust, sql, function]}
+    - {name: math, keywords: [integral, derivative, theorem, prove]}
+decisions:
+  - {name: code, priority: 10, rules: {keyword: code}, models: [{model: gpt-oss-20b, reasoning: true, effort: medium}]}
+  - {name: math, priority: 20, rules: {keyword: math}, models: [{model: qwen3-8b, reasoning: true}]}
+YAML
+"$BIN/semrouter" serve --config "$WORK/router.yaml" --port 0 --admin-port 0 --ready-file "$WORK/router.json" 2>"$WORK/router.log" &
+ROUTER_PID=$!
+PIDS+=($ROUTER_PID)
+wait_file "$WORK/router.json"
+ROUTER=$(port_of "$WORK/router.json")
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$NGINX_PORT/health" >/dev/null && break; sleep 0.05; done
+
+# Sanity: each path answers 200 before we measure.
+for url in "http://127.0.0.1:$MOCK" "http://127.0.0.1:$NGINX_PORT" "http://127.0.0.1:$ROUTER"; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
+    -d '{"model":"auto","messages":[{"role":"user","content":"python"}]}' "$url/v1/chat/completions")
+  [[ $code == 200 ]] || { echo "sanity check failed for $url: HTTP $code" >&2; cat "$WORK/router.log" >&2; exit 1; }
+done
+
+to_ms() { # wrk prints 1.23ms / 456.00us / 1.02s
+  awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); printf "%.3f", v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); printf "%.3f", v } else if (v ~ /s$/) { sub(/s$/,"",v); printf "%.3f", v*1000 } else print v }'
+}
+run_wrk() { # name url script
+  local out
+  out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$3" "$2/v1/chat/completions")
+  local rps p50 p99 non2xx
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
+  p99=$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
+  non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+  echo "$1 $rps $p50 $p99 ${non2xx:-0}"
+}
+
+echo "## Gateway throughput ($(date -u +%F), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+echo
+echo "wrk -t1 -c$CONNS -d${DURATION}s, best of $ROUNDS interleaved rounds; mock-upstream, nginx (1 worker) and semrouter (1 worker) share the machine with wrk."
+echo
+declare -A RPS P50 P99 ERR
+for round in $(seq "$ROUNDS"); do
+  for spec in "direct http://127.0.0.1:$MOCK $ROOT/bench/post_direct.lua" \
+              "nginx http://127.0.0.1:$NGINX_PORT $ROOT/bench/post_direct.lua" \
+              "semrouter http://127.0.0.1:$ROUTER $ROOT/bench/post.lua"; do
+    read -r name url script <<<"$spec"
+    read -r n rps p50 p99 err < <(run_wrk "$name" "$url" "$script")
+    if [[ -z ${RPS[$n]:-} ]] || awk -v a="$rps" -v b="${RPS[$n]}" 'BEGIN{exit !(a>b)}'; then
+      RPS[$n]=$rps; P50[$n]=$p50; P99[$n]=$p99; ERR[$n]=$err
+    fi
+  done
+done
+echo "| path | req/s | p50 ms | p99 ms | non-2xx | req/s vs nginx | p99 over direct (ms) |"
+echo "|---|---|---|---|---|---|---|"
+for n in direct nginx semrouter; do
+  ratio=$(awk -v a="${RPS[$n]}" -v b="${RPS[nginx]}" 'BEGIN{printf "%.2f", a/b}')
+  added=$(awk -v a="${P99[$n]}" -v b="${P99[direct]}" 'BEGIN{printf "%+.3f", a-b}')
+  echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${ERR[$n]} | $ratio | $added |"
+done
+echo
+
+# Latency at a light load that every path sustains (closed loop, 4 connections).
+echo "Light load (wrk -c4, ${DURATION}s):"
+echo
+echo "| path | req/s | p50 ms | p99 ms | p99 over direct (ms) |"
+echo "|---|---|---|---|---|"
+CONNS_SAVE=$CONNS; CONNS=4
+declare -A LP99
+for spec in "direct http://127.0.0.1:$MOCK $ROOT/bench/post_direct.lua" \
+            "nginx http://127.0.0.1:$NGINX_PORT $ROOT/bench/post_direct.lua" \
+            "semrouter http://127.0.0.1:$ROUTER $ROOT/bench/post.lua"; do
+  read -r name url script <<<"$spec"
+  read -r n rps p50 p99 err < <(run_wrk "$name" "$url" "$script")
+  LP99[$n]=$p99
+  added=$(awk -v a="$p99" -v b="${LP99[direct]}" 'BEGIN{printf "%+.3f", a-b}')
+  echo "| $n | $rps | $p50 | $p99 | $added |"
+done
+CONNS=$CONNS_SAVE
+echo
+
+rss() { awk '/VmRSS/ {print $2}' "/proc/$ROUTER_PID/status"; }
+hwm() { awk '/VmHWM/ {print $2}' "/proc/$ROUTER_PID/status"; }
+before=$(rss)
+STREAMS=${STREAMS:-500}
+CHUNKS=${CHUNKS:-100}
+result=$(node "$ROOT/bench/stream_load.mjs" "$ROUTER" "$STREAMS" "$CHUNKS") || { echo "stream load FAILED: $result"; exit 1; }
+echo "Streaming: $STREAMS concurrent streams x $CHUNKS content chunks (10 ms apart) through semrouter:"
+echo
+echo '```'
+echo "$result"
+echo "router RSS before: ${before} KiB, after: $(rss) KiB, peak (VmHWM): $(hwm) KiB"
+echo '```'

@@ -1,0 +1,60 @@
+// Routing-decision latency on the embedded default config: parse + keyword signals + decision +
+// body rewrite, everything the gateway does per request before the upstream call.
+#include <benchmark/benchmark.h>
+
+#include "pipeline/pipeline.h"
+
+namespace {
+
+using namespace semrouter;
+
+std::shared_ptr<const pipeline::Snapshot> default_snapshot() {
+  static auto snap = [] {
+    auto c = config::parse_config(config::embedded_default_config());
+    return *pipeline::build_snapshot(*c, 1);
+  }();
+  return snap;
+}
+
+std::string words(int n) {
+  static const char* vocab[] = {"the", "model", "should", "answer", "this", "question", "about", "history",
+                                "and", "explain", "what", "happened", "in", "europe", "during", "war"};
+  std::string s;
+  for (int i = 0; i < n; ++i) {
+    if (i) s += ' ';
+    s += vocab[(i * 7) % 16];
+  }
+  return s;
+}
+
+void route_body(benchmark::State& state, const std::string& body) {
+  auto snap = default_snapshot();
+  core::Random random(1);
+  for (auto _ : state) {
+    auto out = pipeline::route(*snap, {}, body, random);
+    benchmark::DoNotOptimize(out.body.data());
+  }
+}
+
+void BM_RouteDefaultDecision(benchmark::State& state) {
+  std::string body = R"({"model":"auto","messages":[{"role":"user","content":")" + words(static_cast<int>(state.range(0))) +
+                     R"("}],"temperature":0.7})";
+  route_body(state, body);
+}
+BENCHMARK(BM_RouteDefaultDecision)->Arg(10)->Arg(50)->Arg(300);
+
+void BM_RouteMathWithReasoningAndSystemPrompt(benchmark::State& state) {
+  std::string body = R"({"model":"auto","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"prove that )" +
+                     words(static_cast<int>(state.range(0))) + R"("}]})";
+  route_body(state, body);
+}
+BENCHMARK(BM_RouteMathWithReasoningAndSystemPrompt)->Arg(10)->Arg(50)->Arg(300);
+
+void BM_PassthroughConcreteModel(benchmark::State& state) {
+  route_body(state, R"({"model":"llama-3.1-8b","messages":[{"role":"user","content":"hello there"}]})");
+}
+BENCHMARK(BM_PassthroughConcreteModel);
+
+} // namespace
+
+BENCHMARK_MAIN();

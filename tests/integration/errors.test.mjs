@@ -1,0 +1,230 @@
+// Everything that can go wrong between a client and an upstream: oversized, malformed and
+// incomplete requests, wrong methods and paths, unreachable and slow upstreams, and raw TCP
+// garbage. Every HTTP error has the OpenAI shape, and the router keeps serving afterwards.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { setup, request, rawExchange, parseHttpResponses, assertOpenAIError, closedPort } from './harness.mjs';
+
+const h = setup('errors');
+const MAX_BODY = 2048;
+const HEADER_TIMEOUT_MS = 1000;
+const FIRST_BYTE_MS = 300;
+let mock;
+let router;
+let deadPort;
+
+before(async () => {
+  mock = await h.startMock({ name: 'A' });
+  deadPort = await closedPort();
+  router = await h.startRouter({
+    server: { workers: 1, max_body_bytes: MAX_BODY, client_header_timeout_ms: HEADER_TIMEOUT_MS, reload_poll_ms: 0 },
+    backends: [
+      { name: 'good', url: mock.url },
+      { name: 'dead', url: `http://127.0.0.1:${deadPort}/v1`, timeouts: { connect_ms: 500 } },
+      { name: 'slow', url: mock.url, timeouts: { first_byte_ms: FIRST_BYTE_MS } },
+    ],
+    models: [
+      { name: 'good-model', backends: ['good'] },
+      { name: 'dead-model', backends: ['dead'] },
+      { name: 'slow-model', backends: ['slow'] },
+    ],
+  });
+});
+
+const chatUrl = () => `${router.url}/v1/chat/completions`;
+const user = (text) => [{ role: 'user', content: text }];
+
+test('a body over server.max_body_bytes: 413 body_too_large', async () => {
+  const body = JSON.stringify({ model: 'good-model', messages: user('x'.repeat(MAX_BODY * 2)) });
+  const res = await request(chatUrl(), { method: 'POST', json: body });
+  const e = assertOpenAIError(assert, res, { status: 413, type: 'invalid_request_error', code: 'body_too_large' });
+  assert.match(e.message, new RegExp(String(MAX_BODY)));
+  assert.equal(res.headers.connection, 'close');
+});
+
+test('a chunked body that grows over the limit: 413 as well', async () => {
+  const res = await rawExchange(
+    router.port,
+    'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n' +
+      `${(MAX_BODY + 1024).toString(16)}\r\n${'a'.repeat(MAX_BODY + 1024)}\r\n`,
+  );
+  assert.match(res.text, /^HTTP\/1\.1 413 /, res.text);
+  assert.match(res.text, /"code":"body_too_large"/);
+});
+
+test('a body just under the limit is accepted', async () => {
+  const filler = 'y'.repeat(MAX_BODY - 200);
+  const res = await request(chatUrl(), { method: 'POST', json: { model: 'good-model', messages: user(filler) } });
+  assert.equal(res.status, 200, res.text);
+});
+
+test('malformed JSON: 400 invalid_request_error', async () => {
+  for (const body of ['{"model": "good-model", "messages": [', 'not json at all', '{"model":"good-model",}', '']) {
+    const res = await request(chatUrl(), { method: 'POST', json: body });
+    assertOpenAIError(assert, res, { status: 400, type: 'invalid_request_error' });
+  }
+});
+
+test('JSON that is not an object: 400', async () => {
+  for (const body of ['[]', '"a string"', '42', 'null']) {
+    const res = await request(chatUrl(), { method: 'POST', json: body });
+    assertOpenAIError(assert, res, { status: 400, type: 'invalid_request_error' });
+  }
+});
+
+test('missing or empty messages: 400 naming the messages param', async () => {
+  for (const json of [
+    { model: 'good-model' },
+    { model: 'good-model', messages: [] },
+    { model: 'good-model', messages: 'hello' },
+    { model: 'auto', messages: null },
+  ]) {
+    const res = await request(chatUrl(), { method: 'POST', json });
+    const e = assertOpenAIError(assert, res, { status: 400, type: 'invalid_request_error' });
+    assert.equal(e.param, 'messages', `${JSON.stringify(json)} -> ${res.text}`);
+    assert.match(e.message, /messages/);
+  }
+});
+
+test('a malformed message or model: 400 naming the param', async () => {
+  const cases = [
+    [{ model: 'good-model', messages: [{ content: 'no role' }] }, 'messages[0].role'],
+    [{ model: 'good-model', messages: ['just a string'] }, 'messages[0]'],
+    [{ messages: user('no model') }, 'model'],
+    [{ model: 42, messages: user('numeric model') }, 'model'],
+    [{ model: '', messages: user('empty model') }, 'model'],
+    [{ model: 'good-model', stream: 'yes', messages: user('stream is not a boolean') }, 'stream'],
+  ];
+  for (const [json, param] of cases) {
+    const res = await request(chatUrl(), { method: 'POST', json });
+    const e = assertOpenAIError(assert, res, { status: 400, type: 'invalid_request_error' });
+    assert.equal(e.param, param, `${JSON.stringify(json)} -> ${res.text}`);
+  }
+});
+
+test('wrong method: 405 with an Allow header', async () => {
+  const cases = [
+    ['GET', `${router.url}/v1/chat/completions`, 'POST'],
+    ['PUT', `${router.url}/v1/completions`, 'POST'],
+    ['POST', `${router.url}/v1/models`, 'GET'],
+    ['DELETE', `${router.url}/health`, 'GET'],
+    ['POST', `${router.adminUrl}/metrics`, 'GET'],
+    ['GET', `${router.adminUrl}/api/v1/route`, 'POST'],
+  ];
+  for (const [method, url, allow] of cases) {
+    const res = await request(url, { method, ...(method === 'GET' || method === 'DELETE' ? {} : { json: '{}' }) });
+    assertOpenAIError(assert, res, { status: 405, type: 'invalid_request_error', code: 'method_not_allowed' });
+    assert.equal(res.headers.allow, allow, `${method} ${url}`);
+  }
+});
+
+test('unknown path: 404 not_found on both ports', async () => {
+  for (const url of [
+    `${router.url}/v1/embeddings`,
+    `${router.url}/`,
+    `${router.url}/v1/chat/completions/extra`,
+    `${router.adminUrl}/nope`,
+  ]) {
+    const res = await request(url, { method: 'POST', json: '{}' });
+    const e = assertOpenAIError(assert, res, { status: 404, type: 'invalid_request_error', code: 'not_found' });
+    assert.match(e.message, /Unknown request URL/);
+  }
+});
+
+test('upstream unreachable (closed port): 502 upstream_unreachable', async () => {
+  const res = await request(chatUrl(), { method: 'POST', json: { model: 'dead-model', messages: user('hi') } });
+  const e = assertOpenAIError(assert, res, { status: 502, type: 'upstream_error', code: 'upstream_unreachable' });
+  assert.match(e.message, /dead-model/);
+  assert.equal(res.headers['x-semrouter-model'], 'dead-model');
+  // Streaming requests fail the same way: no stream was started.
+  const streamed = await request(chatUrl(), {
+    method: 'POST',
+    json: { model: 'dead-model', stream: true, messages: user('hi') },
+  });
+  assertOpenAIError(assert, streamed, { status: 502, code: 'upstream_unreachable' });
+});
+
+test('upstream slower than timeouts.first_byte_ms: 504 upstream_timeout, on time', async () => {
+  const t0 = performance.now();
+  const res = await request(chatUrl(), {
+    method: 'POST',
+    json: { model: 'slow-model', messages: user('hi'), mock: { first_byte_delay_ms: FIRST_BYTE_MS + 2000 } },
+  });
+  const elapsed = performance.now() - t0;
+  assertOpenAIError(assert, res, { status: 504, type: 'upstream_error', code: 'upstream_timeout' });
+  assert.ok(elapsed >= FIRST_BYTE_MS - 20, `answered after ${elapsed} ms, before the timeout`);
+  assert.ok(elapsed < FIRST_BYTE_MS + 1500, `answered after ${elapsed} ms; the timeout is ${FIRST_BYTE_MS} ms`);
+
+  // The same backend answers a quick request normally.
+  const quick = await request(chatUrl(), { method: 'POST', json: { model: 'slow-model', messages: user('hi') } });
+  assert.equal(quick.status, 200, quick.text);
+});
+
+test('raw TCP garbage and truncated requests get a 400 or a closed connection, never a crash', async () => {
+  const cases = {
+    garbage: 'GARBAGE\r\n\r\n',
+    binary: Buffer.from([0, 1, 2, 0xff, 0xfe, 0x80, 13, 10, 13, 10]),
+    'bad target': 'GET health HTTP/1.1\r\nHost: x\r\n\r\n',
+    'bad version': 'GET /health HTTP/9.9\r\nHost: x\r\n\r\n',
+    'truncated request line': 'GET /hea',
+    'truncated headers': 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Le',
+    'truncated body': 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"model"',
+    'bad chunk size': 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n',
+    'bad content-length': 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n',
+    'huge content-length': 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n',
+    'header over 64 KiB': `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`,
+    'only CRLFs': '\r\n\r\n\r\n\r\n',
+    'TLS client hello': Buffer.from('160301002e010000', 'hex'),
+  };
+  for (const [name, bytes] of Object.entries(cases)) {
+    const res = await rawExchange(router.port, bytes, { timeoutMs: 3000 });
+    assert.equal(res.timedOut, false, `${name}: the router neither answered nor closed`);
+    if (res.text.length > 0) {
+      assert.match(res.text, /^HTTP\/1\.1 4\d\d /, `${name}: ${res.text.slice(0, 200)}`);
+      const body = res.text.slice(res.text.indexOf('\r\n\r\n') + 4);
+      const json = JSON.parse(body);
+      assert.deepEqual(Object.keys(json.error).sort(), ['code', 'message', 'param', 'type'], name);
+    }
+    const health = await request(`${router.url}/health`);
+    assert.equal(health.status, 200, `after ${name}`);
+  }
+  assert.equal(router.child.exit, null, 'the router is still running');
+});
+
+test('a client that stalls in its headers is dropped after client_header_timeout_ms', async () => {
+  const res = await rawExchange(router.port, 'GET /health HTTP/1.1\r\nHo', { halfClose: false, timeoutMs: 5000 });
+  assert.equal(res.timedOut, false, 'the router kept the stalled connection open');
+  assert.ok(res.elapsedMs >= HEADER_TIMEOUT_MS - 50, `closed after ${res.elapsedMs} ms`);
+  assert.ok(res.elapsedMs < HEADER_TIMEOUT_MS + 2000, `closed after ${res.elapsedMs} ms`);
+});
+
+test('pipelined requests on one connection are all answered, in order', async () => {
+  const body = JSON.stringify({ model: 'good-model', messages: user('pipelined') });
+  const post = `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  const get = 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n';
+  const res = await rawExchange(router.port, post + get + post, {
+    halfClose: false,
+    timeoutMs: 5000,
+    until: (text) => parseHttpResponses(text).length >= 3,
+  });
+  const responses = parseHttpResponses(res.text);
+  assert.deepEqual(
+    responses.map((r) => r.status),
+    [200, 200, 200],
+    res.text,
+  );
+  assert.equal(JSON.parse(responses[0].body).mock_echo.messages[0].content, 'pipelined');
+  assert.deepEqual(JSON.parse(responses[1].body), { status: 'ok' });
+  assert.equal(JSON.parse(responses[2].body).mock_echo.messages[0].content, 'pipelined');
+});
+
+test('after all of this the router still routes and answers', async () => {
+  const res = await request(chatUrl(), { method: 'POST', json: { model: 'good-model', messages: user('still there?') } });
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.json.mock_echo.model, 'good-model');
+  assert.equal((await request(`${router.adminUrl}/health`)).status, 200);
+  const m = await router.metrics();
+  assert.match(m, /semrouter_inflight_requests 0\n/);
+  assert.equal(router.child.exit, null);
+});

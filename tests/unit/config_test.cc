@@ -1,0 +1,207 @@
+#include "config/config.h"
+
+#include <cstdlib>
+
+#include <gtest/gtest.h>
+
+namespace semrouter::config {
+namespace {
+
+const char* kBase = R"(
+backends:
+  - name: local
+    url: http://127.0.0.1:8000/v1
+models:
+  - name: qwen3-8b
+    backends: [local]
+    reasoning_family: qwen3
+  - name: llama-3.1-8b
+    backends: [local]
+)";
+
+std::string error_of(const std::string& yaml) {
+  auto c = parse_config(yaml);
+  if (c) return "";
+  return c.error().message;
+}
+
+TEST(Config, MinimalConfigGetsDefaults) {
+  auto c = parse_config(kBase);
+  ASSERT_TRUE(c) << c.error().message;
+  const Config& cfg = **c;
+  EXPECT_EQ(cfg.gateway.port, 8801);
+  EXPECT_EQ(cfg.admin.port, 8802);
+  EXPECT_EQ(cfg.auto_model_names, (std::vector<std::string>{"auto", "MoM"}));
+  EXPECT_EQ(cfg.default_model, "qwen3-8b");
+  ASSERT_EQ(cfg.backends.size(), 1u);
+  EXPECT_EQ(cfg.backends[0].host, "127.0.0.1");
+  EXPECT_EQ(cfg.backends[0].port, 8000);
+  EXPECT_EQ(cfg.backends[0].base_path, "/v1");
+  EXPECT_EQ(cfg.models[0].upstream_model, "qwen3-8b");
+  EXPECT_EQ(cfg.reasoning_families.count("qwen3"), 1u);
+  EXPECT_EQ(cfg.reasoning_families.count("deepseek"), 1u);
+  EXPECT_EQ(cfg.reasoning_families.count("gpt-oss"), 1u);
+  EXPECT_TRUE(cfg.is_auto_name("MoM"));
+  EXPECT_FALSE(cfg.is_auto_name("mom"));
+}
+
+TEST(Config, UnknownModelInDecisionNamesKeyPathAndKnownModels) {
+  std::string yaml = std::string(kBase) + R"(
+decisions:
+  - name: a
+    rules: always
+    models: [qwen3-8b]
+  - name: b
+    rules: always
+    models: [qwen3-8b]
+  - name: c
+    rules: always
+    models:
+      - model: gpt-5
+)";
+  EXPECT_EQ(error_of(yaml), "decisions[2].models[0].model: unknown model \"gpt-5\" (known: qwen3-8b, llama-3.1-8b)");
+}
+
+TEST(Config, ScalarModelRefErrorPath) {
+  std::string yaml = std::string(kBase) + R"(
+decisions:
+  - name: a
+    rules: always
+    models: [gpt-5]
+)";
+  EXPECT_EQ(error_of(yaml), "decisions[0].models[0]: unknown model \"gpt-5\" (known: qwen3-8b, llama-3.1-8b)");
+}
+
+TEST(Config, UnknownKeysAreErrors) {
+  std::string yaml = std::string(kBase) + "\nserver: {wokers: 2}\n";
+  EXPECT_EQ(error_of(yaml), "server: unknown key \"wokers\" (known: workers, max_body_bytes, client_header_timeout_ms, "
+                            "reload_poll_ms, random_seed, log_level)");
+}
+
+TEST(Config, ErrorsNameTheKey) {
+  struct Case {
+    std::string yaml;
+    std::string expected;
+  };
+  std::vector<Case> cases = {
+      {"models: []", "models: list at least one model"},
+      {"backends: [{name: a, url: ftp://x}]\nmodels: [{name: m, backends: [a]}]",
+       "backends[0].url: must start with http:// (got \"ftp://x\")"},
+      {"backends: [{name: a, url: 'http://h:99999'}]\nmodels: [{name: m, backends: [a]}]",
+       "backends[0].url: invalid port \"99999\""},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [b]}]",
+       "models[0].backends[0]: unknown backend \"b\" (known: a)"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a], reasoning_family: foo}]",
+       "models[0].reasoning_family: unknown reasoning family \"foo\" (known: deepseek, gpt-oss, qwen3)"},
+      {"backends: [{name: a, url: 'http://h:1', weight: x}]\nmodels: [{name: m, backends: [a]}]",
+       "backends[0].weight: expected an integer, got \"x\""},
+      {"backends: [{name: a, url: 'http://h:1', timeouts: {connect_ms: 0}}]\nmodels: [{name: m, backends: [a]}]",
+       "backends[0].timeouts.connect_ms: must be between 1 and 86400000, got 0"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: auto, backends: [a]}]",
+       "models[0].name: \"auto\" is also an auto model name; pick another"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\ndefault_model: x",
+       "default_model: unknown model \"x\" (known: m)"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "decisions: [{name: d, rules: {keyword: nope}, models: [m]}]",
+       "decisions[0].rules.keyword: unknown keyword signal \"nope\" (known: none defined in signals.keywords)"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "decisions: [{name: d, rules: {xor: []}, models: [m]}]",
+       "decisions[0].rules: unknown rule operator \"xor\" (known: and, or, not, keyword, signal)"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "decisions: [{name: d, rules: {signal: domain, name: math}, models: [m]}]",
+       "decisions[0].rules: unknown signal type \"domain\" (known: keyword)"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "decisions: [{name: d, rules: always, models: [{model: m, effort: extreme}]}]",
+       "decisions[0].models[0].effort: unknown effort \"extreme\" (known: minimal, low, medium, high)"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "decisions: [{name: d, rules: always, models: [m], plugins: {system_prompt: {mode: append, content: x}}}]",
+       "decisions[0].plugins.system_prompt.mode: unknown mode \"append\" (known: insert, replace)"},
+      {"models: [{name: m, backends: [a]}\n", ""}, // YAML syntax error: checked below by prefix
+  };
+  for (const auto& c : cases) {
+    std::string err = error_of(c.yaml);
+    if (c.expected.empty()) {
+      EXPECT_EQ(err.rfind("YAML syntax error at line", 0), 0u) << err;
+    } else {
+      EXPECT_EQ(err, c.expected) << c.yaml;
+    }
+  }
+}
+
+TEST(Config, EnvironmentExpansion) {
+  setenv("SEMROUTER_TEST_PORT", "9123", 1);
+  unsetenv("SEMROUTER_TEST_UNSET");
+  auto c = parse_config("backends: [{name: a, url: 'http://127.0.0.1:${SEMROUTER_TEST_PORT}/v1'},"
+                        " {name: b, url: 'http://127.0.0.1:${SEMROUTER_TEST_UNSET:-7000}'}]\n"
+                        "models: [{name: m, backends: [a, {name: b, weight: 3}]}]");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ((*c)->backends[0].port, 9123);
+  EXPECT_EQ((*c)->backends[1].port, 7000);
+  EXPECT_EQ((*c)->backends[1].base_path, "");
+  EXPECT_EQ((*c)->models[0].backends[1].weight, 3u);
+  EXPECT_EQ(error_of("backends: [{name: a, url: 'http://h:${SEMROUTER_TEST_UNSET}'}]\nmodels: [{name: m, backends: [a]}]"),
+            "backends[0].url: environment variable SEMROUTER_TEST_UNSET is not set (write "
+            "${SEMROUTER_TEST_UNSET:-default} to give a default)");
+}
+
+TEST(Config, ApiKeyFromEnvironment) {
+  setenv("SEMROUTER_TEST_KEY", "sk-123", 1);
+  auto c = parse_config("backends: [{name: a, url: 'http://h:1', api_key_env: SEMROUTER_TEST_KEY}]\n"
+                        "models: [{name: m, backends: [a]}]");
+  ASSERT_TRUE(c);
+  EXPECT_EQ((*c)->backends[0].api_key, "sk-123");
+  unsetenv("SEMROUTER_TEST_KEY");
+  EXPECT_EQ(error_of("backends: [{name: a, url: 'http://h:1', api_key_env: SEMROUTER_TEST_KEY}]\n"
+                     "models: [{name: m, backends: [a]}]"),
+            "backends[0].api_key_env: environment variable SEMROUTER_TEST_KEY is not set; export it or remove "
+            "api_key_env");
+}
+
+TEST(Config, Ipv6BackendAndRules) {
+  auto c = parse_config(R"(
+backends: [{name: a, url: 'http://[::1]:8080/api/v1/'}]
+models: [{name: m, backends: [a], reasoning_family: gpt-oss}]
+signals:
+  keywords:
+    - {name: k1, keywords: [foo]}
+    - {name: k2, keywords: ["ba+r"], regex: true, operator: all, case_sensitive: true}
+decisions:
+  - name: d
+    priority: 5
+    rules: {and: [{keyword: k1}, {not: {signal: keyword, name: k2}}, {or: [{keyword: k1}]}]}
+    models: [{model: m, reasoning: false}]
+    plugins: {system_prompt: {mode: replace, content: hi}}
+)");
+  ASSERT_TRUE(c) << c.error().message;
+  const Config& cfg = **c;
+  EXPECT_EQ(cfg.backends[0].host, "::1");
+  EXPECT_EQ(cfg.backends[0].port, 8080);
+  EXPECT_EQ(cfg.backends[0].base_path, "/api/v1");
+  ASSERT_EQ(cfg.decisions.size(), 1u);
+  const auto& d = cfg.decisions[0];
+  EXPECT_EQ(d.priority, 5);
+  EXPECT_EQ(d.rules.kind, RuleNode::Kind::And);
+  ASSERT_EQ(d.rules.children.size(), 3u);
+  EXPECT_EQ(d.rules.children[1].kind, RuleNode::Kind::Not);
+  EXPECT_EQ(d.rules.children[1].children[0].signal_name, "k2");
+  EXPECT_EQ(d.models[0].reasoning, ReasoningMode::Off);
+  EXPECT_EQ(d.plugins.system_prompt.mode, SystemPromptMode::Replace);
+  EXPECT_TRUE(d.plugins.system_prompt.enabled);
+  EXPECT_EQ(cfg.signals.keywords[1].op, KeywordOperator::All);
+  EXPECT_TRUE(cfg.signals.keywords[1].regex);
+}
+
+TEST(Config, EmbeddedDefaultIsValid) {
+  auto c = parse_config(embedded_default_config());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_GE((*c)->decisions.size(), 3u);
+}
+
+TEST(Config, MissingFileIsAClearError) {
+  auto c = load_config_file("/nonexistent/router.yaml");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().message, "cannot open config file /nonexistent/router.yaml");
+}
+
+} // namespace
+} // namespace semrouter::config

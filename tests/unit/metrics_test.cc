@@ -1,0 +1,44 @@
+#include "metrics/metrics.h"
+
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace semrouter::metrics {
+namespace {
+
+TEST(Metrics, ExpositionFormat) {
+  Registry r;
+  auto& c = r.counter("x_requests_total", "Requests.", {"model", "status"});
+  c.with({"a\"b\\c\nd", "200"}).inc(3);
+  auto& g = r.gauge("x_inflight", "In flight.");
+  g.with({}).add(2);
+  auto& h = r.histogram("x_latency_seconds", "Latency.", {"model"}, {0.1, 1});
+  h.with({"m"}).observe(0.05);
+  h.with({"m"}).observe(0.5);
+  h.with({"m"}).observe(5);
+  std::string text = r.expose();
+  EXPECT_NE(text.find("# TYPE x_requests_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("x_requests_total{model=\"a\\\"b\\\\c\\nd\",status=\"200\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("x_inflight 2\n"), std::string::npos);
+  EXPECT_NE(text.find("x_latency_seconds_bucket{model=\"m\",le=\"0.1\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("x_latency_seconds_bucket{model=\"m\",le=\"1\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("x_latency_seconds_bucket{model=\"m\",le=\"+Inf\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("x_latency_seconds_sum{model=\"m\"} 5.55\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("x_latency_seconds_count{model=\"m\"} 3\n"), std::string::npos);
+}
+
+TEST(Metrics, ConcurrentIncrementsAreCounted) {
+  Registry r;
+  auto& c = r.counter("x_total", "X.", {"k"});
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i) c.with({"v"}).inc();
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(c.with({"v"}).value(), 40000u);
+}
+
+} // namespace
+} // namespace semrouter::metrics

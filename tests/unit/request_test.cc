@@ -1,0 +1,134 @@
+#include "openai/request.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace semrouter::openai {
+namespace {
+
+using nlohmann::json;
+
+TEST(Request, ParsesChatFields) {
+  std::string body = R"({"model":"auto","stream":true,"user":"u1","tools":[{"type":"function"}],
+    "messages":[{"role":"system","content":"sys"},{"role":"user","content":"first"},
+                {"role":"assistant","content":null},
+                {"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"b"}]}]})";
+  auto v = parse_request(body, RequestKind::ChatCompletions);
+  ASSERT_TRUE(v) << v.error().message;
+  EXPECT_EQ(v->model, "auto");
+  EXPECT_TRUE(v->stream);
+  EXPECT_TRUE(v->has_tools);
+  EXPECT_EQ(v->user, "u1");
+  ASSERT_EQ(v->messages.size(), 4u);
+  EXPECT_EQ(v->latest_user_text(), "a\nb");
+  EXPECT_FALSE(v->messages[2].has_content);
+  EXPECT_EQ(body.substr(v->model_span.begin, v->model_span.end - v->model_span.begin), "\"auto\"");
+}
+
+TEST(Request, RejectsBadBodies) {
+  struct Case {
+    const char* body;
+    const char* message_prefix;
+  };
+  Case cases[] = {
+      {"", "the request body is not valid JSON"},
+      {"{\"model\":\"auto\"", "the request body is not valid JSON"},
+      {"[1,2]", "the request body must be a JSON object"},
+      {"{\"model\":\"auto\"}", "messages: is required"},
+      {"{\"model\":\"auto\",\"messages\":{}}", "messages: must be an array"},
+      {"{\"model\":\"auto\",\"messages\":[]}", "messages: must not be empty"},
+      {"{\"model\":\"auto\",\"messages\":[1]}", "messages[0]: must be an object"},
+      {"{\"model\":\"auto\",\"messages\":[{\"content\":\"x\"}]}", "messages[0].role: is required"},
+      {"{\"model\":5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "model: must be a string"},
+      {"{\"model\":\"a\",\"stream\":\"yes\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+       "stream: must be a boolean"},
+  };
+  for (const auto& c : cases) {
+    auto v = parse_request(c.body, RequestKind::ChatCompletions);
+    ASSERT_FALSE(v) << c.body;
+    EXPECT_EQ(v.error().message.rfind(c.message_prefix, 0), 0u) << c.body << " -> " << v.error().message;
+  }
+}
+
+TEST(Request, CompletionsNeedNoMessages) {
+  auto v = parse_request(R"({"model":"m","prompt":"hello there"})", RequestKind::Completions);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->latest_user_text(), "hello there");
+}
+
+TEST(Request, ScanTopLevelHandlesNestingAndEscapes) {
+  std::string s = R"( { "a" : "x\"}y" , "b":{"c":[1,{"d":"]"}]}, "e" :  -1.5e3 ,"f":null } )";
+  auto f = scan_top_level(s);
+  ASSERT_TRUE(f);
+  ASSERT_EQ(f->size(), 4u);
+  auto val = [&](size_t i) { return s.substr((*f)[i].value.begin, (*f)[i].value.end - (*f)[i].value.begin); };
+  EXPECT_EQ((*f)[0].key, "a");
+  EXPECT_EQ(val(0), R"("x\"}y")");
+  EXPECT_EQ(val(1), R"({"c":[1,{"d":"]"}]})");
+  EXPECT_EQ(val(2), "-1.5e3");
+  EXPECT_EQ(val(3), "null");
+}
+
+std::string edit(const std::string& body, const std::function<void(BodyEditor&)>& f) {
+  auto v = parse_request(body, RequestKind::ChatCompletions);
+  EXPECT_TRUE(v) << v.error().message;
+  BodyEditor e(body, *v);
+  f(e);
+  return e.apply();
+}
+
+TEST(BodyEditor, SplicesModelAndKeepsEverythingElseByteForByte) {
+  std::string body =
+      R"({"model": "auto", "messages":[{"role":"user","content":"hi"}], "temperature": 0.70, "x_vendor": {"ü": [1.0, 2e10]}})";
+  std::string out = edit(body, [](BodyEditor& e) { e.set_top_level("model", "\"Qwen/Qwen3-8B\""); });
+  EXPECT_EQ(out,
+            R"({"model": "Qwen/Qwen3-8B", "messages":[{"role":"user","content":"hi"}], "temperature": 0.70, "x_vendor": {"ü": [1.0, 2e10]}})");
+}
+
+TEST(BodyEditor, AppendsAndMergesNestedFields) {
+  std::string body = R"({"model":"auto","messages":[{"role":"user","content":"hi"}]})";
+  std::string out = edit(body, [](BodyEditor& e) {
+    e.set_nested("chat_template_kwargs", "enable_thinking", "true");
+    e.set_top_level("reasoning_effort", "\"high\"");
+  });
+  auto j = json::parse(out);
+  EXPECT_EQ(j["chat_template_kwargs"]["enable_thinking"], true);
+  EXPECT_EQ(j["reasoning_effort"], "high");
+  EXPECT_EQ(j["model"], "auto");
+
+  std::string with_kwargs = R"({"model":"auto","chat_template_kwargs":{"keep":1,"enable_thinking":true},"messages":[{"role":"user","content":"hi"}]})";
+  out = edit(with_kwargs, [](BodyEditor& e) { e.set_nested("chat_template_kwargs", "enable_thinking", "false"); });
+  j = json::parse(out);
+  EXPECT_EQ(j["chat_template_kwargs"]["keep"], 1);
+  EXPECT_EQ(j["chat_template_kwargs"]["enable_thinking"], false);
+
+  std::string empty_object = R"({"messages":[{"role":"user","content":"hi"}]})";
+  out = edit(empty_object, [](BodyEditor& e) { e.set_top_level("model", "\"m\""); });
+  EXPECT_EQ(json::parse(out)["model"], "m");
+}
+
+TEST(BodyEditor, SystemPromptInsertAndReplace) {
+  std::string no_system = R"({"model":"auto","messages":[{"role":"user","content":"hi"}]})";
+  auto j = json::parse(edit(no_system, [](BodyEditor& e) { e.set_system_prompt("Be exact.", false); }));
+  ASSERT_EQ(j["messages"].size(), 2u);
+  EXPECT_EQ(j["messages"][0]["role"], "system");
+  EXPECT_EQ(j["messages"][0]["content"], "Be exact.");
+
+  std::string with_system =
+      R"({"model":"auto","messages":[{"role":"system","content":"Client prompt."},{"role":"user","content":"hi"}]})";
+  j = json::parse(edit(with_system, [](BodyEditor& e) { e.set_system_prompt("Ours.", false); }));
+  ASSERT_EQ(j["messages"].size(), 2u);
+  EXPECT_EQ(j["messages"][0]["content"], "Ours.\n\nClient prompt.");
+  j = json::parse(edit(with_system, [](BodyEditor& e) { e.set_system_prompt("Ours.", true); }));
+  EXPECT_EQ(j["messages"][0]["content"], "Ours.");
+
+  std::string parts =
+      R"({"model":"auto","messages":[{"role":"system","content":[{"type":"text","text":"P"}]},{"role":"user","content":"hi"}]})";
+  j = json::parse(edit(parts, [](BodyEditor& e) { e.set_system_prompt("Q \"quoted\"", false); }));
+  ASSERT_EQ(j["messages"][0]["content"].size(), 2u);
+  EXPECT_EQ(j["messages"][0]["content"][0]["text"], "Q \"quoted\"");
+  EXPECT_EQ(j["messages"][0]["content"][1]["text"], "P");
+}
+
+} // namespace
+} // namespace semrouter::openai
