@@ -12,19 +12,12 @@ std::unique_ptr<beast::tcp_stream> UpstreamPools::take(const config::BackendConf
   auto it = idle_.find(key(backend));
   if (it == idle_.end()) return nullptr;
   auto& list = it->second;
+  // No liveness probe here (it would cost two syscalls per request): a connection the server
+  // closed while idle fails on first use, and the gateway retries that once on a fresh one.
   while (!list.empty()) {
     std::unique_ptr<beast::tcp_stream> conn = std::move(list.back());
     list.pop_back();
-    // Drop connections the server has already closed (readable with nothing to read = EOF).
-    boost::system::error_code ec;
-    auto& sock = conn->socket();
-    if (!sock.is_open()) continue;
-    sock.non_blocking(true, ec);
-    char probe;
-    size_t n = sock.receive(asio::buffer(&probe, 1), tcp::socket::message_peek, ec);
-    if (ec == asio::error::would_block) return conn; // idle and open
-    (void)n;
-    // EOF, error, or unexpected bytes: not reusable.
+    if (conn->socket().is_open()) return conn;
   }
   return nullptr;
 }

@@ -3,8 +3,19 @@
 // garbage. Every HTTP error has the OpenAI shape, and the router keeps serving afterwards.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 
-import { setup, request, rawExchange, parseHttpResponses, assertOpenAIError, closedPort } from './harness.mjs';
+import {
+  setup,
+  request,
+  stream,
+  rawExchange,
+  parseHttpResponses,
+  assertOpenAIError,
+  closedPort,
+  parseMetrics,
+  metricValue,
+} from './harness.mjs';
 
 const h = setup('errors');
 const MAX_BODY = 2048;
@@ -217,6 +228,161 @@ test('pipelined requests on one connection are all answered, in order', async ()
   assert.equal(JSON.parse(responses[0].body).mock_echo.messages[0].content, 'pipelined');
   assert.deepEqual(JSON.parse(responses[1].body), { status: 'ok' });
   assert.equal(JSON.parse(responses[2].body).mock_echo.messages[0].content, 'pipelined');
+});
+
+test('Expect: 100-continue gets a 100 before the body, and a 413 instead when the body is too large', async () => {
+  const body = JSON.stringify({ model: 'good-model', messages: user('continue') });
+  const head = (length) =>
+    `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`;
+  const got = await new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port: router.port });
+    let text = '';
+    let sentBody = false;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no complete answer; got ${JSON.stringify(text)}`));
+    }, 5000);
+    socket.on('error', reject);
+    socket.on('data', (d) => {
+      text += d.toString('latin1');
+      if (!sentBody && text.includes('\r\n\r\n')) {
+        sentBody = true;
+        socket.write(body); // only after the interim response
+      }
+      const rest = text.slice(text.indexOf('\r\n\r\n') + 4);
+      if (sentBody && parseHttpResponses(rest).length === 1) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(text);
+      }
+    });
+    socket.on('connect', () => socket.write(head(Buffer.byteLength(body))));
+  });
+  assert.match(got, /^HTTP\/1\.1 100 Continue\r\n/, got);
+  const [final] = parseHttpResponses(got.slice(got.indexOf('\r\n\r\n') + 4));
+  assert.equal(final.status, 200, got);
+  assert.equal(JSON.parse(final.body).mock_echo.messages[0].content, 'continue');
+
+  const tooLarge = await rawExchange(router.port, head(MAX_BODY + 1), { halfClose: false, timeoutMs: 3000 });
+  assert.match(tooLarge.text, /^HTTP\/1\.1 413 /, 'the 413 comes without waiting for the body');
+  assert.doesNotMatch(tooLarge.text, /100 Continue/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Upstreams that break HTTP: a raw TCP server plays a scripted answer chosen by the request's
+// first message.
+
+const FAULT_IDLE_MS = 300;
+let faultRouter;
+
+// Reads one request (Content-Length framed) and calls answer(socket, scenario).
+function scriptedUpstream(socket) {
+  let buf = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (d) => {
+    buf += d;
+    const end = buf.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    const length = Number(/content-length:\s*(\d+)/i.exec(buf.slice(0, end))?.[1] ?? 0);
+    if (buf.length < end + 4 + length) return;
+    const body = JSON.parse(buf.slice(end + 4, end + 4 + length));
+    buf = '';
+    SCENARIOS[body.messages[0].content](socket);
+  });
+}
+
+const SCENARIOS = {
+  'partial body': (s) => {
+    s.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"id":');
+    setTimeout(() => s.destroy(), 20);
+  },
+  'stalled body': (s) => {
+    s.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"id":');
+  },
+  'not http': (s) => {
+    s.write('HELLO THERE\r\n\r\n');
+  },
+  'header too large': (s) => {
+    s.write(`HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(20_000)}\r\nContent-Length: 2\r\n\r\n{}`);
+  },
+  'closed before answering': (s) => {
+    s.destroy();
+  },
+  'close-delimited json': (s) => {
+    s.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"ok":true,');
+    setTimeout(() => s.end('"usage":{"prompt_tokens":2,"completion_tokens":3}}'), 20);
+  },
+  'split crlf sse': (s) => {
+    const events =
+      'data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":9}}\r\n\r\ndata: [DONE]\r\n\r\n';
+    const a = events.slice(0, 20);
+    const b = events.slice(20);
+    s.write('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n');
+    s.write(`${a.length.toString(16)}\r\n${a}\r\n`);
+    setTimeout(() => s.write(`${b.length.toString(16)}\r\n${b}\r\n0\r\n\r\n`), 20);
+  },
+};
+
+async function fault(scenario, extra = {}) {
+  return request(`${faultRouter.url}/v1/chat/completions`, {
+    method: 'POST',
+    json: { model: 'fault-model', messages: user(scenario), ...extra },
+  });
+}
+
+test('upstreams that break HTTP: 502 or 504 in the OpenAI shape, and the router carries on', async () => {
+  const upstream = await h.startTcpServer(scriptedUpstream);
+  faultRouter = await h.startRouter(
+    {
+      server: { workers: 1, reload_poll_ms: 0 },
+      backends: [{ name: 'fault', url: upstream.url, timeouts: { idle_ms: FAULT_IDLE_MS, first_byte_ms: 2000 } }],
+      models: [{ name: 'fault-model', backends: ['fault'] }],
+    },
+    { name: 'router-faults' },
+  );
+  const expect = {
+    'partial body': [502, 'upstream_unreachable'],
+    'not http': [502, 'upstream_unreachable'],
+    'header too large': [502, 'upstream_unreachable'],
+    'closed before answering': [502, 'upstream_unreachable'],
+  };
+  for (const [scenario, [status, code]] of Object.entries(expect)) {
+    const res = await fault(scenario);
+    assertOpenAIError(assert, res, { status, type: 'upstream_error', code });
+    assert.equal(res.headers['x-semrouter-model'], 'fault-model', scenario);
+  }
+  const t0 = performance.now();
+  const stalled = await fault('stalled body');
+  const elapsed = performance.now() - t0;
+  assertOpenAIError(assert, stalled, { status: 504, type: 'upstream_error', code: 'upstream_timeout' });
+  assert.ok(elapsed < FAULT_IDLE_MS + 1500, `the stalled body took ${elapsed} ms with idle_ms ${FAULT_IDLE_MS}`);
+
+  const m = parseMetrics(await faultRouter.metrics());
+  assert.equal(metricValue(m, 'semrouter_upstream_errors_total', { backend: 'fault', kind: 'timeout' }), 1);
+  assert.equal(metricValue(m, 'semrouter_requests_total', { model: 'fault-model', status: '502' }), 4);
+  assert.equal(metricValue(m, 'semrouter_inflight_requests'), 0);
+});
+
+test('odd but valid upstream framing is relayed: close-delimited bodies, SSE split mid-event with CRLFs', async () => {
+  const json = await fault('close-delimited json');
+  assert.equal(json.status, 200, json.text);
+  assert.deepEqual(json.json, { ok: true, usage: { prompt_tokens: 2, completion_tokens: 3 } });
+
+  const sse = await stream(`${faultRouter.url}/v1/chat/completions`, {
+    model: 'fault-model',
+    stream: true,
+    messages: user('split crlf sse'),
+  });
+  assert.equal(sse.status, 200);
+  assert.equal(sse.complete, true);
+  assert.equal(
+    sse.text,
+    'data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":9}}\r\n\r\ndata: [DONE]\r\n\r\n',
+  );
+  const m = parseMetrics(await faultRouter.metrics());
+  assert.equal(metricValue(m, 'semrouter_prompt_tokens_total', { model: 'fault-model' }), 2 + 4);
+  assert.equal(metricValue(m, 'semrouter_completion_tokens_total', { model: 'fault-model' }), 3 + 9);
+  assert.equal(metricValue(m, 'semrouter_time_to_first_token_seconds_count', { model: 'fault-model' }), 1);
 });
 
 test('after all of this the router still routes and answers', async () => {

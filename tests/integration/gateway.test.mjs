@@ -4,7 +4,20 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { setup, request, assertOpenAIError, rawEcho } from './harness.mjs';
+import net from 'node:net';
+
+import {
+  setup,
+  request,
+  stream,
+  assertOpenAIError,
+  rawEcho,
+  closedPort,
+  waitFor,
+  metricValue,
+  parseMetrics,
+  parseHttpResponses,
+} from './harness.mjs';
 
 const h = setup('gateway');
 let mockA;
@@ -37,6 +50,8 @@ function config() {
         { name: 'deep', keywords: ['philosophy'] },
         { name: 'persona', keywords: ['pirate'] },
         { name: 'chatty', keywords: ['gossip'] },
+        { name: 'poem', keywords: ['poem'] },
+        { name: 'dice', keywords: ['dice'] },
       ],
     },
     decisions: [
@@ -78,6 +93,21 @@ function config() {
         rules: { keyword: 'chatty' },
         models: [{ model: 'gpt-oss-20b', reasoning: false }],
       },
+      {
+        name: 'poem',
+        priority: 20,
+        rules: { keyword: 'poem' },
+        models: [{ model: 'llama-3.1-8b', reasoning: true }], // a model without a reasoning family
+      },
+      {
+        name: 'dice',
+        priority: 10,
+        rules: { keyword: 'dice' },
+        models: [
+          { model: 'deepseek-v3', weight: 0 },
+          { model: 'llama-3.1-8b', weight: 3 },
+        ],
+      },
     ],
   };
 }
@@ -85,6 +115,7 @@ function config() {
 before(async () => {
   [mockA, mockB] = await Promise.all([h.startMock({ name: 'A' }), h.startMock({ name: 'B' })]);
   router = await h.startRouter(config());
+  await startRecorderAndRouter();
 });
 
 function user(text) {
@@ -181,6 +212,22 @@ test('and/not rule: deepseek gets chat_template_kwargs.thinking, but not when th
   assert.deepEqual(routeHeaders(hurried), { model: 'qwen3-8b', decision: 'quick', reasoning: 'off' });
 });
 
+test('reasoning on for a model without a reasoning family: the body is left alone', async () => {
+  const res = await router.chat({ model: 'auto', messages: user('write a poem') });
+  assert.equal(res.status, 200, res.text);
+  assert.deepEqual(routeHeaders(res), { model: 'llama-3.1-8b', decision: 'poem', reasoning: 'on;family=none' });
+  assert.equal(res.json.mock_echo.chat_template_kwargs, undefined);
+  assert.equal(res.json.mock_echo.reasoning_effort, undefined);
+});
+
+test('a model with weight 0 in a decision is never chosen', async () => {
+  for (let i = 0; i < 10; ++i) {
+    const res = await router.chat({ model: 'auto', messages: user(`roll the dice ${i}`) });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(routeHeaders(res).model, 'llama-3.1-8b');
+  }
+});
+
 test('routing looks at the latest user message only', async () => {
   const res = await router.chat({
     model: 'auto',
@@ -246,9 +293,7 @@ test('an explicit configured model passes through: no decision, no reasoning fie
   assert.match(res.json.choices[0].message.content, / reasoning=none /);
 });
 
-test('an explicit model whose upstream name equals its name is forwarded byte for byte', async () => {
-  const h2 = await request(`${router.url}/v1/models`);
-  assert.ok(h2.json.data.some((m) => m.id === 'gpt-oss-20b'));
+test("an explicit model keeps the client's own reasoning fields and formatting", async () => {
   const body = '{"messages":[{"role":"user","content":"hi"}],"model":"gpt-oss-20b","reasoning_effort":"minimal"}';
   const res = await router.chat(body);
   assert.equal(res.status, 200, res.text);
@@ -265,6 +310,8 @@ test('unknown model: 404 model_not_found in the OpenAI error shape, nothing sent
   assert.equal(e.param, 'model');
   assert.match(e.message, /gpt-9-ultra/);
   assert.match(e.message, /qwen3-8b/, 'the message lists the available models');
+  assert.equal(res.headers['x-semrouter-model'], undefined, 'no route headers on a request that was not routed');
+  assert.equal(res.headers['x-semrouter-decision'], undefined);
   assert.equal((await mockA.stats()).requests, before.requests);
   assert.equal((await mockB.stats()).requests, beforeB.requests);
 });
@@ -403,10 +450,220 @@ test('the admin dry run routes without calling an upstream', async () => {
   assert.equal((await mockA.stats()).requests, before.requests);
 });
 
+// ---------------------------------------------------------------------------------------------
+// Upstream connection behaviour, seen from an in-process upstream that records what it gets.
+
+let recorder; // {server, url, seen: [{url, headers, body}], sockets: [{open}]}
+let router2;
+
+async function startRecorderAndRouter() {
+  const seen = [];
+  const sockets = [];
+  recorder = await h.startHttpServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d) => {
+      body += d;
+    });
+    req.on('end', () => {
+      seen.push({ url: req.url, headers: req.headers, body });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: 'rec', object: 'chat.completion', created: 0, model: 'rec', choices: [] }));
+    });
+  });
+  recorder.seen = seen;
+  recorder.sockets = sockets;
+  recorder.server.on('connection', (socket) => {
+    const entry = { open: true };
+    sockets.push(entry);
+    socket.on('close', () => {
+      entry.open = false;
+    });
+  });
+  const deadPort = await closedPort();
+  router2 = await h.startRouter(
+    {
+      server: { workers: 1, reload_poll_ms: 0 },
+      backends: [
+        { name: 'rec', url: recorder.url },
+        { name: 'rec-keyed', url: `${recorder.origin}/custom/base/`, api_key_env: 'SEMROUTER_IT_BACKEND_KEY' },
+        { name: 'dead', url: `http://127.0.0.1:${deadPort}/v1`, weight: 1000, timeouts: { connect_ms: 500 } },
+        { name: 'a', url: mockA.url, weight: 1 },
+      ],
+      models: [
+        { name: 'rec-model', backends: ['rec'] },
+        { name: 'keyed-model', backends: ['rec-keyed'] },
+        { name: 'fallback-model', backends: ['dead', 'a'] },
+      ],
+    },
+    { name: 'router-upstreams', env: { SEMROUTER_IT_BACKEND_KEY: 'sk-backend-secret' } },
+  );
+}
+
+test('client headers: authorization and tracing headers are forwarded, others are not', async () => {
+  const res = await router2.chat(
+    { model: 'rec-model', messages: user('hi') },
+    {
+      headers: {
+        authorization: 'Bearer sk-client',
+        'x-request-id': 'req-123',
+        traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+        tracestate: 'vendor=value',
+        cookie: 'session=secret',
+        'x-custom-header': 'nope',
+      },
+    },
+  );
+  assert.equal(res.status, 200, res.text);
+  const got = recorder.seen.at(-1);
+  assert.equal(got.url, '/v1/chat/completions');
+  assert.equal(got.headers.authorization, 'Bearer sk-client');
+  assert.equal(got.headers['x-request-id'], 'req-123');
+  assert.equal(got.headers.traceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+  assert.equal(got.headers.tracestate, 'vendor=value');
+  assert.equal(got.headers.cookie, undefined);
+  assert.equal(got.headers['x-custom-header'], undefined);
+  assert.equal(got.headers.host, `127.0.0.1:${recorder.port}`);
+  assert.equal(JSON.parse(got.body).model, 'rec-model');
+});
+
+test("a backend's api_key_env replaces the client's key; the URL's base path is used", async () => {
+  const res = await router2.chat(
+    { model: 'keyed-model', messages: user('hi') },
+    { headers: { authorization: 'Bearer sk-client' } },
+  );
+  assert.equal(res.status, 200, res.text);
+  const got = recorder.seen.at(-1);
+  assert.equal(got.url, '/custom/base/chat/completions');
+  assert.equal(got.headers.authorization, 'Bearer sk-backend-secret');
+});
+
+test('a pooled connection the upstream closed while idle is replaced transparently', async () => {
+  const first = await router2.chat({ model: 'rec-model', messages: user('one') });
+  assert.equal(first.status, 200, first.text);
+  // The upstream closes the idle keep-alive connection the router has pooled.
+  recorder.server.closeIdleConnections();
+  await waitFor(() => recorder.sockets.length > 0 && recorder.sockets.every((s) => !s.open), {
+    what: 'the upstream to close its idle connections',
+  });
+  const second = await router2.chat({ model: 'rec-model', messages: user('two') });
+  assert.equal(second.status, 200, second.text);
+  assert.equal(JSON.parse(recorder.seen.at(-1).body).messages[0].content, 'two');
+});
+
+test("an unreachable backend falls back to the model's next backend", async () => {
+  for (let i = 0; i < 3; ++i) {
+    const res = await router2.chat({ model: 'fallback-model', messages: user(`try ${i}`) });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.json.mock_server, 'A');
+  }
+  const m = parseMetrics(await router2.metrics());
+  assert.ok(metricValue(m, 'semrouter_upstream_errors_total', { backend: 'dead', kind: 'connect' }) >= 1);
+  assert.equal(metricValue(m, 'semrouter_requests_total', { model: 'fallback-model', status: '200' }), 3);
+});
+
+// Known router bugs, kept as TODO tests so the suite stays green; they pass once fixed.
+h.knownBug(
+  'a duplicated "messages" key: the router routes and edits the array the upstream will use',
+  'routing reads the first "messages", the body editor edits the last one',
+  async () => {
+    // JSON parsers upstream (Python's json, vLLM) keep the last duplicate key.
+    const body =
+      '{"model":"auto","messages":[{"role":"system","content":"S"},{"role":"user","content":"talk like a pirate"}],' +
+      '"messages":[{"role":"user","content":"hello"},{"role":"user","content":"world"}]}';
+    const res = await router.chat(body);
+    assert.equal(res.status, 200, res.text);
+    const effective = res.json.mock_echo.messages; // JSON.parse keeps the last duplicate too
+    assert.ok(
+      effective.some((m) => m.content === 'hello'),
+      `the user's message was overwritten: ${rawEcho(res.text)}`,
+    );
+    assert.equal(res.headers['x-semrouter-decision'], 'default', 'routed on the messages the upstream ignores');
+  },
+);
+
+h.knownBug(
+  'an escaped "messages" key with a system prompt still yields valid JSON upstream',
+  'the system message is inserted at offset 0 of the body',
+  async () => {
+    const body = '{"model":"auto","m\\u0065ssages":[{"role":"user","content":"an integral"}]}';
+    const res = await router.chat(body);
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(res.json.mock_echo.messages, [
+      { role: 'system', content: MATH_PROMPT },
+      { role: 'user', content: 'an integral' },
+    ]);
+  },
+);
+
 test('the router exits cleanly on SIGTERM', async () => {
   const r2 = await h.startRouter(config(), { name: 'router-term' });
   assert.equal((await request(`${r2.url}/health`)).status, 200);
   const exit = await r2.stop();
   assert.equal(r2.child.killedAfterTimeout, undefined, 'needed SIGKILL');
   assert.deepEqual(exit, { code: 0, signal: null });
+});
+
+test('graceful stop: listeners close, /ready says draining, in-flight requests finish, exit 0', async () => {
+  const r3 = await h.startRouter(config(), { name: 'router-drain' });
+  // A keep-alive connection that stays open across the stop.
+  const socket = net.connect({ host: '127.0.0.1', port: r3.port });
+  let received = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (d) => {
+    received += d;
+  });
+  socket.on('error', () => {});
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const ask = async (n) => {
+    socket.write('GET /ready HTTP/1.1\r\nHost: x\r\n\r\n');
+    return waitFor(() => {
+      const rs = parseHttpResponses(received);
+      return rs.length >= n ? rs[n - 1] : null;
+    }, { what: `answer ${n} on the kept connection` });
+  };
+  const first = await ask(1);
+  assert.equal(first.status, 200);
+
+  const slow = r3.chat({ model: 'auto', messages: user('hello'), mock: { first_byte_delay_ms: 1500 } });
+  const streamed = stream(`${r3.url}/v1/chat/completions`, {
+    model: 'auto',
+    stream: true,
+    messages: user('hello'),
+    mock: { tokens: 10, token_delay_ms: 150 },
+  });
+  await waitFor(async () => {
+    const m = parseMetrics(await r3.metrics());
+    return metricValue(m, 'semrouter_inflight_requests') === 2;
+  }, { what: 'both requests in flight' });
+
+  r3.child.signal('SIGTERM');
+  // New connections are refused once the listeners are closed...
+  await waitFor(
+    () =>
+      new Promise((resolve) => {
+        const c = net.connect({ host: '127.0.0.1', port: r3.port });
+        c.on('connect', () => {
+          c.destroy();
+          resolve(false);
+        });
+        c.on('error', (e) => resolve(e.code === 'ECONNREFUSED'));
+      }),
+    { what: 'the gateway listener to close' },
+  );
+  // ...an open connection is told the router is draining...
+  const second = await ask(2);
+  assert.equal(second.status, 503);
+  assert.deepEqual(JSON.parse(second.body), { status: 'draining' });
+  socket.destroy();
+
+  // ...and the requests in flight complete.
+  const slowRes = await slow;
+  assert.equal(slowRes.status, 200, slowRes.text);
+  const streamRes = await streamed;
+  assert.equal(streamRes.events.at(-1).data, '[DONE]');
+  assert.equal(streamRes.complete, true);
+
+  const exit = await r3.child.exited;
+  assert.deepEqual({ code: exit.code, signal: exit.signal }, { code: 0, signal: null });
 });

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { after, afterEach } from 'node:test';
+import { test, after, afterEach } from 'node:test';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const SOURCE_DIR = process.env.SEMROUTER_SOURCE_DIR || path.resolve(HERE, '..', '..');
@@ -26,9 +26,10 @@ export const MOCK_UPSTREAM_BIN =
 const READY_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5_000;
 
-// Last resort: whatever is still running when this Node process exits gets SIGKILL.
+// Last resort: whatever is still running when this Node process exits, or is interrupted or
+// terminated (Ctrl-C, a ctest timeout), gets SIGKILL.
 const liveChildren = new Set();
-process.on('exit', () => {
+function killLiveChildren() {
   for (const child of liveChildren) {
     try {
       child.kill('SIGKILL');
@@ -36,7 +37,14 @@ process.on('exit', () => {
       // already gone
     }
   }
-});
+}
+process.on('exit', killLiveChildren);
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    killLiveChildren();
+    process.kill(process.pid, sig); // the default action, now that the listener is gone
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Small utilities
@@ -82,8 +90,14 @@ export function configText(config) {
 // The official openai SDK from tests/node/node_modules, found relative to this source tree so it
 // works whatever the current directory is (ctest runs from the build directory).
 export function loadOpenAI() {
-  const require = createRequire(path.join(SOURCE_DIR, 'tests', 'node', 'package.json'));
-  const mod = require('openai');
+  const nodeDir = path.join(SOURCE_DIR, 'tests', 'node');
+  const require = createRequire(path.join(nodeDir, 'package.json'));
+  let mod;
+  try {
+    mod = require('openai');
+  } catch (e) {
+    throw new Error(`the openai SDK is not installed: run \`npm ci\` in ${nodeDir} (${e.message})`);
+  }
   return mod.OpenAI ?? mod.default ?? mod;
 }
 
@@ -363,12 +377,12 @@ export function metricValue(metrics, name, labels = {}) {
 // Processes
 
 class Child {
-  constructor(name, bin, args, logPath) {
+  constructor(name, bin, args, logPath, env = {}) {
     this.name = name;
     this.logPath = logPath;
     const fd = fs.openSync(logPath, 'a');
     try {
-      this.proc = spawn(bin, args, { stdio: ['ignore', fd, fd] });
+      this.proc = spawn(bin, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
     } finally {
       fs.closeSync(fd);
     }
@@ -449,11 +463,19 @@ export class Harness {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `semrouter-it-${name}-`));
     this.children = [];
     this.failed = [];
+    this.knownBugs = new Set();
     this.seq = 0;
   }
 
-  _child(name, bin, args) {
-    const child = new Child(name, bin, args, path.join(this.dir, `${name}.log`));
+  // A test for a known router bug: it runs, but as a TODO, so its failure does not fail the suite
+  // (node --test reports it as "# TODO"). Once the bug is fixed it simply passes.
+  knownBug(name, reason, fn) {
+    this.knownBugs.add(name);
+    return test(name, { todo: `known router bug: ${reason}` }, fn);
+  }
+
+  _child(name, bin, args, env) {
+    const child = new Child(name, bin, args, path.join(this.dir, `${name}.log`), env);
     this.children.push(child);
     return child;
   }
@@ -481,16 +503,17 @@ export class Harness {
     };
   }
 
-  // Writes `config` (object or YAML text) to a file in the temp dir and starts the router on it.
-  // Resolves a router handle: {port, adminPort, pid, url, adminUrl, configPath, writeConfig(),
-  // log(), stop(), child}.
-  async startRouter(config, { name = 'router', extraArgs = [] } = {}) {
+  // Writes `config` (object or YAML text) to a file in the temp dir and starts the router on it
+  // (or, with config null, starts it on an existing `configPath`). Resolves a router handle:
+  // {port, adminPort, pid, url, adminUrl, configPath, writeConfig(), log(), stop(), child, ...}.
+  // `env` adds environment variables for the router (e.g. for backends' api_key_env).
+  async startRouter(config, { name = 'router', extraArgs = [], configPath: existing, env } = {}) {
     const id = `${name}-${++this.seq}`;
-    const configPath = path.join(this.dir, `${id}.yaml`);
+    const configPath = existing ?? path.join(this.dir, `${id}.yaml`);
     const readyFile = path.join(this.dir, `${id}.ready.json`);
-    writeFileAtomic(configPath, configText(config));
+    if (config !== null) writeFileAtomic(configPath, configText(config));
     const args = ['serve', '--config', configPath, '--port', '0', '--admin-port', '0', '--ready-file', readyFile];
-    const child = this._child(id, SEMROUTER_BIN, [...args, ...extraArgs]);
+    const child = this._child(id, SEMROUTER_BIN, [...args, ...extraArgs], env);
     const ready = await child.waitReady(readyFile);
     const url = `http://127.0.0.1:${ready.port}`;
     const adminUrl = `http://127.0.0.1:${ready.admin_port}`;
@@ -515,14 +538,65 @@ export class Harness {
     };
   }
 
-  logs() {
+  // An in-process HTTP server on 127.0.0.1:0, for upstream behaviour the mock cannot show (e.g.
+  // when exactly the router closes its upstream connection). Closed by cleanup().
+  async startHttpServer(handler) {
+    const server = http.createServer(handler);
+    await new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', resolve);
+    });
+    this.servers = this.servers || [];
+    this.servers.push(server);
+    const { port } = server.address();
+    return { server, port, origin: `http://127.0.0.1:${port}`, url: `http://127.0.0.1:${port}/v1` };
+  }
+
+  // A raw TCP server on 127.0.0.1:0 (an upstream that speaks broken HTTP on purpose). Closed,
+  // with all its connections, by cleanup().
+  async startTcpServer(onConnection) {
+    const sockets = new Set();
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => {});
+      onConnection(socket);
+    });
+    await new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', resolve);
+    });
+    server.closeAllConnections = () => {
+      for (const socket of sockets) socket.destroy();
+    };
+    this.servers = this.servers || [];
+    this.servers.push(server);
+    const { port } = server.address();
+    return { server, port, origin: `http://127.0.0.1:${port}`, url: `http://127.0.0.1:${port}/v1` };
+  }
+
+  // The children's logs; with onlyNew, only what was added since the last call with onlyNew.
+  logs({ onlyNew = false } = {}) {
     return this.children
-      .map((c) => `----- ${c.name} (pid ${c.pid}, exit ${JSON.stringify(c.exit)}) ${c.logPath}\n${c.log()}`)
+      .map((c) => {
+        const all = c.log();
+        const from = onlyNew ? c.printedUpTo || 0 : 0;
+        if (onlyNew) c.printedUpTo = all.length;
+        const text = all.slice(from);
+        if (onlyNew && from > 0 && !text) return null;
+        const note = from > 0 ? ' (continued)' : '';
+        return `----- ${c.name}${note} (pid ${c.pid}, exit ${JSON.stringify(c.exit)}) ${c.logPath}\n${text}`;
+      })
+      .filter((x) => x !== null)
       .join('\n');
   }
 
   async cleanup() {
     await Promise.all(this.children.map((c) => c.stop()));
+    for (const server of this.servers || []) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
     if (this.failed.length === 0) {
       fs.rmSync(this.dir, { recursive: true, force: true });
     } else {
@@ -536,9 +610,9 @@ export class Harness {
 export function setup(name) {
   const h = new Harness(name);
   afterEach((t) => {
-    if (t.passed === false) {
+    if (t.passed === false && !h.knownBugs.has(t.name)) {
       h.failed.push(t.name);
-      process.stderr.write(`\n[harness] test "${t.name}" failed; child logs:\n${h.logs()}\n`);
+      process.stderr.write(`\n[harness] test "${t.name}" failed; child logs (new lines):\n${h.logs({ onlyNew: true })}\n`);
     }
   });
   after(() => h.cleanup());

@@ -1,0 +1,266 @@
+// Server-sent events through the router: every event is relayed as it arrives, broken and stalled
+// upstream streams end for the client instead of hanging, a client that hangs up makes the router
+// hang up on the upstream, and streaming shows up in the metrics.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+
+import { setup, stream, request, waitFor, parseMetrics, metricValue } from './harness.mjs';
+
+const h = setup('streaming');
+const IDLE_MS = 300;
+let mock;
+let router;
+let hold; // an upstream that never answers and records when the router hangs up on it
+const held = [];
+
+before(async () => {
+  mock = await h.startMock({ name: 'S' });
+  hold = await h.startHttpServer((req, res) => {
+    const entry = { arrivedAt: performance.now(), closedAt: undefined };
+    held.push(entry);
+    req.resume();
+    res.on('close', () => {
+      entry.closedAt = performance.now();
+    });
+    // No answer: the router has to give up or hang up.
+  });
+  router = await h.startRouter({
+    server: { workers: 2, reload_poll_ms: 0 },
+    backends: [
+      { name: 'main', url: mock.url },
+      { name: 'stall', url: mock.url, timeouts: { idle_ms: IDLE_MS } },
+      { name: 'hold', url: hold.url },
+    ],
+    models: [
+      { name: 'qwen3-8b', upstream_model: 'Qwen/Qwen3-8B', backends: ['main'], reasoning_family: 'qwen3' },
+      { name: 'plain', backends: ['main'] },
+      { name: 'stall-model', backends: ['stall'] },
+      { name: 'hold-model', backends: ['hold'] },
+    ],
+    default_model: 'plain',
+    signals: { keywords: [{ name: 'math', keywords: ['integral'] }] },
+    decisions: [{ name: 'math', rules: { keyword: 'math' }, models: [{ model: 'qwen3-8b', reasoning: true }] }],
+  });
+});
+
+const chatUrl = () => `${router.url}/v1/chat/completions`;
+const user = (text) => [{ role: 'user', content: text }];
+
+function parseEvents(events) {
+  return events.map((e) => (e.data === '[DONE]' ? '[DONE]' : JSON.parse(e.data)));
+}
+
+test('each SSE event reaches the client as soon as the upstream sends it', async () => {
+  const TOKENS = 5;
+  const DELAY = 100;
+  const res = await stream(chatUrl(), {
+    model: 'auto',
+    stream: true,
+    messages: user('the integral of sin x'),
+    mock: { tokens: TOKENS, token_delay_ms: DELAY },
+  });
+  assert.equal(res.status, 200);
+  assert.match(res.headers['content-type'], /^text\/event-stream/);
+  assert.equal(res.headers['x-semrouter-model'], 'qwen3-8b');
+  assert.equal(res.headers['x-semrouter-decision'], 'math');
+  assert.equal(res.headers['x-semrouter-reasoning'], 'on');
+  assert.equal(res.complete, true, 'the response ended normally');
+  assert.equal(res.error, null);
+
+  // role + TOKENS content events + the finish event + [DONE]
+  assert.equal(res.events.length, TOKENS + 3, res.text);
+  const parsed = parseEvents(res.events);
+  assert.equal(parsed.at(-1), '[DONE]');
+  assert.equal(parsed[0].choices[0].delta.role, 'assistant');
+  assert.match(parsed[0].choices[0].delta.content, /model=Qwen\/Qwen3-8B reasoning=chat_template_kwargs=\{"enable_thinking":true\}/);
+  for (let i = 0; i < TOKENS; ++i) {
+    assert.equal(parsed[1 + i].choices[0].delta.content, ` tok${i}`);
+    assert.equal(parsed[1 + i].model, 'Qwen/Qwen3-8B');
+  }
+  assert.equal(parsed[TOKENS + 1].choices[0].finish_reason, 'stop');
+
+  // Timing: the events are spread over the stream's lifetime (about TOKENS * DELAY ms), not
+  // delivered in one burst at the end. The bounds leave room for a loaded machine.
+  const times = res.events.map((e) => e.t);
+  const first = times[0];
+  const last = times.at(-1);
+  const spread = `arrival times (ms): ${times.map((t) => t.toFixed(0)).join(', ')}`;
+  assert.ok(last - first >= (TOKENS - 2) * DELAY, `events spread over ${last - first} ms only; ${spread}`);
+  assert.ok(times[1] < last - 2 * DELAY, `the first token came only near the end; ${spread}`);
+  assert.ok(res.headersAt < last - 2 * DELAY, `the headers came only after ${res.headersAt} ms; ${spread}`);
+  // Each token arrives in its own network read (allowing one coalesced pair under load).
+  const tokenReads = new Set(res.events.slice(1, TOKENS + 1).map((e) => e.t));
+  assert.ok(tokenReads.size >= TOKENS - 1, `${TOKENS} tokens arrived in ${tokenReads.size} reads; ${spread}`);
+});
+
+test('a stream the upstream drops mid-way ends with an error event, not a hang', async () => {
+  const t0 = performance.now();
+  const res = await stream(
+    chatUrl(),
+    { model: 'plain', stream: true, messages: user('go'), mock: { tokens: 10, token_delay_ms: 20, drop_after: 3 } },
+    { timeoutMs: 5000 },
+  );
+  const elapsed = performance.now() - t0;
+  assert.equal(res.status, 200);
+  assert.ok(elapsed < 2000, `took ${elapsed} ms`);
+  const parsed = parseEvents(res.events);
+  assert.ok(!parsed.includes('[DONE]'), 'a broken stream must not look finished');
+  const contents = parsed.filter((p) => p !== '[DONE]' && p.choices?.[0]?.delta?.content?.startsWith(' tok'));
+  assert.equal(contents.length, 3, res.text);
+  const last = parsed.at(-1);
+  assert.ok(last.error, `the last event is an error event: ${res.text}`);
+  assert.deepEqual(Object.keys(last.error).sort(), ['code', 'message', 'param', 'type']);
+  assert.equal(last.error.code, 'upstream_unreachable');
+  assert.equal(last.error.type, 'upstream_error');
+  assert.ok(res.closedAt !== undefined, 'the connection was closed');
+});
+
+test('a stream that stalls longer than timeouts.idle_ms ends with a timeout error event', async () => {
+  const t0 = performance.now();
+  const res = await stream(
+    chatUrl(),
+    { model: 'stall-model', stream: true, messages: user('go'), mock: { tokens: 3, token_delay_ms: IDLE_MS + 1500 } },
+    { timeoutMs: 5000 },
+  );
+  const elapsed = performance.now() - t0;
+  assert.equal(res.status, 200);
+  assert.ok(elapsed < IDLE_MS + 1200, `took ${elapsed} ms with idle_ms ${IDLE_MS}`);
+  const parsed = parseEvents(res.events);
+  assert.ok(!parsed.includes('[DONE]'));
+  assert.equal(parsed.at(-1).error?.code, 'upstream_timeout', res.text);
+});
+
+test('a client that disconnects mid-stream makes the router close the upstream connection', async () => {
+  const before = await mock.stats();
+  const metricsBefore = parseMetrics(await router.metrics());
+  const res = await stream(
+    chatUrl(),
+    { model: 'plain', stream: true, messages: user('a long answer'), mock: { tokens: 200, token_delay_ms: 20 } },
+    { abortAfterEvents: 3 },
+  );
+  assert.equal(res.abortedByClient, true);
+  assert.equal(res.events.length, 3);
+  const t0 = performance.now();
+  const after = await waitFor(
+    async () => {
+      const s = await mock.stats();
+      return s.streams_aborted > before.streams_aborted ? s : null;
+    },
+    { timeoutMs: 3000, what: 'the mock to see its stream aborted' },
+  );
+  assert.equal(after.streams_aborted, before.streams_aborted + 1);
+  assert.equal(after.streams_completed, before.streams_completed, 'the stream did not run to its end');
+  assert.ok(performance.now() - t0 < 2000);
+
+  // The router accounts the request as a client disconnect and has nothing left in flight.
+  const m = parseMetrics(
+    await waitFor(async () => {
+      const text = await router.metrics();
+      return /semrouter_inflight_requests 0\n/.test(text) ? text : null;
+    }, { what: 'inflight back to 0' }),
+  );
+  const aborted = (mm) => metricValue(mm, 'semrouter_requests_total', { model: 'plain', status: '499' }) ?? 0;
+  assert.equal(aborted(m), aborted(metricsBefore) + 1);
+
+  // And it still streams normally.
+  const again = await stream(chatUrl(), { model: 'plain', stream: true, messages: user('again') });
+  assert.equal(again.events.at(-1).data, '[DONE]');
+});
+
+test('a client that leaves before the upstream answered makes the router hang up at once', async () => {
+  for (const streamFlag of [true, false]) {
+    const before = parseMetrics(await router.metrics());
+    const n = held.length;
+    const body = JSON.stringify({ model: 'hold-model', stream: streamFlag, messages: user('wait for it') });
+    // Raw socket: send the request, wait until the upstream has it, then close.
+    const socket = net.connect({ host: '127.0.0.1', port: router.port });
+    await new Promise((resolve) => socket.on('connect', resolve));
+    socket.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    const entry = await waitFor(() => held[n], { what: 'the request to reach the upstream' });
+    const leftAt = performance.now();
+    socket.destroy();
+    await waitFor(() => entry.closedAt !== undefined, { timeoutMs: 3000, what: 'the router to close the upstream connection' });
+    assert.ok(entry.closedAt - leftAt < 1000, `upstream closed ${entry.closedAt - leftAt} ms after the client left`);
+    const after = parseMetrics(
+      await waitFor(async () => {
+        const text = await router.metrics();
+        return /semrouter_inflight_requests 0\n/.test(text) ? text : null;
+      }, { what: 'inflight back to 0' }),
+    );
+    const count = (m) => metricValue(m, 'semrouter_requests_total', { model: 'hold-model', status: '499' }) ?? 0;
+    assert.equal(count(after), count(before) + 1, `stream=${streamFlag}`);
+  }
+});
+
+test('include_usage: the usage event is relayed and counted in the metrics with time to first token', async () => {
+  const before = parseMetrics(await router.metrics());
+  const res = await stream(chatUrl(), {
+    model: 'plain',
+    stream: true,
+    stream_options: { include_usage: true },
+    messages: user('three word prompt'),
+    mock: { tokens: 7 },
+  });
+  assert.equal(res.status, 200);
+  const parsed = parseEvents(res.events);
+  assert.equal(parsed.at(-1), '[DONE]');
+  const usage = parsed.at(-2).usage;
+  assert.deepEqual(usage, { prompt_tokens: 3, completion_tokens: 7, total_tokens: 10 });
+
+  const after = parseMetrics(await router.metrics());
+  assert.equal(after.types.semrouter_time_to_first_token_seconds, 'histogram');
+  const count = (m) => metricValue(m, 'semrouter_time_to_first_token_seconds_count', { model: 'plain' }) ?? 0;
+  assert.equal(count(after), count(before) + 1);
+  const inf = metricValue(after, 'semrouter_time_to_first_token_seconds_bucket', { model: 'plain', le: '+Inf' });
+  assert.equal(inf, count(after));
+  const tokens = (m, name) => metricValue(m, name, { model: 'plain' }) ?? 0;
+  assert.equal(
+    tokens(after, 'semrouter_completion_tokens_total'),
+    tokens(before, 'semrouter_completion_tokens_total') + 7,
+  );
+  assert.equal(tokens(after, 'semrouter_prompt_tokens_total'), tokens(before, 'semrouter_prompt_tokens_total') + 3);
+});
+
+test('streaming /v1/completions is relayed too', async () => {
+  const res = await stream(`${router.url}/v1/completions`, {
+    model: 'auto',
+    stream: true,
+    prompt: 'an integral',
+    mock: { tokens: 4, token_delay_ms: 10 },
+  });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers['x-semrouter-decision'], 'math');
+  const parsed = parseEvents(res.events);
+  assert.equal(parsed.at(-1), '[DONE]');
+  assert.equal(parsed[0].object, 'text_completion.chunk');
+  assert.equal(parsed.filter((p) => p !== '[DONE]' && /^ tok\d$/.test(p.choices[0].text)).length, 4);
+});
+
+test('several concurrent streams are relayed independently', async () => {
+  const results = await Promise.all(
+    [0, 1, 2, 3].map((i) =>
+      stream(chatUrl(), {
+        model: 'plain',
+        stream: true,
+        messages: user(`stream ${i}`),
+        mock: { tokens: 5, token_delay_ms: 40 },
+      }),
+    ),
+  );
+  for (const res of results) {
+    assert.equal(res.status, 200);
+    assert.equal(res.events.length, 8);
+    assert.equal(res.events.at(-1).data, '[DONE]');
+    assert.equal(res.complete, true);
+  }
+  const m = await router.metrics();
+  assert.match(m, /semrouter_inflight_requests 0\n/);
+});
+
+test('a non-streaming request after all of this still works', async () => {
+  const res = await request(chatUrl(), { method: 'POST', json: { model: 'plain', messages: user('done') } });
+  assert.equal(res.status, 200, res.text);
+});
