@@ -1,4 +1,4 @@
-// semrouter: the binary. Subcommands: serve, config check.
+// semrouter: the binary. Subcommands: serve, config check, config default.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -24,22 +24,30 @@ using namespace semrouter;
 
 constexpr const char* kVersion = "0.1.0";
 
-// Polls the config file for changes. stat() follows symlinks, so Kubernetes ConfigMap swaps
-// (an atomic symlink flip) are seen too.
-class FileWatcher {
+// Reloads the config on its own thread: when the file changes (polled every poll_ms; stat()
+// follows symlinks, so Kubernetes ConfigMap swaps are seen) and when trigger() is called (SIGHUP).
+// Owning the thread here, joined in the destructor, means no reload outlives the server.
+class ConfigWatcher {
 public:
-  FileWatcher(std::string path, uint32_t poll_ms, std::function<void()> on_change)
+  ConfigWatcher(std::string path, uint32_t poll_ms, std::function<void()> on_change)
       : path_(std::move(path)), poll_ms_(poll_ms), on_change_(std::move(on_change)) {
     stamp_ = read_stamp();
     thread_ = std::thread([this] { loop(); });
   }
-  ~FileWatcher() {
+  ~ConfigWatcher() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
     }
     cv_.notify_all();
     thread_.join();
+  }
+  void trigger() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      triggered_ = true;
+    }
+    cv_.notify_all();
   }
 
 private:
@@ -55,9 +63,18 @@ private:
   }
   void loop() {
     std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, std::chrono::milliseconds(poll_ms_), [this] { return stop_; })) {
+    auto wake = [this] { return stop_ || triggered_; };
+    while (true) {
+      if (poll_ms_ > 0) {
+        cv_.wait_for(lock, std::chrono::milliseconds(poll_ms_), wake);
+      } else {
+        cv_.wait(lock, wake);
+      }
+      if (stop_) return;
+      bool forced = triggered_;
+      triggered_ = false;
       std::string now = read_stamp();
-      if (now.empty() || now == stamp_) continue;
+      if (!forced && (now.empty() || now == stamp_)) continue;
       stamp_ = now;
       lock.unlock();
       on_change_();
@@ -71,6 +88,7 @@ private:
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  bool triggered_ = false;
   std::thread thread_;
 };
 
@@ -111,13 +129,7 @@ int cmd_serve(const std::string& config_path, int port, int admin_port, const st
     return 1;
   }
 
-  std::mutex reload_mu;
   auto reload = [&] {
-    if (config_path.empty()) {
-      spdlog::warn("reload requested, but the router runs on its embedded config; nothing to reload");
-      return;
-    }
-    std::lock_guard<std::mutex> lock(reload_mu);
     auto before = store.get();
     auto result = store.reload_from_file(config_path);
     if (!result) {
@@ -134,13 +146,18 @@ int cmd_serve(const std::string& config_path, int port, int admin_port, const st
     if (a.gateway.address != b.gateway.address || a.gateway.port != b.gateway.port ||
         a.admin.address != b.admin.address || a.admin.port != b.admin.port || a.server.workers != b.server.workers)
       spdlog::warn("listeners and server.workers changed: those take effect on restart only");
-    core::set_log_level(b.server.log_level);
+    if (log_level.empty()) core::set_log_level(b.server.log_level); // --log-level wins while it is set
     spdlog::info("config reloaded: generation {}", after->generation);
   };
-  server.on_reload_signal([&] { std::thread(reload).detach(); });
-  std::unique_ptr<FileWatcher> watcher;
-  if (!config_path.empty() && (*config)->server.reload_poll_ms > 0)
-    watcher = std::make_unique<FileWatcher>(config_path, (*config)->server.reload_poll_ms, reload);
+  std::unique_ptr<ConfigWatcher> watcher;
+  if (!config_path.empty()) watcher = std::make_unique<ConfigWatcher>(config_path, (*config)->server.reload_poll_ms, reload);
+  server.on_reload_signal([&] {
+    if (watcher) {
+      watcher->trigger();
+    } else {
+      spdlog::warn("SIGHUP: the router runs on its embedded config; nothing to reload");
+    }
+  });
 
   spdlog::info("semrouter {} listening: gateway http://{}:{}  admin http://{}:{}", kVersion, gw.address, server.port(),
                admin.address, server.admin_port());
@@ -202,7 +219,6 @@ int main(int argc, char** argv) {
   std::string check_path;
   auto* check = config_cmd->add_subcommand("check", "Validate a config file without serving; exit 1 on errors.");
   check->add_option("file", check_path, "YAML config file")->required();
-  std::string print_what;
   auto* print_default = config_cmd->add_subcommand("default", "Print the embedded default config.");
 
   try {

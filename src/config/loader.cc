@@ -1,5 +1,7 @@
 // YAML -> Config. yaml-cpp throws; everything it can throw is caught here and turned into an
 // error that names the key path. Unknown keys are errors too: a typo must not be ignored.
+#include <arpa/inet.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -184,6 +186,9 @@ ListenerConfig parse_listener(const Node& n, ListenerConfig def) {
   n.require_map();
   n.check_keys({"address", "port"});
   def.address = n.get_string("address", def.address);
+  unsigned char buf[sizeof(struct in6_addr)];
+  if (inet_pton(AF_INET, def.address.c_str(), buf) != 1 && inet_pton(AF_INET6, def.address.c_str(), buf) != 1)
+    fail(child_path(n.path(), "address"), "\"" + def.address + "\" is not an IP address (use 127.0.0.1, ::1 or 0.0.0.0)");
   def.port = static_cast<uint16_t>(n.get_int("port", def.port, 0, 65535));
   return def;
 }
@@ -209,8 +214,10 @@ void parse_url(const std::string& path, BackendConfig& b) {
   std::string rest = url.substr(7);
   size_t slash = rest.find('/');
   std::string hostport = rest.substr(0, slash);
+  // No path at all means the OpenAI convention, /v1 (see upstream_base_path); an explicit "/"
+  // means the server root.
   b.base_path = slash == std::string::npos ? "" : rest.substr(slash);
-  while (!b.base_path.empty() && b.base_path.back() == '/') b.base_path.pop_back();
+  while (b.base_path.size() > 1 && b.base_path.back() == '/') b.base_path.pop_back();
   if (hostport.empty()) fail(path, "has no host");
   if (hostport.front() == '[') { // [::1]:8000
     size_t close = hostport.find(']');

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <deque>
 #include <limits>
+#include <list>
 #include <thread>
 #include <unordered_map>
 
@@ -32,6 +33,19 @@ namespace {
 constexpr size_t kMaxHeaderBytes = 64 * 1024;
 constexpr size_t kMaxUpstreamBodyBytes = 256u << 20; // non-streamed upstream bodies
 constexpr size_t kRelayBufferBytes = 16 * 1024;
+constexpr int kClientClosedRequest = 499; // nginx's status for "the client went away", metrics only
+
+// Hop-by-hop and framing headers are ours to set; every other upstream response header
+// (retry-after, x-ratelimit-*, openai-processing-ms, ...) reaches the client.
+bool is_hop_by_hop(std::string_view name) {
+  static constexpr std::string_view kSkip[] = {"connection", "keep-alive", "transfer-encoding", "content-length",
+                                               "te", "trailer", "upgrade", "proxy-authenticate",
+                                               "proxy-connection", "server", "date", "content-type"};
+  for (auto k : kSkip) {
+    if (core::iequals(name, k)) return true;
+  }
+  return false;
+}
 
 struct GatewayMetrics {
   explicit GatewayMetrics(metrics::Registry& r)
@@ -66,6 +80,41 @@ struct GatewayMetrics {
   metrics::Gauge& connections;
 };
 
+// Watches the client socket while a request is proxied. If the client goes away, the upstream
+// connection is closed so the model server stops generating.
+struct DisconnectWatch {
+  core::TimePoint started;
+  tcp::socket* client = nullptr;
+  beast::tcp_stream* upstream = nullptr;
+  bool armed = false;
+  bool done = false;
+  bool client_gone = false;
+};
+
+awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<DisconnectWatch> watch) {
+  boost::system::error_code ec;
+  co_await client.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
+  if (watch->done) co_return;
+  if (ec) co_return;
+  boost::system::error_code ec2;
+  size_t available = client.available(ec2);
+  if (ec2 || available == 0) { // readable with nothing to read: the peer closed
+    watch->client_gone = true;
+    if (watch->upstream) {
+      boost::system::error_code ignored;
+      watch->upstream->socket().cancel(ignored);
+      watch->upstream->socket().close(ignored);
+    }
+  }
+  // available > 0: a pipelined request; stop watching, the session will read it.
+}
+
+// Watching a socket costs syscalls on every request, and most requests to a fast upstream end
+// before a disconnect could matter. So watches are armed lazily: a sweep every
+// kWatchSweepInterval arms those of requests still in flight. A client that leaves costs the
+// upstream at most that long of wasted work.
+constexpr auto kWatchSweepInterval = std::chrono::milliseconds(100);
+
 // Per-worker state: one event loop, its upstream pools and its random source. Touched only from
 // its own thread.
 struct Worker {
@@ -73,7 +122,24 @@ struct Worker {
   asio::io_context ioc;
   core::Random random;
   UpstreamPools pools;
+  std::list<std::shared_ptr<DisconnectWatch>> watches; // requests in flight on this worker
 };
+
+awaitable<void> watch_sweeper(Worker& w) {
+  asio::steady_timer timer(w.ioc);
+  while (true) {
+    timer.expires_after(kWatchSweepInterval);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return;
+    const auto cutoff = core::SteadyClock::now() - kWatchSweepInterval;
+    for (auto& watch : w.watches) {
+      if (watch->armed || watch->done || watch->started > cutoff) continue;
+      watch->armed = true;
+      asio::co_spawn(w.ioc, watch_client(*watch->client, watch), asio::detached);
+    }
+  }
+}
 
 using Request = http::request<http::string_body>;
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
@@ -81,7 +147,10 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 const HeaderList kAllowGet{{"allow", "GET"}};
 const HeaderList kAllowPost{{"allow", "POST"}};
 const HeaderList kNoHeaders{};
-constexpr std::array<const char*, 4> kForwardedHeaders{"traceparent", "tracestate", "x-request-id", "accept"};
+// Request headers passed on to the upstream (besides authorization, handled separately).
+constexpr std::array<const char*, 8> kForwardedHeaders{"traceparent",         "tracestate",    "x-request-id",
+                                                       "accept",              "openai-beta",   "openai-organization",
+                                                       "openai-project",      "idempotency-key"};
 
 std::string_view target_path(std::string_view target) {
   auto q = target.find('?');
@@ -104,7 +173,6 @@ struct Gateway::Impl {
   std::atomic<bool> draining{false};
   std::atomic<bool> stopped{false};
   std::atomic<size_t> next_worker{0};
-  std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> guard0;
 
   awaitable<void> accept_loop(tcp::acceptor& acceptor, bool admin);
   awaitable<void> session(tcp::socket socket, Worker& w, bool admin);
@@ -160,7 +228,27 @@ core::Status Gateway::listen(const config::ListenerConfig& gw, const config::Lis
   if (!a) return tl::unexpected(a.error());
   impl_->gateway_acceptor = std::move(*g);
   impl_->admin_acceptor = std::move(*a);
+  // Signal handlers go in now, not in run(): a SIGHUP sent as soon as the caller announces
+  // readiness must not kill the process. Signals are queued until the loop runs.
+  Impl& im = *impl_;
+  im.signals = std::make_unique<asio::signal_set>(im.workers.front()->ioc, SIGINT, SIGTERM, SIGHUP);
+  wait_for_signal();
   return {};
+}
+
+void Gateway::wait_for_signal() {
+  Impl& im = *impl_;
+  im.signals->async_wait([this, &im](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP: reloading the config");
+      if (im.reload_callback) im.reload_callback();
+      wait_for_signal();
+      return;
+    }
+    spdlog::info("signal {}: shutting down", sig);
+    std::thread([this] { shutdown(); }).detach();
+  });
 }
 
 void Gateway::run() {
@@ -169,22 +257,7 @@ void Gateway::run() {
   asio::co_spawn(w0.ioc, im.accept_loop(*im.gateway_acceptor, false), asio::detached);
   asio::co_spawn(w0.ioc, im.accept_loop(*im.admin_acceptor, true), asio::detached);
 
-  im.signals = std::make_unique<asio::signal_set>(w0.ioc, SIGINT, SIGTERM, SIGHUP);
-  std::function<void()> wait_signal;
-  wait_signal = [this, &im, &wait_signal]() {
-    im.signals->async_wait([this, &im, &wait_signal](const boost::system::error_code& ec, int sig) {
-      if (ec) return;
-      if (sig == SIGHUP) {
-        spdlog::info("SIGHUP: reloading the config");
-        if (im.reload_callback) im.reload_callback();
-        wait_signal();
-        return;
-      }
-      spdlog::info("signal {}: shutting down", sig);
-      std::thread([this] { shutdown(); }).detach();
-    });
-  };
-  wait_signal();
+  for (auto& w : im.workers) asio::co_spawn(w->ioc, watch_sweeper(*w), asio::detached);
 
   std::vector<std::thread> threads;
   std::vector<std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>>> guards;
@@ -414,32 +487,6 @@ awaitable<bool> Gateway::Impl::handle(beast::tcp_stream& stream, Worker& w, Requ
 
 namespace {
 
-// Watches the client socket while a request is proxied. If the client goes away, the upstream
-// connection is closed so the model server stops generating.
-struct DisconnectWatch {
-  bool done = false;
-  bool client_gone = false;
-  beast::tcp_stream* upstream = nullptr;
-};
-
-awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<DisconnectWatch> watch) {
-  boost::system::error_code ec;
-  co_await client.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
-  if (watch->done) co_return;
-  if (ec) co_return;
-  boost::system::error_code ec2;
-  size_t available = client.available(ec2);
-  if (ec2 || available == 0) { // readable with nothing to read: the peer closed
-    watch->client_gone = true;
-    if (watch->upstream) {
-      boost::system::error_code ignored;
-      watch->upstream->socket().cancel(ignored);
-      watch->upstream->socket().close(ignored);
-    }
-  }
-  // available > 0: a pipelined request; stop watching, the session will read it.
-}
-
 const char* classify_error(const boost::system::error_code& ec) {
   if (ec == beast::error::timeout) return "timeout";
   if (ec == asio::error::connection_refused || ec == asio::error::host_unreachable ||
@@ -469,8 +516,8 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
   pipeline::RouteOutcome out = pipeline::route(*snap, meta, req.body(), w.random);
   if (out.action == pipeline::RouteAction::Reply) {
     m.client_errors.with({out.error_type}).inc();
-    m.requests.with({out.requested_model.empty() ? "-" : out.requested_model, "-", std::to_string(out.reply_status)})
-        .inc();
+    // The model label stays "-": a client's made-up model names must not mint new series.
+    m.requests.with({"-", "-", std::to_string(out.reply_status)}).inc();
     co_await send(stream, req, static_cast<http::status>(out.reply_status), std::move(out.reply_body),
                   "application/json", keep);
     co_return keep;
@@ -485,19 +532,26 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
   std::vector<const config::BackendConfig*> order = order_backends(config, model, w.random);
 
   auto watch = std::make_shared<DisconnectWatch>();
-  asio::co_spawn(stream.get_executor(), watch_client(stream.socket(), watch), asio::detached);
+  watch->started = start;
+  watch->client = &stream.socket();
+  w.watches.push_front(watch);
   struct WatchStop {
-    std::shared_ptr<DisconnectWatch> watch;
+    Worker& w;
+    std::list<std::shared_ptr<DisconnectWatch>>::iterator it;
     beast::tcp_stream& stream;
     ~WatchStop() {
+      auto watch = *it;
+      w.watches.erase(it);
       watch->done = true;
       watch->upstream = nullptr;
       boost::system::error_code ignored;
       // Completes the pending wait; the watcher sees done and returns without touching anything.
-      if (!watch->client_gone) stream.socket().cancel(ignored);
+      if (watch->armed && !watch->client_gone) stream.socket().cancel(ignored);
     }
-  } watch_stop{watch, stream};
+  } watch_stop{w, w.watches.begin(), stream};
 
+  std::string query;
+  if (auto q = req.target().find('?'); q != std::string_view::npos) query = std::string(req.target().substr(q));
   const std::string upstream_path =
       (kind == openai::RequestKind::Completions) ? "/completions" : "/chat/completions";
   std::string last_error = "no backend configured";
@@ -510,7 +564,7 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
       return std::max(std::chrono::milliseconds(1), std::min(std::chrono::milliseconds(ms), left));
     };
 
-    http::request<http::string_body> up{http::verb::post, upstream_base_path(*backend) + upstream_path, 11};
+    http::request<http::string_body> up{http::verb::post, upstream_base_path(*backend) + upstream_path + query, 11};
     up.set(http::field::host, backend->host + ":" + std::to_string(backend->port));
     up.set(http::field::content_type, "application/json");
     up.set(http::field::user_agent, "semrouter");
@@ -531,13 +585,16 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
     for (int attempt = 0; attempt < 2; ++attempt) {
       boost::system::error_code ec;
       bool reused = false;
-      std::unique_ptr<beast::tcp_stream> conn = w.pools.take(*backend);
+      std::unique_ptr<beast::tcp_stream> conn = attempt == 0 ? w.pools.take(*backend) : nullptr;
       if (conn) {
         reused = true;
       } else {
         conn = co_await connect_backend(*backend, remaining(t.connect_ms), ec);
         if (ec) {
-          if (watch->client_gone) co_return false;
+          if (watch->client_gone) {
+            finish(kClientClosedRequest);
+            co_return false;
+          }
           m.upstream_errors.with({backend->name, classify_error(ec)}).inc();
           last_error = fmt::format("{} ({}:{}): {}", backend->name, backend->host, backend->port, ec.message());
           timed_out = ec == beast::error::timeout;
@@ -554,7 +611,7 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
       beast::flat_buffer ubuf;
       if (!ec) co_await http::async_read_header(*conn, ubuf, parser, asio::redirect_error(use_awaitable, ec));
       if (watch->client_gone) {
-        finish(499);
+        finish(kClientClosedRequest);
         co_return false;
       }
       if (ec) {
@@ -572,7 +629,11 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
       const int status = uh.result_int();
       std::string content_type(uh[http::field::content_type]);
       const bool event_stream = core::starts_with(core::ascii_lower(content_type), "text/event-stream");
-      std::vector<std::pair<std::string, std::string>> headers = out.response_headers;
+      std::vector<std::pair<std::string, std::string>> headers;
+      for (const auto& field : uh) {
+        if (!is_hop_by_hop(field.name_string())) headers.emplace_back(field.name_string(), field.value());
+      }
+      headers.insert(headers.end(), out.response_headers.begin(), out.response_headers.end());
       if (content_type.empty()) content_type = "application/json";
       std::array<char, kRelayBufferBytes> relay;
       char* buf = relay.data();
@@ -597,17 +658,17 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
           if (ec || body.size() > kMaxUpstreamBodyBytes) break;
         }
         if (watch->client_gone) {
-          finish(499);
+          finish(kClientClosedRequest);
           co_return false;
         }
         if (ec || !parser.is_done()) {
           m.upstream_errors.with({backend->name, ec ? classify_error(ec) : "too_large"}).inc();
           auto e = ec == beast::error::timeout
                        ? openai::upstream_timeout(model.name, "no complete response in time")
-                       : openai::upstream_unreachable(model.name, backend->name + ": response broken off: " +
-                                                                      (ec ? ec.message() : "body too large"));
+                       : openai::upstream_broken(model.name, backend->name,
+                                                 ec ? ec.message() : "the body exceeds the relay limit");
           finish(e.status);
-          co_await send_error(stream, req, e, keep, headers);
+          co_await send_error(stream, req, e, keep, out.response_headers);
           co_return keep;
         }
         if (status == 200) {
@@ -665,14 +726,14 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
       if (wec || watch->client_gone) {
         // The client went away: dropping `conn` closes the upstream connection, which is how an
         // OpenAI-compatible server learns to stop generating.
-        finish(499);
+        finish(kClientClosedRequest);
         co_return false;
       }
       if (!upstream_ok) {
         m.upstream_errors.with({backend->name, classify_error(ec)}).inc();
         spdlog::warn("upstream {}: stream broken off: {}", backend->name, ec.message());
         auto e = ec == beast::error::timeout ? openai::upstream_timeout(model.name, "the stream stalled")
-                                             : openai::upstream_unreachable(model.name, "the stream was broken off");
+                                             : openai::upstream_broken(model.name, backend->name, ec.message());
         std::string event = "data: " + openai::error_body(e) + "\n\n";
         co_await asio::async_write(stream, http::make_chunk(asio::buffer(event)),
                                    asio::redirect_error(use_awaitable, wec));
@@ -687,7 +748,10 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
       finish(status);
       co_return keep && !wec;
     }
-    if (watch->client_gone) co_return false;
+    if (watch->client_gone) {
+      finish(kClientClosedRequest);
+      co_return false;
+    }
   }
   auto e = timed_out ? openai::upstream_timeout(model.name, last_error)
                      : openai::upstream_unreachable(model.name, last_error);

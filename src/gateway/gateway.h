@@ -40,6 +40,7 @@ public:
   void shutdown(uint32_t grace_ms = 5000);
 
 private:
+  void wait_for_signal();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

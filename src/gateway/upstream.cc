@@ -84,7 +84,9 @@ std::vector<const config::BackendConfig*> order_backends(const config::Config& c
 }
 
 std::string upstream_base_path(const config::BackendConfig& backend) {
-  return backend.base_path.empty() ? "/v1" : backend.base_path;
+  if (backend.base_path.empty()) return "/v1";
+  if (backend.base_path == "/") return "";
+  return backend.base_path;
 }
 
 } // namespace semrouter::gateway

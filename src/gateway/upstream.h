@@ -36,7 +36,8 @@ connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds 
 std::vector<const config::BackendConfig*> order_backends(const config::Config& config, const config::ModelConfig& model,
                                                          core::Random& random);
 
-// The path prefix for upstream calls: the backend URL's path, or /v1 if it has none.
+// The path prefix for upstream calls: the backend URL's path; /v1 if the URL has no path at all;
+// nothing if the path is exactly "/" (a server that serves /chat/completions at its root).
 std::string upstream_base_path(const config::BackendConfig& backend);
 
 } // namespace semrouter::gateway

@@ -9,6 +9,10 @@ namespace {
 std::string format_double(double v) {
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   char buf[64];
+  if (v == std::floor(v) && std::fabs(v) < 1e15) { // 10, not 1e+01: dashboards select le="10"
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+    return buf;
+  }
   std::snprintf(buf, sizeof buf, "%.17g", v);
   // Shortest round-trip is nicer to read; try fewer digits first.
   for (int prec = 1; prec <= 17; ++prec) {

@@ -55,6 +55,11 @@ ApiError upstream_unreachable(std::string_view model, std::string_view detail) {
           fmt::format("No backend of model `{}` could be reached: {}", model, detail), ""};
 }
 
+ApiError upstream_broken(std::string_view model, std::string_view backend, std::string_view detail) {
+  return {502, "upstream_error", "upstream_broken",
+          fmt::format("The response of model `{}` (backend {}) was broken off: {}", model, backend, detail), ""};
+}
+
 ApiError upstream_timeout(std::string_view model, std::string_view detail) {
   return {504, "upstream_error", "upstream_timeout",
           fmt::format("The backend of model `{}` timed out: {}", model, detail), ""};

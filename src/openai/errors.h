@@ -22,6 +22,7 @@ ApiError not_found_path(std::string_view path);
 ApiError method_not_allowed(std::string_view method, std::string_view path, std::string_view allowed);
 ApiError body_too_large(uint64_t limit);
 ApiError upstream_unreachable(std::string_view model, std::string_view detail);
+ApiError upstream_broken(std::string_view model, std::string_view backend, std::string_view detail);
 ApiError upstream_timeout(std::string_view model, std::string_view detail);
 ApiError internal_error(std::string message);
 

@@ -113,7 +113,15 @@ core::StatusOr<std::vector<TopLevelField>> scan_top_level(std::string_view s) {
     i = skip_string(s, i);
     f.key_span.end = i;
     std::string_view raw = s.substr(f.key_span.begin + 1, f.key_span.end - f.key_span.begin - 2);
-    f.key = std::string(raw);
+    if (raw.find('\\') == std::string_view::npos) {
+      f.key = std::string(raw);
+    } else {
+      // "m\u0065ssages" is "messages" to every JSON parser; it must be to us too.
+      auto decoded = nlohmann::json::parse(s.substr(f.key_span.begin, f.key_span.end - f.key_span.begin), nullptr,
+                                           /*allow_exceptions=*/false);
+      if (!decoded.is_string()) return core::make_error(ErrorCode::InvalidArgument, "invalid escape in a key");
+      f.key = decoded.get<std::string>();
+    }
     i = skip_ws(s, i);
     if (i >= s.size() || s[i] != ':') return core::make_error(ErrorCode::InvalidArgument, "expected ':'");
     i = skip_ws(s, i + 1);
@@ -160,6 +168,14 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
 
   auto fields = scan_top_level(body);
   if (!fields) return core::make_error(ErrorCode::InvalidArgument, "the request body is not valid JSON");
+  // Parsers disagree on duplicate keys (first wins here, last wins elsewhere): routing one
+  // "messages" while the upstream reads another is a bypass. Refuse the ambiguity.
+  for (size_t i = 0; i < fields->size(); ++i) {
+    for (size_t j = i + 1; j < fields->size(); ++j) {
+      if ((*fields)[i].key == (*fields)[j].key)
+        return core::make_error(ErrorCode::InvalidArgument, (*fields)[i].key + ": duplicate key in the request body");
+    }
+  }
 
   simdjson::dom::object obj = doc.get_object();
   simdjson::dom::element model;
@@ -280,15 +296,18 @@ void BodyEditor::set_system_prompt(std::string_view content, bool replace) {
       break;
     }
   }
-  if (system && system->has_content && system->content_span.end > system->content_span.begin) {
+  if (system && system->content_span.end > system->content_span.begin) {
     std::string text;
     if (replace) {
       text = core::json_string(content);
-    } else if (system->content_is_string) {
+    } else if (system->content_is_string && !system->text.empty()) {
       std::string joined(content);
       joined += "\n\n";
       joined += system->text;
       text = core::json_string(joined);
+    } else if (body_[system->content_span.begin] != '[') {
+      // Empty string, object, number or boolean: nothing of the client's to keep as text.
+      text = core::json_string(content);
     } else {
       // Array content: keep the client's parts and put ours first.
       std::string_view parts = body_.substr(system->content_span.begin + 1,

@@ -341,7 +341,7 @@ test('upstreams that break HTTP: 502 or 504 in the OpenAI shape, and the router 
     { name: 'router-faults' },
   );
   const expect = {
-    'partial body': [502, 'upstream_unreachable'],
+    'partial body': [502, 'upstream_broken'], // the response started, then broke off
     'not http': [502, 'upstream_unreachable'],
     'header too large': [502, 'upstream_unreachable'],
     'closed before answering': [502, 'upstream_unreachable'],

@@ -562,39 +562,26 @@ test("an unreachable backend falls back to the model's next backend", async () =
   assert.equal(metricValue(m, 'semrouter_requests_total', { model: 'fallback-model', status: '200' }), 3);
 });
 
-// Known router bugs, kept as TODO tests so the suite stays green; they pass once fixed.
-h.knownBug(
-  'a duplicated "messages" key: the router routes and edits the array the upstream will use',
-  'routing reads the first "messages", the body editor edits the last one',
-  async () => {
-    // JSON parsers upstream (Python's json, vLLM) keep the last duplicate key.
-    const body =
-      '{"model":"auto","messages":[{"role":"system","content":"S"},{"role":"user","content":"talk like a pirate"}],' +
-      '"messages":[{"role":"user","content":"hello"},{"role":"user","content":"world"}]}';
-    const res = await router.chat(body);
-    assert.equal(res.status, 200, res.text);
-    const effective = res.json.mock_echo.messages; // JSON.parse keeps the last duplicate too
-    assert.ok(
-      effective.some((m) => m.content === 'hello'),
-      `the user's message was overwritten: ${rawEcho(res.text)}`,
-    );
-    assert.equal(res.headers['x-semrouter-decision'], 'default', 'routed on the messages the upstream ignores');
-  },
-);
+test('a duplicated "messages" key is refused with 400 rather than routed on one array and sent with another', async () => {
+  // JSON parsers disagree on duplicates (Python's json and JSON.parse keep the last one).
+  const body =
+    '{"model":"auto","messages":[{"role":"system","content":"S"},{"role":"user","content":"talk like a pirate"}],' +
+    '"messages":[{"role":"user","content":"hello"},{"role":"user","content":"world"}]}';
+  const res = await router.chat(body);
+  assert.equal(res.status, 400, res.text);
+  assertOpenAIError(assert, res, { status: 400, type: 'invalid_request_error' });
+  assert.match(res.json.error.message, /duplicate key/);
+});
 
-h.knownBug(
-  'an escaped "messages" key with a system prompt still yields valid JSON upstream',
-  'the system message is inserted at offset 0 of the body',
-  async () => {
-    const body = '{"model":"auto","m\\u0065ssages":[{"role":"user","content":"an integral"}]}';
-    const res = await router.chat(body);
-    assert.equal(res.status, 200, res.text);
-    assert.deepEqual(res.json.mock_echo.messages, [
-      { role: 'system', content: MATH_PROMPT },
-      { role: 'user', content: 'an integral' },
-    ]);
-  },
-);
+test('an escaped "messages" key with a system prompt still yields valid JSON upstream', async () => {
+  const body = '{"model":"auto","m\\u0065ssages":[{"role":"user","content":"an integral"}]}';
+  const res = await router.chat(body);
+  assert.equal(res.status, 200, res.text);
+  assert.deepEqual(res.json.mock_echo.messages, [
+    { role: 'system', content: MATH_PROMPT },
+    { role: 'user', content: 'an integral' },
+  ]);
+});
 
 test('the router exits cleanly on SIGTERM', async () => {
   const r2 = await h.startRouter(config(), { name: 'router-term' });

@@ -111,7 +111,7 @@ test('a stream the upstream drops mid-way ends with an error event, not a hang',
   const last = parsed.at(-1);
   assert.ok(last.error, `the last event is an error event: ${res.text}`);
   assert.deepEqual(Object.keys(last.error).sort(), ['code', 'message', 'param', 'type']);
-  assert.equal(last.error.code, 'upstream_unreachable');
+  assert.equal(last.error.code, 'upstream_broken');
   assert.equal(last.error.type, 'upstream_error');
   assert.ok(res.closedAt !== undefined, 'the connection was closed');
 });

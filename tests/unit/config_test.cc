@@ -116,6 +116,9 @@ TEST(Config, ErrorsNameTheKey) {
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
        "decisions: [{name: d, rules: always, models: [m], plugins: {system_prompt: {mode: append, content: x}}}]",
        "decisions[0].plugins.system_prompt.mode: unknown mode \"append\" (known: insert, replace)"},
+      {"listeners: {gateway: {address: localhost}}\nbackends: [{name: a, url: 'http://h:1'}]\n"
+       "models: [{name: m, backends: [a]}]",
+       "listeners.gateway.address: \"localhost\" is not an IP address (use 127.0.0.1, ::1 or 0.0.0.0)"},
       {"models: [{name: m, backends: [a]}\n", ""}, // YAML syntax error: checked below by prefix
   };
   for (const auto& c : cases) {
@@ -138,6 +141,11 @@ TEST(Config, EnvironmentExpansion) {
   EXPECT_EQ((*c)->backends[0].port, 9123);
   EXPECT_EQ((*c)->backends[1].port, 7000);
   EXPECT_EQ((*c)->backends[1].base_path, "");
+  auto root = parse_config("backends: [{name: a, url: 'http://h:1/'}, {name: b, url: 'http://h:1/v1/'}]\n"
+                           "models: [{name: m, backends: [a, b]}]");
+  ASSERT_TRUE(root);
+  EXPECT_EQ((*root)->backends[0].base_path, "/"); // explicit root: upstream path /chat/completions
+  EXPECT_EQ((*root)->backends[1].base_path, "/v1");
   EXPECT_EQ((*c)->models[0].backends[1].weight, 3u);
   EXPECT_EQ(error_of("backends: [{name: a, url: 'http://h:${SEMROUTER_TEST_UNSET}'}]\nmodels: [{name: m, backends: [a]}]"),
             "backends[0].url: environment variable SEMROUTER_TEST_UNSET is not set (write "
