@@ -21,7 +21,8 @@ build: configure
 	@echo "built: $(BUILD_DIR)/bin/semrouter"
 
 demo: deps build
-	@PORT=$(PORT) ADMIN_PORT=$(ADMIN_PORT) bash scripts/demo.sh
+	@PORT=$(PORT) ADMIN_PORT=$(ADMIN_PORT) SEMROUTER_BIN=$(BUILD_DIR)/bin/semrouter \
+	  MOCK_UPSTREAM_BIN=$(BUILD_DIR)/bin/mock-upstream bash scripts/demo.sh
 
 test: deps build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

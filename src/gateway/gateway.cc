@@ -33,6 +33,7 @@ namespace {
 constexpr size_t kMaxHeaderBytes = 64 * 1024;
 constexpr size_t kMaxUpstreamBodyBytes = 256u << 20; // non-streamed upstream bodies
 constexpr size_t kRelayBufferBytes = 16 * 1024;
+constexpr auto kClientWriteTimeout = std::chrono::seconds(30);
 constexpr int kClientClosedRequest = 499; // nginx's status for "the client went away", metrics only
 
 // Hop-by-hop and framing headers are ours to set; every other upstream response header
@@ -110,10 +111,10 @@ awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<DisconnectWatc
 }
 
 // Watching a socket costs syscalls on every request, and most requests to a fast upstream end
-// before a disconnect could matter. So watches are armed lazily: a sweep every
-// kWatchSweepInterval arms those of requests still in flight. A client that leaves costs the
-// upstream at most that long of wasted work.
-constexpr auto kWatchSweepInterval = std::chrono::milliseconds(100);
+// before a disconnect could matter. So watches are armed lazily: the sweep arms those of
+// requests in flight for longer than kWatchDelay. A client that leaves costs the upstream at
+// most about that long of wasted work.
+constexpr auto kWatchDelay = std::chrono::milliseconds(100);
 
 // Per-worker state: one event loop, its upstream pools and its random source. Touched only from
 // its own thread.
@@ -123,16 +124,28 @@ struct Worker {
   core::Random random;
   UpstreamPools pools;
   std::list<std::shared_ptr<DisconnectWatch>> watches; // requests in flight on this worker
+  Deadline::List deadlines;                            // every live Deadline of this worker
 };
 
-awaitable<void> watch_sweeper(Worker& w) {
+// The client side of one connection: its stream and the deadline of its current operation.
+struct ClientConn {
+  ClientConn(tcp::socket socket, Worker& w) : stream(std::move(socket)), deadline(w.deadlines, &stream) {}
+  beast::tcp_stream stream;
+  Deadline deadline;
+};
+
+// The per-worker sweep: fires due deadlines and arms disconnect watches.
+awaitable<void> sweeper(Worker& w) {
   asio::steady_timer timer(w.ioc);
   while (true) {
-    timer.expires_after(kWatchSweepInterval);
+    timer.expires_after(kSweepInterval);
     boost::system::error_code ec;
     co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
     if (ec) co_return;
-    const auto cutoff = core::SteadyClock::now() - kWatchSweepInterval;
+    const auto now = core::SteadyClock::now();
+    // Expiring may cancel a stream whose coroutine then resumes later; the list is only walked here.
+    for (auto it = w.deadlines.begin(); it != w.deadlines.end();) (*it++)->expire_if_due(now);
+    const auto cutoff = now - kWatchDelay;
     for (auto& watch : w.watches) {
       if (watch->armed || watch->done || watch->started > cutoff) continue;
       watch->armed = true;
@@ -176,12 +189,12 @@ struct Gateway::Impl {
 
   awaitable<void> accept_loop(tcp::acceptor& acceptor, bool admin);
   awaitable<void> session(tcp::socket socket, Worker& w, bool admin);
-  awaitable<bool> handle(beast::tcp_stream& stream, Worker& w, Request& req, bool admin);
-  awaitable<bool> proxy(beast::tcp_stream& stream, Worker& w, Request& req, openai::RequestKind kind);
-  awaitable<void> send(beast::tcp_stream& stream, const Request& req, http::status status, std::string body,
+  awaitable<bool> handle(ClientConn& client, Worker& w, Request& req, bool admin);
+  awaitable<bool> proxy(ClientConn& client, Worker& w, Request& req, openai::RequestKind kind);
+  awaitable<void> send(ClientConn& client, const Request& req, http::status status, std::string body,
                        std::string_view content_type, bool keep_alive,
                        const std::vector<std::pair<std::string, std::string>>& headers = {});
-  awaitable<void> send_error(beast::tcp_stream& stream, const Request& req, const openai::ApiError& e, bool keep_alive,
+  awaitable<void> send_error(ClientConn& client, const Request& req, const openai::ApiError& e, bool keep_alive,
                              const std::vector<std::pair<std::string, std::string>>& headers = {});
 };
 
@@ -257,7 +270,7 @@ void Gateway::run() {
   asio::co_spawn(w0.ioc, im.accept_loop(*im.gateway_acceptor, false), asio::detached);
   asio::co_spawn(w0.ioc, im.accept_loop(*im.admin_acceptor, true), asio::detached);
 
-  for (auto& w : im.workers) asio::co_spawn(w->ioc, watch_sweeper(*w), asio::detached);
+  for (auto& w : im.workers) asio::co_spawn(w->ioc, sweeper(*w), asio::detached);
 
   std::vector<std::thread> threads;
   std::vector<std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>>> guards;
@@ -304,7 +317,7 @@ awaitable<void> Gateway::Impl::accept_loop(tcp::acceptor& acceptor, bool admin) 
   }
 }
 
-awaitable<void> Gateway::Impl::send(beast::tcp_stream& stream, const Request& req, http::status status,
+awaitable<void> Gateway::Impl::send(ClientConn& client, const Request& req, http::status status,
                                     std::string body, std::string_view content_type, bool keep_alive,
                                     const std::vector<std::pair<std::string, std::string>>& headers) {
   http::response<http::string_body> res{status, req.version()};
@@ -315,20 +328,21 @@ awaitable<void> Gateway::Impl::send(beast::tcp_stream& stream, const Request& re
   res.body() = std::move(body);
   res.prepare_payload();
   boost::system::error_code ec;
-  stream.expires_after(std::chrono::seconds(30));
-  co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
-  stream.expires_never();
+  client.deadline.set(kClientWriteTimeout);
+  co_await http::async_write(client.stream, res, asio::redirect_error(use_awaitable, ec));
+  client.deadline.clear();
 }
 
-awaitable<void> Gateway::Impl::send_error(beast::tcp_stream& stream, const Request& req, const openai::ApiError& e,
+awaitable<void> Gateway::Impl::send_error(ClientConn& client, const Request& req, const openai::ApiError& e,
                                           bool keep_alive,
                                           const std::vector<std::pair<std::string, std::string>>& headers) {
-  co_await send(stream, req, static_cast<http::status>(e.status), openai::error_body(e), "application/json",
+  co_await send(client, req, static_cast<http::status>(e.status), openai::error_body(e), "application/json",
                 keep_alive, headers);
 }
 
 awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin) {
-  beast::tcp_stream stream(std::move(socket));
+  ClientConn client(std::move(socket), w);
+  beast::tcp_stream& stream = client.stream;
   beast::flat_buffer buffer;
   m.connections.add(1);
   const uint64_t max_body = store.get()->config->server.max_body_bytes;
@@ -338,20 +352,21 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
     parser.header_limit(kMaxHeaderBytes);
     parser.body_limit(max_body);
     boost::system::error_code ec;
-    stream.expires_after(header_timeout);
+    client.deadline.set(header_timeout);
     co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+    client.deadline.adjust(ec);
     if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
         ec == asio::error::operation_aborted || ec == beast::error::timeout)
       break;
     Request dummy{http::verb::get, "/", 11};
     if (ec == http::error::body_limit) {
       m.client_errors.with({"body_too_large"}).inc();
-      co_await send_error(stream, dummy, openai::body_too_large(max_body), false);
+      co_await send_error(client, dummy, openai::body_too_large(max_body), false);
       break;
     }
     if (ec) {
       m.client_errors.with({"malformed_http"}).inc();
-      co_await send_error(stream, dummy, openai::invalid_request("malformed HTTP request: " + ec.message()), false);
+      co_await send_error(client, dummy, openai::invalid_request("malformed HTTP request: " + ec.message()), false);
       break;
     }
     // curl and others wait for "100 Continue" before sending a large body.
@@ -363,23 +378,24 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
     }
     if (!parser.is_done()) {
       co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+      client.deadline.adjust(ec);
       if (ec == http::error::body_limit) {
         m.client_errors.with({"body_too_large"}).inc();
-        co_await send_error(stream, dummy, openai::body_too_large(max_body), false);
+        co_await send_error(client, dummy, openai::body_too_large(max_body), false);
         break;
       }
       if (ec) {
         if (ec != http::error::end_of_stream && ec != beast::error::timeout && ec != asio::error::eof) {
           m.client_errors.with({"malformed_http"}).inc();
-          co_await send_error(stream, dummy, openai::invalid_request("malformed HTTP request: " + ec.message()),
+          co_await send_error(client, dummy, openai::invalid_request("malformed HTTP request: " + ec.message()),
                               false);
         }
         break;
       }
     }
-    stream.expires_never();
+    client.deadline.clear();
     Request req = parser.release();
-    bool keep = co_await handle(stream, w, req, admin);
+    bool keep = co_await handle(client, w, req, admin);
     if (!keep || draining) break;
   }
   boost::system::error_code ignored;
@@ -387,7 +403,7 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
   m.connections.add(-1);
 }
 
-awaitable<bool> Gateway::Impl::handle(beast::tcp_stream& stream, Worker& w, Request& req, bool admin) {
+awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& req, bool admin) {
   const bool keep = req.keep_alive();
   std::string_view path = target_path(std::string_view(req.target().data(), req.target().size()));
   const auto verb = req.method();
@@ -399,15 +415,15 @@ awaitable<bool> Gateway::Impl::handle(beast::tcp_stream& stream, Worker& w, Requ
 
   if (path == "/health" || path == "/ready") {
     if (auto e = only(http::verb::get, "GET")) {
-      co_await send_error(stream, req, *e, keep, kAllowGet);
+      co_await send_error(client, req, *e, keep, kAllowGet);
       co_return keep;
     }
     if (path == "/ready" && draining) {
-      co_await send(stream, req, http::status::service_unavailable, "{\"status\":\"draining\"}", "application/json",
+      co_await send(client, req, http::status::service_unavailable, "{\"status\":\"draining\"}", "application/json",
                     false);
       co_return false;
     }
-    co_await send(stream, req, http::status::ok, path == "/health" ? "{\"status\":\"ok\"}" : "{\"status\":\"ready\"}",
+    co_await send(client, req, http::status::ok, path == "/health" ? "{\"status\":\"ok\"}" : "{\"status\":\"ready\"}",
                   "application/json", keep);
     co_return keep;
   }
@@ -415,34 +431,34 @@ awaitable<bool> Gateway::Impl::handle(beast::tcp_stream& stream, Worker& w, Requ
   if (admin) {
     if (path == "/metrics") {
       if (auto e = only(http::verb::get, "GET")) {
-        co_await send_error(stream, req, *e, keep, kAllowGet);
+        co_await send_error(client, req, *e, keep, kAllowGet);
         co_return keep;
       }
-      co_await send(stream, req, http::status::ok, registry.expose(), "text/plain; version=0.0.4; charset=utf-8",
+      co_await send(client, req, http::status::ok, registry.expose(), "text/plain; version=0.0.4; charset=utf-8",
                     keep);
       co_return keep;
     }
     if (path == "/api/v1/config") {
       if (auto e = only(http::verb::get, "GET")) {
-        co_await send_error(stream, req, *e, keep, kAllowGet);
+        co_await send_error(client, req, *e, keep, kAllowGet);
         co_return keep;
       }
       auto snap = store.get();
       std::string body = fmt::format("{{\"generation\":{},\"reloads_ok\":{},\"reloads_failed\":{},\"last_error\":{}}}",
                                      snap->generation, store.reloads_ok(), store.reloads_failed(),
                                      store.last_error().empty() ? "null" : core::json_string(store.last_error()));
-      co_await send(stream, req, http::status::ok, std::move(body), "application/json", keep);
+      co_await send(client, req, http::status::ok, std::move(body), "application/json", keep);
       co_return keep;
     }
     if (path == "/api/v1/route") {
       if (auto e = only(http::verb::post, "POST")) {
-        co_await send_error(stream, req, *e, keep, kAllowPost);
+        co_await send_error(client, req, *e, keep, kAllowPost);
         co_return keep;
       }
       auto snap = store.get();
       pipeline::RouteOutcome out = pipeline::route(*snap, {}, req.body(), w.random);
       if (out.action == pipeline::RouteAction::Reply) {
-        co_await send(stream, req, static_cast<http::status>(out.reply_status), out.reply_body, "application/json",
+        co_await send(client, req, static_cast<http::status>(out.reply_status), out.reply_body, "application/json",
                       keep);
         co_return keep;
       }
@@ -456,32 +472,32 @@ awaitable<bool> Gateway::Impl::handle(beast::tcp_stream& stream, Worker& w, Requ
         body += core::json_string(out.matched_signals[i]);
       }
       body += "],\"body\":" + out.body + "}";
-      co_await send(stream, req, http::status::ok, std::move(body), "application/json", keep);
+      co_await send(client, req, http::status::ok, std::move(body), "application/json", keep);
       co_return keep;
     }
-    co_await send_error(stream, req, openai::not_found_path(path), keep);
+    co_await send_error(client, req, openai::not_found_path(path), keep);
     co_return keep;
   }
 
   if (path == "/v1/chat/completions" || path == "/v1/completions") {
     if (auto e = only(http::verb::post, "POST")) {
-      co_await send_error(stream, req, *e, keep, kAllowPost);
+      co_await send_error(client, req, *e, keep, kAllowPost);
       co_return keep;
     }
-    co_return co_await proxy(stream, w, req,
+    co_return co_await proxy(client, w, req,
                              path == "/v1/completions" ? openai::RequestKind::Completions
                                                        : openai::RequestKind::ChatCompletions);
   }
   if (path == "/v1/models") {
     if (auto e = only(http::verb::get, "GET")) {
-      co_await send_error(stream, req, *e, keep, kAllowGet);
+      co_await send_error(client, req, *e, keep, kAllowGet);
       co_return keep;
     }
-    co_await send(stream, req, http::status::ok, store.get()->models_json, "application/json", keep);
+    co_await send(client, req, http::status::ok, store.get()->models_json, "application/json", keep);
     co_return keep;
   }
   m.client_errors.with({"unknown_path"}).inc();
-  co_await send_error(stream, req, openai::not_found_path(path), keep);
+  co_await send_error(client, req, openai::not_found_path(path), keep);
   co_return keep;
 }
 
@@ -500,7 +516,8 @@ const char* classify_error(const boost::system::error_code& ec) {
 
 } // namespace
 
-awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Request& req, openai::RequestKind kind) {
+awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req, openai::RequestKind kind) {
+  beast::tcp_stream& stream = client.stream;
   const auto start = core::SteadyClock::now();
   const bool keep = req.keep_alive();
   auto snap = store.get(); // this request finishes on this snapshot, whatever reloads happen
@@ -518,7 +535,7 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
     m.client_errors.with({out.error_type}).inc();
     // The model label stays "-": a client's made-up model names must not mint new series.
     m.requests.with({"-", "-", std::to_string(out.reply_status)}).inc();
-    co_await send(stream, req, static_cast<http::status>(out.reply_status), std::move(out.reply_body),
+    co_await send(client, req, static_cast<http::status>(out.reply_status), std::move(out.reply_body),
                   "application/json", keep);
     co_return keep;
   }
@@ -552,6 +569,7 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
 
   std::string query;
   if (auto q = req.target().find('?'); q != std::string_view::npos) query = std::string(req.target().substr(q));
+  Deadline upstream_deadline(w.deadlines, nullptr);
   const std::string upstream_path =
       (kind == openai::RequestKind::Completions) ? "/completions" : "/chat/completions";
   std::string last_error = "no backend configured";
@@ -589,7 +607,7 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
       if (conn) {
         reused = true;
       } else {
-        conn = co_await connect_backend(*backend, remaining(t.connect_ms), ec);
+        conn = co_await connect_backend(*backend, remaining(t.connect_ms), upstream_deadline, ec);
         if (ec) {
           if (watch->client_gone) {
             finish(kClientClosedRequest);
@@ -603,13 +621,15 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
         }
       }
       watch->upstream = conn.get();
-      conn->expires_after(remaining(t.first_byte_ms));
+      upstream_deadline.watch(conn.get());
+      upstream_deadline.set(remaining(t.first_byte_ms));
       co_await http::async_write(*conn, up, asio::redirect_error(use_awaitable, ec));
       http::response_parser<http::buffer_body> parser;
       // Not boost::none: Beast 1.74 compares `len > none` as true on bodies of a known length.
       parser.body_limit(std::numeric_limits<std::uint64_t>::max());
       beast::flat_buffer ubuf;
       if (!ec) co_await http::async_read_header(*conn, ubuf, parser, asio::redirect_error(use_awaitable, ec));
+      upstream_deadline.adjust(ec);
       if (watch->client_gone) {
         finish(kClientClosedRequest);
         co_return false;
@@ -642,8 +662,9 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
         boost::system::error_code rec;
         parser.get().body().data = buf;
         parser.get().body().size = kRelayBufferBytes;
-        conn->expires_after(remaining(t.idle_ms));
+        upstream_deadline.set(remaining(t.idle_ms));
         co_await http::async_read_some(*conn, ubuf, parser, asio::redirect_error(use_awaitable, rec));
+        upstream_deadline.adjust(rec);
         if (rec == http::error::need_buffer) rec = {};
         n = kRelayBufferBytes - parser.get().body().size;
         co_return rec;
@@ -668,7 +689,7 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
                        : openai::upstream_broken(model.name, backend->name,
                                                  ec ? ec.message() : "the body exceeds the relay limit");
           finish(e.status);
-          co_await send_error(stream, req, e, keep, out.response_headers);
+          co_await send_error(client, req, e, keep, out.response_headers);
           co_return keep;
         }
         if (status == 200) {
@@ -679,9 +700,11 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
           }
         }
         watch->upstream = nullptr;
+        upstream_deadline.clear();
+        upstream_deadline.watch(nullptr); // the pooled connection is no longer ours to cancel
         if (parser.keep_alive()) w.pools.give_back(*backend, std::move(conn));
         finish(status);
-        co_await send(stream, req, static_cast<http::status>(status), std::move(body), content_type, keep, headers);
+        co_await send(client, req, static_cast<http::status>(status), std::move(body), content_type, keep, headers);
         co_return keep;
       }
 
@@ -713,9 +736,10 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
               m.completion_tokens.with({model.name}).inc(usage.completion_tokens);
             }
           }
-          stream.expires_after(std::chrono::milliseconds(t.idle_ms));
+          client.deadline.set(std::chrono::milliseconds(t.idle_ms));
           co_await asio::async_write(stream, http::make_chunk(asio::buffer(buf, n)),
                                      asio::redirect_error(use_awaitable, wec));
+          client.deadline.adjust(wec);
         }
         if (ec) {
           upstream_ok = false;
@@ -738,13 +762,15 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
         co_await asio::async_write(stream, http::make_chunk(asio::buffer(event)),
                                    asio::redirect_error(use_awaitable, wec));
         co_await asio::async_write(stream, http::make_chunk_last(), asio::redirect_error(use_awaitable, wec));
-        stream.expires_never();
+        client.deadline.clear();
         finish(e.status);
         co_return false; // the client saw a 200 header; closing tells it the stream ended abnormally
       }
       co_await asio::async_write(stream, http::make_chunk_last(), asio::redirect_error(use_awaitable, wec));
-      stream.expires_never();
-      if (parser.keep_alive()) w.pools.give_back(*backend, std::move(conn));
+      client.deadline.clear();
+      upstream_deadline.clear();
+        upstream_deadline.watch(nullptr); // the pooled connection is no longer ours to cancel
+        if (parser.keep_alive()) w.pools.give_back(*backend, std::move(conn));
       finish(status);
       co_return keep && !wec;
     }
@@ -756,7 +782,7 @@ awaitable<bool> Gateway::Impl::proxy(beast::tcp_stream& stream, Worker& w, Reque
   auto e = timed_out ? openai::upstream_timeout(model.name, last_error)
                      : openai::upstream_unreachable(model.name, last_error);
   finish(e.status);
-  co_await send_error(stream, req, e, keep, out.response_headers);
+  co_await send_error(client, req, e, keep, out.response_headers);
   co_return keep;
 }
 

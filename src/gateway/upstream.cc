@@ -30,13 +30,15 @@ void UpstreamPools::give_back(const config::BackendConfig& backend, std::unique_
 }
 
 asio::awaitable<std::unique_ptr<beast::tcp_stream>>
-connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds timeout, boost::system::error_code& ec) {
+connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds timeout, Deadline& deadline,
+                boost::system::error_code& ec) {
   auto executor = co_await asio::this_coro::executor;
   auto conn = std::make_unique<beast::tcp_stream>(executor);
   ec.clear();
   boost::system::error_code addr_ec;
   auto address = asio::ip::make_address(backend.host, addr_ec);
-  conn->expires_after(timeout);
+  deadline.watch(conn.get());
+  deadline.set(timeout); // bounds the connect; name resolution runs before it, unbounded by it
   if (!addr_ec) {
     co_await conn->async_connect(tcp::endpoint(address, backend.port), asio::redirect_error(asio::use_awaitable, ec));
   } else {
@@ -45,8 +47,9 @@ connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds 
                                                    asio::redirect_error(asio::use_awaitable, ec));
     if (!ec) co_await conn->async_connect(results, asio::redirect_error(asio::use_awaitable, ec));
   }
+  deadline.adjust(ec);
+  deadline.clear();
   if (ec) co_return nullptr;
-  conn->expires_never();
   boost::system::error_code ignored;
   conn->socket().set_option(tcp::no_delay(true), ignored);
   co_return conn;

@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# The demo behind `make demo`: two local mock model servers (A and B) and semrouter on its
+# embedded default config (config/default.yaml), all on 127.0.0.1. It prints a tour of curl
+# commands to paste into another terminal, then runs in the foreground until Ctrl-C or SIGTERM
+# and stops all three processes.
+#
+# Environment:
+#   PORT, ADMIN_PORT             router gateway / admin ports (default 8801 / 8802; 0 = any free port)
+#   SEMROUTER_MOCK_A_PORT, ..._B_PORT  mock servers' ports (default 8811 / 8812; 0 = any free port)
+#   DEMO_SECONDS=N               stop by itself after N seconds (for tests)
+#   DEMO_SELFTEST=1              also run the tour's requests once and print the answers
+#   SEMROUTER_BIN, MOCK_UPSTREAM_BIN  the binaries (default build/bin/semrouter, build/bin/mock-upstream)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SEMROUTER_BIN=${SEMROUTER_BIN:-$ROOT/build/bin/semrouter}
+MOCK_UPSTREAM_BIN=${MOCK_UPSTREAM_BIN:-$ROOT/build/bin/mock-upstream}
+PORT=${PORT:-8801}
+ADMIN_PORT=${ADMIN_PORT:-8802}
+MOCK_A_PORT=${SEMROUTER_MOCK_A_PORT:-8811}
+MOCK_B_PORT=${SEMROUTER_MOCK_B_PORT:-8812}
+DEMO_SECONDS=${DEMO_SECONDS:-}
+DEMO_SELFTEST=${DEMO_SELFTEST:-0}
+READY_TIMEOUT_S=15
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+
+for bin in "$SEMROUTER_BIN" "$MOCK_UPSTREAM_BIN"; do
+  [[ -x $bin ]] || die "$bin is missing: build it first with \`make demo\` (from $ROOT)"
+done
+for var in PORT ADMIN_PORT MOCK_A_PORT MOCK_B_PORT; do
+  [[ ${!var} =~ ^[0-9]+$ ]] && ((10#${!var} <= 65535)) ||
+    die "${var/#MOCK/SEMROUTER_MOCK} must be a port number (0-65535), got \"${!var}\""
+  printf -v "$var" '%d' "$((10#${!var}))" # 08801 -> 8801
+done
+if [[ -n $DEMO_SECONDS && ! $DEMO_SECONDS =~ ^[0-9]+$ ]]; then
+  die "DEMO_SECONDS must be a whole number of seconds, got \"$DEMO_SECONDS\""
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/semrouter-demo.XXXXXX")
+say "semrouter demo: logs in $WORK"
+
+# ---- stopping: the servers are in PIDS, a running helper (timer, selftest request) in HELPER;
+# the EXIT trap stops them all ----
+PIDS=()
+HELPER=
+STOPPED=0
+stop_all() {
+  ((STOPPED)) && return 0
+  STOPPED=1
+  local live=() pid
+  for pid in $HELPER "${PIDS[@]+"${PIDS[@]}"}"; do
+    kill -TERM "$pid" 2>/dev/null && live+=("$pid")
+  done
+  # Give them 5 s to stop (bash reaps its children as they exit), then SIGKILL what is left.
+  local i left
+  for ((i = 0; i < 100; i++)); do
+    left=()
+    for pid in "${live[@]+"${live[@]}"}"; do kill -0 "$pid" 2>/dev/null && left+=("$pid"); done
+    ((${#left[@]})) || break
+    sleep 0.05
+  done
+  for pid in "${left[@]+"${left[@]}"}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  wait "${live[@]+"${live[@]}"}" 2>/dev/null || true
+}
+# A child that has exited and been reaped is dropped, so its pid is never signalled again.
+forget_pid() {
+  local keep=() pid
+  for pid in "${PIDS[@]+"${PIDS[@]}"}"; do [[ $pid == "$1" ]] || keep+=("$pid"); done
+  PIDS=("${keep[@]+"${keep[@]}"}")
+}
+on_exit() {
+  local rc=$?
+  stop_all
+  say "semrouter demo: stopped the router and the mock servers (logs kept in $WORK)"
+  exit "$rc"
+}
+on_signal() {
+  say ""
+  say "semrouter demo: $1 received, stopping"
+  exit 0 # runs on_exit
+}
+trap on_exit EXIT
+trap 'on_signal SIGINT' INT
+trap 'on_signal SIGTERM' TERM
+
+port_of() { sed -E 's/.*"port":([0-9]+).*/\1/' "$1"; }
+admin_port_of() { sed -E 's/.*"admin_port":([0-9]+).*/\1/' "$1"; }
+
+# Waits (bounded) for a child's ready file. If the child dies first, shows its log and, when a
+# port was taken, which one and how to choose another.
+wait_ready() { # name pid ready-file log port-hints...
+  local name=$1 pid=$2 file=$3 log=$4
+  shift 4
+  local i
+  for ((i = 0; i < READY_TIMEOUT_S * 20; i++)); do
+    [[ -s $file ]] && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid" 2>/dev/null || true
+      forget_pid "$pid"
+      printf 'demo: %s exited before it was ready. Its log (%s):\n' "$name" "$log" >&2
+      sed 's/^/  /' "$log" >&2
+      if grep -q 'Address already in use' "$log"; then
+        local hint
+        for hint in "$@"; do # "pattern|message"
+          if grep -q "${hint%%|*}" "$log"; then printf 'demo: %s\n' "${hint#*|}" >&2; fi
+        done
+      fi
+      exit 1
+    fi
+    sleep 0.05
+  done
+  die "$name not ready within ${READY_TIMEOUT_S} s; see $log"
+}
+
+# ---- the two mock model servers ----
+start_mock() { # name port
+  local name=$1 port=$2 lower
+  lower=$(tr 'A-Z' 'a-z' <<<"$1")
+  "$MOCK_UPSTREAM_BIN" --host 127.0.0.1 --port "$port" --name "$name" --tokens 12 --token-delay-ms 30 \
+    --ready-file "$WORK/mock-$lower.ready.json" >"$WORK/mock-$lower.log" 2>&1 &
+  PIDS+=($!)
+  wait_ready "mock-upstream $name" "$!" "$WORK/mock-$lower.ready.json" "$WORK/mock-$lower.log" \
+    "cannot listen|port $port (mock $name) is taken: pick another, e.g. SEMROUTER_MOCK_${name}_PORT=0 (any free port)"
+}
+start_mock A "$MOCK_A_PORT"
+start_mock B "$MOCK_B_PORT"
+MOCK_A_PORT=$(port_of "$WORK/mock-a.ready.json")
+MOCK_B_PORT=$(port_of "$WORK/mock-b.ready.json")
+
+# ---- the router, on the embedded default config; its backend URLs read these two variables ----
+SEMROUTER_MOCK_A_PORT=$MOCK_A_PORT SEMROUTER_MOCK_B_PORT=$MOCK_B_PORT \
+  "$SEMROUTER_BIN" serve --port "$PORT" --admin-port "$ADMIN_PORT" --ready-file "$WORK/router.ready.json" \
+  >"$WORK/router.log" 2>&1 &
+ROUTER_PID=$!
+PIDS+=("$ROUTER_PID")
+wait_ready semrouter "$ROUTER_PID" "$WORK/router.ready.json" "$WORK/router.log" \
+  "gateway listener: cannot listen|port $PORT (gateway) is taken: pick another with PORT=, e.g. \`PORT=9801 ADMIN_PORT=9802 make demo\`" \
+  "admin listener: cannot listen|port $ADMIN_PORT (admin) is taken: pick another with ADMIN_PORT=, e.g. \`PORT=9801 ADMIN_PORT=9802 make demo\`"
+PORT=$(port_of "$WORK/router.ready.json")
+ADMIN_PORT=$(admin_port_of "$WORK/router.ready.json")
+GW=http://127.0.0.1:$PORT
+ADMIN=http://127.0.0.1:$ADMIN_PORT
+
+say "semrouter demo: mock model servers A on 127.0.0.1:$MOCK_A_PORT (pid ${PIDS[0]}), B on 127.0.0.1:$MOCK_B_PORT (pid ${PIDS[1]})"
+say "semrouter demo: router (pid $ROUTER_PID) gateway $GW  admin $ADMIN"
+
+# ---- the tour: each entry is "comment|command"; the commands are printed and (selftest) run as they are ----
+JSON="-H 'content-type: application/json'"
+TOUR=(
+  "A math question with model \"auto\": the math decision sends it to qwen3-8b with thinking on (see the x-semrouter-* headers, and the system prompt in the echoed request)|curl -sS -i $GW/v1/chat/completions $JSON -d '{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"What is the derivative of x^3?\"}]}'"
+  "A code question: the code decision picks gpt-oss-20b with reasoning_effort medium|curl -sS -i $GW/v1/chat/completions $JSON -d '{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"Write a python function that reverses a list.\"}]}'"
+  "Streaming (-N shows the tokens as they arrive): \"quickly\" matches the quick decision, qwen3-8b with thinking off|curl -sS -N $GW/v1/chat/completions $JSON -d '{\"model\":\"auto\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Tell me quickly: what is a semantic router?\"}]}'"
+  "An explicit model is passed through: no routing, only the model name is rewritten|curl -sS -i $GW/v1/chat/completions $JSON -d '{\"model\":\"deepseek-v3\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}]}'"
+  "The models clients can ask for: the auto names, then the configured models|curl -sS $GW/v1/models"
+  "Admin dry run: which decision, model and rewritten body a request would get (nothing is sent upstream)|curl -sS $ADMIN/api/v1/route $JSON -d '{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"Prove that the square root of 2 is irrational.\"}]}'"
+  "Prometheus metrics on the admin port|curl -sS $ADMIN/metrics | grep '^semrouter_requests_total'"
+)
+
+say ""
+say "Try it from another terminal:"
+n=0
+for entry in "${TOUR[@]}"; do
+  n=$((n + 1))
+  say ""
+  say "# $n. ${entry%%|*}"
+  say "${entry#*|}"
+done
+say ""
+say "Any OpenAI client works too: base_url $GW/v1, model \"auto\" (the api key is not checked)."
+
+# Runs a command in the background and waits for it, so a signal is handled at once.
+run_waiting() {
+  "$@" &
+  HELPER=$!
+  local rc=0
+  wait "$HELPER" || rc=$?
+  HELPER=
+  return "$rc"
+}
+
+if [[ $DEMO_SELFTEST == 1 ]]; then
+  say ""
+  say "===== selftest: running the tour once ====="
+  failed=0
+  n=0
+  for entry in "${TOUR[@]}"; do
+    n=$((n + 1))
+    cmd=${entry#*|}
+    say ""
+    say "\$ $cmd"
+    # --fail-with-body makes an HTTP error status count as a failure; -m bounds every request.
+    rc=0
+    run_waiting timeout 20 bash -c "curl() { command curl --fail-with-body -m 15 \"\$@\"; }; $cmd" || rc=$?
+    say ""
+    if ((rc != 0)); then
+      say "selftest: request $n FAILED (exit $rc)"
+      failed=$((failed + 1))
+    fi
+  done
+  say ""
+  if ((failed)); then
+    say "selftest: $failed of ${#TOUR[@]} requests failed"
+    exit 1
+  fi
+  say "selftest: all ${#TOUR[@]} requests answered"
+fi
+
+say ""
+if [[ -n $DEMO_SECONDS ]]; then
+  say "semrouter demo: running for $DEMO_SECONDS s (DEMO_SECONDS); Ctrl-C stops it sooner."
+  sleep "$DEMO_SECONDS" &
+  HELPER=$!
+else
+  say "semrouter demo: running. Press Ctrl-C to stop."
+fi
+
+# Wait for the timer, a signal (the traps above), or one of the servers dying.
+rc=0
+done_pid=
+wait -n -p done_pid "${PIDS[@]}" $HELPER || rc=$?
+if [[ -n $HELPER && $done_pid == "$HELPER" ]]; then
+  HELPER=
+  say "semrouter demo: $DEMO_SECONDS s elapsed, stopping"
+  exit 0
+fi
+forget_pid "$done_pid"
+say "semrouter demo: a server (pid $done_pid) exited unexpectedly (exit $rc); see the logs in $WORK" >&2
+exit 1
