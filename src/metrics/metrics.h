@@ -3,6 +3,7 @@
 // should keep the reference they get back.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -11,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace semrouter::metrics {
@@ -57,36 +59,57 @@ public:
   Family(std::string name, std::string help, std::vector<std::string> labels, std::vector<double> bounds = {})
       : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)), bounds_(std::move(bounds)) {}
 
-  // The child for these label values (in the order of the label names).
-  T& with(const std::vector<std::string>& values) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = children_.find(values);
-    if (it != children_.end()) return *it->second;
-    std::unique_ptr<T> child;
-    if constexpr (std::is_same_v<T, Histogram>) {
-      child = std::make_unique<T>(bounds_);
-    } else {
-      child = std::make_unique<T>();
+  // The child for these label values (in the order of the label names). Allocation-free once the
+  // child exists: the lookup key is built in a reused thread-local buffer.
+  T& with(std::initializer_list<std::string_view> values) {
+    thread_local std::string key;
+    key.clear();
+    for (std::string_view v : values) {
+      key.append(v);
+      key.push_back('\x1f'); // unit separator: cannot appear in a sane label value
     }
-    T& ref = *child;
-    children_.emplace(values, std::move(child));
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = children_.find(std::string_view(key));
+    if (it != children_.end()) return *it->second.metric;
+    Child child;
+    child.values.assign(values.begin(), values.end());
+    if constexpr (std::is_same_v<T, Histogram>) {
+      child.metric = std::make_unique<T>(bounds_);
+    } else {
+      child.metric = std::make_unique<T>();
+    }
+    T& ref = *child.metric;
+    children_.emplace(key, std::move(child));
     return ref;
   }
 
+  // Visits children ordered by label values, so the exposition is stable.
   template <typename F> void for_each(F&& f) const {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [values, child] : children_) f(values, *child);
+    std::vector<const Child*> sorted;
+    sorted.reserve(children_.size());
+    for (const auto& [key, child] : children_) sorted.push_back(&child);
+    std::sort(sorted.begin(), sorted.end(), [](const Child* a, const Child* b) { return a->values < b->values; });
+    for (const Child* c : sorted) f(c->values, *c->metric);
   }
   const std::string& name() const { return name_; }
   const std::string& help() const { return help_; }
   const std::vector<std::string>& labels() const { return labels_; }
 
 private:
+  struct Child {
+    std::vector<std::string> values;
+    std::unique_ptr<T> metric;
+  };
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
   std::string name_, help_;
   std::vector<std::string> labels_;
   std::vector<double> bounds_;
   mutable std::mutex mu_;
-  std::map<std::vector<std::string>, std::unique_ptr<T>> children_;
+  std::unordered_map<std::string, Child, KeyHash, std::equal_to<>> children_;
 };
 
 class Registry {
