@@ -179,6 +179,64 @@ awaitable<void> sweeper(Worker& w) {
 }
 
 using Request = http::request<http::string_body>;
+
+// Response heads are written by hand: Beast's serializer machinery measured as a visible share
+// of the per-request CPU, and our heads are simple. Values are stripped of CR/LF so a config
+// string can never split a header.
+void append_header(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  for (char c : value) {
+    if (c != '\r' && c != '\n') out.push_back(c);
+  }
+  out.append("\r\n");
+}
+
+// How a response body is delimited.
+enum class Framing {
+  ContentLength, // the body's size is known
+  Chunked,       // HTTP/1.1 streams
+  UntilClose,    // HTTP/1.0 streams: the body ends when the connection closes
+};
+
+std::string response_head(int status, unsigned version, std::string_view content_type,
+                           const std::vector<std::pair<std::string, std::string>>& headers, bool keep_alive,
+                           Framing framing, size_t content_length = 0, bool no_cache = false) {
+  std::string out;
+  out.reserve(256);
+  out.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  out.append(std::to_string(status));
+  out.push_back(' ');
+  out.append(http::obsolete_reason(static_cast<http::status>(status)));
+  out.append("\r\nServer: semrouter\r\n");
+  append_header(out, "Content-Type", content_type);
+  if (no_cache) out.append("Cache-Control: no-cache\r\n");
+  for (const auto& [k, v] : headers) append_header(out, k, v);
+  if (version == 10) {
+    if (keep_alive) out.append("Connection: keep-alive\r\n");
+  } else if (!keep_alive) {
+    out.append("Connection: close\r\n");
+  }
+  switch (framing) {
+  case Framing::ContentLength:
+    out.append("Content-Length: ");
+    out.append(std::to_string(content_length));
+    out.append("\r\n");
+    break;
+  case Framing::Chunked:
+    out.append("Transfer-Encoding: chunked\r\n");
+    break;
+  case Framing::UntilClose:
+    break;
+  }
+  out.append("\r\n");
+  return out;
+}
+
+// "<hex size>\r\n" for one chunk of a chunked body.
+std::string chunk_head(size_t n) { return fmt::format("{:x}\r\n", n); }
+constexpr std::string_view kCrLf = "\r\n";
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 // Named constants: g++ 12 miscompiles braced temporaries inside co_await expressions.
 const HeaderList kAllowGet{{"allow", "GET"}};
@@ -344,16 +402,12 @@ awaitable<void> Gateway::Impl::accept_loop(tcp::acceptor& acceptor, bool admin) 
 awaitable<void> Gateway::Impl::send(ClientConn& client, const Request& req, http::status status,
                                     std::string body, std::string_view content_type, bool keep_alive,
                                     const std::vector<std::pair<std::string, std::string>>& headers) {
-  http::response<http::string_body> res{status, req.version()};
-  res.set(http::field::server, "semrouter");
-  res.set(http::field::content_type, content_type);
-  for (const auto& [k, v] : headers) res.set(k, v);
-  res.keep_alive(keep_alive);
-  res.body() = std::move(body);
-  res.prepare_payload();
+  std::string head = response_head(static_cast<int>(status), req.version(), content_type, headers, keep_alive,
+                                   Framing::ContentLength, body.size());
+  std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
   boost::system::error_code ec;
   client.deadline.set(kClientWriteTimeout);
-  co_await http::async_write(client.stream, res, asio::redirect_error(use_awaitable, ec));
+  co_await asio::async_write(client.stream, buffers, asio::redirect_error(use_awaitable, ec));
   client.deadline.clear();
 }
 
@@ -400,15 +454,25 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
       co_await http::async_write(stream, cont, asio::redirect_error(use_awaitable, ec));
       if (ec) break;
     }
-    if (!parser.is_done()) {
+    // The body usually arrives with the header: parse what is buffered in place, and only go
+    // back to the socket for the rest.
+    while (!parser.is_done() && buffer.size() > 0) {
+      size_t used = parser.put(buffer.data(), ec);
+      buffer.consume(used);
+      if (ec || used == 0) break;
+    }
+    if (ec == http::error::need_more) ec = {};
+    if (!ec && !parser.is_done()) {
       co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
       client.deadline.adjust(ec);
+    }
+    if (ec) {
       if (ec == http::error::body_limit) {
         m.client_errors.with({"body_too_large"}).inc();
         co_await send_error(client, dummy, openai::body_too_large(max_body), false);
         break;
       }
-      if (ec) {
+      {
         if (ec != http::error::end_of_stream && ec != beast::error::timeout && ec != asio::error::eof) {
           m.client_errors.with({"malformed_http"}).inc();
           co_await send_error(client, dummy, openai::invalid_request("malformed HTTP request: " + ec.message()),
@@ -606,21 +670,30 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       return std::max(std::chrono::milliseconds(1), std::min(std::chrono::milliseconds(ms), left));
     };
 
-    http::request<http::string_body> up{http::verb::post, upstream_base_path(*backend) + upstream_path + query, 11};
-    up.set(http::field::host, backend->host + ":" + std::to_string(backend->port));
-    up.set(http::field::content_type, "application/json");
-    up.set(http::field::user_agent, "semrouter");
+    // The request head is written by hand (see response_head); the body is sent from out.body.
+    std::string up_head;
+    up_head.reserve(512);
+    up_head.append("POST ");
+    up_head.append(upstream_base_path(*backend));
+    up_head.append(upstream_path);
+    up_head.append(query);
+    up_head.append(" HTTP/1.1\r\n");
+    const bool v6 = backend->host.find(':') != std::string::npos;
+    append_header(up_head, "Host",
+                  (v6 ? "[" + backend->host + "]" : backend->host) + ":" + std::to_string(backend->port));
+    up_head.append("Content-Type: application/json\r\nUser-Agent: semrouter\r\n");
     if (!backend->api_key.empty()) {
-      up.set(http::field::authorization, "Bearer " + backend->api_key);
+      append_header(up_head, "Authorization", "Bearer " + backend->api_key);
     } else if (auto auth = req[http::field::authorization]; !auth.empty()) {
-      up.set(http::field::authorization, auth);
+      append_header(up_head, "Authorization", auth);
     }
     for (const char* h : kForwardedHeaders) {
-      if (auto v = req[h]; !v.empty()) up.set(h, v);
+      if (auto v = req[h]; !v.empty()) append_header(up_head, h, v);
     }
-    up.keep_alive(true);
-    up.body() = out.body;
-    up.prepare_payload();
+    up_head.append("Content-Length: ");
+    up_head.append(std::to_string(out.body.size()));
+    up_head.append("\r\n\r\n");
+    const std::array<asio::const_buffer, 2> up_buffers{asio::buffer(up_head), asio::buffer(out.body)};
 
     // A pooled connection may have been closed by the server while idle: if it fails before any
     // response byte, retry once on a fresh connection.
@@ -647,7 +720,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       watch->upstream = conn.get();
       upstream_deadline.watch(conn.get());
       upstream_deadline.set(remaining(t.first_byte_ms));
-      co_await http::async_write(*conn, up, asio::redirect_error(use_awaitable, ec));
+      co_await asio::async_write(*conn, up_buffers, asio::redirect_error(use_awaitable, ec));
       http::response_parser<http::buffer_body> parser;
       // Not boost::none: Beast 1.74 compares `len > none` as true on bodies of a known length.
       parser.body_limit(std::numeric_limits<std::uint64_t>::max());
@@ -686,6 +759,20 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         boost::system::error_code rec;
         parser.get().body().data = buf;
         parser.get().body().size = kRelayBufferBytes;
+        // Bytes that came with the header (or a previous read) are parsed in place: no async
+        // round trip when the whole response is already buffered.
+        while (ubuf.size() > 0 && !parser.is_done()) {
+          size_t used = parser.put(ubuf.data(), rec);
+          ubuf.consume(used);
+          if (rec == http::error::need_buffer || rec == http::error::need_more) rec = {};
+          n = kRelayBufferBytes - parser.get().body().size;
+          if (rec || n > 0) co_return rec;
+          if (used == 0) break; // an incomplete element: read more from the socket
+        }
+        if (parser.is_done()) {
+          n = kRelayBufferBytes - parser.get().body().size;
+          co_return rec;
+        }
         upstream_deadline.set(remaining(t.idle_ms));
         co_await http::async_read_some(*conn, ubuf, parser, asio::redirect_error(use_awaitable, rec));
         upstream_deadline.adjust(rec);
@@ -733,16 +820,25 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       }
 
       // Streaming: relay every piece as it arrives, as one HTTP chunk each.
-      http::response<http::empty_body> res{static_cast<http::status>(status), req.version()};
-      res.set(http::field::server, "semrouter");
-      res.set(http::field::content_type, content_type);
-      res.set(http::field::cache_control, "no-cache");
-      for (const auto& [k, v] : headers) res.set(k, v);
-      res.keep_alive(keep);
-      res.chunked(true);
-      http::response_serializer<http::empty_body> sr{res};
+      // HTTP/1.0 has no chunked encoding: such a client gets the stream until the connection closes.
+      const bool chunked = req.version() != 10;
+      const bool stream_keep = keep && chunked;
+      std::string head = response_head(status, req.version(), content_type, headers, stream_keep,
+                                       chunked ? Framing::Chunked : Framing::UntilClose, 0, /*no_cache=*/true);
       boost::system::error_code wec;
-      co_await http::async_write_header(stream, sr, asio::redirect_error(use_awaitable, wec));
+      co_await asio::async_write(stream, asio::buffer(head), asio::redirect_error(use_awaitable, wec));
+      auto write_chunk = [&](std::string_view data) -> awaitable<void> {
+        if (!chunked) {
+          co_await asio::async_write(stream, asio::buffer(data), asio::redirect_error(use_awaitable, wec));
+          co_return;
+        }
+        std::string size_line = chunk_head(data.size());
+        std::array<asio::const_buffer, 3> parts{asio::buffer(size_line), asio::buffer(data), asio::buffer(kCrLf)};
+        co_await asio::async_write(stream, parts, asio::redirect_error(use_awaitable, wec));
+      };
+      auto write_last_chunk = [&]() -> awaitable<void> {
+        if (chunked) co_await asio::async_write(stream, asio::buffer(kLastChunk), asio::redirect_error(use_awaitable, wec));
+      };
       openai::SseParser sse;
       bool first_event = true;
       while (!wec && !parser.is_done()) {
@@ -761,8 +857,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
             }
           }
           client.deadline.set(std::chrono::milliseconds(t.idle_ms));
-          co_await asio::async_write(stream, http::make_chunk(asio::buffer(buf, n)),
-                                     asio::redirect_error(use_awaitable, wec));
+          co_await write_chunk(std::string_view(buf, n));
           client.deadline.adjust(wec);
         }
         if (ec) {
@@ -783,20 +878,19 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         auto e = ec == beast::error::timeout ? openai::upstream_timeout(model.name, "the stream stalled")
                                              : openai::upstream_broken(model.name, backend->name, ec.message());
         std::string event = "data: " + openai::error_body(e) + "\n\n";
-        co_await asio::async_write(stream, http::make_chunk(asio::buffer(event)),
-                                   asio::redirect_error(use_awaitable, wec));
-        co_await asio::async_write(stream, http::make_chunk_last(), asio::redirect_error(use_awaitable, wec));
+        co_await write_chunk(event);
+        co_await write_last_chunk();
         client.deadline.clear();
         finish(e.status);
         co_return false; // the client saw a 200 header; closing tells it the stream ended abnormally
       }
-      co_await asio::async_write(stream, http::make_chunk_last(), asio::redirect_error(use_awaitable, wec));
+      co_await write_last_chunk();
       client.deadline.clear();
       upstream_deadline.clear();
         upstream_deadline.watch(nullptr); // the pooled connection is no longer ours to cancel
         if (parser.keep_alive()) w.pools.give_back(*backend, std::move(conn));
       finish(status);
-      co_return keep && !wec;
+      co_return stream_keep && !wec;
     }
     if (watch->client_gone) {
       finish(kClientClosedRequest);
