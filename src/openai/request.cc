@@ -1,6 +1,7 @@
 #include "openai/request.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 #include <simdjson.h>
@@ -17,17 +18,19 @@ size_t skip_ws(std::string_view s, size_t i) {
   return i;
 }
 
-// i points at an opening quote; returns the index one past the closing quote.
+// i points at an opening quote; returns the index one past the closing quote. Jumps from quote
+// to quote with memchr (vectorised) and counts the backslashes before each: an even number
+// means the quote is not escaped.
 size_t skip_string(std::string_view s, size_t i) {
   ++i;
   while (i < s.size()) {
-    char c = s[i];
-    if (c == '\\') {
-      i += 2;
-      continue;
-    }
-    if (c == '"') return i + 1;
-    ++i;
+    const void* hit = std::memchr(s.data() + i, '"', s.size() - i);
+    if (!hit) return s.size();
+    size_t q = static_cast<size_t>(static_cast<const char*>(hit) - s.data());
+    size_t backslashes = 0;
+    while (q - backslashes > i && s[q - backslashes - 1] == '\\') ++backslashes;
+    if (backslashes % 2 == 0) return q + 1;
+    i = q + 1;
   }
   return s.size();
 }
@@ -197,6 +200,7 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
   simdjson::dom::element user;
   if (obj["user"].get(user) == simdjson::SUCCESS && user.is_string()) view.user = std::string(sv(user));
 
+  view.fields = *fields;
   for (const auto& f : *fields) {
     if (f.key == "model") {
       view.model_span = f.value;
@@ -250,11 +254,8 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
   return view;
 }
 
-BodyEditor::BodyEditor(std::string_view body, const RequestView& view) : body_(body), view_(view) {
-  auto fields = scan_top_level(body);
-  if (fields) fields_ = std::move(*fields);
-  closing_brace_ = body.rfind('}');
-}
+BodyEditor::BodyEditor(std::string_view body, const RequestView& view)
+    : body_(body), view_(view), fields_(view.fields), closing_brace_(body.rfind('}')) {}
 
 const TopLevelField* BodyEditor::find(std::string_view key) const {
   const TopLevelField* found = nullptr;

@@ -29,6 +29,13 @@ struct MessageView {
 
 enum class RequestKind { ChatCompletions, Completions };
 
+// Byte ranges of the values of the top-level keys of a JSON object (the body is already known
+// to be valid JSON). Used to splice edits without re-serialising the rest.
+struct TopLevelField {
+  std::string key; // decoded: "m\\u0065ssages" is "messages"
+  Span key_span;   // the key including quotes
+  Span value;
+};
 struct RequestView {
   RequestKind kind = RequestKind::ChatCompletions;
   std::string model;
@@ -40,6 +47,7 @@ struct RequestView {
   Span model_span;                   // the "model" value (when present)
   bool has_model = false;
   Span messages_span;                // the messages array
+  std::vector<TopLevelField> fields; // byte ranges of every top-level key and value
 
   // The text signals read by default: the latest user message.
   std::string_view latest_user_text() const;
@@ -49,13 +57,6 @@ struct RequestView {
 // (e.g. "messages: must be a non-empty array").
 core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kind);
 
-// Byte ranges of the values of the top-level keys of a JSON object (the body is already known
-// to be valid JSON). Used to splice edits without re-serialising the rest.
-struct TopLevelField {
-  std::string key; // unescaped only for plain keys; keys with escapes are kept raw
-  Span key_span;   // the key including quotes
-  Span value;
-};
 core::StatusOr<std::vector<TopLevelField>> scan_top_level(std::string_view json);
 // Byte ranges of the elements of a JSON array value.
 std::vector<Span> scan_array_elements(std::string_view json, Span array);
@@ -88,7 +89,7 @@ private:
 
   std::string_view body_;
   const RequestView& view_;
-  std::vector<TopLevelField> fields_;
+  const std::vector<TopLevelField>& fields_;
   size_t closing_brace_ = 0;
   std::vector<Edit> edits_;
 };

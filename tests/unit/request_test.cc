@@ -56,6 +56,17 @@ TEST(Request, CompletionsNeedNoMessages) {
   EXPECT_EQ(v->latest_user_text(), "hello there");
 }
 
+TEST(Request, ScanTopLevelHandlesEscapedBackslashBeforeQuote) {
+  // "a\\" ends at its second quote; "b\"c" does not end at its escaped one.
+  std::string s = R"({"k1":"a\\","k2":"b\"c\\\"","k3":1})";
+  auto f = scan_top_level(s);
+  ASSERT_TRUE(f);
+  ASSERT_EQ(f->size(), 3u);
+  EXPECT_EQ(s.substr((*f)[0].value.begin, (*f)[0].value.end - (*f)[0].value.begin), R"("a\\")");
+  EXPECT_EQ(s.substr((*f)[1].value.begin, (*f)[1].value.end - (*f)[1].value.begin), R"("b\"c\\\"")");
+  EXPECT_EQ((*f)[2].key, "k3");
+}
+
 TEST(Request, ScanTopLevelHandlesNestingAndEscapes) {
   std::string s = R"( { "a" : "x\"}y" , "b":{"c":[1,{"d":"]"}]}, "e" :  -1.5e3 ,"f":null } )";
   auto f = scan_top_level(s);
