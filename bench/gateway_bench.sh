@@ -11,6 +11,7 @@ BIN=$ROOT/build/bin
 DURATION=${1:-10}
 CONNS=${2:-64}
 ROUNDS=${ROUNDS:-2}
+WORKERS=${WORKERS:-1} # nginx worker_processes and semrouter server.workers
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -25,11 +26,11 @@ PIDS+=($!)
 wait_file "$WORK/mock.json"
 MOCK=$(port_of "$WORK/mock.json")
 
-# nginx: one worker, keep-alive to the upstream, no access log (semrouter logs nothing per request either).
+# nginx: WORKERS workers, keep-alive to the upstream, no access log (semrouter logs nothing per request either).
 NGINX_PORT=$(free_port)
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx/nginx.conf" <<NGX
-worker_processes 1;
+worker_processes $WORKERS;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
 events { worker_connections 4096; }
@@ -53,7 +54,7 @@ nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
 PIDS+=($!)
 
 cat > "$WORK/router.yaml" <<YAML
-server: {workers: 1, reload_poll_ms: 0, log_level: warn}
+server: {workers: $WORKERS, reload_poll_ms: 0, log_level: warn}
 backends: [{name: mock, url: "http://127.0.0.1:$MOCK/v1", max_idle_connections: 256}]
 models:
   - {name: gpt-oss-20b, upstream_model: openai/gpt-oss-20b, backends: [mock], reasoning_family: gpt-oss}
@@ -97,7 +98,7 @@ run_wrk() { # name url script
 
 echo "## Gateway throughput ($(date -u +%F), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
 echo
-echo "wrk -t1 -c$CONNS -d${DURATION}s, best of $ROUNDS interleaved rounds; mock-upstream, nginx (1 worker) and semrouter (1 worker) share the machine with wrk."
+echo "wrk -t1 -c$CONNS -d${DURATION}s, best of $ROUNDS interleaved rounds; mock-upstream, nginx ($WORKERS worker(s)) and semrouter ($WORKERS worker(s)) share the machine with wrk."
 echo
 declare -A RPS P50 P99 ERR
 for round in $(seq "$ROUNDS"); do

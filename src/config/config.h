@@ -124,7 +124,7 @@ struct DecisionConfig {
 };
 
 struct ServerConfig {
-  uint32_t workers = 1;            // event-loop threads (each with its own listener and pools)
+  uint32_t workers = 1;            // event-loop threads, each with its own upstream pools (one acceptor feeds them)
   uint64_t max_body_bytes = 8u << 20;
   uint32_t client_header_timeout_ms = 30000;
   uint32_t reload_poll_ms = 1000;  // how often the config file is checked for changes; 0 disables
@@ -154,7 +154,7 @@ struct Config {
 std::map<std::string, ReasoningFamilyConfig> builtin_reasoning_families();
 
 // Parses and validates YAML text. Errors name the key path and the reason, e.g.
-// `decisions[2].models[0]: unknown model "gpt-5" (known: qwen3-8b, llama-3.1-8b)`.
+// `decisions[2].models[0].model: unknown model "gpt-5" (known: qwen3-8b, llama-3.1-8b)`.
 core::StatusOr<std::shared_ptr<const Config>> parse_config(std::string_view yaml_text);
 core::StatusOr<std::shared_ptr<const Config>> load_config_file(const std::string& path);
 

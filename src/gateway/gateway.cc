@@ -748,7 +748,10 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       const bool event_stream = core::starts_with(core::ascii_lower(content_type), "text/event-stream");
       std::vector<std::pair<std::string, std::string>> headers;
       for (const auto& field : uh) {
-        if (!is_hop_by_hop(field.name_string())) headers.emplace_back(field.name_string(), field.value());
+        // An upstream's own x-semrouter-* headers would contradict ours: ours win.
+        if (is_hop_by_hop(field.name_string()) || core::starts_with(core::ascii_lower(field.name_string()), "x-semrouter-"))
+          continue;
+        headers.emplace_back(field.name_string(), field.value());
       }
       headers.insert(headers.end(), out.response_headers.begin(), out.response_headers.end());
       if (content_type.empty()) content_type = "application/json";
@@ -826,7 +829,9 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       std::string head = response_head(status, req.version(), content_type, headers, stream_keep,
                                        chunked ? Framing::Chunked : Framing::UntilClose, 0, /*no_cache=*/true);
       boost::system::error_code wec;
+      client.deadline.set(kClientWriteTimeout);
       co_await asio::async_write(stream, asio::buffer(head), asio::redirect_error(use_awaitable, wec));
+      client.deadline.adjust(wec);
       auto write_chunk = [&](std::string_view data) -> awaitable<void> {
         if (!chunked) {
           co_await asio::async_write(stream, asio::buffer(data), asio::redirect_error(use_awaitable, wec));
@@ -878,6 +883,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         auto e = ec == beast::error::timeout ? openai::upstream_timeout(model.name, "the stream stalled")
                                              : openai::upstream_broken(model.name, backend->name, ec.message());
         std::string event = "data: " + openai::error_body(e) + "\n\n";
+        client.deadline.set(kClientWriteTimeout);
         co_await write_chunk(event);
         co_await write_last_chunk();
         client.deadline.clear();
@@ -887,8 +893,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       co_await write_last_chunk();
       client.deadline.clear();
       upstream_deadline.clear();
-        upstream_deadline.watch(nullptr); // the pooled connection is no longer ours to cancel
-        if (parser.keep_alive()) w.pools.give_back(*backend, std::move(conn));
+      upstream_deadline.watch(nullptr); // the pooled connection is no longer ours to cancel
+      if (parser.keep_alive()) w.pools.give_back(*backend, std::move(conn));
       finish(status);
       co_return stream_keep && !wec;
     }

@@ -38,13 +38,16 @@ connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds 
   boost::system::error_code addr_ec;
   auto address = asio::ip::make_address(backend.host, addr_ec);
   deadline.watch(conn.get());
-  deadline.set(timeout); // bounds the connect; name resolution runs before it, unbounded by it
   if (!addr_ec) {
+    deadline.set(timeout);
     co_await conn->async_connect(tcp::endpoint(address, backend.port), asio::redirect_error(asio::use_awaitable, ec));
   } else {
+    // Name resolution is not cancellable through the socket, so the deadline (armed after it)
+    // bounds the connect only; resolution has the resolver's own timeouts.
     tcp::resolver resolver(executor);
     auto results = co_await resolver.async_resolve(backend.host, std::to_string(backend.port),
                                                    asio::redirect_error(asio::use_awaitable, ec));
+    deadline.set(timeout);
     if (!ec) co_await conn->async_connect(results, asio::redirect_error(asio::use_awaitable, ec));
   }
   deadline.adjust(ec);
