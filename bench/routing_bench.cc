@@ -17,11 +17,13 @@ std::shared_ptr<const pipeline::Snapshot> default_snapshot() {
 }
 
 std::string words(int n) {
-  static const char* vocab[] = {"the", "model", "should", "answer", "this", "question", "about", "history",
-                                "and", "explain", "what", "happened", "in", "europe", "during", "war"};
+  static const char* vocab[] = {"the",   "model",   "should", "answer",  "this", "question",
+                                "about", "history", "and",    "explain", "what", "happened",
+                                "in",    "europe",  "during", "war"};
   std::string s;
   for (int i = 0; i < n; ++i) {
-    if (i) s += ' ';
+    if (i)
+      s += ' ';
     s += vocab[(i * 7) % 16];
   }
   return s;
@@ -37,21 +39,23 @@ void route_body(benchmark::State& state, const std::string& body) {
 }
 
 void BM_RouteDefaultDecision(benchmark::State& state) {
-  std::string body = R"({"model":"auto","messages":[{"role":"user","content":")" + words(static_cast<int>(state.range(0))) +
-                     R"("}],"temperature":0.7})";
+  std::string body = R"({"model":"auto","messages":[{"role":"user","content":")" +
+                     words(static_cast<int>(state.range(0))) + R"("}],"temperature":0.7})";
   route_body(state, body);
 }
 BENCHMARK(BM_RouteDefaultDecision)->Arg(10)->Arg(50)->Arg(300);
 
 void BM_RouteMathWithReasoningAndSystemPrompt(benchmark::State& state) {
-  std::string body = R"({"model":"auto","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"prove that )" +
-                     words(static_cast<int>(state.range(0))) + R"("}]})";
+  std::string body =
+      R"({"model":"auto","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"prove that )" +
+      words(static_cast<int>(state.range(0))) + R"("}]})";
   route_body(state, body);
 }
 BENCHMARK(BM_RouteMathWithReasoningAndSystemPrompt)->Arg(10)->Arg(50)->Arg(300);
 
 void BM_PassthroughConcreteModel(benchmark::State& state) {
-  route_body(state, R"({"model":"llama-3.1-8b","messages":[{"role":"user","content":"hello there"}]})");
+  route_body(state,
+             R"({"model":"llama-3.1-8b","messages":[{"role":"user","content":"hello there"}]})");
 }
 BENCHMARK(BM_PassthroughConcreteModel);
 

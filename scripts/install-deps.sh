@@ -5,7 +5,7 @@
 set -euo pipefail
 
 APT_PACKAGES=(
-  build-essential cmake ninja-build pkg-config
+  build-essential cmake ninja-build pkg-config clang-format
   libboost-dev libboost-system-dev
   libsimdjson-dev nlohmann-json3-dev libyaml-cpp-dev libre2-dev
   libspdlog-dev libfmt-dev libcli11-dev libexpected-dev

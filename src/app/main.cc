@@ -55,7 +55,8 @@ private:
     std::error_code ec;
     auto t = std::filesystem::last_write_time(path_, ec);
     auto size = std::filesystem::file_size(path_, ec);
-    if (ec) return "";
+    if (ec)
+      return "";
     std::ifstream in(path_, std::ios::binary);
     std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     return std::to_string(t.time_since_epoch().count()) + ":" + std::to_string(size) + ":" +
@@ -70,11 +71,13 @@ private:
       } else {
         cv_.wait(lock, wake);
       }
-      if (stop_) return;
+      if (stop_)
+        return;
       bool forced = triggered_;
       triggered_ = false;
       std::string now = read_stamp();
-      if (!forced && (now.empty() || now == stamp_)) continue;
+      if (!forced && (now.empty() || now == stamp_))
+        continue;
       stamp_ = now;
       lock.unlock();
       on_change_();
@@ -92,13 +95,14 @@ private:
   std::thread thread_;
 };
 
-int cmd_serve(const std::string& config_path, int port, int admin_port, const std::string& ready_file,
-              const std::string& log_level) {
+int cmd_serve(const std::string& config_path, int port, int admin_port,
+              const std::string& ready_file, const std::string& log_level) {
   auto config = config_path.empty() ? config::parse_config(config::embedded_default_config())
                                     : config::load_config_file(config_path);
   if (!config) {
     std::fprintf(stderr, "semrouter: %s\n", config.error().message.c_str());
-    if (config_path.empty()) std::fprintf(stderr, "semrouter: (in the embedded default config)\n");
+    if (config_path.empty())
+      std::fprintf(stderr, "semrouter: (in the embedded default config)\n");
     return 2;
   }
   if (!log_level.empty()) {
@@ -116,13 +120,17 @@ int cmd_serve(const std::string& config_path, int port, int admin_port, const st
   }
   pipeline::SnapshotStore store(*snapshot);
   metrics::Registry registry;
-  auto& reloads = registry.counter("semrouter_config_reloads_total", "Config reloads by result.", {"result"});
-  auto& generation = registry.gauge("semrouter_config_generation", "Generation of the config in use.").with({});
+  auto& reloads =
+      registry.counter("semrouter_config_reloads_total", "Config reloads by result.", {"result"});
+  auto& generation =
+      registry.gauge("semrouter_config_generation", "Generation of the config in use.").with({});
   generation.set(1);
 
   config::ListenerConfig gw = (*config)->gateway, admin = (*config)->admin;
-  if (port >= 0) gw.port = static_cast<uint16_t>(port);
-  if (admin_port >= 0) admin.port = static_cast<uint16_t>(admin_port);
+  if (port >= 0)
+    gw.port = static_cast<uint16_t>(port);
+  if (admin_port >= 0)
+    admin.port = static_cast<uint16_t>(admin_port);
   gateway::Gateway server(store, registry);
   if (auto ok = server.listen(gw, admin, (*config)->server.workers); !ok) {
     std::fprintf(stderr, "semrouter: %s\n", ok.error().message.c_str());
@@ -144,13 +152,17 @@ int cmd_serve(const std::string& config_path, int port, int admin_port, const st
     const auto& a = *before->config;
     const auto& b = *after->config;
     if (a.gateway.address != b.gateway.address || a.gateway.port != b.gateway.port ||
-        a.admin.address != b.admin.address || a.admin.port != b.admin.port || a.server.workers != b.server.workers)
+        a.admin.address != b.admin.address || a.admin.port != b.admin.port ||
+        a.server.workers != b.server.workers)
       spdlog::warn("listeners and server.workers changed: those take effect on restart only");
-    if (log_level.empty()) core::set_log_level(b.server.log_level); // --log-level wins while it is set
+    if (log_level.empty())
+      core::set_log_level(b.server.log_level); // --log-level wins while it is set
     spdlog::info("config reloaded: generation {}", after->generation);
   };
   std::unique_ptr<ConfigWatcher> watcher;
-  if (!config_path.empty()) watcher = std::make_unique<ConfigWatcher>(config_path, (*config)->server.reload_poll_ms, reload);
+  if (!config_path.empty())
+    watcher =
+        std::make_unique<ConfigWatcher>(config_path, (*config)->server.reload_poll_ms, reload);
   server.on_reload_signal([&] {
     if (watcher) {
       watcher->trigger();
@@ -159,14 +171,14 @@ int cmd_serve(const std::string& config_path, int port, int admin_port, const st
     }
   });
 
-  spdlog::info("semrouter {} listening: gateway http://{}:{}  admin http://{}:{}", kVersion, gw.address, server.port(),
-               admin.address, server.admin_port());
+  spdlog::info("semrouter {} listening: gateway http://{}:{}  admin http://{}:{}", kVersion,
+               gw.address, server.port(), admin.address, server.admin_port());
   if (!ready_file.empty()) {
     std::string tmp = ready_file + ".tmp";
     {
       std::ofstream out(tmp);
-      out << "{\"port\":" << server.port() << ",\"admin_port\":" << server.admin_port() << ",\"pid\":" << getpid()
-          << "}\n";
+      out << "{\"port\":" << server.port() << ",\"admin_port\":" << server.admin_port()
+          << ",\"pid\":" << getpid() << "}\n";
     }
     std::filesystem::rename(tmp, ready_file);
   }
@@ -188,36 +200,48 @@ int cmd_config_check(const std::string& path) {
     return 1;
   }
   const auto& c = **config;
-  std::printf("%s: OK (%zu backends, %zu models, %zu keyword signals, %zu decisions)\n", path.c_str(),
-              c.backends.size(), c.models.size(), c.signals.keywords.size(), c.decisions.size());
+  std::printf("%s: OK (%zu backends, %zu models, %zu keyword signals, %zu decisions)\n",
+              path.c_str(), c.backends.size(), c.models.size(), c.signals.keywords.size(),
+              c.decisions.size());
   return 0;
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"semrouter: a semantic router for LLM inference. Routes OpenAI-compatible requests to the model\n"
+  CLI::App app{"semrouter: a semantic router for LLM inference. Routes OpenAI-compatible requests "
+               "to the model\n"
                "and reasoning mode that answer them best."};
   app.set_version_flag("--version", kVersion);
   app.require_subcommand(1);
 
   std::string config_path, ready_file, log_level;
   int port = -1, admin_port = -1;
-  auto* serve = app.add_subcommand("serve", "Run the OpenAI-compatible gateway and the admin/metrics port.");
-  serve->add_option("-c,--config", config_path, "YAML config file (default: the embedded demo config)")
+  auto* serve =
+      app.add_subcommand("serve", "Run the OpenAI-compatible gateway and the admin/metrics port.");
+  serve
+      ->add_option("-c,--config", config_path,
+                   "YAML config file (default: the embedded demo config)")
       ->check(CLI::ExistingFile);
-  serve->add_option("--port", port, "Gateway port (overrides listeners.gateway.port; 0 picks a free port)")
+  serve
+      ->add_option("--port", port,
+                   "Gateway port (overrides listeners.gateway.port; 0 picks a free port)")
       ->check(CLI::Range(0, 65535));
-  serve->add_option("--admin-port", admin_port, "Admin port (overrides listeners.admin.port; 0 picks a free port)")
+  serve
+      ->add_option("--admin-port", admin_port,
+                   "Admin port (overrides listeners.admin.port; 0 picks a free port)")
       ->check(CLI::Range(0, 65535));
-  serve->add_option("--ready-file", ready_file,
-                    "Once listening, write {\"port\":..,\"admin_port\":..} to this file (for scripts and tests)");
-  serve->add_option("--log-level", log_level, "trace, debug, info, warn, error or off (overrides server.log_level)");
+  serve->add_option(
+      "--ready-file", ready_file,
+      "Once listening, write {\"port\":..,\"admin_port\":..} to this file (for scripts and tests)");
+  serve->add_option("--log-level", log_level,
+                    "trace, debug, info, warn, error or off (overrides server.log_level)");
 
   auto* config_cmd = app.add_subcommand("config", "Work with config files.");
   config_cmd->require_subcommand(1);
   std::string check_path;
-  auto* check = config_cmd->add_subcommand("check", "Validate a config file without serving; exit 1 on errors.");
+  auto* check = config_cmd->add_subcommand(
+      "check", "Validate a config file without serving; exit 1 on errors.");
   check->add_option("file", check_path, "YAML config file")->required();
   auto* print_default = config_cmd->add_subcommand("default", "Print the embedded default config.");
 
@@ -226,10 +250,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (serve->parsed()) return cmd_serve(config_path, port, admin_port, ready_file, log_level);
-  if (check->parsed()) return cmd_config_check(check_path);
+  if (serve->parsed())
+    return cmd_serve(config_path, port, admin_port, ready_file, log_level);
+  if (check->parsed())
+    return cmd_config_check(check_path);
   if (print_default->parsed()) {
-    std::fwrite(config::embedded_default_config().data(), 1, config::embedded_default_config().size(), stdout);
+    std::fwrite(config::embedded_default_config().data(), 1,
+                config::embedded_default_config().size(), stdout);
     return 0;
   }
   return 0;

@@ -21,7 +21,7 @@ struct ListenerConfig {
 struct TimeoutsConfig {
   uint32_t connect_ms = 2000;
   uint32_t first_byte_ms = 60000;
-  uint32_t idle_ms = 60000;  // longest silence between two chunks of a streamed body
+  uint32_t idle_ms = 60000; // longest silence between two chunks of a streamed body
   uint32_t total_ms = 600000;
 };
 
@@ -124,11 +124,12 @@ struct DecisionConfig {
 };
 
 struct ServerConfig {
-  uint32_t workers = 1;            // event-loop threads, each with its own upstream pools (one acceptor feeds them)
+  uint32_t workers =
+      1; // event-loop threads, each with its own upstream pools (one acceptor feeds them)
   uint64_t max_body_bytes = 8u << 20;
   uint32_t client_header_timeout_ms = 30000;
-  uint32_t reload_poll_ms = 1000;  // how often the config file is checked for changes; 0 disables
-  uint64_t random_seed = 0;        // 0: seeded from the clock
+  uint32_t reload_poll_ms = 1000; // how often the config file is checked for changes; 0 disables
+  uint64_t random_seed = 0;       // 0: seeded from the clock
   std::string log_level = "info";
 };
 

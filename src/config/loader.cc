@@ -42,7 +42,8 @@ std::string expand_env(const std::string& path, const std::string& in) {
   while (i < in.size()) {
     if (in[i] == '$' && i + 1 < in.size() && in[i + 1] == '{') {
       size_t end = in.find('}', i + 2);
-      if (end == std::string::npos) fail(path, "unterminated ${...} in \"" + in + "\"");
+      if (end == std::string::npos)
+        fail(path, "unterminated ${...} in \"" + in + "\"");
       std::string expr = in.substr(i + 2, end - i - 2);
       std::string name = expr, fallback;
       bool has_default = false;
@@ -81,37 +82,42 @@ public:
   size_t size() const { return node_.size(); }
 
   void require_map() const {
-    if (!node_.IsMap()) fail(path_, "expected a mapping (key: value pairs)");
+    if (!node_.IsMap())
+      fail(path_, "expected a mapping (key: value pairs)");
   }
   void require_seq() const {
-    if (!node_.IsSequence()) fail(path_, "expected a list");
+    if (!node_.IsSequence())
+      fail(path_, "expected a list");
   }
 
   bool has(const std::string& key) const {
     return node_.IsMap() && node_[key].IsDefined() && !node_[key].IsNull();
   }
-  Node operator[](const std::string& key) const {
-    return Node(node_[key], child_path(path_, key));
-  }
+  Node operator[](const std::string& key) const { return Node(node_[key], child_path(path_, key)); }
   Node at(size_t i) const { return Node(node_[i], index_path(path_, i)); }
 
   std::string as_string() const {
-    if (!node_.IsScalar()) fail(path_, "expected a string");
+    if (!node_.IsScalar())
+      fail(path_, "expected a string");
     return expand_env(path_, node_.Scalar());
   }
   std::string get_string(const std::string& key, const std::string& def) const {
     return has(key) ? (*this)[key].as_string() : def;
   }
   std::string require_string(const std::string& key) const {
-    if (!has(key)) fail(child_path(path_, key), "is required");
+    if (!has(key))
+      fail(child_path(path_, key), "is required");
     std::string v = (*this)[key].as_string();
-    if (v.empty()) fail(child_path(path_, key), "must not be empty");
+    if (v.empty())
+      fail(child_path(path_, key), "must not be empty");
     return v;
   }
   bool as_bool() const {
     std::string s = core::ascii_lower(as_string());
-    if (s == "true" || s == "yes" || s == "on") return true;
-    if (s == "false" || s == "no" || s == "off") return false;
+    if (s == "true" || s == "yes" || s == "on")
+      return true;
+    if (s == "false" || s == "no" || s == "off")
+      return false;
     fail(path_, "expected true or false, got \"" + node_.Scalar() + "\"");
   }
   bool get_bool(const std::string& key, bool def) const {
@@ -123,11 +129,13 @@ public:
     try {
       size_t used = 0;
       v = std::stoll(s, &used);
-      if (used != s.size()) throw std::invalid_argument("trailing");
+      if (used != s.size())
+        throw std::invalid_argument("trailing");
     } catch (const std::exception&) {
       fail(path_, "expected an integer, got \"" + s + "\"");
     }
-    if (v < min || v > max) fail(path_, fmt::format("must be between {} and {}, got {}", min, max, v));
+    if (v < min || v > max)
+      fail(path_, fmt::format("must be between {} and {}, got {}", min, max, v));
     return v;
   }
   int64_t get_int(const std::string& key, int64_t def, int64_t min, int64_t max) const {
@@ -139,11 +147,13 @@ public:
     try {
       size_t used = 0;
       v = std::stod(s, &used);
-      if (used != s.size()) throw std::invalid_argument("trailing");
+      if (used != s.size())
+        throw std::invalid_argument("trailing");
     } catch (const std::exception&) {
       fail(path_, "expected a number, got \"" + s + "\"");
     }
-    if (!(v >= min && v <= max)) fail(path_, fmt::format("must be between {} and {}, got {}", min, max, v));
+    if (!(v >= min && v <= max))
+      fail(path_, fmt::format("must be between {} and {}, got {}", min, max, v));
     return v;
   }
   double get_double(const std::string& key, double def, double min, double max) const {
@@ -151,20 +161,25 @@ public:
   }
   std::vector<std::string> string_list(const std::string& key) const {
     std::vector<std::string> out;
-    if (!has(key)) return out;
+    if (!has(key))
+      return out;
     Node list = (*this)[key];
-    if (list.is_scalar()) return {list.as_string()};
+    if (list.is_scalar())
+      return {list.as_string()};
     list.require_seq();
-    for (size_t i = 0; i < list.size(); ++i) out.push_back(list.at(i).as_string());
+    for (size_t i = 0; i < list.size(); ++i)
+      out.push_back(list.at(i).as_string());
     return out;
   }
   // Fails on any key not in `known`: typos must not be silently ignored.
   void check_keys(std::initializer_list<const char*> known) const {
-    if (!node_.IsMap()) return;
+    if (!node_.IsMap())
+      return;
     for (const auto& kv : node_) {
       std::string key = kv.first.Scalar();
       bool ok = false;
-      for (const char* k : known) ok = ok || key == k;
+      for (const char* k : known)
+        ok = ok || key == k;
       if (!ok) {
         std::vector<std::string> names(known.begin(), known.end());
         fail(path_, "unknown key \"" + key + "\" (known: " + core::join(names, ", ") + ")");
@@ -173,7 +188,8 @@ public:
   }
   std::vector<std::string> keys() const {
     std::vector<std::string> out;
-    for (const auto& kv : node_) out.push_back(kv.first.Scalar());
+    for (const auto& kv : node_)
+      out.push_back(kv.first.Scalar());
     return out;
   }
 
@@ -187,15 +203,18 @@ ListenerConfig parse_listener(const Node& n, ListenerConfig def) {
   n.check_keys({"address", "port"});
   def.address = n.get_string("address", def.address);
   unsigned char buf[sizeof(struct in6_addr)];
-  if (inet_pton(AF_INET, def.address.c_str(), buf) != 1 && inet_pton(AF_INET6, def.address.c_str(), buf) != 1)
-    fail(child_path(n.path(), "address"), "\"" + def.address + "\" is not an IP address (use 127.0.0.1, ::1 or 0.0.0.0)");
+  if (inet_pton(AF_INET, def.address.c_str(), buf) != 1 &&
+      inet_pton(AF_INET6, def.address.c_str(), buf) != 1)
+    fail(child_path(n.path(), "address"),
+         "\"" + def.address + "\" is not an IP address (use 127.0.0.1, ::1 or 0.0.0.0)");
   def.port = static_cast<uint16_t>(n.get_int("port", def.port, 0, 65535));
   return def;
 }
 
 TimeoutsConfig parse_timeouts(const Node& n) {
   TimeoutsConfig t;
-  if (!n.defined()) return t;
+  if (!n.defined())
+    return t;
   n.require_map();
   n.check_keys({"connect_ms", "first_byte_ms", "idle_ms", "total_ms"});
   constexpr int64_t kMaxMs = 24LL * 3600 * 1000;
@@ -209,28 +228,35 @@ TimeoutsConfig parse_timeouts(const Node& n) {
 void parse_url(const std::string& path, BackendConfig& b) {
   const std::string& url = b.url;
   if (core::starts_with(url, "https://"))
-    fail(path, "https upstreams are not supported yet; put a TLS-terminating proxy in front or use http://");
-  if (!core::starts_with(url, "http://")) fail(path, "must start with http:// (got \"" + url + "\")");
+    fail(path, "https upstreams are not supported yet; put a TLS-terminating proxy in front or use "
+               "http://");
+  if (!core::starts_with(url, "http://"))
+    fail(path, "must start with http:// (got \"" + url + "\")");
   std::string rest = url.substr(7);
   size_t slash = rest.find('/');
   std::string hostport = rest.substr(0, slash);
   // No path at all means the OpenAI convention, /v1 (see upstream_base_path); an explicit "/"
   // means the server root.
   b.base_path = slash == std::string::npos ? "" : rest.substr(slash);
-  while (b.base_path.size() > 1 && b.base_path.back() == '/') b.base_path.pop_back();
-  if (hostport.empty()) fail(path, "has no host");
+  while (b.base_path.size() > 1 && b.base_path.back() == '/')
+    b.base_path.pop_back();
+  if (hostport.empty())
+    fail(path, "has no host");
   if (hostport.front() == '[') { // [::1]:8000
     size_t close = hostport.find(']');
-    if (close == std::string::npos) fail(path, "unterminated IPv6 address");
+    if (close == std::string::npos)
+      fail(path, "unterminated IPv6 address");
     b.host = hostport.substr(1, close - 1);
     std::string after = hostport.substr(close + 1);
     b.port = 80;
     if (!after.empty()) {
-      if (after[0] != ':') fail(path, "expected :port after the IPv6 address");
+      if (after[0] != ':')
+        fail(path, "expected :port after the IPv6 address");
       hostport = after.substr(1);
       try {
         int p = std::stoi(hostport);
-        if (p < 1 || p > 65535) throw std::out_of_range("port");
+        if (p < 1 || p > 65535)
+          throw std::out_of_range("port");
         b.port = static_cast<uint16_t>(p);
       } catch (const std::exception&) {
         fail(path, "invalid port \"" + hostport + "\"");
@@ -246,18 +272,21 @@ void parse_url(const std::string& path, BackendConfig& b) {
     try {
       size_t used = 0;
       int p = std::stoi(port, &used);
-      if (used != port.size() || p < 1 || p > 65535) throw std::out_of_range("port");
+      if (used != port.size() || p < 1 || p > 65535)
+        throw std::out_of_range("port");
       b.port = static_cast<uint16_t>(p);
     } catch (const std::exception&) {
       fail(path, "invalid port \"" + port + "\"");
     }
   }
-  if (b.host.empty()) fail(path, "has no host");
+  if (b.host.empty())
+    fail(path, "has no host");
 }
 
 RuleNode parse_rule(const Node& n, const std::set<std::string>& keyword_names) {
   RuleNode r;
-  if (!n.defined()) fail(n.path(), "empty rule");
+  if (!n.defined())
+    fail(n.path(), "empty rule");
   if (n.is_scalar()) {
     std::string s = n.as_string();
     if (s == "always" || s == "true") {
@@ -270,13 +299,16 @@ RuleNode parse_rule(const Node& n, const std::set<std::string>& keyword_names) {
   n.require_map();
   if (n.size() != 1 && !(n.has("signal") && n.has("name") && n.size() == 2))
     fail(n.path(), "a rule node has exactly one operator (and, or, not, keyword, or signal+name); "
-                   "got keys: " + core::join(n.keys(), ", "));
+                   "got keys: " +
+                       core::join(n.keys(), ", "));
   auto children = [&](const char* op, RuleNode::Kind kind) {
     Node list = n[op];
     list.require_seq();
-    if (list.size() == 0) fail(list.path(), "needs at least one rule");
+    if (list.size() == 0)
+      fail(list.path(), "needs at least one rule");
     r.kind = kind;
-    for (size_t i = 0; i < list.size(); ++i) r.children.push_back(parse_rule(list.at(i), keyword_names));
+    for (size_t i = 0; i < list.size(); ++i)
+      r.children.push_back(parse_rule(list.at(i), keyword_names));
   };
   auto signal_ref = [&](const std::string& type, const Node& name_node) {
     r.kind = RuleNode::Kind::Signal;
@@ -285,8 +317,10 @@ RuleNode parse_rule(const Node& n, const std::set<std::string>& keyword_names) {
     if (type == "keyword") {
       if (!keyword_names.count(r.signal_name)) {
         std::vector<std::string> known(keyword_names.begin(), keyword_names.end());
-        fail(name_node.path(), "unknown keyword signal \"" + r.signal_name + "\" (known: " +
-                                   (known.empty() ? "none defined in signals.keywords" : core::join(known, ", ")) + ")");
+        fail(name_node.path(),
+             "unknown keyword signal \"" + r.signal_name + "\" (known: " +
+                 (known.empty() ? "none defined in signals.keywords" : core::join(known, ", ")) +
+                 ")");
       }
     } else {
       fail(n.path(), "unknown signal type \"" + type + "\" (known: keyword)");
@@ -302,7 +336,8 @@ RuleNode parse_rule(const Node& n, const std::set<std::string>& keyword_names) {
   } else if (n.has("keyword")) {
     signal_ref("keyword", n["keyword"]);
   } else if (n.has("signal")) {
-    if (!n.has("name")) fail(n.path(), "a {signal: TYPE} rule also needs name: NAME");
+    if (!n.has("name"))
+      fail(n.path(), "a {signal: TYPE} rule also needs name: NAME");
     signal_ref(n["signal"].as_string(), n["name"]);
   } else {
     fail(n.path(), "unknown rule operator \"" + n.keys().front() +
@@ -325,8 +360,10 @@ void parse_document(const Node& root, Config& c) {
     Node l = root["listeners"];
     l.require_map();
     l.check_keys({"gateway", "admin"});
-    if (l.has("gateway")) c.gateway = parse_listener(l["gateway"], c.gateway);
-    if (l.has("admin")) c.admin = parse_listener(l["admin"], c.admin);
+    if (l.has("gateway"))
+      c.gateway = parse_listener(l["gateway"], c.gateway);
+    if (l.has("admin"))
+      c.admin = parse_listener(l["admin"], c.admin);
   }
 
   if (root.has("server")) {
@@ -335,8 +372,8 @@ void parse_document(const Node& root, Config& c) {
     s.check_keys({"workers", "max_body_bytes", "client_header_timeout_ms", "reload_poll_ms",
                   "random_seed", "log_level"});
     c.server.workers = static_cast<uint32_t>(s.get_int("workers", c.server.workers, 1, 256));
-    c.server.max_body_bytes = static_cast<uint64_t>(
-        s.get_int("max_body_bytes", static_cast<int64_t>(c.server.max_body_bytes), 1024, 1LL << 32));
+    c.server.max_body_bytes = static_cast<uint64_t>(s.get_int(
+        "max_body_bytes", static_cast<int64_t>(c.server.max_body_bytes), 1024, 1LL << 32));
     c.server.client_header_timeout_ms = static_cast<uint32_t>(
         s.get_int("client_header_timeout_ms", c.server.client_header_timeout_ms, 1, 3600000));
     c.server.reload_poll_ms =
@@ -351,7 +388,8 @@ void parse_document(const Node& root, Config& c) {
 
   if (root.has("auto_model_names")) {
     c.auto_model_names = root.string_list("auto_model_names");
-    if (c.auto_model_names.empty()) fail("auto_model_names", "needs at least one name");
+    if (c.auto_model_names.empty())
+      fail("auto_model_names", "needs at least one name");
   }
 
   // Reasoning families: built-ins, then the config's own (which may redefine a built-in).
@@ -371,7 +409,8 @@ void parse_document(const Node& root, Config& c) {
       } else if (type == "reasoning_effort") {
         fam.type = ReasoningFamilyType::ReasoningEffort;
       } else {
-        fail(f["type"].path(), "unknown type \"" + type + "\" (known: chat_template_kwargs, reasoning_effort)");
+        fail(f["type"].path(),
+             "unknown type \"" + type + "\" (known: chat_template_kwargs, reasoning_effort)");
       }
       fam.parameter = f.require_string("parameter");
       fam.default_effort = f.get_string("default_effort", fam.default_effort);
@@ -391,7 +430,8 @@ void parse_document(const Node& root, Config& c) {
       b.check_keys({"name", "url", "api_key_env", "weight", "timeouts", "max_idle_connections"});
       BackendConfig bc;
       bc.name = b.require_string("name");
-      if (!backend_names.insert(bc.name).second) fail(b["name"].path(), "duplicate backend \"" + bc.name + "\"");
+      if (!backend_names.insert(bc.name).second)
+        fail(b["name"].path(), "duplicate backend \"" + bc.name + "\"");
       bc.url = b.require_string("url");
       parse_url(b["url"].path(), bc);
       bc.api_key_env = b.get_string("api_key_env", "");
@@ -404,8 +444,8 @@ void parse_document(const Node& root, Config& c) {
       }
       bc.weight = static_cast<uint32_t>(b.get_int("weight", 1, 1, 1000000));
       bc.timeouts = parse_timeouts(b["timeouts"]);
-      bc.max_idle_connections =
-          static_cast<uint32_t>(b.get_int("max_idle_connections", bc.max_idle_connections, 0, 100000));
+      bc.max_idle_connections = static_cast<uint32_t>(
+          b.get_int("max_idle_connections", bc.max_idle_connections, 0, 100000));
       c.backends.push_back(std::move(bc));
     }
   }
@@ -413,24 +453,28 @@ void parse_document(const Node& root, Config& c) {
 
   // Models.
   std::set<std::string> model_names;
-  if (!root.has("models")) fail("models", "is required: list at least one model");
+  if (!root.has("models"))
+    fail("models", "is required: list at least one model");
   {
     Node list = root["models"];
     list.require_seq();
-    if (list.size() == 0) fail("models", "list at least one model");
+    if (list.size() == 0)
+      fail("models", "list at least one model");
     for (size_t i = 0; i < list.size(); ++i) {
       Node m = list.at(i);
       m.require_map();
       m.check_keys({"name", "upstream_model", "backends", "reasoning_family", "pricing"});
       ModelConfig mc;
       mc.name = m.require_string("name");
-      if (!model_names.insert(mc.name).second) fail(m["name"].path(), "duplicate model \"" + mc.name + "\"");
+      if (!model_names.insert(mc.name).second)
+        fail(m["name"].path(), "duplicate model \"" + mc.name + "\"");
       for (const std::string& auto_name : c.auto_model_names) {
         if (auto_name == mc.name)
           fail(m["name"].path(), "\"" + mc.name + "\" is also an auto model name; pick another");
       }
       mc.upstream_model = m.get_string("upstream_model", mc.name);
-      if (!m.has("backends")) fail(child_path(m.path(), "backends"), "is required: name at least one backend");
+      if (!m.has("backends"))
+        fail(child_path(m.path(), "backends"), "is required: name at least one backend");
       Node refs = m["backends"];
       if (refs.is_scalar()) {
         mc.backends.push_back({refs.as_string(), 0});
@@ -450,16 +494,19 @@ void parse_document(const Node& root, Config& c) {
           mc.backends.push_back(ref);
         }
       }
-      if (mc.backends.empty()) fail(m["backends"].path(), "name at least one backend");
+      if (mc.backends.empty())
+        fail(m["backends"].path(), "name at least one backend");
       for (size_t j = 0; j < mc.backends.size(); ++j) {
         if (!backend_names.count(mc.backends[j].backend))
-          fail(index_path(m["backends"].path(), j),
-               "unknown backend \"" + mc.backends[j].backend + "\" (known: " + known_list(backend_list) + ")");
+          fail(index_path(m["backends"].path(), j), "unknown backend \"" + mc.backends[j].backend +
+                                                        "\" (known: " + known_list(backend_list) +
+                                                        ")");
       }
       mc.reasoning_family = m.get_string("reasoning_family", "");
       if (!mc.reasoning_family.empty() && !c.reasoning_families.count(mc.reasoning_family)) {
         std::vector<std::string> fams;
-        for (const auto& [k, v] : c.reasoning_families) fams.push_back(k);
+        for (const auto& [k, v] : c.reasoning_families)
+          fams.push_back(k);
         fail(m["reasoning_family"].path(), "unknown reasoning family \"" + mc.reasoning_family +
                                                "\" (known: " + core::join(fams, ", ") + ")");
       }
@@ -474,7 +521,8 @@ void parse_document(const Node& root, Config& c) {
     }
   }
   std::vector<std::string> model_list;
-  for (const auto& m : c.models) model_list.push_back(m.name);
+  for (const auto& m : c.models)
+    model_list.push_back(m.name);
   auto check_model = [&](const std::string& path, const std::string& name) {
     if (!model_names.count(name))
       fail(path, "unknown model \"" + name + "\" (known: " + known_list(model_list) + ")");
@@ -501,9 +549,11 @@ void parse_document(const Node& root, Config& c) {
         if (!keyword_names.insert(kc.name).second)
           fail(k["name"].path(), "duplicate keyword signal \"" + kc.name + "\"");
         kc.keywords = k.string_list("keywords");
-        if (kc.keywords.empty()) fail(child_path(k.path(), "keywords"), "list at least one keyword");
+        if (kc.keywords.empty())
+          fail(child_path(k.path(), "keywords"), "list at least one keyword");
         for (size_t j = 0; j < kc.keywords.size(); ++j) {
-          if (kc.keywords[j].empty()) fail(index_path(k["keywords"].path(), j), "must not be empty");
+          if (kc.keywords[j].empty())
+            fail(index_path(k["keywords"].path(), j), "must not be empty");
         }
         std::string op = core::ascii_lower(k.get_string("operator", "any"));
         if (op == "any" || op == "or") {
@@ -536,12 +586,16 @@ void parse_document(const Node& root, Config& c) {
         fail(d["name"].path(), "duplicate decision \"" + dc.name + "\"");
       dc.description = d.get_string("description", "");
       dc.priority = static_cast<int>(d.get_int("priority", 0, -1000000, 1000000));
-      if (!d.has("rules")) fail(child_path(d.path(), "rules"), "is required (use `rules: always` to match every request)");
+      if (!d.has("rules"))
+        fail(child_path(d.path(), "rules"),
+             "is required (use `rules: always` to match every request)");
       dc.rules = parse_rule(d["rules"], keyword_names);
-      if (!d.has("models")) fail(child_path(d.path(), "models"), "is required: list at least one model");
+      if (!d.has("models"))
+        fail(child_path(d.path(), "models"), "is required: list at least one model");
       Node models = d["models"];
       models.require_seq();
-      if (models.size() == 0) fail(models.path(), "list at least one model");
+      if (models.size() == 0)
+        fail(models.path(), "list at least one model");
       for (size_t j = 0; j < models.size(); ++j) {
         Node m = models.at(j);
         ModelRefConfig ref;
@@ -552,21 +606,26 @@ void parse_document(const Node& root, Config& c) {
           m.check_keys({"model", "weight", "reasoning", "effort"});
           ref.model = m.require_string("model");
           ref.weight = static_cast<uint32_t>(m.get_int("weight", 1, 0, 1000000));
-          if (m.has("reasoning")) ref.reasoning = m["reasoning"].as_bool() ? ReasoningMode::On : ReasoningMode::Off;
+          if (m.has("reasoning"))
+            ref.reasoning = m["reasoning"].as_bool() ? ReasoningMode::On : ReasoningMode::Off;
           ref.effort = m.get_string("effort", "");
           if (!ref.effort.empty()) {
             static const std::set<std::string> kEfforts{"minimal", "low", "medium", "high"};
             if (!kEfforts.count(ref.effort))
-              fail(m["effort"].path(), "unknown effort \"" + ref.effort + "\" (known: minimal, low, medium, high)");
-            if (ref.reasoning == ReasoningMode::Unset) ref.reasoning = ReasoningMode::On;
+              fail(m["effort"].path(),
+                   "unknown effort \"" + ref.effort + "\" (known: minimal, low, medium, high)");
+            if (ref.reasoning == ReasoningMode::Unset)
+              ref.reasoning = ReasoningMode::On;
           }
         }
         check_model(m.is_scalar() ? m.path() : m["model"].path(), ref.model);
         dc.models.push_back(std::move(ref));
       }
       uint64_t total_weight = 0;
-      for (const auto& ref : dc.models) total_weight += ref.weight;
-      if (total_weight == 0) fail(models.path(), "at least one model needs a weight above 0");
+      for (const auto& ref : dc.models)
+        total_weight += ref.weight;
+      if (total_weight == 0)
+        fail(models.path(), "at least one model needs a weight above 0");
       if (d.has("plugins")) {
         Node p = d["plugins"];
         p.require_map();
@@ -592,39 +651,46 @@ void parse_document(const Node& root, Config& c) {
   }
   c.default_decision_name = root.get_string("default_decision", c.default_decision_name);
   if (decision_names.count(c.default_decision_name))
-    fail("default_decision", "\"" + c.default_decision_name +
-                                 "\" is also the name of a decision; the default decision is the fallback "
-                                 "when none matches and needs its own name");
+    fail("default_decision",
+         "\"" + c.default_decision_name +
+             "\" is also the name of a decision; the default decision is the fallback "
+             "when none matches and needs its own name");
 }
 
 } // namespace
 
 const ModelConfig* Config::find_model(std::string_view name) const {
   for (const auto& m : models) {
-    if (m.name == name) return &m;
+    if (m.name == name)
+      return &m;
   }
   return nullptr;
 }
 
 const BackendConfig* Config::find_backend(std::string_view name) const {
   for (const auto& b : backends) {
-    if (b.name == name) return &b;
+    if (b.name == name)
+      return &b;
   }
   return nullptr;
 }
 
 bool Config::is_auto_name(std::string_view name) const {
   for (const auto& n : auto_model_names) {
-    if (n == name) return true;
+    if (n == name)
+      return true;
   }
   return false;
 }
 
 std::map<std::string, ReasoningFamilyConfig> builtin_reasoning_families() {
   std::map<std::string, ReasoningFamilyConfig> f;
-  f["qwen3"] = {"qwen3", ReasoningFamilyType::ChatTemplateKwargs, "enable_thinking", "medium", "low"};
-  f["deepseek"] = {"deepseek", ReasoningFamilyType::ChatTemplateKwargs, "thinking", "medium", "low"};
-  f["gpt-oss"] = {"gpt-oss", ReasoningFamilyType::ReasoningEffort, "reasoning_effort", "medium", "low"};
+  f["qwen3"] = {"qwen3", ReasoningFamilyType::ChatTemplateKwargs, "enable_thinking", "medium",
+                "low"};
+  f["deepseek"] = {"deepseek", ReasoningFamilyType::ChatTemplateKwargs, "thinking", "medium",
+                   "low"};
+  f["gpt-oss"] = {"gpt-oss", ReasoningFamilyType::ReasoningEffort, "reasoning_effort", "medium",
+                  "low"};
   return f;
 }
 
@@ -632,14 +698,15 @@ core::StatusOr<std::shared_ptr<const Config>> parse_config(std::string_view yaml
   auto config = std::make_shared<Config>();
   try {
     YAML::Node root = YAML::Load(std::string(yaml_text));
-    if (!root.IsDefined() || root.IsNull()) return core::make_error(ErrorCode::InvalidArgument, "the config is empty");
+    if (!root.IsDefined() || root.IsNull())
+      return core::make_error(ErrorCode::InvalidArgument, "the config is empty");
     parse_document(Node(root, ""), *config);
   } catch (const ConfigError& e) {
     return core::make_error(ErrorCode::InvalidArgument, e.message);
   } catch (const YAML::Exception& e) {
     return core::make_error(ErrorCode::InvalidArgument,
-                            fmt::format("YAML syntax error at line {}, column {}: {}", e.mark.line + 1,
-                                        e.mark.column + 1, e.msg));
+                            fmt::format("YAML syntax error at line {}, column {}: {}",
+                                        e.mark.line + 1, e.mark.column + 1, e.msg));
   } catch (const std::exception& e) {
     return core::make_error(ErrorCode::InvalidArgument, std::string("invalid config: ") + e.what());
   }
@@ -648,11 +715,13 @@ core::StatusOr<std::shared_ptr<const Config>> parse_config(std::string_view yaml
 
 core::StatusOr<std::shared_ptr<const Config>> load_config_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return core::make_error(ErrorCode::NotFound, "cannot open config file " + path);
+  if (!in)
+    return core::make_error(ErrorCode::NotFound, "cannot open config file " + path);
   std::stringstream ss;
   ss << in.rdbuf();
   auto parsed = parse_config(ss.str());
-  if (!parsed) return core::make_error(parsed.error().code, path + ": " + parsed.error().message);
+  if (!parsed)
+    return core::make_error(parsed.error().code, path + ": " + parsed.error().message);
   return parsed;
 }
 

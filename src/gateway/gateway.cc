@@ -39,31 +39,36 @@ constexpr int kClientClosedRequest = 499; // nginx's status for "the client went
 // Hop-by-hop and framing headers are ours to set; every other upstream response header
 // (retry-after, x-ratelimit-*, openai-processing-ms, ...) reaches the client.
 bool is_hop_by_hop(std::string_view name) {
-  static constexpr std::string_view kSkip[] = {"connection", "keep-alive", "transfer-encoding", "content-length",
-                                               "te", "trailer", "upgrade", "proxy-authenticate",
-                                               "proxy-connection", "server", "date", "content-type"};
+  static constexpr std::string_view kSkip[] = {
+      "connection", "keep-alive",  "transfer-encoding",  "content-length",   "te",
+      "trailer",    "upgrade",     "proxy-authenticate", "proxy-connection", "server",
+      "date",       "content-type"};
   for (auto k : kSkip) {
-    if (core::iequals(name, k)) return true;
+    if (core::iequals(name, k))
+      return true;
   }
   return false;
 }
 
 struct GatewayMetrics {
   explicit GatewayMetrics(metrics::Registry& r)
-      : requests(r.counter("semrouter_requests_total", "Requests answered, by routed model, decision and HTTP status.",
+      : requests(r.counter("semrouter_requests_total",
+                           "Requests answered, by routed model, decision and HTTP status.",
                            {"model", "decision", "status"})),
         duration(r.histogram("semrouter_request_duration_seconds",
-                             "Time from request received to response complete, by model.", {"model"},
-                             metrics::latency_buckets())),
-        ttft(r.histogram("semrouter_time_to_first_token_seconds",
-                         "Streaming: time from request received to the first upstream event, by model.", {"model"},
-                         metrics::latency_buckets())),
-        upstream_errors(r.counter("semrouter_upstream_errors_total",
-                                  "Upstream failures by backend and kind (connect, timeout, reset, protocol).",
-                                  {"backend", "kind"})),
+                             "Time from request received to response complete, by model.",
+                             {"model"}, metrics::latency_buckets())),
+        ttft(r.histogram(
+            "semrouter_time_to_first_token_seconds",
+            "Streaming: time from request received to the first upstream event, by model.",
+            {"model"}, metrics::latency_buckets())),
+        upstream_errors(
+            r.counter("semrouter_upstream_errors_total",
+                      "Upstream failures by backend and kind (connect, timeout, reset, protocol).",
+                      {"backend", "kind"})),
         inflight(r.gauge("semrouter_inflight_requests", "Requests being processed now.").with({})),
-        prompt_tokens(r.counter("semrouter_prompt_tokens_total", "Prompt tokens reported by upstream usage.",
-                                {"model"})),
+        prompt_tokens(r.counter("semrouter_prompt_tokens_total",
+                                "Prompt tokens reported by upstream usage.", {"model"})),
         completion_tokens(r.counter("semrouter_completion_tokens_total",
                                     "Completion tokens reported by upstream usage.", {"model"})),
         client_errors(r.counter("semrouter_client_errors_total",
@@ -95,8 +100,10 @@ struct DisconnectWatch {
 awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<DisconnectWatch> watch) {
   boost::system::error_code ec;
   co_await client.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
-  if (watch->done) co_return;
-  if (ec) co_return;
+  if (watch->done)
+    co_return;
+  if (ec)
+    co_return;
   boost::system::error_code ec2;
   size_t available = client.available(ec2);
   if (ec2 || available == 0) { // readable with nothing to read: the peer closed
@@ -141,7 +148,8 @@ public:
     }
   }
   ~RelayBuffer() {
-    if (w_.relay_buffers.size() < kMaxPooledRelayBuffers) w_.relay_buffers.push_back(std::move(buf_));
+    if (w_.relay_buffers.size() < kMaxPooledRelayBuffers)
+      w_.relay_buffers.push_back(std::move(buf_));
   }
   char* data() { return buf_.get(); }
 
@@ -153,7 +161,8 @@ private:
 
 // The client side of one connection: its stream and the deadline of its current operation.
 struct ClientConn {
-  ClientConn(tcp::socket socket, Worker& w) : stream(std::move(socket)), deadline(w.deadlines, &stream) {}
+  ClientConn(tcp::socket socket, Worker& w)
+      : stream(std::move(socket)), deadline(w.deadlines, &stream) {}
   beast::tcp_stream stream;
   Deadline deadline;
 };
@@ -165,13 +174,17 @@ awaitable<void> sweeper(Worker& w) {
     timer.expires_after(kSweepInterval);
     boost::system::error_code ec;
     co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
-    if (ec) co_return;
+    if (ec)
+      co_return;
     const auto now = core::SteadyClock::now();
-    // Expiring may cancel a stream whose coroutine then resumes later; the list is only walked here.
-    for (auto it = w.deadlines.begin(); it != w.deadlines.end();) (*it++)->expire_if_due(now);
+    // Expiring may cancel a stream whose coroutine then resumes later; the list is only walked
+    // here.
+    for (auto it = w.deadlines.begin(); it != w.deadlines.end();)
+      (*it++)->expire_if_due(now);
     const auto cutoff = now - kWatchDelay;
     for (auto& watch : w.watches) {
-      if (watch->armed || watch->done || watch->started > cutoff) continue;
+      if (watch->armed || watch->done || watch->started > cutoff)
+        continue;
       watch->armed = true;
       asio::co_spawn(w.ioc, watch_client(*watch->client, watch), asio::detached);
     }
@@ -187,7 +200,8 @@ void append_header(std::string& out, std::string_view name, std::string_view val
   out.append(name);
   out.append(": ");
   for (char c : value) {
-    if (c != '\r' && c != '\n') out.push_back(c);
+    if (c != '\r' && c != '\n')
+      out.push_back(c);
   }
   out.append("\r\n");
 }
@@ -200,8 +214,9 @@ enum class Framing {
 };
 
 std::string response_head(int status, unsigned version, std::string_view content_type,
-                           const std::vector<std::pair<std::string, std::string>>& headers, bool keep_alive,
-                           Framing framing, size_t content_length = 0, bool no_cache = false) {
+                          const std::vector<std::pair<std::string, std::string>>& headers,
+                          bool keep_alive, Framing framing, size_t content_length = 0,
+                          bool no_cache = false) {
   std::string out;
   out.reserve(256);
   out.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
@@ -210,10 +225,13 @@ std::string response_head(int status, unsigned version, std::string_view content
   out.append(http::obsolete_reason(static_cast<http::status>(status)));
   out.append("\r\nServer: semrouter\r\n");
   append_header(out, "Content-Type", content_type);
-  if (no_cache) out.append("Cache-Control: no-cache\r\n");
-  for (const auto& [k, v] : headers) append_header(out, k, v);
+  if (no_cache)
+    out.append("Cache-Control: no-cache\r\n");
+  for (const auto& [k, v] : headers)
+    append_header(out, k, v);
   if (version == 10) {
-    if (keep_alive) out.append("Connection: keep-alive\r\n");
+    if (keep_alive)
+      out.append("Connection: keep-alive\r\n");
   } else if (!keep_alive) {
     out.append("Connection: close\r\n");
   }
@@ -234,7 +252,9 @@ std::string response_head(int status, unsigned version, std::string_view content
 }
 
 // "<hex size>\r\n" for one chunk of a chunked body.
-std::string chunk_head(size_t n) { return fmt::format("{:x}\r\n", n); }
+std::string chunk_head(size_t n) {
+  return fmt::format("{:x}\r\n", n);
+}
 constexpr std::string_view kCrLf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
@@ -243,9 +263,9 @@ const HeaderList kAllowGet{{"allow", "GET"}};
 const HeaderList kAllowPost{{"allow", "POST"}};
 const HeaderList kNoHeaders{};
 // Request headers passed on to the upstream (besides authorization, handled separately).
-constexpr std::array<const char*, 8> kForwardedHeaders{"traceparent",         "tracestate",    "x-request-id",
-                                                       "accept",              "openai-beta",   "openai-organization",
-                                                       "openai-project",      "idempotency-key"};
+constexpr std::array<const char*, 8> kForwardedHeaders{
+    "traceparent", "tracestate",          "x-request-id",   "accept",
+    "openai-beta", "openai-organization", "openai-project", "idempotency-key"};
 
 std::string_view target_path(std::string_view target) {
   auto q = target.find('?');
@@ -273,10 +293,11 @@ struct Gateway::Impl {
   awaitable<void> session(tcp::socket socket, Worker& w, bool admin);
   awaitable<bool> handle(ClientConn& client, Worker& w, Request& req, bool admin);
   awaitable<bool> proxy(ClientConn& client, Worker& w, Request& req, openai::RequestKind kind);
-  awaitable<void> send(ClientConn& client, const Request& req, http::status status, std::string body,
-                       std::string_view content_type, bool keep_alive,
+  awaitable<void> send(ClientConn& client, const Request& req, http::status status,
+                       std::string body, std::string_view content_type, bool keep_alive,
                        const std::vector<std::pair<std::string, std::string>>& headers = {});
-  awaitable<void> send_error(ClientConn& client, const Request& req, const openai::ApiError& e, bool keep_alive,
+  awaitable<void> send_error(ClientConn& client, const Request& req, const openai::ApiError& e,
+                             bool keep_alive,
                              const std::vector<std::pair<std::string, std::string>>& headers = {});
 };
 
@@ -292,14 +313,19 @@ uint16_t Gateway::admin_port() const {
   return impl_->admin_acceptor ? impl_->admin_acceptor->local_endpoint().port() : 0;
 }
 
-void Gateway::on_reload_signal(std::function<void()> callback) { impl_->reload_callback = std::move(callback); }
+void Gateway::on_reload_signal(std::function<void()> callback) {
+  impl_->reload_callback = std::move(callback);
+}
 
-core::Status Gateway::listen(const config::ListenerConfig& gw, const config::ListenerConfig& admin, uint32_t workers) {
+core::Status Gateway::listen(const config::ListenerConfig& gw, const config::ListenerConfig& admin,
+                             uint32_t workers) {
   uint64_t seed = impl_->store.get()->config->server.random_seed;
-  if (seed == 0) seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  if (seed == 0)
+    seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   for (uint32_t i = 0; i < std::max<uint32_t>(workers, 1); ++i)
     impl_->workers.push_back(std::make_unique<Worker>(seed + i * 0x9e3779b97f4a7c15ULL));
-  auto open = [&](const config::ListenerConfig& l, const char* what) -> core::StatusOr<std::unique_ptr<tcp::acceptor>> {
+  auto open = [&](const config::ListenerConfig& l,
+                  const char* what) -> core::StatusOr<std::unique_ptr<tcp::acceptor>> {
     boost::system::error_code ec;
     auto address = asio::ip::make_address(l.address, ec);
     if (ec)
@@ -308,19 +334,24 @@ core::Status Gateway::listen(const config::ListenerConfig& gw, const config::Lis
     auto acc = std::make_unique<tcp::acceptor>(impl_->workers.front()->ioc);
     tcp::endpoint ep(address, l.port);
     acc->open(ep.protocol(), ec);
-    if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acc->bind(ep, ec);
-    if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+    if (!ec)
+      acc->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec)
+      acc->bind(ep, ec);
+    if (!ec)
+      acc->listen(asio::socket_base::max_listen_connections, ec);
     if (ec)
       return core::make_error(core::ErrorCode::Unavailable,
-                              fmt::format("{} listener: cannot listen on {}:{}: {}", what, l.address, l.port,
-                                          ec.message()));
+                              fmt::format("{} listener: cannot listen on {}:{}: {}", what,
+                                          l.address, l.port, ec.message()));
     return acc;
   };
   auto g = open(gw, "gateway");
-  if (!g) return tl::unexpected(g.error());
+  if (!g)
+    return tl::unexpected(g.error());
   auto a = open(admin, "admin");
-  if (!a) return tl::unexpected(a.error());
+  if (!a)
+    return tl::unexpected(a.error());
   impl_->gateway_acceptor = std::move(*g);
   impl_->admin_acceptor = std::move(*a);
   // Signal handlers go in now, not in run(): a SIGHUP sent as soon as the caller announces
@@ -334,10 +365,12 @@ core::Status Gateway::listen(const config::ListenerConfig& gw, const config::Lis
 void Gateway::wait_for_signal() {
   Impl& im = *impl_;
   im.signals->async_wait([this, &im](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
+    if (ec)
+      return;
     if (sig == SIGHUP) {
       spdlog::info("SIGHUP: reloading the config");
-      if (im.reload_callback) im.reload_callback();
+      if (im.reload_callback)
+        im.reload_callback();
       wait_for_signal();
       return;
     }
@@ -352,42 +385,55 @@ void Gateway::run() {
   asio::co_spawn(w0.ioc, im.accept_loop(*im.gateway_acceptor, false), asio::detached);
   asio::co_spawn(w0.ioc, im.accept_loop(*im.admin_acceptor, true), asio::detached);
 
-  for (auto& w : im.workers) asio::co_spawn(w->ioc, sweeper(*w), asio::detached);
+  for (auto& w : im.workers)
+    asio::co_spawn(w->ioc, sweeper(*w), asio::detached);
 
   std::vector<std::thread> threads;
   std::vector<std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>>> guards;
-  for (auto& w : im.workers) guards.push_back(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(w->ioc.get_executor()));
-  for (size_t i = 1; i < im.workers.size(); ++i) threads.emplace_back([&im, i] { im.workers[i]->ioc.run(); });
+  for (auto& w : im.workers)
+    guards.push_back(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+        w->ioc.get_executor()));
+  for (size_t i = 1; i < im.workers.size(); ++i)
+    threads.emplace_back([&im, i] { im.workers[i]->ioc.run(); });
   // Guards keep idle loops alive; shutdown() stops the loops directly.
   w0.ioc.run();
-  for (auto& w : im.workers) w->ioc.stop();
-  for (auto& t : threads) t.join();
+  for (auto& w : im.workers)
+    w->ioc.stop();
+  for (auto& t : threads)
+    t.join();
 }
 
 void Gateway::shutdown(uint32_t grace_ms) {
   Impl& im = *impl_;
-  if (im.stopped.exchange(true)) return;
+  if (im.stopped.exchange(true))
+    return;
   im.draining = true;
   // Close the acceptors on their own loop.
   asio::post(im.workers.front()->ioc, [&im] {
     boost::system::error_code ec;
-    if (im.gateway_acceptor) im.gateway_acceptor->close(ec);
-    if (im.admin_acceptor) im.admin_acceptor->close(ec);
-    if (im.signals) im.signals->cancel(ec);
+    if (im.gateway_acceptor)
+      im.gateway_acceptor->close(ec);
+    if (im.admin_acceptor)
+      im.admin_acceptor->close(ec);
+    if (im.signals)
+      im.signals->cancel(ec);
   });
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
   while (im.m.inflight.value() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  for (auto& w : im.workers) w->ioc.stop();
+  for (auto& w : im.workers)
+    w->ioc.stop();
 }
 
 awaitable<void> Gateway::Impl::accept_loop(tcp::acceptor& acceptor, bool admin) {
   while (true) {
     Worker& w = *workers[next_worker.fetch_add(1) % workers.size()];
     boost::system::error_code ec;
-    tcp::socket socket = co_await acceptor.async_accept(w.ioc, asio::redirect_error(use_awaitable, ec));
+    tcp::socket socket =
+        co_await acceptor.async_accept(w.ioc, asio::redirect_error(use_awaitable, ec));
     if (ec) {
-      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      if (ec == asio::error::operation_aborted || !acceptor.is_open())
+        co_return;
       spdlog::warn("accept failed: {}", ec.message());
       // Out of file descriptors and similar: back off briefly instead of spinning.
       asio::steady_timer t(acceptor.get_executor(), std::chrono::milliseconds(50));
@@ -399,11 +445,12 @@ awaitable<void> Gateway::Impl::accept_loop(tcp::acceptor& acceptor, bool admin) 
   }
 }
 
-awaitable<void> Gateway::Impl::send(ClientConn& client, const Request& req, http::status status,
-                                    std::string body, std::string_view content_type, bool keep_alive,
-                                    const std::vector<std::pair<std::string, std::string>>& headers) {
-  std::string head = response_head(static_cast<int>(status), req.version(), content_type, headers, keep_alive,
-                                   Framing::ContentLength, body.size());
+awaitable<void>
+Gateway::Impl::send(ClientConn& client, const Request& req, http::status status, std::string body,
+                    std::string_view content_type, bool keep_alive,
+                    const std::vector<std::pair<std::string, std::string>>& headers) {
+  std::string head = response_head(static_cast<int>(status), req.version(), content_type, headers,
+                                   keep_alive, Framing::ContentLength, body.size());
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
   boost::system::error_code ec;
   client.deadline.set(kClientWriteTimeout);
@@ -411,11 +458,12 @@ awaitable<void> Gateway::Impl::send(ClientConn& client, const Request& req, http
   client.deadline.clear();
 }
 
-awaitable<void> Gateway::Impl::send_error(ClientConn& client, const Request& req, const openai::ApiError& e,
-                                          bool keep_alive,
-                                          const std::vector<std::pair<std::string, std::string>>& headers) {
-  co_await send(client, req, static_cast<http::status>(e.status), openai::error_body(e), "application/json",
-                keep_alive, headers);
+awaitable<void>
+Gateway::Impl::send_error(ClientConn& client, const Request& req, const openai::ApiError& e,
+                          bool keep_alive,
+                          const std::vector<std::pair<std::string, std::string>>& headers) {
+  co_await send(client, req, static_cast<http::status>(e.status), openai::error_body(e),
+                "application/json", keep_alive, headers);
 }
 
 awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin) {
@@ -424,17 +472,20 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
   beast::flat_buffer buffer;
   m.connections.add(1);
   const uint64_t max_body = store.get()->config->server.max_body_bytes;
-  const auto header_timeout = std::chrono::milliseconds(store.get()->config->server.client_header_timeout_ms);
+  const auto header_timeout =
+      std::chrono::milliseconds(store.get()->config->server.client_header_timeout_ms);
   while (true) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kMaxHeaderBytes);
     parser.body_limit(max_body);
     boost::system::error_code ec;
     client.deadline.set(header_timeout);
-    co_await http::async_read_header(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+    co_await http::async_read_header(stream, buffer, parser,
+                                     asio::redirect_error(use_awaitable, ec));
     client.deadline.adjust(ec);
-    if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
-        ec == asio::error::operation_aborted || ec == beast::error::timeout)
+    if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+        ec == beast::error::timeout)
       break;
     Request dummy{http::verb::get, "/", 11};
     if (ec == http::error::body_limit) {
@@ -444,7 +495,8 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
     }
     if (ec) {
       m.client_errors.with({"malformed_http"}).inc();
-      co_await send_error(client, dummy, openai::invalid_request("malformed HTTP request: " + ec.message()), false);
+      co_await send_error(
+          client, dummy, openai::invalid_request("malformed HTTP request: " + ec.message()), false);
       break;
     }
     // curl and others wait for "100 Continue" before sending a large body.
@@ -452,16 +504,19 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
     if (core::iequals(expect, "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
       co_await http::async_write(stream, cont, asio::redirect_error(use_awaitable, ec));
-      if (ec) break;
+      if (ec)
+        break;
     }
     // The body usually arrives with the header: parse what is buffered in place, and only go
     // back to the socket for the rest.
     while (!parser.is_done() && buffer.size() > 0) {
       size_t used = parser.put(buffer.data(), ec);
       buffer.consume(used);
-      if (ec || used == 0) break;
+      if (ec || used == 0)
+        break;
     }
-    if (ec == http::error::need_more) ec = {};
+    if (ec == http::error::need_more)
+      ec = {};
     if (!ec && !parser.is_done()) {
       co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
       client.deadline.adjust(ec);
@@ -473,9 +528,11 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
         break;
       }
       {
-        if (ec != http::error::end_of_stream && ec != beast::error::timeout && ec != asio::error::eof) {
+        if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
+            ec != asio::error::eof) {
           m.client_errors.with({"malformed_http"}).inc();
-          co_await send_error(client, dummy, openai::invalid_request("malformed HTTP request: " + ec.message()),
+          co_await send_error(client, dummy,
+                              openai::invalid_request("malformed HTTP request: " + ec.message()),
                               false);
         }
         break;
@@ -484,7 +541,8 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
     client.deadline.clear();
     Request req = parser.release();
     bool keep = co_await handle(client, w, req, admin);
-    if (!keep || draining) break;
+    if (!keep || draining)
+      break;
   }
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -495,10 +553,13 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
   const bool keep = req.keep_alive();
   std::string_view path = target_path(std::string_view(req.target().data(), req.target().size()));
   const auto verb = req.method();
-  auto only = [&](http::verb allowed, std::string_view allowed_name) -> std::optional<openai::ApiError> {
-    if (verb == allowed) return std::nullopt;
-    return openai::method_not_allowed(std::string_view(req.method_string().data(), req.method_string().size()), path,
-                                      allowed_name);
+  auto only = [&](http::verb allowed,
+                  std::string_view allowed_name) -> std::optional<openai::ApiError> {
+    if (verb == allowed)
+      return std::nullopt;
+    return openai::method_not_allowed(
+        std::string_view(req.method_string().data(), req.method_string().size()), path,
+        allowed_name);
   };
 
   if (path == "/health" || path == "/ready") {
@@ -507,11 +568,12 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
       co_return keep;
     }
     if (path == "/ready" && draining) {
-      co_await send(client, req, http::status::service_unavailable, "{\"status\":\"draining\"}", "application/json",
-                    false);
+      co_await send(client, req, http::status::service_unavailable, "{\"status\":\"draining\"}",
+                    "application/json", false);
       co_return false;
     }
-    co_await send(client, req, http::status::ok, path == "/health" ? "{\"status\":\"ok\"}" : "{\"status\":\"ready\"}",
+    co_await send(client, req, http::status::ok,
+                  path == "/health" ? "{\"status\":\"ok\"}" : "{\"status\":\"ready\"}",
                   "application/json", keep);
     co_return keep;
   }
@@ -522,8 +584,8 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
         co_await send_error(client, req, *e, keep, kAllowGet);
         co_return keep;
       }
-      co_await send(client, req, http::status::ok, registry.expose(), "text/plain; version=0.0.4; charset=utf-8",
-                    keep);
+      co_await send(client, req, http::status::ok, registry.expose(),
+                    "text/plain; version=0.0.4; charset=utf-8", keep);
       co_return keep;
     }
     if (path == "/api/v1/config") {
@@ -532,9 +594,10 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
         co_return keep;
       }
       auto snap = store.get();
-      std::string body = fmt::format("{{\"generation\":{},\"reloads_ok\":{},\"reloads_failed\":{},\"last_error\":{}}}",
-                                     snap->generation, store.reloads_ok(), store.reloads_failed(),
-                                     store.last_error().empty() ? "null" : core::json_string(store.last_error()));
+      std::string body = fmt::format(
+          "{{\"generation\":{},\"reloads_ok\":{},\"reloads_failed\":{},\"last_error\":{}}}",
+          snap->generation, store.reloads_ok(), store.reloads_failed(),
+          store.last_error().empty() ? "null" : core::json_string(store.last_error()));
       co_await send(client, req, http::status::ok, std::move(body), "application/json", keep);
       co_return keep;
     }
@@ -546,17 +609,19 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
       auto snap = store.get();
       pipeline::RouteOutcome out = pipeline::route(*snap, {}, req.body(), w.random);
       if (out.action == pipeline::RouteAction::Reply) {
-        co_await send(client, req, static_cast<http::status>(out.reply_status), out.reply_body, "application/json",
-                      keep);
+        co_await send(client, req, static_cast<http::status>(out.reply_status), out.reply_body,
+                      "application/json", keep);
         co_return keep;
       }
       std::string body = "{\"model\":" + core::json_string(out.model->name) +
                          ",\"upstream_model\":" + core::json_string(out.model->upstream_model) +
                          ",\"decision\":" + core::json_string(out.decision) +
                          fmt::format(",\"confidence\":{}", out.confidence) +
-                         ",\"reasoning\":" + core::json_string(out.reasoning) + ",\"matched_signals\":[";
+                         ",\"reasoning\":" + core::json_string(out.reasoning) +
+                         ",\"matched_signals\":[";
       for (size_t i = 0; i < out.matched_signals.size(); ++i) {
-        if (i) body += ',';
+        if (i)
+          body += ',';
         body += core::json_string(out.matched_signals[i]);
       }
       body += "],\"body\":" + out.body + "}";
@@ -581,7 +646,8 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
       co_await send_error(client, req, *e, keep, kAllowGet);
       co_return keep;
     }
-    co_await send(client, req, http::status::ok, store.get()->models_json, "application/json", keep);
+    co_await send(client, req, http::status::ok, store.get()->models_json, "application/json",
+                  keep);
     co_return keep;
   }
   m.client_errors.with({"unknown_path"}).inc();
@@ -592,19 +658,22 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
 namespace {
 
 const char* classify_error(const boost::system::error_code& ec) {
-  if (ec == beast::error::timeout) return "timeout";
+  if (ec == beast::error::timeout)
+    return "timeout";
   if (ec == asio::error::connection_refused || ec == asio::error::host_unreachable ||
       ec == asio::error::network_unreachable || ec == asio::error::host_not_found)
     return "connect";
-  if (ec == asio::error::connection_reset || ec == asio::error::eof || ec == http::error::end_of_stream ||
-      ec == http::error::partial_message || ec == asio::error::broken_pipe)
+  if (ec == asio::error::connection_reset || ec == asio::error::eof ||
+      ec == http::error::end_of_stream || ec == http::error::partial_message ||
+      ec == asio::error::broken_pipe)
     return "reset";
   return "protocol";
 }
 
 } // namespace
 
-awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req, openai::RequestKind kind) {
+awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req,
+                                     openai::RequestKind kind) {
   beast::tcp_stream& stream = client.stream;
   const auto start = core::SteadyClock::now();
   const bool keep = req.keep_alive();
@@ -623,8 +692,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     m.client_errors.with({out.error_type}).inc();
     // The model label stays "-": a client's made-up model names must not mint new series.
     m.requests.with({"-", "-", std::to_string(out.reply_status)}).inc();
-    co_await send(client, req, static_cast<http::status>(out.reply_status), std::move(out.reply_body),
-                  "application/json", keep);
+    co_await send(client, req, static_cast<http::status>(out.reply_status),
+                  std::move(out.reply_body), "application/json", keep);
     co_return keep;
   }
   const config::ModelConfig& model = *out.model;
@@ -651,12 +720,14 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       watch->upstream = nullptr;
       boost::system::error_code ignored;
       // Completes the pending wait; the watcher sees done and returns without touching anything.
-      if (watch->armed && !watch->client_gone) stream.socket().cancel(ignored);
+      if (watch->armed && !watch->client_gone)
+        stream.socket().cancel(ignored);
     }
   } watch_stop{w, w.watches.begin(), stream};
 
   std::string query;
-  if (auto q = req.target().find('?'); q != std::string_view::npos) query = std::string(req.target().substr(q));
+  if (auto q = req.target().find('?'); q != std::string_view::npos)
+    query = std::string(req.target().substr(q));
   Deadline upstream_deadline(w.deadlines, nullptr);
   const std::string upstream_path =
       (kind == openai::RequestKind::Completions) ? "/completions" : "/chat/completions";
@@ -666,7 +737,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     const auto& t = backend->timeouts;
     const auto deadline = start + std::chrono::milliseconds(t.total_ms);
     auto remaining = [&](uint32_t ms) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - core::SteadyClock::now());
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                        core::SteadyClock::now());
       return std::max(std::chrono::milliseconds(1), std::min(std::chrono::milliseconds(ms), left));
     };
 
@@ -680,7 +752,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     up_head.append(" HTTP/1.1\r\n");
     const bool v6 = backend->host.find(':') != std::string::npos;
     append_header(up_head, "Host",
-                  (v6 ? "[" + backend->host + "]" : backend->host) + ":" + std::to_string(backend->port));
+                  (v6 ? "[" + backend->host + "]" : backend->host) + ":" +
+                      std::to_string(backend->port));
     up_head.append("Content-Type: application/json\r\nUser-Agent: semrouter\r\n");
     if (!backend->api_key.empty()) {
       append_header(up_head, "Authorization", "Bearer " + backend->api_key);
@@ -688,12 +761,14 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       append_header(up_head, "Authorization", auth);
     }
     for (const char* h : kForwardedHeaders) {
-      if (auto v = req[h]; !v.empty()) append_header(up_head, h, v);
+      if (auto v = req[h]; !v.empty())
+        append_header(up_head, h, v);
     }
     up_head.append("Content-Length: ");
     up_head.append(std::to_string(out.body.size()));
     up_head.append("\r\n\r\n");
-    const std::array<asio::const_buffer, 2> up_buffers{asio::buffer(up_head), asio::buffer(out.body)};
+    const std::array<asio::const_buffer, 2> up_buffers{asio::buffer(up_head),
+                                                       asio::buffer(out.body)};
 
     // A pooled connection may have been closed by the server while idle: if it fails before any
     // response byte, retry once on a fresh connection.
@@ -711,7 +786,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
             co_return false;
           }
           m.upstream_errors.with({backend->name, classify_error(ec)}).inc();
-          last_error = fmt::format("{} ({}:{}): {}", backend->name, backend->host, backend->port, ec.message());
+          last_error = fmt::format("{} ({}:{}): {}", backend->name, backend->host, backend->port,
+                                   ec.message());
           timed_out = ec == beast::error::timeout;
           spdlog::warn("upstream {}: connect failed: {}", backend->name, ec.message());
           break; // next backend
@@ -725,7 +801,9 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       // Not boost::none: Beast 1.74 compares `len > none` as true on bodies of a known length.
       parser.body_limit(std::numeric_limits<std::uint64_t>::max());
       beast::flat_buffer ubuf;
-      if (!ec) co_await http::async_read_header(*conn, ubuf, parser, asio::redirect_error(use_awaitable, ec));
+      if (!ec)
+        co_await http::async_read_header(*conn, ubuf, parser,
+                                         asio::redirect_error(use_awaitable, ec));
       upstream_deadline.adjust(ec);
       if (watch->client_gone) {
         finish(kClientClosedRequest);
@@ -733,7 +811,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       }
       if (ec) {
         watch->upstream = nullptr;
-        if (reused && attempt == 0 && ec != beast::error::timeout) continue; // stale keep-alive connection
+        if (reused && attempt == 0 && ec != beast::error::timeout)
+          continue; // stale keep-alive connection
         m.upstream_errors.with({backend->name, classify_error(ec)}).inc();
         last_error = fmt::format("{}: {}", backend->name, ec.message());
         timed_out = ec == beast::error::timeout;
@@ -745,16 +824,19 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       auto& uh = parser.get();
       const int status = uh.result_int();
       std::string content_type(uh[http::field::content_type]);
-      const bool event_stream = core::starts_with(core::ascii_lower(content_type), "text/event-stream");
+      const bool event_stream =
+          core::starts_with(core::ascii_lower(content_type), "text/event-stream");
       std::vector<std::pair<std::string, std::string>> headers;
       for (const auto& field : uh) {
         // An upstream's own x-semrouter-* headers would contradict ours: ours win.
-        if (is_hop_by_hop(field.name_string()) || core::starts_with(core::ascii_lower(field.name_string()), "x-semrouter-"))
+        if (is_hop_by_hop(field.name_string()) ||
+            core::starts_with(core::ascii_lower(field.name_string()), "x-semrouter-"))
           continue;
         headers.emplace_back(field.name_string(), field.value());
       }
       headers.insert(headers.end(), out.response_headers.begin(), out.response_headers.end());
-      if (content_type.empty()) content_type = "application/json";
+      if (content_type.empty())
+        content_type = "application/json";
       RelayBuffer relay(w);
       char* buf = relay.data();
       bool upstream_ok = true;
@@ -767,19 +849,24 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         while (ubuf.size() > 0 && !parser.is_done()) {
           size_t used = parser.put(ubuf.data(), rec);
           ubuf.consume(used);
-          if (rec == http::error::need_buffer || rec == http::error::need_more) rec = {};
+          if (rec == http::error::need_buffer || rec == http::error::need_more)
+            rec = {};
           n = kRelayBufferBytes - parser.get().body().size;
-          if (rec || n > 0) co_return rec;
-          if (used == 0) break; // an incomplete element: read more from the socket
+          if (rec || n > 0)
+            co_return rec;
+          if (used == 0)
+            break; // an incomplete element: read more from the socket
         }
         if (parser.is_done()) {
           n = kRelayBufferBytes - parser.get().body().size;
           co_return rec;
         }
         upstream_deadline.set(remaining(t.idle_ms));
-        co_await http::async_read_some(*conn, ubuf, parser, asio::redirect_error(use_awaitable, rec));
+        co_await http::async_read_some(*conn, ubuf, parser,
+                                       asio::redirect_error(use_awaitable, rec));
         upstream_deadline.adjust(rec);
-        if (rec == http::error::need_buffer) rec = {};
+        if (rec == http::error::need_buffer)
+          rec = {};
         n = kRelayBufferBytes - parser.get().body().size;
         co_return rec;
       };
@@ -790,7 +877,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
           size_t n = 0;
           ec = co_await read_piece(n);
           body.append(buf, n);
-          if (ec || body.size() > kMaxUpstreamBodyBytes) break;
+          if (ec || body.size() > kMaxUpstreamBodyBytes)
+            break;
         }
         if (watch->client_gone) {
           finish(kClientClosedRequest);
@@ -798,10 +886,11 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         }
         if (ec || !parser.is_done()) {
           m.upstream_errors.with({backend->name, ec ? classify_error(ec) : "too_large"}).inc();
-          auto e = ec == beast::error::timeout
-                       ? openai::upstream_timeout(model.name, "no complete response in time")
-                       : openai::upstream_broken(model.name, backend->name,
-                                                 ec ? ec.message() : "the body exceeds the relay limit");
+          auto e =
+              ec == beast::error::timeout
+                  ? openai::upstream_timeout(model.name, "no complete response in time")
+                  : openai::upstream_broken(model.name, backend->name,
+                                            ec ? ec.message() : "the body exceeds the relay limit");
           finish(e.status);
           co_await send_error(client, req, e, keep, out.response_headers);
           co_return keep;
@@ -816,33 +905,42 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         watch->upstream = nullptr;
         upstream_deadline.clear();
         upstream_deadline.watch(nullptr); // the pooled connection is no longer ours to cancel
-        if (parser.keep_alive()) w.pools.give_back(*backend, std::move(conn));
+        if (parser.keep_alive())
+          w.pools.give_back(*backend, std::move(conn));
         finish(status);
-        co_await send(client, req, static_cast<http::status>(status), std::move(body), content_type, keep, headers);
+        co_await send(client, req, static_cast<http::status>(status), std::move(body), content_type,
+                      keep, headers);
         co_return keep;
       }
 
       // Streaming: relay every piece as it arrives, as one HTTP chunk each.
-      // HTTP/1.0 has no chunked encoding: such a client gets the stream until the connection closes.
+      // HTTP/1.0 has no chunked encoding: such a client gets the stream until the connection
+      // closes.
       const bool chunked = req.version() != 10;
       const bool stream_keep = keep && chunked;
-      std::string head = response_head(status, req.version(), content_type, headers, stream_keep,
-                                       chunked ? Framing::Chunked : Framing::UntilClose, 0, /*no_cache=*/true);
+      std::string head =
+          response_head(status, req.version(), content_type, headers, stream_keep,
+                        chunked ? Framing::Chunked : Framing::UntilClose, 0, /*no_cache=*/true);
       boost::system::error_code wec;
       client.deadline.set(kClientWriteTimeout);
-      co_await asio::async_write(stream, asio::buffer(head), asio::redirect_error(use_awaitable, wec));
+      co_await asio::async_write(stream, asio::buffer(head),
+                                 asio::redirect_error(use_awaitable, wec));
       client.deadline.adjust(wec);
       auto write_chunk = [&](std::string_view data) -> awaitable<void> {
         if (!chunked) {
-          co_await asio::async_write(stream, asio::buffer(data), asio::redirect_error(use_awaitable, wec));
+          co_await asio::async_write(stream, asio::buffer(data),
+                                     asio::redirect_error(use_awaitable, wec));
           co_return;
         }
         std::string size_line = chunk_head(data.size());
-        std::array<asio::const_buffer, 3> parts{asio::buffer(size_line), asio::buffer(data), asio::buffer(kCrLf)};
+        std::array<asio::const_buffer, 3> parts{asio::buffer(size_line), asio::buffer(data),
+                                                asio::buffer(kCrLf)};
         co_await asio::async_write(stream, parts, asio::redirect_error(use_awaitable, wec));
       };
       auto write_last_chunk = [&]() -> awaitable<void> {
-        if (chunked) co_await asio::async_write(stream, asio::buffer(kLastChunk), asio::redirect_error(use_awaitable, wec));
+        if (chunked)
+          co_await asio::async_write(stream, asio::buffer(kLastChunk),
+                                     asio::redirect_error(use_awaitable, wec));
       };
       openai::SseParser sse;
       bool first_event = true;
@@ -853,7 +951,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
           for (const std::string& event : sse.feed(std::string_view(buf, n))) {
             if (first_event) {
               first_event = false;
-              m.ttft.with({model.name}).observe(core::seconds_between(start, core::SteadyClock::now()));
+              m.ttft.with({model.name})
+                  .observe(core::seconds_between(start, core::SteadyClock::now()));
             }
             openai::Usage usage = openai::parse_usage(event);
             if (usage.present) {
@@ -880,21 +979,24 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       if (!upstream_ok) {
         m.upstream_errors.with({backend->name, classify_error(ec)}).inc();
         spdlog::warn("upstream {}: stream broken off: {}", backend->name, ec.message());
-        auto e = ec == beast::error::timeout ? openai::upstream_timeout(model.name, "the stream stalled")
-                                             : openai::upstream_broken(model.name, backend->name, ec.message());
+        auto e = ec == beast::error::timeout
+                     ? openai::upstream_timeout(model.name, "the stream stalled")
+                     : openai::upstream_broken(model.name, backend->name, ec.message());
         std::string event = "data: " + openai::error_body(e) + "\n\n";
         client.deadline.set(kClientWriteTimeout);
         co_await write_chunk(event);
         co_await write_last_chunk();
         client.deadline.clear();
         finish(e.status);
-        co_return false; // the client saw a 200 header; closing tells it the stream ended abnormally
+        co_return false; // the client saw a 200 header; closing tells it the stream ended
+                         // abnormally
       }
       co_await write_last_chunk();
       client.deadline.clear();
       upstream_deadline.clear();
       upstream_deadline.watch(nullptr); // the pooled connection is no longer ours to cancel
-      if (parser.keep_alive()) w.pools.give_back(*backend, std::move(conn));
+      if (parser.keep_alive())
+        w.pools.give_back(*backend, std::move(conn));
       finish(status);
       co_return stream_keep && !wec;
     }

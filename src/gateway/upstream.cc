@@ -10,28 +10,32 @@ using tcp = asio::ip::tcp;
 
 std::unique_ptr<beast::tcp_stream> UpstreamPools::take(const config::BackendConfig& backend) {
   auto it = idle_.find(key(backend));
-  if (it == idle_.end()) return nullptr;
+  if (it == idle_.end())
+    return nullptr;
   auto& list = it->second;
   // No liveness probe here (it would cost two syscalls per request): a connection the server
   // closed while idle fails on first use, and the gateway retries that once on a fresh one.
   while (!list.empty()) {
     std::unique_ptr<beast::tcp_stream> conn = std::move(list.back());
     list.pop_back();
-    if (conn->socket().is_open()) return conn;
+    if (conn->socket().is_open())
+      return conn;
   }
   return nullptr;
 }
 
-void UpstreamPools::give_back(const config::BackendConfig& backend, std::unique_ptr<beast::tcp_stream> conn) {
+void UpstreamPools::give_back(const config::BackendConfig& backend,
+                              std::unique_ptr<beast::tcp_stream> conn) {
   auto& list = idle_[key(backend)];
-  if (list.size() >= backend.max_idle_connections) return; // dropping closes it
+  if (list.size() >= backend.max_idle_connections)
+    return; // dropping closes it
   conn->expires_never();
   list.push_back(std::move(conn));
 }
 
 asio::awaitable<std::unique_ptr<beast::tcp_stream>>
-connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds timeout, Deadline& deadline,
-                boost::system::error_code& ec) {
+connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds timeout,
+                Deadline& deadline, boost::system::error_code& ec) {
   auto executor = co_await asio::this_coro::executor;
   auto conn = std::make_unique<beast::tcp_stream>(executor);
   ec.clear();
@@ -40,7 +44,8 @@ connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds 
   deadline.watch(conn.get());
   if (!addr_ec) {
     deadline.set(timeout);
-    co_await conn->async_connect(tcp::endpoint(address, backend.port), asio::redirect_error(asio::use_awaitable, ec));
+    co_await conn->async_connect(tcp::endpoint(address, backend.port),
+                                 asio::redirect_error(asio::use_awaitable, ec));
   } else {
     // Name resolution is not cancellable through the socket, so the deadline (armed after it)
     // bounds the connect only; resolution has the resolver's own timeouts.
@@ -48,17 +53,20 @@ connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds 
     auto results = co_await resolver.async_resolve(backend.host, std::to_string(backend.port),
                                                    asio::redirect_error(asio::use_awaitable, ec));
     deadline.set(timeout);
-    if (!ec) co_await conn->async_connect(results, asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec)
+      co_await conn->async_connect(results, asio::redirect_error(asio::use_awaitable, ec));
   }
   deadline.adjust(ec);
   deadline.clear();
-  if (ec) co_return nullptr;
+  if (ec)
+    co_return nullptr;
   boost::system::error_code ignored;
   conn->socket().set_option(tcp::no_delay(true), ignored);
   co_return conn;
 }
 
-std::vector<const config::BackendConfig*> order_backends(const config::Config& config, const config::ModelConfig& model,
+std::vector<const config::BackendConfig*> order_backends(const config::Config& config,
+                                                         const config::ModelConfig& model,
                                                          core::Random& random) {
   struct Choice {
     const config::BackendConfig* backend;
@@ -67,12 +75,15 @@ std::vector<const config::BackendConfig*> order_backends(const config::Config& c
   std::vector<Choice> choices;
   for (const auto& ref : model.backends) {
     const config::BackendConfig* b = config.find_backend(ref.backend);
-    if (b) choices.push_back({b, ref.weight ? ref.weight : b->weight});
+    if (b)
+      choices.push_back({b, ref.weight ? ref.weight : b->weight});
   }
   std::vector<const config::BackendConfig*> order;
-  if (choices.empty()) return order;
+  if (choices.empty())
+    return order;
   uint64_t total = 0;
-  for (const auto& c : choices) total += c.weight;
+  for (const auto& c : choices)
+    total += c.weight;
   double pick = random.uniform() * static_cast<double>(total);
   size_t first = choices.size() - 1;
   for (size_t i = 0; i < choices.size(); ++i) {
@@ -84,14 +95,18 @@ std::vector<const config::BackendConfig*> order_backends(const config::Config& c
   }
   order.push_back(choices[first].backend);
   choices.erase(choices.begin() + static_cast<long>(first));
-  std::stable_sort(choices.begin(), choices.end(), [](const Choice& a, const Choice& b) { return a.weight > b.weight; });
-  for (const auto& c : choices) order.push_back(c.backend);
+  std::stable_sort(choices.begin(), choices.end(),
+                   [](const Choice& a, const Choice& b) { return a.weight > b.weight; });
+  for (const auto& c : choices)
+    order.push_back(c.backend);
   return order;
 }
 
 std::string upstream_base_path(const config::BackendConfig& backend) {
-  if (backend.base_path.empty()) return "/v1";
-  if (backend.base_path == "/") return "";
+  if (backend.base_path.empty())
+    return "/v1";
+  if (backend.base_path == "/")
+    return "";
   return backend.base_path;
 }
 

@@ -40,15 +40,18 @@ public:
   void clear() { at_ = core::TimePoint::max(); }
   // After an operation: an abort caused by this deadline becomes a timeout.
   void adjust(boost::system::error_code& ec) const {
-    if (fired_ && ec == boost::asio::error::operation_aborted) ec = boost::beast::error::timeout;
+    if (fired_ && ec == boost::asio::error::operation_aborted)
+      ec = boost::beast::error::timeout;
   }
   // Called by the sweep.
   void expire_if_due(core::TimePoint now) {
-    if (at_ > now) return;
+    if (at_ > now)
+      return;
     at_ = core::TimePoint::max();
     fired_ = true;
     boost::system::error_code ignored;
-    if (stream_) stream_->socket().cancel(ignored);
+    if (stream_)
+      stream_->socket().cancel(ignored);
   }
 
 private:
@@ -66,20 +69,24 @@ public:
   // An idle connection to this backend's endpoint, or nullptr.
   std::unique_ptr<boost::beast::tcp_stream> take(const config::BackendConfig& backend);
   // Returns a connection whose response was read completely and which the server keeps alive.
-  void give_back(const config::BackendConfig& backend, std::unique_ptr<boost::beast::tcp_stream> conn);
+  void give_back(const config::BackendConfig& backend,
+                 std::unique_ptr<boost::beast::tcp_stream> conn);
 
 private:
-  static std::string key(const config::BackendConfig& b) { return b.host + ":" + std::to_string(b.port); }
+  static std::string key(const config::BackendConfig& b) {
+    return b.host + ":" + std::to_string(b.port);
+  }
   std::unordered_map<std::string, std::vector<std::unique_ptr<boost::beast::tcp_stream>>> idle_;
 };
 
 // Connects with a timeout (numeric addresses skip the resolver). On failure `ec` is set.
 boost::asio::awaitable<std::unique_ptr<boost::beast::tcp_stream>>
-connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds timeout, Deadline& deadline,
-                boost::system::error_code& ec);
+connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds timeout,
+                Deadline& deadline, boost::system::error_code& ec);
 
 // The model's backends in the order to try: one weighted random pick, then the others by weight.
-std::vector<const config::BackendConfig*> order_backends(const config::Config& config, const config::ModelConfig& model,
+std::vector<const config::BackendConfig*> order_backends(const config::Config& config,
+                                                         const config::ModelConfig& model,
                                                          core::Random& random);
 
 // The path prefix for upstream calls: the backend URL's path; /v1 if the URL has no path at all;

@@ -47,7 +47,7 @@ public:
 private:
   std::vector<double> bounds_;
   std::unique_ptr<std::atomic<uint64_t>[]> buckets_; // bounds_.size() + 1
-  std::atomic<uint64_t> sum_micros_{0};               // sum kept in millionths to stay atomic
+  std::atomic<uint64_t> sum_micros_{0};              // sum kept in millionths to stay atomic
   std::atomic<uint64_t> count_{0};
 };
 
@@ -56,8 +56,10 @@ enum class Type { Counter, Gauge, Histogram };
 // One metric name with a fixed list of label names; children per label-value tuple.
 template <typename T> class Family {
 public:
-  Family(std::string name, std::string help, std::vector<std::string> labels, std::vector<double> bounds = {})
-      : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)), bounds_(std::move(bounds)) {}
+  Family(std::string name, std::string help, std::vector<std::string> labels,
+         std::vector<double> bounds = {})
+      : name_(std::move(name)), help_(std::move(help)), labels_(std::move(labels)),
+        bounds_(std::move(bounds)) {}
 
   // The child for these label values (in the order of the label names). Allocation-free once the
   // child exists: the lookup key is built in a reused thread-local buffer.
@@ -70,7 +72,8 @@ public:
     }
     std::lock_guard<std::mutex> lock(mu_);
     auto it = children_.find(std::string_view(key));
-    if (it != children_.end()) return *it->second.metric;
+    if (it != children_.end())
+      return *it->second.metric;
     Child child;
     child.values.assign(values.begin(), values.end());
     if constexpr (std::is_same_v<T, Histogram>) {
@@ -88,9 +91,12 @@ public:
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<const Child*> sorted;
     sorted.reserve(children_.size());
-    for (const auto& [key, child] : children_) sorted.push_back(&child);
-    std::sort(sorted.begin(), sorted.end(), [](const Child* a, const Child* b) { return a->values < b->values; });
-    for (const Child* c : sorted) f(c->values, *c->metric);
+    for (const auto& [key, child] : children_)
+      sorted.push_back(&child);
+    std::sort(sorted.begin(), sorted.end(),
+              [](const Child* a, const Child* b) { return a->values < b->values; });
+    for (const Child* c : sorted)
+      f(c->values, *c->metric);
   }
   const std::string& name() const { return name_; }
   const std::string& help() const { return help_; }
@@ -114,7 +120,8 @@ private:
 
 class Registry {
 public:
-  Family<Counter>& counter(std::string name, std::string help, std::vector<std::string> labels = {});
+  Family<Counter>& counter(std::string name, std::string help,
+                           std::vector<std::string> labels = {});
   Family<Gauge>& gauge(std::string name, std::string help, std::vector<std::string> labels = {});
   Family<Histogram>& histogram(std::string name, std::string help, std::vector<std::string> labels,
                                std::vector<double> bounds);

@@ -33,14 +33,17 @@ ApiError invalid_request(std::string message, std::string param, std::string cod
 
 ApiError model_not_found(std::string_view model, std::string_view known) {
   return {404, "invalid_request_error", "model_not_found",
-          fmt::format("The model `{}` does not exist. Available models: {}.", model, known), "model"};
+          fmt::format("The model `{}` does not exist. Available models: {}.", model, known),
+          "model"};
 }
 
 ApiError not_found_path(std::string_view path) {
-  return {404, "invalid_request_error", "not_found", fmt::format("Unknown request URL: {}", path), ""};
+  return {404, "invalid_request_error", "not_found", fmt::format("Unknown request URL: {}", path),
+          ""};
 }
 
-ApiError method_not_allowed(std::string_view method, std::string_view path, std::string_view allowed) {
+ApiError method_not_allowed(std::string_view method, std::string_view path,
+                            std::string_view allowed) {
   return {405, "invalid_request_error", "method_not_allowed",
           fmt::format("Method {} is not allowed on {} (allowed: {}).", method, path, allowed), ""};
 }
@@ -55,9 +58,12 @@ ApiError upstream_unreachable(std::string_view model, std::string_view detail) {
           fmt::format("No backend of model `{}` could be reached: {}", model, detail), ""};
 }
 
-ApiError upstream_broken(std::string_view model, std::string_view backend, std::string_view detail) {
+ApiError upstream_broken(std::string_view model, std::string_view backend,
+                         std::string_view detail) {
   return {502, "upstream_error", "upstream_broken",
-          fmt::format("The response of model `{}` (backend {}) was broken off: {}", model, backend, detail), ""};
+          fmt::format("The response of model `{}` (backend {}) was broken off: {}", model, backend,
+                      detail),
+          ""};
 }
 
 ApiError upstream_timeout(std::string_view model, std::string_view detail) {

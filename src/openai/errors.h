@@ -8,10 +8,10 @@ namespace semrouter::openai {
 
 struct ApiError {
   int status = 500;
-  std::string type;    // invalid_request_error, not_found_error, upstream_error, ...
-  std::string code;    // model_not_found, body_too_large, ...; "" serialises as null
+  std::string type; // invalid_request_error, not_found_error, upstream_error, ...
+  std::string code; // model_not_found, body_too_large, ...; "" serialises as null
   std::string message;
-  std::string param;   // "" serialises as null
+  std::string param; // "" serialises as null
 };
 
 std::string error_body(const ApiError& e);
@@ -19,7 +19,8 @@ std::string error_body(const ApiError& e);
 ApiError invalid_request(std::string message, std::string param = "", std::string code = "");
 ApiError model_not_found(std::string_view model, std::string_view known);
 ApiError not_found_path(std::string_view path);
-ApiError method_not_allowed(std::string_view method, std::string_view path, std::string_view allowed);
+ApiError method_not_allowed(std::string_view method, std::string_view path,
+                            std::string_view allowed);
 ApiError body_too_large(uint64_t limit);
 ApiError upstream_unreachable(std::string_view model, std::string_view detail);
 ApiError upstream_broken(std::string_view model, std::string_view backend, std::string_view detail);

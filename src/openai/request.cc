@@ -14,7 +14,8 @@ namespace {
 using core::ErrorCode;
 
 size_t skip_ws(std::string_view s, size_t i) {
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+    ++i;
   return i;
 }
 
@@ -25,11 +26,14 @@ size_t skip_string(std::string_view s, size_t i) {
   ++i;
   while (i < s.size()) {
     const void* hit = std::memchr(s.data() + i, '"', s.size() - i);
-    if (!hit) return s.size();
+    if (!hit)
+      return s.size();
     size_t q = static_cast<size_t>(static_cast<const char*>(hit) - s.data());
     size_t backslashes = 0;
-    while (q - backslashes > i && s[q - backslashes - 1] == '\\') ++backslashes;
-    if (backslashes % 2 == 0) return q + 1;
+    while (q - backslashes > i && s[q - backslashes - 1] == '\\')
+      ++backslashes;
+    if (backslashes % 2 == 0)
+      return q + 1;
     i = q + 1;
   }
   return s.size();
@@ -37,9 +41,11 @@ size_t skip_string(std::string_view s, size_t i) {
 
 // i points at the first byte of a value; returns one past its end.
 size_t skip_value(std::string_view s, size_t i) {
-  if (i >= s.size()) return i;
+  if (i >= s.size())
+    return i;
   char c = s[i];
-  if (c == '"') return skip_string(s, i);
+  if (c == '"')
+    return skip_string(s, i);
   if (c == '{' || c == '[') {
     int depth = 0;
     while (i < s.size()) {
@@ -48,10 +54,12 @@ size_t skip_value(std::string_view s, size_t i) {
         i = skip_string(s, i);
         continue;
       }
-      if (d == '{' || d == '[') ++depth;
+      if (d == '{' || d == '[')
+        ++depth;
       if (d == '}' || d == ']') {
         --depth;
-        if (depth == 0) return i + 1;
+        if (depth == 0)
+          return i + 1;
       }
       ++i;
     }
@@ -65,7 +73,8 @@ size_t skip_value(std::string_view s, size_t i) {
 
 std::string_view sv(simdjson::dom::element e) {
   std::string_view out;
-  if (e.get(out) != simdjson::SUCCESS) return {};
+  if (e.get(out) != simdjson::SUCCESS)
+    return {};
   return out;
 }
 
@@ -79,11 +88,13 @@ std::string content_text(simdjson::dom::element content, bool& is_string) {
   std::string out;
   if (content.is_array()) {
     for (simdjson::dom::element part : content.get_array()) {
-      if (!part.is_object()) continue;
+      if (!part.is_object())
+        continue;
       simdjson::dom::element type, text;
       if (part["type"].get(type) == simdjson::SUCCESS && sv(type) == "text" &&
           part["text"].get(text) == simdjson::SUCCESS && text.is_string()) {
-        if (!out.empty()) out.push_back('\n');
+        if (!out.empty())
+          out.push_back('\n');
         out.append(sv(text));
       }
     }
@@ -96,9 +107,11 @@ thread_local simdjson::dom::parser tl_parser;
 } // namespace
 
 std::string_view RequestView::latest_user_text() const {
-  if (kind == RequestKind::Completions) return prompt;
+  if (kind == RequestKind::Completions)
+    return prompt;
   for (auto it = messages.rbegin(); it != messages.rend(); ++it) {
-    if (it->role == "user") return it->text;
+    if (it->role == "user")
+      return it->text;
   }
   return {};
 }
@@ -106,11 +119,14 @@ std::string_view RequestView::latest_user_text() const {
 core::StatusOr<std::vector<TopLevelField>> scan_top_level(std::string_view s) {
   std::vector<TopLevelField> out;
   size_t i = skip_ws(s, 0);
-  if (i >= s.size() || s[i] != '{') return core::make_error(ErrorCode::InvalidArgument, "expected a JSON object");
+  if (i >= s.size() || s[i] != '{')
+    return core::make_error(ErrorCode::InvalidArgument, "expected a JSON object");
   i = skip_ws(s, i + 1);
-  if (i < s.size() && s[i] == '}') return out;
+  if (i < s.size() && s[i] == '}')
+    return out;
   while (i < s.size()) {
-    if (s[i] != '"') return core::make_error(ErrorCode::InvalidArgument, "expected a key");
+    if (s[i] != '"')
+      return core::make_error(ErrorCode::InvalidArgument, "expected a key");
     TopLevelField f;
     f.key_span.begin = i;
     i = skip_string(s, i);
@@ -120,13 +136,16 @@ core::StatusOr<std::vector<TopLevelField>> scan_top_level(std::string_view s) {
       f.key = std::string(raw);
     } else {
       // "m\u0065ssages" is "messages" to every JSON parser; it must be to us too.
-      auto decoded = nlohmann::json::parse(s.substr(f.key_span.begin, f.key_span.end - f.key_span.begin), nullptr,
-                                           /*allow_exceptions=*/false);
-      if (!decoded.is_string()) return core::make_error(ErrorCode::InvalidArgument, "invalid escape in a key");
+      auto decoded = nlohmann::json::parse(
+          s.substr(f.key_span.begin, f.key_span.end - f.key_span.begin), nullptr,
+          /*allow_exceptions=*/false);
+      if (!decoded.is_string())
+        return core::make_error(ErrorCode::InvalidArgument, "invalid escape in a key");
       f.key = decoded.get<std::string>();
     }
     i = skip_ws(s, i);
-    if (i >= s.size() || s[i] != ':') return core::make_error(ErrorCode::InvalidArgument, "expected ':'");
+    if (i >= s.size() || s[i] != ':')
+      return core::make_error(ErrorCode::InvalidArgument, "expected ':'");
     i = skip_ws(s, i + 1);
     f.value.begin = i;
     i = skip_value(s, i);
@@ -137,7 +156,8 @@ core::StatusOr<std::vector<TopLevelField>> scan_top_level(std::string_view s) {
       i = skip_ws(s, i + 1);
       continue;
     }
-    if (i < s.size() && s[i] == '}') return out;
+    if (i < s.size() && s[i] == '}')
+      return out;
     return core::make_error(ErrorCode::InvalidArgument, "expected ',' or '}'");
   }
   return core::make_error(ErrorCode::InvalidArgument, "unterminated object");
@@ -152,7 +172,8 @@ std::vector<Span> scan_array_elements(std::string_view s, Span array) {
     e.end = skip_value(s, i);
     out.push_back(e);
     i = skip_ws(s, e.end);
-    if (i < array.end && s[i] == ',') i = skip_ws(s, i + 1);
+    if (i < array.end && s[i] == ',')
+      i = skip_ws(s, i + 1);
   }
   return out;
 }
@@ -165,32 +186,38 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
   simdjson::dom::element doc;
   if (auto err = tl_parser.parse(padded).get(doc); err != simdjson::SUCCESS) {
     return core::make_error(ErrorCode::InvalidArgument,
-                            std::string("the request body is not valid JSON: ") + simdjson::error_message(err));
+                            std::string("the request body is not valid JSON: ") +
+                                simdjson::error_message(err));
   }
-  if (!doc.is_object()) return core::make_error(ErrorCode::InvalidArgument, "the request body must be a JSON object");
+  if (!doc.is_object())
+    return core::make_error(ErrorCode::InvalidArgument, "the request body must be a JSON object");
 
   auto fields = scan_top_level(body);
-  if (!fields) return core::make_error(ErrorCode::InvalidArgument, "the request body is not valid JSON");
+  if (!fields)
+    return core::make_error(ErrorCode::InvalidArgument, "the request body is not valid JSON");
   // Parsers disagree on duplicate keys (first wins here, last wins elsewhere): routing one
   // "messages" while the upstream reads another is a bypass. Refuse the ambiguity.
   for (size_t i = 0; i < fields->size(); ++i) {
     for (size_t j = i + 1; j < fields->size(); ++j) {
       if ((*fields)[i].key == (*fields)[j].key)
-        return core::make_error(ErrorCode::InvalidArgument, (*fields)[i].key + ": duplicate key in the request body");
+        return core::make_error(ErrorCode::InvalidArgument,
+                                (*fields)[i].key + ": duplicate key in the request body");
     }
   }
 
   simdjson::dom::object obj = doc.get_object();
   simdjson::dom::element model;
   if (obj["model"].get(model) == simdjson::SUCCESS) {
-    if (!model.is_string()) return core::make_error(ErrorCode::InvalidArgument, "model: must be a string");
+    if (!model.is_string())
+      return core::make_error(ErrorCode::InvalidArgument, "model: must be a string");
     view.model = std::string(sv(model));
     view.has_model = true;
   }
   simdjson::dom::element stream;
   if (obj["stream"].get(stream) == simdjson::SUCCESS && !stream.is_null()) {
     bool b = false;
-    if (stream.get(b) != simdjson::SUCCESS) return core::make_error(ErrorCode::InvalidArgument, "stream: must be a boolean");
+    if (stream.get(b) != simdjson::SUCCESS)
+      return core::make_error(ErrorCode::InvalidArgument, "stream: must be a boolean");
     view.stream = b;
   }
   simdjson::dom::element tools;
@@ -198,7 +225,8 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
     view.has_tools = simdjson::dom::array(tools).size() > 0;
   }
   simdjson::dom::element user;
-  if (obj["user"].get(user) == simdjson::SUCCESS && user.is_string()) view.user = std::string(sv(user));
+  if (obj["user"].get(user) == simdjson::SUCCESS && user.is_string())
+    view.user = std::string(sv(user));
 
   view.fields = *fields;
   for (const auto& f : *fields) {
@@ -211,26 +239,31 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
 
   if (kind == RequestKind::Completions) {
     simdjson::dom::element prompt;
-    if (obj["prompt"].get(prompt) == simdjson::SUCCESS && prompt.is_string()) view.prompt = std::string(sv(prompt));
+    if (obj["prompt"].get(prompt) == simdjson::SUCCESS && prompt.is_string())
+      view.prompt = std::string(sv(prompt));
     return view;
   }
 
   simdjson::dom::element messages;
   if (obj["messages"].get(messages) != simdjson::SUCCESS)
     return core::make_error(ErrorCode::InvalidArgument, "messages: is required");
-  if (!messages.is_array()) return core::make_error(ErrorCode::InvalidArgument, "messages: must be an array");
+  if (!messages.is_array())
+    return core::make_error(ErrorCode::InvalidArgument, "messages: must be an array");
   simdjson::dom::array arr = messages.get_array();
-  if (arr.size() == 0) return core::make_error(ErrorCode::InvalidArgument, "messages: must not be empty");
+  if (arr.size() == 0)
+    return core::make_error(ErrorCode::InvalidArgument, "messages: must not be empty");
   std::vector<Span> spans = scan_array_elements(body, view.messages_span);
   size_t index = 0;
   for (simdjson::dom::element m : arr) {
     if (!m.is_object())
-      return core::make_error(ErrorCode::InvalidArgument, "messages[" + std::to_string(index) + "]: must be an object");
+      return core::make_error(ErrorCode::InvalidArgument,
+                              "messages[" + std::to_string(index) + "]: must be an object");
     MessageView mv;
     simdjson::dom::element role;
     if (m["role"].get(role) != simdjson::SUCCESS || !role.is_string())
       return core::make_error(ErrorCode::InvalidArgument,
-                              "messages[" + std::to_string(index) + "].role: is required and must be a string");
+                              "messages[" + std::to_string(index) +
+                                  "].role: is required and must be a string");
     mv.role = std::string(sv(role));
     simdjson::dom::element content;
     if (m["content"].get(content) == simdjson::SUCCESS && !content.is_null()) {
@@ -260,7 +293,8 @@ BodyEditor::BodyEditor(std::string_view body, const RequestView& view)
 const TopLevelField* BodyEditor::find(std::string_view key) const {
   const TopLevelField* found = nullptr;
   for (const auto& f : fields_) {
-    if (f.key == key) found = &f; // JSON parsers keep the last duplicate; so do we
+    if (f.key == key)
+      found = &f; // JSON parsers keep the last duplicate; so do we
   }
   return found;
 }
@@ -277,19 +311,23 @@ void BodyEditor::set_top_level(std::string_view key, std::string raw_json_value)
   edits_.push_back({closing_brace_, closing_brace_, std::move(text)});
 }
 
-void BodyEditor::set_nested(std::string_view key, std::string_view sub, std::string raw_json_value) {
+void BodyEditor::set_nested(std::string_view key, std::string_view sub,
+                            std::string raw_json_value) {
   nlohmann::ordered_json obj = nlohmann::ordered_json::object();
   if (const TopLevelField* f = find(key)) {
-    auto parsed = nlohmann::ordered_json::parse(body_.substr(f->value.begin, f->value.end - f->value.begin),
-                                                nullptr, /*allow_exceptions=*/false);
-    if (parsed.is_object()) obj = std::move(parsed);
+    auto parsed =
+        nlohmann::ordered_json::parse(body_.substr(f->value.begin, f->value.end - f->value.begin),
+                                      nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_object())
+      obj = std::move(parsed);
   }
   obj[std::string(sub)] = nlohmann::ordered_json::parse(raw_json_value, nullptr, false);
   set_top_level(key, obj.dump());
 }
 
 void BodyEditor::set_system_prompt(std::string_view content, bool replace) {
-  if (view_.kind != RequestKind::ChatCompletions || view_.messages.empty()) return;
+  if (view_.kind != RequestKind::ChatCompletions || view_.messages.empty())
+    return;
   const MessageView* system = nullptr;
   for (const auto& m : view_.messages) {
     if (m.role == "system" || m.role == "developer") {
@@ -311,8 +349,9 @@ void BodyEditor::set_system_prompt(std::string_view content, bool replace) {
       text = core::json_string(content);
     } else {
       // Array content: keep the client's parts and put ours first.
-      std::string_view parts = body_.substr(system->content_span.begin + 1,
-                                            system->content_span.end - system->content_span.begin - 2);
+      std::string_view parts =
+          body_.substr(system->content_span.begin + 1,
+                       system->content_span.end - system->content_span.begin - 2);
       text = "[{\"type\":\"text\",\"text\":" + core::json_string(content) + "}";
       if (!core::trim(parts).empty()) {
         text += ",";
@@ -330,13 +369,16 @@ void BodyEditor::set_system_prompt(std::string_view content, bool replace) {
 
 std::string BodyEditor::apply() const {
   std::vector<const Edit*> sorted;
-  for (const auto& e : edits_) sorted.push_back(&e);
-  std::stable_sort(sorted.begin(), sorted.end(), [](const Edit* a, const Edit* b) { return a->begin < b->begin; });
+  for (const auto& e : edits_)
+    sorted.push_back(&e);
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const Edit* a, const Edit* b) { return a->begin < b->begin; });
   std::string out;
   out.reserve(body_.size() + 256);
   size_t pos = 0;
   for (const Edit* e : sorted) {
-    if (e->begin < pos) continue; // overlapping edit: the earlier one wins
+    if (e->begin < pos)
+      continue; // overlapping edit: the earlier one wins
     out.append(body_.substr(pos, e->begin - pos));
     out.append(e->text);
     pos = e->end;

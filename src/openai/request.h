@@ -20,10 +20,10 @@ struct Span {
 
 struct MessageView {
   std::string role;
-  std::string text;       // string content, or the text parts of an array content joined by "\n"
+  std::string text; // string content, or the text parts of an array content joined by "\n"
   bool content_is_string = false;
-  Span span;              // the whole message object
-  Span content_span;      // the content value (when present)
+  Span span;         // the whole message object
+  Span content_span; // the content value (when present)
   bool has_content = false;
 };
 

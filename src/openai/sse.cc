@@ -8,7 +8,8 @@ const std::vector<std::string>& SseParser::feed(std::string_view bytes) {
   events_.clear();
   size_t start = 0;
   for (size_t i = 0; i < bytes.size(); ++i) {
-    if (bytes[i] != '\n') continue;
+    if (bytes[i] != '\n')
+      continue;
     std::string_view piece = bytes.substr(start, i - start);
     if (!partial_line_.empty()) {
       partial_line_.append(piece);
@@ -25,22 +26,27 @@ const std::vector<std::string>& SseParser::feed(std::string_view bytes) {
 }
 
 void SseParser::line(std::string_view l) {
-  if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+  if (!l.empty() && l.back() == '\r')
+    l.remove_suffix(1);
   if (l.empty()) { // dispatch
-    if (has_data_) events_.push_back(std::move(data_));
+    if (has_data_)
+      events_.push_back(std::move(data_));
     data_.clear();
     has_data_ = false;
     return;
   }
-  if (l.front() == ':') return; // comment
+  if (l.front() == ':')
+    return; // comment
   std::string_view field = l, value;
   if (auto colon = l.find(':'); colon != std::string_view::npos) {
     field = l.substr(0, colon);
     value = l.substr(colon + 1);
-    if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    if (!value.empty() && value.front() == ' ')
+      value.remove_prefix(1);
   }
   if (field == "data") {
-    if (has_data_) data_.push_back('\n');
+    if (has_data_)
+      data_.push_back('\n');
     data_.append(value);
     has_data_ = true;
   }
@@ -48,16 +54,21 @@ void SseParser::line(std::string_view l) {
 
 Usage parse_usage(std::string_view json) {
   Usage u;
-  if (json.find("\"usage\"") == std::string_view::npos) return u;
+  if (json.find("\"usage\"") == std::string_view::npos)
+    return u;
   thread_local simdjson::dom::parser parser;
   simdjson::padded_string padded(json);
   simdjson::dom::element doc;
-  if (parser.parse(padded).get(doc) != simdjson::SUCCESS || !doc.is_object()) return u;
+  if (parser.parse(padded).get(doc) != simdjson::SUCCESS || !doc.is_object())
+    return u;
   simdjson::dom::element usage;
-  if (doc["usage"].get(usage) != simdjson::SUCCESS || !usage.is_object()) return u;
+  if (doc["usage"].get(usage) != simdjson::SUCCESS || !usage.is_object())
+    return u;
   uint64_t v = 0;
-  if (usage["prompt_tokens"].get(v) == simdjson::SUCCESS) u.prompt_tokens = v;
-  if (usage["completion_tokens"].get(v) == simdjson::SUCCESS) u.completion_tokens = v;
+  if (usage["prompt_tokens"].get(v) == simdjson::SUCCESS)
+    u.prompt_tokens = v;
+  if (usage["completion_tokens"].get(v) == simdjson::SUCCESS)
+    u.completion_tokens = v;
   u.present = true;
   return u;
 }

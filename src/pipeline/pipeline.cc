@@ -11,7 +11,8 @@ std::string build_models_json(const config::Config& c) {
   std::string out = "{\"object\":\"list\",\"data\":[";
   bool first = true;
   auto add = [&](const std::string& id, const char* owner) {
-    if (!first) out += ',';
+    if (!first)
+      out += ',';
     first = false;
     out += "{\"id\":";
     core::append_json_string(out, id);
@@ -19,8 +20,10 @@ std::string build_models_json(const config::Config& c) {
     core::append_json_string(out, owner);
     out += '}';
   };
-  for (const auto& n : c.auto_model_names) add(n, "semrouter");
-  for (const auto& m : c.models) add(m.name, "semrouter-upstream");
+  for (const auto& n : c.auto_model_names)
+    add(n, "semrouter");
+  for (const auto& m : c.models)
+    add(m.name, "semrouter-upstream");
   out += "]}";
   return out;
 }
@@ -31,7 +34,8 @@ std::vector<signals::KeywordSpec> keyword_specs(const config::Config& c) {
     signals::KeywordSpec s;
     s.name = k.name;
     s.keywords = k.keywords;
-    s.op = k.op == config::KeywordOperator::All ? signals::KeywordOperator::All : signals::KeywordOperator::Any;
+    s.op = k.op == config::KeywordOperator::All ? signals::KeywordOperator::All
+                                                : signals::KeywordOperator::Any;
     s.case_sensitive = k.case_sensitive;
     s.word_boundary = k.word_boundary;
     s.regex = k.regex;
@@ -42,19 +46,21 @@ std::vector<signals::KeywordSpec> keyword_specs(const config::Config& c) {
 
 std::string model_names(const config::Config& c) {
   std::vector<std::string> names = c.auto_model_names;
-  for (const auto& m : c.models) names.push_back(m.name);
+  for (const auto& m : c.models)
+    names.push_back(m.name);
   return core::join(names, ", ");
 }
 
 } // namespace
 
-core::StatusOr<std::shared_ptr<const Snapshot>> build_snapshot(std::shared_ptr<const config::Config> config,
-                                                               uint64_t generation) {
+core::StatusOr<std::shared_ptr<const Snapshot>>
+build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation) {
   auto snap = std::make_shared<Snapshot>();
   snap->config = std::move(config);
   snap->generation = generation;
   auto kw = signals::KeywordSignals::create(keyword_specs(*snap->config));
-  if (!kw) return tl::unexpected(kw.error());
+  if (!kw)
+    return tl::unexpected(kw.error());
   snap->keywords = std::move(*kw);
   snap->engine = std::make_unique<routing::DecisionEngine>(*snap->config);
   snap->models_json = build_models_json(*snap->config);
@@ -69,10 +75,12 @@ core::Status SnapshotStore::reload_from_file(const std::string& path) {
     return tl::unexpected(e);
   };
   auto config = config::load_config_file(path);
-  if (!config) return fail(config.error());
+  if (!config)
+    return fail(config.error());
   uint64_t generation = get()->generation + 1;
   auto snap = build_snapshot(*config, generation);
-  if (!snap) return fail(snap.error());
+  if (!snap)
+    return fail(snap.error());
   {
     std::lock_guard<std::mutex> lock(mu_);
     current_ = *snap;
@@ -89,7 +97,8 @@ void set_error(RouteOutcome& out, const openai::ApiError& error) {
   out.error_type = error.code.empty() ? error.type : error.code;
 }
 
-RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::string_view body, core::Random& random) {
+RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::string_view body,
+                   core::Random& random) {
   RouteOutcome out;
   const config::Config& config = *snapshot.config;
 
@@ -97,13 +106,15 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   if (!view) {
     std::string param;
     const std::string& msg = view.error().message;
-    if (auto colon = msg.find(':'); colon != std::string::npos && msg.find(' ') > colon) param = msg.substr(0, colon);
+    if (auto colon = msg.find(':'); colon != std::string::npos && msg.find(' ') > colon)
+      param = msg.substr(0, colon);
     set_error(out, openai::invalid_request(msg, param));
     return out;
   }
   out.stream = view->stream;
   if (!view->has_model || view->model.empty()) {
-    set_error(out, openai::invalid_request("model: is required (use \"" + config.auto_model_names.front() +
+    set_error(out, openai::invalid_request("model: is required (use \"" +
+                                               config.auto_model_names.front() +
                                                "\" to let the router choose)",
                                            "model"));
     return out;
@@ -118,7 +129,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   if (config.is_auto_name(view->model)) {
     signals::SignalResults results;
     signals::SignalInput input{view->latest_user_text()};
-    if (snapshot.engine->references_type("keyword")) snapshot.keywords->evaluate(input, results);
+    if (snapshot.engine->references_type("keyword"))
+      snapshot.keywords->evaluate(input, results);
     routing::DecisionResult decision = snapshot.engine->decide(results);
     out.decision = decision.name;
     out.confidence = decision.confidence;
@@ -144,7 +156,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
 
   out.model = model;
   out.reasoning = reasoning.header;
-  if (view->model != model->upstream_model) editor.set_top_level("model", core::json_string(model->upstream_model));
+  if (view->model != model->upstream_model)
+    editor.set_top_level("model", core::json_string(model->upstream_model));
   if (reasoning.edit) {
     if (reasoning.edit->sub.empty()) {
       editor.set_top_level(reasoning.edit->key, reasoning.edit->raw_json_value);

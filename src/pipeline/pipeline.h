@@ -30,8 +30,8 @@ struct Snapshot {
 };
 
 // Compiles a config into a snapshot; fails on what the YAML loader cannot see (bad regexes).
-core::StatusOr<std::shared_ptr<const Snapshot>> build_snapshot(std::shared_ptr<const config::Config> config,
-                                                               uint64_t generation);
+core::StatusOr<std::shared_ptr<const Snapshot>>
+build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation);
 
 // Holds the current snapshot; swapped atomically on reload.
 class SnapshotStore {
@@ -81,12 +81,12 @@ struct RouteOutcome {
 
   const config::ModelConfig* model = nullptr;
   std::string requested_model;
-  std::string decision;   // decision name, or "passthrough" for a concrete model name
+  std::string decision; // decision name, or "passthrough" for a concrete model name
   double confidence = 0.0;
-  std::string reasoning;  // x-semrouter-reasoning value
+  std::string reasoning; // x-semrouter-reasoning value
   std::vector<std::string> matched_signals;
   bool stream = false;
-  std::string body;       // the body to send upstream
+  std::string body; // the body to send upstream
   std::vector<std::pair<std::string, std::string>> response_headers;
 };
 
@@ -95,7 +95,8 @@ struct RequestMeta {
 };
 
 // Routes one request. Never throws; a bad request comes back as RouteAction::Reply.
-RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::string_view body, core::Random& random);
+RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::string_view body,
+                   core::Random& random);
 
 // Fills a Reply outcome from an API error.
 void set_error(RouteOutcome& out, const openai::ApiError& error);

@@ -6,8 +6,10 @@ namespace semrouter::routing {
 namespace {
 
 void collect(const config::RuleNode& rule, std::set<std::pair<std::string, std::string>>& out) {
-  if (rule.kind == config::RuleNode::Kind::Signal) out.emplace(rule.signal_type, rule.signal_name);
-  for (const auto& c : rule.children) collect(c, out);
+  if (rule.kind == config::RuleNode::Kind::Signal)
+    out.emplace(rule.signal_type, rule.signal_name);
+  for (const auto& c : rule.children)
+    collect(c, out);
 }
 
 } // namespace
@@ -20,7 +22,8 @@ bool evaluate_rule(const config::RuleNode& rule, const signals::SignalResults& r
     return true;
   case Kind::Signal: {
     const signals::SignalResult* r = results.get(rule.signal_type, rule.signal_name);
-    if (!r || !r->matched) return false;
+    if (!r || !r->matched)
+      return false;
     matched.push_back(rule.signal_type + ":" + rule.signal_name);
     confidence_sum += r->confidence;
     return true;
@@ -39,7 +42,8 @@ bool evaluate_rule(const config::RuleNode& rule, const signals::SignalResults& r
   }
   case Kind::Or: {
     bool any = false;
-    for (const auto& c : rule.children) any = evaluate_rule(c, results, matched, confidence_sum) || any;
+    for (const auto& c : rule.children)
+      any = evaluate_rule(c, results, matched, confidence_sum) || any;
     return any;
   }
   case Kind::Not: {
@@ -63,7 +67,8 @@ DecisionEngine::DecisionEngine(const config::Config& config) : config_(config) {
 
 bool DecisionEngine::references_type(std::string_view type) const {
   for (const auto& [t, n] : referenced_) {
-    if (t == type) return true;
+    if (t == type)
+      return true;
   }
   return false;
 }
@@ -90,11 +95,14 @@ DecisionResult DecisionEngine::decide(const signals::SignalResults& results) con
 const config::ModelRefConfig& choose_model(const std::vector<config::ModelRefConfig>& candidates,
                                            core::Random& random) {
   uint64_t total = 0;
-  for (const auto& c : candidates) total += c.weight;
-  if (candidates.size() == 1 || total == 0) return candidates.front();
+  for (const auto& c : candidates)
+    total += c.weight;
+  if (candidates.size() == 1 || total == 0)
+    return candidates.front();
   double pick = random.uniform() * static_cast<double>(total);
   for (const auto& c : candidates) {
-    if (pick < static_cast<double>(c.weight)) return c;
+    if (pick < static_cast<double>(c.weight))
+      return c;
     pick -= static_cast<double>(c.weight);
   }
   return candidates.back();

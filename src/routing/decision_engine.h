@@ -15,8 +15,8 @@ namespace semrouter::routing {
 struct DecisionResult {
   const config::DecisionConfig* decision = nullptr; // nullptr: the default decision
   std::string name;
-  double confidence = 0.0;            // mean confidence of the signals that made the rules true
-  std::vector<std::string> matched;   // "type:name" of signals that were true in the winning tree
+  double confidence = 0.0;          // mean confidence of the signals that made the rules true
+  std::vector<std::string> matched; // "type:name" of signals that were true in the winning tree
 };
 
 class DecisionEngine {
@@ -24,7 +24,9 @@ public:
   explicit DecisionEngine(const config::Config& config);
 
   // The signals any decision references, as (type, name); only these need computing.
-  const std::set<std::pair<std::string, std::string>>& referenced_signals() const { return referenced_; }
+  const std::set<std::pair<std::string, std::string>>& referenced_signals() const {
+    return referenced_;
+  }
   bool references_type(std::string_view type) const;
 
   // Highest priority matching decision (ties: the one listed first); the default decision when

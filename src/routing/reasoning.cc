@@ -18,7 +18,8 @@ ReasoningPlan plan_reasoning(const config::Config& config, const config::ModelCo
     return plan;
   }
   auto it = config.reasoning_families.find(model.reasoning_family);
-  if (it == config.reasoning_families.end()) return plan; // validated at load; defensive
+  if (it == config.reasoning_families.end())
+    return plan; // validated at load; defensive
   const config::ReasoningFamilyConfig& fam = it->second;
   if (fam.type == config::ReasoningFamilyType::ChatTemplateKwargs) {
     plan.edit = BodyFieldEdit{"chat_template_kwargs", fam.parameter, on ? "true" : "false"};

@@ -19,8 +19,9 @@ struct BodyFieldEdit {
 };
 
 struct ReasoningPlan {
-  std::optional<BodyFieldEdit> edit; // nothing to change when the model has no family or mode is Unset
-  std::string header;                // value of x-semrouter-reasoning: "on", "off", "on;effort=high", "unset"
+  std::optional<BodyFieldEdit>
+      edit;           // nothing to change when the model has no family or mode is Unset
+  std::string header; // value of x-semrouter-reasoning: "on", "off", "on;effort=high", "unset"
 };
 
 ReasoningPlan plan_reasoning(const config::Config& config, const config::ModelConfig& model,

@@ -9,7 +9,8 @@ namespace semrouter::signals {
 
 KeywordSignals::~KeywordSignals() = default;
 
-core::StatusOr<std::unique_ptr<KeywordSignals>> KeywordSignals::create(const std::vector<KeywordSpec>& specs) {
+core::StatusOr<std::unique_ptr<KeywordSignals>>
+KeywordSignals::create(const std::vector<KeywordSpec>& specs) {
   std::unique_ptr<KeywordSignals> ks(new KeywordSignals());
   ks->specs_ = specs;
   RE2::Options options;
@@ -22,7 +23,8 @@ core::StatusOr<std::unique_ptr<KeywordSignals>> KeywordSignals::create(const std
     for (size_t k = 0; k < spec.keywords.size(); ++k) {
       std::string body = spec.regex ? spec.keywords[k] : RE2::QuoteMeta(spec.keywords[k]);
       std::string pattern;
-      if (!spec.case_sensitive) pattern += "(?i)";
+      if (!spec.case_sensitive)
+        pattern += "(?i)";
       if (spec.word_boundary) {
         // Not \b: it needs a word character on the keyword's side, so "C++" or "tl;dr" would
         // never match. Instead the keyword must not touch a letter, digit or underscore (Unicode).
@@ -35,21 +37,22 @@ core::StatusOr<std::unique_ptr<KeywordSignals>> KeywordSignals::create(const std
         RE2 check(pattern, options);
         if (!check.ok()) {
           return core::make_error(core::ErrorCode::InvalidArgument,
-                                  "keyword signal \"" + spec.name + "\": invalid regex \"" + spec.keywords[k] +
-                                      "\": " + check.error());
+                                  "keyword signal \"" + spec.name + "\": invalid regex \"" +
+                                      spec.keywords[k] + "\": " + check.error());
         }
       }
       int index = ks->set_->Add(pattern, &error);
       if (index < 0) {
         return core::make_error(core::ErrorCode::InvalidArgument,
-                                "keyword signal \"" + spec.name + "\": invalid pattern \"" + spec.keywords[k] +
-                                    "\": " + error);
+                                "keyword signal \"" + spec.name + "\": invalid pattern \"" +
+                                    spec.keywords[k] + "\": " + error);
       }
       ks->pattern_owner_.emplace_back(s, k);
     }
   }
   if (!ks->pattern_owner_.empty() && !ks->set_->Compile()) {
-    return core::make_error(core::ErrorCode::InvalidArgument, "keyword signals: the patterns are too large to compile");
+    return core::make_error(core::ErrorCode::InvalidArgument,
+                            "keyword signals: the patterns are too large to compile");
   }
   return ks;
 }
@@ -57,9 +60,11 @@ core::StatusOr<std::unique_ptr<KeywordSignals>> KeywordSignals::create(const std
 void KeywordSignals::evaluate(const SignalInput& input, SignalResults& out) const {
   auto start = std::chrono::steady_clock::now();
   std::vector<int> hits;
-  if (!pattern_owner_.empty()) set_->Match(input.text, &hits);
+  if (!pattern_owner_.empty())
+    set_->Match(input.text, &hits);
   std::vector<std::vector<bool>> seen(specs_.size());
-  for (size_t s = 0; s < specs_.size(); ++s) seen[s].assign(specs_[s].keywords.size(), false);
+  for (size_t s = 0; s < specs_.size(); ++s)
+    seen[s].assign(specs_[s].keywords.size(), false);
   for (int h : hits) {
     auto [s, k] = pattern_owner_[static_cast<size_t>(h)];
     seen[s][k] = true;

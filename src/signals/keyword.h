@@ -28,7 +28,8 @@ struct KeywordSpec {
 class KeywordSignals {
 public:
   // Compiles the specs; an invalid regex is an InvalidArgument naming the signal and pattern.
-  static core::StatusOr<std::unique_ptr<KeywordSignals>> create(const std::vector<KeywordSpec>& specs);
+  static core::StatusOr<std::unique_ptr<KeywordSignals>>
+  create(const std::vector<KeywordSpec>& specs);
   ~KeywordSignals();
 
   // Evaluates every keyword signal over `input.text` and stores one result per signal.

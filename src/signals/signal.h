@@ -15,9 +15,9 @@ struct SignalInput {
 
 struct SignalResult {
   bool matched = false;
-  double confidence = 0.0;            // in [0, 1]
-  double latency_us = 0.0;            // time spent computing it
-  std::vector<std::string> evidence;  // e.g. the keywords that matched
+  double confidence = 0.0;           // in [0, 1]
+  double latency_us = 0.0;           // time spent computing it
+  std::vector<std::string> evidence; // e.g. the keywords that matched
 };
 
 // Results keyed by (type, name), e.g. ("keyword", "math_terms").

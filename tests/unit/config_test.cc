@@ -21,7 +21,8 @@ models:
 
 std::string error_of(const std::string& yaml) {
   auto c = parse_config(yaml);
-  if (c) return "";
+  if (c)
+    return "";
   return c.error().message;
 }
 
@@ -59,7 +60,9 @@ decisions:
     models:
       - model: gpt-5
 )";
-  EXPECT_EQ(error_of(yaml), "decisions[2].models[0].model: unknown model \"gpt-5\" (known: qwen3-8b, llama-3.1-8b)");
+  EXPECT_EQ(
+      error_of(yaml),
+      "decisions[2].models[0].model: unknown model \"gpt-5\" (known: qwen3-8b, llama-3.1-8b)");
 }
 
 TEST(Config, ScalarModelRefErrorPath) {
@@ -69,13 +72,16 @@ decisions:
     rules: always
     models: [gpt-5]
 )";
-  EXPECT_EQ(error_of(yaml), "decisions[0].models[0]: unknown model \"gpt-5\" (known: qwen3-8b, llama-3.1-8b)");
+  EXPECT_EQ(error_of(yaml),
+            "decisions[0].models[0]: unknown model \"gpt-5\" (known: qwen3-8b, llama-3.1-8b)");
 }
 
 TEST(Config, UnknownKeysAreErrors) {
   std::string yaml = std::string(kBase) + "\nserver: {wokers: 2}\n";
-  EXPECT_EQ(error_of(yaml), "server: unknown key \"wokers\" (known: workers, max_body_bytes, client_header_timeout_ms, "
-                            "reload_poll_ms, random_seed, log_level)");
+  EXPECT_EQ(
+      error_of(yaml),
+      "server: unknown key \"wokers\" (known: workers, max_body_bytes, client_header_timeout_ms, "
+      "reload_poll_ms, random_seed, log_level)");
 }
 
 TEST(Config, ErrorsNameTheKey) {
@@ -91,19 +97,24 @@ TEST(Config, ErrorsNameTheKey) {
        "backends[0].url: invalid port \"99999\""},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [b]}]",
        "models[0].backends[0]: unknown backend \"b\" (known: a)"},
-      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a], reasoning_family: foo}]",
-       "models[0].reasoning_family: unknown reasoning family \"foo\" (known: deepseek, gpt-oss, qwen3)"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a], "
+       "reasoning_family: foo}]",
+       "models[0].reasoning_family: unknown reasoning family \"foo\" (known: deepseek, gpt-oss, "
+       "qwen3)"},
       {"backends: [{name: a, url: 'http://h:1', weight: x}]\nmodels: [{name: m, backends: [a]}]",
        "backends[0].weight: expected an integer, got \"x\""},
-      {"backends: [{name: a, url: 'http://h:1', timeouts: {connect_ms: 0}}]\nmodels: [{name: m, backends: [a]}]",
+      {"backends: [{name: a, url: 'http://h:1', timeouts: {connect_ms: 0}}]\nmodels: [{name: m, "
+       "backends: [a]}]",
        "backends[0].timeouts.connect_ms: must be between 1 and 86400000, got 0"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: auto, backends: [a]}]",
        "models[0].name: \"auto\" is also an auto model name; pick another"},
-      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\ndefault_model: x",
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: "
+       "[a]}]\ndefault_model: x",
        "default_model: unknown model \"x\" (known: m)"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
        "decisions: [{name: d, rules: {keyword: nope}, models: [m]}]",
-       "decisions[0].rules.keyword: unknown keyword signal \"nope\" (known: none defined in signals.keywords)"},
+       "decisions[0].rules.keyword: unknown keyword signal \"nope\" (known: none defined in "
+       "signals.keywords)"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
        "decisions: [{name: d, rules: {xor: []}, models: [m]}]",
        "decisions[0].rules: unknown rule operator \"xor\" (known: and, or, not, keyword, signal)"},
@@ -112,13 +123,16 @@ TEST(Config, ErrorsNameTheKey) {
        "decisions[0].rules: unknown signal type \"domain\" (known: keyword)"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
        "decisions: [{name: d, rules: always, models: [{model: m, effort: extreme}]}]",
-       "decisions[0].models[0].effort: unknown effort \"extreme\" (known: minimal, low, medium, high)"},
+       "decisions[0].models[0].effort: unknown effort \"extreme\" (known: minimal, low, medium, "
+       "high)"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
-       "decisions: [{name: d, rules: always, models: [m], plugins: {system_prompt: {mode: append, content: x}}}]",
+       "decisions: [{name: d, rules: always, models: [m], plugins: {system_prompt: {mode: append, "
+       "content: x}}}]",
        "decisions[0].plugins.system_prompt.mode: unknown mode \"append\" (known: insert, replace)"},
       {"listeners: {gateway: {address: localhost}}\nbackends: [{name: a, url: 'http://h:1'}]\n"
        "models: [{name: m, backends: [a]}]",
-       "listeners.gateway.address: \"localhost\" is not an IP address (use 127.0.0.1, ::1 or 0.0.0.0)"},
+       "listeners.gateway.address: \"localhost\" is not an IP address (use 127.0.0.1, ::1 or "
+       "0.0.0.0)"},
       {"models: [{name: m, backends: [a]}\n", ""}, // YAML syntax error: checked below by prefix
   };
   for (const auto& c : cases) {
@@ -141,27 +155,31 @@ TEST(Config, EnvironmentExpansion) {
   EXPECT_EQ((*c)->backends[0].port, 9123);
   EXPECT_EQ((*c)->backends[1].port, 7000);
   EXPECT_EQ((*c)->backends[1].base_path, "");
-  auto root = parse_config("backends: [{name: a, url: 'http://h:1/'}, {name: b, url: 'http://h:1/v1/'}]\n"
-                           "models: [{name: m, backends: [a, b]}]");
+  auto root =
+      parse_config("backends: [{name: a, url: 'http://h:1/'}, {name: b, url: 'http://h:1/v1/'}]\n"
+                   "models: [{name: m, backends: [a, b]}]");
   ASSERT_TRUE(root);
   EXPECT_EQ((*root)->backends[0].base_path, "/"); // explicit root: upstream path /chat/completions
   EXPECT_EQ((*root)->backends[1].base_path, "/v1");
   EXPECT_EQ((*c)->models[0].backends[1].weight, 3u);
-  EXPECT_EQ(error_of("backends: [{name: a, url: 'http://h:${SEMROUTER_TEST_UNSET}'}]\nmodels: [{name: m, backends: [a]}]"),
+  EXPECT_EQ(error_of("backends: [{name: a, url: 'http://h:${SEMROUTER_TEST_UNSET}'}]\nmodels: "
+                     "[{name: m, backends: [a]}]"),
             "backends[0].url: environment variable SEMROUTER_TEST_UNSET is not set (write "
             "${SEMROUTER_TEST_UNSET:-default} to give a default)");
 }
 
 TEST(Config, ApiKeyFromEnvironment) {
   setenv("SEMROUTER_TEST_KEY", "sk-123", 1);
-  auto c = parse_config("backends: [{name: a, url: 'http://h:1', api_key_env: SEMROUTER_TEST_KEY}]\n"
-                        "models: [{name: m, backends: [a]}]");
+  auto c =
+      parse_config("backends: [{name: a, url: 'http://h:1', api_key_env: SEMROUTER_TEST_KEY}]\n"
+                   "models: [{name: m, backends: [a]}]");
   ASSERT_TRUE(c);
   EXPECT_EQ((*c)->backends[0].api_key, "sk-123");
   unsetenv("SEMROUTER_TEST_KEY");
   EXPECT_EQ(error_of("backends: [{name: a, url: 'http://h:1', api_key_env: SEMROUTER_TEST_KEY}]\n"
                      "models: [{name: m, backends: [a]}]"),
-            "backends[0].api_key_env: environment variable SEMROUTER_TEST_KEY is not set; export it or remove "
+            "backends[0].api_key_env: environment variable SEMROUTER_TEST_KEY is not set; export "
+            "it or remove "
             "api_key_env");
 }
 

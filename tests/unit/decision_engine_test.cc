@@ -39,8 +39,11 @@ TEST(Rules, AndOrNotTruthTable) {
   struct Row {
     bool a, b, c, d, expected;
   };
-  Row rows[] = {{true, true, false, false, true},  {true, false, true, false, true}, {true, false, false, false, false},
-                {false, true, true, false, false}, {true, true, true, true, false}};
+  Row rows[] = {{true, true, false, false, true},
+                {true, false, true, false, true},
+                {true, false, false, false, false},
+                {false, true, true, false, false},
+                {true, true, true, true, false}};
   for (const Row& row : rows) {
     auto r = results({{"a", row.a}, {"b", row.b}, {"c", row.c}, {"d", row.d}});
     std::vector<std::string> matched;
@@ -48,7 +51,8 @@ TEST(Rules, AndOrNotTruthTable) {
     EXPECT_EQ(evaluate_rule(tree, r, matched, conf), row.expected);
     if (row.expected) {
       // Only signals that made the tree true are listed; nothing under NOT.
-      for (const auto& m : matched) EXPECT_NE(m, "keyword:d");
+      for (const auto& m : matched)
+        EXPECT_NE(m, "keyword:d");
     }
   }
   // A signal that was never computed counts as false.
@@ -64,9 +68,12 @@ config::Config make_config() {
   config::ModelConfig m3{"plain", "plain", {{"b", 0}}, "", {}};
   c.models = {m1, m2, m3};
   c.reasoning_families = config::builtin_reasoning_families();
-  config::DecisionConfig low{"low", "", 1, sig("a"), {{"small", 1, config::ReasoningMode::Off, ""}}, {}};
-  config::DecisionConfig high{"high", "", 10, sig("b"), {{"big", 1, config::ReasoningMode::On, "high"}}, {}};
-  config::DecisionConfig tie{"tie", "", 10, sig("c"), {{"small", 1, config::ReasoningMode::On, ""}}, {}};
+  config::DecisionConfig low{"low", "", 1, sig("a"), {{"small", 1, config::ReasoningMode::Off, ""}},
+                             {}};
+  config::DecisionConfig high{
+      "high", "", 10, sig("b"), {{"big", 1, config::ReasoningMode::On, "high"}}, {}};
+  config::DecisionConfig tie{"tie", "", 10, sig("c"), {{"small", 1, config::ReasoningMode::On, ""}},
+                             {}};
   c.decisions = {low, high, tie};
   return c;
 }
@@ -77,7 +84,8 @@ TEST(DecisionEngine, PriorityThenOrderThenDefault) {
   EXPECT_EQ(engine.referenced_signals().size(), 3u);
   EXPECT_TRUE(engine.references_type("keyword"));
   EXPECT_EQ(engine.decide(results({{"a", true}, {"b", true}})).name, "high");
-  EXPECT_EQ(engine.decide(results({{"b", true}, {"c", true}})).name, "high"); // tie: listed first wins
+  EXPECT_EQ(engine.decide(results({{"b", true}, {"c", true}})).name,
+            "high"); // tie: listed first wins
   EXPECT_EQ(engine.decide(results({{"a", true}})).name, "low");
   DecisionResult none = engine.decide(results({{"a", false}}));
   EXPECT_EQ(none.decision, nullptr);
@@ -91,7 +99,8 @@ TEST(DecisionEngine, WeightedChoiceFollowsWeights) {
   std::vector<config::ModelRefConfig> refs = {{"x", 1, {}, ""}, {"y", 3, {}, ""}, {"z", 0, {}, ""}};
   core::Random random(42);
   std::map<std::string, int> counts;
-  for (int i = 0; i < 4000; ++i) counts[choose_model(refs, random).model]++;
+  for (int i = 0; i < 4000; ++i)
+    counts[choose_model(refs, random).model]++;
   EXPECT_EQ(counts["z"], 0);
   EXPECT_NEAR(counts["y"] / 4000.0, 0.75, 0.03);
 }

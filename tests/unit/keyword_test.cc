@@ -49,9 +49,11 @@ TEST(Keyword, RegexAndEvidence) {
 }
 
 TEST(Keyword, InvalidRegexIsAnErrorNamingTheSignal) {
-  auto ks = KeywordSignals::create({{"bad", {"(unclosed"}, KeywordOperator::Any, false, true, true}});
+  auto ks =
+      KeywordSignals::create({{"bad", {"(unclosed"}, KeywordOperator::Any, false, true, true}});
   ASSERT_FALSE(ks);
-  EXPECT_NE(ks.error().message.find("keyword signal \"bad\": invalid regex \"(unclosed\""), std::string::npos)
+  EXPECT_NE(ks.error().message.find("keyword signal \"bad\": invalid regex \"(unclosed\""),
+            std::string::npos)
       << ks.error().message;
 }
 

@@ -19,9 +19,12 @@ TEST(Metrics, ExpositionFormat) {
   h.with({"m"}).observe(5);
   std::string text = r.expose();
   EXPECT_NE(text.find("# TYPE x_requests_total counter\n"), std::string::npos);
-  EXPECT_NE(text.find("x_requests_total{model=\"a\\\"b\\\\c\\nd\",status=\"200\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("x_requests_total{model=\"a\\\"b\\\\c\\nd\",status=\"200\"} 3\n"),
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("x_inflight 2\n"), std::string::npos);
-  EXPECT_NE(text.find("x_latency_seconds_bucket{model=\"m\",le=\"0.1\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("x_latency_seconds_bucket{model=\"m\",le=\"0.1\"} 1\n"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("x_latency_seconds_bucket{model=\"m\",le=\"1\"} 2\n"), std::string::npos);
   EXPECT_NE(text.find("x_latency_seconds_bucket{model=\"m\",le=\"+Inf\"} 3\n"), std::string::npos);
   EXPECT_NE(text.find("x_latency_seconds_sum{model=\"m\"} 5.55\n"), std::string::npos) << text;
@@ -34,9 +37,11 @@ TEST(Metrics, ConcurrentIncrementsAreCounted) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([&] {
-      for (int i = 0; i < 10000; ++i) c.with({"v"}).inc();
+      for (int i = 0; i < 10000; ++i)
+        c.with({"v"}).inc();
     });
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   EXPECT_EQ(c.with({"v"}).value(), 40000u);
 }
 

@@ -34,7 +34,8 @@ TEST(Pipeline, SameSeedSameChoices) {
   auto run = [&](uint64_t seed) {
     core::Random random(seed);
     std::string picks;
-    for (int i = 0; i < 32; ++i) picks += route(*snap, {}, body, random).model->name;
+    for (int i = 0; i < 32; ++i)
+      picks += route(*snap, {}, body, random).model->name;
     return picks;
   };
   EXPECT_EQ(run(7), run(7));
@@ -46,7 +47,8 @@ TEST(Pipeline, SameSeedSameChoices) {
 TEST(Pipeline, NoDecisionMatchUsesDefaultModelAndLeavesReasoningAlone) {
   auto snap = snapshot_of(kConfig);
   core::Random random(1);
-  std::string body = R"({"model":"MoM","messages":[{"role":"user","content":"beta"}],"chat_template_kwargs":{"enable_thinking":true}})";
+  std::string body =
+      R"({"model":"MoM","messages":[{"role":"user","content":"beta"}],"chat_template_kwargs":{"enable_thinking":true}})";
   RouteOutcome out = route(*snap, {}, body, random);
   ASSERT_EQ(out.action, RouteAction::Forward);
   EXPECT_EQ(out.model->name, "fast");

@@ -39,14 +39,16 @@ TEST(Request, RejectsBadBodies) {
       {"{\"model\":\"auto\",\"messages\":[]}", "messages: must not be empty"},
       {"{\"model\":\"auto\",\"messages\":[1]}", "messages[0]: must be an object"},
       {"{\"model\":\"auto\",\"messages\":[{\"content\":\"x\"}]}", "messages[0].role: is required"},
-      {"{\"model\":5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "model: must be a string"},
+      {"{\"model\":5,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+       "model: must be a string"},
       {"{\"model\":\"a\",\"stream\":\"yes\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
        "stream: must be a boolean"},
   };
   for (const auto& c : cases) {
     auto v = parse_request(c.body, RequestKind::ChatCompletions);
     ASSERT_FALSE(v) << c.body;
-    EXPECT_EQ(v.error().message.rfind(c.message_prefix, 0), 0u) << c.body << " -> " << v.error().message;
+    EXPECT_EQ(v.error().message.rfind(c.message_prefix, 0), 0u)
+        << c.body << " -> " << v.error().message;
   }
 }
 
@@ -63,7 +65,8 @@ TEST(Request, ScanTopLevelHandlesEscapedBackslashBeforeQuote) {
   ASSERT_TRUE(f);
   ASSERT_EQ(f->size(), 3u);
   EXPECT_EQ(s.substr((*f)[0].value.begin, (*f)[0].value.end - (*f)[0].value.begin), R"("a\\")");
-  EXPECT_EQ(s.substr((*f)[1].value.begin, (*f)[1].value.end - (*f)[1].value.begin), R"("b\"c\\\"")");
+  EXPECT_EQ(s.substr((*f)[1].value.begin, (*f)[1].value.end - (*f)[1].value.begin),
+            R"("b\"c\\\"")");
   EXPECT_EQ((*f)[2].key, "k3");
 }
 
@@ -72,7 +75,9 @@ TEST(Request, ScanTopLevelHandlesNestingAndEscapes) {
   auto f = scan_top_level(s);
   ASSERT_TRUE(f);
   ASSERT_EQ(f->size(), 4u);
-  auto val = [&](size_t i) { return s.substr((*f)[i].value.begin, (*f)[i].value.end - (*f)[i].value.begin); };
+  auto val = [&](size_t i) {
+    return s.substr((*f)[i].value.begin, (*f)[i].value.end - (*f)[i].value.begin);
+  };
   EXPECT_EQ((*f)[0].key, "a");
   EXPECT_EQ(val(0), R"("x\"}y")");
   EXPECT_EQ(val(1), R"({"c":[1,{"d":"]"}]})");
@@ -91,9 +96,11 @@ std::string edit(const std::string& body, const std::function<void(BodyEditor&)>
 TEST(BodyEditor, SplicesModelAndKeepsEverythingElseByteForByte) {
   std::string body =
       R"({"model": "auto", "messages":[{"role":"user","content":"hi"}], "temperature": 0.70, "x_vendor": {"ü": [1.0, 2e10]}})";
-  std::string out = edit(body, [](BodyEditor& e) { e.set_top_level("model", "\"Qwen/Qwen3-8B\""); });
-  EXPECT_EQ(out,
-            R"({"model": "Qwen/Qwen3-8B", "messages":[{"role":"user","content":"hi"}], "temperature": 0.70, "x_vendor": {"ü": [1.0, 2e10]}})");
+  std::string out =
+      edit(body, [](BodyEditor& e) { e.set_top_level("model", "\"Qwen/Qwen3-8B\""); });
+  EXPECT_EQ(
+      out,
+      R"({"model": "Qwen/Qwen3-8B", "messages":[{"role":"user","content":"hi"}], "temperature": 0.70, "x_vendor": {"ü": [1.0, 2e10]}})");
 }
 
 TEST(BodyEditor, AppendsAndMergesNestedFields) {
@@ -107,8 +114,11 @@ TEST(BodyEditor, AppendsAndMergesNestedFields) {
   EXPECT_EQ(j["reasoning_effort"], "high");
   EXPECT_EQ(j["model"], "auto");
 
-  std::string with_kwargs = R"({"model":"auto","chat_template_kwargs":{"keep":1,"enable_thinking":true},"messages":[{"role":"user","content":"hi"}]})";
-  out = edit(with_kwargs, [](BodyEditor& e) { e.set_nested("chat_template_kwargs", "enable_thinking", "false"); });
+  std::string with_kwargs =
+      R"({"model":"auto","chat_template_kwargs":{"keep":1,"enable_thinking":true},"messages":[{"role":"user","content":"hi"}]})";
+  out = edit(with_kwargs, [](BodyEditor& e) {
+    e.set_nested("chat_template_kwargs", "enable_thinking", "false");
+  });
   j = json::parse(out);
   EXPECT_EQ(j["chat_template_kwargs"]["keep"], 1);
   EXPECT_EQ(j["chat_template_kwargs"]["enable_thinking"], false);
@@ -120,7 +130,8 @@ TEST(BodyEditor, AppendsAndMergesNestedFields) {
 
 TEST(BodyEditor, SystemPromptInsertAndReplace) {
   std::string no_system = R"({"model":"auto","messages":[{"role":"user","content":"hi"}]})";
-  auto j = json::parse(edit(no_system, [](BodyEditor& e) { e.set_system_prompt("Be exact.", false); }));
+  auto j =
+      json::parse(edit(no_system, [](BodyEditor& e) { e.set_system_prompt("Be exact.", false); }));
   ASSERT_EQ(j["messages"].size(), 2u);
   EXPECT_EQ(j["messages"][0]["role"], "system");
   EXPECT_EQ(j["messages"][0]["content"], "Be exact.");

@@ -72,7 +72,8 @@ struct Parsed {
 
 int64_t get_int(simdjson::dom::element obj, const char* key, int64_t def) {
   int64_t v = 0;
-  if (obj[key].get(v) == simdjson::SUCCESS) return v;
+  if (obj[key].get(v) == simdjson::SUCCESS)
+    return v;
   return def;
 }
 
@@ -84,22 +85,28 @@ Parsed parse(const std::string& body) {
   p.controls.first_byte_delay_ms = g_options.first_byte_delay_ms;
   p.controls.status = g_options.fail_status;
   simdjson::dom::element doc;
-  if (parser.parse(body).get(doc) != simdjson::SUCCESS || !doc.is_object()) return p;
+  if (parser.parse(body).get(doc) != simdjson::SUCCESS || !doc.is_object())
+    return p;
   p.ok = true;
   std::string_view model;
-  if (doc["model"].get(model) == simdjson::SUCCESS) p.model = std::string(model);
+  if (doc["model"].get(model) == simdjson::SUCCESS)
+    p.model = std::string(model);
   bool stream = false;
-  if (doc["stream"].get(stream) == simdjson::SUCCESS) p.stream = stream;
+  if (doc["stream"].get(stream) == simdjson::SUCCESS)
+    p.stream = stream;
   simdjson::dom::element so;
   if (doc["stream_options"].get(so) == simdjson::SUCCESS && so.is_object()) {
     bool inc = false;
-    if (so["include_usage"].get(inc) == simdjson::SUCCESS) p.include_usage = inc;
+    if (so["include_usage"].get(inc) == simdjson::SUCCESS)
+      p.include_usage = inc;
   }
   simdjson::dom::element ctk;
-  if (doc["chat_template_kwargs"].get(ctk) == simdjson::SUCCESS) p.reasoning += "chat_template_kwargs=" + simdjson::to_string(ctk);
+  if (doc["chat_template_kwargs"].get(ctk) == simdjson::SUCCESS)
+    p.reasoning += "chat_template_kwargs=" + simdjson::to_string(ctk);
   std::string_view effort;
   if (doc["reasoning_effort"].get(effort) == simdjson::SUCCESS) {
-    if (!p.reasoning.empty()) p.reasoning += " ";
+    if (!p.reasoning.empty())
+      p.reasoning += " ";
     p.reasoning += "reasoning_effort=" + std::string(effort);
   }
   simdjson::dom::element messages;
@@ -115,7 +122,8 @@ Parsed parse(const std::string& body) {
   if (doc["mock"].get(mock) == simdjson::SUCCESS && mock.is_object()) {
     p.controls.status = static_cast<int>(get_int(mock, "status", p.controls.status));
     p.controls.tokens = static_cast<int>(get_int(mock, "tokens", p.controls.tokens));
-    p.controls.token_delay_ms = static_cast<int>(get_int(mock, "token_delay_ms", p.controls.token_delay_ms));
+    p.controls.token_delay_ms =
+        static_cast<int>(get_int(mock, "token_delay_ms", p.controls.token_delay_ms));
     p.controls.drop_after = static_cast<int>(get_int(mock, "drop_after", -1));
     p.controls.first_byte_delay_ms =
         static_cast<int>(get_int(mock, "first_byte_delay_ms", p.controls.first_byte_delay_ms));
@@ -131,25 +139,26 @@ std::string answer_text(const Parsed& p) {
 
 std::string usage_json(const Parsed& p) {
   return "{\"prompt_tokens\":" + std::to_string(p.prompt_words) +
-         ",\"completion_tokens\":" + std::to_string(p.controls.tokens) +
-         ",\"total_tokens\":" + std::to_string(p.prompt_words + static_cast<size_t>(p.controls.tokens)) + "}";
+         ",\"completion_tokens\":" + std::to_string(p.controls.tokens) + ",\"total_tokens\":" +
+         std::to_string(p.prompt_words + static_cast<size_t>(p.controls.tokens)) + "}";
 }
 
 awaitable<void> sleep_ms(int ms) {
-  if (ms <= 0) co_return;
+  if (ms <= 0)
+    co_return;
   asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
   boost::system::error_code ec;
   co_await t.async_wait(asio::redirect_error(use_awaitable, ec));
 }
 
-template <typename Body>
-awaitable<bool> write(beast::tcp_stream& s, http::response<Body>& res) {
+template <typename Body> awaitable<bool> write(beast::tcp_stream& s, http::response<Body>& res) {
   boost::system::error_code ec;
   co_await http::async_write(s, res, asio::redirect_error(use_awaitable, ec));
   co_return !ec;
 }
 
-awaitable<bool> respond_json(beast::tcp_stream& s, unsigned version, bool keep, int status, std::string body) {
+awaitable<bool> respond_json(beast::tcp_stream& s, unsigned version, bool keep, int status,
+                             std::string body) {
   http::response<http::string_body> res{static_cast<http::status>(status), version};
   res.set(http::field::content_type, "application/json");
   res.keep_alive(keep);
@@ -159,14 +168,16 @@ awaitable<bool> respond_json(beast::tcp_stream& s, unsigned version, bool keep, 
 }
 
 // Returns whether the connection may be kept.
-awaitable<bool> completion(beast::tcp_stream& s, const http::request<http::string_body>& req, bool chat) {
+awaitable<bool> completion(beast::tcp_stream& s, const http::request<http::string_body>& req,
+                           bool chat) {
   g_stats.requests.fetch_add(1);
   const bool keep = req.keep_alive();
   Parsed p = parse(req.body());
   if (!p.ok)
-    co_return co_await respond_json(s, req.version(), keep, 400,
-                                    "{\"error\":{\"message\":\"mock: body is not JSON\",\"type\":\"invalid_request_error\","
-                                    "\"param\":null,\"code\":null}}");
+    co_return co_await respond_json(
+        s, req.version(), keep, 400,
+        "{\"error\":{\"message\":\"mock: body is not JSON\",\"type\":\"invalid_request_error\","
+        "\"param\":null,\"code\":null}}");
   co_await sleep_ms(p.controls.first_byte_delay_ms);
   if (p.controls.status >= 400) {
     co_return co_await respond_json(
@@ -179,8 +190,10 @@ awaitable<bool> completion(beast::tcp_stream& s, const http::request<http::strin
   std::string text = answer_text(p);
   if (!p.stream) {
     std::string full = text;
-    for (int i = 0; i < p.controls.tokens; ++i) full += " tok" + std::to_string(i);
-    std::string body = "{\"id\":\"" + id + "\",\"object\":\"" + object + "\",\"created\":1700000000,\"model\":";
+    for (int i = 0; i < p.controls.tokens; ++i)
+      full += " tok" + std::to_string(i);
+    std::string body =
+        "{\"id\":\"" + id + "\",\"object\":\"" + object + "\",\"created\":1700000000,\"model\":";
     core::append_json_string(body, p.model);
     if (chat) {
       body += ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":";
@@ -205,9 +218,11 @@ awaitable<bool> completion(beast::tcp_stream& s, const http::request<http::strin
   http::response_serializer<http::empty_body> sr{res};
   boost::system::error_code ec;
   co_await http::async_write_header(s, sr, asio::redirect_error(use_awaitable, ec));
-  if (ec) co_return false;
+  if (ec)
+    co_return false;
   auto chunk = [&](const std::string& delta_json, const std::string& finish) {
-    std::string c = "data: {\"id\":\"" + id + "\",\"object\":\"" + object + ".chunk\",\"created\":1700000000,\"model\":";
+    std::string c = "data: {\"id\":\"" + id + "\",\"object\":\"" + object +
+                    ".chunk\",\"created\":1700000000,\"model\":";
     core::append_json_string(c, p.model);
     c += ",\"choices\":[{\"index\":0,";
     c += chat ? "\"delta\":" + delta_json : "\"text\":" + delta_json;
@@ -216,12 +231,14 @@ awaitable<bool> completion(beast::tcp_stream& s, const http::request<http::strin
   };
   auto send = [&](const std::string& data) -> awaitable<bool> {
     boost::system::error_code wec;
-    co_await asio::async_write(s, http::make_chunk(asio::buffer(data)), asio::redirect_error(use_awaitable, wec));
+    co_await asio::async_write(s, http::make_chunk(asio::buffer(data)),
+                               asio::redirect_error(use_awaitable, wec));
     co_return !wec;
   };
   // First event: the role and the echo of what arrived (as its own field).
-  std::string first = chat ? chunk("{\"role\":\"assistant\",\"content\":" + core::json_string(text) + "}", "null")
-                           : chunk(core::json_string(text), "null");
+  std::string first =
+      chat ? chunk("{\"role\":\"assistant\",\"content\":" + core::json_string(text) + "}", "null")
+           : chunk(core::json_string(text), "null");
   if (!co_await send(first)) {
     g_stats.streams_aborted.fetch_add(1);
     co_return false;
@@ -273,7 +290,8 @@ awaitable<void> session(tcp::socket socket) {
     parser.body_limit(64u << 20);
     boost::system::error_code ec;
     co_await http::async_read(s, buf, parser, asio::redirect_error(use_awaitable, ec));
-    if (ec) break;
+    if (ec)
+      break;
     auto req = parser.release();
     std::string target(req.target());
     bool keep = req.keep_alive();
@@ -281,21 +299,25 @@ awaitable<void> session(tcp::socket socket) {
     if (target == "/v1/chat/completions" || target == "/v1/completions") {
       ok = co_await completion(s, req, target == "/v1/chat/completions");
     } else if (target == "/v1/models") {
-      ok = co_await respond_json(s, req.version(), keep, 200,
-                                 "{\"object\":\"list\",\"data\":[{\"id\":\"mock\",\"object\":\"model\"}]}");
+      ok = co_await respond_json(
+          s, req.version(), keep, 200,
+          "{\"object\":\"list\",\"data\":[{\"id\":\"mock\",\"object\":\"model\"}]}");
     } else if (target == "/stats") {
-      ok = co_await respond_json(s, req.version(), keep, 200,
-                                 "{\"requests\":" + std::to_string(g_stats.requests.load()) +
-                                     ",\"streams_completed\":" + std::to_string(g_stats.streams_completed.load()) +
-                                     ",\"streams_aborted\":" + std::to_string(g_stats.streams_aborted.load()) + "}");
+      ok = co_await respond_json(
+          s, req.version(), keep, 200,
+          "{\"requests\":" + std::to_string(g_stats.requests.load()) +
+              ",\"streams_completed\":" + std::to_string(g_stats.streams_completed.load()) +
+              ",\"streams_aborted\":" + std::to_string(g_stats.streams_aborted.load()) + "}");
     } else if (target == "/health") {
       ok = co_await respond_json(s, req.version(), keep, 200, "{\"status\":\"ok\"}");
     } else {
-      ok = co_await respond_json(s, req.version(), keep, 404,
-                                 "{\"error\":{\"message\":\"mock: unknown path\",\"type\":\"invalid_request_error\","
-                                 "\"param\":null,\"code\":null}}");
+      ok = co_await respond_json(
+          s, req.version(), keep, 404,
+          "{\"error\":{\"message\":\"mock: unknown path\",\"type\":\"invalid_request_error\","
+          "\"param\":null,\"code\":null}}");
     }
-    if (!ok || !keep) break;
+    if (!ok || !keep)
+      break;
   }
   boost::system::error_code ignored;
   s.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -306,7 +328,8 @@ awaitable<void> accept_loop(tcp::acceptor& acceptor) {
     boost::system::error_code ec;
     tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
     if (ec) {
-      if (!acceptor.is_open()) co_return;
+      if (!acceptor.is_open())
+        co_return;
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
@@ -317,17 +340,21 @@ awaitable<void> accept_loop(tcp::acceptor& acceptor) {
 } // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"mock-upstream: an OpenAI-compatible mock model server for semrouter's tests, demo and benchmarks."};
+  CLI::App app{"mock-upstream: an OpenAI-compatible mock model server for semrouter's tests, demo "
+               "and benchmarks."};
   std::string host = "127.0.0.1", ready_file;
   int port = 0;
   app.add_option("--host", host, "Address to listen on");
   app.add_option("--port", port, "Port (0 picks a free port)")->check(CLI::Range(0, 65535));
   app.add_option("--ready-file", ready_file, "Write {\"port\":N} here once listening");
   app.add_option("--name", g_options.name, "Name shown in answers");
-  app.add_option("--tokens", g_options.tokens, "Content chunks per answer")->check(CLI::Range(0, 100000));
+  app.add_option("--tokens", g_options.tokens, "Content chunks per answer")
+      ->check(CLI::Range(0, 100000));
   app.add_option("--token-delay-ms", g_options.token_delay_ms, "Delay before each streamed chunk");
-  app.add_option("--first-byte-delay-ms", g_options.first_byte_delay_ms, "Delay before each response header");
-  app.add_option("--fail-status", g_options.fail_status, "Answer every completion with this HTTP status");
+  app.add_option("--first-byte-delay-ms", g_options.first_byte_delay_ms,
+                 "Delay before each response header");
+  app.add_option("--fail-status", g_options.fail_status,
+                 "Answer every completion with this HTTP status");
   CLI11_PARSE(app, argc, argv);
 
   asio::io_context ioc(1);
@@ -339,15 +366,20 @@ int main(int argc, char** argv) {
   }
   tcp::acceptor acceptor(ioc);
   acceptor.open(ep.protocol(), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.bind(ep, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (!ec)
+    acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec)
+    acceptor.bind(ep, ec);
+  if (!ec)
+    acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    std::fprintf(stderr, "mock-upstream: cannot listen on %s:%d: %s\n", host.c_str(), port, ec.message().c_str());
+    std::fprintf(stderr, "mock-upstream: cannot listen on %s:%d: %s\n", host.c_str(), port,
+                 ec.message().c_str());
     return 1;
   }
   uint16_t bound = acceptor.local_endpoint().port();
-  std::fprintf(stderr, "mock-upstream %s listening on http://%s:%u\n", g_options.name.c_str(), host.c_str(), bound);
+  std::fprintf(stderr, "mock-upstream %s listening on http://%s:%u\n", g_options.name.c_str(),
+               host.c_str(), bound);
   if (!ready_file.empty()) {
     std::ofstream(ready_file + ".tmp") << "{\"port\":" << bound << "}\n";
     std::rename((ready_file + ".tmp").c_str(), ready_file.c_str());
