@@ -198,6 +198,25 @@ private:
   std::string path_;
 };
 
+// Walks parent[key] as a list of mappings that each have a unique `name` (backends, models,
+// keyword signals, decisions) and calls fn(item, name) for each.
+template <typename F>
+void for_each_named(const Node& parent, const std::string& key, const char* kind,
+                    std::initializer_list<const char*> known_keys, std::set<std::string>& names,
+                    F&& fn) {
+  Node list = parent[key];
+  list.require_seq();
+  for (size_t i = 0; i < list.size(); ++i) {
+    Node item = list.at(i);
+    item.require_map();
+    item.check_keys(known_keys);
+    std::string name = item.require_string("name");
+    if (!names.insert(name).second)
+      fail(item["name"].path(), std::string("duplicate ") + kind + " \"" + name + "\"");
+    fn(item, std::move(name));
+  }
+}
+
 ListenerConfig parse_listener(const Node& n, ListenerConfig def) {
   n.require_map();
   n.check_keys({"address", "port"});
@@ -422,32 +441,28 @@ void parse_document(const Node& root, Config& c) {
   // Backends.
   std::set<std::string> backend_names;
   if (root.has("backends")) {
-    Node list = root["backends"];
-    list.require_seq();
-    for (size_t i = 0; i < list.size(); ++i) {
-      Node b = list.at(i);
-      b.require_map();
-      b.check_keys({"name", "url", "api_key_env", "weight", "timeouts", "max_idle_connections"});
-      BackendConfig bc;
-      bc.name = b.require_string("name");
-      if (!backend_names.insert(bc.name).second)
-        fail(b["name"].path(), "duplicate backend \"" + bc.name + "\"");
-      bc.url = b.require_string("url");
-      parse_url(b["url"].path(), bc);
-      bc.api_key_env = b.get_string("api_key_env", "");
-      if (!bc.api_key_env.empty()) {
-        const char* key = std::getenv(bc.api_key_env.c_str());
-        if (!key || !*key)
-          fail(b["api_key_env"].path(), "environment variable " + bc.api_key_env +
-                                            " is not set; export it or remove api_key_env");
-        bc.api_key = key;
-      }
-      bc.weight = static_cast<uint32_t>(b.get_int("weight", 1, 1, 1000000));
-      bc.timeouts = parse_timeouts(b["timeouts"]);
-      bc.max_idle_connections = static_cast<uint32_t>(
-          b.get_int("max_idle_connections", bc.max_idle_connections, 0, 100000));
-      c.backends.push_back(std::move(bc));
-    }
+    for_each_named(root, "backends", "backend",
+                   {"name", "url", "api_key_env", "weight", "timeouts", "max_idle_connections"},
+                   backend_names, [&](const Node& b, std::string name) {
+                     BackendConfig bc;
+                     bc.name = std::move(name);
+                     bc.url = b.require_string("url");
+                     parse_url(b["url"].path(), bc);
+                     bc.api_key_env = b.get_string("api_key_env", "");
+                     if (!bc.api_key_env.empty()) {
+                       const char* key = std::getenv(bc.api_key_env.c_str());
+                       if (!key || !*key)
+                         fail(b["api_key_env"].path(),
+                              "environment variable " + bc.api_key_env +
+                                  " is not set; export it or remove api_key_env");
+                       bc.api_key = key;
+                     }
+                     bc.weight = static_cast<uint32_t>(b.get_int("weight", 1, 1, 1000000));
+                     bc.timeouts = parse_timeouts(b["timeouts"]);
+                     bc.max_idle_connections = static_cast<uint32_t>(
+                         b.get_int("max_idle_connections", bc.max_idle_connections, 0, 100000));
+                     c.backends.push_back(std::move(bc));
+                   });
   }
   std::vector<std::string> backend_list(backend_names.begin(), backend_names.end());
 
@@ -456,69 +471,66 @@ void parse_document(const Node& root, Config& c) {
   if (!root.has("models"))
     fail("models", "is required: list at least one model");
   {
-    Node list = root["models"];
-    list.require_seq();
-    if (list.size() == 0)
+    if (root["models"].is_seq() && root["models"].size() == 0)
       fail("models", "list at least one model");
-    for (size_t i = 0; i < list.size(); ++i) {
-      Node m = list.at(i);
-      m.require_map();
-      m.check_keys({"name", "upstream_model", "backends", "reasoning_family", "pricing"});
-      ModelConfig mc;
-      mc.name = m.require_string("name");
-      if (!model_names.insert(mc.name).second)
-        fail(m["name"].path(), "duplicate model \"" + mc.name + "\"");
-      for (const std::string& auto_name : c.auto_model_names) {
-        if (auto_name == mc.name)
-          fail(m["name"].path(), "\"" + mc.name + "\" is also an auto model name; pick another");
-      }
-      mc.upstream_model = m.get_string("upstream_model", mc.name);
-      if (!m.has("backends"))
-        fail(child_path(m.path(), "backends"), "is required: name at least one backend");
-      Node refs = m["backends"];
-      if (refs.is_scalar()) {
-        mc.backends.push_back({refs.as_string(), 0});
-      } else {
-        refs.require_seq();
-        for (size_t j = 0; j < refs.size(); ++j) {
-          Node r = refs.at(j);
-          ModelBackendRef ref;
-          if (r.is_scalar()) {
-            ref.backend = r.as_string();
-          } else {
-            r.require_map();
-            r.check_keys({"name", "weight"});
-            ref.backend = r.require_string("name");
-            ref.weight = static_cast<uint32_t>(r.get_int("weight", 0, 1, 1000000));
+    for_each_named(
+        root, "models", "model",
+        {"name", "upstream_model", "backends", "reasoning_family", "pricing"}, model_names,
+        [&](const Node& m, std::string name) {
+          ModelConfig mc;
+          mc.name = std::move(name);
+          for (const std::string& auto_name : c.auto_model_names) {
+            if (auto_name == mc.name)
+              fail(m["name"].path(),
+                   "\"" + mc.name + "\" is also an auto model name; pick another");
           }
-          mc.backends.push_back(ref);
-        }
-      }
-      if (mc.backends.empty())
-        fail(m["backends"].path(), "name at least one backend");
-      for (size_t j = 0; j < mc.backends.size(); ++j) {
-        if (!backend_names.count(mc.backends[j].backend))
-          fail(index_path(m["backends"].path(), j), "unknown backend \"" + mc.backends[j].backend +
-                                                        "\" (known: " + known_list(backend_list) +
-                                                        ")");
-      }
-      mc.reasoning_family = m.get_string("reasoning_family", "");
-      if (!mc.reasoning_family.empty() && !c.reasoning_families.count(mc.reasoning_family)) {
-        std::vector<std::string> fams;
-        for (const auto& [k, v] : c.reasoning_families)
-          fams.push_back(k);
-        fail(m["reasoning_family"].path(), "unknown reasoning family \"" + mc.reasoning_family +
-                                               "\" (known: " + core::join(fams, ", ") + ")");
-      }
-      if (m.has("pricing")) {
-        Node p = m["pricing"];
-        p.require_map();
-        p.check_keys({"input_per_1m", "output_per_1m"});
-        mc.pricing.input_per_1m = p.get_double("input_per_1m", 0, 0, 1e9);
-        mc.pricing.output_per_1m = p.get_double("output_per_1m", 0, 0, 1e9);
-      }
-      c.models.push_back(std::move(mc));
-    }
+          mc.upstream_model = m.get_string("upstream_model", mc.name);
+          if (!m.has("backends"))
+            fail(child_path(m.path(), "backends"), "is required: name at least one backend");
+          Node refs = m["backends"];
+          if (refs.is_scalar()) {
+            mc.backends.push_back({refs.as_string(), 0});
+          } else {
+            refs.require_seq();
+            for (size_t j = 0; j < refs.size(); ++j) {
+              Node r = refs.at(j);
+              ModelBackendRef ref;
+              if (r.is_scalar()) {
+                ref.backend = r.as_string();
+              } else {
+                r.require_map();
+                r.check_keys({"name", "weight"});
+                ref.backend = r.require_string("name");
+                ref.weight = static_cast<uint32_t>(r.get_int("weight", 0, 1, 1000000));
+              }
+              mc.backends.push_back(ref);
+            }
+          }
+          if (mc.backends.empty())
+            fail(m["backends"].path(), "name at least one backend");
+          for (size_t j = 0; j < mc.backends.size(); ++j) {
+            if (!backend_names.count(mc.backends[j].backend))
+              fail(index_path(m["backends"].path(), j),
+                   "unknown backend \"" + mc.backends[j].backend +
+                       "\" (known: " + known_list(backend_list) + ")");
+          }
+          mc.reasoning_family = m.get_string("reasoning_family", "");
+          if (!mc.reasoning_family.empty() && !c.reasoning_families.count(mc.reasoning_family)) {
+            std::vector<std::string> fams;
+            for (const auto& [k, v] : c.reasoning_families)
+              fams.push_back(k);
+            fail(m["reasoning_family"].path(), "unknown reasoning family \"" + mc.reasoning_family +
+                                                   "\" (known: " + core::join(fams, ", ") + ")");
+          }
+          if (m.has("pricing")) {
+            Node p = m["pricing"];
+            p.require_map();
+            p.check_keys({"input_per_1m", "output_per_1m"});
+            mc.pricing.input_per_1m = p.get_double("input_per_1m", 0, 0, 1e9);
+            mc.pricing.output_per_1m = p.get_double("output_per_1m", 0, 0, 1e9);
+          }
+          c.models.push_back(std::move(mc));
+        });
   }
   std::vector<std::string> model_list;
   for (const auto& m : c.models)
@@ -538,116 +550,108 @@ void parse_document(const Node& root, Config& c) {
     s.require_map();
     s.check_keys({"keywords"});
     if (s.has("keywords")) {
-      Node list = s["keywords"];
-      list.require_seq();
-      for (size_t i = 0; i < list.size(); ++i) {
-        Node k = list.at(i);
-        k.require_map();
-        k.check_keys({"name", "keywords", "operator", "case_sensitive", "word_boundary", "regex"});
-        KeywordSignalConfig kc;
-        kc.name = k.require_string("name");
-        if (!keyword_names.insert(kc.name).second)
-          fail(k["name"].path(), "duplicate keyword signal \"" + kc.name + "\"");
-        kc.keywords = k.string_list("keywords");
-        if (kc.keywords.empty())
-          fail(child_path(k.path(), "keywords"), "list at least one keyword");
-        for (size_t j = 0; j < kc.keywords.size(); ++j) {
-          if (kc.keywords[j].empty())
-            fail(index_path(k["keywords"].path(), j), "must not be empty");
-        }
-        std::string op = core::ascii_lower(k.get_string("operator", "any"));
-        if (op == "any" || op == "or") {
-          kc.op = KeywordOperator::Any;
-        } else if (op == "all" || op == "and") {
-          kc.op = KeywordOperator::All;
-        } else {
-          fail(k["operator"].path(), "unknown operator \"" + op + "\" (known: any, all)");
-        }
-        kc.case_sensitive = k.get_bool("case_sensitive", false);
-        kc.word_boundary = k.get_bool("word_boundary", true);
-        kc.regex = k.get_bool("regex", false);
-        c.signals.keywords.push_back(std::move(kc));
-      }
+      for_each_named(s, "keywords", "keyword signal",
+                     {"name", "keywords", "operator", "case_sensitive", "word_boundary", "regex"},
+                     keyword_names, [&](const Node& k, std::string name) {
+                       KeywordSignalConfig kc;
+                       kc.name = std::move(name);
+                       kc.keywords = k.string_list("keywords");
+                       if (kc.keywords.empty())
+                         fail(child_path(k.path(), "keywords"), "list at least one keyword");
+                       for (size_t j = 0; j < kc.keywords.size(); ++j) {
+                         if (kc.keywords[j].empty())
+                           fail(index_path(k["keywords"].path(), j), "must not be empty");
+                       }
+                       std::string op = core::ascii_lower(k.get_string("operator", "any"));
+                       if (op == "any" || op == "or") {
+                         kc.op = KeywordOperator::Any;
+                       } else if (op == "all" || op == "and") {
+                         kc.op = KeywordOperator::All;
+                       } else {
+                         fail(k["operator"].path(),
+                              "unknown operator \"" + op + "\" (known: any, all)");
+                       }
+                       kc.case_sensitive = k.get_bool("case_sensitive", false);
+                       kc.word_boundary = k.get_bool("word_boundary", true);
+                       kc.regex = k.get_bool("regex", false);
+                       c.signals.keywords.push_back(std::move(kc));
+                     });
     }
   }
 
   // Decisions.
   std::set<std::string> decision_names;
   if (root.has("decisions")) {
-    Node list = root["decisions"];
-    list.require_seq();
-    for (size_t i = 0; i < list.size(); ++i) {
-      Node d = list.at(i);
-      d.require_map();
-      d.check_keys({"name", "description", "priority", "rules", "models", "plugins"});
-      DecisionConfig dc;
-      dc.name = d.require_string("name");
-      if (!decision_names.insert(dc.name).second)
-        fail(d["name"].path(), "duplicate decision \"" + dc.name + "\"");
-      dc.description = d.get_string("description", "");
-      dc.priority = static_cast<int>(d.get_int("priority", 0, -1000000, 1000000));
-      if (!d.has("rules"))
-        fail(child_path(d.path(), "rules"),
-             "is required (use `rules: always` to match every request)");
-      dc.rules = parse_rule(d["rules"], keyword_names);
-      if (!d.has("models"))
-        fail(child_path(d.path(), "models"), "is required: list at least one model");
-      Node models = d["models"];
-      models.require_seq();
-      if (models.size() == 0)
-        fail(models.path(), "list at least one model");
-      for (size_t j = 0; j < models.size(); ++j) {
-        Node m = models.at(j);
-        ModelRefConfig ref;
-        if (m.is_scalar()) {
-          ref.model = m.as_string();
-        } else {
-          m.require_map();
-          m.check_keys({"model", "weight", "reasoning", "effort"});
-          ref.model = m.require_string("model");
-          ref.weight = static_cast<uint32_t>(m.get_int("weight", 1, 0, 1000000));
-          if (m.has("reasoning"))
-            ref.reasoning = m["reasoning"].as_bool() ? ReasoningMode::On : ReasoningMode::Off;
-          ref.effort = m.get_string("effort", "");
-          if (!ref.effort.empty()) {
-            static const std::set<std::string> kEfforts{"minimal", "low", "medium", "high"};
-            if (!kEfforts.count(ref.effort))
-              fail(m["effort"].path(),
-                   "unknown effort \"" + ref.effort + "\" (known: minimal, low, medium, high)");
-            if (ref.reasoning == ReasoningMode::Unset)
-              ref.reasoning = ReasoningMode::On;
+    for_each_named(
+        root, "decisions", "decision",
+        {"name", "description", "priority", "rules", "models", "plugins"}, decision_names,
+        [&](const Node& d, std::string name) {
+          DecisionConfig dc;
+          dc.name = std::move(name);
+          dc.description = d.get_string("description", "");
+          dc.priority = static_cast<int>(d.get_int("priority", 0, -1000000, 1000000));
+          if (!d.has("rules"))
+            fail(child_path(d.path(), "rules"),
+                 "is required (use `rules: always` to match every request)");
+          dc.rules = parse_rule(d["rules"], keyword_names);
+          if (!d.has("models"))
+            fail(child_path(d.path(), "models"), "is required: list at least one model");
+          Node models = d["models"];
+          models.require_seq();
+          if (models.size() == 0)
+            fail(models.path(), "list at least one model");
+          for (size_t j = 0; j < models.size(); ++j) {
+            Node m = models.at(j);
+            ModelRefConfig ref;
+            if (m.is_scalar()) {
+              ref.model = m.as_string();
+            } else {
+              m.require_map();
+              m.check_keys({"model", "weight", "reasoning", "effort"});
+              ref.model = m.require_string("model");
+              ref.weight = static_cast<uint32_t>(m.get_int("weight", 1, 0, 1000000));
+              if (m.has("reasoning"))
+                ref.reasoning = m["reasoning"].as_bool() ? ReasoningMode::On : ReasoningMode::Off;
+              ref.effort = m.get_string("effort", "");
+              if (!ref.effort.empty()) {
+                static const std::set<std::string> kEfforts{"minimal", "low", "medium", "high"};
+                if (!kEfforts.count(ref.effort))
+                  fail(m["effort"].path(),
+                       "unknown effort \"" + ref.effort + "\" (known: minimal, low, medium, high)");
+                if (ref.reasoning == ReasoningMode::Unset)
+                  ref.reasoning = ReasoningMode::On;
+              }
+            }
+            check_model(m.is_scalar() ? m.path() : m["model"].path(), ref.model);
+            dc.models.push_back(std::move(ref));
           }
-        }
-        check_model(m.is_scalar() ? m.path() : m["model"].path(), ref.model);
-        dc.models.push_back(std::move(ref));
-      }
-      uint64_t total_weight = 0;
-      for (const auto& ref : dc.models)
-        total_weight += ref.weight;
-      if (total_weight == 0)
-        fail(models.path(), "at least one model needs a weight above 0");
-      if (d.has("plugins")) {
-        Node p = d["plugins"];
-        p.require_map();
-        p.check_keys({"system_prompt"});
-        if (p.has("system_prompt")) {
-          Node sp = p["system_prompt"];
-          sp.require_map();
-          sp.check_keys({"enabled", "mode", "content"});
-          dc.plugins.system_prompt.enabled = sp.get_bool("enabled", true);
-          std::string mode = sp.get_string("mode", "insert");
-          if (mode == "insert") {
-            dc.plugins.system_prompt.mode = SystemPromptMode::Insert;
-          } else if (mode == "replace") {
-            dc.plugins.system_prompt.mode = SystemPromptMode::Replace;
-          } else {
-            fail(sp["mode"].path(), "unknown mode \"" + mode + "\" (known: insert, replace)");
+          uint64_t total_weight = 0;
+          for (const auto& ref : dc.models)
+            total_weight += ref.weight;
+          if (total_weight == 0)
+            fail(models.path(), "at least one model needs a weight above 0");
+          if (d.has("plugins")) {
+            Node p = d["plugins"];
+            p.require_map();
+            p.check_keys({"system_prompt"});
+            if (p.has("system_prompt")) {
+              Node sp = p["system_prompt"];
+              sp.require_map();
+              sp.check_keys({"enabled", "mode", "content"});
+              dc.plugins.system_prompt.enabled = sp.get_bool("enabled", true);
+              std::string mode = sp.get_string("mode", "insert");
+              if (mode == "insert") {
+                dc.plugins.system_prompt.mode = SystemPromptMode::Insert;
+              } else if (mode == "replace") {
+                dc.plugins.system_prompt.mode = SystemPromptMode::Replace;
+              } else {
+                fail(sp["mode"].path(), "unknown mode \"" + mode + "\" (known: insert, replace)");
+              }
+              dc.plugins.system_prompt.content = sp.require_string("content");
+            }
           }
-          dc.plugins.system_prompt.content = sp.require_string("content");
-        }
-      }
-      c.decisions.push_back(std::move(dc));
-    }
+          c.decisions.push_back(std::move(dc));
+        });
   }
   c.default_decision_name = root.get_string("default_decision", c.default_decision_name);
   if (decision_names.count(c.default_decision_name))

@@ -549,109 +549,127 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
   m.connections.add(-1);
 }
 
+namespace {
+
+enum class Endpoint {
+  Health,
+  Ready,
+  Metrics,
+  ConfigStatus,
+  RouteDryRun,
+  ChatCompletions,
+  Completions,
+  Models
+};
+
+struct EndpointSpec {
+  std::string_view path;
+  Endpoint endpoint;
+  http::verb verb;
+  bool on_gateway_port;
+  bool on_admin_port;
+};
+
+constexpr EndpointSpec kEndpoints[] = {
+    {"/health", Endpoint::Health, http::verb::get, true, true},
+    {"/ready", Endpoint::Ready, http::verb::get, true, true},
+    {"/v1/chat/completions", Endpoint::ChatCompletions, http::verb::post, true, false},
+    {"/v1/completions", Endpoint::Completions, http::verb::post, true, false},
+    {"/v1/models", Endpoint::Models, http::verb::get, true, false},
+    {"/metrics", Endpoint::Metrics, http::verb::get, false, true},
+    {"/api/v1/config", Endpoint::ConfigStatus, http::verb::get, false, true},
+    {"/api/v1/route", Endpoint::RouteDryRun, http::verb::post, false, true},
+};
+
+const EndpointSpec* find_endpoint(std::string_view path, bool admin) {
+  for (const auto& e : kEndpoints) {
+    if (e.path == path && (admin ? e.on_admin_port : e.on_gateway_port))
+      return &e;
+  }
+  return nullptr;
+}
+
+std::string route_dry_run_body(const pipeline::RouteOutcome& out) {
+  std::string body = "{\"model\":" + core::json_string(out.model->name) +
+                     ",\"upstream_model\":" + core::json_string(out.model->upstream_model) +
+                     ",\"decision\":" + core::json_string(out.decision) +
+                     fmt::format(",\"confidence\":{}", out.confidence) +
+                     ",\"reasoning\":" + core::json_string(out.reasoning) +
+                     ",\"matched_signals\":[";
+  for (size_t i = 0; i < out.matched_signals.size(); ++i) {
+    if (i)
+      body += ',';
+    body += core::json_string(out.matched_signals[i]);
+  }
+  body += "],\"body\":" + out.body + "}";
+  return body;
+}
+
+} // namespace
+
 awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& req, bool admin) {
   const bool keep = req.keep_alive();
   std::string_view path = target_path(std::string_view(req.target().data(), req.target().size()));
-  const auto verb = req.method();
-  auto only = [&](http::verb allowed,
-                  std::string_view allowed_name) -> std::optional<openai::ApiError> {
-    if (verb == allowed)
-      return std::nullopt;
-    return openai::method_not_allowed(
-        std::string_view(req.method_string().data(), req.method_string().size()), path,
-        allowed_name);
-  };
+  const EndpointSpec* spec = find_endpoint(path, admin);
+  if (!spec) {
+    m.client_errors.with({"unknown_path"}).inc();
+    co_await send_error(client, req, openai::not_found_path(path), keep);
+    co_return keep;
+  }
+  if (req.method() != spec->verb) {
+    const bool get = spec->verb == http::verb::get;
+    co_await send_error(client, req,
+                        openai::method_not_allowed(req.method_string(), path, get ? "GET" : "POST"),
+                        keep, get ? kAllowGet : kAllowPost);
+    co_return keep;
+  }
 
-  if (path == "/health" || path == "/ready") {
-    if (auto e = only(http::verb::get, "GET")) {
-      co_await send_error(client, req, *e, keep, kAllowGet);
-      co_return keep;
-    }
-    if (path == "/ready" && draining) {
+  switch (spec->endpoint) {
+  case Endpoint::Health:
+    co_await send(client, req, http::status::ok, "{\"status\":\"ok\"}", "application/json", keep);
+    co_return keep;
+  case Endpoint::Ready:
+    if (draining) {
       co_await send(client, req, http::status::service_unavailable, "{\"status\":\"draining\"}",
                     "application/json", false);
       co_return false;
     }
-    co_await send(client, req, http::status::ok,
-                  path == "/health" ? "{\"status\":\"ok\"}" : "{\"status\":\"ready\"}",
-                  "application/json", keep);
+    co_await send(client, req, http::status::ok, "{\"status\":\"ready\"}", "application/json",
+                  keep);
+    co_return keep;
+  case Endpoint::Metrics:
+    co_await send(client, req, http::status::ok, registry.expose(),
+                  "text/plain; version=0.0.4; charset=utf-8", keep);
+    co_return keep;
+  case Endpoint::ConfigStatus: {
+    auto snap = store.get();
+    std::string body = fmt::format(
+        "{{\"generation\":{},\"reloads_ok\":{},\"reloads_failed\":{},\"last_error\":{}}}",
+        snap->generation, store.reloads_ok(), store.reloads_failed(),
+        store.last_error().empty() ? "null" : core::json_string(store.last_error()));
+    co_await send(client, req, http::status::ok, std::move(body), "application/json", keep);
     co_return keep;
   }
-
-  if (admin) {
-    if (path == "/metrics") {
-      if (auto e = only(http::verb::get, "GET")) {
-        co_await send_error(client, req, *e, keep, kAllowGet);
-        co_return keep;
-      }
-      co_await send(client, req, http::status::ok, registry.expose(),
-                    "text/plain; version=0.0.4; charset=utf-8", keep);
+  case Endpoint::RouteDryRun: {
+    auto snap = store.get();
+    pipeline::RouteOutcome out = pipeline::route(*snap, {}, req.body(), w.random);
+    if (out.action == pipeline::RouteAction::Reply) {
+      co_await send(client, req, static_cast<http::status>(out.reply_status), out.reply_body,
+                    "application/json", keep);
       co_return keep;
     }
-    if (path == "/api/v1/config") {
-      if (auto e = only(http::verb::get, "GET")) {
-        co_await send_error(client, req, *e, keep, kAllowGet);
-        co_return keep;
-      }
-      auto snap = store.get();
-      std::string body = fmt::format(
-          "{{\"generation\":{},\"reloads_ok\":{},\"reloads_failed\":{},\"last_error\":{}}}",
-          snap->generation, store.reloads_ok(), store.reloads_failed(),
-          store.last_error().empty() ? "null" : core::json_string(store.last_error()));
-      co_await send(client, req, http::status::ok, std::move(body), "application/json", keep);
-      co_return keep;
-    }
-    if (path == "/api/v1/route") {
-      if (auto e = only(http::verb::post, "POST")) {
-        co_await send_error(client, req, *e, keep, kAllowPost);
-        co_return keep;
-      }
-      auto snap = store.get();
-      pipeline::RouteOutcome out = pipeline::route(*snap, {}, req.body(), w.random);
-      if (out.action == pipeline::RouteAction::Reply) {
-        co_await send(client, req, static_cast<http::status>(out.reply_status), out.reply_body,
-                      "application/json", keep);
-        co_return keep;
-      }
-      std::string body = "{\"model\":" + core::json_string(out.model->name) +
-                         ",\"upstream_model\":" + core::json_string(out.model->upstream_model) +
-                         ",\"decision\":" + core::json_string(out.decision) +
-                         fmt::format(",\"confidence\":{}", out.confidence) +
-                         ",\"reasoning\":" + core::json_string(out.reasoning) +
-                         ",\"matched_signals\":[";
-      for (size_t i = 0; i < out.matched_signals.size(); ++i) {
-        if (i)
-          body += ',';
-        body += core::json_string(out.matched_signals[i]);
-      }
-      body += "],\"body\":" + out.body + "}";
-      co_await send(client, req, http::status::ok, std::move(body), "application/json", keep);
-      co_return keep;
-    }
-    co_await send_error(client, req, openai::not_found_path(path), keep);
+    co_await send(client, req, http::status::ok, route_dry_run_body(out), "application/json", keep);
     co_return keep;
   }
-
-  if (path == "/v1/chat/completions" || path == "/v1/completions") {
-    if (auto e = only(http::verb::post, "POST")) {
-      co_await send_error(client, req, *e, keep, kAllowPost);
-      co_return keep;
-    }
-    co_return co_await proxy(client, w, req,
-                             path == "/v1/completions" ? openai::RequestKind::Completions
-                                                       : openai::RequestKind::ChatCompletions);
-  }
-  if (path == "/v1/models") {
-    if (auto e = only(http::verb::get, "GET")) {
-      co_await send_error(client, req, *e, keep, kAllowGet);
-      co_return keep;
-    }
+  case Endpoint::ChatCompletions:
+    co_return co_await proxy(client, w, req, openai::RequestKind::ChatCompletions);
+  case Endpoint::Completions:
+    co_return co_await proxy(client, w, req, openai::RequestKind::Completions);
+  case Endpoint::Models:
     co_await send(client, req, http::status::ok, store.get()->models_json, "application/json",
                   keep);
     co_return keep;
   }
-  m.client_errors.with({"unknown_path"}).inc();
-  co_await send_error(client, req, openai::not_found_path(path), keep);
   co_return keep;
 }
 
@@ -728,7 +746,6 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   std::string query;
   if (auto q = req.target().find('?'); q != std::string_view::npos)
     query = std::string(req.target().substr(q));
-  Deadline upstream_deadline(w.deadlines, nullptr);
   const std::string upstream_path =
       (kind == openai::RequestKind::Completions) ? "/completions" : "/chat/completions";
   std::string last_error = "no backend configured";
@@ -773,6 +790,9 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     // A pooled connection may have been closed by the server while idle: if it fails before any
     // response byte, retry once on a fresh connection.
     for (int attempt = 0; attempt < 2; ++attempt) {
+      // Declared before `conn`, so it is destroyed after it: the sweep never sees a deadline that
+      // points at a stream that no longer exists.
+      Deadline upstream_deadline(w.deadlines, nullptr);
       boost::system::error_code ec;
       bool reused = false;
       std::unique_ptr<beast::tcp_stream> conn = attempt == 0 ? w.pools.take(*backend) : nullptr;
