@@ -5,7 +5,7 @@ PORT ?= 8801
 ADMIN_PORT ?= 8802
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test bench format format-check clean
+.PHONY: all deps configure build demo test sanitize bench format format-check clean
 
 all: build
 
@@ -27,6 +27,15 @@ demo: deps build
 test: deps build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
+# The whole suite on an ASan + UBSan build; fails on any sanitizer report, including those of
+# servers the integration tests start and stop (their logs are kept and searched).
+sanitize: deps
+	@if [ ! -f build-asan/build.ninja ]; then \
+	  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSEMROUTER_BUILD_BENCH=OFF \
+	    -DSEMROUTER_SANITIZE=ON; fi
+	@cmake --build build-asan -j $(JOBS)
+	@bash scripts/sanitize-check.sh build-asan
+
 bench: deps build
 	@bash bench/gateway_bench.sh
 
@@ -37,4 +46,4 @@ format-check:
 	@clang-format --dry-run --Werror $$(git ls-files '*.cc' '*.h')
 
 clean:
-	@rm -rf $(BUILD_DIR)
+	@rm -rf $(BUILD_DIR) build-asan

@@ -125,9 +125,21 @@ constexpr auto kWatchDelay = std::chrono::milliseconds(100);
 
 // Per-worker state: one event loop, its upstream pools and its random source. Touched only from
 // its own thread.
+// An io_context whose shutdown can be run on demand. Shutting down destroys every queued handler,
+// and with them the frames of suspended coroutines.
+class Loop : public asio::io_context {
+public:
+  Loop() : asio::io_context(1) {}
+  void shutdown_now() { shutdown(); }
+};
+
 struct Worker {
-  explicit Worker(uint64_t seed) : ioc(1), random(seed) {}
-  asio::io_context ioc;
+  explicit Worker(uint64_t seed) : random(seed) {}
+  // Suspended coroutines still queued on the loop own Deadlines, watches and relay buffers that
+  // unregister from the lists below when destroyed: destroy them first, while the lists exist
+  // (ASan caught the other order at exit).
+  ~Worker() { ioc.shutdown_now(); }
+  Loop ioc;
   core::Random random;
   UpstreamPools pools;
   std::list<std::shared_ptr<DisconnectWatch>> watches; // requests in flight on this worker

@@ -597,7 +597,8 @@ export class Harness {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
-    if (this.failed.length === 0) {
+    // SEMROUTER_KEEP_LOGS=1 keeps every log (e.g. to grep a sanitizer build's output).
+    if (this.failed.length === 0 && !process.env.SEMROUTER_KEEP_LOGS) {
       fs.rmSync(this.dir, { recursive: true, force: true });
     } else {
       process.stderr.write(`[harness] kept ${this.dir} for the failed test(s): ${this.failed.join(', ')}\n`);
