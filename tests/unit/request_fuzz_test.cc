@@ -55,10 +55,12 @@ std::string mutate(std::string s, core::Random& r) {
       s.insert(s.begin() + static_cast<long>(pos), kBytes[r.next() % (sizeof(kBytes) - 1)]);
       break;
     case 2: // overwrite a byte
-      if (!s.empty()) s[pos] = kBytes[r.next() % (sizeof(kBytes) - 1)];
+      if (!s.empty())
+        s[pos] = kBytes[r.next() % (sizeof(kBytes) - 1)];
       break;
     case 3: // duplicate a slice
-      if (!s.empty()) s.insert(pos, s.substr(r.next() % s.size(), 1 + r.next() % 12));
+      if (!s.empty())
+        s.insert(pos, s.substr(r.next() % s.size(), 1 + r.next() % 12));
       break;
     }
   }
@@ -87,13 +89,16 @@ TEST(RequestFuzz, MutatedBodiesNeverCrashAndAcceptedOnesStayValid) {
     ++accepted;
     json original = json::parse(body, nullptr, false);
     json sent = json::parse(out.body, nullptr, false);
-    ASSERT_FALSE(sent.is_discarded()) << "invalid JSON sent upstream\nin:  " << body << "\nout: " << out.body;
-    if (original.is_discarded()) continue; // simdjson accepted what nlohmann rejects (e.g. raw bytes)
+    ASSERT_FALSE(sent.is_discarded())
+        << "invalid JSON sent upstream\nin:  " << body << "\nout: " << out.body;
+    if (original.is_discarded())
+      continue; // simdjson accepted what nlohmann rejects (e.g. raw bytes)
     for (auto it = original.begin(); it != original.end(); ++it) {
       if (it.key() == "model" || it.key() == "messages" || it.key() == "chat_template_kwargs" ||
           it.key() == "reasoning_effort")
         continue;
-      ASSERT_EQ(sent[it.key()], it.value()) << it.key() << "\nin:  " << body << "\nout: " << out.body;
+      ASSERT_EQ(sent[it.key()], it.value())
+          << it.key() << "\nin:  " << body << "\nout: " << out.body;
     }
     ASSERT_EQ(sent["messages"].size() >= original["messages"].size(), true) << body;
   }
@@ -107,7 +112,8 @@ TEST(RequestFuzz, ScannerNeverReadsPastTheEnd) {
   for (int iter = 0; iter < 20000; ++iter) {
     std::string s = mutate(kSeeds[iter % (sizeof(kSeeds) / sizeof(kSeeds[0]))], r);
     auto fields = openai::scan_top_level(s);
-    if (!fields) continue;
+    if (!fields)
+      continue;
     for (const auto& f : *fields) {
       ASSERT_LE(f.value.begin, f.value.end);
       ASSERT_LE(f.value.end, s.size());
