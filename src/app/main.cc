@@ -51,6 +51,8 @@ public:
   }
 
 private:
+  // mtime, size and a hash of the content. The content is read on every poll on purpose: an edit
+  // that keeps the size within the file system's mtime granularity changes nothing else.
   std::string read_stamp() const {
     std::error_code ec;
     auto t = std::filesystem::last_write_time(path_, ec);

@@ -272,6 +272,10 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
     }
     if (index < spans.size()) {
       mv.span = spans[index];
+    }
+    // Only system messages are ever edited in place (BodyEditor::set_system_prompt), so only
+    // they need the byte range of their content.
+    if (index < spans.size() && (mv.role == "system" || mv.role == "developer")) {
       auto inner = scan_top_level(body.substr(mv.span.begin, mv.span.end - mv.span.begin));
       if (inner) {
         for (const auto& f : *inner) {

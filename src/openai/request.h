@@ -23,7 +23,7 @@ struct MessageView {
   std::string text; // string content, or the text parts of an array content joined by "\n"
   bool content_is_string = false;
   Span span;         // the whole message object
-  Span content_span; // the content value (when present)
+  Span content_span; // the content value (system and developer messages only)
   bool has_content = false;
 };
 

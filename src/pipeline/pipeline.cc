@@ -63,6 +63,7 @@ build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation
     return tl::unexpected(kw.error());
   snap->keywords = std::move(*kw);
   snap->engine = std::make_unique<routing::DecisionEngine>(*snap->config);
+  snap->keywords_referenced = snap->engine->references_type("keyword");
   snap->models_json = build_models_json(*snap->config);
   return std::shared_ptr<const Snapshot>(std::move(snap));
 }
@@ -129,7 +130,7 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   if (config.is_auto_name(view->model)) {
     signals::SignalResults results;
     signals::SignalInput input{view->latest_user_text()};
-    if (snapshot.engine->references_type("keyword"))
+    if (snapshot.keywords_referenced)
       snapshot.keywords->evaluate(input, results);
     routing::DecisionResult decision = snapshot.engine->decide(results);
     out.decision = decision.name;

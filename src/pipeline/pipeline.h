@@ -25,6 +25,7 @@ struct Snapshot {
   std::shared_ptr<const config::Config> config;
   std::unique_ptr<signals::KeywordSignals> keywords;
   std::unique_ptr<routing::DecisionEngine> engine;
+  bool keywords_referenced = false; // some decision reads a keyword signal: compute them
   uint64_t generation = 0;
   std::string models_json; // the GET /v1/models body, built once
 };

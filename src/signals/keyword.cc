@@ -33,24 +33,16 @@ KeywordSignals::create(const std::vector<KeywordSpec>& specs) {
         pattern += "(?:" + body + ")";
       }
       std::string error;
-      if (spec.regex) {
-        RE2 check(pattern, options);
-        if (!check.ok()) {
-          return core::make_error(core::ErrorCode::InvalidArgument,
-                                  "keyword signal \"" + spec.name + "\": invalid regex \"" +
-                                      spec.keywords[k] + "\": " + check.error());
-        }
-      }
-      int index = ks->set_->Add(pattern, &error);
-      if (index < 0) {
+      if (ks->set_->Add(pattern, &error) < 0) {
         return core::make_error(core::ErrorCode::InvalidArgument,
-                                "keyword signal \"" + spec.name + "\": invalid pattern \"" +
-                                    spec.keywords[k] + "\": " + error);
+                                "keyword signal \"" + spec.name + "\": invalid " +
+                                    (spec.regex ? "regex" : "pattern") + " \"" + spec.keywords[k] +
+                                    "\": " + error);
       }
-      ks->pattern_owner_.emplace_back(s, k);
+      ++ks->pattern_count_;
     }
   }
-  if (!ks->pattern_owner_.empty() && !ks->set_->Compile()) {
+  if (ks->pattern_count_ > 0 && !ks->set_->Compile()) {
     return core::make_error(core::ErrorCode::InvalidArgument,
                             "keyword signals: the patterns are too large to compile");
   }
@@ -60,25 +52,22 @@ KeywordSignals::create(const std::vector<KeywordSpec>& specs) {
 void KeywordSignals::evaluate(const SignalInput& input, SignalResults& out) const {
   auto start = std::chrono::steady_clock::now();
   std::vector<int> hits;
-  if (!pattern_owner_.empty())
+  if (pattern_count_ > 0)
     set_->Match(input.text, &hits);
-  std::vector<std::vector<bool>> seen(specs_.size());
-  for (size_t s = 0; s < specs_.size(); ++s)
-    seen[s].assign(specs_[s].keywords.size(), false);
-  for (int h : hits) {
-    auto [s, k] = pattern_owner_[static_cast<size_t>(h)];
-    seen[s][k] = true;
-  }
+  // Patterns were added spec by spec, keyword by keyword: set index = running keyword index.
+  std::vector<char> hit(pattern_count_, 0);
+  for (int h : hits)
+    hit[static_cast<size_t>(h)] = 1;
   double elapsed_us =
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
-  for (size_t s = 0; s < specs_.size(); ++s) {
-    const KeywordSpec& spec = specs_[s];
+  size_t index = 0;
+  for (const KeywordSpec& spec : specs_) {
     SignalResult r;
     size_t count = 0;
-    for (size_t k = 0; k < spec.keywords.size(); ++k) {
-      if (seen[s][k]) {
+    for (const std::string& keyword : spec.keywords) {
+      if (hit[index++]) {
         ++count;
-        r.evidence.push_back(spec.keywords[k]);
+        r.evidence.push_back(keyword);
       }
     }
     r.matched = spec.op == KeywordOperator::Any ? count > 0 : count == spec.keywords.size();

@@ -40,7 +40,7 @@ public:
 private:
   KeywordSignals() = default;
   std::vector<KeywordSpec> specs_;
-  std::vector<std::pair<size_t, size_t>> pattern_owner_; // set index -> (spec, keyword)
+  size_t pattern_count_ = 0; // keywords of all specs, in order: the set's indices
   std::unique_ptr<re2::RE2::Set> set_;
 };
 
