@@ -31,6 +31,15 @@ TEST(Metrics, ExpositionFormat) {
   EXPECT_NE(text.find("x_latency_seconds_count{model=\"m\"} 3\n"), std::string::npos);
 }
 
+TEST(Metrics, BucketBoundsArePlainNumbers) {
+  Registry r;
+  r.histogram("x_seconds", "X.", {}, {0.0005, 10, 120}).with({}).observe(1);
+  std::string text = r.expose();
+  EXPECT_NE(text.find("x_seconds_bucket{le=\"0.0005\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("x_seconds_bucket{le=\"10\"} 1\n"), std::string::npos) << text; // not 1e+01
+  EXPECT_NE(text.find("x_seconds_bucket{le=\"120\"} 1\n"), std::string::npos) << text;
+}
+
 TEST(Metrics, ConcurrentIncrementsAreCounted) {
   Registry r;
   auto& c = r.counter("x_total", "X.", {"k"});
