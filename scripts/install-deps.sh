@@ -10,6 +10,7 @@ APT_PACKAGES=(
   libsimdjson-dev nlohmann-json3-dev libyaml-cpp-dev libre2-dev
   libspdlog-dev libfmt-dev libcli11-dev libexpected-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libdnnl-dev libopenblas-dev libutf8proc-dev   # transformer encoders: GEMM backends, Unicode
   prometheus          # promtool validates our /metrics exposition in tests
   curl                # integration tests and the demo talk HTTP with it
   wrk nginx-light     # benchmark: load generator and the reference proxy
