@@ -1,0 +1,286 @@
+#include "nn/gemm.h"
+
+#include <cblas.h>
+#include <cpuid.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "nn/safetensors.h"
+
+namespace semrouter::nn {
+
+using core::ErrorCode;
+using core::make_error;
+
+const char* backend_name(Backend b) { return b == Backend::OneDNN ? "onednn" : "openblas"; }
+
+const char* precision_name(Precision p) {
+  switch (p) {
+  case Precision::Auto:
+    return "auto";
+  case Precision::F32:
+    return "f32";
+  case Precision::BF16:
+    return "bf16";
+  case Precision::INT8:
+    return "int8";
+  }
+  return "?";
+}
+
+core::StatusOr<Backend> parse_backend(const std::string& s) {
+  if (s == "onednn")
+    return Backend::OneDNN;
+  if (s == "openblas")
+    return Backend::OpenBLAS;
+  return make_error(ErrorCode::InvalidArgument, fmt::format("unknown GEMM backend \"{}\" (onednn, openblas)", s));
+}
+
+core::StatusOr<Precision> parse_precision(const std::string& s) {
+  if (s == "auto")
+    return Precision::Auto;
+  if (s == "f32")
+    return Precision::F32;
+  if (s == "bf16")
+    return Precision::BF16;
+  if (s == "int8")
+    return Precision::INT8;
+  return make_error(ErrorCode::InvalidArgument, fmt::format("unknown precision \"{}\" (auto, f32, bf16, int8)", s));
+}
+
+const CpuFeatures& CpuFeatures::get() {
+  static const CpuFeatures f = [] {
+    CpuFeatures c;
+    unsigned a, b, cx, d;
+    if (__get_cpuid_count(7, 0, &a, &b, &cx, &d)) {
+      c.avx2 = b & (1u << 5);
+      c.avx512f = b & (1u << 16);
+      c.avx512_vnni = cx & (1u << 11);
+      c.amx_bf16 = d & (1u << 22);
+      c.amx_int8 = d & (1u << 25);
+    }
+    if (__get_cpuid_count(7, 1, &a, &b, &cx, &d)) {
+      c.avx512_bf16 = a & (1u << 5);
+      c.avx_vnni = a & (1u << 4);
+    }
+    return c;
+  }();
+  return f;
+}
+
+std::string CpuFeatures::describe() const {
+  std::string s;
+  auto add = [&](bool on, const char* n) {
+    if (on)
+      s += (s.empty() ? "" : " ") + std::string(n);
+  };
+  add(avx2, "avx2");
+  add(avx512f, "avx512f");
+  add(avx512_bf16, "avx512_bf16");
+  add(avx512_vnni, "avx512_vnni");
+  add(avx_vnni, "avx_vnni");
+  add(amx_bf16, "amx_bf16");
+  add(amx_int8, "amx_int8");
+  return s.empty() ? "baseline" : s;
+}
+
+Precision resolve_precision(Precision requested, Backend backend) {
+  if (backend == Backend::OpenBLAS)
+    return Precision::F32;
+  if (requested != Precision::Auto)
+    return requested;
+  return CpuFeatures::get().fast_bf16() ? Precision::BF16 : Precision::F32;
+}
+
+void set_compute_threads(int n) {
+  n = std::max(1, n);
+  omp_set_num_threads(n);
+  openblas_set_num_threads(n);
+}
+
+void sgemm(Backend backend, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0)
+    return;
+  if (backend == Backend::OneDNN) {
+    dnnl_sgemm('N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, blasint(M), blasint(N),
+                blasint(K), alpha, A, blasint(lda), B, blasint(ldb), beta, C, blasint(ldc));
+  }
+}
+
+namespace {
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+dnnl::stream& thread_stream() {
+  thread_local dnnl::stream s(cpu_engine());
+  return s;
+}
+
+} // namespace
+
+// bf16 matmul: weights reordered once into the layout oneDNN prefers; one primitive per M.
+struct Linear::OneDnnState {
+  dnnl::memory::desc w_md;
+  dnnl::memory weights;
+  dnnl::memory bias;
+  std::mutex mu;
+  std::unordered_map<int64_t, dnnl::matmul> by_m;
+
+  dnnl::matmul& get(int64_t M, int64_t K, int64_t N) {
+    std::lock_guard<std::mutex> l(mu);
+    auto it = by_m.find(M);
+    if (it != by_m.end())
+      return it->second;
+    using dt = dnnl::memory::data_type;
+    using tag = dnnl::memory::format_tag;
+    dnnl::memory::desc src({M, K}, dt::bf16, tag::ab);
+    dnnl::memory::desc dst({M, N}, dt::f32, tag::ab);
+    dnnl::matmul::desc d(src, w_md, bias.get_desc(), dst);
+    dnnl::matmul::primitive_desc pd(d, cpu_engine());
+    return by_m.emplace(M, dnnl::matmul(pd)).first->second;
+  }
+};
+
+Linear::Linear() = default;
+Linear::Linear(Linear&&) noexcept = default;
+Linear& Linear::operator=(Linear&&) noexcept = default;
+Linear::~Linear() = default;
+
+core::StatusOr<Linear> Linear::make(std::vector<float> weight, std::vector<float> bias, int64_t out, int64_t in,
+                                    Backend backend, Precision precision) {
+  if (int64_t(weight.size()) != out * in)
+    return make_error(ErrorCode::Internal, "Linear: weight size does not match its shape");
+  Linear l;
+  l.out_ = out;
+  l.in_ = in;
+  l.backend_ = backend;
+  l.precision_ = resolve_precision(precision, backend);
+  l.bias_ = bias.empty() ? std::vector<float>(size_t(out), 0.f) : std::move(bias);
+  try {
+    if (l.precision_ == Precision::F32) {
+      l.w_f32_ = std::move(weight);
+    } else if (l.precision_ == Precision::BF16) {
+      using dt = dnnl::memory::data_type;
+      using tag = dnnl::memory::format_tag;
+      auto st = std::make_unique<OneDnnState>();
+      // Let oneDNN pick the weight layout for a typical M, then keep it for every M.
+      const int64_t ref_m = 128;
+      dnnl::memory::desc src({ref_m, in}, dt::bf16, tag::ab);
+      dnnl::memory::desc wany({in, out}, dt::bf16, tag::any);
+      dnnl::memory::desc bmd({1, out}, dt::f32, tag::ab);
+      dnnl::memory::desc dst({ref_m, out}, dt::f32, tag::ab);
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wany, bmd, dst), cpu_engine());
+      st->w_md = pd.weights_desc();
+      // The HF weight [out, in] is the [in, out] matrix in column-major order ("ba").
+      dnnl::memory wsrc({{in, out}, dt::f32, tag::ba}, cpu_engine(), weight.data());
+      st->weights = dnnl::memory(st->w_md, cpu_engine());
+      dnnl::reorder(wsrc, st->weights).execute(thread_stream(), wsrc, st->weights);
+      st->bias = dnnl::memory(bmd, cpu_engine());
+      std::memcpy(st->bias.get_data_handle(), l.bias_.data(), size_t(out) * 4);
+      thread_stream().wait();
+      l.dnnl_ = std::move(st);
+    } else { // INT8: symmetric per-output-channel weights
+      l.w_s8_.resize(size_t(out * in));
+      l.w_scale_.resize(size_t(out));
+      for (int64_t o = 0; o < out; ++o) {
+        const float* w = weight.data() + o * in;
+        float mx = 0;
+        for (int64_t k = 0; k < in; ++k)
+          mx = std::max(mx, std::fabs(w[k]));
+        float s = mx > 0 ? mx / 127.f : 1.f;
+        l.w_scale_[size_t(o)] = s;
+        for (int64_t k = 0; k < in; ++k)
+          l.w_s8_[size_t(o * in + k)] = int8_t(std::lrintf(w[k] / s));
+      }
+    }
+  } catch (const dnnl::error& e) {
+    return make_error(ErrorCode::Internal,
+                      fmt::format("oneDNN cannot build a {} layer [{}x{}]: {}", precision_name(l.precision_), out, in,
+                                  e.what()));
+  }
+  return l;
+}
+
+namespace {
+
+template <typename T> T* scratch_as(std::vector<uint8_t>& s, size_t count) {
+  if (s.size() < count * sizeof(T) + 64)
+    s.resize(count * sizeof(T) + 64);
+  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(s.data()) + 63) & ~uintptr_t(63));
+}
+
+} // namespace
+
+void Linear::forward(const float* x, int64_t M, float* y, int64_t ldy, std::vector<uint8_t>& scratch) const {
+  if (M == 0)
+    return;
+  const int64_t N = out_, K = in_;
+  if (precision_ == Precision::F32) {
+    for (int64_t m = 0; m < M; ++m)
+      std::memcpy(y + m * ldy, bias_.data(), size_t(N) * 4);
+    sgemm(backend_, true, M, N, K, 1.f, x, K, w_f32_.data(), K, 1.f, y, ldy);
+    return;
+  }
+  if (precision_ == Precision::BF16) {
+    uint16_t* xb = scratch_as<uint16_t>(scratch, size_t(M * K));
+    const int64_t total = M * K;
+    for (int64_t i = 0; i < total; ++i)
+      xb[i] = f32_to_bf16(x[i]);
+    auto& mm = dnnl_->get(M, K, N);
+    using dt = dnnl::memory::data_type;
+    dnnl::memory src({{M, K}, dt::bf16, {K, 1}}, cpu_engine(), xb);
+    dnnl::memory dst({{M, N}, dt::f32, {ldy, 1}}, cpu_engine(), y);
+    mm.execute(thread_stream(), {{DNNL_ARG_SRC, src},
+                                 {DNNL_ARG_WEIGHTS, dnnl_->weights},
+                                 {DNNL_ARG_BIAS, dnnl_->bias},
+                                 {DNNL_ARG_DST, dst}});
+    thread_stream().wait();
+    return;
+  }
+  // INT8: dynamic per-row activation quantisation to u8 with zero point 128, s32 accumulation,
+  // then y = a_scale[m] · w_scale[n] · acc + b.
+  const size_t q_bytes = (size_t(M * K) + 63) & ~size_t(63), acc_bytes = size_t(M * N) * 4;
+  if (scratch.size() < q_bytes + acc_bytes + size_t(M) * 4 + 64)
+    scratch.resize(q_bytes + acc_bytes + size_t(M) * 4 + 64);
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
+  uint8_t* xq = base;
+  int32_t* acc = reinterpret_cast<int32_t*>(base + q_bytes);
+  float* a_scale = reinterpret_cast<float*>(base + q_bytes + acc_bytes);
+  for (int64_t m = 0; m < M; ++m) {
+    const float* r = x + m * K;
+    float mx = 0;
+    for (int64_t k = 0; k < K; ++k)
+      mx = std::max(mx, std::fabs(r[k]));
+    float s = mx > 0 ? mx / 127.f : 1.f;
+    a_scale[m] = s;
+    float inv = 1.f / s;
+    uint8_t* q = xq + m * K;
+    for (int64_t k = 0; k < K; ++k)
+      q[k] = uint8_t(int32_t(std::nearbyintf(r[k] * inv)) + 128);
+  }
+  const int32_t co = 0;
+  // C = (A - ao)·(B - bo); A is u8 with offset 128, so A - ao is the signed quantised value.
+  dnnl_gemm_u8s8s32('N', 'T', 'F', M, N, K, 1.f, xq, K, uint8_t(128), w_s8_.data(), K, 0, 0.f, acc, N, &co);
+  for (int64_t m = 0; m < M; ++m) {
+    float* yr = y + m * ldy;
+    const int32_t* ar = acc + m * N;
+    const float sa = a_scale[m];
+    for (int64_t n = 0; n < N; ++n)
+      yr[n] = float(ar[n]) * sa * w_scale_[size_t(n)] + bias_[size_t(n)];
+  }
+}
+
+} // namespace semrouter::nn

@@ -1,0 +1,26 @@
+// Elementwise and row kernels of the encoders. Each is compiled for AVX-512, AVX2 and the
+// baseline ISA and picked at load time (GCC target_clones), so the binary stays portable.
+#pragma once
+
+#include <cstdint>
+
+namespace semrouter::nn::kernels {
+
+// x[r] = LayerNorm(x[r]) · gamma + beta for each of `rows` rows of `cols` (beta may be null).
+void layer_norm(float* x, int64_t rows, int64_t cols, const float* gamma, const float* beta, float eps);
+// out[r] = LayerNorm(in[r]) (separate buffers).
+void layer_norm_to(const float* in, float* out, int64_t rows, int64_t cols, const float* gamma, const float* beta,
+                   float eps);
+void add_inplace(float* y, const float* x, int64_t n);
+// Exact GELU: 0.5 · x · (1 + erf(x / √2)).
+void gelu_inplace(float* x, int64_t n);
+void tanh_inplace(float* x, int64_t n);
+// out[i] = gelu(in[i]) · in[n + i] for i < n (ModernBERT's GeGLU on one row of width 2n).
+void geglu_row(const float* in, float* out, int64_t n);
+// Numerically stable softmax of one row, in place.
+void softmax_row(float* x, int64_t n);
+// Rotary embedding, half-split: x[i], x[i+d/2] rotated by the angle whose cos/sin are given.
+void rope_row(float* x, const float* cos, const float* sin, int64_t half);
+void scale_inplace(float* x, float s, int64_t n);
+
+} // namespace semrouter::nn::kernels
