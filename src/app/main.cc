@@ -1,4 +1,4 @@
-// semrouter: the binary. Subcommands: serve, config check, config default.
+// semrouter: the binary. Subcommands: serve, config check, config default, classify.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "app/commands.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "gateway/gateway.h"
@@ -247,6 +248,32 @@ int main(int argc, char** argv) {
   check->add_option("file", check_path, "YAML config file")->required();
   auto* print_default = config_cmd->add_subcommand("default", "Print the embedded default config.");
 
+  app::ClassifyArgs ca;
+  auto* classify = app.add_subcommand(
+      "classify", "Run a Hugging Face BERT / ModernBERT folder on texts and print JSON: labels and "
+                  "probabilities,\nentities with character spans, or embeddings.");
+  classify->add_option("-m,--model", ca.model_dir,
+                       "Model folder (config.json, model.safetensors, tokenizer.json)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  classify->add_option("--task", ca.task,
+                       "seq (sequence classification), token (token classification) or embed; "
+                       "default: what the model's head does")
+      ->check(CLI::IsMember({"seq", "token", "embed"}));
+  classify->add_option("--precision", ca.precision,
+                       "GEMM precision: auto (bf16 where the CPU has native bf16, else f32), f32, bf16, int8")
+      ->check(CLI::IsMember({"auto", "f32", "bf16", "int8"}))
+      ->capture_default_str();
+  classify->add_option("--backend", ca.backend, "GEMM backend: onednn or openblas (f32 only)")
+      ->check(CLI::IsMember({"onednn", "openblas"}))
+      ->capture_default_str();
+  classify->add_option("--threads", ca.threads, "Threads for one inference")->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  classify->add_option("--max-length", ca.max_length,
+                       "Truncate to this many tokens (default: the model's max length)");
+  classify->add_flag("--pretty", ca.pretty, "Indent the JSON");
+  classify->add_option("text", ca.texts, "Texts to classify (default: one per line from stdin)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -256,6 +283,8 @@ int main(int argc, char** argv) {
     return cmd_serve(config_path, port, admin_port, ready_file, log_level);
   if (check->parsed())
     return cmd_config_check(check_path);
+  if (classify->parsed())
+    return app::cmd_classify(ca);
   if (print_default->parsed()) {
     std::fwrite(config::embedded_default_config().data(), 1,
                 config::embedded_default_config().size(), stdout);

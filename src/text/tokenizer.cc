@@ -336,27 +336,28 @@ struct Tokenizer::Impl {
     struct Sym {
       int32_t id;
       uint32_t begin, end;
+      uint32_t first; // index in `word` of the first character the symbol covers
     };
     std::vector<Sym> syms;
     std::string ch;
-    auto push_char = [&](char32_t cp, uint32_t b, uint32_t e) {
+    auto push_char = [&](char32_t cp, uint32_t b, uint32_t e, uint32_t first) {
       ch.clear();
       append_utf8(ch, cp);
       auto it = vocab.find(ch);
-      syms.push_back({it == vocab.end() ? unk_id : it->second, b, e});
+      syms.push_back({it == vocab.end() ? unk_id : it->second, b, e, first});
     };
     if (byte_level) {
       const auto& t = byte_table();
       std::string bytes;
-      for (const auto& c : word) {
+      for (uint32_t k = 0; k < word.size(); ++k) {
         bytes.clear();
-        append_utf8(bytes, c.cp);
+        append_utf8(bytes, word[k].cp);
         for (unsigned char b : bytes)
-          push_char(t.to_char[b], c.begin, c.end);
+          push_char(t.to_char[b], word[k].begin, word[k].end, k);
       }
     } else {
-      for (const auto& c : word)
-        push_char(c.cp, c.begin, c.end);
+      for (uint32_t k = 0; k < word.size(); ++k)
+        push_char(word[k].cp, word[k].begin, word[k].end, k);
     }
     // Merge the lowest-ranked adjacent pair, leftmost first, until none applies.
     for (;;) {
@@ -378,10 +379,15 @@ struct Tokenizer::Impl {
       syms[best].end = syms[best + 1].end;
       syms.erase(syms.begin() + long(best) + 1);
     }
-    for (const auto& s : syms) {
+    for (size_t k = 0; k < syms.size(); ++k) {
+      const auto& s = syms[k];
       if (s.id < 0)
         continue; // no unk token configured: the character is dropped, as in `tokenizers`
-      out.push_back({s.id, id_to_token[size_t(s.id)], s.begin, s.end});
+      // trim_offsets: a token's span leaves out the whitespace it carries ("Ġname" -> "name").
+      uint32_t begin = s.begin, last = k + 1 < syms.size() ? syms[k + 1].first : uint32_t(word.size());
+      for (uint32_t c = s.first; c + 1 < last && is_whitespace(word[c].cp); ++c)
+        begin = word[c + 1].begin;
+      out.push_back({s.id, id_to_token[size_t(s.id)], begin, s.end});
     }
   }
 
