@@ -111,6 +111,27 @@ core::StatusOr<EncoderConfig> EncoderConfig::from_json(const json& j) {
   return c;
 }
 
+namespace {
+
+// Runs f(first_row, row_count) over `rows` split across the compute threads (one call when the
+// batch is small or there is one thread).
+template <typename F> void for_row_chunks(int64_t rows, F&& f) {
+  const int nt = omp_get_max_threads();
+  if (nt <= 1 || rows < 32) {
+    f(int64_t(0), rows);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t b = rows * t / n, e = rows * (t + 1) / n;
+    if (b < e)
+      f(b, e - b);
+  }
+}
+
+} // namespace
+
 struct Encoder::Layer {
   Linear qkv, out, up, down;
   std::vector<float> norm1_w, norm1_b, norm2_w, norm2_b;
@@ -174,7 +195,10 @@ core::StatusOr<std::unique_ptr<Encoder>> Encoder::load(const EncoderConfig& cfg,
   // projection stays f32: attention logits amplify its rounding most (on the reference fixtures
   // it alone moved logits as much as the other three together; see docs/benchmarks.md).
   const Precision prec = e->precision_;
-  auto rp = [&](const char* role) { return std::string_view(role) == "qkv" ? Precision::F32 : prec; };
+  // In int8 mode the Q/K/V projection runs in bf16 where the CPU has native bf16.
+  const Precision qkv_prec =
+      prec == Precision::INT8 && CpuFeatures::get().fast_bf16() ? Precision::BF16 : Precision::F32;
+  auto rp = [&](const char* role) { return std::string_view(role) == "qkv" ? qkv_prec : prec; };
 
   if (bert) {
     e->word_emb_ = view(p + "embeddings.word_embeddings.weight", {cfg.vocab_size, H});
@@ -390,35 +414,50 @@ void Encoder::forward(const Batch& b, Workspace& ws, std::vector<std::vector<flo
     ws.ff2.resize(size_t(T * I));
   for (int64_t l = 0; l < int64_t(layers_.size()); ++l) {
     const Layer& L = layers_[size_t(l)];
+    float* x = ws.x.data();
+    float* tmp = ws.tmp.data();
+    float* ff = ws.ff.data();
+    const float eps = cfg_.norm_eps;
     if (bert) {
-      L.qkv.forward(ws.x.data(), T, ws.qkv.data(), 3 * H, ws.scratch);
+      L.qkv.forward(x, T, ws.qkv.data(), 3 * H, ws.scratch);
       attention(b, l, ws);
-      L.out.forward(ws.ctx.data(), T, ws.tmp.data(), H, ws.scratch);
-      kernels::add_inplace(ws.tmp.data(), ws.x.data(), T * H);
-      kernels::layer_norm_to(ws.tmp.data(), ws.x.data(), T, H, L.norm1_w.data(), L.norm1_b.data(), cfg_.norm_eps);
-      L.up.forward(ws.x.data(), T, ws.ff.data(), I, ws.scratch);
-      kernels::gelu_inplace(ws.ff.data(), T * I);
-      L.down.forward(ws.ff.data(), T, ws.tmp.data(), H, ws.scratch);
-      kernels::add_inplace(ws.tmp.data(), ws.x.data(), T * H);
-      kernels::layer_norm_to(ws.tmp.data(), ws.x.data(), T, H, L.norm2_w.data(), L.norm2_b.data(), cfg_.norm_eps);
+      L.out.forward(ws.ctx.data(), T, tmp, H, ws.scratch);
+      for_row_chunks(T, [&](int64_t r, int64_t n) {
+        kernels::add_inplace(tmp + r * H, x + r * H, n * H);
+        kernels::layer_norm_to(tmp + r * H, x + r * H, n, H, L.norm1_w.data(), L.norm1_b.data(), eps);
+      });
+      L.up.forward(x, T, ff, I, ws.scratch);
+      for_row_chunks(T, [&](int64_t r, int64_t n) { kernels::gelu_inplace(ff + r * I, n * I); });
+      L.down.forward(ff, T, tmp, H, ws.scratch);
+      for_row_chunks(T, [&](int64_t r, int64_t n) {
+        kernels::add_inplace(tmp + r * H, x + r * H, n * H);
+        kernels::layer_norm_to(tmp + r * H, x + r * H, n, H, L.norm2_w.data(), L.norm2_b.data(), eps);
+      });
     } else {
-      const float* attn_in = ws.x.data();
+      const float* n1b = L.norm1_b.empty() ? nullptr : L.norm1_b.data();
+      const float* n2b = L.norm2_b.empty() ? nullptr : L.norm2_b.data();
+      const float* attn_in = x;
       if (!L.norm1_w.empty()) {
-        kernels::layer_norm_to(ws.x.data(), ws.tmp.data(), T, H, L.norm1_w.data(),
-                               L.norm1_b.empty() ? nullptr : L.norm1_b.data(), cfg_.norm_eps);
-        attn_in = ws.tmp.data();
+        for_row_chunks(T, [&](int64_t r, int64_t n) {
+          kernels::layer_norm_to(x + r * H, tmp + r * H, n, H, L.norm1_w.data(), n1b, eps);
+        });
+        attn_in = tmp;
       }
       L.qkv.forward(attn_in, T, ws.qkv.data(), 3 * H, ws.scratch);
       attention(b, l, ws);
-      L.out.forward(ws.ctx.data(), T, ws.tmp.data(), H, ws.scratch);
-      kernels::add_inplace(ws.x.data(), ws.tmp.data(), T * H);
-      kernels::layer_norm_to(ws.x.data(), ws.tmp.data(), T, H, L.norm2_w.data(),
-                             L.norm2_b.empty() ? nullptr : L.norm2_b.data(), cfg_.norm_eps);
-      L.up.forward(ws.tmp.data(), T, ws.ff.data(), 2 * I, ws.scratch);
-      for (int64_t t = 0; t < T; ++t)
-        kernels::geglu_row(ws.ff.data() + t * 2 * I, ws.ff2.data() + t * I, I);
-      L.down.forward(ws.ff2.data(), T, ws.tmp.data(), H, ws.scratch);
-      kernels::add_inplace(ws.x.data(), ws.tmp.data(), T * H);
+      L.out.forward(ws.ctx.data(), T, tmp, H, ws.scratch);
+      for_row_chunks(T, [&](int64_t r, int64_t n) {
+        kernels::add_inplace(x + r * H, tmp + r * H, n * H);
+        kernels::layer_norm_to(x + r * H, tmp + r * H, n, H, L.norm2_w.data(), n2b, eps);
+      });
+      L.up.forward(tmp, T, ff, 2 * I, ws.scratch);
+      float* ff2 = ws.ff2.data();
+      for_row_chunks(T, [&](int64_t r, int64_t n) {
+        for (int64_t t = r; t < r + n; ++t)
+          kernels::geglu_row(ff + t * 2 * I, ff2 + t * I, I);
+      });
+      L.down.forward(ff2, T, tmp, H, ws.scratch);
+      for_row_chunks(T, [&](int64_t r, int64_t n) { kernels::add_inplace(x + r * H, tmp + r * H, n * H); });
     }
     if (all_hidden)
       all_hidden->push_back(ws.x);

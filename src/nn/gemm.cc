@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -12,6 +13,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "nn/kernels.h"
 #include "nn/safetensors.h"
 
 namespace semrouter::nn {
@@ -131,28 +133,60 @@ dnnl::stream& thread_stream() {
 
 } // namespace
 
-// bf16 matmul: weights reordered once into the layout oneDNN prefers; one primitive per M.
+// oneDNN matmul (f32 or bf16): weights reordered once into the layout oneDNN prefers, kept for
+// every M, so no call re-packs them (sgemm would, which dominates at a few tokens).
 struct Linear::OneDnnState {
+  uint64_t id = 0; // unique per layer, keys the per-thread primitive cache
+  dnnl::memory::data_type src_dt = dnnl::memory::data_type::f32;
   dnnl::memory::desc w_md;
   dnnl::memory weights;
   dnnl::memory bias;
-  std::mutex mu;
-  std::unordered_map<int64_t, dnnl::matmul> by_m;
+};
 
-  dnnl::matmul& get(int64_t M, int64_t K, int64_t N) {
-    std::lock_guard<std::mutex> l(mu);
-    auto it = by_m.find(M);
-    if (it != by_m.end())
-      return it->second;
-    using dt = dnnl::memory::data_type;
-    using tag = dnnl::memory::format_tag;
-    dnnl::memory::desc src({M, K}, dt::bf16, tag::ab);
-    dnnl::memory::desc dst({M, N}, dt::f32, tag::ab);
-    dnnl::matmul::desc d(src, w_md, bias.get_desc(), dst);
-    dnnl::matmul::primitive_desc pd(d, cpu_engine());
-    return by_m.emplace(M, dnnl::matmul(pd)).first->second;
+namespace {
+
+std::atomic<uint64_t> next_layer_id{1};
+
+// A primitive for one (layer, M, ldy) with its memory objects and argument array, bound once per
+// thread: steady-state calls only swap data handles, so they allocate nothing.
+struct BoundMatmul {
+  dnnl::matmul prim;
+  dnnl::memory src, dst;
+  dnnl_exec_arg_t args[4];
+};
+
+struct BoundKey {
+  uint64_t id;
+  int64_t m, ldy;
+  bool operator==(const BoundKey& o) const { return id == o.id && m == o.m && ldy == o.ldy; }
+};
+struct BoundKeyHash {
+  size_t operator()(const BoundKey& k) const {
+    return std::hash<uint64_t>()(k.id * 0x9E3779B97F4A7C15ull ^ uint64_t(k.m) * 0xC2B2AE3D27D4EB4Full ^ uint64_t(k.ldy));
   }
 };
+
+BoundMatmul& bound_matmul(dnnl::memory::data_type src_dt, const dnnl::memory::desc& w_md, const dnnl::memory& weights,
+                          const dnnl::memory& bias, uint64_t id, int64_t M, int64_t K, int64_t N, int64_t ldy) {
+  thread_local std::unordered_map<BoundKey, BoundMatmul, BoundKeyHash> cache;
+  BoundKey key{id, M, ldy};
+  auto it = cache.find(key);
+  if (it != cache.end())
+    return it->second;
+  using dt = dnnl::memory::data_type;
+  dnnl::memory::desc src({M, K}, src_dt, {K, 1});
+  dnnl::memory::desc dst({M, N}, dt::f32, {ldy, 1});
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, w_md, bias.get_desc(), dst), cpu_engine());
+  BoundMatmul b{dnnl::matmul(pd), dnnl::memory(src, cpu_engine(), DNNL_MEMORY_NONE),
+                dnnl::memory(dst, cpu_engine(), DNNL_MEMORY_NONE), {}};
+  b.args[0] = {DNNL_ARG_SRC, b.src.get()};
+  b.args[1] = {DNNL_ARG_WEIGHTS, weights.get()};
+  b.args[2] = {DNNL_ARG_BIAS, bias.get()};
+  b.args[3] = {DNNL_ARG_DST, b.dst.get()};
+  return cache.emplace(key, std::move(b)).first->second;
+}
+
+} // namespace
 
 Linear::Linear() = default;
 Linear::Linear(Linear&&) noexcept = default;
@@ -170,16 +204,18 @@ core::StatusOr<Linear> Linear::make(std::vector<float> weight, std::vector<float
   l.precision_ = resolve_precision(precision, backend);
   l.bias_ = bias.empty() ? std::vector<float>(size_t(out), 0.f) : std::move(bias);
   try {
-    if (l.precision_ == Precision::F32) {
+    if (l.precision_ == Precision::F32 && backend == Backend::OpenBLAS) {
       l.w_f32_ = std::move(weight);
-    } else if (l.precision_ == Precision::BF16) {
+    } else if (l.precision_ == Precision::F32 || l.precision_ == Precision::BF16) {
       using dt = dnnl::memory::data_type;
       using tag = dnnl::memory::format_tag;
       auto st = std::make_unique<OneDnnState>();
+      st->id = next_layer_id.fetch_add(1);
+      st->src_dt = l.precision_ == Precision::BF16 ? dt::bf16 : dt::f32;
       // Let oneDNN pick the weight layout for a typical M, then keep it for every M.
       const int64_t ref_m = 128;
-      dnnl::memory::desc src({ref_m, in}, dt::bf16, tag::ab);
-      dnnl::memory::desc wany({in, out}, dt::bf16, tag::any);
+      dnnl::memory::desc src({ref_m, in}, st->src_dt, tag::ab);
+      dnnl::memory::desc wany({in, out}, st->src_dt, tag::any);
       dnnl::memory::desc bmd({1, out}, dt::f32, tag::ab);
       dnnl::memory::desc dst({ref_m, out}, dt::f32, tag::ab);
       dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wany, bmd, dst), cpu_engine());
@@ -228,25 +264,24 @@ void Linear::forward(const float* x, int64_t M, float* y, int64_t ldy, std::vect
   if (M == 0)
     return;
   const int64_t N = out_, K = in_;
-  if (precision_ == Precision::F32) {
+  if (precision_ == Precision::F32 && backend_ == Backend::OpenBLAS) {
     for (int64_t m = 0; m < M; ++m)
       std::memcpy(y + m * ldy, bias_.data(), size_t(N) * 4);
     sgemm(backend_, true, M, N, K, 1.f, x, K, w_f32_.data(), K, 1.f, y, ldy);
     return;
   }
-  if (precision_ == Precision::BF16) {
-    uint16_t* xb = scratch_as<uint16_t>(scratch, size_t(M * K));
-    const int64_t total = M * K;
-    for (int64_t i = 0; i < total; ++i)
-      xb[i] = f32_to_bf16(x[i]);
-    auto& mm = dnnl_->get(M, K, N);
-    using dt = dnnl::memory::data_type;
-    dnnl::memory src({{M, K}, dt::bf16, {K, 1}}, cpu_engine(), xb);
-    dnnl::memory dst({{M, N}, dt::f32, {ldy, 1}}, cpu_engine(), y);
-    mm.execute(thread_stream(), {{DNNL_ARG_SRC, src},
-                                 {DNNL_ARG_WEIGHTS, dnnl_->weights},
-                                 {DNNL_ARG_BIAS, dnnl_->bias},
-                                 {DNNL_ARG_DST, dst}});
+  if (precision_ == Precision::F32 || precision_ == Precision::BF16) {
+    const void* src = x;
+    if (precision_ == Precision::BF16) {
+      uint16_t* xb = scratch_as<uint16_t>(scratch, size_t(M * K));
+      kernels::to_bf16(x, xb, M * K);
+      src = xb;
+    }
+    BoundMatmul& mm = bound_matmul(dnnl_->src_dt, dnnl_->w_md, dnnl_->weights, dnnl_->bias, dnnl_->id, M, K, N, ldy);
+    mm.src.set_data_handle(const_cast<void*>(src));
+    mm.dst.set_data_handle(y);
+    dnnl::error::wrap_c_api(dnnl_primitive_execute(mm.prim.get(), thread_stream().get(), 4, mm.args),
+                            "matmul execution failed");
     thread_stream().wait();
     return;
   }
@@ -259,28 +294,13 @@ void Linear::forward(const float* x, int64_t M, float* y, int64_t ldy, std::vect
   uint8_t* xq = base;
   int32_t* acc = reinterpret_cast<int32_t*>(base + q_bytes);
   float* a_scale = reinterpret_cast<float*>(base + q_bytes + acc_bytes);
-  for (int64_t m = 0; m < M; ++m) {
-    const float* r = x + m * K;
-    float mx = 0;
-    for (int64_t k = 0; k < K; ++k)
-      mx = std::max(mx, std::fabs(r[k]));
-    float s = mx > 0 ? mx / 127.f : 1.f;
-    a_scale[m] = s;
-    float inv = 1.f / s;
-    uint8_t* q = xq + m * K;
-    for (int64_t k = 0; k < K; ++k)
-      q[k] = uint8_t(int32_t(std::nearbyintf(r[k] * inv)) + 128);
-  }
+  for (int64_t m = 0; m < M; ++m)
+    a_scale[m] = kernels::quantize_row_u8(x + m * K, xq + m * K, K);
   const int32_t co = 0;
   // C = (A - ao)·(B - bo); A is u8 with offset 128, so A - ao is the signed quantised value.
   dnnl_gemm_u8s8s32('N', 'T', 'F', M, N, K, 1.f, xq, K, uint8_t(128), w_s8_.data(), K, 0, 0.f, acc, N, &co);
-  for (int64_t m = 0; m < M; ++m) {
-    float* yr = y + m * ldy;
-    const int32_t* ar = acc + m * N;
-    const float sa = a_scale[m];
-    for (int64_t n = 0; n < N; ++n)
-      yr[n] = float(ar[n]) * sa * w_scale_[size_t(n)] + bias_[size_t(n)];
-  }
+  for (int64_t m = 0; m < M; ++m)
+    kernels::dequantize_row(acc + m * N, a_scale[m], w_scale_.data(), bias_.data(), y + m * ldy, N);
 }
 
 } // namespace semrouter::nn

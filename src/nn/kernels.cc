@@ -106,4 +106,39 @@ SR_CLONES void scale_inplace(float* x, float s, int64_t n) {
     x[i] *= s;
 }
 
+SR_CLONES void to_bf16(const float* x, uint16_t* out, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    __builtin_memcpy(&u, &x[i], 4);
+    u += 0x7FFFu + ((u >> 16) & 1u); // inputs are finite activations: no NaN handling needed
+    out[i] = uint16_t(u >> 16);
+  }
+}
+
+SR_CLONES float quantize_row_u8(const float* x, uint8_t* out, int64_t n) {
+  float mx = 0;
+#pragma omp simd reduction(max : mx)
+  for (int64_t i = 0; i < n; ++i) {
+    float a = x[i] < 0 ? -x[i] : x[i];
+    mx = a > mx ? a : mx;
+  }
+  const float s = mx > 0 ? mx / 127.f : 1.f;
+  const float inv = 1.f / s;
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i] * inv;
+    int32_t q = int32_t(v + (v >= 0 ? 0.5f : -0.5f)); // round half away from zero
+    out[i] = uint8_t(q + 128);
+  }
+  return s;
+}
+
+SR_CLONES void dequantize_row(const int32_t* acc, float a_scale, const float* w_scale, const float* bias, float* y,
+                              int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = float(acc[i]) * (a_scale * w_scale[i]) + bias[i];
+}
+
 } // namespace semrouter::nn::kernels

@@ -22,5 +22,11 @@ void softmax_row(float* x, int64_t n);
 // Rotary embedding, half-split: x[i], x[i+d/2] rotated by the angle whose cos/sin are given.
 void rope_row(float* x, const float* cos, const float* sin, int64_t half);
 void scale_inplace(float* x, float s, int64_t n);
+// f32 -> bf16, round to nearest even.
+void to_bf16(const float* x, uint16_t* out, int64_t n);
+// Symmetric per-row int8 quantisation stored as u8 with zero point 128; returns the row's scale.
+float quantize_row_u8(const float* x, uint8_t* out, int64_t n);
+// y[i] = acc[i] · (a_scale · w_scale[i]) + bias[i]
+void dequantize_row(const int32_t* acc, float a_scale, const float* w_scale, const float* bias, float* y, int64_t n);
 
 } // namespace semrouter::nn::kernels
