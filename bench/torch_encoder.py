@@ -109,10 +109,13 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--seq", type=int, nargs="+", default=[16, 64, 128, 512])
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="threads given to the run (BLAS pinned by the caller)")
+    ap.add_argument("--torch-threads", type=int, default=None,
+                    help="torch.set_num_threads (default: --threads)")
     ap.add_argument("--min-time", type=float, default=1.0)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    torch_threads = args.torch_threads or args.threads
+    torch.set_num_threads(torch_threads)
     cfg = json.load(open(args.dir + "/config.json"))
     w = load_safetensors(args.dir + "/model.safetensors")
     fwd = bert_forward if cfg["model_type"] == "bert" else modernbert_forward
@@ -133,7 +136,7 @@ def main():
             times.sort()
             med = times[len(times) // 2]
             print(json.dumps({"impl": "pytorch", "arch": cfg["model_type"], "seq": S, "batch": B,
-                              "threads": args.threads, "precision": "f32", "median_ms": med,
+                              "threads": args.threads, "torch_threads": torch_threads, "precision": "f32", "median_ms": med,
                               "min_ms": times[0], "runs": len(times), "seq_per_s": 1000.0 * B / med}),
                   flush=True)
 
