@@ -11,6 +11,8 @@ APT_PACKAGES=(
   libspdlog-dev libfmt-dev libcli11-dev libexpected-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libdnnl-dev libopenblas-dev libutf8proc-dev   # transformer encoders: GEMM backends, Unicode
+  zlib1g-dev          # gzip-compressed training data
+  libfasttext-dev     # language identification with fastText's lid.176.ftz
   prometheus          # promtool validates our /metrics exposition in tests
   curl                # integration tests and the demo talk HTTP with it
   wrk nginx-light     # benchmark: load generator and the reference proxy

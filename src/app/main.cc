@@ -1,4 +1,4 @@
-// semrouter: the binary. Subcommands: serve, config check, config default, classify.
+// semrouter: the binary. Subcommands: serve, config check, config default, classify, train, eval.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "gateway/gateway.h"
 #include "metrics/metrics.h"
+#include "models/registry.h"
 #include "pipeline/pipeline.h"
 
 namespace {
@@ -98,6 +99,21 @@ private:
   std::thread thread_;
 };
 
+// The model behind each task: the embedded defaults, with the config's `classifiers` entries
+// replacing them task by task.
+core::StatusOr<std::shared_ptr<const models::Registry>> load_models(const config::ClassifiersConfig& c) {
+  std::vector<models::ModelSpec> specs = models::default_model_specs();
+  for (const auto& [task, cc] : c.tasks) {
+    models::ModelSpec s{cc.task, cc.type, cc.path, cc.precision};
+    auto it = std::find_if(specs.begin(), specs.end(), [&](const auto& d) { return d.task == task; });
+    if (it != specs.end())
+      *it = s;
+    else
+      specs.push_back(s);
+  }
+  return models::Registry::load(specs, c.dir.empty() ? models::default_models_dir() : c.dir);
+}
+
 int cmd_serve(const std::string& config_path, int port, int admin_port,
               const std::string& ready_file, const std::string& log_level) {
   auto config = config_path.empty() ? config::parse_config(config::embedded_default_config())
@@ -121,6 +137,13 @@ int cmd_serve(const std::string& config_path, int port, int admin_port,
     std::fprintf(stderr, "semrouter: %s\n", snapshot.error().message.c_str());
     return 2;
   }
+  auto loaded_models = load_models((*config)->classifiers);
+  if (!loaded_models) {
+    std::fprintf(stderr, "semrouter: %s\n", loaded_models.error().message.c_str());
+    return 2;
+  }
+  for (const auto& line : (*loaded_models)->loaded)
+    spdlog::info("model {}", line);
   pipeline::SnapshotStore store(*snapshot);
   metrics::Registry registry;
   auto& reloads =
@@ -202,6 +225,10 @@ int cmd_config_check(const std::string& path) {
     std::fprintf(stderr, "%s: %s\n", path.c_str(), snap.error().message.c_str());
     return 1;
   }
+  if (auto m = load_models((*config)->classifiers); !m) {
+    std::fprintf(stderr, "%s: %s\n", path.c_str(), m.error().message.c_str());
+    return 1;
+  }
   const auto& c = **config;
   std::printf("%s: OK (%zu backends, %zu models, %zu keyword signals, %zu decisions)\n",
               path.c_str(), c.backends.size(), c.models.size(), c.signals.keywords.size(),
@@ -274,6 +301,64 @@ int main(int argc, char** argv) {
   classify->add_flag("--pretty", ca.pretty, "Indent the JSON");
   classify->add_option("text", ca.texts, "Texts to classify (default: one per line from stdin)");
 
+  app::TrainArgs ta;
+  auto* train = app.add_subcommand(
+      "train", "Train an embedded default classifier from labeled JSONL (progress on stderr, held-out "
+               "report on stdout).");
+  train->add_option("task", ta.task, "domain, complexity, jailbreak or language")
+      ->required()
+      ->check(CLI::IsMember({"domain", "complexity", "jailbreak", "language"}));
+  train->add_option("--data", ta.data,
+                    "JSONL (or .jsonl.gz) records with \"text\" and \"label\"; the data pack's MMLU-Pro and "
+                    "jailbreak records are accepted as they are. Repeat to combine files.")
+      ->required()
+      ->check(CLI::ExistingFile);
+  train->add_option("--out", ta.out, "Folder to write the model to (config.json, model.safetensors)")->required();
+  train->add_option("--holdout", ta.holdout, "Fraction held out by id hash, never trained on")
+      ->check(CLI::Range(0.0, 0.9))
+      ->capture_default_str();
+  train->add_option("--seed", ta.seed, "Shuffling seed (training is deterministic for a seed)")->capture_default_str();
+  train->add_option("--epochs", ta.epochs, "Passes over the data (default: the task's)")->check(CLI::Range(1, 1000));
+  train->add_option("--buckets-log2", ta.buckets_log2, "Hashed feature space 2^N (default: the task's)")
+      ->check(CLI::Range(10, 24));
+  train->add_option("--window-words", ta.window_words,
+                    "jailbreak: also score every window of this many words and keep the maximum (default 16)")
+      ->check(CLI::Range(4, 1000));
+  train->add_option("--ensemble", ta.ensemble, "Train this many seeds and average their weights (stabler)")
+      ->check(CLI::Range(1, 50))
+      ->capture_default_str();
+  train->add_option("--max-fpr", ta.max_fpr, "jailbreak: decision threshold for at most this false-positive rate")
+      ->check(CLI::Range(0.0, 0.5))
+      ->capture_default_str();
+  train->add_option("--vectors", ta.vectors,
+                    "Word-vector folder (e.g. models/glove-100d-sif): add the SIF sentence vector as dense features")
+      ->check(CLI::ExistingDirectory);
+  train->add_option("--vector-scale", ta.vector_scale, "Weight of the dense features against the hashed ones")
+      ->capture_default_str();
+  train->add_flag("--include-options", ta.include_options, "MMLU-Pro records: append the answer options to the text");
+
+  app::EvalArgs ea;
+  auto* eval = app.add_subcommand(
+      "eval", "Evaluate a trained classifier: accuracy, per-class precision/recall/F1, confusion matrix, "
+              "ROC-AUC (binary tasks), latency percentiles.");
+  eval->add_option("task", ea.task, "domain, complexity, jailbreak or language")
+      ->required()
+      ->check(CLI::IsMember({"domain", "complexity", "jailbreak", "language"}));
+  eval->add_option("--model", ea.model_dir,
+                   "Model folder written by `semrouter train` (language: or a fastText .ftz/.bin file)")
+      ->required()
+      ->check(CLI::ExistingPath);
+  eval->add_option("--data", ea.data, "JSONL (or .jsonl.gz) labeled records")->required()->check(CLI::ExistingFile);
+  eval->add_option("--split", ea.split, "all records, or only the ones `train` held out")
+      ->check(CLI::IsMember({"all", "holdout"}))
+      ->capture_default_str();
+  eval->add_option("--holdout", ea.holdout, "The held-out fraction used at training")->capture_default_str();
+  eval->add_flag("--json", ea.json, "Print the report as JSON");
+  eval->add_flag("--adversarial", ea.adversarial,
+                 "jailbreak: also score variants (benign text appended/prepended, case, whitespace, zero-width "
+                 "characters, base64-looking padding)");
+  eval->add_flag("--include-options", ea.include_options, "MMLU-Pro records: append the answer options to the text");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -285,6 +370,10 @@ int main(int argc, char** argv) {
     return cmd_config_check(check_path);
   if (classify->parsed())
     return app::cmd_classify(ca);
+  if (train->parsed())
+    return app::cmd_train(ta);
+  if (eval->parsed())
+    return app::cmd_eval(ea);
   if (print_default->parsed()) {
     std::fwrite(config::embedded_default_config().data(), 1,
                 config::embedded_default_config().size(), stdout);

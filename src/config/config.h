@@ -123,6 +123,19 @@ struct DecisionConfig {
   PluginsConfig plugins;
 };
 
+// A model behind a task (`classifiers.<task>`): the embedded default or a user's folder.
+struct ClassifierConfig {
+  std::string task;      // domain, complexity, jailbreak, language, embeddings, pii
+  std::string type;      // linear, transformer, fasttext, word_vectors
+  std::string path;      // absolute, or relative to ClassifiersConfig::dir
+  std::string precision = "auto"; // transformer: auto, f32, bf16, int8
+};
+
+struct ClassifiersConfig {
+  std::string dir; // base of relative paths; "" = the models folder built in at compile time
+  std::map<std::string, ClassifierConfig> tasks;
+};
+
 struct ServerConfig {
   uint32_t workers =
       1; // event-loop threads, each with its own upstream pools (one acceptor feeds them)
@@ -144,6 +157,7 @@ struct Config {
   std::string default_model;
   SignalsConfig signals;
   std::vector<DecisionConfig> decisions;
+  ClassifiersConfig classifiers;
   std::string default_decision_name = "default";
 
   const ModelConfig* find_model(std::string_view name) const;

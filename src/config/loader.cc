@@ -373,7 +373,7 @@ void parse_document(const Node& root, Config& c) {
   root.require_map();
   root.check_keys({"listeners", "server", "auto_model_names", "backends", "models",
                    "reasoning_families", "default_model", "default_decision", "signals",
-                   "decisions"});
+                   "decisions", "classifiers"});
 
   if (root.has("listeners")) {
     Node l = root["listeners"];
@@ -576,6 +576,38 @@ void parse_document(const Node& root, Config& c) {
                        kc.regex = k.get_bool("regex", false);
                        c.signals.keywords.push_back(std::move(kc));
                      });
+    }
+  }
+
+  // Classifiers: which model backs each task.
+  if (root.has("classifiers")) {
+    Node cl = root["classifiers"];
+    cl.require_map();
+    cl.check_keys({"dir", "domain", "complexity", "jailbreak", "language", "embeddings", "pii"});
+    c.classifiers.dir = cl.get_string("dir", "");
+    static const std::map<std::string, std::set<std::string>> kTypes{
+        {"domain", {"linear", "transformer"}},      {"complexity", {"linear", "transformer"}},
+        {"jailbreak", {"linear", "transformer"}},   {"language", {"fasttext", "linear"}},
+        {"embeddings", {"word_vectors", "transformer"}}, {"pii", {"transformer"}}};
+    for (const std::string& task : cl.keys()) {
+      if (task == "dir")
+        continue;
+      Node t = cl[task];
+      t.require_map();
+      t.check_keys({"type", "path", "precision"});
+      ClassifierConfig cc;
+      cc.task = task;
+      cc.type = t.require_string("type");
+      const auto& allowed = kTypes.at(task);
+      if (!allowed.count(cc.type))
+        fail(t["type"].path(), "type \"" + cc.type + "\" cannot back " + task + " (known: " +
+                                   core::join(std::vector<std::string>(allowed.begin(), allowed.end()), ", ") + ")");
+      cc.path = t.require_string("path");
+      cc.precision = t.get_string("precision", "auto");
+      static const std::set<std::string> kPrecisions{"auto", "f32", "bf16", "int8"};
+      if (!kPrecisions.count(cc.precision))
+        fail(t["precision"].path(), "unknown precision \"" + cc.precision + "\" (known: auto, f32, bf16, int8)");
+      c.classifiers.tasks[task] = std::move(cc);
     }
   }
 

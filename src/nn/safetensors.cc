@@ -25,6 +25,8 @@ const char* dtype_name(DType d) {
     return "F16";
   case DType::BF16:
     return "BF16";
+  case DType::I8:
+    return "I8";
   }
   return "?";
 }
@@ -77,6 +79,12 @@ void TensorView::row_to_f32(int64_t r, int64_t cols, float* out) const {
     const uint16_t* p = static_cast<const uint16_t*>(data) + r * cols;
     for (int64_t i = 0; i < cols; ++i)
       out[i] = bf16_to_f32(p[i]);
+    break;
+  }
+  case DType::I8: {
+    const int8_t* p = static_cast<const int8_t*>(data) + r * cols;
+    for (int64_t i = 0; i < cols; ++i)
+      out[i] = float(p[i]);
     break;
   }
   }
@@ -133,9 +141,11 @@ core::StatusOr<std::shared_ptr<const SafeTensors>> SafeTensors::open(const std::
         t.dtype = DType::F16, esize = 2;
       else if (dt == "BF16")
         t.dtype = DType::BF16, esize = 2;
+      else if (dt == "I8")
+        t.dtype = DType::I8, esize = 1;
       else
         return make_error(ErrorCode::InvalidArgument,
-                          fmt::format("{}: tensor \"{}\" has dtype {}; supported: F32, F16, BF16", path, it.key(), dt));
+                          fmt::format("{}: tensor \"{}\" has dtype {}; supported: F32, F16, BF16, I8", path, it.key(), dt));
       t.shape = v.at("shape").get<std::vector<int64_t>>();
       auto off = v.at("data_offsets").get<std::vector<uint64_t>>();
       if (off.size() != 2 || off[0] > off[1] || off[1] > data_size || (off[1] - off[0]) != uint64_t(t.numel()) * esize)
@@ -172,14 +182,44 @@ core::StatusOr<std::vector<float>> SafeTensors::to_f32(const std::string& name,
   return out;
 }
 
-core::Status write_safetensors_f32(const std::string& path,
-                                   const std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>>& t) {
+uint16_t f32_to_f16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  uint32_t sign = (u >> 16) & 0x8000;
+  int32_t exp = int32_t((u >> 23) & 0xFF) - 127 + 15;
+  uint32_t man = u & 0x7FFFFF;
+  if (((u >> 23) & 0xFF) == 0xFF) // inf / NaN
+    return uint16_t(sign | 0x7C00 | (man ? 0x200 : 0));
+  if (exp >= 31)
+    return uint16_t(sign | 0x7C00); // overflow -> inf
+  if (exp <= 0) {                   // subnormal or zero
+    if (exp < -10)
+      return uint16_t(sign);
+    man |= 0x800000;
+    uint32_t shift = uint32_t(14 - exp);
+    uint32_t half = man >> shift;
+    uint32_t rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (half & 1)))
+      ++half;
+    return uint16_t(sign | half);
+  }
+  uint32_t half = sign | uint32_t(exp) << 10 | man >> 13;
+  uint32_t rem = man & 0x1FFF;
+  if (rem > 0x1000 || (rem == 0x1000 && (half & 1)))
+    ++half; // may carry into the exponent, which is the correct rounding
+  return uint16_t(half);
+}
+
+core::Status write_safetensors(const std::string& path, const TensorMap& t, DType dtype) {
+  if (dtype == DType::I8)
+    return make_error(ErrorCode::InvalidArgument, "write_safetensors: I8 needs scales; write F32, F16 or BF16");
+  const size_t esize = dtype == DType::F32 ? 4 : 2;
   nlohmann::json h = nlohmann::json::object();
   h["__metadata__"] = {{"format", "pt"}};
   uint64_t off = 0;
   for (const auto& [name, v] : t) {
-    uint64_t n = v.second.size() * 4;
-    h[name] = {{"dtype", "F32"}, {"shape", v.first}, {"data_offsets", {off, off + n}}};
+    uint64_t n = v.second.size() * esize;
+    h[name] = {{"dtype", dtype_name(dtype)}, {"shape", v.first}, {"data_offsets", {off, off + n}}};
     off += n;
   }
   std::string header = h.dump();
@@ -191,8 +231,17 @@ core::Status write_safetensors_f32(const std::string& path,
   uint64_t hl = header.size();
   f.write(reinterpret_cast<const char*>(&hl), 8);
   f.write(header.data(), std::streamsize(header.size()));
-  for (const auto& [name, v] : t)
-    f.write(reinterpret_cast<const char*>(v.second.data()), std::streamsize(v.second.size() * 4));
+  std::vector<uint16_t> buf;
+  for (const auto& [name, v] : t) {
+    if (dtype == DType::F32) {
+      f.write(reinterpret_cast<const char*>(v.second.data()), std::streamsize(v.second.size() * 4));
+      continue;
+    }
+    buf.resize(v.second.size());
+    for (size_t i = 0; i < buf.size(); ++i)
+      buf[i] = dtype == DType::F16 ? f32_to_f16(v.second[i]) : f32_to_bf16(v.second[i]);
+    f.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(buf.size() * 2));
+  }
   if (!f)
     return make_error(ErrorCode::Unavailable, fmt::format("write to {} failed", path));
   return {};

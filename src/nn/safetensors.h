@@ -1,4 +1,4 @@
-// Read-only, memory-mapped safetensors files (F32, F16, BF16 tensors).
+// Read-only, memory-mapped safetensors files (F32, F16, BF16 and I8 tensors).
 #pragma once
 
 #include <cstdint>
@@ -11,7 +11,7 @@
 
 namespace semrouter::nn {
 
-enum class DType { F32, F16, BF16 };
+enum class DType { F32, F16, BF16, I8 };
 const char* dtype_name(DType d);
 
 float f16_to_f32(uint16_t h);
@@ -65,8 +65,13 @@ private:
 
 std::string shape_string(const std::vector<int64_t>& shape);
 
-// Writes an F32 safetensors file (used by tests and benchmarks to build models with random weights).
-core::Status write_safetensors_f32(const std::string& path,
-                                   const std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>>& t);
+// Writes a safetensors file with every tensor stored as `dtype` (F32, F16 or BF16); used for the
+// embedded default models and by tests and benchmarks.
+using TensorMap = std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>>;
+core::Status write_safetensors(const std::string& path, const TensorMap& t, DType dtype = DType::F32);
+inline core::Status write_safetensors_f32(const std::string& path, const TensorMap& t) {
+  return write_safetensors(path, t, DType::F32);
+}
+uint16_t f32_to_f16(float f);
 
 } // namespace semrouter::nn

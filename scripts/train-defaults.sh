@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Retrains the embedded default classifiers in models/ from the data in data/ (deterministic: the
+# same data, seed and binary give the same weights). The reports each run prints are the
+# held-out scores recorded in models/README.md.
+#   scripts/train-defaults.sh            # needs build/bin/semrouter (make build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${SEMROUTER_BIN:-build/bin/semrouter}
+V=models/glove-100d-sif
+
+"$B" train domain --data data/mmlu_pro/questions.jsonl.gz --data data/train/domain_chat_train.jsonl \
+  --vectors "$V" --vector-scale 2 --buckets-log2 17 --out models/domain
+"$B" train complexity --data data/mmlu_pro/questions.jsonl.gz --vectors "$V" --buckets-log2 17 \
+  --out models/complexity
+"$B" train jailbreak --data data/jailbreak/jailbreak.jsonl.gz --vectors "$V" --buckets-log2 17 \
+  --out models/jailbreak

@@ -1,0 +1,130 @@
+#include "models/linear.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/clock.h"
+
+namespace semrouter::models {
+
+void LinearModel::logits(const SparseVec& x, float* out) const {
+  for (uint32_t c = 0; c < classes; ++c)
+    out[c] = b[c];
+  for (size_t k = 0; k < x.idx.size(); ++k) {
+    const float* row = w.data() + size_t(x.idx[k]) * classes;
+    const float v = x.val[k];
+    for (uint32_t c = 0; c < classes; ++c)
+      out[c] += v * row[c];
+  }
+}
+
+LinearModel train_linear(const std::vector<SparseVec>& x, const std::vector<int>& y, uint32_t dim, uint32_t classes,
+                         const LinearTrainOptions& opts) {
+  LinearModel m;
+  m.dim = dim;
+  m.classes = classes;
+  m.w.assign(size_t(dim) * classes, 0.f);
+  m.b.assign(classes, 0.f);
+  std::vector<float> gw(size_t(dim) * classes, 0.f), gb(classes, 0.f); // AdaGrad accumulators
+  std::vector<size_t> order(x.size());
+  std::iota(order.begin(), order.end(), 0);
+  core::Random rng(opts.seed);
+  std::vector<float> z(classes), g(classes);
+  const float eps = 1e-8f;
+  for (int epoch = 0; epoch < opts.epochs; ++epoch) {
+    for (size_t i = order.size(); i > 1; --i) // Fisher-Yates with our own generator: portable
+      std::swap(order[i - 1], order[size_t(rng.next() % i)]);
+    double loss = 0;
+    for (size_t n : order) {
+      const SparseVec& xi = x[n];
+      m.logits(xi, z.data());
+      float mx = *std::max_element(z.begin(), z.end());
+      double sum = 0;
+      for (uint32_t c = 0; c < classes; ++c)
+        sum += std::exp(double(z[c] - mx));
+      const float cw = (opts.class_weights.empty() ? 1.f : opts.class_weights[size_t(y[n])]) *
+                       (opts.sample_weights.empty() ? 1.f : opts.sample_weights[n]);
+      for (uint32_t c = 0; c < classes; ++c) {
+        double p = std::exp(double(z[c] - mx)) / sum;
+        g[c] = cw * float(p - (int(c) == y[n] ? 1.0 : 0.0));
+      }
+      loss += cw * -(double(z[size_t(y[n])] - mx) - std::log(sum));
+      for (uint32_t c = 0; c < classes; ++c) {
+        gb[c] += g[c] * g[c];
+        m.b[c] -= opts.lr * g[c] / (std::sqrt(gb[c]) + eps);
+      }
+      for (size_t k = 0; k < xi.idx.size(); ++k) {
+        float* row = m.w.data() + size_t(xi.idx[k]) * classes;
+        float* acc = gw.data() + size_t(xi.idx[k]) * classes;
+        const float v = xi.val[k];
+        for (uint32_t c = 0; c < classes; ++c) {
+          float gr = g[c] * v + opts.l2 * row[c];
+          acc[c] += gr * gr;
+          row[c] -= opts.lr * gr / (std::sqrt(acc[c]) + eps);
+        }
+      }
+    }
+    if (opts.progress)
+      opts.progress(epoch + 1, loss / double(std::max<size_t>(1, x.size())));
+  }
+  return m;
+}
+
+double Platt::operator()(double s) const { return 1.0 / (1.0 + std::exp(-(a * s + b))); }
+
+Platt Platt::fit(const std::vector<double>& s, const std::vector<int>& y) {
+  // Platt's targets with the prior correction; Newton steps with backtracking (Lin, Lin & Weng
+  // 2007), which keeps separable data from diverging.
+  double pos = 0, neg = 0;
+  for (int v : y)
+    (v ? pos : neg) += 1;
+  const double hi = (pos + 1) / (pos + 2), lo = 1 / (neg + 2);
+  auto loss = [&](double a, double b) {
+    double l = 0;
+    for (size_t i = 0; i < s.size(); ++i) {
+      double t = y[i] ? hi : lo, f = a * s[i] + b;
+      // log(1 + e^f) - t·f, computed stably
+      l += (f >= 0 ? f + std::log1p(std::exp(-f)) : std::log1p(std::exp(f))) - t * f;
+    }
+    return l;
+  };
+  Platt p{0, std::log((neg + 1) / (pos + 1)) * -1};
+  double cur = loss(p.a, p.b);
+  for (int it = 0; it < 100; ++it) {
+    double g1 = 0, g2 = 0, h11 = 1e-12, h22 = 1e-12, h12 = 0;
+    for (size_t i = 0; i < s.size(); ++i) {
+      double t = y[i] ? hi : lo;
+      double q = p(s[i]);
+      double d = q - t, w = q * (1 - q);
+      g1 += d * s[i];
+      g2 += d;
+      h11 += w * s[i] * s[i];
+      h22 += w;
+      h12 += w * s[i];
+    }
+    if (std::fabs(g1) < 1e-9 && std::fabs(g2) < 1e-9)
+      break;
+    double det = h11 * h22 - h12 * h12;
+    if (std::fabs(det) < 1e-18)
+      break;
+    double da = (h22 * g1 - h12 * g2) / det, db = (h11 * g2 - h12 * g1) / det;
+    double step = 1;
+    bool moved = false;
+    for (int k = 0; k < 30; ++k, step /= 2) {
+      double na = p.a - step * da, nb = p.b - step * db, nl = loss(na, nb);
+      if (nl < cur - 1e-4 * step * (g1 * da + g2 * db)) {
+        p.a = na;
+        p.b = nb;
+        cur = nl;
+        moved = true;
+        break;
+      }
+    }
+    if (!moved)
+      break;
+  }
+  return p;
+}
+
+} // namespace semrouter::models

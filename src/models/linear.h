@@ -1,0 +1,47 @@
+// Multinomial logistic regression over sparse (hashed) plus dense features, trained with AdaGrad
+// in a fixed order from a fixed seed, so a rerun reproduces the same model bit for bit.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "models/features.h"
+
+namespace semrouter::models {
+
+struct LinearModel {
+  uint32_t dim = 0;     // number of features (hashed buckets + dense extras)
+  uint32_t classes = 0;
+  std::vector<float> w; // [dim × classes], feature-major (a sparse feature touches one row)
+  std::vector<float> b; // [classes]
+  // out[c] = b[c] + Σ x_i · w[i, c]
+  void logits(const SparseVec& x, float* out) const;
+};
+
+struct LinearTrainOptions {
+  int epochs = 12;
+  float lr = 0.2f;       // AdaGrad base rate
+  float l2 = 1e-6f;      // per-step weight decay on touched rows
+  uint64_t seed = 42;
+  // Per-class loss weights (empty: all 1), e.g. to balance classes.
+  std::vector<float> class_weights;
+  // Per-example loss weights (empty: all 1), multiplied with the class weight.
+  std::vector<float> sample_weights;
+  // Called after each epoch with the mean training loss.
+  std::function<void(int epoch, double loss)> progress;
+};
+
+LinearModel train_linear(const std::vector<SparseVec>& x, const std::vector<int>& y, uint32_t dim,
+                         uint32_t classes, const LinearTrainOptions& opts);
+
+// Platt scaling: p = σ(a · s + b), fitted by Newton's method on (score, 0/1 label) pairs.
+struct Platt {
+  double a = 1, b = 0;
+  double operator()(double s) const;
+  static Platt fit(const std::vector<double>& scores, const std::vector<int>& labels);
+};
+
+} // namespace semrouter::models

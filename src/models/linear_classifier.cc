@@ -1,0 +1,219 @@
+#include "models/linear_classifier.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "nn/safetensors.h"
+
+namespace semrouter::models {
+
+using core::ErrorCode;
+using core::make_error;
+using json = nlohmann::json;
+
+LinearTextClassifier::LinearTextClassifier(LinearClassifierConfig cfg, LinearModel model,
+                                           std::shared_ptr<const WordVectors> vectors)
+    : cfg_(std::move(cfg)), model_(std::move(model)), hasher_(cfg_.features), vectors_(std::move(vectors)) {}
+
+void LinearTextClassifier::featurize(const std::vector<std::string>& words, SparseVec& x) const {
+  hasher_.features(words, x);
+  if (!vectors_)
+    return;
+  thread_local std::vector<float> v;
+  v.resize(size_t(vectors_->dim()));
+  if (vectors_->sentence_vector(words, v.data()) == 0)
+    return;
+  for (int64_t d = 0; d < vectors_->dim(); ++d) {
+    x.idx.push_back(hasher_.dim() + uint32_t(d));
+    x.val.push_back(v[size_t(d)] * cfg_.vector_scale);
+  }
+}
+
+void LinearTextClassifier::logits(const std::vector<std::string>& words, std::vector<float>& out) const {
+  thread_local SparseVec x;
+  featurize(words, x);
+  out.resize(model_.classes);
+  model_.logits(x, out.data());
+}
+
+double LinearTextClassifier::positive_from_logits(const std::vector<float>& z) const {
+  const size_t p = size_t(cfg_.positive);
+  if (cfg_.calibration) {
+    // margin of the positive class over the best other class
+    float other = -1e30f;
+    for (size_t c = 0; c < z.size(); ++c)
+      if (c != p)
+        other = std::max(other, z[c]);
+    return (*cfg_.calibration)(double(z[p] - other));
+  }
+  return softmax(z.data(), z.size())[p];
+}
+
+double LinearTextClassifier::positive_probability(std::string_view text) const {
+  thread_local std::vector<std::string> words, win;
+  thread_local std::vector<float> z;
+  words_of(text, words);
+  logits(words, z);
+  double best = positive_from_logits(z);
+  if (cfg_.window_words <= 0)
+    return best;
+  // Each sentence on its own: text around a positive sentence cannot dilute it.
+  size_t start = 0, sentences = 0;
+  auto score_span = [&](std::string_view part) {
+    words_of(part, win);
+    if (win.empty() || win.size() == words.size())
+      return;
+    logits(win, z);
+    best = std::max(best, positive_from_logits(z));
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    bool end = c == '\n' || ((c == '.' || c == '!' || c == '?') && (i + 1 == text.size() || text[i + 1] == ' ' ||
+                                                                      text[i + 1] == '\n'));
+    if (end) {
+      if (i + 1 > start + 1)
+        score_span(text.substr(start, i + 1 - start)), ++sentences;
+      start = i + 1;
+      if (sentences > 64)
+        break; // long texts: the windows below cover the rest
+    }
+  }
+  if (sentences > 0 && start < text.size() && sentences <= 64)
+    score_span(text.substr(start));
+  // Windows of words, for long texts without sentence breaks.
+  const size_t W = size_t(cfg_.window_words), step = size_t(std::max(1, cfg_.window_stride));
+  if (words.size() > W) {
+    for (size_t k = 0; k < words.size(); k += step) {
+      size_t e = std::min(words.size(), k + W);
+      win.assign(words.begin() + long(k), words.begin() + long(e));
+      logits(win, z);
+      best = std::max(best, positive_from_logits(z));
+      if (e == words.size())
+        break;
+    }
+  }
+  return best;
+}
+
+Classification LinearTextClassifier::classify_one(std::string_view text) const {
+  Classification c;
+  if (cfg_.positive >= 0 && cfg_.labels.size() == 2) {
+    double p = positive_probability(text);
+    c.probabilities.assign(2, 0.f);
+    c.probabilities[size_t(cfg_.positive)] = float(p);
+    c.probabilities[size_t(1 - cfg_.positive)] = float(1 - p);
+    c.label_id = p >= cfg_.threshold ? cfg_.positive : 1 - cfg_.positive;
+  } else {
+    thread_local std::vector<std::string> words;
+    words_of(text, words);
+    logits(words, c.logits);
+    c.probabilities = softmax(c.logits.data(), c.logits.size());
+    c.label_id = int32_t(std::max_element(c.probabilities.begin(), c.probabilities.end()) - c.probabilities.begin());
+  }
+  c.confidence = c.probabilities[size_t(c.label_id)];
+  c.label = cfg_.labels[size_t(c.label_id)];
+  return c;
+}
+
+core::StatusOr<std::vector<Classification>> LinearTextClassifier::classify(
+    std::span<const std::string_view> texts) const {
+  std::vector<Classification> out;
+  out.reserve(texts.size());
+  for (auto t : texts)
+    out.push_back(classify_one(t));
+  return out;
+}
+
+core::Status LinearTextClassifier::save(const std::string& dir, const std::string& vectors_dir) const {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return make_error(ErrorCode::Unavailable, fmt::format("cannot create {}: {}", dir, ec.message()));
+  json j = {{"format", "semrouter-linear-v1"},
+            {"task", cfg_.task},
+            {"labels", cfg_.labels},
+            {"features",
+             {{"buckets_log2", cfg_.features.buckets_log2},
+              {"word_bigrams", cfg_.features.word_bigrams},
+              {"char_ngram_min", cfg_.features.char_ngram_min},
+              {"char_ngram_max", cfg_.features.char_ngram_max}}},
+            {"window_words", cfg_.window_words},
+            {"window_stride", cfg_.window_stride},
+            {"positive", cfg_.positive},
+            {"threshold", cfg_.threshold}};
+  if (cfg_.calibration)
+    j["calibration"] = {{"a", cfg_.calibration->a}, {"b", cfg_.calibration->b}};
+  if (vectors_) {
+    j["vectors"] = std::filesystem::relative(std::filesystem::absolute(vectors_dir), std::filesystem::absolute(dir))
+                       .string();
+    j["vector_scale"] = cfg_.vector_scale;
+  }
+  std::ofstream(dir + "/config.json") << j.dump(2) << "\n";
+  nn::TensorMap t;
+  t["w"] = {{int64_t(model_.dim), int64_t(model_.classes)}, model_.w};
+  t["b"] = {{int64_t(model_.classes)}, model_.b};
+  return nn::write_safetensors(dir + "/model.safetensors", t, nn::DType::F16);
+}
+
+core::StatusOr<std::shared_ptr<LinearTextClassifier>> LinearTextClassifier::load(const std::string& dir) {
+  std::ifstream f(dir + "/config.json");
+  if (!f)
+    return make_error(ErrorCode::NotFound, fmt::format("{}/config.json: cannot open", dir));
+  LinearClassifierConfig cfg;
+  LinearModel m;
+  try {
+    json j = json::parse(f);
+    if (j.value("format", "") != "semrouter-linear-v1")
+      return make_error(ErrorCode::InvalidArgument,
+                        fmt::format("{}/config.json: format must be \"semrouter-linear-v1\"", dir));
+    cfg.task = j.value("task", "");
+    cfg.labels = j.at("labels").get<std::vector<std::string>>();
+    const auto& fe = j.at("features");
+    cfg.features.buckets_log2 = fe.value("buckets_log2", 18u);
+    cfg.features.word_bigrams = fe.value("word_bigrams", true);
+    cfg.features.char_ngram_min = fe.value("char_ngram_min", 3);
+    cfg.features.char_ngram_max = fe.value("char_ngram_max", 5);
+    cfg.window_words = j.value("window_words", 0);
+    cfg.window_stride = j.value("window_stride", 0);
+    cfg.positive = j.value("positive", -1);
+    cfg.threshold = j.value("threshold", 0.5);
+    if (j.contains("calibration"))
+      cfg.calibration = Platt{j["calibration"].at("a").get<double>(), j["calibration"].at("b").get<double>()};
+    cfg.vectors = j.value("vectors", "");
+    cfg.vector_scale = j.value("vector_scale", 1.f);
+    if (cfg.features.buckets_log2 < 8 || cfg.features.buckets_log2 > 26)
+      return make_error(ErrorCode::InvalidArgument, fmt::format("{}/config.json: features.buckets_log2 must be 8..26", dir));
+    if (cfg.positive >= int(cfg.labels.size()))
+      return make_error(ErrorCode::InvalidArgument, fmt::format("{}/config.json: positive is not a label index", dir));
+  } catch (const json::exception& e) {
+    return make_error(ErrorCode::InvalidArgument, fmt::format("{}/config.json: {}", dir, e.what()));
+  }
+  std::shared_ptr<const WordVectors> vectors;
+  if (!cfg.vectors.empty()) {
+    auto v = WordVectors::load(dir + "/" + cfg.vectors);
+    if (!v)
+      return make_error(v.error().code, fmt::format("{}: word vectors: {}", dir, v.error().message));
+    vectors = *v;
+  }
+  auto st = nn::SafeTensors::open(dir + "/model.safetensors");
+  if (!st)
+    return tl::unexpected(st.error());
+  m.dim = (1u << cfg.features.buckets_log2) + (vectors ? uint32_t(vectors->dim()) : 0u);
+  m.classes = uint32_t(cfg.labels.size());
+  auto w = (*st)->to_f32("w", {int64_t(m.dim), int64_t(m.classes)});
+  auto b = (*st)->to_f32("b", {int64_t(m.classes)});
+  if (!w)
+    return tl::unexpected(w.error());
+  if (!b)
+    return tl::unexpected(b.error());
+  m.w = std::move(*w);
+  m.b = std::move(*b);
+  return std::make_shared<LinearTextClassifier>(std::move(cfg), std::move(m), std::move(vectors));
+}
+
+} // namespace semrouter::models

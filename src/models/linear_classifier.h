@@ -1,0 +1,71 @@
+// The embedded default text classifiers: hashed word / bigram / character-n-gram features and a
+// multinomial logistic regression, stored as a folder (config.json + model.safetensors in F16).
+// Trained and evaluated by `semrouter train` / `semrouter eval`.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/features.h"
+#include "models/linear.h"
+#include "models/models.h"
+#include "models/word_vectors.h"
+
+namespace semrouter::models {
+
+struct LinearClassifierConfig {
+  std::string task;                 // domain, complexity, jailbreak, language, ...
+  std::vector<std::string> labels;  // index = class id
+  FeatureOptions features;
+  // Window scoring (binary tasks): the positive probability is the maximum over the whole text
+  // and every window of `window_words` words (stride `window_stride`), so text appended to or
+  // prepended around a positive passage cannot dilute it. 0 disables.
+  int window_words = 0;
+  int window_stride = 0;
+  int positive = -1;                // the positive class for binary tasks, else -1
+  double threshold = 0.5;           // decision threshold on the (calibrated) positive probability
+  std::optional<Platt> calibration; // maps the positive-class logit margin to a probability
+  // Dense features: the SIF sentence vector of these word vectors (a folder, stored relative to
+  // the model folder), times `vector_scale`, appended after the hashed buckets. Empty: none.
+  std::string vectors;
+  float vector_scale = 1.f;
+};
+
+class LinearTextClassifier : public TextClassifier {
+public:
+  LinearTextClassifier(LinearClassifierConfig cfg, LinearModel model,
+                       std::shared_ptr<const WordVectors> vectors = nullptr);
+  // The feature vector of one word sequence (hashed features, then the dense vector if any).
+  void featurize(const std::vector<std::string>& words, SparseVec& out) const;
+  // Feature space size: hashed buckets plus the vector dimension.
+  static uint32_t feature_dim(const FeatureHasher& h, const WordVectors* v) {
+    return h.dim() + (v ? uint32_t(v->dim()) : 0u);
+  }
+  static core::StatusOr<std::shared_ptr<LinearTextClassifier>> load(const std::string& dir);
+  // `vectors_dir` is where the word vectors live now; stored relative to `dir`.
+  core::Status save(const std::string& dir, const std::string& vectors_dir = "") const;
+
+  const std::vector<std::string>& labels() const override { return cfg_.labels; }
+  core::StatusOr<std::vector<Classification>> classify(std::span<const std::string_view> texts) const override;
+  Classification classify_one(std::string_view text) const;
+  // The positive-class probability (binary tasks), after windowing and calibration.
+  double positive_probability(std::string_view text) const;
+
+  const LinearClassifierConfig& config() const { return cfg_; }
+  LinearClassifierConfig& mutable_config() { return cfg_; }
+  const LinearModel& model() const { return model_; }
+  const FeatureHasher& hasher() const { return hasher_; }
+  // Raw logits of one word sequence.
+  void logits(const std::vector<std::string>& words, std::vector<float>& out) const;
+
+private:
+  double positive_from_logits(const std::vector<float>& z) const;
+  LinearClassifierConfig cfg_;
+  LinearModel model_;
+  FeatureHasher hasher_;
+  std::shared_ptr<const WordVectors> vectors_;
+};
+
+} // namespace semrouter::models

@@ -1,0 +1,42 @@
+// Loads the model behind each task (domain, complexity, jailbreak, language, embeddings, pii) from
+// specs the caller translates from its config: the embedded defaults or a user's transformer
+// folders, behind the same interfaces, so a config can swap either kind in per task.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/language_id.h"
+#include "models/models.h"
+
+namespace semrouter::models {
+
+struct ModelSpec {
+  std::string task;  // domain, complexity, jailbreak, language, embeddings, pii
+  std::string type;  // linear, transformer, fasttext, word_vectors
+  std::string path;  // absolute, or relative to the registry's base folder
+  std::string precision = "auto";
+};
+
+struct Registry {
+  std::shared_ptr<const TextClassifier> domain, complexity, jailbreak;
+  std::shared_ptr<const LanguageId> language;
+  std::shared_ptr<const Embedder> embeddings;
+  std::shared_ptr<const TokenClassifier> pii;
+  // One line per loaded model: "domain: linear /path (14 labels)".
+  std::vector<std::string> loaded;
+
+  // `base` resolves relative paths. Errors name the task and the path.
+  static core::StatusOr<std::shared_ptr<const Registry>> load(const std::vector<ModelSpec>& specs,
+                                                              const std::string& base);
+};
+
+// The specs of the embedded defaults (models/README.md): what a config without a `classifiers`
+// section gets.
+std::vector<ModelSpec> default_model_specs();
+// The models folder built in at compile time (override with SEMROUTER_MODELS_DIR).
+std::string default_models_dir();
+
+} // namespace semrouter::models
