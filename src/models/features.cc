@@ -65,32 +65,31 @@ void words_of(std::string_view text, std::vector<std::string>& out) {
   flush();
 }
 
-void FeatureHasher::features(const std::vector<std::string>& words, SparseVec& out) const {
+void FeatureHasher::word_ids(const std::string& word, std::vector<uint32_t>& ids) const {
   const uint32_t mask = dim() - 1;
-  std::vector<uint32_t> ids;
-  ids.reserve(words.size() * 8);
-  std::string buf;
-  for (size_t w = 0; w < words.size(); ++w) {
-    const std::string& word = words[w];
-    ids.push_back(uint32_t(fnv1a(word)) & mask);
-    if (o_.word_bigrams && w + 1 < words.size()) {
-      uint64_t h = fnv1a(word, 0x84222325cbf29ce4ull);
-      h = fnv1a(" ", h);
-      ids.push_back(uint32_t(fnv1a(words[w + 1], h)) & mask);
-    }
-    if (o_.char_ngram_min > 0 && word.size() > 2) {
-      buf.assign("<");
-      buf += word;
-      buf += '>';
-      // n-grams over bytes of the bracketed word (fastText also works on bytes).
-      for (int n = o_.char_ngram_min; n <= o_.char_ngram_max; ++n)
-        for (size_t k = 0; k + size_t(n) <= buf.size(); ++k) {
-          if ((static_cast<unsigned char>(buf[k]) & 0xC0) == 0x80)
-            continue; // do not start inside a UTF-8 sequence
-          ids.push_back(uint32_t(fnv1a(std::string_view(buf).substr(k, size_t(n)), 0x1234567ull)) & mask);
-        }
-    }
+  ids.push_back(uint32_t(fnv1a(word)) & mask);
+  if (o_.char_ngram_min > 0 && word.size() > 2) {
+    thread_local std::string buf;
+    buf.assign("<");
+    buf += word;
+    buf += '>';
+    // n-grams over bytes of the bracketed word (fastText also works on bytes).
+    for (int n = o_.char_ngram_min; n <= o_.char_ngram_max; ++n)
+      for (size_t k = 0; k + size_t(n) <= buf.size(); ++k) {
+        if ((static_cast<unsigned char>(buf[k]) & 0xC0) == 0x80)
+          continue; // do not start inside a UTF-8 sequence
+        ids.push_back(uint32_t(fnv1a(std::string_view(buf).substr(k, size_t(n)), 0x1234567ull)) & mask);
+      }
   }
+}
+
+uint32_t FeatureHasher::bigram_id(const std::string& a, const std::string& b) const {
+  uint64_t h = fnv1a(a, 0x84222325cbf29ce4ull);
+  h = fnv1a(" ", h);
+  return uint32_t(fnv1a(b, h)) & (dim() - 1);
+}
+
+void FeatureHasher::from_ids(std::vector<uint32_t>& ids, SparseVec& out) {
   std::sort(ids.begin(), ids.end());
   out.idx.clear();
   out.val.clear();
@@ -110,6 +109,17 @@ void FeatureHasher::features(const std::vector<std::string>& words, SparseVec& o
     for (float& v : out.val)
       v *= inv;
   }
+}
+
+void FeatureHasher::features(const std::vector<std::string>& words, SparseVec& out) const {
+  thread_local std::vector<uint32_t> ids;
+  ids.clear();
+  for (size_t w = 0; w < words.size(); ++w) {
+    word_ids(words[w], ids);
+    if (o_.word_bigrams && w + 1 < words.size())
+      ids.push_back(bigram_id(words[w], words[w + 1]));
+  }
+  from_ids(ids, out);
 }
 
 void FeatureHasher::features(std::string_view text, SparseVec& out) const {

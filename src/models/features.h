@@ -35,6 +35,12 @@ public:
   // Sublinear term frequency (1 + log tf) per hashed feature, then L2 normalisation.
   void features(const std::vector<std::string>& words, SparseVec& out) const;
   void features(std::string_view text, SparseVec& out) const;
+  // The pieces, for callers that score many spans of one text (window scoring): the features of
+  // one word (unigram and character n-grams), of a word pair (bigram), and the vector of ids.
+  void word_ids(const std::string& word, std::vector<uint32_t>& out) const;
+  uint32_t bigram_id(const std::string& a, const std::string& b) const;
+  // Sorts and counts `ids` (destroyed) into a normalised SparseVec.
+  static void from_ids(std::vector<uint32_t>& ids, SparseVec& out);
 
 private:
   FeatureOptions o_;

@@ -55,48 +55,75 @@ double LinearTextClassifier::positive_from_logits(const std::vector<float>& z) c
 }
 
 double LinearTextClassifier::positive_probability(std::string_view text) const {
-  thread_local std::vector<std::string> words, win;
-  thread_local std::vector<float> z;
+  thread_local std::vector<std::string> words, sent;
+  thread_local std::vector<float> z, dense;
+  thread_local std::vector<uint32_t> offsets, ids, span_ids;
+  thread_local SparseVec x;
   words_of(text, words);
-  logits(words, z);
-  double best = positive_from_logits(z);
-  if (cfg_.window_words <= 0)
-    return best;
-  // Each sentence on its own: text around a positive sentence cannot dilute it.
-  size_t start = 0, sentences = 0;
-  auto score_span = [&](std::string_view part) {
-    words_of(part, win);
-    if (win.empty() || win.size() == words.size())
+  if (cfg_.window_words <= 0 || words.size() < 2) {
+    logits(words, z);
+    return positive_from_logits(z);
+  }
+  double best = 0;
+  // Every word's hashed features once; the whole text and its spans gather them.
+  const bool bigrams = cfg_.features.word_bigrams;
+  offsets.assign(1, 0);
+  ids.clear();
+  for (size_t w = 0; w < words.size(); ++w) {
+    hasher_.word_ids(words[w], ids);
+    if (bigrams && w + 1 < words.size())
+      ids.push_back(hasher_.bigram_id(words[w], words[w + 1])); // belongs to the pair (w, w+1)
+    offsets.push_back(uint32_t(ids.size()));
+  }
+  auto score = [&](size_t a, size_t b) { // words [a, b)
+    if (b <= a)
       return;
-    logits(win, z);
+    span_ids.assign(ids.begin() + offsets[a], ids.begin() + offsets[b]);
+    if (bigrams && b < words.size())
+      span_ids.pop_back(); // the bigram reaching past the span
+    FeatureHasher::from_ids(span_ids, x);
+    if (vectors_) {
+      dense.resize(size_t(vectors_->dim()));
+      if (vectors_->sentence_vector(words.data() + a, b - a, dense.data()) > 0)
+        for (int64_t d = 0; d < vectors_->dim(); ++d) {
+          x.idx.push_back(hasher_.dim() + uint32_t(d));
+          x.val.push_back(dense[size_t(d)] * cfg_.vector_scale);
+        }
+    }
+    z.resize(model_.classes);
+    model_.logits(x, z.data());
     best = std::max(best, positive_from_logits(z));
   };
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    bool end = c == '\n' || ((c == '.' || c == '!' || c == '?') && (i + 1 == text.size() || text[i + 1] == ' ' ||
-                                                                      text[i + 1] == '\n'));
-    if (end) {
-      if (i + 1 > start + 1)
-        score_span(text.substr(start, i + 1 - start)), ++sentences;
-      start = i + 1;
-      if (sentences > 64)
-        break; // long texts: the windows below cover the rest
+  score(0, words.size());
+  // Each sentence on its own: text around a positive sentence cannot dilute it.
+  size_t start = 0, first_word = 0;
+  for (size_t i = 0; i <= text.size(); ++i) {
+    bool end = i == text.size();
+    if (!end) {
+      char c = text[i];
+      end = c == '\n' ||
+            ((c == '.' || c == '!' || c == '?') && (i + 1 == text.size() || text[i + 1] == ' ' || text[i + 1] == '\n'));
     }
+    if (!end)
+      continue;
+    if (i > start) {
+      words_of(text.substr(start, std::min(i + 1, text.size()) - start), sent);
+      size_t last = std::min(words.size(), first_word + sent.size());
+      if (first_word > 0 || i < text.size()) // a real sentence, not the whole text
+        score(first_word, last);
+      first_word = last;
+    }
+    start = i + 1;
   }
-  if (sentences > 0 && start < text.size() && sentences <= 64)
-    score_span(text.substr(start));
   // Windows of words, for long texts without sentence breaks.
   const size_t W = size_t(cfg_.window_words), step = size_t(std::max(1, cfg_.window_stride));
-  if (words.size() > W) {
+  if (words.size() > W)
     for (size_t k = 0; k < words.size(); k += step) {
       size_t e = std::min(words.size(), k + W);
-      win.assign(words.begin() + long(k), words.begin() + long(e));
-      logits(win, z);
-      best = std::max(best, positive_from_logits(z));
+      score(k, e);
       if (e == words.size())
         break;
     }
-  }
   return best;
 }
 

@@ -69,10 +69,11 @@ int32_t WordVectors::lookup(const std::string& word) const {
   return it == index_.end() ? -1 : it->second;
 }
 
-size_t WordVectors::sentence_vector(const std::vector<std::string>& words, float* out) const {
+size_t WordVectors::sentence_vector(const std::string* words, size_t count, float* out) const {
   std::fill(out, out + dim_, 0.f);
   size_t n = 0;
-  for (const auto& w : words) {
+  for (size_t i = 0; i < count; ++i) {
+    const std::string& w = words[i];
     auto it = index_.find(w);
     if (it == index_.end())
       continue;

@@ -20,7 +20,10 @@ public:
   core::StatusOr<std::vector<std::vector<float>>> embed(std::span<const std::string_view> texts) const override;
   // The SIF sentence vector of already-split words into `out` (dim() floats); returns how many
   // words were in the vocabulary (0: `out` is all zeros).
-  size_t sentence_vector(const std::vector<std::string>& words, float* out) const;
+  size_t sentence_vector(const std::vector<std::string>& words, float* out) const {
+    return sentence_vector(words.data(), words.size(), out);
+  }
+  size_t sentence_vector(const std::string* words, size_t n, float* out) const;
   void embed_one(std::string_view text, std::vector<float>& out) const;
   // Row of a word, or -1.
   int32_t lookup(const std::string& word) const;
