@@ -341,9 +341,11 @@ int main(int argc, char** argv) {
   auto* eval = app.add_subcommand(
       "eval", "Evaluate a trained classifier: accuracy, per-class precision/recall/F1, confusion matrix, "
               "ROC-AUC (binary tasks), latency percentiles.");
-  eval->add_option("task", ea.task, "domain, complexity, jailbreak or language")
+  eval->add_option("task", ea.task,
+                   "domain, complexity, jailbreak, language, or embeddings (pairs {a, b, label} with "
+                   "paraphrase / related / unrelated)")
       ->required()
-      ->check(CLI::IsMember({"domain", "complexity", "jailbreak", "language"}));
+      ->check(CLI::IsMember({"domain", "complexity", "jailbreak", "language", "embeddings"}));
   eval->add_option("--model", ea.model_dir,
                    "Model folder written by `semrouter train` (language: or a fastText .ftz/.bin file)")
       ->required()

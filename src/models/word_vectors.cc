@@ -69,7 +69,7 @@ int32_t WordVectors::lookup(const std::string& word) const {
   return it == index_.end() ? -1 : it->second;
 }
 
-size_t WordVectors::sentence_vector(const std::string* words, size_t count, float* out) const {
+size_t WordVectors::sentence_vector(const std::string* words, size_t count, float* out, bool sif) const {
   std::fill(out, out + dim_, 0.f);
   size_t n = 0;
   for (size_t i = 0; i < count; ++i) {
@@ -78,7 +78,7 @@ size_t WordVectors::sentence_vector(const std::string* words, size_t count, floa
     if (it == index_.end())
       continue;
     const size_t r = size_t(it->second);
-    const float k = sif_[r] * scales_[r];
+    const float k = (sif ? sif_[r] : 1.f) * scales_[r];
     const int8_t* q = q_.data() + r * size_t(dim_);
     for (int64_t d = 0; d < dim_; ++d)
       out[d] += k * float(q[d]);
@@ -89,7 +89,7 @@ size_t WordVectors::sentence_vector(const std::string* words, size_t count, floa
   float dot = 0;
   for (int64_t d = 0; d < dim_; ++d) {
     out[d] /= float(n);
-    dot += out[d] * pc_[size_t(d)];
+    dot += sif ? out[d] * pc_[size_t(d)] : 0.f;
   }
   double ss = 0;
   for (int64_t d = 0; d < dim_; ++d) {
@@ -104,11 +104,11 @@ size_t WordVectors::sentence_vector(const std::string* words, size_t count, floa
   return n;
 }
 
-void WordVectors::embed_one(std::string_view text, std::vector<float>& out) const {
+void WordVectors::embed_one(std::string_view text, std::vector<float>& out, bool sif) const {
   thread_local std::vector<std::string> words;
   words_of(text, words);
   out.resize(size_t(dim_));
-  sentence_vector(words, out.data());
+  sentence_vector(words.data(), words.size(), out.data(), sif);
 }
 
 core::StatusOr<std::vector<std::vector<float>>> WordVectors::embed(std::span<const std::string_view> texts) const {

@@ -23,8 +23,10 @@ public:
   size_t sentence_vector(const std::vector<std::string>& words, float* out) const {
     return sentence_vector(words.data(), words.size(), out);
   }
-  size_t sentence_vector(const std::string* words, size_t n, float* out) const;
-  void embed_one(std::string_view text, std::vector<float>& out) const;
+  // `sif` false: the plain mean of the word vectors (no weights, no component removed), for
+  // comparison.
+  size_t sentence_vector(const std::string* words, size_t n, float* out, bool sif = true) const;
+  void embed_one(std::string_view text, std::vector<float>& out, bool sif = true) const;
   // Row of a word, or -1.
   int32_t lookup(const std::string& word) const;
   size_t vocab_size() const { return scales_.size(); }
