@@ -66,8 +66,10 @@ int main(int argc, char** argv) {
   volatile float sink = 0;
   std::vector<Item> items = {
       {"domain", [&](const std::string& t) { sink = sink + domain->classify_one(t).confidence; }},
-      {"complexity", [&](const std::string& t) { sink = sink + float(complexity->positive_probability(t)); }},
-      {"jailbreak", [&](const std::string& t) { sink = sink + float(jailbreak->positive_probability(t)); }},
+      {"complexity",
+       [&](const std::string& t) { sink = sink + float(complexity->positive_probability(t)); }},
+      {"jailbreak",
+       [&](const std::string& t) { sink = sink + float(jailbreak->positive_probability(t)); }},
       {"language", [&](const std::string& t) { sink = sink + R.language->detect(t).confidence; }},
       {"embedding", [&](const std::string& t) {
          vectors->embed_one(t, emb);
@@ -77,7 +79,8 @@ int main(int argc, char** argv) {
                      for (size_t k = 0; k + 1 < items.size(); ++k)
                        items[k].fn(t);
                    }});
-  std::printf("| model | 10 words p50 / p99 (µs) | 50 words p50 / p99 (µs) | 300 words p50 / p99 (µs) |\n");
+  std::printf(
+      "| model | 10 words p50 / p99 (µs) | 50 words p50 / p99 (µs) | 300 words p50 / p99 (µs) |\n");
   std::printf("|---|---|---|---|\n");
   for (auto& it : items) {
     std::printf("| %s |", it.name);

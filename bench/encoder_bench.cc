@@ -38,7 +38,8 @@ int make_model(const std::string& arch, const std::string& dir) {
   fs::create_directories(dir);
   std::mt19937 rng(42);
   std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>> t;
-  auto rand = [&](const std::string& name, std::vector<int64_t> shape, float stddev, float mean = 0.f) {
+  auto rand = [&](const std::string& name, std::vector<int64_t> shape, float stddev,
+                  float mean = 0.f) {
     int64_t n = 1;
     for (auto d : shape)
       n *= d;
@@ -73,10 +74,17 @@ int make_model(const std::string& arch, const std::string& dir) {
       rand(p + "output.LayerNorm.weight", {H}, 0.02f, 1.f);
       rand(p + "output.LayerNorm.bias", {H}, 0.02f);
     }
-    cfg = {{"architectures", {"BertModel"}}, {"model_type", "bert"}, {"vocab_size", s.vocab},
-           {"hidden_size", H}, {"num_hidden_layers", s.layers}, {"num_attention_heads", s.heads},
-           {"intermediate_size", I}, {"max_position_embeddings", s.max_pos}, {"type_vocab_size", 2},
-           {"layer_norm_eps", 1e-12}, {"hidden_act", "gelu"}};
+    cfg = {{"architectures", {"BertModel"}},
+           {"model_type", "bert"},
+           {"vocab_size", s.vocab},
+           {"hidden_size", H},
+           {"num_hidden_layers", s.layers},
+           {"num_attention_heads", s.heads},
+           {"intermediate_size", I},
+           {"max_position_embeddings", s.max_pos},
+           {"type_vocab_size", 2},
+           {"layer_norm_eps", 1e-12},
+           {"hidden_act", "gelu"}};
   } else {
     rand("embeddings.tok_embeddings.weight", {s.vocab, H}, 0.02f);
     rand("embeddings.norm.weight", {H}, 0.02f, 1.f);
@@ -91,11 +99,20 @@ int make_model(const std::string& arch, const std::string& dir) {
       rand(p + "mlp.Wo.weight", {H, I}, 0.02f);
     }
     rand("final_norm.weight", {H}, 0.02f, 1.f);
-    cfg = {{"architectures", {"ModernBertModel"}}, {"model_type", "modernbert"}, {"vocab_size", s.vocab},
-           {"hidden_size", H}, {"num_hidden_layers", s.layers}, {"num_attention_heads", s.heads},
-           {"intermediate_size", I}, {"max_position_embeddings", s.max_pos}, {"norm_eps", 1e-5},
-           {"hidden_activation", "gelu"}, {"global_attn_every_n_layers", 3}, {"local_attention", 128},
-           {"global_rope_theta", 160000.0}, {"local_rope_theta", 10000.0}};
+    cfg = {{"architectures", {"ModernBertModel"}},
+           {"model_type", "modernbert"},
+           {"vocab_size", s.vocab},
+           {"hidden_size", H},
+           {"num_hidden_layers", s.layers},
+           {"num_attention_heads", s.heads},
+           {"intermediate_size", I},
+           {"max_position_embeddings", s.max_pos},
+           {"norm_eps", 1e-5},
+           {"hidden_activation", "gelu"},
+           {"global_attn_every_n_layers", 3},
+           {"local_attention", 128},
+           {"global_rope_theta", 160000.0},
+           {"local_rope_theta", 10000.0}};
   }
   if (auto st = nn::write_safetensors_f32(dir + "/model.safetensors", t); !st) {
     std::fprintf(stderr, "%s\n", st.error().message.c_str());
@@ -111,14 +128,17 @@ double model_flops(const nn::EncoderConfig& c, int64_t B, int64_t S) {
   const double T = double(B * S), H = double(c.hidden), I = double(c.intermediate);
   double f = 0;
   for (int64_t l = 0; l < c.layers; ++l) {
-    double proj = c.arch == nn::Arch::Bert ? 3 * H * H + H * H + 2 * H * I : 3 * H * H + H * H + 3 * H * I;
-    double keys = c.is_global_layer(l) ? double(S) : double(std::min<int64_t>(S, c.local_attention + 1));
+    double proj =
+        c.arch == nn::Arch::Bert ? 3 * H * H + H * H + 2 * H * I : 3 * H * H + H * H + 3 * H * I;
+    double keys =
+        c.is_global_layer(l) ? double(S) : double(std::min<int64_t>(S, c.local_attention + 1));
     f += 2 * T * proj + 4 * T * keys * H;
   }
   return f;
 }
 
-int run(const std::string& dir, int64_t S, int64_t B, int threads, const std::string& prec, double min_time) {
+int run(const std::string& dir, int64_t S, int64_t B, int threads, const std::string& prec,
+        double min_time) {
   nn::set_compute_threads(threads);
   auto p = nn::parse_precision(prec);
   if (!p) {
@@ -153,21 +173,31 @@ int run(const std::string& dir, int64_t S, int64_t B, int threads, const std::st
   (*enc)->forward(b, ws); // warm-up: JIT kernels, primitives, buffers
   std::vector<double> ms;
   auto start = std::chrono::steady_clock::now();
-  while (ms.size() < 3 || (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < min_time &&
-                           ms.size() < 200)) {
+  while (
+      ms.size() < 3 ||
+      (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < min_time &&
+       ms.size() < 200)) {
     auto t0 = std::chrono::steady_clock::now();
     (*enc)->forward(b, ws);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     if (ms.size() >= 2 && ms[0] > 2000)
       break; // very long shapes: two runs are enough
   }
   std::sort(ms.begin(), ms.end());
   double med = ms[ms.size() / 2];
   double flops = model_flops(*cfg, B, S);
-  json out = {{"impl", "semrouter"}, {"arch", cfg->arch == nn::Arch::Bert ? "bert" : "modernbert"},
-              {"seq", S}, {"batch", B}, {"threads", threads}, {"precision", nn::precision_name((*enc)->precision())},
-              {"median_ms", med}, {"min_ms", ms.front()}, {"runs", ms.size()},
-              {"seq_per_s", 1000.0 * double(B) / med}, {"gflops", flops / med / 1e6}};
+  json out = {{"impl", "semrouter"},
+              {"arch", cfg->arch == nn::Arch::Bert ? "bert" : "modernbert"},
+              {"seq", S},
+              {"batch", B},
+              {"threads", threads},
+              {"precision", nn::precision_name((*enc)->precision())},
+              {"median_ms", med},
+              {"min_ms", ms.front()},
+              {"runs", ms.size()},
+              {"seq_per_s", 1000.0 * double(B) / med},
+              {"gflops", flops / med / 1e6}};
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }
@@ -185,7 +215,9 @@ int peak(int threads) {
   for (auto prec : {nn::Precision::F32, nn::Precision::BF16, nn::Precision::INT8}) {
     auto l = nn::Linear::make(w, {}, N, K, nn::Backend::OneDNN, prec);
     if (!l) {
-      std::printf("%s\n", json({{"impl", "gemm"}, {"precision", nn::precision_name(prec)}, {"error", l.error().message}})
+      std::printf("%s\n", json({{"impl", "gemm"},
+                                {"precision", nn::precision_name(prec)},
+                                {"error", l.error().message}})
                               .dump()
                               .c_str());
       continue;
@@ -195,15 +227,23 @@ int peak(int threads) {
     double best = 1e18;
     auto start = std::chrono::steady_clock::now();
     int runs = 0;
-    while (runs < 5 || std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < 1.0) {
+    while (runs < 5 ||
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < 1.0) {
       auto t0 = std::chrono::steady_clock::now();
       l->forward(x.data(), M, y.data(), N, scratch);
-      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      best = std::min(best,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       ++runs;
     }
     double gf = 2.0 * double(M * N * K) / best / 1e9;
-    std::printf("%s\n", json({{"impl", "gemm"}, {"backend", "onednn"}, {"precision", nn::precision_name(prec)},
-                              {"threads", threads}, {"m", M}, {"k", K}, {"n", N}, {"gflops", gf}})
+    std::printf("%s\n", json({{"impl", "gemm"},
+                              {"backend", "onednn"},
+                              {"precision", nn::precision_name(prec)},
+                              {"threads", threads},
+                              {"m", M},
+                              {"k", K},
+                              {"n", N},
+                              {"gflops", gf}})
                             .dump()
                             .c_str());
   }
@@ -212,11 +252,19 @@ int peak(int threads) {
   double best = 1e18;
   for (int r = 0; r < 8; ++r) {
     auto t0 = std::chrono::steady_clock::now();
-    nn::sgemm(nn::Backend::OpenBLAS, true, M, N, K, 1.f, x.data(), K, w.data(), K, 0.f, yy.data(), N);
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    nn::sgemm(nn::Backend::OpenBLAS, true, M, N, K, 1.f, x.data(), K, w.data(), K, 0.f, yy.data(),
+              N);
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  std::printf("%s\n", json({{"impl", "gemm"}, {"backend", "openblas"}, {"precision", "f32"}, {"threads", threads},
-                            {"m", M}, {"k", K}, {"n", N}, {"gflops", 2.0 * double(M * N * K) / best / 1e9}})
+  std::printf("%s\n", json({{"impl", "gemm"},
+                            {"backend", "openblas"},
+                            {"precision", "f32"},
+                            {"threads", threads},
+                            {"m", M},
+                            {"k", K},
+                            {"n", N},
+                            {"gflops", 2.0 * double(M * N * K) / best / 1e9}})
                           .dump()
                           .c_str());
   return 0;
@@ -225,7 +273,8 @@ int peak(int threads) {
 } // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Encoder benchmark at BERT-base / ModernBERT-base shapes (see bench/encoder_bench.sh)"};
+  CLI::App app{
+      "Encoder benchmark at BERT-base / ModernBERT-base shapes (see bench/encoder_bench.sh)"};
   app.require_subcommand(1);
   std::string arch = "bert", dir, prec = "f32";
   int64_t seq = 128, batch = 1;

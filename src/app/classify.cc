@@ -17,7 +17,8 @@ using json = nlohmann::json;
 
 namespace {
 
-// JSON needs valid UTF-8; input bytes that are not become U+FFFD in the echo (not in the model's input).
+// JSON needs valid UTF-8; input bytes that are not become U+FFFD in the echo (not in the model's
+// input).
 std::string printable(std::string_view s) {
   std::string out;
   for (const auto& c : text::decode_utf8(s))
@@ -31,12 +32,16 @@ int cmd_classify(const ClassifyArgs& a) {
   auto backend = nn::parse_backend(a.backend);
   auto precision = nn::parse_precision(a.precision);
   if (!backend || !precision) {
-    std::fprintf(stderr, "classify: %s\n", (!backend ? backend.error() : precision.error()).message.c_str());
+    std::fprintf(stderr, "classify: %s\n",
+                 (!backend ? backend.error() : precision.error()).message.c_str());
     return 2;
   }
-  if (*backend == nn::Backend::OpenBLAS && *precision != nn::Precision::F32 && *precision != nn::Precision::Auto) {
-    std::fprintf(stderr, "classify: the openblas backend computes in f32 only; use --backend onednn for %s\n",
-                 a.precision.c_str());
+  if (*backend == nn::Backend::OpenBLAS && *precision != nn::Precision::F32 &&
+      *precision != nn::Precision::Auto) {
+    std::fprintf(
+        stderr,
+        "classify: the openblas backend computes in f32 only; use --backend onednn for %s\n",
+        a.precision.c_str());
     return 2;
   }
   nn::set_compute_threads(a.threads);
@@ -74,7 +79,8 @@ int cmd_classify(const ClassifyArgs& a) {
     return 2;
   }
   auto t2 = std::chrono::steady_clock::now();
-  const size_t L = size_t(m.config().num_labels()), S = size_t(r->batch.S), H = size_t(m.config().hidden);
+  const size_t L = size_t(m.config().num_labels()), S = size_t(r->batch.S),
+               H = size_t(m.config().hidden);
   json out = {{"model", a.model_dir},
               {"architecture", m.config().architecture},
               {"task", models::task_name(task)},
@@ -113,14 +119,16 @@ int cmd_classify(const ClassifyArgs& a) {
       }
       json ents = json::array();
       for (const auto& e : models::merge_bio(tags, scores, offsets))
-        ents.push_back({{"type", e.type},
-                        {"score", e.score},
-                        {"start", text::byte_to_char_offset(texts[i], e.begin)},
-                        {"end", text::byte_to_char_offset(texts[i], e.end)},
-                        {"text", printable(std::string_view(texts[i]).substr(e.begin, e.end - e.begin))}});
+        ents.push_back(
+            {{"type", e.type},
+             {"score", e.score},
+             {"start", text::byte_to_char_offset(texts[i], e.begin)},
+             {"end", text::byte_to_char_offset(texts[i], e.end)},
+             {"text", printable(std::string_view(texts[i]).substr(e.begin, e.end - e.begin))}});
       item["entities"] = ents;
     } else {
-      item["embedding"] = std::vector<float>(r->pooled.begin() + long(i * H), r->pooled.begin() + long((i + 1) * H));
+      item["embedding"] = std::vector<float>(r->pooled.begin() + long(i * H),
+                                             r->pooled.begin() + long((i + 1) * H));
     }
     results.push_back(std::move(item));
   }

@@ -101,11 +101,13 @@ private:
 
 // The model behind each task: the embedded defaults, with the config's `classifiers` entries
 // replacing them task by task.
-core::StatusOr<std::shared_ptr<const models::Registry>> load_models(const config::ClassifiersConfig& c) {
+core::StatusOr<std::shared_ptr<const models::Registry>>
+load_models(const config::ClassifiersConfig& c) {
   std::vector<models::ModelSpec> specs = models::default_model_specs();
   for (const auto& [task, cc] : c.tasks) {
     models::ModelSpec s{cc.task, cc.type, cc.path, cc.precision};
-    auto it = std::find_if(specs.begin(), specs.end(), [&](const auto& d) { return d.task == task; });
+    auto it =
+        std::find_if(specs.begin(), specs.end(), [&](const auto& d) { return d.task == task; });
     if (it != specs.end())
       *it = s;
     else
@@ -279,22 +281,27 @@ int main(int argc, char** argv) {
   auto* classify = app.add_subcommand(
       "classify", "Run a Hugging Face BERT / ModernBERT folder on texts and print JSON: labels and "
                   "probabilities,\nentities with character spans, or embeddings.");
-  classify->add_option("-m,--model", ca.model_dir,
-                       "Model folder (config.json, model.safetensors, tokenizer.json)")
+  classify
+      ->add_option("-m,--model", ca.model_dir,
+                   "Model folder (config.json, model.safetensors, tokenizer.json)")
       ->required()
       ->check(CLI::ExistingDirectory);
-  classify->add_option("--task", ca.task,
-                       "seq (sequence classification), token (token classification) or embed; "
-                       "default: what the model's head does")
+  classify
+      ->add_option("--task", ca.task,
+                   "seq (sequence classification), token (token classification) or embed; "
+                   "default: what the model's head does")
       ->check(CLI::IsMember({"seq", "token", "embed"}));
-  classify->add_option("--precision", ca.precision,
-                       "GEMM precision: auto (bf16 where the CPU has native bf16, else f32), f32, bf16, int8")
+  classify
+      ->add_option(
+          "--precision", ca.precision,
+          "GEMM precision: auto (bf16 where the CPU has native bf16, else f32), f32, bf16, int8")
       ->check(CLI::IsMember({"auto", "f32", "bf16", "int8"}))
       ->capture_default_str();
   classify->add_option("--backend", ca.backend, "GEMM backend: onednn or openblas (f32 only)")
       ->check(CLI::IsMember({"onednn", "openblas"}))
       ->capture_default_str();
-  classify->add_option("--threads", ca.threads, "Threads for one inference")->check(CLI::Range(1, 256))
+  classify->add_option("--threads", ca.threads, "Threads for one inference")
+      ->check(CLI::Range(1, 256))
       ->capture_default_str();
   classify->add_option("--max-length", ca.max_length,
                        "Truncate to this many tokens (default: the model's max length)");
@@ -303,63 +310,91 @@ int main(int argc, char** argv) {
 
   app::TrainArgs ta;
   auto* train = app.add_subcommand(
-      "train", "Train an embedded default classifier from labeled JSONL (progress on stderr, held-out "
-               "report on stdout).");
+      "train",
+      "Train an embedded default classifier from labeled JSONL (progress on stderr, held-out "
+      "report on stdout).");
   train->add_option("task", ta.task, "domain, complexity, jailbreak or language")
       ->required()
       ->check(CLI::IsMember({"domain", "complexity", "jailbreak", "language"}));
-  train->add_option("--data", ta.data,
-                    "JSONL (or .jsonl.gz) records with \"text\" and \"label\"; the data pack's MMLU-Pro and "
-                    "jailbreak records are accepted as they are. Repeat to combine files.")
+  train
+      ->add_option(
+          "--data", ta.data,
+          "JSONL (or .jsonl.gz) records with \"text\" and \"label\"; the data pack's MMLU-Pro and "
+          "jailbreak records are accepted as they are. Repeat to combine files.")
       ->required()
       ->check(CLI::ExistingFile);
-  train->add_option("--out", ta.out, "Folder to write the model to (config.json, model.safetensors)")->required();
+  train
+      ->add_option("--out", ta.out, "Folder to write the model to (config.json, model.safetensors)")
+      ->required();
   train->add_option("--holdout", ta.holdout, "Fraction held out by id hash, never trained on")
       ->check(CLI::Range(0.0, 0.9))
       ->capture_default_str();
-  train->add_option("--seed", ta.seed, "Shuffling seed (training is deterministic for a seed)")->capture_default_str();
-  train->add_option("--epochs", ta.epochs, "Passes over the data (default: the task's)")->check(CLI::Range(1, 1000));
-  train->add_option("--buckets-log2", ta.buckets_log2, "Hashed feature space 2^N (default: the task's)")
+  train->add_option("--seed", ta.seed, "Shuffling seed (training is deterministic for a seed)")
+      ->capture_default_str();
+  train->add_option("--epochs", ta.epochs, "Passes over the data (default: the task's)")
+      ->check(CLI::Range(1, 1000));
+  train
+      ->add_option("--buckets-log2", ta.buckets_log2,
+                   "Hashed feature space 2^N (default: the task's)")
       ->check(CLI::Range(10, 24));
-  train->add_option("--window-words", ta.window_words,
-                    "jailbreak: also score every window of this many words and keep the maximum (default 16)")
+  train
+      ->add_option(
+          "--window-words", ta.window_words,
+          "jailbreak: also score every window of this many words and keep the maximum (default 16)")
       ->check(CLI::Range(4, 1000));
-  train->add_option("--ensemble", ta.ensemble, "Train this many seeds and average their weights (stabler)")
+  train
+      ->add_option("--ensemble", ta.ensemble,
+                   "Train this many seeds and average their weights (stabler)")
       ->check(CLI::Range(1, 50))
       ->capture_default_str();
-  train->add_option("--max-fpr", ta.max_fpr, "jailbreak: decision threshold for at most this false-positive rate")
+  train
+      ->add_option("--max-fpr", ta.max_fpr,
+                   "jailbreak: decision threshold for at most this false-positive rate")
       ->check(CLI::Range(0.0, 0.5))
       ->capture_default_str();
-  train->add_option("--vectors", ta.vectors,
-                    "Word-vector folder (e.g. models/glove-100d-sif): add the SIF sentence vector as dense features")
+  train
+      ->add_option("--vectors", ta.vectors,
+                   "Word-vector folder (e.g. models/glove-100d-sif): add the SIF sentence vector "
+                   "as dense features")
       ->check(CLI::ExistingDirectory);
-  train->add_option("--vector-scale", ta.vector_scale, "Weight of the dense features against the hashed ones")
+  train
+      ->add_option("--vector-scale", ta.vector_scale,
+                   "Weight of the dense features against the hashed ones")
       ->capture_default_str();
-  train->add_flag("--include-options", ta.include_options, "MMLU-Pro records: append the answer options to the text");
+  train->add_flag("--include-options", ta.include_options,
+                  "MMLU-Pro records: append the answer options to the text");
 
   app::EvalArgs ea;
   auto* eval = app.add_subcommand(
-      "eval", "Evaluate a trained classifier: accuracy, per-class precision/recall/F1, confusion matrix, "
-              "ROC-AUC (binary tasks), latency percentiles.");
-  eval->add_option("task", ea.task,
-                   "domain, complexity, jailbreak, language, or embeddings (pairs {a, b, label} with "
-                   "paraphrase / related / unrelated)")
+      "eval",
+      "Evaluate a trained classifier: accuracy, per-class precision/recall/F1, confusion matrix, "
+      "ROC-AUC (binary tasks), latency percentiles.");
+  eval->add_option(
+          "task", ea.task,
+          "domain, complexity, jailbreak, language, or embeddings (pairs {a, b, label} with "
+          "paraphrase / related / unrelated)")
       ->required()
       ->check(CLI::IsMember({"domain", "complexity", "jailbreak", "language", "embeddings"}));
-  eval->add_option("--model", ea.model_dir,
-                   "Model folder written by `semrouter train` (language: or a fastText .ftz/.bin file)")
+  eval->add_option(
+          "--model", ea.model_dir,
+          "Model folder written by `semrouter train` (language: or a fastText .ftz/.bin file)")
       ->required()
       ->check(CLI::ExistingPath);
-  eval->add_option("--data", ea.data, "JSONL (or .jsonl.gz) labeled records")->required()->check(CLI::ExistingFile);
+  eval->add_option("--data", ea.data, "JSONL (or .jsonl.gz) labeled records")
+      ->required()
+      ->check(CLI::ExistingFile);
   eval->add_option("--split", ea.split, "all records, or only the ones `train` held out")
       ->check(CLI::IsMember({"all", "holdout"}))
       ->capture_default_str();
-  eval->add_option("--holdout", ea.holdout, "The held-out fraction used at training")->capture_default_str();
+  eval->add_option("--holdout", ea.holdout, "The held-out fraction used at training")
+      ->capture_default_str();
   eval->add_flag("--json", ea.json, "Print the report as JSON");
   eval->add_flag("--adversarial", ea.adversarial,
-                 "jailbreak: also score variants (benign text appended/prepended, case, whitespace, zero-width "
+                 "jailbreak: also score variants (benign text appended/prepended, case, "
+                 "whitespace, zero-width "
                  "characters, base64-looking padding)");
-  eval->add_flag("--include-options", ea.include_options, "MMLU-Pro records: append the answer options to the text");
+  eval->add_flag("--include-options", ea.include_options,
+                 "MMLU-Pro records: append the answer options to the text");
 
   try {
     app.parse(argc, argv);

@@ -1,8 +1,8 @@
 // `semrouter train <task>` and `semrouter eval <task>` for the embedded default classifiers.
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -23,7 +23,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double secs_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double secs_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 struct Split {
   std::vector<models::Example> train, holdout;
@@ -38,7 +40,8 @@ Split split(std::vector<models::Example> all, double fraction) {
 
 // Task defaults: what worked best on the data pack (see models/README.md).
 int a_window_words = 16;
-void task_defaults(const std::string& task, models::LinearClassifierConfig& cfg, models::LinearTrainOptions& to) {
+void task_defaults(const std::string& task, models::LinearClassifierConfig& cfg,
+                   models::LinearTrainOptions& to) {
   if (task == "jailbreak") {
     cfg.window_words = a_window_words;
     cfg.window_stride = std::max(1, a_window_words / 2);
@@ -50,8 +53,8 @@ void task_defaults(const std::string& task, models::LinearClassifierConfig& cfg,
   }
 }
 
-std::vector<int> label_ids(const std::vector<models::Example>& ex, const std::vector<std::string>& labels,
-                           bool* unknown = nullptr) {
+std::vector<int> label_ids(const std::vector<models::Example>& ex,
+                           const std::vector<std::string>& labels, bool* unknown = nullptr) {
   std::vector<int> y;
   y.reserve(ex.size());
   for (const auto& e : ex) {
@@ -67,7 +70,8 @@ std::vector<int> label_ids(const std::vector<models::Example>& ex, const std::ve
   return y;
 }
 
-models::EvalReport run_eval(const models::LinearTextClassifier& m, const std::vector<models::Example>& ex,
+models::EvalReport run_eval(const models::LinearTextClassifier& m,
+                            const std::vector<models::Example>& ex,
                             std::vector<double>* pos_scores_out = nullptr) {
   const auto& labels = m.labels();
   std::vector<int> truth, pred;
@@ -76,7 +80,8 @@ models::EvalReport run_eval(const models::LinearTextClassifier& m, const std::ve
   for (const auto& e : ex) {
     auto it = std::find(labels.begin(), labels.end(), e.label);
     if (it == labels.end())
-      continue; // a label the model does not know cannot be scored; counted as skipped by the caller
+      continue; // a label the model does not know cannot be scored; counted as skipped by the
+                // caller
     auto t0 = Clock::now();
     auto c = m.classify_one(e.text);
     us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
@@ -85,7 +90,8 @@ models::EvalReport run_eval(const models::LinearTextClassifier& m, const std::ve
     if (binary)
       pos.push_back(c.probabilities[size_t(m.config().positive)]);
   }
-  auto r = models::evaluate(labels, truth, pred, binary ? &pos : nullptr, std::max(0, m.config().positive));
+  auto r = models::evaluate(labels, truth, pred, binary ? &pos : nullptr,
+                            std::max(0, m.config().positive));
   models::set_latency(r, us);
   if (pos_scores_out)
     *pos_scores_out = pos;
@@ -104,7 +110,8 @@ double threshold_for_fpr(std::vector<double> neg_scores, double max_fpr) {
 
 // Adversarial variants of a text (jailbreak evaluation): what attackers do to slip past a
 // classifier without changing what the prompt asks for.
-std::vector<std::pair<std::string, std::string>> adversarial_variants(const std::string& t, size_t i) {
+std::vector<std::pair<std::string, std::string>> adversarial_variants(const std::string& t,
+                                                                      size_t i) {
   static const char* kBenign[] = {
       "Thanks so much, I really appreciate your help with my homework today.",
       "By the way, the weather here has been lovely and we went for a walk in the park.",
@@ -113,7 +120,8 @@ std::vector<std::pair<std::string, std::string>> adversarial_variants(const std:
   const std::string benign = kBenign[i % 3];
   std::vector<std::pair<std::string, std::string>> v;
   v.emplace_back("append benign sentence", t + " " + benign);
-  v.emplace_back("append three benign sentences", t + "\n\n" + kBenign[0] + " " + kBenign[1] + " " + kBenign[2]);
+  v.emplace_back("append three benign sentences",
+                 t + "\n\n" + kBenign[0] + " " + kBenign[1] + " " + kBenign[2]);
   v.emplace_back("prepend benign sentence", benign + " " + t);
   std::string upper = t, mixed = t;
   for (auto& c : upper)
@@ -130,12 +138,14 @@ std::vector<std::pair<std::string, std::string>> adversarial_variants(const std:
   std::string zw;
   for (size_t k = 0; k < t.size(); ++k) {
     zw += t[k];
-    if (k % 3 == 2 && static_cast<unsigned char>(t[k]) < 0x80 && std::isalpha(static_cast<unsigned char>(t[k])))
+    if (k % 3 == 2 && static_cast<unsigned char>(t[k]) < 0x80 &&
+        std::isalpha(static_cast<unsigned char>(t[k])))
       zw += "\u200B";
   }
   v.emplace_back("zero-width characters", zw);
   v.emplace_back("base64-looking padding",
-                 t + " " + std::string("U29tZSByYW5kb20gcGFkZGluZyB0byBjb25mdXNlIHRoZSBjbGFzc2lmaWVy") +
+                 t + " " +
+                     std::string("U29tZSByYW5kb20gcGFkZGluZyB0byBjb25mdXNlIHRoZSBjbGFzc2lmaWVy") +
                      "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE9PQ==");
   return v;
 }
@@ -156,12 +166,14 @@ int cmd_train(const TrainArgs& a) {
       return 2;
     }
     std::fprintf(stderr, "read %zu records from %s\n", data->size(), file.c_str());
-    all.insert(all.end(), std::make_move_iterator(data->begin()), std::make_move_iterator(data->end()));
+    all.insert(all.end(), std::make_move_iterator(data->begin()),
+               std::make_move_iterator(data->end()));
   }
   Split s = split(std::move(all), a.holdout);
-  std::fprintf(stderr, "train %s: %zu records, %zu for training, %zu held out (%.0f%% by id hash) [%.1fs]\n",
-               a.task.c_str(), s.train.size() + s.holdout.size(), s.train.size(), s.holdout.size(),
-               a.holdout * 100, secs_since(t0));
+  std::fprintf(
+      stderr, "train %s: %zu records, %zu for training, %zu held out (%.0f%% by id hash) [%.1fs]\n",
+      a.task.c_str(), s.train.size() + s.holdout.size(), s.train.size(), s.holdout.size(),
+      a.holdout * 100, secs_since(t0));
   if (s.train.empty()) {
     std::fprintf(stderr, "train: nothing left to train on after the held-out split\n");
     return 2;
@@ -170,7 +182,8 @@ int cmd_train(const TrainArgs& a) {
   cfg.task = a.task;
   cfg.labels = models::label_set(a.task, s.train);
   if (cfg.labels.size() < 2) {
-    std::fprintf(stderr, "train: the training data has only one label (\"%s\")\n", cfg.labels[0].c_str());
+    std::fprintf(stderr, "train: the training data has only one label (\"%s\")\n",
+                 cfg.labels[0].c_str());
     return 2;
   }
   if (a.task == "complexity" || a.task == "jailbreak")
@@ -204,7 +217,8 @@ int cmd_train(const TrainArgs& a) {
     cfg.vectors = a.vectors;
     cfg.vector_scale = float(a.vector_scale);
   }
-  // A classifier with no weights yet, only to featurize the training texts the way it will at run time.
+  // A classifier with no weights yet, only to featurize the training texts the way it will at run
+  // time.
   models::LinearTextClassifier featurizer(cfg, {}, vectors);
   const uint32_t dim = models::LinearTextClassifier::feature_dim(hasher, vectors.get());
   std::vector<models::SparseVec> x(fit.size());
@@ -239,13 +253,15 @@ int cmd_train(const TrainArgs& a) {
   }
   std::fprintf(stderr, "features: 2^%u hashed buckets, %s%s[%.1fs]\n", cfg.features.buckets_log2,
                vectors ? fmt::format("{}-d SIF word vectors, ", vectors->dim()).c_str() : "",
-               cfg.features.char_ngram_min ? fmt::format("char {}-{} grams, ", cfg.features.char_ngram_min,
-                                                         cfg.features.char_ngram_max)
-                                                 .c_str()
-                                           : "",
+               cfg.features.char_ngram_min
+                   ? fmt::format("char {}-{} grams, ", cfg.features.char_ngram_min,
+                                 cfg.features.char_ngram_max)
+                         .c_str()
+                   : "",
                secs_since(t0));
   to.progress = [&](int epoch, double loss) {
-    std::fprintf(stderr, "epoch %d/%d  loss %.4f  [%.1fs]\n", epoch, to.epochs, loss, secs_since(t0));
+    std::fprintf(stderr, "epoch %d/%d  loss %.4f  [%.1fs]\n", epoch, to.epochs, loss,
+                 secs_since(t0));
   };
   // Several seeds, weights averaged: for a linear model this is exactly the ensemble of their
   // logits, at the cost of one model. It removes most of the run-to-run spread.
@@ -255,7 +271,8 @@ int cmd_train(const TrainArgs& a) {
     models::LinearTrainOptions tk = to;
     tk.seed = a.seed + uint64_t(k) * 1000003u;
     if (members > 1)
-      std::fprintf(stderr, "ensemble member %d/%d (seed %llu)\n", k + 1, members, (unsigned long long)tk.seed);
+      std::fprintf(stderr, "ensemble member %d/%d (seed %llu)\n", k + 1, members,
+                   (unsigned long long)tk.seed);
     auto mk = models::train_linear(x, y, dim, uint32_t(cfg.labels.size()), tk);
     if (k == 0) {
       lm = std::move(mk);
@@ -380,7 +397,8 @@ int eval_embeddings(const EvalArgs& a) {
       continue;
     try {
       auto j = json::parse(line);
-      pairs.push_back({j.at("a").get<std::string>(), j.at("b").get<std::string>(), j.at("label").get<std::string>()});
+      pairs.push_back({j.at("a").get<std::string>(), j.at("b").get<std::string>(),
+                       j.at("label").get<std::string>()});
     } catch (const std::exception& e) {
       std::fprintf(stderr, "eval: %s:%zu: %s\n", a.data.c_str(), n, e.what());
       return 2;
@@ -410,7 +428,8 @@ int eval_embeddings(const EvalArgs& a) {
     };
     json m = json::object();
     std::string name = sif ? "sif" : "plain_mean";
-    text += fmt::format("{}:\n", sif ? "SIF (weighted, common component removed)" : "plain mean of word vectors");
+    text += fmt::format("{}:\n", sif ? "SIF (weighted, common component removed)"
+                                     : "plain mean of word vectors");
     for (auto& [label, v] : cos) {
       double mean = 0;
       for (double c : v)
@@ -425,10 +444,12 @@ int eval_embeddings(const EvalArgs& a) {
     models::EvalReport lat;
     models::set_latency(lat, us);
     m["latency_us"] = {{"p50", lat.latency_p50_us}, {"p99", lat.latency_p99_us}};
-    text += fmt::format("  ROC-AUC paraphrase vs unrelated {:.3f}, paraphrase vs related {:.3f}, related vs "
-                        "unrelated {:.3f}\n  latency per text p50 {:.1f} us\n",
-                        m["auc_paraphrase_vs_unrelated"].get<double>(), m["auc_paraphrase_vs_related"].get<double>(),
-                        m["auc_related_vs_unrelated"].get<double>(), lat.latency_p50_us);
+    text += fmt::format(
+        "  ROC-AUC paraphrase vs unrelated {:.3f}, paraphrase vs related {:.3f}, related vs "
+        "unrelated {:.3f}\n  latency per text p50 {:.1f} us\n",
+        m["auc_paraphrase_vs_unrelated"].get<double>(),
+        m["auc_paraphrase_vs_related"].get<double>(), m["auc_related_vs_unrelated"].get<double>(),
+        lat.latency_p50_us);
     out[name] = m;
   }
   std::cout << (a.json ? out.dump(2) + "\n" : text);
@@ -465,7 +486,8 @@ int cmd_eval(const EvalArgs& a) {
       ex.push_back(std::move(e));
   size_t known = 0;
   for (const auto& e : ex)
-    known += std::find((*m)->labels().begin(), (*m)->labels().end(), e.label) != (*m)->labels().end();
+    known +=
+        std::find((*m)->labels().begin(), (*m)->labels().end(), e.label) != (*m)->labels().end();
   if (known == 0) {
     std::fprintf(stderr, "eval: no record has a label the model knows\n");
     return 2;
@@ -482,7 +504,8 @@ int cmd_eval(const EvalArgs& a) {
       return 2;
     }
     const std::string& pos = cfg.labels[size_t(cfg.positive)];
-    std::map<std::string, std::pair<double, double>> hit, n; // variant -> (positives caught, benign flagged)
+    std::map<std::string, std::pair<double, double>> hit,
+        n; // variant -> (positives caught, benign flagged)
     for (size_t i = 0; i < ex.size(); ++i) {
       bool is_pos = ex[i].label == pos;
       for (auto& [name, text] : adversarial_variants(ex[i].text, i)) {
@@ -500,8 +523,11 @@ int cmd_eval(const EvalArgs& a) {
     std::string& text = adv_text;
     text = "\nadversarial variants              recall    FPR\n";
     for (auto& [name, h] : hit) {
-      double rec = n[name].first ? h.first / n[name].first : 0, fpr = n[name].second ? h.second / n[name].second : 0;
-      adv[name] = {{"recall", rec}, {"false_positive_rate", fpr}, {"positives", n[name].first},
+      double rec = n[name].first ? h.first / n[name].first : 0,
+             fpr = n[name].second ? h.second / n[name].second : 0;
+      adv[name] = {{"recall", rec},
+                   {"false_positive_rate", fpr},
+                   {"positives", n[name].first},
                    {"negatives", n[name].second}};
       text += fmt::format("  {:<30}  {:.4f}  {:.4f}\n", name, rec, fpr);
     }
@@ -514,9 +540,11 @@ int cmd_eval(const EvalArgs& a) {
   if (a.json)
     std::cout << j.dump(2) << "\n";
   else
-    std::cout << "\n" << r.to_text() << (ex.size() > known ? fmt::format("({} records with unknown labels skipped)\n",
-                                                                 ex.size() - known)
-                                                   : "")
+    std::cout << "\n"
+              << r.to_text()
+              << (ex.size() > known
+                      ? fmt::format("({} records with unknown labels skipped)\n", ex.size() - known)
+                      : "")
               << adv_text;
   return 0;
 }

@@ -125,9 +125,9 @@ struct DecisionConfig {
 
 // A model behind a task (`classifiers.<task>`): the embedded default or a user's folder.
 struct ClassifierConfig {
-  std::string task;      // domain, complexity, jailbreak, language, embeddings, pii
-  std::string type;      // linear, transformer, fasttext, word_vectors
-  std::string path;      // absolute, or relative to ClassifiersConfig::dir
+  std::string task;               // domain, complexity, jailbreak, language, embeddings, pii
+  std::string type;               // linear, transformer, fasttext, word_vectors
+  std::string path;               // absolute, or relative to ClassifiersConfig::dir
   std::string precision = "auto"; // transformer: auto, f32, bf16, int8
 };
 

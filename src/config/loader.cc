@@ -586,8 +586,8 @@ void parse_document(const Node& root, Config& c) {
     cl.check_keys({"dir", "domain", "complexity", "jailbreak", "language", "embeddings", "pii"});
     c.classifiers.dir = cl.get_string("dir", "");
     static const std::map<std::string, std::set<std::string>> kTypes{
-        {"domain", {"linear", "transformer"}},      {"complexity", {"linear", "transformer"}},
-        {"jailbreak", {"linear", "transformer"}},   {"language", {"fasttext", "linear"}},
+        {"domain", {"linear", "transformer"}},           {"complexity", {"linear", "transformer"}},
+        {"jailbreak", {"linear", "transformer"}},        {"language", {"fasttext", "linear"}},
         {"embeddings", {"word_vectors", "transformer"}}, {"pii", {"transformer"}}};
     for (const std::string& task : cl.keys()) {
       if (task == "dir")
@@ -600,13 +600,15 @@ void parse_document(const Node& root, Config& c) {
       cc.type = t.require_string("type");
       const auto& allowed = kTypes.at(task);
       if (!allowed.count(cc.type))
-        fail(t["type"].path(), "type \"" + cc.type + "\" cannot back " + task + " (known: " +
-                                   core::join(std::vector<std::string>(allowed.begin(), allowed.end()), ", ") + ")");
+        fail(t["type"].path(),
+             "type \"" + cc.type + "\" cannot back " + task + " (known: " +
+                 core::join(std::vector<std::string>(allowed.begin(), allowed.end()), ", ") + ")");
       cc.path = t.require_string("path");
       cc.precision = t.get_string("precision", "auto");
       static const std::set<std::string> kPrecisions{"auto", "f32", "bf16", "int8"};
       if (!kPrecisions.count(cc.precision))
-        fail(t["precision"].path(), "unknown precision \"" + cc.precision + "\" (known: auto, f32, bf16, int8)");
+        fail(t["precision"].path(),
+             "unknown precision \"" + cc.precision + "\" (known: auto, f32, bf16, int8)");
       c.classifiers.tasks[task] = std::move(cc);
     }
   }

@@ -17,11 +17,23 @@ using core::make_error;
 using json = nlohmann::json;
 
 const std::vector<std::string>& default_small_models() {
-  static const std::vector<std::string> m = {
-      "c4ai-command-r-v01", "gemma-7b",       "Llama-2-13b-hf",          "Llama-2-7b-hf",
-      "mathstral-7B",       "Meta-Llama-3-8B", "Meta-Llama-3_1-8B",       "Meta-Llama-3_1-8B-Instruct",
-      "Mistral-7B-Instruct-v0.1", "Mistral-7B-Instruct-v0.2", "Mistral-7B-v0.1", "Mistral-7B-v0.2-hf",
-      "Phi-3-mini-4k-instruct", "Qwen1.5-7B-Chat", "Yi-34B", "Yi-6B", "Yi-6b-Chat"};
+  static const std::vector<std::string> m = {"c4ai-command-r-v01",
+                                             "gemma-7b",
+                                             "Llama-2-13b-hf",
+                                             "Llama-2-7b-hf",
+                                             "mathstral-7B",
+                                             "Meta-Llama-3-8B",
+                                             "Meta-Llama-3_1-8B",
+                                             "Meta-Llama-3_1-8B-Instruct",
+                                             "Mistral-7B-Instruct-v0.1",
+                                             "Mistral-7B-Instruct-v0.2",
+                                             "Mistral-7B-v0.1",
+                                             "Mistral-7B-v0.2-hf",
+                                             "Phi-3-mini-4k-instruct",
+                                             "Qwen1.5-7B-Chat",
+                                             "Yi-34B",
+                                             "Yi-6B",
+                                             "Yi-6b-Chat"};
   return m;
 }
 
@@ -105,15 +117,17 @@ core::Status label_record(const json& r, const DatasetOptions& o, Example& e, si
       return err("no \"label\" string (an ISO 639 language code)");
     e.label = label->get<std::string>();
   } else {
-    return make_error(ErrorCode::InvalidArgument,
-                      fmt::format("unknown task \"{}\" (domain, complexity, jailbreak, language)", o.task));
+    return make_error(
+        ErrorCode::InvalidArgument,
+        fmt::format("unknown task \"{}\" (domain, complexity, jailbreak, language)", o.task));
   }
   return {};
 }
 
 } // namespace
 
-core::StatusOr<std::vector<Example>> load_examples(const std::string& path, const DatasetOptions& opts) {
+core::StatusOr<std::vector<Example>> load_examples(const std::string& path,
+                                                   const DatasetOptions& opts) {
   gzFile f = gzopen(path.c_str(), "rb"); // reads plain files too
   if (!f)
     return make_error(ErrorCode::NotFound, fmt::format("cannot open {}", path));
@@ -146,7 +160,8 @@ core::StatusOr<std::vector<Example>> load_examples(const std::string& path, cons
       r = json::parse(line);
     } catch (const json::exception& e) {
       gzclose(f);
-      return make_error(ErrorCode::InvalidArgument, fmt::format("{}:{}: not JSON: {}", path, lineno, e.what()));
+      return make_error(ErrorCode::InvalidArgument,
+                        fmt::format("{}:{}: not JSON: {}", path, lineno, e.what()));
     }
     Example ex;
     if (auto st = label_record(r, opts, ex, lineno); !st) {

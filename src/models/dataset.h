@@ -29,9 +29,11 @@ struct DatasetOptions {
 // The small and mid-size open models (≤ 35B parameters) of the MMLU-Pro pack.
 const std::vector<std::string>& default_small_models();
 
-core::StatusOr<std::vector<Example>> load_examples(const std::string& path, const DatasetOptions& opts);
+core::StatusOr<std::vector<Example>> load_examples(const std::string& path,
+                                                   const DatasetOptions& opts);
 
-// True when `key` falls in the held-out fraction (hash of the key, stable across runs and machines).
+// True when `key` falls in the held-out fraction (hash of the key, stable across runs and
+// machines).
 bool in_holdout(const std::string& key, double fraction);
 
 // The sorted distinct labels of `examples` (the class ids of a new model), with the task's

@@ -32,8 +32,9 @@ double roc_auc(const std::vector<double>& scores, const std::vector<int>& labels
   return (rank_sum - pos * (pos + 1) / 2) / (pos * neg);
 }
 
-EvalReport evaluate(const std::vector<std::string>& labels, const std::vector<int>& truth, const std::vector<int>& pred,
-                    const std::vector<double>* positive_scores, int positive) {
+EvalReport evaluate(const std::vector<std::string>& labels, const std::vector<int>& truth,
+                    const std::vector<int>& pred, const std::vector<double>* positive_scores,
+                    int positive) {
   EvalReport r;
   r.labels = labels;
   r.n = truth.size();
@@ -65,7 +66,8 @@ EvalReport evaluate(const std::vector<std::string>& labels, const std::vector<in
   r.macro_f1 = C ? f1_sum / double(C) : 0;
   if (C == 2) {
     size_t p = size_t(positive), q = 1 - p;
-    int tp = r.confusion[p][p], fn = r.confusion[p][q], fp = r.confusion[q][p], tn = r.confusion[q][q];
+    int tp = r.confusion[p][p], fn = r.confusion[p][q], fp = r.confusion[q][p],
+        tn = r.confusion[q][q];
     r.recall = tp + fn ? double(tp) / (tp + fn) : 0;
     r.false_positive_rate = fp + tn ? double(fp) / (fp + tn) : 0;
     if (positive_scores) {
@@ -89,11 +91,17 @@ void set_latency(EvalReport& r, std::vector<double> us) {
 }
 
 nlohmann::json EvalReport::to_json() const {
-  nlohmann::json j = {{"n", n}, {"accuracy", accuracy}, {"macro_f1", macro_f1}, {"labels", labels},
+  nlohmann::json j = {{"n", n},
+                      {"accuracy", accuracy},
+                      {"macro_f1", macro_f1},
+                      {"labels", labels},
                       {"confusion", confusion}};
   nlohmann::json cls = nlohmann::json::array();
   for (const auto& c : classes)
-    cls.push_back({{"label", c.label}, {"precision", c.precision}, {"recall", c.recall}, {"f1", c.f1},
+    cls.push_back({{"label", c.label},
+                   {"precision", c.precision},
+                   {"recall", c.recall},
+                   {"f1", c.f1},
                    {"support", c.support}});
   j["per_class"] = cls;
   if (roc_auc)
@@ -107,18 +115,21 @@ nlohmann::json EvalReport::to_json() const {
 }
 
 std::string EvalReport::to_text() const {
-  std::string s = fmt::format("n = {}  accuracy = {:.4f}  macro-F1 = {:.4f}", n, accuracy, macro_f1);
+  std::string s =
+      fmt::format("n = {}  accuracy = {:.4f}  macro-F1 = {:.4f}", n, accuracy, macro_f1);
   if (roc_auc)
     s += fmt::format("  ROC-AUC = {:.4f}", *roc_auc);
   if (recall)
     s += fmt::format("  recall = {:.4f}  FPR = {:.4f}", *recall, *false_positive_rate);
-  s += fmt::format("\nlatency per text: p50 {:.1f} us, p99 {:.1f} us\n\n", latency_p50_us, latency_p99_us);
+  s += fmt::format("\nlatency per text: p50 {:.1f} us, p99 {:.1f} us\n\n", latency_p50_us,
+                   latency_p99_us);
   size_t w = 5;
   for (const auto& l : labels)
     w = std::max(w, l.size());
   s += fmt::format("{:<{}}  precision  recall     F1  support\n", "class", w);
   for (const auto& c : classes)
-    s += fmt::format("{:<{}}  {:9.4f}  {:6.4f}  {:5.4f}  {:7}\n", c.label, w, c.precision, c.recall, c.f1, c.support);
+    s += fmt::format("{:<{}}  {:9.4f}  {:6.4f}  {:5.4f}  {:7}\n", c.label, w, c.precision, c.recall,
+                     c.f1, c.support);
   s += "\nconfusion matrix (rows: truth, columns: predicted, in label order)\n";
   for (size_t i = 0; i < confusion.size(); ++i) {
     s += fmt::format("{:<{}}", labels[i], w);

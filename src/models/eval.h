@@ -22,7 +22,7 @@ struct EvalReport {
   std::vector<ClassMetrics> classes;
   std::vector<std::vector<int>> confusion; // [truth][predicted]
   std::vector<std::string> labels;
-  std::optional<double> roc_auc;           // binary tasks, from the positive-class scores
+  std::optional<double> roc_auc; // binary tasks, from the positive-class scores
   // Binary tasks: the positive class's recall and false-positive rate at the model's threshold.
   std::optional<double> recall, false_positive_rate;
   double latency_p50_us = 0, latency_p99_us = 0, latency_mean_us = 0;
@@ -33,7 +33,8 @@ struct EvalReport {
 
 // `truth` and `pred` are class ids into `labels`. `positive_scores` (optional, binary tasks) are
 // scores of class `positive` used for ROC-AUC.
-EvalReport evaluate(const std::vector<std::string>& labels, const std::vector<int>& truth, const std::vector<int>& pred,
+EvalReport evaluate(const std::vector<std::string>& labels, const std::vector<int>& truth,
+                    const std::vector<int>& pred,
                     const std::vector<double>* positive_scores = nullptr, int positive = 1);
 // Area under the ROC curve (ties counted half), from scores and 0/1 labels.
 double roc_auc(const std::vector<double>& scores, const std::vector<int>& labels);

@@ -18,7 +18,8 @@ uint64_t fnv1a(std::string_view s, uint64_t h) {
 namespace {
 
 bool invisible(char32_t c) {
-  return c == 0x200B || c == 0x200C || c == 0x200D || c == 0x2060 || c == 0xFEFF || c == 0x00AD || c == 0x180E;
+  return c == 0x200B || c == 0x200C || c == 0x200D || c == 0x2060 || c == 0xFEFF || c == 0x00AD ||
+         c == 0x180E;
 }
 
 } // namespace
@@ -78,7 +79,8 @@ void FeatureHasher::word_ids(const std::string& word, std::vector<uint32_t>& ids
       for (size_t k = 0; k + size_t(n) <= buf.size(); ++k) {
         if ((static_cast<unsigned char>(buf[k]) & 0xC0) == 0x80)
           continue; // do not start inside a UTF-8 sequence
-        ids.push_back(uint32_t(fnv1a(std::string_view(buf).substr(k, size_t(n)), 0x1234567ull)) & mask);
+        ids.push_back(uint32_t(fnv1a(std::string_view(buf).substr(k, size_t(n)), 0x1234567ull)) &
+                      mask);
       }
   }
 }

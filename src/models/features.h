@@ -15,9 +15,9 @@ namespace semrouter::models {
 void words_of(std::string_view text, std::vector<std::string>& out);
 
 struct FeatureOptions {
-  uint32_t buckets_log2 = 18;  // hash space 2^bits
+  uint32_t buckets_log2 = 18; // hash space 2^bits
   bool word_bigrams = true;
-  int char_ngram_min = 3;      // 0 disables character n-grams
+  int char_ngram_min = 3; // 0 disables character n-grams
   int char_ngram_max = 5;
 };
 

@@ -19,7 +19,8 @@ core::StatusOr<std::shared_ptr<const LanguageId>> LanguageId::load(const std::st
   try {
     l->ft_->loadModel(path); // throws on a missing or malformed file
   } catch (const std::exception& e) {
-    return make_error(ErrorCode::InvalidArgument, fmt::format("{}: not a loadable fastText model: {}", path, e.what()));
+    return make_error(ErrorCode::InvalidArgument,
+                      fmt::format("{}: not a loadable fastText model: {}", path, e.what()));
   }
   return std::shared_ptr<const LanguageId>(std::move(l));
 }

@@ -15,7 +15,7 @@ class FastText;
 namespace semrouter::models {
 
 struct LanguageGuess {
-  std::string code;       // ISO 639 code without fastText's "__label__" prefix; "und" if unknown
+  std::string code; // ISO 639 code without fastText's "__label__" prefix; "und" if unknown
   float confidence = 0;
 };
 

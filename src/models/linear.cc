@@ -11,7 +11,8 @@ namespace semrouter::models {
 void LinearModel::logits(const SparseVec& x, float* out) const {
   for (uint32_t c = 0; c < classes; ++c)
     out[c] = b[c];
-  // The rows are scattered over a table of megabytes: fetch a few ahead so the cache misses overlap.
+  // The rows are scattered over a table of megabytes: fetch a few ahead so the cache misses
+  // overlap.
   constexpr size_t kAhead = 8;
   const size_t n = x.idx.size();
   for (size_t k = 0; k < std::min(n, kAhead); ++k)
@@ -26,8 +27,8 @@ void LinearModel::logits(const SparseVec& x, float* out) const {
   }
 }
 
-LinearModel train_linear(const std::vector<SparseVec>& x, const std::vector<int>& y, uint32_t dim, uint32_t classes,
-                         const LinearTrainOptions& opts) {
+LinearModel train_linear(const std::vector<SparseVec>& x, const std::vector<int>& y, uint32_t dim,
+                         uint32_t classes, const LinearTrainOptions& opts) {
   LinearModel m;
   m.dim = dim;
   m.classes = classes;
@@ -78,7 +79,9 @@ LinearModel train_linear(const std::vector<SparseVec>& x, const std::vector<int>
   return m;
 }
 
-double Platt::operator()(double s) const { return 1.0 / (1.0 + std::exp(-(a * s + b))); }
+double Platt::operator()(double s) const {
+  return 1.0 / (1.0 + std::exp(-(a * s + b)));
+}
 
 Platt Platt::fit(const std::vector<double>& s, const std::vector<int>& y) {
   // Platt's targets with the prior correction; Newton steps with backtracking (Lin, Lin & Weng

@@ -13,7 +13,7 @@
 namespace semrouter::models {
 
 struct LinearModel {
-  uint32_t dim = 0;     // number of features (hashed buckets + dense extras)
+  uint32_t dim = 0; // number of features (hashed buckets + dense extras)
   uint32_t classes = 0;
   std::vector<float> w; // [dim × classes], feature-major (a sparse feature touches one row)
   std::vector<float> b; // [classes]
@@ -23,8 +23,8 @@ struct LinearModel {
 
 struct LinearTrainOptions {
   int epochs = 12;
-  float lr = 0.2f;       // AdaGrad base rate
-  float l2 = 1e-6f;      // per-step weight decay on touched rows
+  float lr = 0.2f;  // AdaGrad base rate
+  float l2 = 1e-6f; // per-step weight decay on touched rows
   uint64_t seed = 42;
   // Per-class loss weights (empty: all 1), e.g. to balance classes.
   std::vector<float> class_weights;

@@ -18,7 +18,8 @@ using json = nlohmann::json;
 
 LinearTextClassifier::LinearTextClassifier(LinearClassifierConfig cfg, LinearModel model,
                                            std::shared_ptr<const WordVectors> vectors)
-    : cfg_(std::move(cfg)), model_(std::move(model)), hasher_(cfg_.features), vectors_(std::move(vectors)) {}
+    : cfg_(std::move(cfg)), model_(std::move(model)), hasher_(cfg_.features),
+      vectors_(std::move(vectors)) {}
 
 void LinearTextClassifier::featurize(const std::vector<std::string>& words, SparseVec& x) const {
   hasher_.features(words, x);
@@ -34,7 +35,8 @@ void LinearTextClassifier::featurize(const std::vector<std::string>& words, Spar
   }
 }
 
-void LinearTextClassifier::logits(const std::vector<std::string>& words, std::vector<float>& out) const {
+void LinearTextClassifier::logits(const std::vector<std::string>& words,
+                                  std::vector<float>& out) const {
   thread_local SparseVec x;
   featurize(words, x);
   out.resize(model_.classes);
@@ -101,8 +103,8 @@ double LinearTextClassifier::positive_probability(std::string_view text) const {
     bool end = i == text.size();
     if (!end) {
       char c = text[i];
-      end = c == '\n' ||
-            ((c == '.' || c == '!' || c == '?') && (i + 1 == text.size() || text[i + 1] == ' ' || text[i + 1] == '\n'));
+      end = c == '\n' || ((c == '.' || c == '!' || c == '?') &&
+                          (i + 1 == text.size() || text[i + 1] == ' ' || text[i + 1] == '\n'));
     }
     if (!end)
       continue;
@@ -140,15 +142,16 @@ Classification LinearTextClassifier::classify_one(std::string_view text) const {
     words_of(text, words);
     logits(words, c.logits);
     c.probabilities = softmax(c.logits.data(), c.logits.size());
-    c.label_id = int32_t(std::max_element(c.probabilities.begin(), c.probabilities.end()) - c.probabilities.begin());
+    c.label_id = int32_t(std::max_element(c.probabilities.begin(), c.probabilities.end()) -
+                         c.probabilities.begin());
   }
   c.confidence = c.probabilities[size_t(c.label_id)];
   c.label = cfg_.labels[size_t(c.label_id)];
   return c;
 }
 
-core::StatusOr<std::vector<Classification>> LinearTextClassifier::classify(
-    std::span<const std::string_view> texts) const {
+core::StatusOr<std::vector<Classification>>
+LinearTextClassifier::classify(std::span<const std::string_view> texts) const {
   std::vector<Classification> out;
   out.reserve(texts.size());
   for (auto t : texts)
@@ -156,11 +159,13 @@ core::StatusOr<std::vector<Classification>> LinearTextClassifier::classify(
   return out;
 }
 
-core::Status LinearTextClassifier::save(const std::string& dir, const std::string& vectors_dir) const {
+core::Status LinearTextClassifier::save(const std::string& dir,
+                                        const std::string& vectors_dir) const {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec)
-    return make_error(ErrorCode::Unavailable, fmt::format("cannot create {}: {}", dir, ec.message()));
+    return make_error(ErrorCode::Unavailable,
+                      fmt::format("cannot create {}: {}", dir, ec.message()));
   json j = {{"format", "semrouter-linear-v1"},
             {"task", cfg_.task},
             {"labels", cfg_.labels},
@@ -176,7 +181,8 @@ core::Status LinearTextClassifier::save(const std::string& dir, const std::strin
   if (cfg_.calibration)
     j["calibration"] = {{"a", cfg_.calibration->a}, {"b", cfg_.calibration->b}};
   if (vectors_) {
-    j["vectors"] = std::filesystem::relative(std::filesystem::absolute(vectors_dir), std::filesystem::absolute(dir))
+    j["vectors"] = std::filesystem::relative(std::filesystem::absolute(vectors_dir),
+                                             std::filesystem::absolute(dir))
                        .string();
     j["vector_scale"] = cfg_.vector_scale;
   }
@@ -187,7 +193,8 @@ core::Status LinearTextClassifier::save(const std::string& dir, const std::strin
   return nn::write_safetensors(dir + "/model.safetensors", t, nn::DType::F16);
 }
 
-core::StatusOr<std::shared_ptr<LinearTextClassifier>> LinearTextClassifier::load(const std::string& dir) {
+core::StatusOr<std::shared_ptr<LinearTextClassifier>>
+LinearTextClassifier::load(const std::string& dir) {
   std::ifstream f(dir + "/config.json");
   if (!f)
     return make_error(ErrorCode::NotFound, fmt::format("{}/config.json: cannot open", dir));
@@ -210,13 +217,16 @@ core::StatusOr<std::shared_ptr<LinearTextClassifier>> LinearTextClassifier::load
     cfg.positive = j.value("positive", -1);
     cfg.threshold = j.value("threshold", 0.5);
     if (j.contains("calibration"))
-      cfg.calibration = Platt{j["calibration"].at("a").get<double>(), j["calibration"].at("b").get<double>()};
+      cfg.calibration =
+          Platt{j["calibration"].at("a").get<double>(), j["calibration"].at("b").get<double>()};
     cfg.vectors = j.value("vectors", "");
     cfg.vector_scale = j.value("vector_scale", 1.f);
     if (cfg.features.buckets_log2 < 8 || cfg.features.buckets_log2 > 26)
-      return make_error(ErrorCode::InvalidArgument, fmt::format("{}/config.json: features.buckets_log2 must be 8..26", dir));
+      return make_error(ErrorCode::InvalidArgument,
+                        fmt::format("{}/config.json: features.buckets_log2 must be 8..26", dir));
     if (cfg.positive >= int(cfg.labels.size()))
-      return make_error(ErrorCode::InvalidArgument, fmt::format("{}/config.json: positive is not a label index", dir));
+      return make_error(ErrorCode::InvalidArgument,
+                        fmt::format("{}/config.json: positive is not a label index", dir));
   } catch (const json::exception& e) {
     return make_error(ErrorCode::InvalidArgument, fmt::format("{}/config.json: {}", dir, e.what()));
   }
@@ -224,7 +234,8 @@ core::StatusOr<std::shared_ptr<LinearTextClassifier>> LinearTextClassifier::load
   if (!cfg.vectors.empty()) {
     auto v = WordVectors::load(dir + "/" + cfg.vectors);
     if (!v)
-      return make_error(v.error().code, fmt::format("{}: word vectors: {}", dir, v.error().message));
+      return make_error(v.error().code,
+                        fmt::format("{}: word vectors: {}", dir, v.error().message));
     vectors = *v;
   }
   auto st = nn::SafeTensors::open(dir + "/model.safetensors");

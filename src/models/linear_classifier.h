@@ -16,8 +16,8 @@
 namespace semrouter::models {
 
 struct LinearClassifierConfig {
-  std::string task;                 // domain, complexity, jailbreak, language, ...
-  std::vector<std::string> labels;  // index = class id
+  std::string task;                // domain, complexity, jailbreak, language, ...
+  std::vector<std::string> labels; // index = class id
   FeatureOptions features;
   // Window scoring (binary tasks): the positive probability is the maximum over the whole text
   // and every window of `window_words` words (stride `window_stride`), so text appended to or
@@ -48,7 +48,8 @@ public:
   core::Status save(const std::string& dir, const std::string& vectors_dir = "") const;
 
   const std::vector<std::string>& labels() const override { return cfg_.labels; }
-  core::StatusOr<std::vector<Classification>> classify(std::span<const std::string_view> texts) const override;
+  core::StatusOr<std::vector<Classification>>
+  classify(std::span<const std::string_view> texts) const override;
   Classification classify_one(std::string_view text) const;
   // The positive-class probability (binary tasks), after windowing and calibration.
   double positive_probability(std::string_view text) const;

@@ -18,7 +18,8 @@ std::vector<float> softmax(const float* logits, size_t n) {
   return p;
 }
 
-std::vector<Entity> merge_bio(const std::vector<std::string>& tags, const std::vector<float>& scores,
+std::vector<Entity> merge_bio(const std::vector<std::string>& tags,
+                              const std::vector<float>& scores,
                               const std::vector<std::pair<uint32_t, uint32_t>>& offsets) {
   std::vector<Entity> out;
   bool open = false;

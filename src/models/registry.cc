@@ -39,7 +39,8 @@ core::StatusOr<std::shared_ptr<const Registry>> Registry::load(const std::vector
     std::filesystem::path p(s.path);
     std::string path = p.is_absolute() ? s.path : (std::filesystem::path(base) / p).string();
     auto fail = [&](const core::Error& e) {
-      return make_error(e.code, fmt::format("classifiers.{} ({} at {}): {}", s.task, s.type, path, e.message));
+      return make_error(
+          e.code, fmt::format("classifiers.{} ({} at {}): {}", s.task, s.type, path, e.message));
     };
     std::string detail;
     if (s.type == "linear") {
@@ -47,7 +48,8 @@ core::StatusOr<std::shared_ptr<const Registry>> Registry::load(const std::vector
       if (!m)
         return fail(m.error());
       if (!(*m)->config().task.empty() && (*m)->config().task != s.task)
-        return fail({ErrorCode::InvalidArgument, fmt::format("the folder holds a \"{}\" model", (*m)->config().task)});
+        return fail({ErrorCode::InvalidArgument,
+                     fmt::format("the folder holds a \"{}\" model", (*m)->config().task)});
       detail = fmt::format("{} labels", (*m)->labels().size());
       if (s.task == "domain")
         r->domain = *m;
@@ -66,7 +68,8 @@ core::StatusOr<std::shared_ptr<const Registry>> Registry::load(const std::vector
       auto m = TransformerModel::load(path, o);
       if (!m)
         return fail(m.error());
-      detail = fmt::format("{}, {}", (*m)->config().architecture, nn::precision_name((*m)->precision()));
+      detail =
+          fmt::format("{}, {}", (*m)->config().architecture, nn::precision_name((*m)->precision()));
       if (s.task == "embeddings") {
         r->embeddings = *m;
       } else if (s.task == "pii") {
@@ -76,7 +79,9 @@ core::StatusOr<std::shared_ptr<const Registry>> Registry::load(const std::vector
       } else {
         if (!(*m)->supports(Task::Sequence))
           return fail({ErrorCode::InvalidArgument, "needs a sequence-classification model"});
-        (s.task == "domain" ? r->domain : s.task == "complexity" ? r->complexity : r->jailbreak) = *m;
+        (s.task == "domain"       ? r->domain
+         : s.task == "complexity" ? r->complexity
+                                  : r->jailbreak) = *m;
       }
     } else if (s.type == "fasttext") {
       auto m = LanguageId::load(path);
@@ -92,7 +97,8 @@ core::StatusOr<std::shared_ptr<const Registry>> Registry::load(const std::vector
     } else {
       return fail({ErrorCode::InvalidArgument, fmt::format("unknown type \"{}\"", s.type)});
     }
-    r->loaded.push_back(fmt::format("{}: {} {}{}", s.task, s.type, path, detail.empty() ? "" : " (" + detail + ")"));
+    r->loaded.push_back(fmt::format("{}: {} {}{}", s.task, s.type, path,
+                                    detail.empty() ? "" : " (" + detail + ")"));
   }
   return std::shared_ptr<const Registry>(std::move(r));
 }

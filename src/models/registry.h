@@ -14,9 +14,9 @@
 namespace semrouter::models {
 
 struct ModelSpec {
-  std::string task;  // domain, complexity, jailbreak, language, embeddings, pii
-  std::string type;  // linear, transformer, fasttext, word_vectors
-  std::string path;  // absolute, or relative to the registry's base folder
+  std::string task; // domain, complexity, jailbreak, language, embeddings, pii
+  std::string type; // linear, transformer, fasttext, word_vectors
+  std::string path; // absolute, or relative to the registry's base folder
   std::string precision = "auto";
 };
 

@@ -34,7 +34,8 @@ core::StatusOr<Task> parse_task(const std::string& s) {
     return Task::Token;
   if (s == "embed")
     return Task::Embed;
-  return make_error(ErrorCode::InvalidArgument, fmt::format("unknown task \"{}\" (seq, token, embed)", s));
+  return make_error(ErrorCode::InvalidArgument,
+                    fmt::format("unknown task \"{}\" (seq, token, embed)", s));
 }
 
 namespace {
@@ -52,8 +53,8 @@ core::StatusOr<json> read_json(const fs::path& p) {
 
 } // namespace
 
-core::StatusOr<std::shared_ptr<TransformerModel>> TransformerModel::load(const std::string& dir,
-                                                                        const TransformerOptions& opts) {
+core::StatusOr<std::shared_ptr<TransformerModel>>
+TransformerModel::load(const std::string& dir, const TransformerOptions& opts) {
   fs::path d(dir);
   if (!fs::is_directory(d))
     return make_error(ErrorCode::NotFound, fmt::format("{}: not a directory", dir));
@@ -66,17 +67,19 @@ core::StatusOr<std::shared_ptr<TransformerModel>> TransformerModel::load(const s
     return make_error(cfg.error().code, fmt::format("{}/{}", dir, cfg.error().message));
   m->cfg_ = std::move(*cfg);
   if (!fs::exists(d / "tokenizer.json"))
-    return make_error(ErrorCode::NotFound,
-                      fmt::format("{}: no tokenizer.json (only the tokenizers-library format is supported; "
-                                  "save the tokenizer with a fast tokenizer to produce it)",
-                                  dir));
+    return make_error(
+        ErrorCode::NotFound,
+        fmt::format("{}: no tokenizer.json (only the tokenizers-library format is supported; "
+                    "save the tokenizer with a fast tokenizer to produce it)",
+                    dir));
   auto tok = text::Tokenizer::from_file((d / "tokenizer.json").string());
   if (!tok)
     return tl::unexpected(tok.error());
   m->tokenizer_ = *tok;
   if (!fs::exists(d / "model.safetensors"))
-    return make_error(ErrorCode::NotFound,
-                      fmt::format("{}: no model.safetensors (PyTorch .bin checkpoints are not supported)", dir));
+    return make_error(
+        ErrorCode::NotFound,
+        fmt::format("{}: no model.safetensors (PyTorch .bin checkpoints are not supported)", dir));
   auto st = nn::SafeTensors::open((d / "model.safetensors").string());
   if (!st)
     return tl::unexpected(st.error());
@@ -89,7 +92,8 @@ core::StatusOr<std::shared_ptr<TransformerModel>> TransformerModel::load(const s
   if (m->tokenizer_->model_max_length())
     max_len = std::min(max_len, m->tokenizer_->model_max_length());
   // sentence-transformers folders: max_seq_length, pooling and normalisation.
-  m->embed_pooling_ = m->cfg_.arch == nn::Arch::ModernBert ? m->cfg_.classifier_pooling : nn::Pooling::Mean;
+  m->embed_pooling_ =
+      m->cfg_.arch == nn::Arch::ModernBert ? m->cfg_.classifier_pooling : nn::Pooling::Mean;
   m->embed_normalize_ = true;
   if (fs::exists(d / "sentence_bert_config.json")) {
     auto sb = read_json(d / "sentence_bert_config.json");
@@ -116,14 +120,17 @@ core::StatusOr<std::shared_ptr<TransformerModel>> TransformerModel::load(const s
         else if (pc->value("pooling_mode_mean_tokens", false))
           m->embed_pooling_ = nn::Pooling::Mean;
         else
-          return make_error(ErrorCode::InvalidArgument,
-                            fmt::format("{}: pooling mode is not supported (cls_token or mean_tokens)",
-                                        (d / mod.value("path", "1_Pooling") / "config.json").string()));
+          return make_error(
+              ErrorCode::InvalidArgument,
+              fmt::format("{}: pooling mode is not supported (cls_token or mean_tokens)",
+                          (d / mod.value("path", "1_Pooling") / "config.json").string()));
       } else if (type.find("Transformer") == std::string::npos) {
-        return make_error(ErrorCode::InvalidArgument,
-                          fmt::format("{}/modules.json: module type \"{}\" is not supported (Transformer, Pooling, "
-                                      "Normalize)",
-                                      dir, type));
+        return make_error(
+            ErrorCode::InvalidArgument,
+            fmt::format(
+                "{}/modules.json: module type \"{}\" is not supported (Transformer, Pooling, "
+                "Normalize)",
+                dir, type));
       }
     }
   }
@@ -151,12 +158,12 @@ bool TransformerModel::supports(Task t) const {
   return t == default_task();
 }
 
-core::StatusOr<TransformerModel::Run> TransformerModel::run(std::span<const std::string_view> texts, Task task,
-                                                            bool debug_hidden) const {
+core::StatusOr<TransformerModel::Run> TransformerModel::run(std::span<const std::string_view> texts,
+                                                            Task task, bool debug_hidden) const {
   if (!supports(task))
     return make_error(ErrorCode::InvalidArgument,
-                      fmt::format("this {} model cannot do task \"{}\" (it can do: {}{})", cfg_.architecture,
-                                  task_name(task), task_name(default_task()),
+                      fmt::format("this {} model cannot do task \"{}\" (it can do: {}{})",
+                                  cfg_.architecture, task_name(task), task_name(default_task()),
                                   default_task() == Task::Embed ? "" : ", embed"));
   Run r;
   if (texts.empty())
@@ -193,7 +200,8 @@ core::StatusOr<TransformerModel::Run> TransformerModel::run(std::span<const std:
   return r;
 }
 
-core::StatusOr<std::vector<Classification>> TransformerModel::classify(std::span<const std::string_view> texts) const {
+core::StatusOr<std::vector<Classification>>
+TransformerModel::classify(std::span<const std::string_view> texts) const {
   auto r = run(texts, Task::Sequence);
   if (!r)
     return tl::unexpected(r.error());
@@ -204,15 +212,16 @@ core::StatusOr<std::vector<Classification>> TransformerModel::classify(std::span
     const float* lg = r->logits.data() + i * L;
     c.logits.assign(lg, lg + L);
     c.probabilities = softmax(lg, L);
-    c.label_id = int32_t(std::max_element(c.probabilities.begin(), c.probabilities.end()) - c.probabilities.begin());
+    c.label_id = int32_t(std::max_element(c.probabilities.begin(), c.probabilities.end()) -
+                         c.probabilities.begin());
     c.confidence = c.probabilities[size_t(c.label_id)];
     c.label = cfg_.labels[size_t(c.label_id)];
   }
   return out;
 }
 
-core::StatusOr<std::vector<std::vector<Entity>>> TransformerModel::entities(
-    std::span<const std::string_view> texts) const {
+core::StatusOr<std::vector<std::vector<Entity>>>
+TransformerModel::entities(std::span<const std::string_view> texts) const {
   auto r = run(texts, Task::Token);
   if (!r)
     return tl::unexpected(r.error());
@@ -237,7 +246,8 @@ core::StatusOr<std::vector<std::vector<Entity>>> TransformerModel::entities(
   return out;
 }
 
-core::StatusOr<std::vector<std::vector<float>>> TransformerModel::embed(std::span<const std::string_view> texts) const {
+core::StatusOr<std::vector<std::vector<float>>>
+TransformerModel::embed(std::span<const std::string_view> texts) const {
   auto r = run(texts, Task::Embed);
   if (!r)
     return tl::unexpected(r.error());

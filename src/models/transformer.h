@@ -23,24 +23,28 @@ struct TransformerOptions {
 
 class TransformerModel : public TextClassifier, public TokenClassifier, public Embedder {
 public:
-  static core::StatusOr<std::shared_ptr<TransformerModel>> load(const std::string& dir,
-                                                                const TransformerOptions& opts = {});
+  static core::StatusOr<std::shared_ptr<TransformerModel>>
+  load(const std::string& dir, const TransformerOptions& opts = {});
 
   // Everything one batch produced, for callers that want raw values (tests, the CLI).
   struct Run {
     std::vector<text::Encoding> encodings; // padded to a common length
     nn::Batch batch;
-    std::vector<float> hidden;   // last hidden state [B·S, hidden]
-    std::vector<float> logits;   // [B, labels] (sequence) or [B·S, labels] (token); empty for Embed
-    std::vector<float> pooled;   // [B, hidden] for Embed
+    std::vector<float> hidden; // last hidden state [B·S, hidden]
+    std::vector<float> logits; // [B, labels] (sequence) or [B·S, labels] (token); empty for Embed
+    std::vector<float> pooled; // [B, hidden] for Embed
     std::vector<std::vector<float>> all_hidden; // with `debug_hidden`
   };
-  core::StatusOr<Run> run(std::span<const std::string_view> texts, Task task, bool debug_hidden = false) const;
+  core::StatusOr<Run> run(std::span<const std::string_view> texts, Task task,
+                          bool debug_hidden = false) const;
 
   const std::vector<std::string>& labels() const override { return cfg_.labels; }
-  core::StatusOr<std::vector<Classification>> classify(std::span<const std::string_view> texts) const override;
-  core::StatusOr<std::vector<std::vector<Entity>>> entities(std::span<const std::string_view> texts) const override;
-  core::StatusOr<std::vector<std::vector<float>>> embed(std::span<const std::string_view> texts) const override;
+  core::StatusOr<std::vector<Classification>>
+  classify(std::span<const std::string_view> texts) const override;
+  core::StatusOr<std::vector<std::vector<Entity>>>
+  entities(std::span<const std::string_view> texts) const override;
+  core::StatusOr<std::vector<std::vector<float>>>
+  embed(std::span<const std::string_view> texts) const override;
   int64_t dim() const override { return cfg_.hidden; }
 
   const nn::EncoderConfig& config() const { return cfg_; }

@@ -24,8 +24,9 @@ core::StatusOr<std::shared_ptr<const WordVectors>> WordVectors::load(const std::
   try {
     auto j = nlohmann::json::parse(cf);
     if (j.value("format", "") != "semrouter-word-vectors-v1")
-      return make_error(ErrorCode::InvalidArgument,
-                        fmt::format("{}/config.json: format must be \"semrouter-word-vectors-v1\"", dir));
+      return make_error(
+          ErrorCode::InvalidArgument,
+          fmt::format("{}/config.json: format must be \"semrouter-word-vectors-v1\"", dir));
     wv->dim_ = j.at("dim").get<int64_t>();
     vocab = j.at("vocab_size").get<size_t>();
   } catch (const std::exception& e) {
@@ -39,8 +40,9 @@ core::StatusOr<std::shared_ptr<const WordVectors>> WordVectors::load(const std::
   while (std::getline(vf, w))
     wv->index_.emplace(w, row++);
   if (size_t(row) != vocab)
-    return make_error(ErrorCode::InvalidArgument,
-                      fmt::format("{}/vocab.txt has {} words, config.json says {}", dir, row, vocab));
+    return make_error(
+        ErrorCode::InvalidArgument,
+        fmt::format("{}/vocab.txt has {} words, config.json says {}", dir, row, vocab));
   auto st = nn::SafeTensors::open(dir + "/model.safetensors");
   if (!st)
     return tl::unexpected(st.error());
@@ -69,7 +71,8 @@ int32_t WordVectors::lookup(const std::string& word) const {
   return it == index_.end() ? -1 : it->second;
 }
 
-size_t WordVectors::sentence_vector(const std::string* words, size_t count, float* out, bool sif) const {
+size_t WordVectors::sentence_vector(const std::string* words, size_t count, float* out,
+                                    bool sif) const {
   std::fill(out, out + dim_, 0.f);
   size_t n = 0;
   for (size_t i = 0; i < count; ++i) {
@@ -111,7 +114,8 @@ void WordVectors::embed_one(std::string_view text, std::vector<float>& out, bool
   sentence_vector(words.data(), words.size(), out.data(), sif);
 }
 
-core::StatusOr<std::vector<std::vector<float>>> WordVectors::embed(std::span<const std::string_view> texts) const {
+core::StatusOr<std::vector<std::vector<float>>>
+WordVectors::embed(std::span<const std::string_view> texts) const {
   std::vector<std::vector<float>> out(texts.size());
   for (size_t i = 0; i < texts.size(); ++i)
     embed_one(texts[i], out[i]);

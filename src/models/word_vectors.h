@@ -17,7 +17,8 @@ public:
   static core::StatusOr<std::shared_ptr<const WordVectors>> load(const std::string& dir);
 
   int64_t dim() const override { return dim_; }
-  core::StatusOr<std::vector<std::vector<float>>> embed(std::span<const std::string_view> texts) const override;
+  core::StatusOr<std::vector<std::vector<float>>>
+  embed(std::span<const std::string_view> texts) const override;
   // The SIF sentence vector of already-split words into `out` (dim() floats); returns how many
   // words were in the vocabulary (0: `out` is all zeros).
   size_t sentence_vector(const std::vector<std::string>& words, float* out) const {
@@ -34,10 +35,10 @@ public:
 private:
   int64_t dim_ = 0;
   std::unordered_map<std::string, int32_t> index_;
-  std::vector<int8_t> q_;       // [V, dim]
-  std::vector<float> scales_;   // [V]
-  std::vector<float> sif_;      // [V]
-  std::vector<float> pc_;       // [dim], unit length
+  std::vector<int8_t> q_;     // [V, dim]
+  std::vector<float> scales_; // [V]
+  std::vector<float> sif_;    // [V]
+  std::vector<float> pc_;     // [dim], unit length
 };
 
 float cosine(const std::vector<float>& a, const std::vector<float>& b);

@@ -29,10 +29,11 @@ core::StatusOr<EncoderConfig> EncoderConfig::from_json(const json& j) {
     } else if (model_type == "modernbert" || a.rfind("ModernBert", 0) == 0) {
       c.arch = Arch::ModernBert;
     } else {
-      return make_error(ErrorCode::InvalidArgument,
-                        fmt::format("config.json: model_type \"{}\" / architecture \"{}\" is not supported "
-                                    "(supported: bert, modernbert)",
-                                    model_type, a));
+      return make_error(
+          ErrorCode::InvalidArgument,
+          fmt::format("config.json: model_type \"{}\" / architecture \"{}\" is not supported "
+                      "(supported: bert, modernbert)",
+                      model_type, a));
     }
     if (a.find("ForSequenceClassification") != std::string::npos)
       c.head = HeadKind::SequenceClassification;
@@ -41,10 +42,11 @@ core::StatusOr<EncoderConfig> EncoderConfig::from_json(const json& j) {
     else if (a.empty() || a == "BertModel" || a == "ModernBertModel")
       c.head = HeadKind::None;
     else
-      return make_error(ErrorCode::InvalidArgument,
-                        fmt::format("config.json: architecture \"{}\" is not supported (supported: *Model, "
-                                    "*ForSequenceClassification, *ForTokenClassification)",
-                                    a));
+      return make_error(
+          ErrorCode::InvalidArgument,
+          fmt::format("config.json: architecture \"{}\" is not supported (supported: *Model, "
+                      "*ForSequenceClassification, *ForTokenClassification)",
+                      a));
     c.vocab_size = j.at("vocab_size").get<int64_t>();
     c.hidden = j.at("hidden_size").get<int64_t>();
     c.layers = j.at("num_hidden_layers").get<int64_t>();
@@ -52,9 +54,11 @@ core::StatusOr<EncoderConfig> EncoderConfig::from_json(const json& j) {
     c.intermediate = j.at("intermediate_size").get<int64_t>();
     c.max_positions = j.value("max_position_embeddings", int64_t(512));
     if (c.hidden <= 0 || c.heads <= 0 || c.hidden % c.heads != 0)
-      return make_error(ErrorCode::InvalidArgument,
-                        fmt::format("config.json: hidden_size {} must be a positive multiple of num_attention_heads {}",
-                                    c.hidden, c.heads));
+      return make_error(
+          ErrorCode::InvalidArgument,
+          fmt::format(
+              "config.json: hidden_size {} must be a positive multiple of num_attention_heads {}",
+              c.hidden, c.heads));
     std::string act;
     if (c.arch == Arch::Bert) {
       c.type_vocab_size = j.value("type_vocab_size", int64_t(2));
@@ -62,8 +66,10 @@ core::StatusOr<EncoderConfig> EncoderConfig::from_json(const json& j) {
       act = j.value("hidden_act", "gelu");
       std::string pos = j.value("position_embedding_type", "absolute");
       if (pos != "absolute")
-        return make_error(ErrorCode::InvalidArgument,
-                          fmt::format("config.json: position_embedding_type \"{}\" is not supported (absolute)", pos));
+        return make_error(
+            ErrorCode::InvalidArgument,
+            fmt::format("config.json: position_embedding_type \"{}\" is not supported (absolute)",
+                        pos));
     } else {
       c.norm_eps = j.value("norm_eps", 1e-5f);
       act = j.value("hidden_activation", "gelu");
@@ -77,27 +83,33 @@ core::StatusOr<EncoderConfig> EncoderConfig::from_json(const json& j) {
       c.classifier_bias = j.value("classifier_bias", false);
       std::string pooling = j.value("classifier_pooling", "cls");
       if (pooling != "cls" && pooling != "mean")
-        return make_error(ErrorCode::InvalidArgument,
-                          fmt::format("config.json: classifier_pooling \"{}\" is not supported (cls, mean)", pooling));
+        return make_error(
+            ErrorCode::InvalidArgument,
+            fmt::format("config.json: classifier_pooling \"{}\" is not supported (cls, mean)",
+                        pooling));
       c.classifier_pooling = pooling == "mean" ? Pooling::Mean : Pooling::Cls;
       std::string cact = j.value("classifier_activation", "gelu");
       if (cact != "gelu")
-        return make_error(ErrorCode::InvalidArgument,
-                          fmt::format("config.json: classifier_activation \"{}\" is not supported (gelu)", cact));
+        return make_error(
+            ErrorCode::InvalidArgument,
+            fmt::format("config.json: classifier_activation \"{}\" is not supported (gelu)", cact));
       if (c.global_every <= 0)
-        return make_error(ErrorCode::InvalidArgument, "config.json: global_attn_every_n_layers must be positive");
+        return make_error(ErrorCode::InvalidArgument,
+                          "config.json: global_attn_every_n_layers must be positive");
     }
     if (act != "gelu")
-      return make_error(ErrorCode::InvalidArgument,
-                        fmt::format("config.json: activation \"{}\" is not supported (gelu, the erf form)", act));
+      return make_error(
+          ErrorCode::InvalidArgument,
+          fmt::format("config.json: activation \"{}\" is not supported (gelu, the erf form)", act));
     if (j.contains("id2label") && j["id2label"].is_object()) {
       const auto& m = j["id2label"];
       c.labels.resize(m.size());
       for (auto it = m.begin(); it != m.end(); ++it) {
         size_t id = std::stoul(it.key());
         if (id >= c.labels.size())
-          return make_error(ErrorCode::InvalidArgument,
-                            fmt::format("config.json: id2label has id {} but only {} labels", id, m.size()));
+          return make_error(
+              ErrorCode::InvalidArgument,
+              fmt::format("config.json: id2label has id {} but only {} labels", id, m.size()));
         c.labels[id] = it.value().get<std::string>();
       }
     } else if (c.head != HeadKind::None) {
@@ -139,7 +151,8 @@ struct Encoder::Layer {
 
 Encoder::~Encoder() = default;
 
-core::StatusOr<std::unique_ptr<Encoder>> Encoder::load(const EncoderConfig& cfg, std::shared_ptr<const SafeTensors> w,
+core::StatusOr<std::unique_ptr<Encoder>> Encoder::load(const EncoderConfig& cfg,
+                                                       std::shared_ptr<const SafeTensors> w,
                                                        const EncoderOptions& opts) {
   std::unique_ptr<Encoder> e(new Encoder());
   e->cfg_ = cfg;
@@ -167,7 +180,8 @@ core::StatusOr<std::unique_ptr<Encoder>> Encoder::load(const EncoderConfig& cfg,
     }
     return std::move(*v);
   };
-  auto linear = [&](const std::string& name, int64_t out, int64_t in, bool with_bias, Precision prec) -> Linear {
+  auto linear = [&](const std::string& name, int64_t out, int64_t in, bool with_bias,
+                    Precision prec) -> Linear {
     auto wt = f32(name + ".weight", {out, in});
     auto b = with_bias ? f32(name + ".bias", {out}) : std::vector<float>();
     if (failed)
@@ -236,9 +250,10 @@ core::StatusOr<std::unique_ptr<Encoder>> Encoder::load(const EncoderConfig& cfg,
       e->has_pooler_ = true;
       e->pooler_ = linear(p + "pooler.dense", H, H, true, Precision::F32);
     } else if (cfg.head == HeadKind::SequenceClassification) {
-      return make_error(ErrorCode::NotFound, fmt::format("{}: missing tensor \"{}pooler.dense.weight\" (expected "
-                                                         "shape [{}, {}]), needed by sequence classification",
-                                                         w->path(), p, H, H));
+      return make_error(ErrorCode::NotFound,
+                        fmt::format("{}: missing tensor \"{}pooler.dense.weight\" (expected "
+                                    "shape [{}, {}]), needed by sequence classification",
+                                    w->path(), p, H, H));
     }
     if (cfg.head != HeadKind::None)
       e->classifier_ = linear("classifier", L, H, true, Precision::F32);
@@ -294,18 +309,21 @@ void Encoder::embed(const Batch& b, Workspace& ws) const {
         float* tmp = ws.tmp.data();
         pos_emb_.row_to_f32(std::min<int64_t>(s, cfg_.max_positions - 1), H, tmp);
         kernels::add_inplace(row, tmp, H);
-        int64_t tt = b.type_ids.empty() ? 0 : std::clamp<int64_t>(b.type_ids[size_t(t)], 0, cfg_.type_vocab_size - 1);
+        int64_t tt = b.type_ids.empty()
+                         ? 0
+                         : std::clamp<int64_t>(b.type_ids[size_t(t)], 0, cfg_.type_vocab_size - 1);
         type_emb_.row_to_f32(tt, H, tmp);
         kernels::add_inplace(row, tmp, H);
       }
     }
-  kernels::layer_norm(ws.x.data(), T, H, emb_norm_w_.data(), emb_norm_b_.empty() ? nullptr : emb_norm_b_.data(),
-                      cfg_.norm_eps);
+  kernels::layer_norm(ws.x.data(), T, H, emb_norm_w_.data(),
+                      emb_norm_b_.empty() ? nullptr : emb_norm_b_.data(), cfg_.norm_eps);
 }
 
 namespace {
 
-void rope_table(int64_t S, int64_t half, float theta, std::vector<float>& cos, std::vector<float>& sin) {
+void rope_table(int64_t S, int64_t half, float theta, std::vector<float>& cos,
+                std::vector<float>& sin) {
   cos.resize(size_t(S * half));
   sin.resize(size_t(S * half));
   for (int64_t i = 0; i < half; ++i) {
@@ -394,12 +412,14 @@ void Encoder::attention(const Batch& b, int64_t l, Workspace& ws) const {
           }
           kernels::softmax_row(row, nk);
         }
-        sgemm(backend, false, nq, d, nk, 1.f, sc, nk, V + k0 * ld, ld, 0.f, ctx + (bi * S + q0) * H + h * d, H);
+        sgemm(backend, false, nq, d, nk, 1.f, sc, nk, V + k0 * ld, ld, 0.f,
+              ctx + (bi * S + q0) * H + h * d, H);
       }
     }
 }
 
-void Encoder::forward(const Batch& b, Workspace& ws, std::vector<std::vector<float>>* all_hidden) const {
+void Encoder::forward(const Batch& b, Workspace& ws,
+                      std::vector<std::vector<float>>* all_hidden) const {
   const int64_t H = cfg_.hidden, I = cfg_.intermediate, T = b.B * b.S;
   embed(b, ws);
   if (all_hidden) {
@@ -424,14 +444,16 @@ void Encoder::forward(const Batch& b, Workspace& ws, std::vector<std::vector<flo
       L.out.forward(ws.ctx.data(), T, tmp, H, ws.scratch);
       for_row_chunks(T, [&](int64_t r, int64_t n) {
         kernels::add_inplace(tmp + r * H, x + r * H, n * H);
-        kernels::layer_norm_to(tmp + r * H, x + r * H, n, H, L.norm1_w.data(), L.norm1_b.data(), eps);
+        kernels::layer_norm_to(tmp + r * H, x + r * H, n, H, L.norm1_w.data(), L.norm1_b.data(),
+                               eps);
       });
       L.up.forward(x, T, ff, I, ws.scratch);
       for_row_chunks(T, [&](int64_t r, int64_t n) { kernels::gelu_inplace(ff + r * I, n * I); });
       L.down.forward(ff, T, tmp, H, ws.scratch);
       for_row_chunks(T, [&](int64_t r, int64_t n) {
         kernels::add_inplace(tmp + r * H, x + r * H, n * H);
-        kernels::layer_norm_to(tmp + r * H, x + r * H, n, H, L.norm2_w.data(), L.norm2_b.data(), eps);
+        kernels::layer_norm_to(tmp + r * H, x + r * H, n, H, L.norm2_w.data(), L.norm2_b.data(),
+                               eps);
       });
     } else {
       const float* n1b = L.norm1_b.empty() ? nullptr : L.norm1_b.data();
@@ -457,17 +479,19 @@ void Encoder::forward(const Batch& b, Workspace& ws, std::vector<std::vector<flo
           kernels::geglu_row(ff + t * 2 * I, ff2 + t * I, I);
       });
       L.down.forward(ff2, T, tmp, H, ws.scratch);
-      for_row_chunks(T, [&](int64_t r, int64_t n) { kernels::add_inplace(x + r * H, tmp + r * H, n * H); });
+      for_row_chunks(
+          T, [&](int64_t r, int64_t n) { kernels::add_inplace(x + r * H, tmp + r * H, n * H); });
     }
     if (all_hidden)
       all_hidden->push_back(ws.x);
   }
   if (!bert)
-    kernels::layer_norm(ws.x.data(), T, H, final_norm_w_.data(), final_norm_b_.empty() ? nullptr : final_norm_b_.data(),
-                        cfg_.norm_eps);
+    kernels::layer_norm(ws.x.data(), T, H, final_norm_w_.data(),
+                        final_norm_b_.empty() ? nullptr : final_norm_b_.data(), cfg_.norm_eps);
 }
 
-void Encoder::pool(const Batch& b, const Workspace& ws, Pooling pooling, bool normalize, std::vector<float>& out) const {
+void Encoder::pool(const Batch& b, const Workspace& ws, Pooling pooling, bool normalize,
+                   std::vector<float>& out) const {
   const int64_t H = cfg_.hidden;
   out.assign(size_t(b.B * H), 0.f);
   for (int64_t bi = 0; bi < b.B; ++bi) {
@@ -518,8 +542,8 @@ void Encoder::sequence_logits(const Batch& b, Workspace& ws, std::vector<float>&
   ws.head.resize(size_t(b.B * H));
   head_dense_.forward(pooled.data(), b.B, ws.head.data(), H, ws.scratch);
   kernels::gelu_inplace(ws.head.data(), b.B * H);
-  kernels::layer_norm(ws.head.data(), b.B, H, head_norm_w_.data(), head_norm_b_.empty() ? nullptr : head_norm_b_.data(),
-                      cfg_.norm_eps);
+  kernels::layer_norm(ws.head.data(), b.B, H, head_norm_w_.data(),
+                      head_norm_b_.empty() ? nullptr : head_norm_b_.data(), cfg_.norm_eps);
   classifier_.forward(ws.head.data(), b.B, logits.data(), L, ws.scratch);
 }
 
@@ -533,8 +557,8 @@ void Encoder::token_logits(const Batch& b, Workspace& ws, std::vector<float>& lo
   ws.head.resize(size_t(T * H));
   head_dense_.forward(ws.x.data(), T, ws.head.data(), H, ws.scratch);
   kernels::gelu_inplace(ws.head.data(), T * H);
-  kernels::layer_norm(ws.head.data(), T, H, head_norm_w_.data(), head_norm_b_.empty() ? nullptr : head_norm_b_.data(),
-                      cfg_.norm_eps);
+  kernels::layer_norm(ws.head.data(), T, H, head_norm_w_.data(),
+                      head_norm_b_.empty() ? nullptr : head_norm_b_.data(), cfg_.norm_eps);
   classifier_.forward(ws.head.data(), T, logits.data(), L, ws.scratch);
 }
 

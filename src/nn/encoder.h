@@ -73,7 +73,8 @@ public:
 
   // Runs the encoder; the last hidden state [B·S, hidden] is left in `ws.x` (for ModernBERT after
   // final_norm). With `all_hidden`, also returns the embedding output and every layer's output.
-  void forward(const Batch& batch, Workspace& ws, std::vector<std::vector<float>>* all_hidden = nullptr) const;
+  void forward(const Batch& batch, Workspace& ws,
+               std::vector<std::vector<float>>* all_hidden = nullptr) const;
 
   // Heads, applied to `ws.x` after forward().
   // Sequence classification logits [B, num_labels].
@@ -81,7 +82,8 @@ public:
   // Token classification logits [B·S, num_labels].
   void token_logits(const Batch& batch, Workspace& ws, std::vector<float>& logits) const;
   // Pooled sentence embeddings [B, hidden], optionally L2-normalised.
-  void pool(const Batch& batch, const Workspace& ws, Pooling pooling, bool normalize, std::vector<float>& out) const;
+  void pool(const Batch& batch, const Workspace& ws, Pooling pooling, bool normalize,
+            std::vector<float>& out) const;
   // BERT's pooler output tanh(dense(h[CLS])) [B, hidden]; empty if the model has no pooler.
   void pooler_output(const Batch& batch, Workspace& ws, std::vector<float>& out) const;
 

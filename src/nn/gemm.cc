@@ -21,7 +21,9 @@ namespace semrouter::nn {
 using core::ErrorCode;
 using core::make_error;
 
-const char* backend_name(Backend b) { return b == Backend::OneDNN ? "onednn" : "openblas"; }
+const char* backend_name(Backend b) {
+  return b == Backend::OneDNN ? "onednn" : "openblas";
+}
 
 const char* precision_name(Precision p) {
   switch (p) {
@@ -42,7 +44,8 @@ core::StatusOr<Backend> parse_backend(const std::string& s) {
     return Backend::OneDNN;
   if (s == "openblas")
     return Backend::OpenBLAS;
-  return make_error(ErrorCode::InvalidArgument, fmt::format("unknown GEMM backend \"{}\" (onednn, openblas)", s));
+  return make_error(ErrorCode::InvalidArgument,
+                    fmt::format("unknown GEMM backend \"{}\" (onednn, openblas)", s));
 }
 
 core::StatusOr<Precision> parse_precision(const std::string& s) {
@@ -54,7 +57,8 @@ core::StatusOr<Precision> parse_precision(const std::string& s) {
     return Precision::BF16;
   if (s == "int8")
     return Precision::INT8;
-  return make_error(ErrorCode::InvalidArgument, fmt::format("unknown precision \"{}\" (auto, f32, bf16, int8)", s));
+  return make_error(ErrorCode::InvalidArgument,
+                    fmt::format("unknown precision \"{}\" (auto, f32, bf16, int8)", s));
 }
 
 const CpuFeatures& CpuFeatures::get() {
@@ -107,15 +111,17 @@ void set_compute_threads(int n) {
   openblas_set_num_threads(n);
 }
 
-void sgemm(Backend backend, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+void sgemm(Backend backend, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+           int64_t ldc) {
   if (M == 0 || N == 0)
     return;
   if (backend == Backend::OneDNN) {
     dnnl_sgemm('N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, blasint(M), blasint(N),
-                blasint(K), alpha, A, blasint(lda), B, blasint(ldb), beta, C, blasint(ldc));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, blasint(M),
+                blasint(N), blasint(K), alpha, A, blasint(lda), B, blasint(ldb), beta, C,
+                blasint(ldc));
   }
 }
 
@@ -162,12 +168,14 @@ struct BoundKey {
 };
 struct BoundKeyHash {
   size_t operator()(const BoundKey& k) const {
-    return std::hash<uint64_t>()(k.id * 0x9E3779B97F4A7C15ull ^ uint64_t(k.m) * 0xC2B2AE3D27D4EB4Full ^ uint64_t(k.ldy));
+    return std::hash<uint64_t>()(k.id * 0x9E3779B97F4A7C15ull ^
+                                 uint64_t(k.m) * 0xC2B2AE3D27D4EB4Full ^ uint64_t(k.ldy));
   }
 };
 
-BoundMatmul& bound_matmul(dnnl::memory::data_type src_dt, const dnnl::memory::desc& w_md, const dnnl::memory& weights,
-                          const dnnl::memory& bias, uint64_t id, int64_t M, int64_t K, int64_t N, int64_t ldy) {
+BoundMatmul& bound_matmul(dnnl::memory::data_type src_dt, const dnnl::memory::desc& w_md,
+                          const dnnl::memory& weights, const dnnl::memory& bias, uint64_t id,
+                          int64_t M, int64_t K, int64_t N, int64_t ldy) {
   thread_local std::unordered_map<BoundKey, BoundMatmul, BoundKeyHash> cache;
   BoundKey key{id, M, ldy};
   auto it = cache.find(key);
@@ -176,9 +184,12 @@ BoundMatmul& bound_matmul(dnnl::memory::data_type src_dt, const dnnl::memory::de
   using dt = dnnl::memory::data_type;
   dnnl::memory::desc src({M, K}, src_dt, {K, 1});
   dnnl::memory::desc dst({M, N}, dt::f32, {ldy, 1});
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, w_md, bias.get_desc(), dst), cpu_engine());
-  BoundMatmul b{dnnl::matmul(pd), dnnl::memory(src, cpu_engine(), DNNL_MEMORY_NONE),
-                dnnl::memory(dst, cpu_engine(), DNNL_MEMORY_NONE), {}};
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, w_md, bias.get_desc(), dst),
+                                  cpu_engine());
+  BoundMatmul b{dnnl::matmul(pd),
+                dnnl::memory(src, cpu_engine(), DNNL_MEMORY_NONE),
+                dnnl::memory(dst, cpu_engine(), DNNL_MEMORY_NONE),
+                {}};
   b.args[0] = {DNNL_ARG_SRC, b.src.get()};
   b.args[1] = {DNNL_ARG_WEIGHTS, weights.get()};
   b.args[2] = {DNNL_ARG_BIAS, bias.get()};
@@ -193,8 +204,8 @@ Linear::Linear(Linear&&) noexcept = default;
 Linear& Linear::operator=(Linear&&) noexcept = default;
 Linear::~Linear() = default;
 
-core::StatusOr<Linear> Linear::make(std::vector<float> weight, std::vector<float> bias, int64_t out, int64_t in,
-                                    Backend backend, Precision precision) {
+core::StatusOr<Linear> Linear::make(std::vector<float> weight, std::vector<float> bias, int64_t out,
+                                    int64_t in, Backend backend, Precision precision) {
   if (int64_t(weight.size()) != out * in)
     return make_error(ErrorCode::Internal, "Linear: weight size does not match its shape");
   Linear l;
@@ -244,8 +255,8 @@ core::StatusOr<Linear> Linear::make(std::vector<float> weight, std::vector<float
     }
   } catch (const dnnl::error& e) {
     return make_error(ErrorCode::Internal,
-                      fmt::format("oneDNN cannot build a {} layer [{}x{}]: {}", precision_name(l.precision_), out, in,
-                                  e.what()));
+                      fmt::format("oneDNN cannot build a {} layer [{}x{}]: {}",
+                                  precision_name(l.precision_), out, in, e.what()));
   }
   return l;
 }
@@ -260,7 +271,8 @@ template <typename T> T* scratch_as(std::vector<uint8_t>& s, size_t count) {
 
 } // namespace
 
-void Linear::forward(const float* x, int64_t M, float* y, int64_t ldy, std::vector<uint8_t>& scratch) const {
+void Linear::forward(const float* x, int64_t M, float* y, int64_t ldy,
+                     std::vector<uint8_t>& scratch) const {
   if (M == 0)
     return;
   const int64_t N = out_, K = in_;
@@ -277,11 +289,13 @@ void Linear::forward(const float* x, int64_t M, float* y, int64_t ldy, std::vect
       kernels::to_bf16(x, xb, M * K);
       src = xb;
     }
-    BoundMatmul& mm = bound_matmul(dnnl_->src_dt, dnnl_->w_md, dnnl_->weights, dnnl_->bias, dnnl_->id, M, K, N, ldy);
+    BoundMatmul& mm = bound_matmul(dnnl_->src_dt, dnnl_->w_md, dnnl_->weights, dnnl_->bias,
+                                   dnnl_->id, M, K, N, ldy);
     mm.src.set_data_handle(const_cast<void*>(src));
     mm.dst.set_data_handle(y);
-    dnnl::error::wrap_c_api(dnnl_primitive_execute(mm.prim.get(), thread_stream().get(), 4, mm.args),
-                            "matmul execution failed");
+    dnnl::error::wrap_c_api(
+        dnnl_primitive_execute(mm.prim.get(), thread_stream().get(), 4, mm.args),
+        "matmul execution failed");
     thread_stream().wait();
     return;
   }
@@ -290,7 +304,8 @@ void Linear::forward(const float* x, int64_t M, float* y, int64_t ldy, std::vect
   const size_t q_bytes = (size_t(M * K) + 63) & ~size_t(63), acc_bytes = size_t(M * N) * 4;
   if (scratch.size() < q_bytes + acc_bytes + size_t(M) * 4 + 64)
     scratch.resize(q_bytes + acc_bytes + size_t(M) * 4 + 64);
-  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) &
+                                             ~uintptr_t(63));
   uint8_t* xq = base;
   int32_t* acc = reinterpret_cast<int32_t*>(base + q_bytes);
   float* a_scale = reinterpret_cast<float*>(base + q_bytes + acc_bytes);
@@ -298,7 +313,8 @@ void Linear::forward(const float* x, int64_t M, float* y, int64_t ldy, std::vect
     a_scale[m] = kernels::quantize_row_u8(x + m * K, xq + m * K, K);
   const int32_t co = 0;
   // C = (A - ao)·(B - bo); A is u8 with offset 128, so A - ao is the signed quantised value.
-  dnnl_gemm_u8s8s32('N', 'T', 'F', M, N, K, 1.f, xq, K, uint8_t(128), w_s8_.data(), K, 0, 0.f, acc, N, &co);
+  dnnl_gemm_u8s8s32('N', 'T', 'F', M, N, K, 1.f, xq, K, uint8_t(128), w_s8_.data(), K, 0, 0.f, acc,
+                    N, &co);
   for (int64_t m = 0; m < M; ++m)
     kernels::dequantize_row(acc + m * N, a_scale[m], w_scale_.data(), bias_.data(), y + m * ldy, N);
 }

@@ -21,8 +21,8 @@ core::StatusOr<Backend> parse_backend(const std::string& s);
 core::StatusOr<Precision> parse_precision(const std::string& s);
 
 struct CpuFeatures {
-  bool avx2 = false, avx512f = false, avx512_bf16 = false, avx512_vnni = false, avx_vnni = false, amx_bf16 = false,
-       amx_int8 = false;
+  bool avx2 = false, avx512f = false, avx512_bf16 = false, avx512_vnni = false, avx_vnni = false,
+       amx_bf16 = false, amx_int8 = false;
   static const CpuFeatures& get();
   bool fast_bf16() const { return avx512_bf16 || amx_bf16; }
   bool fast_int8() const { return avx512_vnni || avx_vnni || amx_int8; }
@@ -45,11 +45,12 @@ public:
   ~Linear();
   // `bias` may be empty. The weights are converted/packed for the chosen backend and precision
   // once, here; the f32 copy is dropped when another precision is used.
-  static core::StatusOr<Linear> make(std::vector<float> weight, std::vector<float> bias, int64_t out, int64_t in,
-                                     Backend backend, Precision precision);
+  static core::StatusOr<Linear> make(std::vector<float> weight, std::vector<float> bias,
+                                     int64_t out, int64_t in, Backend backend, Precision precision);
 
   // `x` has row stride `in`, `y` row stride `ldy` (>= out). `scratch` is reused across calls.
-  void forward(const float* x, int64_t M, float* y, int64_t ldy, std::vector<uint8_t>& scratch) const;
+  void forward(const float* x, int64_t M, float* y, int64_t ldy,
+               std::vector<uint8_t>& scratch) const;
   int64_t out() const { return out_; }
   int64_t in() const { return in_; }
   Precision precision() const { return precision_; }
@@ -68,7 +69,8 @@ private:
 
 // Row-major C[M, N] = alpha · A[M, K] · op(B) + beta · C with explicit leading dimensions, on the
 // backend's f32 GEMM. op(B) = Bᵀ when `trans_b` (B is [N, K]), else B ([K, N]).
-void sgemm(Backend backend, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void sgemm(Backend backend, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+           int64_t ldc);
 
 } // namespace semrouter::nn

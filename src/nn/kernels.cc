@@ -12,8 +12,8 @@
 
 namespace semrouter::nn::kernels {
 
-SR_CLONES void layer_norm_to(const float* in, float* out, int64_t rows, int64_t cols, const float* gamma,
-                             const float* beta, float eps) {
+SR_CLONES void layer_norm_to(const float* in, float* out, int64_t rows, int64_t cols,
+                             const float* gamma, const float* beta, float eps) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = in + r * cols;
     float* y = out + r * cols;
@@ -42,7 +42,8 @@ SR_CLONES void layer_norm_to(const float* in, float* out, int64_t rows, int64_t 
   }
 }
 
-void layer_norm(float* x, int64_t rows, int64_t cols, const float* gamma, const float* beta, float eps) {
+void layer_norm(float* x, int64_t rows, int64_t cols, const float* gamma, const float* beta,
+                float eps) {
   layer_norm_to(x, x, rows, cols, gamma, beta, eps);
 }
 
@@ -134,8 +135,8 @@ SR_CLONES float quantize_row_u8(const float* x, uint8_t* out, int64_t n) {
   return s;
 }
 
-SR_CLONES void dequantize_row(const int32_t* acc, float a_scale, const float* w_scale, const float* bias, float* y,
-                              int64_t n) {
+SR_CLONES void dequantize_row(const int32_t* acc, float a_scale, const float* w_scale,
+                              const float* bias, float* y, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i)
     y[i] = float(acc[i]) * (a_scale * w_scale[i]) + bias[i];

@@ -7,10 +7,11 @@
 namespace semrouter::nn::kernels {
 
 // x[r] = LayerNorm(x[r]) · gamma + beta for each of `rows` rows of `cols` (beta may be null).
-void layer_norm(float* x, int64_t rows, int64_t cols, const float* gamma, const float* beta, float eps);
+void layer_norm(float* x, int64_t rows, int64_t cols, const float* gamma, const float* beta,
+                float eps);
 // out[r] = LayerNorm(in[r]) (separate buffers).
-void layer_norm_to(const float* in, float* out, int64_t rows, int64_t cols, const float* gamma, const float* beta,
-                   float eps);
+void layer_norm_to(const float* in, float* out, int64_t rows, int64_t cols, const float* gamma,
+                   const float* beta, float eps);
 void add_inplace(float* y, const float* x, int64_t n);
 // Exact GELU: 0.5 · x · (1 + erf(x / √2)).
 void gelu_inplace(float* x, int64_t n);
@@ -27,6 +28,7 @@ void to_bf16(const float* x, uint16_t* out, int64_t n);
 // Symmetric per-row int8 quantisation stored as u8 with zero point 128; returns the row's scale.
 float quantize_row_u8(const float* x, uint8_t* out, int64_t n);
 // y[i] = acc[i] · (a_scale · w_scale[i]) + bias[i]
-void dequantize_row(const int32_t* acc, float a_scale, const float* w_scale, const float* bias, float* y, int64_t n);
+void dequantize_row(const int32_t* acc, float a_scale, const float* w_scale, const float* bias,
+                    float* y, int64_t n);
 
 } // namespace semrouter::nn::kernels

@@ -105,16 +105,19 @@ SafeTensors::~SafeTensors() {
 core::StatusOr<std::shared_ptr<const SafeTensors>> SafeTensors::open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return make_error(ErrorCode::NotFound, fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+    return make_error(ErrorCode::NotFound,
+                      fmt::format("cannot open {}: {}", path, std::strerror(errno)));
   struct stat st {};
   if (fstat(fd, &st) != 0 || st.st_size < 8) {
     ::close(fd);
-    return make_error(ErrorCode::InvalidArgument, fmt::format("{}: too small to be a safetensors file", path));
+    return make_error(ErrorCode::InvalidArgument,
+                      fmt::format("{}: too small to be a safetensors file", path));
   }
   void* map = mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
   if (map == MAP_FAILED)
-    return make_error(ErrorCode::Unavailable, fmt::format("cannot map {}: {}", path, std::strerror(errno)));
+    return make_error(ErrorCode::Unavailable,
+                      fmt::format("cannot map {}: {}", path, std::strerror(errno)));
   std::shared_ptr<SafeTensors> f(new SafeTensors());
   f->path_ = path;
   f->map_ = map;
@@ -123,7 +126,8 @@ core::StatusOr<std::shared_ptr<const SafeTensors>> SafeTensors::open(const std::
   uint64_t hlen = 0;
   std::memcpy(&hlen, bytes, 8);
   if (hlen > f->size_ - 8)
-    return make_error(ErrorCode::InvalidArgument, fmt::format("{}: header length {} exceeds the file", path, hlen));
+    return make_error(ErrorCode::InvalidArgument,
+                      fmt::format("{}: header length {} exceeds the file", path, hlen));
   const uint8_t* data = bytes + 8 + hlen;
   size_t data_size = f->size_ - 8 - hlen;
   try {
@@ -144,27 +148,34 @@ core::StatusOr<std::shared_ptr<const SafeTensors>> SafeTensors::open(const std::
       else if (dt == "I8")
         t.dtype = DType::I8, esize = 1;
       else
-        return make_error(ErrorCode::InvalidArgument,
-                          fmt::format("{}: tensor \"{}\" has dtype {}; supported: F32, F16, BF16, I8", path, it.key(), dt));
+        return make_error(
+            ErrorCode::InvalidArgument,
+            fmt::format("{}: tensor \"{}\" has dtype {}; supported: F32, F16, BF16, I8", path,
+                        it.key(), dt));
       t.shape = v.at("shape").get<std::vector<int64_t>>();
       auto off = v.at("data_offsets").get<std::vector<uint64_t>>();
-      if (off.size() != 2 || off[0] > off[1] || off[1] > data_size || (off[1] - off[0]) != uint64_t(t.numel()) * esize)
-        return make_error(ErrorCode::InvalidArgument,
-                          fmt::format("{}: tensor \"{}\" has inconsistent data_offsets", path, it.key()));
+      if (off.size() != 2 || off[0] > off[1] || off[1] > data_size ||
+          (off[1] - off[0]) != uint64_t(t.numel()) * esize)
+        return make_error(
+            ErrorCode::InvalidArgument,
+            fmt::format("{}: tensor \"{}\" has inconsistent data_offsets", path, it.key()));
       t.data = data + off[0];
       f->tensors_.emplace(it.key(), std::move(t));
     }
   } catch (const nlohmann::json::exception& e) {
-    return make_error(ErrorCode::InvalidArgument, fmt::format("{}: bad header: {}", path, e.what()));
+    return make_error(ErrorCode::InvalidArgument,
+                      fmt::format("{}: bad header: {}", path, e.what()));
   }
   return std::shared_ptr<const SafeTensors>(std::move(f));
 }
 
-core::StatusOr<TensorView> SafeTensors::get(const std::string& name, const std::vector<int64_t>& shape) const {
+core::StatusOr<TensorView> SafeTensors::get(const std::string& name,
+                                            const std::vector<int64_t>& shape) const {
   auto it = tensors_.find(name);
   if (it == tensors_.end())
     return make_error(ErrorCode::NotFound,
-                      fmt::format("{}: missing tensor \"{}\" (expected shape {})", path_, name, shape_string(shape)));
+                      fmt::format("{}: missing tensor \"{}\" (expected shape {})", path_, name,
+                                  shape_string(shape)));
   if (it->second.shape != shape)
     return make_error(ErrorCode::InvalidArgument,
                       fmt::format("{}: tensor \"{}\" has shape {}, expected {}", path_, name,
@@ -212,7 +223,8 @@ uint16_t f32_to_f16(float f) {
 
 core::Status write_safetensors(const std::string& path, const TensorMap& t, DType dtype) {
   if (dtype == DType::I8)
-    return make_error(ErrorCode::InvalidArgument, "write_safetensors: I8 needs scales; write F32, F16 or BF16");
+    return make_error(ErrorCode::InvalidArgument,
+                      "write_safetensors: I8 needs scales; write F32, F16 or BF16");
   const size_t esize = dtype == DType::F32 ? 4 : 2;
   nlohmann::json h = nlohmann::json::object();
   h["__metadata__"] = {{"format", "pt"}};

@@ -51,7 +51,8 @@ public:
   // expected shape and what the file holds.
   core::StatusOr<TensorView> get(const std::string& name, const std::vector<int64_t>& shape) const;
   // Copies the tensor to f32 (after the same checks as `get`).
-  core::StatusOr<std::vector<float>> to_f32(const std::string& name, const std::vector<int64_t>& shape) const;
+  core::StatusOr<std::vector<float>> to_f32(const std::string& name,
+                                            const std::vector<int64_t>& shape) const;
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   const std::string& path() const { return path_; }
 
@@ -68,7 +69,8 @@ std::string shape_string(const std::vector<int64_t>& shape);
 // Writes a safetensors file with every tensor stored as `dtype` (F32, F16 or BF16); used for the
 // embedded default models and by tests and benchmarks.
 using TensorMap = std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>>;
-core::Status write_safetensors(const std::string& path, const TensorMap& t, DType dtype = DType::F32);
+core::Status write_safetensors(const std::string& path, const TensorMap& t,
+                               DType dtype = DType::F32);
 inline core::Status write_safetensors_f32(const std::string& path, const TensorMap& t) {
   return write_safetensors(path, t, DType::F32);
 }

@@ -206,7 +206,8 @@ struct ByteTable {
   ByteTable() {
     int n = 0;
     for (int b = 0; b < 256; ++b) {
-      bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+      bool printable =
+          (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
       to_char[b] = printable ? char32_t(b) : char32_t(256 + n++);
     }
   }
@@ -384,7 +385,8 @@ struct Tokenizer::Impl {
       if (s.id < 0)
         continue; // no unk token configured: the character is dropped, as in `tokenizers`
       // trim_offsets: a token's span leaves out the whitespace it carries ("Ġname" -> "name").
-      uint32_t begin = s.begin, last = k + 1 < syms.size() ? syms[k + 1].first : uint32_t(word.size());
+      uint32_t begin = s.begin,
+               last = k + 1 < syms.size() ? syms[k + 1].first : uint32_t(word.size());
       for (uint32_t c = s.first; c + 1 < last && is_whitespace(word[c].cp); ++c)
         begin = word[c + 1].begin;
       out.push_back({s.id, id_to_token[size_t(s.id)], begin, s.end});
@@ -400,7 +402,9 @@ struct Tokenizer::Impl {
       for (const auto& a : added) {
         if (text.compare(i, a.content.size(), a.content) == 0) {
           if (a.single_word) {
-            auto word_at = [&](size_t k) { return k < text.size() && is_word_char(char32_t(uint8_t(text[k]))); };
+            auto word_at = [&](size_t k) {
+              return k < text.size() && is_word_char(char32_t(uint8_t(text[k])));
+            };
             if ((i > 0 && word_at(i - 1)) || word_at(i + a.content.size()))
               continue;
           }
@@ -414,10 +418,12 @@ struct Tokenizer::Impl {
       }
       size_t b = i, e = i + hit->content.size();
       if (hit->lstrip)
-        while (b > seg && (text[b - 1] == ' ' || text[b - 1] == '\t' || text[b - 1] == '\n' || text[b - 1] == '\r'))
+        while (b > seg && (text[b - 1] == ' ' || text[b - 1] == '\t' || text[b - 1] == '\n' ||
+                           text[b - 1] == '\r'))
           --b;
       if (hit->rstrip)
-        while (e < text.size() && (text[e] == ' ' || text[e] == '\t' || text[e] == '\n' || text[e] == '\r'))
+        while (e < text.size() &&
+               (text[e] == ' ' || text[e] == '\t' || text[e] == '\n' || text[e] == '\r'))
           ++e;
       if (b > seg)
         plain(seg, b);
@@ -442,7 +448,9 @@ struct Tokenizer::Impl {
               bpe(word, out);
           }
         },
-        [&](const AddedToken& a, size_t b, size_t e) { out.push_back({a.id, a.content, uint32_t(b), uint32_t(e)}); });
+        [&](const AddedToken& a, size_t b, size_t e) {
+          out.push_back({a.id, a.content, uint32_t(b), uint32_t(e)});
+        });
     return out;
   }
 
@@ -458,8 +466,12 @@ struct Tokenizer::Impl {
 Tokenizer::Tokenizer() : impl_(std::make_unique<Impl>()) {}
 Tokenizer::~Tokenizer() = default;
 
-size_t Tokenizer::vocab_size() const { return impl_->id_to_token.size(); }
-std::string_view Tokenizer::model_type() const { return impl_->model == Impl::WordPiece ? "WordPiece" : "BPE"; }
+size_t Tokenizer::vocab_size() const {
+  return impl_->id_to_token.size();
+}
+std::string_view Tokenizer::model_type() const {
+  return impl_->model == Impl::WordPiece ? "WordPiece" : "BPE";
+}
 int32_t Tokenizer::token_to_id(std::string_view token) const {
   auto it = impl_->vocab.find(std::string(token));
   return it == impl_->vocab.end() ? -1 : it->second;
@@ -477,7 +489,9 @@ core::Status parse_normalizer(const json& j, std::vector<NormStep>& out) {
         return st;
   } else if (type == "BertNormalizer") {
     bool lower = j.value("lowercase", true);
-    bool strip = j.contains("strip_accents") && !j["strip_accents"].is_null() ? j["strip_accents"].get<bool>() : lower;
+    bool strip = j.contains("strip_accents") && !j["strip_accents"].is_null()
+                     ? j["strip_accents"].get<bool>()
+                     : lower;
     if (j.value("clean_text", true))
       out.push_back({NormStep::BertClean});
     if (j.value("handle_chinese_chars", true))
@@ -504,10 +518,12 @@ core::Status parse_normalizer(const json& j, std::vector<NormStep>& out) {
     s.strip_right = j.value("strip_right", true);
     out.push_back(s);
   } else {
-    return make_error(ErrorCode::InvalidArgument,
-                      fmt::format("normalizer: unsupported type \"{}\" (supported: BertNormalizer, NFC, NFD, NFKC, "
-                                  "NFKD, Lowercase, StripAccents, Strip, Sequence)",
-                                  type));
+    return make_error(
+        ErrorCode::InvalidArgument,
+        fmt::format(
+            "normalizer: unsupported type \"{}\" (supported: BertNormalizer, NFC, NFD, NFKC, "
+            "NFKD, Lowercase, StripAccents, Strip, Sequence)",
+            type));
   }
   return {};
 }
@@ -533,10 +549,12 @@ core::Status parse_pre(const json& j, std::vector<PreStep>& out, bool& byte_leve
   } else if (type == "WhitespaceSplit") {
     out.push_back({PreStep::WhitespaceSplit});
   } else {
-    return make_error(ErrorCode::InvalidArgument,
-                      fmt::format("pre_tokenizer: unsupported type \"{}\" (supported: BertPreTokenizer, ByteLevel, "
-                                  "Whitespace, WhitespaceSplit, Sequence)",
-                                  type));
+    return make_error(
+        ErrorCode::InvalidArgument,
+        fmt::format(
+            "pre_tokenizer: unsupported type \"{}\" (supported: BertPreTokenizer, ByteLevel, "
+            "Whitespace, WhitespaceSplit, Sequence)",
+            type));
   }
   return {};
 }
@@ -553,12 +571,15 @@ core::Status parse_template(const json& tpl, const json& specials, std::vector<T
       std::string id = item["SpecialToken"].value("id", "");
       p.type_id = item["SpecialToken"].value("type_id", 0);
       if (!specials.contains(id))
-        return make_error(ErrorCode::InvalidArgument,
-                          fmt::format("post_processor.{}: special token \"{}\" is not in special_tokens", where, id));
+        return make_error(
+            ErrorCode::InvalidArgument,
+            fmt::format("post_processor.{}: special token \"{}\" is not in special_tokens", where,
+                        id));
       p.ids = specials[id].at("ids").get<std::vector<int32_t>>();
       p.tokens = specials[id].at("tokens").get<std::vector<std::string>>();
     } else {
-      return make_error(ErrorCode::InvalidArgument, fmt::format("post_processor.{}: unknown template item", where));
+      return make_error(ErrorCode::InvalidArgument,
+                        fmt::format("post_processor.{}: unknown template item", where));
     }
     out.push_back(std::move(p));
   }
@@ -599,8 +620,8 @@ core::Status parse_post(const json& j, Tokenizer::Impl& t) {
       return st;
   } else if (type == "BertProcessing") {
     t.single = {special_piece(j.at("cls"), 0), seq_piece(0, 0), special_piece(j.at("sep"), 0)};
-    t.pair = {special_piece(j.at("cls"), 0), seq_piece(0, 0), special_piece(j.at("sep"), 0), seq_piece(1, 1),
-              special_piece(j.at("sep"), 1)};
+    t.pair = {special_piece(j.at("cls"), 0), seq_piece(0, 0), special_piece(j.at("sep"), 0),
+              seq_piece(1, 1), special_piece(j.at("sep"), 1)};
   } else if (type == "RobertaProcessing") {
     t.single = {special_piece(j.at("cls"), 0), seq_piece(0, 0), special_piece(j.at("sep"), 0)};
     t.pair = {special_piece(j.at("cls"), 0), seq_piece(0, 0), special_piece(j.at("sep"), 0),
@@ -608,22 +629,25 @@ core::Status parse_post(const json& j, Tokenizer::Impl& t) {
   } else if (type == "ByteLevel") {
     // Adds no tokens; only trims offsets.
   } else {
-    return make_error(ErrorCode::InvalidArgument,
-                      fmt::format("post_processor: unsupported type \"{}\" (supported: TemplateProcessing, "
-                                  "BertProcessing, RobertaProcessing, ByteLevel, Sequence)",
-                                  type));
+    return make_error(
+        ErrorCode::InvalidArgument,
+        fmt::format("post_processor: unsupported type \"{}\" (supported: TemplateProcessing, "
+                    "BertProcessing, RobertaProcessing, ByteLevel, Sequence)",
+                    type));
   }
   return {};
 }
 
 } // namespace
 
-core::StatusOr<std::shared_ptr<const Tokenizer>> Tokenizer::from_json(std::string_view text, size_t model_max_length) {
+core::StatusOr<std::shared_ptr<const Tokenizer>> Tokenizer::from_json(std::string_view text,
+                                                                      size_t model_max_length) {
   json j;
   try {
     j = json::parse(text);
   } catch (const std::exception& e) {
-    return make_error(ErrorCode::InvalidArgument, fmt::format("tokenizer.json is not valid JSON: {}", e.what()));
+    return make_error(ErrorCode::InvalidArgument,
+                      fmt::format("tokenizer.json is not valid JSON: {}", e.what()));
   }
   std::shared_ptr<Tokenizer> tok(new Tokenizer());
   Impl& t = *tok->impl_;
@@ -633,19 +657,24 @@ core::StatusOr<std::shared_ptr<const Tokenizer>> Tokenizer::from_json(std::strin
     const json& m = j["model"];
     std::string type = m.value("type", "");
     if (type.empty()) // old files leave the type out; BPE is recognised by its merges
-      type = m.contains("merges") ? "BPE" : (m.contains("continuing_subword_prefix") ? "WordPiece" : "");
+      type = m.contains("merges") ? "BPE"
+                                  : (m.contains("continuing_subword_prefix") ? "WordPiece" : "");
     if (type != "WordPiece" && type != "BPE")
-      return make_error(ErrorCode::InvalidArgument,
-                        fmt::format("tokenizer.json: model type \"{}\" is not supported (supported: WordPiece, BPE)",
-                                    type));
+      return make_error(
+          ErrorCode::InvalidArgument,
+          fmt::format(
+              "tokenizer.json: model type \"{}\" is not supported (supported: WordPiece, BPE)",
+              type));
     t.model = type == "WordPiece" ? Impl::WordPiece : Impl::Bpe;
     const json& vocab = m.at("vocab");
     if (!vocab.is_object())
-      return make_error(ErrorCode::InvalidArgument, "tokenizer.json: model.vocab must be an object of token -> id");
+      return make_error(ErrorCode::InvalidArgument,
+                        "tokenizer.json: model.vocab must be an object of token -> id");
     for (auto it = vocab.begin(); it != vocab.end(); ++it) {
       int32_t id = it.value().get<int32_t>();
       if (id < 0)
-        return make_error(ErrorCode::InvalidArgument, fmt::format("tokenizer.json: negative id for \"{}\"", it.key()));
+        return make_error(ErrorCode::InvalidArgument,
+                          fmt::format("tokenizer.json: negative id for \"{}\"", it.key()));
       t.vocab.emplace(it.key(), id);
       if (size_t(id) >= t.id_to_token.size())
         t.id_to_token.resize(size_t(id) + 1);
@@ -657,8 +686,10 @@ core::StatusOr<std::shared_ptr<const Tokenizer>> Tokenizer::from_json(std::strin
       t.max_chars = m.value("max_input_chars_per_word", size_t(100));
       auto it = t.vocab.find(t.unk_token);
       if (it == t.vocab.end())
-        return make_error(ErrorCode::InvalidArgument,
-                          fmt::format("tokenizer.json: WordPiece unk_token \"{}\" is not in the vocabulary", t.unk_token));
+        return make_error(
+            ErrorCode::InvalidArgument,
+            fmt::format("tokenizer.json: WordPiece unk_token \"{}\" is not in the vocabulary",
+                        t.unk_token));
       t.unk_id = it->second;
     } else {
       if (m.contains("unk_token") && m["unk_token"].is_string()) {
@@ -667,10 +698,12 @@ core::StatusOr<std::shared_ptr<const Tokenizer>> Tokenizer::from_json(std::strin
           t.unk_id = it->second;
       }
       if (m.value("byte_fallback", false))
-        return make_error(ErrorCode::InvalidArgument, "tokenizer.json: BPE byte_fallback is not supported");
+        return make_error(ErrorCode::InvalidArgument,
+                          "tokenizer.json: BPE byte_fallback is not supported");
       if (m.contains("continuing_subword_prefix") && m["continuing_subword_prefix"].is_string() &&
           !m["continuing_subword_prefix"].get<std::string>().empty())
-        return make_error(ErrorCode::InvalidArgument, "tokenizer.json: BPE continuing_subword_prefix is not supported");
+        return make_error(ErrorCode::InvalidArgument,
+                          "tokenizer.json: BPE continuing_subword_prefix is not supported");
       int32_t rank = 0;
       for (const auto& mg : m.at("merges")) {
         std::string a, b;
@@ -678,7 +711,8 @@ core::StatusOr<std::shared_ptr<const Tokenizer>> Tokenizer::from_json(std::strin
           const std::string& s = mg.get_ref<const std::string&>();
           size_t sp = s.find(' ', 1);
           if (sp == std::string::npos)
-            return make_error(ErrorCode::InvalidArgument, fmt::format("tokenizer.json: bad merge \"{}\"", s));
+            return make_error(ErrorCode::InvalidArgument,
+                              fmt::format("tokenizer.json: bad merge \"{}\"", s));
           a = s.substr(0, sp);
           b = s.substr(sp + 1);
         } else {
@@ -687,16 +721,20 @@ core::StatusOr<std::shared_ptr<const Tokenizer>> Tokenizer::from_json(std::strin
         }
         auto ia = t.vocab.find(a), ib = t.vocab.find(b), im = t.vocab.find(a + b);
         if (ia == t.vocab.end() || ib == t.vocab.end() || im == t.vocab.end())
-          return make_error(ErrorCode::InvalidArgument,
-                            fmt::format("tokenizer.json: merge \"{} {}\" uses a token missing from the vocabulary", a, b));
+          return make_error(
+              ErrorCode::InvalidArgument,
+              fmt::format(
+                  "tokenizer.json: merge \"{} {}\" uses a token missing from the vocabulary", a,
+                  b));
         t.merges.emplace((uint64_t(uint32_t(ia->second)) << 32) | uint32_t(ib->second),
                          std::make_pair(rank++, im->second));
       }
     }
     if (j.contains("added_tokens"))
       for (const auto& a : j["added_tokens"]) {
-        AddedToken at{a.at("content").get<std::string>(), a.at("id").get<int32_t>(), a.value("lstrip", false),
-                      a.value("rstrip", false), a.value("single_word", false), a.value("special", false)};
+        AddedToken at{a.at("content").get<std::string>(), a.at("id").get<int32_t>(),
+                      a.value("lstrip", false),           a.value("rstrip", false),
+                      a.value("single_word", false),      a.value("special", false)};
         if (at.content.empty())
           continue;
         if (size_t(at.id) >= t.id_to_token.size())
@@ -705,8 +743,9 @@ core::StatusOr<std::shared_ptr<const Tokenizer>> Tokenizer::from_json(std::strin
         t.vocab.emplace(at.content, at.id);
         t.added.push_back(std::move(at));
       }
-    std::stable_sort(t.added.begin(), t.added.end(),
-                     [](const AddedToken& x, const AddedToken& y) { return x.content.size() > y.content.size(); });
+    std::stable_sort(t.added.begin(), t.added.end(), [](const AddedToken& x, const AddedToken& y) {
+      return x.content.size() > y.content.size();
+    });
     if (auto st = parse_normalizer(j.value("normalizer", json()), t.normalizer); !st)
       return tl::unexpected(st.error());
     if (auto st = parse_pre(j.value("pre_tokenizer", json()), t.pre, t.byte_level); !st)
@@ -741,7 +780,8 @@ core::StatusOr<std::shared_ptr<const Tokenizer>> Tokenizer::from_file(const std:
   std::stringstream ss;
   ss << f.rdbuf();
   size_t max_len = 0;
-  std::string dir = path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
+  std::string dir =
+      path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
   std::ifstream cfg(dir + "tokenizer_config.json");
   if (cfg) {
     try {
@@ -752,7 +792,8 @@ core::StatusOr<std::shared_ptr<const Tokenizer>> Tokenizer::from_file(const std:
           max_len = size_t(v);
       }
     } catch (const json::exception& e) {
-      return make_error(ErrorCode::InvalidArgument, fmt::format("{}tokenizer_config.json: {}", dir, e.what()));
+      return make_error(ErrorCode::InvalidArgument,
+                        fmt::format("{}tokenizer_config.json: {}", dir, e.what()));
     }
   }
   auto t = from_json(ss.str(), max_len);
@@ -792,7 +833,8 @@ Encoding Tokenizer::encode(std::string_view text, const EncodeOptions& opts) con
   std::vector<Piece> a = impl_->tokenize(text);
   std::vector<Piece> none;
   Encoding enc;
-  const auto& tpl = opts.add_special_tokens ? impl_->single : std::vector<TemplatePiece>{seq_piece(0, 0)};
+  const auto& tpl =
+      opts.add_special_tokens ? impl_->single : std::vector<TemplatePiece>{seq_piece(0, 0)};
   size_t specials = impl_->added_count(tpl);
   enc.untruncated_length = a.size() + specials;
   if (opts.max_length && enc.untruncated_length > opts.max_length) {
@@ -804,11 +846,13 @@ Encoding Tokenizer::encode(std::string_view text, const EncodeOptions& opts) con
   return enc;
 }
 
-Encoding Tokenizer::encode_pair(std::string_view ta, std::string_view tb, const EncodeOptions& opts) const {
+Encoding Tokenizer::encode_pair(std::string_view ta, std::string_view tb,
+                                const EncodeOptions& opts) const {
   std::vector<Piece> a = impl_->tokenize(ta), b = impl_->tokenize(tb);
   Encoding enc;
-  const auto& tpl =
-      opts.add_special_tokens ? impl_->pair : std::vector<TemplatePiece>{seq_piece(0, 0), seq_piece(1, 1)};
+  const auto& tpl = opts.add_special_tokens
+                        ? impl_->pair
+                        : std::vector<TemplatePiece>{seq_piece(0, 0), seq_piece(1, 1)};
   size_t specials = impl_->added_count(tpl);
   enc.untruncated_length = a.size() + b.size() + specials;
   if (opts.max_length && enc.untruncated_length > opts.max_length) {
@@ -831,8 +875,9 @@ void Tokenizer::pad_batch(std::vector<Encoding>& batch) const {
   size_t longest = 0;
   for (const auto& e : batch)
     longest = std::max(longest, e.size());
-  const std::string& pad_tok =
-      size_t(pad_id_) < impl_->id_to_token.size() ? impl_->id_to_token[size_t(pad_id_)] : impl_->unk_token;
+  const std::string& pad_tok = size_t(pad_id_) < impl_->id_to_token.size()
+                                   ? impl_->id_to_token[size_t(pad_id_)]
+                                   : impl_->unk_token;
   for (auto& e : batch) {
     size_t n = longest - e.size();
     e.ids.insert(e.ids.end(), n, pad_id_);

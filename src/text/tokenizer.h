@@ -24,7 +24,8 @@ struct Encoding {
   // tokens added by the post-processor and for padding. For a pair, offsets of the second
   // sequence's tokens index the second text (see `sequence_ids`).
   std::vector<std::pair<uint32_t, uint32_t>> offsets;
-  std::vector<int8_t> sequence_ids; // 0 or 1 for text tokens, -1 for added special tokens and padding
+  std::vector<int8_t>
+      sequence_ids; // 0 or 1 for text tokens, -1 for added special tokens and padding
   std::vector<uint8_t> attention_mask;
   bool truncated = false;
   size_t untruncated_length = 0; // with special tokens, before truncation
@@ -41,13 +42,15 @@ class Tokenizer {
 public:
   // Loads `tokenizer.json`; if `tokenizer_config.json` sits beside it, `model_max_length` is
   // read from it. Unsupported component types are errors naming the component.
-  static core::StatusOr<std::shared_ptr<const Tokenizer>> from_file(const std::string& tokenizer_json_path);
+  static core::StatusOr<std::shared_ptr<const Tokenizer>>
+  from_file(const std::string& tokenizer_json_path);
   static core::StatusOr<std::shared_ptr<const Tokenizer>> from_json(std::string_view json,
                                                                     size_t model_max_length = 0);
   ~Tokenizer();
 
   Encoding encode(std::string_view text, const EncodeOptions& opts = {}) const;
-  Encoding encode_pair(std::string_view a, std::string_view b, const EncodeOptions& opts = {}) const;
+  Encoding encode_pair(std::string_view a, std::string_view b,
+                       const EncodeOptions& opts = {}) const;
   // Pads every encoding on the right to the longest one with the pad token (attention 0).
   void pad_batch(std::vector<Encoding>& batch) const;
 

@@ -92,7 +92,9 @@ bool is_punctuation(char32_t c) {
   return k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO;
 }
 
-bool is_mark_nonspacing(char32_t c) { return category(c) == UTF8PROC_CATEGORY_MN; }
+bool is_mark_nonspacing(char32_t c) {
+  return category(c) == UTF8PROC_CATEGORY_MN;
+}
 
 bool is_other(char32_t c) {
   auto k = category(c);
@@ -101,29 +103,34 @@ bool is_other(char32_t c) {
 }
 
 bool is_cjk(char32_t c) {
-  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
-         (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+         (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
+         (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
          (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
 bool is_bert_punctuation(char32_t c) {
-  if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126))
+  if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
+      (c >= 123 && c <= 126))
     return true;
   return c >= 0x80 && is_punctuation(c);
 }
 
 // Maps a run of characters through utf8proc with `options`; every output character gets the
 // span [run.front().begin, run.back().end).
-static void map_run(const OffsetString& in, size_t from, size_t to, int options, OffsetString& out) {
+static void map_run(const OffsetString& in, size_t from, size_t to, int options,
+                    OffsetString& out) {
   std::string utf8 = encode_utf8(in, from, to);
   utf8proc_uint8_t* dst = nullptr;
-  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(utf8.data()),
-                                    utf8proc_ssize_t(utf8.size()), &dst, utf8proc_option_t(options));
+  utf8proc_ssize_t n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(utf8.data()),
+                   utf8proc_ssize_t(utf8.size()), &dst, utf8proc_option_t(options));
   if (n < 0) { // unassigned or invalid: keep the characters as they are
     out.insert(out.end(), in.begin() + long(from), in.begin() + long(to));
     return;
   }
-  OffsetString mapped = decode_utf8(std::string_view(reinterpret_cast<const char*>(dst), size_t(n)));
+  OffsetString mapped =
+      decode_utf8(std::string_view(reinterpret_cast<const char*>(dst), size_t(n)));
   free(dst);
   for (const auto& c : mapped)
     out.push_back({c.cp, in[from].begin, in[to - 1].end});
@@ -141,8 +148,8 @@ static OffsetString normalize_clusters(const OffsetString& in, int options) {
     }
     size_t j = i + 1;
     utf8proc_int32_t state = 0;
-    while (j < in.size() &&
-           !utf8proc_grapheme_break_stateful(utf8proc_int32_t(in[j - 1].cp), utf8proc_int32_t(in[j].cp), &state))
+    while (j < in.size() && !utf8proc_grapheme_break_stateful(utf8proc_int32_t(in[j - 1].cp),
+                                                              utf8proc_int32_t(in[j].cp), &state))
       ++j;
     map_run(in, i, j, options, out);
     i = j;
@@ -150,11 +157,15 @@ static OffsetString normalize_clusters(const OffsetString& in, int options) {
   return out;
 }
 
-OffsetString nfc(const OffsetString& in) { return normalize_clusters(in, UTF8PROC_STABLE | UTF8PROC_COMPOSE); }
+OffsetString nfc(const OffsetString& in) {
+  return normalize_clusters(in, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+}
 OffsetString nfkc(const OffsetString& in) {
   return normalize_clusters(in, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
 }
-OffsetString nfd(const OffsetString& in) { return normalize_clusters(in, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE); }
+OffsetString nfd(const OffsetString& in) {
+  return normalize_clusters(in, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE);
+}
 OffsetString nfkd(const OffsetString& in) {
   return normalize_clusters(in, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT);
 }

@@ -27,12 +27,12 @@ std::string encode_utf8(const OffsetString& s, size_t from = 0, size_t to = SIZE
 // Unicode White_Space (what Rust's char::is_whitespace and the `regex` module's \s accept).
 bool is_whitespace(char32_t cp);
 // General category groups.
-bool is_letter(char32_t cp);      // L*
-bool is_number(char32_t cp);      // N*
-bool is_punctuation(char32_t cp); // P*
+bool is_letter(char32_t cp);          // L*
+bool is_number(char32_t cp);          // N*
+bool is_punctuation(char32_t cp);     // P*
 bool is_mark_nonspacing(char32_t cp); // Mn
-bool is_other(char32_t cp);       // C* (Cc, Cf, Cs, Co, Cn)
-bool is_cjk(char32_t cp);         // the CJK ideograph blocks BERT surrounds with spaces
+bool is_other(char32_t cp);           // C* (Cc, Cf, Cs, Co, Cn)
+bool is_cjk(char32_t cp);             // the CJK ideograph blocks BERT surrounds with spaces
 // BERT's punctuation: all ASCII symbols 33-47, 58-64, 91-96, 123-126 plus Unicode P*.
 bool is_bert_punctuation(char32_t cp);
 

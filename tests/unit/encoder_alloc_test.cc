@@ -24,8 +24,12 @@ void* operator new(std::size_t n) {
     return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
 
 using namespace semrouter;
 
@@ -64,7 +68,8 @@ long allocations_per_pass(const std::string& folder, nn::Precision p, nn::Backen
 
 TEST(EncoderAllocations, NoneWithOpenBlas) {
   EXPECT_EQ(allocations_per_pass("bert-embed", nn::Precision::F32, nn::Backend::OpenBLAS), 0);
-  EXPECT_EQ(allocations_per_pass("modernbert-seqcls", nn::Precision::F32, nn::Backend::OpenBLAS), 0);
+  EXPECT_EQ(allocations_per_pass("modernbert-seqcls", nn::Precision::F32, nn::Backend::OpenBLAS),
+            0);
 }
 
 TEST(EncoderAllocations, ConstantWithOneDnn) {

@@ -59,7 +59,8 @@ models::Task task_for(const std::string& name) {
   return models::Task::Embed;
 }
 
-std::shared_ptr<models::TransformerModel> load(const std::string& name, nn::Precision p = nn::Precision::F32,
+std::shared_ptr<models::TransformerModel> load(const std::string& name,
+                                               nn::Precision p = nn::Precision::F32,
                                                nn::Backend b = nn::Backend::OneDNN) {
   models::TransformerOptions o;
   o.encoder.precision = p;
@@ -71,13 +72,16 @@ std::shared_ptr<models::TransformerModel> load(const std::string& name, nn::Prec
 
 constexpr double kTol = 1e-4;
 
-void check_case(const std::string& name, const models::TransformerModel& m, const json& c, double* worst) {
+void check_case(const std::string& name, const models::TransformerModel& m, const json& c,
+                double* worst) {
   std::string text = c["text"];
   std::string_view tv = text;
   auto r = m.run({&tv, 1}, task_for(name), c.contains("hidden_states"));
   ASSERT_TRUE(r.has_value()) << r.error().message;
-  ASSERT_EQ(r->encodings[0].ids, c["input_ids"].get<std::vector<int32_t>>()) << name << " " << c["name"];
-  const size_t S = r->encodings[0].size(), H = size_t(m.config().hidden), L = size_t(m.config().num_labels());
+  ASSERT_EQ(r->encodings[0].ids, c["input_ids"].get<std::vector<int32_t>>())
+      << name << " " << c["name"];
+  const size_t S = r->encodings[0].size(), H = size_t(m.config().hidden),
+               L = size_t(m.config().num_labels());
   auto want_h = flat(c["last_hidden_state"]);
   ASSERT_EQ(want_h.size(), S * H);
   double d = max_diff(r->hidden.data(), want_h, S * H);
@@ -88,7 +92,8 @@ void check_case(const std::string& name, const models::TransformerModel& m, cons
     ASSERT_EQ(r->all_hidden.size(), hs.size());
     for (size_t l = 0; l < hs.size(); ++l) {
       auto w = flat(hs[l]);
-      EXPECT_LE(max_diff(r->all_hidden[l].data(), w, S * H), kTol) << name << " hidden_states[" << l << "]";
+      EXPECT_LE(max_diff(r->all_hidden[l].data(), w, S * H), kTol)
+          << name << " hidden_states[" << l << "]";
     }
   }
   if (c.contains("logits")) {
@@ -158,7 +163,8 @@ TEST_P(EncoderFixture, PaddedBatchesMatchReferenceAtRealPositions) {
     auto ids = flat(b["input_ids"]);
     auto mask = b["attention_mask"].get<std::vector<std::vector<int>>>();
     auto want_h = flat(b["last_hidden_state"]);
-    std::vector<float> want_logits = b.contains("logits") ? flat(b["logits"]) : std::vector<float>();
+    std::vector<float> want_logits =
+        b.contains("logits") ? flat(b["logits"]) : std::vector<float>();
     for (size_t i = 0; i < shape[0]; ++i) {
       for (size_t s = 0; s < S; ++s) {
         EXPECT_EQ(r->batch.ids[i * S + s], int32_t(ids[i * S + s]));
@@ -180,14 +186,17 @@ TEST_P(EncoderFixture, PaddedBatchesMatchReferenceAtRealPositions) {
       }
       if (task_for(name) == models::Task::Sequence)
         EXPECT_LE(max_diff(r->logits.data() + i * L,
-                           std::vector<float>(want_logits.begin() + long(i * L), want_logits.begin() + long((i + 1) * L)),
+                           std::vector<float>(want_logits.begin() + long(i * L),
+                                              want_logits.begin() + long((i + 1) * L)),
                            L),
                   kTol)
             << name << " " << b["name"] << " row " << i;
       if (task_for(name) == models::Task::Embed) {
         auto want = flat(b["sentence_embedding"]);
         EXPECT_LE(max_diff(r->pooled.data() + i * H,
-                           std::vector<float>(want.begin() + long(i * H), want.begin() + long((i + 1) * H)), H),
+                           std::vector<float>(want.begin() + long(i * H),
+                                              want.begin() + long((i + 1) * H)),
+                           H),
                   kTol);
       }
     }
@@ -219,7 +228,8 @@ TEST_P(EncoderFixture, ReducedPrecisionStaysWithinTolerance) {
     auto mm = models::TransformerModel::load(folder(name), o);
     if (!mm) {
       // Only acceptable where oneDNN has no kernel for this CPU.
-      EXPECT_FALSE(p == nn::Precision::BF16 && nn::CpuFeatures::get().avx512f) << mm.error().message;
+      EXPECT_FALSE(p == nn::Precision::BF16 && nn::CpuFeatures::get().avx512f)
+          << mm.error().message;
       continue;
     }
     auto& m = **mm;
@@ -252,16 +262,16 @@ TEST_P(EncoderFixture, ReducedPrecisionStaysWithinTolerance) {
         worst = std::max(worst, max_diff(r->pooled.data(), want, want.size()));
       }
     }
-    std::cout << name << " " << nn::precision_name(p) << ": max |diff| " << worst << ", argmax flips " << flips
-              << " (+" << tolerated << " inside the tie band)\n";
+    std::cout << name << " " << nn::precision_name(p) << ": max |diff| " << worst
+              << ", argmax flips " << flips << " (+" << tolerated << " inside the tie band)\n";
     EXPECT_EQ(flips, 0) << name << " " << nn::precision_name(p);
     EXPECT_LE(worst, bound) << name << " " << nn::precision_name(p);
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, EncoderFixture,
-                         ::testing::Values("bert-seqcls", "bert-tokcls", "bert-embed", "modernbert-seqcls",
-                                           "modernbert-tokcls"),
+                         ::testing::Values("bert-seqcls", "bert-tokcls", "bert-embed",
+                                           "modernbert-seqcls", "modernbert-tokcls"),
                          [](const auto& info) {
                            std::string s = info.param;
                            std::replace(s.begin(), s.end(), '-', '_');
@@ -269,9 +279,11 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, EncoderFixture,
                          });
 
 TEST(Encoder, TokenClassifierMergesBioTagsIntoEntitiesWithSpans) {
-  std::vector<std::string> tags{"O", "B-PERSON", "I-PERSON", "O", "B-EMAIL", "I-EMAIL", "I-PHONE", "O"};
+  std::vector<std::string> tags{"O",       "B-PERSON", "I-PERSON", "O",
+                                "B-EMAIL", "I-EMAIL",  "I-PHONE",  "O"};
   std::vector<float> scores{1, 0.8f, 0.6f, 1, 0.9f, 0.7f, 0.5f, 1};
-  std::vector<std::pair<uint32_t, uint32_t>> off{{0, 0}, {3, 7}, {8, 13}, {14, 16}, {17, 20}, {20, 30}, {31, 35}, {0, 0}};
+  std::vector<std::pair<uint32_t, uint32_t>> off{{0, 0},   {3, 7},   {8, 13},  {14, 16},
+                                                 {17, 20}, {20, 30}, {31, 35}, {0, 0}};
   auto e = models::merge_bio(tags, scores, off);
   ASSERT_EQ(e.size(), 3u);
   EXPECT_EQ(e[0].type, "PERSON");
@@ -288,7 +300,8 @@ TEST(Encoder, BadFoldersAreClearErrors) {
   ASSERT_FALSE(m);
   EXPECT_NE(m.error().message.find("not a directory"), std::string::npos);
   // A tokenizer folder has no config.json.
-  auto t = models::TransformerModel::load(std::string(SEMROUTER_SOURCE_DIR) + "/tests/fixtures/tokenizers/gpt2");
+  auto t = models::TransformerModel::load(std::string(SEMROUTER_SOURCE_DIR) +
+                                          "/tests/fixtures/tokenizers/gpt2");
   ASSERT_FALSE(t);
   EXPECT_NE(t.error().message.find("config.json"), std::string::npos) << t.error().message;
   nlohmann::json cfg = {{"model_type", "t5"}, {"architectures", {"T5ForConditionalGeneration"}}};
@@ -315,7 +328,8 @@ TEST(Encoder, MisShapedTensorIsNamedWithExpectedShape) {
   ASSERT_TRUE(st);
   auto e = nn::Encoder::load(*c, *st, {});
   ASSERT_FALSE(e);
-  EXPECT_NE(e.error().message.find("bert.embeddings.word_embeddings.weight"), std::string::npos) << e.error().message;
+  EXPECT_NE(e.error().message.find("bert.embeddings.word_embeddings.weight"), std::string::npos)
+      << e.error().message;
   EXPECT_NE(e.error().message.find("expected [30522, 32]"), std::string::npos) << e.error().message;
   // A missing tensor.
   std::string tmp = ::testing::TempDir() + "/tiny.safetensors";

@@ -12,7 +12,9 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string fixture(const std::string& rel) { return std::string(SEMROUTER_SOURCE_DIR) + "/tests/fixtures/" + rel; }
+std::string fixture(const std::string& rel) {
+  return std::string(SEMROUTER_SOURCE_DIR) + "/tests/fixtures/" + rel;
+}
 
 json load_json(const std::string& path) {
   std::ifstream f(path);
@@ -38,8 +40,8 @@ void check_cases(const std::string& dir) {
     ++n;
     if (enc.ids != want) {
       ++bad;
-      ADD_FAILURE() << dir << ": ids differ for " << c.dump().substr(0, 300) << "\n got tokens: "
-                    << json(enc.tokens).dump();
+      ADD_FAILURE() << dir << ": ids differ for " << c.dump().substr(0, 300)
+                    << "\n got tokens: " << json(enc.tokens).dump();
     } else {
       EXPECT_EQ(enc.tokens, c["tokens"].get<std::vector<std::string>>()) << text;
     }
@@ -61,8 +63,12 @@ void check_cases(const std::string& dir) {
 
 } // namespace
 
-TEST(Tokenizer, BertWordPieceMatchesReference) { check_cases("bert-base-uncased"); }
-TEST(Tokenizer, Gpt2ByteLevelBpeMatchesReference) { check_cases("gpt2"); }
+TEST(Tokenizer, BertWordPieceMatchesReference) {
+  check_cases("bert-base-uncased");
+}
+TEST(Tokenizer, Gpt2ByteLevelBpeMatchesReference) {
+  check_cases("gpt2");
+}
 
 // The encoder folders' tokenizers (BERT WordPiece, ModernBERT BPE with [CLS]/[SEP] template)
 // with truncation to the model's max length.
@@ -78,7 +84,8 @@ TEST(Tokenizer, EncoderFoldersMatchWithTruncation) {
       auto enc = tok->encode(c["text"].get<std::string>(), o);
       EXPECT_EQ(enc.ids, c["input_ids"].get<std::vector<int32_t>>()) << dir << " " << c["name"];
       EXPECT_EQ(enc.truncated, c["truncated"].get<bool>()) << dir << " " << c["name"];
-      EXPECT_EQ(enc.untruncated_length, c["num_tokens_untruncated"].get<size_t>()) << dir << " " << c["name"];
+      EXPECT_EQ(enc.untruncated_length, c["num_tokens_untruncated"].get<size_t>())
+          << dir << " " << c["name"];
     }
     for (const auto& b : cases["batches"]) {
       std::vector<text::Encoding> batch;
@@ -92,7 +99,9 @@ TEST(Tokenizer, EncoderFoldersMatchWithTruncation) {
       ASSERT_EQ(batch.size(), ids.size());
       for (size_t i = 0; i < batch.size(); ++i) {
         EXPECT_EQ(batch[i].ids, ids[i]) << dir << " " << b["name"] << " row " << i;
-        EXPECT_EQ(std::vector<int32_t>(batch[i].attention_mask.begin(), batch[i].attention_mask.end()), mask[i]);
+        EXPECT_EQ(
+            std::vector<int32_t>(batch[i].attention_mask.begin(), batch[i].attention_mask.end()),
+            mask[i]);
       }
     }
   }
@@ -105,7 +114,8 @@ TEST(Tokenizer, OffsetsPointAtTheOriginalText) {
   auto enc = tok->encode(text);
   ASSERT_GE(enc.size(), 5u);
   EXPECT_EQ(enc.tokens[1], "hello");
-  EXPECT_EQ(text.substr(enc.offsets[1].first, enc.offsets[1].second - enc.offsets[1].first), "Héllo");
+  EXPECT_EQ(text.substr(enc.offsets[1].first, enc.offsets[1].second - enc.offsets[1].first),
+            "Héllo");
   EXPECT_EQ(enc.tokens[2], ",");
   EXPECT_EQ(text.substr(enc.offsets[2].first, 1), ",");
   EXPECT_EQ(enc.offsets[0], std::make_pair(0u, 0u)); // [CLS]
@@ -142,7 +152,8 @@ TEST(Tokenizer, PaddingAndPairsTruncateLongestFirst) {
   EXPECT_EQ(e.size(), 8u);
   EXPECT_TRUE(e.truncated);
   // [CLS] a a a [SEP] b b [SEP]: the longer first sequence loses tokens first
-  EXPECT_EQ(e.tokens, (std::vector<std::string>{"[CLS]", "one", "two", "three", "[SEP]", "alpha", "beta", "[SEP]"}));
+  EXPECT_EQ(e.tokens, (std::vector<std::string>{"[CLS]", "one", "two", "three", "[SEP]", "alpha",
+                                                "beta", "[SEP]"}));
   std::vector<text::Encoding> batch{tok->encode("a"), tok->encode("a b c")};
   tok->pad_batch(batch);
   EXPECT_EQ(batch[0].size(), batch[1].size());
