@@ -17,7 +17,6 @@
 #include "core/log.h"
 #include "gateway/gateway.h"
 #include "metrics/metrics.h"
-#include "models/registry.h"
 #include "pipeline/pipeline.h"
 
 namespace {
@@ -99,23 +98,6 @@ private:
   std::thread thread_;
 };
 
-// The model behind each task: the embedded defaults, with the config's `classifiers` entries
-// replacing them task by task.
-core::StatusOr<std::shared_ptr<const models::Registry>>
-load_models(const config::ClassifiersConfig& c) {
-  std::vector<models::ModelSpec> specs = models::default_model_specs();
-  for (const auto& [task, cc] : c.tasks) {
-    models::ModelSpec s{cc.task, cc.type, cc.path, cc.precision};
-    auto it =
-        std::find_if(specs.begin(), specs.end(), [&](const auto& d) { return d.task == task; });
-    if (it != specs.end())
-      *it = s;
-    else
-      specs.push_back(s);
-  }
-  return models::Registry::load(specs, c.dir.empty() ? models::default_models_dir() : c.dir);
-}
-
 int cmd_serve(const std::string& config_path, int port, int admin_port,
               const std::string& ready_file, const std::string& log_level) {
   auto config = config_path.empty() ? config::parse_config(config::embedded_default_config())
@@ -134,17 +116,12 @@ int cmd_serve(const std::string& config_path, int port, int admin_port,
   } else {
     core::set_log_level((*config)->server.log_level);
   }
-  auto snapshot = pipeline::build_snapshot(*config, 1);
+  auto snapshot = pipeline::build_snapshot(*config, 1, /*load_models=*/true);
   if (!snapshot) {
     std::fprintf(stderr, "semrouter: %s\n", snapshot.error().message.c_str());
     return 2;
   }
-  auto loaded_models = load_models((*config)->classifiers);
-  if (!loaded_models) {
-    std::fprintf(stderr, "semrouter: %s\n", loaded_models.error().message.c_str());
-    return 2;
-  }
-  for (const auto& line : (*loaded_models)->loaded)
+  for (const auto& line : (*snapshot)->models->loaded)
     spdlog::info("model {}", line);
   pipeline::SnapshotStore store(*snapshot);
   metrics::Registry registry;
@@ -227,7 +204,7 @@ int cmd_config_check(const std::string& path) {
     std::fprintf(stderr, "%s: %s\n", path.c_str(), snap.error().message.c_str());
     return 1;
   }
-  if (auto m = load_models((*config)->classifiers); !m) {
+  if (auto m = pipeline::load_classifiers((*config)->classifiers); !m) {
     std::fprintf(stderr, "%s: %s\n", path.c_str(), m.error().message.c_str());
     return 1;
   }

@@ -569,6 +569,7 @@ enum class Endpoint {
   Metrics,
   ConfigStatus,
   RouteDryRun,
+  Classify,
   ChatCompletions,
   Completions,
   Models
@@ -591,6 +592,7 @@ constexpr EndpointSpec kEndpoints[] = {
     {"/metrics", Endpoint::Metrics, http::verb::get, false, true},
     {"/api/v1/config", Endpoint::ConfigStatus, http::verb::get, false, true},
     {"/api/v1/route", Endpoint::RouteDryRun, http::verb::post, false, true},
+    {"/api/v1/classify", Endpoint::Classify, http::verb::post, false, true},
 };
 
 const EndpointSpec* find_endpoint(std::string_view path, bool admin) {
@@ -671,6 +673,13 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
       co_return keep;
     }
     co_await send(client, req, http::status::ok, route_dry_run_body(out), "application/json", keep);
+    co_return keep;
+  }
+  case Endpoint::Classify: {
+    // Admin only, and fast (tens to hundreds of microseconds on the embedded defaults), so it
+    // runs on the admin loop.
+    auto [status, body] = pipeline::classify(*store.get(), req.body());
+    co_await send(client, req, static_cast<http::status>(status), body, "application/json", keep);
     co_return keep;
   }
   case Endpoint::ChatCompletions:

@@ -19,7 +19,12 @@ using json = nlohmann::json;
 LinearTextClassifier::LinearTextClassifier(LinearClassifierConfig cfg, LinearModel model,
                                            std::shared_ptr<const WordVectors> vectors)
     : cfg_(std::move(cfg)), model_(std::move(model)), hasher_(cfg_.features),
-      vectors_(std::move(vectors)) {}
+      vectors_(std::move(vectors)) {
+  const auto& f = cfg_.features;
+  key_ = fnv1a(std::to_string(f.buckets_log2) + "/" + std::to_string(f.word_bigrams) + "/" +
+               std::to_string(f.char_ngram_min) + "/" + std::to_string(f.char_ngram_max) + "/" +
+               std::to_string(reinterpret_cast<uintptr_t>(vectors_.get())));
+}
 
 void LinearTextClassifier::featurize(const std::vector<std::string>& words, SparseVec& x) const {
   hasher_.features(words, x);
@@ -56,47 +61,79 @@ double LinearTextClassifier::positive_from_logits(const std::vector<float>& z) c
   return softmax(z.data(), z.size())[p];
 }
 
-double LinearTextClassifier::positive_probability(std::string_view text) const {
-  thread_local std::vector<std::string> words, sent;
-  thread_local std::vector<float> z, dense;
-  thread_local std::vector<uint32_t> offsets, ids, span_ids;
-  thread_local SparseVec x;
-  words_of(text, words);
-  if (cfg_.window_words <= 0 || words.size() < 2) {
-    logits(words, z);
-    return positive_from_logits(z);
-  }
-  double best = 0;
-  // Every word's hashed features once; the whole text and its spans gather them.
+void LinearTextClassifier::prepare(std::string_view text, PreparedText& p) const {
+  p.text = text;
+  words_of(text, p.words);
+  p.offsets.assign(1, 0);
+  p.ids.clear();
   const bool bigrams = cfg_.features.word_bigrams;
-  offsets.assign(1, 0);
-  ids.clear();
-  for (size_t w = 0; w < words.size(); ++w) {
-    hasher_.word_ids(words[w], ids);
-    if (bigrams && w + 1 < words.size())
-      ids.push_back(hasher_.bigram_id(words[w], words[w + 1])); // belongs to the pair (w, w+1)
-    offsets.push_back(uint32_t(ids.size()));
+  for (size_t w = 0; w < p.words.size(); ++w) {
+    hasher_.word_ids(p.words[w], p.ids);
+    if (bigrams && w + 1 < p.words.size())
+      p.ids.push_back(hasher_.bigram_id(p.words[w], p.words[w + 1]));
+    p.offsets.push_back(uint32_t(p.ids.size()));
   }
-  auto score = [&](size_t a, size_t b) { // words [a, b)
-    if (b <= a)
-      return;
-    span_ids.assign(ids.begin() + offsets[a], ids.begin() + offsets[b]);
-    if (bigrams && b < words.size())
+  thread_local std::vector<uint32_t> tmp;
+  tmp.assign(p.ids.begin(), p.ids.end());
+  FeatureHasher::from_ids(tmp, p.hashed);
+  p.dense.clear();
+  if (vectors_) {
+    p.dense.resize(size_t(vectors_->dim()));
+    if (vectors_->sentence_vector(p.words, p.dense.data()) == 0)
+      p.dense.clear();
+  }
+  p.key = key_;
+}
+
+void LinearTextClassifier::span_logits(const PreparedText& p, size_t a, size_t b,
+                                       std::vector<float>& z) const {
+  thread_local std::vector<uint32_t> span_ids;
+  thread_local SparseVec x;
+  thread_local std::vector<float> dense;
+  const SparseVec* hx = &p.hashed;
+  const std::vector<float>* dv = &p.dense;
+  if (a != 0 || b != p.words.size()) {
+    span_ids.assign(p.ids.begin() + p.offsets[a], p.ids.begin() + p.offsets[b]);
+    if (cfg_.features.word_bigrams && b < p.words.size())
       span_ids.pop_back(); // the bigram reaching past the span
     FeatureHasher::from_ids(span_ids, x);
+    hx = &x;
+    dense.clear();
     if (vectors_) {
       dense.resize(size_t(vectors_->dim()));
-      if (vectors_->sentence_vector(words.data() + a, b - a, dense.data()) > 0)
-        for (int64_t d = 0; d < vectors_->dim(); ++d) {
-          x.idx.push_back(hasher_.dim() + uint32_t(d));
-          x.val.push_back(dense[size_t(d)] * cfg_.vector_scale);
-        }
+      if (vectors_->sentence_vector(p.words.data() + a, b - a, dense.data()) == 0)
+        dense.clear();
     }
-    z.resize(model_.classes);
-    model_.logits(x, z.data());
+    dv = &dense;
+  }
+  z.resize(model_.classes);
+  model_.logits(*hx, z.data());
+  if (!dv->empty()) { // dense features live after the hashed buckets
+    const uint32_t C = model_.classes;
+    const float* w = model_.w.data() + size_t(hasher_.dim()) * C;
+    for (size_t d = 0; d < dv->size(); ++d) {
+      const float v = (*dv)[d] * cfg_.vector_scale;
+      for (uint32_t c = 0; c < C; ++c)
+        z[c] += v * w[d * C + c];
+    }
+  }
+}
+
+double LinearTextClassifier::positive_probability(const PreparedText& p) const {
+  thread_local std::vector<float> z;
+  thread_local std::vector<std::string> sent;
+  const auto& words = p.words;
+  const std::string_view text = p.text;
+  span_logits(p, 0, words.size(), z);
+  double best = positive_from_logits(z);
+  if (cfg_.window_words <= 0 || words.size() < 2)
+    return best;
+  auto score = [&](size_t a, size_t b) { // words [a, b)
+    if (b <= a || (a == 0 && b == words.size()))
+      return;
+    span_logits(p, a, b, z);
     best = std::max(best, positive_from_logits(z));
   };
-  score(0, words.size());
   // Each sentence on its own: text around a positive sentence cannot dilute it.
   size_t start = 0, first_word = 0;
   for (size_t i = 0; i <= text.size(); ++i) {
@@ -111,8 +148,7 @@ double LinearTextClassifier::positive_probability(std::string_view text) const {
     if (i > start) {
       words_of(text.substr(start, std::min(i + 1, text.size()) - start), sent);
       size_t last = std::min(words.size(), first_word + sent.size());
-      if (first_word > 0 || i < text.size()) // a real sentence, not the whole text
-        score(first_word, last);
+      score(first_word, last);
       first_word = last;
     }
     start = i + 1;
@@ -129,18 +165,22 @@ double LinearTextClassifier::positive_probability(std::string_view text) const {
   return best;
 }
 
-Classification LinearTextClassifier::classify_one(std::string_view text) const {
+double LinearTextClassifier::positive_probability(std::string_view text) const {
+  thread_local PreparedText p;
+  prepare(text, p);
+  return positive_probability(p);
+}
+
+Classification LinearTextClassifier::classify_prepared(const PreparedText& p) const {
   Classification c;
   if (cfg_.positive >= 0 && cfg_.labels.size() == 2) {
-    double p = positive_probability(text);
+    double pp = positive_probability(p);
     c.probabilities.assign(2, 0.f);
-    c.probabilities[size_t(cfg_.positive)] = float(p);
-    c.probabilities[size_t(1 - cfg_.positive)] = float(1 - p);
-    c.label_id = p >= cfg_.threshold ? cfg_.positive : 1 - cfg_.positive;
+    c.probabilities[size_t(cfg_.positive)] = float(pp);
+    c.probabilities[size_t(1 - cfg_.positive)] = float(1 - pp);
+    c.label_id = pp >= cfg_.threshold ? cfg_.positive : 1 - cfg_.positive;
   } else {
-    thread_local std::vector<std::string> words;
-    words_of(text, words);
-    logits(words, c.logits);
+    span_logits(p, 0, p.words.size(), c.logits);
     c.probabilities = softmax(c.logits.data(), c.logits.size());
     c.label_id = int32_t(std::max_element(c.probabilities.begin(), c.probabilities.end()) -
                          c.probabilities.begin());
@@ -148,6 +188,12 @@ Classification LinearTextClassifier::classify_one(std::string_view text) const {
   c.confidence = c.probabilities[size_t(c.label_id)];
   c.label = cfg_.labels[size_t(c.label_id)];
   return c;
+}
+
+Classification LinearTextClassifier::classify_one(std::string_view text) const {
+  thread_local PreparedText p;
+  prepare(text, p);
+  return classify_prepared(p);
 }
 
 core::StatusOr<std::vector<Classification>>
@@ -232,7 +278,7 @@ LinearTextClassifier::load(const std::string& dir) {
   }
   std::shared_ptr<const WordVectors> vectors;
   if (!cfg.vectors.empty()) {
-    auto v = WordVectors::load(dir + "/" + cfg.vectors);
+    auto v = WordVectors::load_shared(dir + "/" + cfg.vectors);
     if (!v)
       return make_error(v.error().code,
                         fmt::format("{}: word vectors: {}", dir, v.error().message));

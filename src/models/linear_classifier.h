@@ -33,6 +33,19 @@ struct LinearClassifierConfig {
   float vector_scale = 1.f;
 };
 
+// One text, tokenised and hashed once, for every model whose features match (see
+// LinearTextClassifier::prepare): words, each word's feature ids, the whole text's hashed
+// features, and its SIF vector.
+struct PreparedText {
+  std::string_view text;
+  std::vector<std::string> words;
+  std::vector<uint32_t> ids;     // per word: its own ids, then the bigram with the next word
+  std::vector<uint32_t> offsets; // word w's ids are [offsets[w], offsets[w + 1])
+  SparseVec hashed;              // the whole text, normalised
+  std::vector<float> dense;      // the whole text's SIF vector (unscaled); empty if none
+  uint64_t key = 0;              // which feature setup produced this (0: none yet)
+};
+
 class LinearTextClassifier : public TextClassifier {
 public:
   LinearTextClassifier(LinearClassifierConfig cfg, LinearModel model,
@@ -58,15 +71,26 @@ public:
   LinearClassifierConfig& mutable_config() { return cfg_; }
   const LinearModel& model() const { return model_; }
   const FeatureHasher& hasher() const { return hasher_; }
+  const std::shared_ptr<const WordVectors>& vectors() const { return vectors_; }
   // Raw logits of one word sequence.
   void logits(const std::vector<std::string>& words, std::vector<float>& out) const;
 
+  // Shared featurisation: prepare() once, then any model with the same features_key() can
+  // classify the prepared text without hashing it again.
+  uint64_t features_key() const { return key_; }
+  void prepare(std::string_view text, PreparedText& p) const;
+  Classification classify_prepared(const PreparedText& p) const;
+  double positive_probability(const PreparedText& p) const;
+
 private:
   double positive_from_logits(const std::vector<float>& z) const;
+  // Logits of words [a, b) of a prepared text (the whole text reuses its precomputed features).
+  void span_logits(const PreparedText& p, size_t a, size_t b, std::vector<float>& z) const;
   LinearClassifierConfig cfg_;
   LinearModel model_;
   FeatureHasher hasher_;
   std::shared_ptr<const WordVectors> vectors_;
+  uint64_t key_ = 0;
 };
 
 } // namespace semrouter::models

@@ -1,5 +1,6 @@
 #include "models/registry.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 
@@ -89,7 +90,7 @@ core::StatusOr<std::shared_ptr<const Registry>> Registry::load(const std::vector
         return fail(m.error());
       r->language = *m;
     } else if (s.type == "word_vectors") {
-      auto m = WordVectors::load(path);
+      auto m = WordVectors::load_shared(path);
       if (!m)
         return fail(m.error());
       detail = fmt::format("{} words x {}", (*m)->vocab_size(), (*m)->dim());
@@ -101,6 +102,56 @@ core::StatusOr<std::shared_ptr<const Registry>> Registry::load(const std::vector
                                     detail.empty() ? "" : " (" + detail + ")"));
   }
   return std::shared_ptr<const Registry>(std::move(r));
+}
+
+Analysis analyze(const Registry& r, std::string_view text) {
+  Analysis a;
+  thread_local PreparedText p;
+  p.key = 0;
+  auto run = [&](const TextClassifier* m, Classification& out) {
+    if (!m)
+      return false;
+    if (auto* lin = dynamic_cast<const LinearTextClassifier*>(m)) {
+      if (p.key != lin->features_key())
+        lin->prepare(text, p); // the first linear model hashes the text; the others reuse it
+      out = lin->classify_prepared(p);
+      return true;
+    }
+    auto c = m->classify({&text, 1});
+    if (!c)
+      return false;
+    out = std::move((*c)[0]);
+    return true;
+  };
+  using Clock = std::chrono::steady_clock;
+  auto timed = [](double& us, auto&& fn) {
+    auto t0 = Clock::now();
+    auto r = fn();
+    us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    return r;
+  };
+  a.has_domain = timed(a.domain_us, [&] { return run(r.domain.get(), a.domain); });
+  a.has_complexity = timed(a.complexity_us, [&] { return run(r.complexity.get(), a.complexity); });
+  a.has_jailbreak = timed(a.jailbreak_us, [&] { return run(r.jailbreak.get(), a.jailbreak); });
+  if (r.language)
+    a.language = timed(a.language_us, [&] { return r.language->detect(text); }),
+    a.has_language = true;
+  auto te = Clock::now();
+  if (auto* wv = dynamic_cast<const WordVectors*>(r.embeddings.get())) {
+    // The prepared SIF vector is this embedding when the classifiers share the table.
+    auto* lin = dynamic_cast<const LinearTextClassifier*>(r.domain.get());
+    if (lin && p.key == lin->features_key() && lin->vectors().get() == wv && !p.dense.empty())
+      a.embedding = p.dense;
+    else
+      wv->embed_one(text, a.embedding);
+    a.has_embedding = true;
+  } else if (r.embeddings) {
+    auto e = r.embeddings->embed({&text, 1});
+    if (e)
+      a.embedding = std::move((*e)[0]), a.has_embedding = true;
+  }
+  a.embedding_us = std::chrono::duration<double, std::micro>(Clock::now() - te).count();
+  return a;
 }
 
 } // namespace semrouter::models

@@ -33,6 +33,19 @@ struct Registry {
                                                               const std::string& base);
 };
 
+// Every task's answer for one text. Linear models with the same features share one tokenisation
+// and hashing pass, and the embedding reuses their SIF vector.
+struct Analysis {
+  Classification domain, complexity, jailbreak;
+  LanguageGuess language;
+  std::vector<float> embedding;
+  bool has_domain = false, has_complexity = false, has_jailbreak = false, has_language = false,
+       has_embedding = false;
+  // Time per task; the first linear model's includes the shared tokenisation and hashing.
+  double domain_us = 0, complexity_us = 0, jailbreak_us = 0, language_us = 0, embedding_us = 0;
+};
+Analysis analyze(const Registry& r, std::string_view text);
+
 // The specs of the embedded defaults (models/README.md): what a config without a `classifiers`
 // section gets.
 std::vector<ModelSpec> default_model_specs();

@@ -2,7 +2,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -64,6 +67,24 @@ core::StatusOr<std::shared_ptr<const WordVectors>> WordVectors::load(const std::
   wv->sif_ = std::move(*sif);
   wv->pc_ = std::move(*pc);
   return std::shared_ptr<const WordVectors>(std::move(wv));
+}
+
+core::StatusOr<std::shared_ptr<const WordVectors>>
+WordVectors::load_shared(const std::string& dir) {
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<const WordVectors>> cache;
+  std::error_code ec;
+  std::string key = std::filesystem::weakly_canonical(dir, ec).string();
+  if (ec)
+    key = dir;
+  std::lock_guard<std::mutex> l(mu);
+  if (auto it = cache.find(key); it != cache.end())
+    if (auto sp = it->second.lock())
+      return sp;
+  auto v = load(dir);
+  if (v)
+    cache[key] = *v;
+  return v;
 }
 
 int32_t WordVectors::lookup(const std::string& word) const {

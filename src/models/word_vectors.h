@@ -15,6 +15,9 @@ namespace semrouter::models {
 class WordVectors : public Embedder {
 public:
   static core::StatusOr<std::shared_ptr<const WordVectors>> load(const std::string& dir);
+  // The same folder loaded once per process while any user holds it: the default classifiers
+  // and the embedder then share one table (and one prepared SIF vector per text).
+  static core::StatusOr<std::shared_ptr<const WordVectors>> load_shared(const std::string& dir);
 
   int64_t dim() const override { return dim_; }
   core::StatusOr<std::vector<std::vector<float>>>

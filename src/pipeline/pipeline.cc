@@ -1,5 +1,10 @@
 #include "pipeline/pipeline.h"
 
+#include <algorithm>
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+
 #include "core/strings.h"
 #include "routing/reasoning.h"
 
@@ -53,8 +58,40 @@ std::string model_names(const config::Config& c) {
 
 } // namespace
 
+core::StatusOr<std::shared_ptr<const models::Registry>>
+load_classifiers(const config::ClassifiersConfig& c) {
+  std::vector<models::ModelSpec> specs = models::default_model_specs();
+  for (const auto& [task, cc] : c.tasks) {
+    models::ModelSpec s{cc.task, cc.type, cc.path, cc.precision};
+    auto it =
+        std::find_if(specs.begin(), specs.end(), [&](const auto& d) { return d.task == task; });
+    if (it != specs.end())
+      *it = s;
+    else
+      specs.push_back(s);
+  }
+  return models::Registry::load(specs, c.dir.empty() ? models::default_models_dir() : c.dir);
+}
+
+namespace {
+
+bool same_classifiers(const config::ClassifiersConfig& a, const config::ClassifiersConfig& b) {
+  if (a.dir != b.dir || a.tasks.size() != b.tasks.size())
+    return false;
+  for (const auto& [task, x] : a.tasks) {
+    auto it = b.tasks.find(task);
+    if (it == b.tasks.end() || it->second.type != x.type || it->second.path != x.path ||
+        it->second.precision != x.precision)
+      return false;
+  }
+  return true;
+}
+
+} // namespace
+
 core::StatusOr<std::shared_ptr<const Snapshot>>
-build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation) {
+build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation, bool load_models,
+               const Snapshot* previous) {
   auto snap = std::make_shared<Snapshot>();
   snap->config = std::move(config);
   snap->generation = generation;
@@ -65,6 +102,17 @@ build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation
   snap->engine = std::make_unique<routing::DecisionEngine>(*snap->config);
   snap->keywords_referenced = snap->engine->references_type("keyword");
   snap->models_json = build_models_json(*snap->config);
+  if (load_models) {
+    if (previous && previous->models &&
+        same_classifiers(previous->config->classifiers, snap->config->classifiers)) {
+      snap->models = previous->models;
+    } else {
+      auto m = load_classifiers(snap->config->classifiers);
+      if (!m)
+        return tl::unexpected(m.error());
+      snap->models = std::move(*m);
+    }
+  }
   return std::shared_ptr<const Snapshot>(std::move(snap));
 }
 
@@ -78,8 +126,9 @@ core::Status SnapshotStore::reload_from_file(const std::string& path) {
   auto config = config::load_config_file(path);
   if (!config)
     return fail(config.error());
-  uint64_t generation = get()->generation + 1;
-  auto snap = build_snapshot(*config, generation);
+  auto current = get();
+  uint64_t generation = current->generation + 1;
+  auto snap = build_snapshot(*config, generation, current->models != nullptr, current.get());
   if (!snap)
     return fail(snap.error());
   {
@@ -89,6 +138,72 @@ core::Status SnapshotStore::reload_from_file(const std::string& path) {
   }
   reloads_ok_.fetch_add(1);
   return {};
+}
+
+std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view body) {
+  auto bad = [](const std::string& msg, const std::string& param) {
+    return std::make_pair(400, openai::error_body(openai::invalid_request(msg, param)));
+  };
+  if (!snapshot.models)
+    return {503, openai::error_body(openai::ApiError{503, "service_unavailable", "",
+                                                     "no classifiers are loaded", ""})};
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(body);
+  } catch (const std::exception& e) {
+    return bad(std::string("body is not valid JSON: ") + e.what(), "");
+  }
+  std::string text;
+  if (j.is_object() && j.contains("text") && j["text"].is_string()) {
+    text = j["text"].get<std::string>();
+  } else if (j.is_object() && j.contains("messages") && j["messages"].is_array()) {
+    // The latest user message, as routing reads it (text parts of multi-part content joined).
+    for (auto it = j["messages"].rbegin(); it != j["messages"].rend(); ++it) {
+      if (!it->is_object() || it->value("role", "") != "user" || !it->contains("content"))
+        continue;
+      const auto& c = (*it)["content"];
+      if (c.is_string())
+        text = c.get<std::string>();
+      else if (c.is_array())
+        for (const auto& part : c)
+          if (part.is_object() && part.value("type", "") == "text" && part.contains("text") &&
+              part["text"].is_string())
+            text += (text.empty() ? "" : "\n") + part["text"].get<std::string>();
+      break;
+    }
+  } else {
+    return bad("send {\"text\": \"...\"} or {\"messages\": [...]}", "text");
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  models::Analysis a = models::analyze(*snapshot.models, text);
+  double total_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  nlohmann::json out = {{"text_bytes", text.size()}, {"latency_us", total_us}};
+  nlohmann::json sig = nlohmann::json::object();
+  auto cls = [](const models::Classification& c, double us) {
+    return nlohmann::json{{"value", c.label}, {"confidence", c.confidence}, {"latency_us", us}};
+  };
+  if (a.has_domain) {
+    auto d = cls(a.domain, a.domain_us);
+    nlohmann::json top = nlohmann::json::object();
+    const auto& labels = snapshot.models->domain->labels();
+    for (size_t i = 0; i < labels.size() && i < a.domain.probabilities.size(); ++i)
+      top[labels[i]] = a.domain.probabilities[i];
+    d["probabilities"] = top;
+    sig["domain"] = d;
+  }
+  if (a.has_complexity)
+    sig["complexity"] = cls(a.complexity, a.complexity_us);
+  if (a.has_jailbreak)
+    sig["jailbreak"] = cls(a.jailbreak, a.jailbreak_us);
+  if (a.has_language)
+    sig["language"] = {{"value", a.language.code},
+                       {"confidence", a.language.confidence},
+                       {"latency_us", a.language_us}};
+  if (a.has_embedding)
+    sig["embedding"] = {{"dim", a.embedding.size()}, {"latency_us", a.embedding_us}};
+  out["signals"] = sig;
+  return {200, out.dump()};
 }
 
 void set_error(RouteOutcome& out, const openai::ApiError& error) {

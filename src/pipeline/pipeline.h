@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/status.h"
+#include "models/registry.h"
 #include "openai/errors.h"
 #include "openai/request.h"
 #include "routing/decision_engine.h"
@@ -28,11 +29,22 @@ struct Snapshot {
   bool keywords_referenced = false; // some decision reads a keyword signal: compute them
   uint64_t generation = 0;
   std::string models_json; // the GET /v1/models body, built once
+  // The model behind each task (`classifiers`); null when the snapshot was built without them
+  // (tests of routing alone).
+  std::shared_ptr<const models::Registry> models;
 };
 
+// Loads the models of a `classifiers` section: the embedded defaults, replaced task by task by
+// the config's entries. Errors name the task and the path.
+core::StatusOr<std::shared_ptr<const models::Registry>>
+load_classifiers(const config::ClassifiersConfig& classifiers);
+
 // Compiles a config into a snapshot; fails on what the YAML loader cannot see (bad regexes).
+// With `load_models`, also loads the classifiers, reusing `previous`'s when its `classifiers`
+// section is the same (a reload that only changes routing does not reload models).
 core::StatusOr<std::shared_ptr<const Snapshot>>
-build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation);
+build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation,
+               bool load_models = false, const Snapshot* previous = nullptr);
 
 // Holds the current snapshot; swapped atomically on reload.
 class SnapshotStore {
@@ -98,6 +110,11 @@ struct RequestMeta {
 // Routes one request. Never throws; a bad request comes back as RouteAction::Reply.
 RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::string_view body,
                    core::Random& random);
+
+// POST /api/v1/classify: every classifier's answer for {"text": "..."} or for the latest user
+// message of {"messages": [...]}, with its confidence and latency. Returns (status, JSON body);
+// errors are OpenAI-shaped.
+std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view body);
 
 // Fills a Reply outcome from an API error.
 void set_error(RouteOutcome& out, const openai::ApiError& error);
