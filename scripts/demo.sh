@@ -145,6 +145,7 @@ ADMIN=http://127.0.0.1:$ADMIN_PORT
 
 say "semrouter demo: mock model servers A on 127.0.0.1:$MOCK_A_PORT (pid ${PIDS[0]}), B on 127.0.0.1:$MOCK_B_PORT (pid ${PIDS[1]})"
 say "semrouter demo: router (pid $ROUTER_PID) gateway $GW  admin $ADMIN"
+grep -o 'model [a-z]*: .*' "$WORK/router.log" | sed 's/^/semrouter demo: /' || true
 
 # ---- the tour: each entry is "comment|command"; the commands are printed and (selftest) run as they are ----
 JSON="-H 'content-type: application/json'"
@@ -155,6 +156,7 @@ TOUR=(
   "An explicit model is passed through: no routing, only the model name is rewritten|curl -sS -i $GW/v1/chat/completions $JSON -d '{\"model\":\"deepseek-v3\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}]}'"
   "The models clients can ask for: the auto names, then the configured models|curl -sS $GW/v1/models"
   "Admin dry run: which decision, model and rewritten body a request would get (nothing is sent upstream)|curl -sS $ADMIN/api/v1/route $JSON -d '{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"Prove that the square root of 2 is irrational.\"}]}'"
+  "The embedded classifiers (loaded offline at start-up): domain, complexity, jailbreak, language and embedding for a text|curl -sS $ADMIN/api/v1/classify $JSON -d '{\"text\":\"My landlord kept my deposit. Can I sue him in small claims court?\"}'"
   "Prometheus metrics on the admin port|curl -sS $ADMIN/metrics | grep '^semrouter_requests_total'"
 )
 

@@ -174,6 +174,10 @@ test('the selftest ran the whole tour and every request was answered', async () 
   assert.match(out, /"enable_thinking\\":false\}/); // the streamed answer of the quick decision
   assert.match(out, /data: \[DONE\]/);
   assert.match(out, /"decision":"math"/); // the admin dry run
+  // The embedded classifiers loaded offline and answered the classify step.
+  assert.match(out, /semrouter demo: model domain: linear .*\(14 labels\)/);
+  assert.match(out, /semrouter demo: model language: fasttext .*lid\.176\.ftz/);
+  assert.match(out, /"domain":\{"confidence":[0-9.e-]+,"latency_us":[0-9.e-]+,"probabilities":\{[^}]*\},"value":"law"\}/);
   assert.match(out, /semrouter_requests_total\{model="qwen3-8b",decision="math",status="200"\}/);
   assert.match(out, /running for 20 s/);
 });

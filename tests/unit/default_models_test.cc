@@ -41,8 +41,9 @@ TEST(Features, HashedVectorIsSortedUniqueAndUnitLength) {
   ASSERT_FALSE(x.idx.empty());
   double ss = 0;
   for (size_t i = 0; i < x.idx.size(); ++i) {
-    if (i)
+    if (i) {
       EXPECT_LT(x.idx[i - 1], x.idx[i]);
+    }
     EXPECT_LT(x.idx[i], 1u << 16);
     ss += double(x.val[i]) * x.val[i];
   }
