@@ -317,7 +317,8 @@ RuleNode parse_rule(const Node& n, const std::set<std::string>& keyword_names) {
   }
   n.require_map();
   if (n.size() != 1 && !(n.has("signal") && n.has("name") && n.size() == 2))
-    fail(n.path(), "a rule node has exactly one operator (and, or, not, keyword, or signal+name); "
+    fail(n.path(), "a rule node has exactly one operator (and, or, not, keyword, domain, "
+                   "complexity, jailbreak, language, or signal+name); "
                    "got keys: " +
                        core::join(n.keys(), ", "));
   auto children = [&](const char* op, RuleNode::Kind kind) {
@@ -341,8 +342,21 @@ RuleNode parse_rule(const Node& n, const std::set<std::string>& keyword_names) {
                  (known.empty() ? "none defined in signals.keywords" : core::join(known, ", ")) +
                  ")");
       }
+    } else if (type == "complexity") {
+      if (r.signal_name != "hard" && r.signal_name != "easy")
+        fail(name_node.path(), "complexity is \"hard\" or \"easy\", not \"" + r.signal_name + "\"");
+    } else if (type == "jailbreak") {
+      if (r.signal_name != "jailbreak" && r.signal_name != "benign")
+        fail(name_node.path(),
+             "jailbreak is \"jailbreak\" or \"benign\", not \"" + r.signal_name + "\"");
+    } else if (type == "domain" || type == "language") {
+      // Domain labels come from the classifier (checked when the models are loaded);
+      // languages are ISO 639 codes as the language model reports them.
+      if (r.signal_name.empty())
+        fail(name_node.path(), "must not be empty");
     } else {
-      fail(n.path(), "unknown signal type \"" + type + "\" (known: keyword)");
+      fail(n.path(), "unknown signal type \"" + type +
+                         "\" (known: keyword, domain, complexity, jailbreak, language)");
     }
   };
   if (n.has("and")) {
@@ -354,13 +368,17 @@ RuleNode parse_rule(const Node& n, const std::set<std::string>& keyword_names) {
     r.children.push_back(parse_rule(n["not"], keyword_names));
   } else if (n.has("keyword")) {
     signal_ref("keyword", n["keyword"]);
+  } else if (n.has("domain") || n.has("complexity") || n.has("jailbreak") || n.has("language")) {
+    std::string type = n.keys().front();
+    signal_ref(type, n[type]);
   } else if (n.has("signal")) {
     if (!n.has("name"))
       fail(n.path(), "a {signal: TYPE} rule also needs name: NAME");
     signal_ref(n["signal"].as_string(), n["name"]);
   } else {
     fail(n.path(), "unknown rule operator \"" + n.keys().front() +
-                       "\" (known: and, or, not, keyword, signal)");
+                       "\" (known: and, or, not, keyword, domain, complexity, jailbreak, "
+                       "language, signal)");
   }
   return r;
 }

@@ -101,6 +101,8 @@ build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation
   snap->keywords = std::move(*kw);
   snap->engine = std::make_unique<routing::DecisionEngine>(*snap->config);
   snap->keywords_referenced = snap->engine->references_type("keyword");
+  for (const char* t : {"domain", "complexity", "jailbreak", "language"})
+    snap->classifiers_referenced = snap->classifiers_referenced || snap->engine->references_type(t);
   snap->models_json = build_models_json(*snap->config);
   if (load_models) {
     if (previous && previous->models &&
@@ -111,6 +113,16 @@ build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation
       if (!m)
         return tl::unexpected(m.error());
       snap->models = std::move(*m);
+    }
+    // Rules may only name domains the domain classifier knows.
+    if (snap->models->domain) {
+      const auto& labels = snap->models->domain->labels();
+      for (const auto& [type, name] : snap->engine->referenced_signals())
+        if (type == "domain" && std::find(labels.begin(), labels.end(), name) == labels.end())
+          return core::make_error(core::ErrorCode::InvalidArgument,
+                                  "decisions: a rule names domain \"" + name +
+                                      "\", which the domain classifier does not know (labels: " +
+                                      core::join(labels, ", ") + ")");
     }
   }
   return std::shared_ptr<const Snapshot>(std::move(snap));
@@ -213,6 +225,54 @@ void set_error(RouteOutcome& out, const openai::ApiError& error) {
   out.error_type = error.code.empty() ? error.type : error.code;
 }
 
+namespace {
+
+// The classifier signals the rules reference: each (type, name) is true when the classifier's
+// answer is that name, with the classifier's confidence.
+void add_classifier_signals(const Snapshot& snapshot, std::string_view text,
+                            signals::SignalResults& results) {
+  auto t0 = std::chrono::steady_clock::now();
+  models::Analysis a = models::analyze(*snapshot.models, text);
+  double us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  for (const auto& [type, name] : snapshot.engine->referenced_signals()) {
+    std::string value;
+    double confidence = 0;
+    bool have = false;
+    // The probability of `name` itself where the classifier gives one per label.
+    auto prob_of = [&](const models::Classification& c, const models::TextClassifier& m) {
+      const auto& labels = m.labels();
+      auto it = std::find(labels.begin(), labels.end(), name);
+      size_t k = size_t(it - labels.begin());
+      return it != labels.end() && k < c.probabilities.size() ? double(c.probabilities[k]) : 0.0;
+    };
+    if (type == "domain" && a.has_domain)
+      value = a.domain.label, confidence = prob_of(a.domain, *snapshot.models->domain), have = true;
+    else if (type == "complexity" && a.has_complexity)
+      value = a.complexity.label, confidence = prob_of(a.complexity, *snapshot.models->complexity),
+      have = true;
+    else if (type == "jailbreak" && a.has_jailbreak)
+      value = a.jailbreak.label, confidence = prob_of(a.jailbreak, *snapshot.models->jailbreak),
+      have = true;
+    else if (type == "language" && a.has_language)
+      value = a.language.code,
+      confidence = a.language.code == name ? a.language.confidence : 1 - a.language.confidence,
+      have = true;
+    if (!have)
+      continue;
+    signals::SignalResult r;
+    r.matched = value == name;
+    // How sure the classifier is of what the signal says: P(name) when true, 1 - P(name) when
+    // false (what a `not` over it reads).
+    r.confidence = r.matched ? confidence : 1 - confidence;
+    r.latency_us = us;
+    r.evidence.push_back(value);
+    results.set(type, name, std::move(r));
+  }
+}
+
+} // namespace
+
 RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::string_view body,
                    core::Random& random) {
   RouteOutcome out;
@@ -247,6 +307,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
     signals::SignalInput input{view->latest_user_text()};
     if (snapshot.keywords_referenced)
       snapshot.keywords->evaluate(input, results);
+    if (snapshot.classifiers_referenced && snapshot.models)
+      add_classifier_signals(snapshot, input.text, results);
     routing::DecisionResult decision = snapshot.engine->decide(results);
     out.decision = decision.name;
     out.confidence = decision.confidence;

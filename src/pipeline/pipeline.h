@@ -27,6 +27,9 @@ struct Snapshot {
   std::unique_ptr<signals::KeywordSignals> keywords;
   std::unique_ptr<routing::DecisionEngine> engine;
   bool keywords_referenced = false; // some decision reads a keyword signal: compute them
+  // Some decision reads a classifier signal (domain, complexity, jailbreak, language): run the
+  // classifiers on the latest user message (inline, ~0.2 ms on the embedded defaults).
+  bool classifiers_referenced = false;
   uint64_t generation = 0;
   std::string models_json; // the GET /v1/models body, built once
   // The model behind each task (`classifiers`); null when the snapshot was built without them

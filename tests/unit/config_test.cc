@@ -117,10 +117,12 @@ TEST(Config, ErrorsNameTheKey) {
        "signals.keywords)"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
        "decisions: [{name: d, rules: {xor: []}, models: [m]}]",
-       "decisions[0].rules: unknown rule operator \"xor\" (known: and, or, not, keyword, signal)"},
+       "decisions[0].rules: unknown rule operator \"xor\" (known: and, or, not, keyword, domain, "
+       "complexity, jailbreak, language, signal)"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
-       "decisions: [{name: d, rules: {signal: domain, name: math}, models: [m]}]",
-       "decisions[0].rules: unknown signal type \"domain\" (known: keyword)"},
+       "decisions: [{name: d, rules: {signal: sentiment, name: happy}, models: [m]}]",
+       "decisions[0].rules: unknown signal type \"sentiment\" (known: keyword, domain, complexity, "
+       "jailbreak, language)"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
        "decisions: [{name: d, rules: always, models: [{model: m, effort: extreme}]}]",
        "decisions[0].models[0].effort: unknown effort \"extreme\" (known: minimal, low, medium, "
