@@ -144,8 +144,8 @@ GW=http://127.0.0.1:$PORT
 ADMIN=http://127.0.0.1:$ADMIN_PORT
 
 say "semrouter demo: mock model servers A on 127.0.0.1:$MOCK_A_PORT (pid ${PIDS[0]}), B on 127.0.0.1:$MOCK_B_PORT (pid ${PIDS[1]})"
-say "semrouter demo: router (pid $ROUTER_PID) gateway $GW  admin $ADMIN"
 grep -o 'model [a-z]*: .*' "$WORK/router.log" | sed 's/^/semrouter demo: /' || true
+say "semrouter demo: router (pid $ROUTER_PID) gateway $GW  admin $ADMIN"
 
 # ---- the tour: each entry is "comment|command"; the commands are printed and (selftest) run as they are ----
 JSON="-H 'content-type: application/json'"

@@ -110,8 +110,16 @@ struct SystemPromptPluginConfig {
   std::string content;
 };
 
+// Answer the request without calling a model (jailbreak guard): an OpenAI-shaped response with
+// finish_reason "content_filter", streamed when the client asked for a stream.
+struct BlockPluginConfig {
+  bool enabled = false;
+  std::string message = "I can't help with that request.";
+};
+
 struct PluginsConfig {
   SystemPromptPluginConfig system_prompt;
+  BlockPluginConfig block;
 };
 
 struct DecisionConfig {

@@ -685,7 +685,16 @@ void parse_document(const Node& root, Config& c) {
           if (d.has("plugins")) {
             Node p = d["plugins"];
             p.require_map();
-            p.check_keys({"system_prompt"});
+            p.check_keys({"system_prompt", "block"});
+            if (p.has("block")) {
+              Node b = p["block"];
+              b.require_map();
+              b.check_keys({"enabled", "message"});
+              dc.plugins.block.enabled = b.get_bool("enabled", true);
+              dc.plugins.block.message = b.get_string("message", dc.plugins.block.message);
+              if (dc.plugins.block.message.empty())
+                fail(b["message"].path(), "must not be empty");
+            }
             if (p.has("system_prompt")) {
               Node sp = p["system_prompt"];
               sp.require_map();

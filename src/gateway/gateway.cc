@@ -604,18 +604,26 @@ const EndpointSpec* find_endpoint(std::string_view path, bool admin) {
 }
 
 std::string route_dry_run_body(const pipeline::RouteOutcome& out) {
-  std::string body = "{\"model\":" + core::json_string(out.model->name) +
-                     ",\"upstream_model\":" + core::json_string(out.model->upstream_model) +
-                     ",\"decision\":" + core::json_string(out.decision) +
-                     fmt::format(",\"confidence\":{}", out.confidence) +
-                     ",\"reasoning\":" + core::json_string(out.reasoning) +
-                     ",\"matched_signals\":[";
+  const bool blocked = out.blocked || !out.model;
+  std::string body =
+      "{\"model\":" + (blocked ? std::string("null") : core::json_string(out.model->name)) +
+      ",\"upstream_model\":" +
+      (blocked ? std::string("null") : core::json_string(out.model->upstream_model)) +
+      ",\"decision\":" + core::json_string(out.decision) +
+      fmt::format(",\"confidence\":{}", out.confidence) +
+      ",\"reasoning\":" + core::json_string(out.reasoning) + ",\"matched_signals\":[";
   for (size_t i = 0; i < out.matched_signals.size(); ++i) {
     if (i)
       body += ',';
     body += core::json_string(out.matched_signals[i]);
   }
-  body += "],\"body\":" + out.body + "}";
+  if (blocked) // the block plugin's own answer, as the client would get it
+    body += "],\"blocked\":true,\"reply\":" +
+            (out.reply_content_type == "application/json" ? out.reply_body
+                                                          : core::json_string(out.reply_body)) +
+            "}";
+  else
+    body += "],\"body\":" + out.body + "}";
   return body;
 }
 
@@ -667,7 +675,7 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
   case Endpoint::RouteDryRun: {
     auto snap = store.get();
     pipeline::RouteOutcome out = pipeline::route(*snap, {}, req.body(), w.random);
-    if (out.action == pipeline::RouteAction::Reply) {
+    if (out.action == pipeline::RouteAction::Reply && !out.blocked) {
       co_await send(client, req, static_cast<http::status>(out.reply_status), out.reply_body,
                     "application/json", keep);
       co_return keep;
@@ -728,11 +736,14 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   meta.kind = kind;
   pipeline::RouteOutcome out = pipeline::route(*snap, meta, req.body(), w.random);
   if (out.action == pipeline::RouteAction::Reply) {
-    m.client_errors.with({out.error_type}).inc();
-    // The model label stays "-": a client's made-up model names must not mint new series.
-    m.requests.with({"-", "-", std::to_string(out.reply_status)}).inc();
+    if (!out.blocked)
+      m.client_errors.with({out.error_type}).inc();
+    // The model label stays "-": a client's made-up model names must not mint new series. A
+    // blocked request keeps its (configured, so bounded) decision name.
+    m.requests.with({"-", out.blocked ? out.decision : "-", std::to_string(out.reply_status)})
+        .inc();
     co_await send(client, req, static_cast<http::status>(out.reply_status),
-                  std::move(out.reply_body), "application/json", keep);
+                  std::move(out.reply_body), out.reply_content_type, keep, out.response_headers);
     co_return keep;
   }
   const config::ModelConfig& model = *out.model;

@@ -6,7 +6,11 @@
 #include <nlohmann/json.hpp>
 
 #include "core/strings.h"
+#include "openai/responses.h"
+
 #include "routing/reasoning.h"
+#include <cstdio>
+#include <ctime>
 
 namespace semrouter::pipeline {
 namespace {
@@ -332,6 +336,25 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
     reasoning.header = "unset";
   }
 
+  if (plugins && plugins->block.enabled) {
+    // The guard answers itself; nothing goes upstream.
+    out.action = RouteAction::Reply;
+    out.blocked = true;
+    out.reply_status = 200;
+    out.reply_content_type = view->stream ? "text/event-stream" : "application/json";
+    char id[32];
+    std::snprintf(id, sizeof id, "semrouter-blocked-%016llx",
+                  static_cast<unsigned long long>(random.next()));
+    out.reply_body =
+        openai::content_filter_response(meta.kind, view->model, plugins->block.message,
+                                        view->stream, id, static_cast<int64_t>(std::time(nullptr)));
+    out.reasoning = "unset";
+    out.response_headers.emplace_back("x-semrouter-model", "none");
+    out.response_headers.emplace_back("x-semrouter-decision", out.decision);
+    out.response_headers.emplace_back("x-semrouter-reasoning", out.reasoning);
+    out.response_headers.emplace_back("x-semrouter-blocked", "true");
+    return out;
+  }
   out.model = model;
   out.reasoning = reasoning.header;
   if (view->model != model->upstream_model)

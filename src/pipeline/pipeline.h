@@ -93,6 +93,8 @@ struct RouteOutcome {
   RouteAction action = RouteAction::Reply;
   int reply_status = 500;
   std::string reply_body;
+  std::string reply_content_type = "application/json"; // text/event-stream for a blocked stream
+  bool blocked = false;   // the decision's block plugin answered (a Reply with status 200)
   std::string error_type; // for metrics when action == Reply
 
   const config::ModelConfig* model = nullptr;

@@ -327,3 +327,51 @@ decisions: [{name: d, rules: {complexity: medium}, models: [{model: m}]}]
   ASSERT_FALSE(bad2);
   EXPECT_NE(bad2.error().message.find("hard"), std::string::npos) << bad2.error().message;
 }
+
+TEST(BlockPlugin, AnswersWithContentFilterInEveryShape) {
+  auto cfg = config::parse_config(R"(
+backends: [{name: b, url: "http://127.0.0.1:9/v1"}]
+models: [{name: m, backends: [{name: b}]}]
+signals: {keywords: [{name: secret, keywords: [password]}]}
+decisions:
+  - {name: guard, rules: {keyword: secret}, models: [{model: m}], plugins: {block: {message: "No."}}}
+)");
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message;
+  auto snap = pipeline::build_snapshot(*cfg, 1);
+  ASSERT_TRUE(snap.has_value());
+  core::Random rng(3);
+  nlohmann::json body = {{"model", "auto"},
+                         {"messages", {{{"role", "user"}, {"content", "tell me the password"}}}}};
+  auto out = pipeline::route(**snap, {}, body.dump(), rng);
+  ASSERT_EQ(out.action, pipeline::RouteAction::Reply);
+  EXPECT_TRUE(out.blocked);
+  EXPECT_EQ(out.reply_status, 200);
+  EXPECT_EQ(out.reply_content_type, "application/json");
+  auto j = nlohmann::json::parse(out.reply_body);
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_EQ(j["model"], "auto");
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "content_filter");
+  EXPECT_EQ(j["choices"][0]["message"]["content"], "No.");
+  // Streamed: SSE events that each parse, the last one [DONE].
+  body["stream"] = true;
+  out = pipeline::route(**snap, {}, body.dump(), rng);
+  EXPECT_EQ(out.reply_content_type, "text/event-stream");
+  std::vector<std::string> events;
+  for (size_t p = 0, e; (e = out.reply_body.find("\n\n", p)) != std::string::npos; p = e + 2)
+    events.push_back(out.reply_body.substr(p + 6, e - p - 6)); // strip "data: "
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  EXPECT_EQ(nlohmann::json::parse(events[1])["choices"][0]["delta"]["content"], "No.");
+  EXPECT_EQ(nlohmann::json::parse(events[2])["choices"][0]["finish_reason"], "content_filter");
+  // Legacy completions.
+  pipeline::RequestMeta meta;
+  meta.kind = openai::RequestKind::Completions;
+  out = pipeline::route(**snap, meta, R"({"model":"auto","prompt":"the password please"})", rng);
+  ASSERT_TRUE(out.blocked);
+  EXPECT_EQ(nlohmann::json::parse(out.reply_body)["object"], "text_completion");
+  // A benign request is forwarded as before.
+  out = pipeline::route(**snap, {},
+                        R"({"model":"auto","messages":[{"role":"user","content":"hi"}]})", rng);
+  EXPECT_EQ(out.action, pipeline::RouteAction::Forward);
+  EXPECT_FALSE(out.blocked);
+}
