@@ -79,8 +79,7 @@ int cmd_classify(const ClassifyArgs& a) {
     return 2;
   }
   auto t2 = std::chrono::steady_clock::now();
-  const size_t L = size_t(m.config().num_labels()), S = size_t(r->batch.S),
-               H = size_t(m.config().hidden);
+  const size_t L = size_t(m.config().num_labels()), H = size_t(m.config().hidden);
   json out = {{"model", a.model_dir},
               {"architecture", m.config().architecture},
               {"task", models::task_name(task)},
@@ -106,19 +105,8 @@ int cmd_classify(const ClassifyArgs& a) {
         probs[m.labels()[j]] = p[j];
       item["probabilities"] = probs;
     } else if (task == models::Task::Token) {
-      std::vector<std::string> tags(S);
-      std::vector<float> scores(S);
-      auto offsets = enc.offsets;
-      for (size_t s = 0; s < S; ++s) {
-        auto p = models::softmax(r->logits.data() + (i * S + s) * L, L);
-        size_t k = size_t(std::max_element(p.begin(), p.end()) - p.begin());
-        tags[s] = m.labels()[k];
-        scores[s] = p[k];
-        if (enc.attention_mask[s] == 0 || enc.sequence_ids[s] < 0)
-          offsets[s] = {0, 0};
-      }
       json ents = json::array();
-      for (const auto& e : models::merge_bio(tags, scores, offsets))
+      for (const auto& e : m.entities_of(*r, i))
         ents.push_back(
             {{"type", e.type},
              {"score", e.score},

@@ -220,29 +220,31 @@ TransformerModel::classify(std::span<const std::string_view> texts) const {
   return out;
 }
 
+std::vector<Entity> TransformerModel::entities_of(const Run& r, size_t i) const {
+  const size_t L = size_t(cfg_.num_labels()), S = size_t(r.batch.S);
+  const auto& e = r.encodings[i];
+  std::vector<std::string> tags(S);
+  std::vector<float> scores(S);
+  std::vector<std::pair<uint32_t, uint32_t>> offsets(e.offsets);
+  for (size_t s = 0; s < S; ++s) {
+    auto p = softmax(r.logits.data() + (i * S + s) * L, L);
+    size_t k = size_t(std::max_element(p.begin(), p.end()) - p.begin());
+    tags[s] = cfg_.labels[k];
+    scores[s] = p[k];
+    if (e.attention_mask[s] == 0 || e.sequence_ids[s] < 0)
+      offsets[s] = {0, 0}; // padding and special tokens belong to no entity
+  }
+  return merge_bio(tags, scores, offsets);
+}
+
 core::StatusOr<std::vector<std::vector<Entity>>>
 TransformerModel::entities(std::span<const std::string_view> texts) const {
   auto r = run(texts, Task::Token);
   if (!r)
     return tl::unexpected(r.error());
-  const size_t L = size_t(cfg_.num_labels()), S = size_t(r->batch.S);
   std::vector<std::vector<Entity>> out(texts.size());
-  for (size_t i = 0; i < texts.size(); ++i) {
-    const auto& e = r->encodings[i];
-    std::vector<std::string> tags(S);
-    std::vector<float> scores(S);
-    for (size_t s = 0; s < S; ++s) {
-      auto p = softmax(r->logits.data() + (i * S + s) * L, L);
-      size_t k = size_t(std::max_element(p.begin(), p.end()) - p.begin());
-      tags[s] = cfg_.labels[k];
-      scores[s] = p[k];
-    }
-    std::vector<std::pair<uint32_t, uint32_t>> offsets(e.offsets);
-    for (size_t s = 0; s < S; ++s)
-      if (e.attention_mask[s] == 0 || e.sequence_ids[s] < 0)
-        offsets[s] = {0, 0};
-    out[i] = merge_bio(tags, scores, offsets);
-  }
+  for (size_t i = 0; i < texts.size(); ++i)
+    out[i] = entities_of(*r, i);
   return out;
 }
 

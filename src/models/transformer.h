@@ -35,6 +35,8 @@ public:
     std::vector<float> pooled; // [B, hidden] for Embed
     std::vector<std::vector<float>> all_hidden; // with `debug_hidden`
   };
+  // The entities of text `i` of a token-classification run (BIO tags merged, byte spans).
+  std::vector<Entity> entities_of(const Run& r, size_t i) const;
   core::StatusOr<Run> run(std::span<const std::string_view> texts, Task task,
                           bool debug_hidden = false) const;
 
