@@ -110,6 +110,8 @@ before(async () => {
     "the router's ports",
   );
   ports = { gateway: Number(m[1]), admin: Number(m[2]) };
+  // The tour is printed right after the ports line, but may arrive in a later chunk.
+  await waitForOutput(/Any OpenAI client works too/, START_TIMEOUT_MS, 'the printed tour');
 });
 
 afterEach((t) => {
