@@ -76,12 +76,6 @@ int make_model(const std::string& arch, const std::string& dir) {
     }
     cfg = {{"architectures", {"BertModel"}},
            {"model_type", "bert"},
-           {"vocab_size", s.vocab},
-           {"hidden_size", H},
-           {"num_hidden_layers", s.layers},
-           {"num_attention_heads", s.heads},
-           {"intermediate_size", I},
-           {"max_position_embeddings", s.max_pos},
            {"type_vocab_size", 2},
            {"layer_norm_eps", 1e-12},
            {"hidden_act", "gelu"}};
@@ -101,12 +95,6 @@ int make_model(const std::string& arch, const std::string& dir) {
     rand("final_norm.weight", {H}, 0.02f, 1.f);
     cfg = {{"architectures", {"ModernBertModel"}},
            {"model_type", "modernbert"},
-           {"vocab_size", s.vocab},
-           {"hidden_size", H},
-           {"num_hidden_layers", s.layers},
-           {"num_attention_heads", s.heads},
-           {"intermediate_size", I},
-           {"max_position_embeddings", s.max_pos},
            {"norm_eps", 1e-5},
            {"hidden_activation", "gelu"},
            {"global_attn_every_n_layers", 3},
@@ -114,6 +102,13 @@ int make_model(const std::string& arch, const std::string& dir) {
            {"global_rope_theta", 160000.0},
            {"local_rope_theta", 10000.0}};
   }
+  // The dimensions both architectures name the same way.
+  cfg["vocab_size"] = s.vocab;
+  cfg["hidden_size"] = H;
+  cfg["num_hidden_layers"] = s.layers;
+  cfg["num_attention_heads"] = s.heads;
+  cfg["intermediate_size"] = I;
+  cfg["max_position_embeddings"] = s.max_pos;
   if (auto st = nn::write_safetensors_f32(dir + "/model.safetensors", t); !st) {
     std::fprintf(stderr, "%s\n", st.error().message.c_str());
     return 1;

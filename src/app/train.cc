@@ -38,13 +38,12 @@ Split split(std::vector<models::Example> all, double fraction) {
   return s;
 }
 
-// Task defaults: what worked best on the data pack (see models/README.md).
-int a_window_words = 16;
-void task_defaults(const std::string& task, models::LinearClassifierConfig& cfg,
-                   models::LinearTrainOptions& to) {
+// Task defaults: what worked best on the data pack (see models/README.md). `window_words` 0
+// means the default (16).
+void task_defaults(const std::string& task, int window_words, models::LinearClassifierConfig& cfg) {
   if (task == "jailbreak") {
-    cfg.window_words = a_window_words;
-    cfg.window_stride = std::max(1, a_window_words / 2);
+    cfg.window_words = window_words ? window_words : 16;
+    cfg.window_stride = std::max(1, cfg.window_words / 2);
   }
   if (task == "language") {
     cfg.features.word_bigrams = false;
@@ -189,9 +188,7 @@ int cmd_train(const TrainArgs& a) {
   if (a.task == "complexity" || a.task == "jailbreak")
     cfg.positive = 1;
   models::LinearTrainOptions to;
-  if (a.window_words)
-    a_window_words = a.window_words;
-  task_defaults(a.task, cfg, to);
+  task_defaults(a.task, a.window_words, cfg);
   if (a.buckets_log2)
     cfg.features.buckets_log2 = uint32_t(a.buckets_log2);
   if (a.epochs)

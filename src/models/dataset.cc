@@ -49,10 +49,9 @@ std::string key_of(const json& j) {
   return j.dump();
 }
 
-core::Status label_record(const json& r, const DatasetOptions& o, Example& e, size_t line) {
-  auto err = [&](const std::string& m) {
-    return make_error(ErrorCode::InvalidArgument, fmt::format("line {}: {}", line, m));
-  };
+// Errors carry only what is wrong; the caller prefixes the file and line.
+core::Status label_record(const json& r, const DatasetOptions& o, Example& e) {
+  auto err = [&](const std::string& m) { return make_error(ErrorCode::InvalidArgument, m); };
   if (r.contains("text") && r["text"].is_string()) {
     e.text = r["text"].get<std::string>();
   } else if (r.contains("question") && r["question"].is_string()) {
@@ -164,9 +163,10 @@ core::StatusOr<std::vector<Example>> load_examples(const std::string& path,
                         fmt::format("{}:{}: not JSON: {}", path, lineno, e.what()));
     }
     Example ex;
-    if (auto st = label_record(r, opts, ex, lineno); !st) {
+    if (auto st = label_record(r, opts, ex); !st) {
       gzclose(f);
-      return make_error(st.error().code, fmt::format("{}:{}", path, st.error().message.substr(5)));
+      return make_error(st.error().code,
+                        fmt::format("{}:{}: {}", path, lineno, st.error().message));
     }
     if (ex.label.empty())
       continue;

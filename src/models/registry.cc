@@ -104,7 +104,7 @@ core::StatusOr<std::shared_ptr<const Registry>> Registry::load(const std::vector
   return std::shared_ptr<const Registry>(std::move(r));
 }
 
-Analysis analyze(const Registry& r, std::string_view text) {
+Analysis analyze(const Registry& r, std::string_view text, const AnalyzeTasks& tasks) {
   Analysis a;
   thread_local PreparedText p;
   p.key = 0;
@@ -130,14 +130,20 @@ Analysis analyze(const Registry& r, std::string_view text) {
     us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
     return r;
   };
-  a.has_domain = timed(a.domain_us, [&] { return run(r.domain.get(), a.domain); });
-  a.has_complexity = timed(a.complexity_us, [&] { return run(r.complexity.get(), a.complexity); });
-  a.has_jailbreak = timed(a.jailbreak_us, [&] { return run(r.jailbreak.get(), a.jailbreak); });
-  if (r.language)
+  if (tasks.domain)
+    a.has_domain = timed(a.domain_us, [&] { return run(r.domain.get(), a.domain); });
+  if (tasks.complexity)
+    a.has_complexity =
+        timed(a.complexity_us, [&] { return run(r.complexity.get(), a.complexity); });
+  if (tasks.jailbreak)
+    a.has_jailbreak = timed(a.jailbreak_us, [&] { return run(r.jailbreak.get(), a.jailbreak); });
+  if (r.language && tasks.language)
     a.language = timed(a.language_us, [&] { return r.language->detect(text); }),
     a.has_language = true;
   auto te = Clock::now();
-  if (auto* wv = dynamic_cast<const WordVectors*>(r.embeddings.get())) {
+  if (!tasks.embedding) {
+    // not asked for
+  } else if (auto* wv = dynamic_cast<const WordVectors*>(r.embeddings.get())) {
     // The prepared SIF vector is this embedding when the classifiers share the table.
     auto* lin = dynamic_cast<const LinearTextClassifier*>(r.domain.get());
     if (lin && p.key == lin->features_key() && lin->vectors().get() == wv && !p.dense.empty())

@@ -44,7 +44,11 @@ struct Analysis {
   // Time per task; the first linear model's includes the shared tokenisation and hashing.
   double domain_us = 0, complexity_us = 0, jailbreak_us = 0, language_us = 0, embedding_us = 0;
 };
-Analysis analyze(const Registry& r, std::string_view text);
+// Which tasks analyze() runs (a routing rule may need only one of them).
+struct AnalyzeTasks {
+  bool domain = true, complexity = true, jailbreak = true, language = true, embedding = true;
+};
+Analysis analyze(const Registry& r, std::string_view text, const AnalyzeTasks& tasks = {});
 
 // The specs of the embedded defaults (models/README.md): what a config without a `classifiers`
 // section gets.

@@ -105,8 +105,13 @@ build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation
   snap->keywords = std::move(*kw);
   snap->engine = std::make_unique<routing::DecisionEngine>(*snap->config);
   snap->keywords_referenced = snap->engine->references_type("keyword");
-  for (const char* t : {"domain", "complexity", "jailbreak", "language"})
-    snap->classifiers_referenced = snap->classifiers_referenced || snap->engine->references_type(t);
+  auto& t = snap->classifier_tasks;
+  t.domain = snap->engine->references_type("domain");
+  t.complexity = snap->engine->references_type("complexity");
+  t.jailbreak = snap->engine->references_type("jailbreak");
+  t.language = snap->engine->references_type("language");
+  t.embedding = false;
+  snap->classifiers_referenced = t.domain || t.complexity || t.jailbreak || t.language;
   snap->models_json = build_models_json(*snap->config);
   if (load_models) {
     if (previous && previous->models &&
@@ -172,21 +177,12 @@ std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view 
   std::string text;
   if (j.is_object() && j.contains("text") && j["text"].is_string()) {
     text = j["text"].get<std::string>();
-  } else if (j.is_object() && j.contains("messages") && j["messages"].is_array()) {
-    // The latest user message, as routing reads it (text parts of multi-part content joined).
-    for (auto it = j["messages"].rbegin(); it != j["messages"].rend(); ++it) {
-      if (!it->is_object() || it->value("role", "") != "user" || !it->contains("content"))
-        continue;
-      const auto& c = (*it)["content"];
-      if (c.is_string())
-        text = c.get<std::string>();
-      else if (c.is_array())
-        for (const auto& part : c)
-          if (part.is_object() && part.value("type", "") == "text" && part.contains("text") &&
-              part["text"].is_string())
-            text += (text.empty() ? "" : "\n") + part["text"].get<std::string>();
-      break;
-    }
+  } else if (j.is_object() && j.contains("messages")) {
+    // The latest user message, exactly as routing reads it.
+    auto view = openai::parse_request(body, openai::RequestKind::ChatCompletions);
+    if (!view)
+      return bad(view.error().message, "messages");
+    text = std::string(view->latest_user_text());
   } else {
     return bad("send {\"text\": \"...\"} or {\"messages\": [...]}", "text");
   }
@@ -236,7 +232,7 @@ namespace {
 void add_classifier_signals(const Snapshot& snapshot, std::string_view text,
                             signals::SignalResults& results) {
   auto t0 = std::chrono::steady_clock::now();
-  models::Analysis a = models::analyze(*snapshot.models, text);
+  models::Analysis a = models::analyze(*snapshot.models, text, snapshot.classifier_tasks);
   double us =
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
   for (const auto& [type, name] : snapshot.engine->referenced_signals()) {
@@ -342,7 +338,7 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
     out.blocked = true;
     out.reply_status = 200;
     out.reply_content_type = view->stream ? "text/event-stream" : "application/json";
-    char id[32];
+    char id[40]; // "semrouter-blocked-" + 16 hex digits
     std::snprintf(id, sizeof id, "semrouter-blocked-%016llx",
                   static_cast<unsigned long long>(random.next()));
     out.reply_body =

@@ -30,6 +30,7 @@ struct Snapshot {
   // Some decision reads a classifier signal (domain, complexity, jailbreak, language): run the
   // classifiers on the latest user message (inline, ~0.2 ms on the embedded defaults).
   bool classifiers_referenced = false;
+  models::AnalyzeTasks classifier_tasks; // exactly the classifiers the rules name
   uint64_t generation = 0;
   std::string models_json; // the GET /v1/models body, built once
   // The model behind each task (`classifiers`); null when the snapshot was built without them

@@ -43,7 +43,7 @@ std::vector<float> flat(const json& j) {
   return out;
 }
 
-// Max |a - b| over rows [0, rows) of width `w`, a's rows starting at `a_off`.
+// Max |a - b| over the first `n` values.
 double max_diff(const float* a, const std::vector<float>& b, size_t n) {
   double m = 0;
   for (size_t i = 0; i < n; ++i)
@@ -177,20 +177,22 @@ TEST_P(EncoderFixture, PaddedBatchesMatchReferenceAtRealPositions) {
                            H),
                   kTol)
             << name << " " << b["name"] << " row " << i << " pos " << s;
-        if (task_for(name) == models::Task::Token)
+        if (task_for(name) == models::Task::Token) {
           EXPECT_LE(max_diff(r->logits.data() + (i * S + s) * L,
                              std::vector<float>(want_logits.begin() + long((i * S + s) * L),
                                                 want_logits.begin() + long((i * S + s + 1) * L)),
                              L),
                     kTol);
+        }
       }
-      if (task_for(name) == models::Task::Sequence)
+      if (task_for(name) == models::Task::Sequence) {
         EXPECT_LE(max_diff(r->logits.data() + i * L,
                            std::vector<float>(want_logits.begin() + long(i * L),
                                               want_logits.begin() + long((i + 1) * L)),
                            L),
                   kTol)
             << name << " " << b["name"] << " row " << i;
+      }
       if (task_for(name) == models::Task::Embed) {
         auto want = flat(b["sentence_embedding"]);
         EXPECT_LE(max_diff(r->pooled.data() + i * H,
