@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "gateway/gateway.h"
 #include "metrics/metrics.h"
+#include "models/inference_pool.h"
 #include "pipeline/pipeline.h"
 
 namespace {
@@ -136,7 +137,10 @@ int cmd_serve(const std::string& config_path, int port, int admin_port,
     gw.port = static_cast<uint16_t>(port);
   if (admin_port >= 0)
     admin.port = static_cast<uint16_t>(admin_port);
+  // Transformer-backed signals run here, concurrently, one job per task (restart to resize).
+  models::InferencePool pool({static_cast<int>((*config)->server.inference_workers), 1, 1024});
   gateway::Gateway server(store, registry);
+  server.set_inference_pool(&pool);
   if (auto ok = server.listen(gw, admin, (*config)->server.workers); !ok) {
     std::fprintf(stderr, "semrouter: %s\n", ok.error().message.c_str());
     return 1;

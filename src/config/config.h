@@ -7,6 +7,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -54,6 +56,10 @@ struct ModelConfig {
   std::vector<ModelBackendRef> backends;
   std::string reasoning_family; // "" if the model has no reasoning switch
   PricingConfig pricing;
+  // PII types this model may see when a decision's pii plugin is on ("*" = every type). Empty:
+  // none, so the plugin redacts, blocks or reroutes whatever it finds.
+  std::vector<std::string> allowed_pii;
+  bool allows_pii(std::string_view type) const;
 };
 
 enum class ReasoningFamilyType {
@@ -80,8 +86,47 @@ struct KeywordSignalConfig {
   bool regex = false; // keywords are RE2 patterns rather than literal words
 };
 
+// True when the text is close to any of `phrases` (cosine of sentence embeddings).
+enum class EmbeddingAggregation { Max, Mean };
+struct EmbeddingSignalConfig {
+  std::string name;
+  std::vector<std::string> phrases;
+  double threshold = 0.6; // cosine similarity in [-1, 1]
+  EmbeddingAggregation aggregation = EmbeddingAggregation::Max;
+};
+
+// True when personal data of one of `types` (any type when empty) is found.
+struct PiiSignalConfig {
+  std::string name;
+  std::vector<std::string> types;
+  double min_score = 0.5; // model-found entities below it are ignored
+};
+
+// True when the request's estimated token count lies in [min_tokens, max_tokens].
+struct ContextLengthSignalConfig {
+  std::string name;
+  uint64_t min_tokens = 0;
+  uint64_t max_tokens = UINT64_MAX;
+};
+
+// Facts about the request rather than its text.
+enum class MetadataKind { Header, User, Tools, Stream };
+struct MetadataSignalConfig {
+  std::string name;
+  MetadataKind kind = MetadataKind::Header;
+  std::string header;              // Header: lower-case name
+  std::vector<std::string> values; // Header / User: any of these; empty = present and non-empty
+  bool expected = true;            // Tools / Stream: the value that makes the signal true
+};
+
 struct SignalsConfig {
   std::vector<KeywordSignalConfig> keywords;
+  std::vector<EmbeddingSignalConfig> embeddings;
+  std::vector<PiiSignalConfig> pii;
+  std::vector<ContextLengthSignalConfig> context_length;
+  std::vector<MetadataSignalConfig> metadata;
+  // The domain classifier's answer becomes "other" when its confidence is below this.
+  double domain_threshold = 0.0;
 };
 
 // A node of a decision's rule tree.
@@ -117,9 +162,41 @@ struct BlockPluginConfig {
   std::string message = "I can't help with that request.";
 };
 
+// What to do when a request carries personal data the chosen model may not see
+// (ModelConfig::allowed_pii). Every message is scanned, since every message goes upstream.
+enum class PiiAction { Redact, Block, Reroute };
+struct PiiPluginConfig {
+  bool enabled = false;
+  PiiAction action = PiiAction::Redact;
+  std::vector<std::string> types; // the types the policy covers; empty = every type found
+  double min_score = 0.5;         // model-found entities below it are ignored
+  std::string message = "This request contains personal data that cannot be sent to a model.";
+};
+
+// Upstream request headers to set or remove, and response headers to add.
+struct HeadersPluginConfig {
+  std::vector<std::pair<std::string, std::string>> set; // names lower-case
+  std::vector<std::string> remove;
+  std::vector<std::pair<std::string, std::string>> response_set;
+};
+
+// Request-parameter overrides: `set` writes a top-level key (raw JSON value); `max` caps a
+// numeric key when the client sent a larger value (or sets it when `fill` and absent); `remove`
+// drops a key.
+struct ParamsPluginConfig {
+  std::vector<std::pair<std::string, std::string>> set; // key -> raw JSON
+  std::vector<std::pair<std::string, double>> max;
+  std::vector<std::string> fill_max; // keys of `max` also set when the client left them out
+  std::vector<std::string> remove;
+  bool enabled() const { return !set.empty() || !max.empty() || !remove.empty(); }
+};
+
 struct PluginsConfig {
   SystemPromptPluginConfig system_prompt;
   BlockPluginConfig block;
+  PiiPluginConfig pii;
+  HeadersPluginConfig headers;
+  ParamsPluginConfig params;
 };
 
 struct DecisionConfig {
@@ -144,10 +221,41 @@ struct ClassifiersConfig {
   std::map<std::string, ClassifierConfig> tasks;
 };
 
+// How the winning decision is chosen among those whose rules are true.
+enum class DecisionStrategy {
+  Priority,   // the highest priority (ties: listed first)
+  Confidence, // the highest confidence (ties: higher priority, then listed first)
+};
+
+// Which messages the text signals read.
+struct HistoryConfig {
+  uint32_t user_turns = 1;        // the latest N user messages (0: every user message)
+  bool include_system = false;    // also the system / developer messages
+  bool include_assistant = false; // also assistant messages among those turns
+};
+
+// Requests with the same session header stay on the model the session started with, unless a
+// decision of higher priority than the session's fires.
+struct SessionsConfig {
+  bool enabled = false;
+  std::string header = "x-session-id";
+  uint32_t ttl_s = 3600;
+  uint32_t max_sessions = 100000;
+};
+
+struct RoutingConfig {
+  DecisionStrategy strategy = DecisionStrategy::Priority;
+  HistoryConfig history;
+  SessionsConfig sessions;
+  // Adds x-semrouter-signals (every computed signal, its value and confidence) to responses.
+  bool debug_headers = false;
+};
+
 struct ServerConfig {
   uint32_t workers =
       1; // event-loop threads, each with its own upstream pools (one acceptor feeds them)
   uint64_t max_body_bytes = 8u << 20;
+  uint32_t inference_workers = 2; // threads running transformer-backed signals concurrently
   uint32_t client_header_timeout_ms = 30000;
   uint32_t reload_poll_ms = 1000; // how often the config file is checked for changes; 0 disables
   uint64_t random_seed = 0;       // 0: seeded from the clock
@@ -166,12 +274,19 @@ struct Config {
   SignalsConfig signals;
   std::vector<DecisionConfig> decisions;
   ClassifiersConfig classifiers;
+  RoutingConfig routing;
   std::string default_decision_name = "default";
+  // `default_decision` given as a mapping: the fallback's models and plugins (rules ignored).
+  // Absent: the fallback sends default_model the request as the client wrote it.
+  std::optional<DecisionConfig> default_decision;
 
   const ModelConfig* find_model(std::string_view name) const;
   const BackendConfig* find_backend(std::string_view name) const;
   bool is_auto_name(std::string_view name) const;
 };
+
+// The PII types the pattern recognisers find (signals::find_pii), for validating config.
+const std::vector<std::string>& pattern_pii_types();
 
 // Reasoning families every config has unless it redefines them: qwen3, deepseek, gpt-oss.
 std::map<std::string, ReasoningFamilyConfig> builtin_reasoning_families();

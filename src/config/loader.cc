@@ -2,8 +2,13 @@
 // error that names the key path. Unknown keys are errors too: a typo must not be ignored.
 #include <arpa/inet.h>
 
+#include <algorithm>
+
+#include <cctype>
+#include <climits>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -186,6 +191,41 @@ public:
       }
     }
   }
+  // The node as a raw JSON value: plain scalars that read as JSON literals (numbers, true, false,
+  // null) stay literals; everything else scalar is a string; lists and mappings recurse.
+  std::string to_json() const {
+    if (!defined())
+      return "null";
+    if (node_.IsScalar()) {
+      std::string v = as_string();
+      if (node_.Tag() != "!") {
+        if (v == "true" || v == "false" || v == "null")
+          return v;
+        char* end = nullptr;
+        if (!v.empty() && (std::isdigit(static_cast<unsigned char>(v[0])) || v[0] == '-')) {
+          std::strtod(v.c_str(), &end);
+          if (end && *end == '\0')
+            return v;
+        }
+      }
+      return core::json_string(v);
+    }
+    std::string out;
+    if (node_.IsSequence()) {
+      out = "[";
+      for (size_t i = 0; i < size(); ++i)
+        out += (i ? "," : "") + at(i).to_json();
+      return out + "]";
+    }
+    out = "{";
+    bool first = true;
+    for (const std::string& k : keys()) {
+      out += first ? "" : ",";
+      first = false;
+      out += core::json_string(k) + ":" + (*this)[k].to_json();
+    }
+    return out + "}";
+  }
   std::vector<std::string> keys() const {
     std::vector<std::string> out;
     for (const auto& kv : node_)
@@ -302,7 +342,15 @@ void parse_url(const std::string& path, BackendConfig& b) {
     fail(path, "has no host");
 }
 
-RuleNode parse_rule(const Node& n, const std::set<std::string>& keyword_names) {
+// Names of the configured signals of each named type (keyword, embedding, pii, context_length,
+// metadata), for rule references.
+using SignalNames = std::map<std::string, std::set<std::string>>;
+
+constexpr const char* kRuleOperators =
+    "and, or, not, keyword, embedding, pii, context_length, metadata, domain, complexity, "
+    "jailbreak, language, or signal+name";
+
+RuleNode parse_rule(const Node& n, const SignalNames& names) {
   RuleNode r;
   if (!n.defined())
     fail(n.path(), "empty rule");
@@ -317,10 +365,8 @@ RuleNode parse_rule(const Node& n, const std::set<std::string>& keyword_names) {
   }
   n.require_map();
   if (n.size() != 1 && !(n.has("signal") && n.has("name") && n.size() == 2))
-    fail(n.path(), "a rule node has exactly one operator (and, or, not, keyword, domain, "
-                   "complexity, jailbreak, language, or signal+name); "
-                   "got keys: " +
-                       core::join(n.keys(), ", "));
+    fail(n.path(), std::string("a rule node has exactly one operator (") + kRuleOperators +
+                       "); got keys: " + core::join(n.keys(), ", "));
   auto children = [&](const char* op, RuleNode::Kind kind) {
     Node list = n[op];
     list.require_seq();
@@ -328,18 +374,19 @@ RuleNode parse_rule(const Node& n, const std::set<std::string>& keyword_names) {
       fail(list.path(), "needs at least one rule");
     r.kind = kind;
     for (size_t i = 0; i < list.size(); ++i)
-      r.children.push_back(parse_rule(list.at(i), keyword_names));
+      r.children.push_back(parse_rule(list.at(i), names));
   };
   auto signal_ref = [&](const std::string& type, const Node& name_node) {
     r.kind = RuleNode::Kind::Signal;
     r.signal_type = type;
     r.signal_name = name_node.as_string();
-    if (type == "keyword") {
-      if (!keyword_names.count(r.signal_name)) {
-        std::vector<std::string> known(keyword_names.begin(), keyword_names.end());
+    if (auto it = names.find(type); it != names.end()) {
+      if (!it->second.count(r.signal_name)) {
+        std::vector<std::string> known(it->second.begin(), it->second.end());
+        std::string section = type == "keyword" ? "keywords" : type;
         fail(name_node.path(),
-             "unknown keyword signal \"" + r.signal_name + "\" (known: " +
-                 (known.empty() ? "none defined in signals.keywords" : core::join(known, ", ")) +
+             "unknown " + type + " signal \"" + r.signal_name + "\" (known: " +
+                 (known.empty() ? "none defined in signals." + section : core::join(known, ", ")) +
                  ")");
       }
     } else if (type == "complexity") {
@@ -350,35 +397,37 @@ RuleNode parse_rule(const Node& n, const std::set<std::string>& keyword_names) {
         fail(name_node.path(),
              "jailbreak is \"jailbreak\" or \"benign\", not \"" + r.signal_name + "\"");
     } else if (type == "domain" || type == "language") {
-      // Domain labels come from the classifier (checked when the models are loaded);
-      // languages are ISO 639 codes as the language model reports them.
+      // Domain labels come from the classifier (checked when the models are loaded; "other"
+      // is the answer below signals.domain.threshold); languages are ISO 639 codes as the
+      // language model reports them.
       if (r.signal_name.empty())
         fail(name_node.path(), "must not be empty");
     } else {
       fail(n.path(), "unknown signal type \"" + type +
-                         "\" (known: keyword, domain, complexity, jailbreak, language)");
+                         "\" (known: keyword, embedding, pii, context_length, metadata, domain, "
+                         "complexity, jailbreak, language)");
     }
   };
+  static const std::set<std::string> kSignalOps{"keyword",        "embedding", "pii",
+                                                "context_length", "metadata",  "domain",
+                                                "complexity",     "jailbreak", "language"};
   if (n.has("and")) {
     children("and", RuleNode::Kind::And);
   } else if (n.has("or")) {
     children("or", RuleNode::Kind::Or);
   } else if (n.has("not")) {
     r.kind = RuleNode::Kind::Not;
-    r.children.push_back(parse_rule(n["not"], keyword_names));
-  } else if (n.has("keyword")) {
-    signal_ref("keyword", n["keyword"]);
-  } else if (n.has("domain") || n.has("complexity") || n.has("jailbreak") || n.has("language")) {
-    std::string type = n.keys().front();
-    signal_ref(type, n[type]);
+    r.children.push_back(parse_rule(n["not"], names));
   } else if (n.has("signal")) {
     if (!n.has("name"))
       fail(n.path(), "a {signal: TYPE} rule also needs name: NAME");
     signal_ref(n["signal"].as_string(), n["name"]);
+  } else if (kSignalOps.count(n.keys().front())) {
+    std::string type = n.keys().front();
+    signal_ref(type, n[type]);
   } else {
-    fail(n.path(), "unknown rule operator \"" + n.keys().front() +
-                       "\" (known: and, or, not, keyword, domain, complexity, jailbreak, "
-                       "language, signal)");
+    fail(n.path(),
+         "unknown rule operator \"" + n.keys().front() + "\" (known: " + kRuleOperators + ")");
   }
   return r;
 }
@@ -391,7 +440,7 @@ void parse_document(const Node& root, Config& c) {
   root.require_map();
   root.check_keys({"listeners", "server", "auto_model_names", "backends", "models",
                    "reasoning_families", "default_model", "default_decision", "signals",
-                   "decisions", "classifiers"});
+                   "decisions", "classifiers", "routing"});
 
   if (root.has("listeners")) {
     Node l = root["listeners"];
@@ -407,7 +456,9 @@ void parse_document(const Node& root, Config& c) {
     Node s = root["server"];
     s.require_map();
     s.check_keys({"workers", "max_body_bytes", "client_header_timeout_ms", "reload_poll_ms",
-                  "random_seed", "log_level"});
+                  "random_seed", "log_level", "inference_workers"});
+    c.server.inference_workers =
+        static_cast<uint32_t>(s.get_int("inference_workers", c.server.inference_workers, 1, 256));
     c.server.workers = static_cast<uint32_t>(s.get_int("workers", c.server.workers, 1, 256));
     c.server.max_body_bytes = static_cast<uint64_t>(s.get_int(
         "max_body_bytes", static_cast<int64_t>(c.server.max_body_bytes), 1024, 1LL << 32));
@@ -493,8 +544,8 @@ void parse_document(const Node& root, Config& c) {
       fail("models", "list at least one model");
     for_each_named(
         root, "models", "model",
-        {"name", "upstream_model", "backends", "reasoning_family", "pricing"}, model_names,
-        [&](const Node& m, std::string name) {
+        {"name", "upstream_model", "backends", "reasoning_family", "pricing", "allowed_pii"},
+        model_names, [&](const Node& m, std::string name) {
           ModelConfig mc;
           mc.name = std::move(name);
           for (const std::string& auto_name : c.auto_model_names) {
@@ -547,6 +598,7 @@ void parse_document(const Node& root, Config& c) {
             mc.pricing.input_per_1m = p.get_double("input_per_1m", 0, 0, 1e9);
             mc.pricing.output_per_1m = p.get_double("output_per_1m", 0, 0, 1e9);
           }
+          mc.allowed_pii = m.string_list("allowed_pii");
           c.models.push_back(std::move(mc));
         });
   }
@@ -562,15 +614,17 @@ void parse_document(const Node& root, Config& c) {
   check_model("default_model", c.default_model);
 
   // Signals.
-  std::set<std::string> keyword_names;
+  SignalNames signal_names;
+  for (const char* t : {"keyword", "embedding", "pii", "context_length", "metadata"})
+    signal_names[t];
   if (root.has("signals")) {
     Node s = root["signals"];
     s.require_map();
-    s.check_keys({"keywords"});
+    s.check_keys({"keywords", "embeddings", "pii", "context_length", "metadata", "domain"});
     if (s.has("keywords")) {
       for_each_named(s, "keywords", "keyword signal",
                      {"name", "keywords", "operator", "case_sensitive", "word_boundary", "regex"},
-                     keyword_names, [&](const Node& k, std::string name) {
+                     signal_names["keyword"], [&](const Node& k, std::string name) {
                        KeywordSignalConfig kc;
                        kc.name = std::move(name);
                        kc.keywords = k.string_list("keywords");
@@ -594,6 +648,88 @@ void parse_document(const Node& root, Config& c) {
                        kc.regex = k.get_bool("regex", false);
                        c.signals.keywords.push_back(std::move(kc));
                      });
+    }
+    if (s.has("embeddings")) {
+      for_each_named(s, "embeddings", "embedding signal",
+                     {"name", "phrases", "threshold", "aggregation"}, signal_names["embedding"],
+                     [&](const Node& e, std::string name) {
+                       EmbeddingSignalConfig ec;
+                       ec.name = std::move(name);
+                       ec.phrases = e.string_list("phrases");
+                       if (ec.phrases.empty())
+                         fail(child_path(e.path(), "phrases"), "list at least one phrase");
+                       for (size_t j = 0; j < ec.phrases.size(); ++j)
+                         if (ec.phrases[j].empty())
+                           fail(index_path(e["phrases"].path(), j), "must not be empty");
+                       ec.threshold = e.get_double("threshold", ec.threshold, -1, 1);
+                       std::string agg = e.get_string("aggregation", "max");
+                       if (agg == "max")
+                         ec.aggregation = EmbeddingAggregation::Max;
+                       else if (agg == "mean")
+                         ec.aggregation = EmbeddingAggregation::Mean;
+                       else
+                         fail(e["aggregation"].path(),
+                              "unknown aggregation \"" + agg + "\" (known: max, mean)");
+                       c.signals.embeddings.push_back(std::move(ec));
+                     });
+    }
+    if (s.has("pii")) {
+      for_each_named(s, "pii", "pii signal", {"name", "types", "min_score"}, signal_names["pii"],
+                     [&](const Node& e, std::string name) {
+                       PiiSignalConfig pc;
+                       pc.name = std::move(name);
+                       pc.types = e.string_list("types");
+                       pc.min_score = e.get_double("min_score", pc.min_score, 0, 1);
+                       c.signals.pii.push_back(std::move(pc));
+                     });
+    }
+    if (s.has("context_length")) {
+      for_each_named(
+          s, "context_length", "context_length signal", {"name", "min_tokens", "max_tokens"},
+          signal_names["context_length"], [&](const Node& e, std::string name) {
+            ContextLengthSignalConfig cc;
+            cc.name = std::move(name);
+            if (!e.has("min_tokens") && !e.has("max_tokens"))
+              fail(e.path(), "give min_tokens, max_tokens or both");
+            cc.min_tokens = static_cast<uint64_t>(e.get_int("min_tokens", 0, 0, INT64_MAX));
+            cc.max_tokens = static_cast<uint64_t>(e.get_int("max_tokens", INT64_MAX, 0, INT64_MAX));
+            if (cc.max_tokens < cc.min_tokens)
+              fail(e["max_tokens"].path(), "is below min_tokens");
+            c.signals.context_length.push_back(std::move(cc));
+          });
+    }
+    if (s.has("metadata")) {
+      for_each_named(
+          s, "metadata", "metadata signal", {"name", "header", "user", "tools", "stream", "values"},
+          signal_names["metadata"], [&](const Node& e, std::string name) {
+            MetadataSignalConfig mc;
+            mc.name = std::move(name);
+            int kinds = e.has("header") + e.has("user") + e.has("tools") + e.has("stream");
+            if (kinds != 1)
+              fail(e.path(), "give exactly one of header, user, tools, stream");
+            if (e.has("header")) {
+              mc.kind = MetadataKind::Header;
+              mc.header = core::ascii_lower(e.require_string("header"));
+              mc.values = e.string_list("values");
+            } else if (e.has("user")) {
+              mc.kind = MetadataKind::User;
+              mc.values = e.string_list("user");
+              if (e.has("values"))
+                fail(e["values"].path(), "list the users under user: [...]");
+            } else {
+              if (e.has("values"))
+                fail(e["values"].path(), "only header signals take values");
+              mc.kind = e.has("tools") ? MetadataKind::Tools : MetadataKind::Stream;
+              mc.expected = e.get_bool(e.has("tools") ? "tools" : "stream", true);
+            }
+            c.signals.metadata.push_back(std::move(mc));
+          });
+    }
+    if (s.has("domain")) {
+      Node d = s["domain"];
+      d.require_map();
+      d.check_keys({"threshold"});
+      c.signals.domain_threshold = d.get_double("threshold", 0, 0, 1);
     }
   }
 
@@ -631,95 +767,253 @@ void parse_document(const Node& root, Config& c) {
     }
   }
 
+  // A decision's models and plugins (shared by decisions and a mapping default_decision).
+  auto parse_targets = [&](const Node& d, DecisionConfig& dc) {
+    if (!d.has("models"))
+      fail(child_path(d.path(), "models"), "is required: list at least one model");
+    Node models = d["models"];
+    models.require_seq();
+    if (models.size() == 0)
+      fail(models.path(), "list at least one model");
+    for (size_t j = 0; j < models.size(); ++j) {
+      Node m = models.at(j);
+      ModelRefConfig ref;
+      if (m.is_scalar()) {
+        ref.model = m.as_string();
+      } else {
+        m.require_map();
+        m.check_keys({"model", "weight", "reasoning", "effort"});
+        ref.model = m.require_string("model");
+        ref.weight = static_cast<uint32_t>(m.get_int("weight", 1, 0, 1000000));
+        if (m.has("reasoning"))
+          ref.reasoning = m["reasoning"].as_bool() ? ReasoningMode::On : ReasoningMode::Off;
+        ref.effort = m.get_string("effort", "");
+        if (!ref.effort.empty()) {
+          static const std::set<std::string> kEfforts{"minimal", "low", "medium", "high"};
+          if (!kEfforts.count(ref.effort))
+            fail(m["effort"].path(),
+                 "unknown effort \"" + ref.effort + "\" (known: minimal, low, medium, high)");
+          if (ref.reasoning == ReasoningMode::Unset)
+            ref.reasoning = ReasoningMode::On;
+        }
+      }
+      check_model(m.is_scalar() ? m.path() : m["model"].path(), ref.model);
+      dc.models.push_back(std::move(ref));
+    }
+    uint64_t total_weight = 0;
+    for (const auto& ref : dc.models)
+      total_weight += ref.weight;
+    if (total_weight == 0)
+      fail(models.path(), "at least one model needs a weight above 0");
+    if (!d.has("plugins"))
+      return;
+    Node p = d["plugins"];
+    p.require_map();
+    p.check_keys({"system_prompt", "block", "pii", "headers", "params"});
+    if (p.has("block")) {
+      Node b = p["block"];
+      b.require_map();
+      b.check_keys({"enabled", "message"});
+      dc.plugins.block.enabled = b.get_bool("enabled", true);
+      dc.plugins.block.message = b.get_string("message", dc.plugins.block.message);
+      if (dc.plugins.block.message.empty())
+        fail(b["message"].path(), "must not be empty");
+    }
+    if (p.has("system_prompt")) {
+      Node sp = p["system_prompt"];
+      sp.require_map();
+      sp.check_keys({"enabled", "mode", "content"});
+      dc.plugins.system_prompt.enabled = sp.get_bool("enabled", true);
+      std::string mode = sp.get_string("mode", "insert");
+      if (mode == "insert") {
+        dc.plugins.system_prompt.mode = SystemPromptMode::Insert;
+      } else if (mode == "replace") {
+        dc.plugins.system_prompt.mode = SystemPromptMode::Replace;
+      } else {
+        fail(sp["mode"].path(), "unknown mode \"" + mode + "\" (known: insert, replace)");
+      }
+      dc.plugins.system_prompt.content = sp.require_string("content");
+    }
+    if (p.has("pii")) {
+      Node pp = p["pii"];
+      pp.require_map();
+      pp.check_keys({"enabled", "action", "types", "min_score", "message"});
+      auto& pc = dc.plugins.pii;
+      pc.enabled = pp.get_bool("enabled", true);
+      std::string action = pp.get_string("action", "redact");
+      if (action == "redact")
+        pc.action = PiiAction::Redact;
+      else if (action == "block")
+        pc.action = PiiAction::Block;
+      else if (action == "reroute")
+        pc.action = PiiAction::Reroute;
+      else
+        fail(pp["action"].path(),
+             "unknown action \"" + action + "\" (known: redact, block, reroute)");
+      pc.types = pp.string_list("types");
+      pc.min_score = pp.get_double("min_score", pc.min_score, 0, 1);
+      pc.message = pp.get_string("message", pc.message);
+      if (pc.message.empty())
+        fail(pp["message"].path(), "must not be empty");
+    }
+    if (p.has("headers")) {
+      Node h = p["headers"];
+      h.require_map();
+      h.check_keys({"set", "remove", "response"});
+      auto pairs = [&](const Node& m, std::vector<std::pair<std::string, std::string>>& out) {
+        m.require_map();
+        for (const std::string& k : m.keys()) {
+          std::string name = core::ascii_lower(k);
+          static const std::set<std::string> kReserved{
+              "host", "content-length", "transfer-encoding", "connection", "authorization"};
+          if (kReserved.count(name))
+            fail(m[k].path(), "the router sets " + name + " itself; it cannot be overridden");
+          out.emplace_back(name, m[k].as_string());
+        }
+      };
+      if (h.has("set"))
+        pairs(h["set"], dc.plugins.headers.set);
+      for (const std::string& name : h.string_list("remove"))
+        dc.plugins.headers.remove.push_back(core::ascii_lower(name));
+      if (h.has("response"))
+        pairs(h["response"], dc.plugins.headers.response_set);
+    }
+    if (p.has("params")) {
+      Node pr = p["params"];
+      pr.require_map();
+      pr.check_keys({"set", "max", "fill", "remove"});
+      static const std::set<std::string> kProtected{"model", "messages", "prompt", "stream"};
+      auto check_key = [&](const Node& at, const std::string& k) {
+        if (kProtected.count(k))
+          fail(at.path(), "\"" + k + "\" is the router's to set; params cannot change it");
+      };
+      if (pr.has("set")) {
+        Node set = pr["set"];
+        set.require_map();
+        for (const std::string& k : set.keys()) {
+          check_key(set[k], k);
+          dc.plugins.params.set.emplace_back(k, set[k].to_json());
+        }
+      }
+      if (pr.has("max")) {
+        Node mx = pr["max"];
+        mx.require_map();
+        for (const std::string& k : mx.keys()) {
+          check_key(mx[k], k);
+          dc.plugins.params.max.emplace_back(k, mx[k].as_double(-1e18, 1e18));
+        }
+      }
+      dc.plugins.params.fill_max = pr.string_list("fill");
+      for (size_t j = 0; j < dc.plugins.params.fill_max.size(); ++j) {
+        const std::string& k = dc.plugins.params.fill_max[j];
+        bool found = false;
+        for (const auto& [mk, mv] : dc.plugins.params.max)
+          found = found || mk == k;
+        if (!found)
+          fail(index_path(pr["fill"].path(), j), "\"" + k + "\" has no cap under params.max");
+      }
+      dc.plugins.params.remove = pr.string_list("remove");
+      for (size_t j = 0; j < dc.plugins.params.remove.size(); ++j)
+        check_key(pr["remove"].at(j), dc.plugins.params.remove[j]);
+    }
+  };
+
   // Decisions.
   std::set<std::string> decision_names;
   if (root.has("decisions")) {
-    for_each_named(
-        root, "decisions", "decision",
-        {"name", "description", "priority", "rules", "models", "plugins"}, decision_names,
-        [&](const Node& d, std::string name) {
-          DecisionConfig dc;
-          dc.name = std::move(name);
-          dc.description = d.get_string("description", "");
-          dc.priority = static_cast<int>(d.get_int("priority", 0, -1000000, 1000000));
-          if (!d.has("rules"))
-            fail(child_path(d.path(), "rules"),
-                 "is required (use `rules: always` to match every request)");
-          dc.rules = parse_rule(d["rules"], keyword_names);
-          if (!d.has("models"))
-            fail(child_path(d.path(), "models"), "is required: list at least one model");
-          Node models = d["models"];
-          models.require_seq();
-          if (models.size() == 0)
-            fail(models.path(), "list at least one model");
-          for (size_t j = 0; j < models.size(); ++j) {
-            Node m = models.at(j);
-            ModelRefConfig ref;
-            if (m.is_scalar()) {
-              ref.model = m.as_string();
-            } else {
-              m.require_map();
-              m.check_keys({"model", "weight", "reasoning", "effort"});
-              ref.model = m.require_string("model");
-              ref.weight = static_cast<uint32_t>(m.get_int("weight", 1, 0, 1000000));
-              if (m.has("reasoning"))
-                ref.reasoning = m["reasoning"].as_bool() ? ReasoningMode::On : ReasoningMode::Off;
-              ref.effort = m.get_string("effort", "");
-              if (!ref.effort.empty()) {
-                static const std::set<std::string> kEfforts{"minimal", "low", "medium", "high"};
-                if (!kEfforts.count(ref.effort))
-                  fail(m["effort"].path(),
-                       "unknown effort \"" + ref.effort + "\" (known: minimal, low, medium, high)");
-                if (ref.reasoning == ReasoningMode::Unset)
-                  ref.reasoning = ReasoningMode::On;
-              }
-            }
-            check_model(m.is_scalar() ? m.path() : m["model"].path(), ref.model);
-            dc.models.push_back(std::move(ref));
-          }
-          uint64_t total_weight = 0;
-          for (const auto& ref : dc.models)
-            total_weight += ref.weight;
-          if (total_weight == 0)
-            fail(models.path(), "at least one model needs a weight above 0");
-          if (d.has("plugins")) {
-            Node p = d["plugins"];
-            p.require_map();
-            p.check_keys({"system_prompt", "block"});
-            if (p.has("block")) {
-              Node b = p["block"];
-              b.require_map();
-              b.check_keys({"enabled", "message"});
-              dc.plugins.block.enabled = b.get_bool("enabled", true);
-              dc.plugins.block.message = b.get_string("message", dc.plugins.block.message);
-              if (dc.plugins.block.message.empty())
-                fail(b["message"].path(), "must not be empty");
-            }
-            if (p.has("system_prompt")) {
-              Node sp = p["system_prompt"];
-              sp.require_map();
-              sp.check_keys({"enabled", "mode", "content"});
-              dc.plugins.system_prompt.enabled = sp.get_bool("enabled", true);
-              std::string mode = sp.get_string("mode", "insert");
-              if (mode == "insert") {
-                dc.plugins.system_prompt.mode = SystemPromptMode::Insert;
-              } else if (mode == "replace") {
-                dc.plugins.system_prompt.mode = SystemPromptMode::Replace;
-              } else {
-                fail(sp["mode"].path(), "unknown mode \"" + mode + "\" (known: insert, replace)");
-              }
-              dc.plugins.system_prompt.content = sp.require_string("content");
-            }
-          }
-          c.decisions.push_back(std::move(dc));
-        });
+    for_each_named(root, "decisions", "decision",
+                   {"name", "description", "priority", "rules", "models", "plugins"},
+                   decision_names, [&](const Node& d, std::string name) {
+                     DecisionConfig dc;
+                     dc.name = std::move(name);
+                     dc.description = d.get_string("description", "");
+                     dc.priority = static_cast<int>(d.get_int("priority", 0, -1000000, 1000000));
+                     if (!d.has("rules"))
+                       fail(child_path(d.path(), "rules"),
+                            "is required (use `rules: always` to match every request)");
+                     dc.rules = parse_rule(d["rules"], signal_names);
+                     parse_targets(d, dc);
+                     c.decisions.push_back(std::move(dc));
+                   });
   }
-  c.default_decision_name = root.get_string("default_decision", c.default_decision_name);
+  if (root.has("default_decision") && root["default_decision"].is_map()) {
+    Node d = root["default_decision"];
+    d.check_keys({"name", "description", "models", "plugins"});
+    DecisionConfig dc;
+    dc.name = d.get_string("name", c.default_decision_name);
+    dc.description = d.get_string("description", "");
+    dc.priority = INT32_MIN;
+    parse_targets(d, dc);
+    c.default_decision_name = dc.name;
+    c.default_decision = std::move(dc);
+  } else {
+    c.default_decision_name = root.get_string("default_decision", c.default_decision_name);
+  }
   if (decision_names.count(c.default_decision_name))
     fail("default_decision",
          "\"" + c.default_decision_name +
              "\" is also the name of a decision; the default decision is the fallback "
              "when none matches and needs its own name");
+
+  // Routing: strategy, which messages signals read, sessions, debug headers.
+  if (root.has("routing")) {
+    Node r = root["routing"];
+    r.require_map();
+    r.check_keys({"strategy", "history", "sessions", "debug_headers"});
+    std::string strategy = r.get_string("strategy", "priority");
+    if (strategy == "priority")
+      c.routing.strategy = DecisionStrategy::Priority;
+    else if (strategy == "confidence")
+      c.routing.strategy = DecisionStrategy::Confidence;
+    else
+      fail(r["strategy"].path(),
+           "unknown strategy \"" + strategy + "\" (known: priority, confidence)");
+    if (r.has("history")) {
+      Node h = r["history"];
+      h.require_map();
+      h.check_keys({"user_turns", "include_system", "include_assistant"});
+      c.routing.history.user_turns =
+          static_cast<uint32_t>(h.get_int("user_turns", c.routing.history.user_turns, 0, 1000));
+      c.routing.history.include_system = h.get_bool("include_system", false);
+      c.routing.history.include_assistant = h.get_bool("include_assistant", false);
+    }
+    if (r.has("sessions")) {
+      Node ss = r["sessions"];
+      ss.require_map();
+      ss.check_keys({"enabled", "header", "ttl_s", "max_sessions"});
+      auto& sc = c.routing.sessions;
+      sc.enabled = ss.get_bool("enabled", true);
+      sc.header = core::ascii_lower(ss.get_string("header", sc.header));
+      if (sc.header.empty())
+        fail(ss["header"].path(), "must not be empty");
+      sc.ttl_s = static_cast<uint32_t>(ss.get_int("ttl_s", sc.ttl_s, 1, 30LL * 86400));
+      sc.max_sessions =
+          static_cast<uint32_t>(ss.get_int("max_sessions", sc.max_sessions, 1, 100000000));
+    }
+    c.routing.debug_headers = r.get_bool("debug_headers", false);
+  }
+
+  // PII types: the pattern recognisers' unless a transformer (with its own labels) backs pii.
+  if (!c.classifiers.tasks.count("pii")) {
+    const auto& known = pattern_pii_types();
+    auto check = [&](const std::string& path, const std::vector<std::string>& types, bool star_ok) {
+      for (size_t j = 0; j < types.size(); ++j) {
+        if (star_ok && types[j] == "*")
+          continue;
+        if (std::find(known.begin(), known.end(), types[j]) == known.end())
+          fail(index_path(path, j), "unknown PII type \"" + types[j] +
+                                        "\" (known: " + core::join(known, ", ") +
+                                        "; a classifiers.pii model adds its own labels)");
+      }
+    };
+    for (size_t i = 0; i < c.signals.pii.size(); ++i)
+      check(fmt::format("signals.pii[{}].types", i), c.signals.pii[i].types, false);
+    for (size_t i = 0; i < c.models.size(); ++i)
+      check(fmt::format("models[{}].allowed_pii", i), c.models[i].allowed_pii, true);
+    for (size_t i = 0; i < c.decisions.size(); ++i)
+      check(fmt::format("decisions[{}].plugins.pii.types", i), c.decisions[i].plugins.pii.types,
+            false);
+  }
 }
 
 } // namespace
@@ -740,12 +1034,26 @@ const BackendConfig* Config::find_backend(std::string_view name) const {
   return nullptr;
 }
 
+bool ModelConfig::allows_pii(std::string_view type) const {
+  for (const auto& t : allowed_pii) {
+    if (t == "*" || t == type)
+      return true;
+  }
+  return false;
+}
+
 bool Config::is_auto_name(std::string_view name) const {
   for (const auto& n : auto_model_names) {
     if (n == name)
       return true;
   }
   return false;
+}
+
+const std::vector<std::string>& pattern_pii_types() {
+  static const std::vector<std::string> kTypes{"email",  "phone",      "credit_card",
+                                               "us_ssn", "ip_address", "iban"};
+  return kTypes;
 }
 
 std::map<std::string, ReasoningFamilyConfig> builtin_reasoning_families() {

@@ -1,5 +1,6 @@
 #include "core/strings.h"
 
+#include <cstdint>
 #include <cstdio>
 
 namespace semrouter::core {
@@ -108,6 +109,15 @@ std::string json_string(std::string_view s) {
   out.reserve(s.size() + 2);
   append_json_string(out, s);
   return out;
+}
+
+std::string json_number(double v) {
+  char buf[32];
+  if (v == static_cast<double>(static_cast<int64_t>(v)) && v > -9.2e18 && v < 9.2e18)
+    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+  else
+    std::snprintf(buf, sizeof buf, "%.15g", v);
+  return buf;
 }
 
 } // namespace semrouter::core

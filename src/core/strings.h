@@ -18,5 +18,7 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep);
 // Appends `s` to `out` as a JSON string literal, quotes included.
 void append_json_string(std::string& out, std::string_view s);
 std::string json_string(std::string_view s);
+// A JSON number: integers without a fraction ("1024"), others with 15 significant digits.
+std::string json_number(double v);
 
 } // namespace semrouter::core

@@ -73,7 +73,16 @@ struct GatewayMetrics {
                                     "Completion tokens reported by upstream usage.", {"model"})),
         client_errors(r.counter("semrouter_client_errors_total",
                                 "Requests rejected before routing, by reason.", {"reason"})),
-        connections(r.gauge("semrouter_client_connections", "Open client connections.").with({})) {}
+        connections(r.gauge("semrouter_client_connections", "Open client connections.").with({})),
+        routing(r.histogram("semrouter_routing_duration_seconds",
+                            "Time to route a request (parse, signals, decision, plugins).", {},
+                            {25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3,
+                             50e-3, 100e-3})
+                    .with({})),
+        pii_actions(r.counter("semrouter_pii_actions_total",
+                              "Requests the pii plugin changed, by action (redacted, rerouted, "
+                              "blocked).",
+                              {"action"})) {}
 
   metrics::Family<metrics::Counter>& requests;
   metrics::Family<metrics::Histogram>& duration;
@@ -84,6 +93,8 @@ struct GatewayMetrics {
   metrics::Family<metrics::Counter>& completion_tokens;
   metrics::Family<metrics::Counter>& client_errors;
   metrics::Gauge& connections;
+  metrics::Histogram& routing;
+  metrics::Family<metrics::Counter>& pii_actions;
 };
 
 // Watches the client socket while a request is proxied. If the client goes away, the upstream
@@ -284,6 +295,17 @@ std::string_view target_path(std::string_view target) {
   return q == std::string_view::npos ? target : target.substr(0, q);
 }
 
+// The client's request headers by lower-case name, for metadata signals and sessions. Beast
+// compares field names case-insensitively.
+pipeline::HeaderLookup header_lookup(const Request& req) {
+  return [&req](std::string_view name) -> std::optional<std::string_view> {
+    auto it = req.find(boost::beast::string_view(name.data(), name.size()));
+    if (it == req.end())
+      return std::nullopt;
+    return std::string_view(it->value().data(), it->value().size());
+  };
+}
+
 } // namespace
 
 struct Gateway::Impl {
@@ -300,6 +322,18 @@ struct Gateway::Impl {
   std::atomic<bool> draining{false};
   std::atomic<bool> stopped{false};
   std::atomic<size_t> next_worker{0};
+  pipeline::SessionStore sessions;       // x-session-id stickiness, shared by every worker
+  models::InferencePool* pool = nullptr; // transformer-backed signals (set by the app)
+
+  // What routing gets besides the body: the client's headers, the sessions, the pool.
+  pipeline::RequestMeta meta_for(openai::RequestKind kind, const pipeline::HeaderLookup& headers) {
+    pipeline::RequestMeta meta;
+    meta.kind = kind;
+    meta.headers = &headers;
+    meta.sessions = &sessions;
+    meta.pool = pool;
+    return meta;
+  }
 
   awaitable<void> accept_loop(tcp::acceptor& acceptor, bool admin);
   awaitable<void> session(tcp::socket socket, Worker& w, bool admin);
@@ -323,6 +357,10 @@ uint16_t Gateway::port() const {
 }
 uint16_t Gateway::admin_port() const {
   return impl_->admin_acceptor ? impl_->admin_acceptor->local_endpoint().port() : 0;
+}
+
+void Gateway::set_inference_pool(models::InferencePool* pool) {
+  impl_->pool = pool;
 }
 
 void Gateway::on_reload_signal(std::function<void()> callback) {
@@ -674,7 +712,9 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
   }
   case Endpoint::RouteDryRun: {
     auto snap = store.get();
-    pipeline::RouteOutcome out = pipeline::route(*snap, {}, req.body(), w.random);
+    pipeline::HeaderLookup headers = header_lookup(req);
+    pipeline::RouteOutcome out = pipeline::route(
+        *snap, meta_for(openai::RequestKind::ChatCompletions, headers), req.body(), w.random);
     if (out.action == pipeline::RouteAction::Reply && !out.blocked) {
       co_await send(client, req, static_cast<http::status>(out.reply_status), out.reply_body,
                     "application/json", keep);
@@ -686,7 +726,9 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
   case Endpoint::Classify: {
     // Admin only, and fast (tens to hundreds of microseconds on the embedded defaults), so it
     // runs on the admin loop.
-    auto [status, body] = pipeline::classify(*store.get(), req.body());
+    pipeline::HeaderLookup headers = header_lookup(req);
+    auto [status, body] = pipeline::classify(
+        *store.get(), req.body(), meta_for(openai::RequestKind::ChatCompletions, headers));
     co_await send(client, req, static_cast<http::status>(status), body, "application/json", keep);
     co_return keep;
   }
@@ -732,9 +774,12 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     ~InflightGuard() { g.add(-1); }
   } inflight_guard{m.inflight};
 
-  pipeline::RequestMeta meta;
-  meta.kind = kind;
-  pipeline::RouteOutcome out = pipeline::route(*snap, meta, req.body(), w.random);
+  pipeline::HeaderLookup headers = header_lookup(req);
+  pipeline::RouteOutcome out =
+      pipeline::route(*snap, meta_for(kind, headers), req.body(), w.random);
+  m.routing.observe(out.route_us * 1e-6);
+  if (!out.pii.empty())
+    m.pii_actions.with({out.pii}).inc();
   if (out.action == pipeline::RouteAction::Reply) {
     if (!out.blocked)
       m.client_errors.with({out.error_type}).inc();
@@ -809,10 +854,23 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     } else if (auto auth = req[http::field::authorization]; !auth.empty()) {
       append_header(up_head, "Authorization", auth);
     }
+    // The client's headers we pass on, less what the decision's headers plugin removes or
+    // replaces; then the plugin's own.
+    auto overridden = [&](std::string_view name) {
+      for (const auto& r : out.upstream_remove_headers)
+        if (r == name)
+          return true;
+      for (const auto& [k, v] : out.upstream_set_headers)
+        if (k == name)
+          return true;
+      return false;
+    };
     for (const char* h : kForwardedHeaders) {
-      if (auto v = req[h]; !v.empty())
+      if (auto v = req[h]; !v.empty() && !overridden(h))
         append_header(up_head, h, v);
     }
+    for (const auto& [k, v] : out.upstream_set_headers)
+      append_header(up_head, k, v);
     up_head.append("Content-Length: ");
     up_head.append(std::to_string(out.body.size()));
     up_head.append("\r\n\r\n");

@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "core/status.h"
 #include "metrics/metrics.h"
+#include "models/inference_pool.h"
 #include "pipeline/pipeline.h"
 
 namespace semrouter::gateway {
@@ -30,6 +31,10 @@ public:
                       uint32_t workers);
   uint16_t port() const;
   uint16_t admin_port() const;
+
+  // Transformer-backed signals run on this pool (owned by the caller, outliving the gateway);
+  // without one they run on the event loop.
+  void set_inference_pool(models::InferencePool* pool);
 
   // Called on SIGHUP (on an event-loop thread; keep it short or hand it off).
   void on_reload_signal(std::function<void()> callback);

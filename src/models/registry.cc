@@ -71,6 +71,7 @@ core::StatusOr<std::shared_ptr<const Registry>> Registry::load(const std::vector
         return fail(m.error());
       detail =
           fmt::format("{}, {}", (*m)->config().architecture, nn::precision_name((*m)->precision()));
+      r->transformer_tasks.insert(s.task);
       if (s.task == "embeddings") {
         r->embeddings = *m;
       } else if (s.task == "pii") {

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,12 @@ struct Registry {
   std::shared_ptr<const TokenClassifier> pii;
   // One line per loaded model: "domain: linear /path (14 labels)".
   std::vector<std::string> loaded;
+  // Tasks backed by a transformer folder: heavy enough (milliseconds) to run on the inference
+  // pool, one job per task, beside the embedded defaults (microseconds, run inline).
+  std::set<std::string> transformer_tasks;
+  bool is_transformer(std::string_view task) const {
+    return transformer_tasks.count(std::string(task)) > 0;
+  }
 
   // `base` resolves relative paths. Errors name the task and the path.
   static core::StatusOr<std::shared_ptr<const Registry>> load(const std::vector<ModelSpec>& specs,

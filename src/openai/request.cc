@@ -371,6 +371,42 @@ void BodyEditor::set_system_prompt(std::string_view content, bool replace) {
   edits_.push_back({at, at, std::move(message)});
 }
 
+void BodyEditor::set_message_content(size_t index, std::string raw_json_value) {
+  if (index >= view_.messages.size())
+    return;
+  const Span& m = view_.messages[index].span;
+  auto inner = scan_top_level(body_.substr(m.begin, m.end - m.begin));
+  if (!inner)
+    return;
+  const TopLevelField* content = nullptr;
+  for (const auto& f : *inner)
+    if (f.key == "content")
+      content = &f;
+  if (content)
+    edits_.push_back(
+        {content->value.begin + m.begin, content->value.end + m.begin, std::move(raw_json_value)});
+}
+
+void BodyEditor::remove_top_level(std::string_view key) {
+  const TopLevelField* f = find(key);
+  if (!f)
+    return;
+  size_t begin = f->key_span.begin, end = f->value.end;
+  size_t after = skip_ws(body_, end);
+  if (after < body_.size() && body_[after] == ',') {
+    end = after + 1; // "key": value,  -> the next key follows
+  } else {
+    // The last key: take the comma before it, if any.
+    size_t before = begin;
+    while (before > 0 && (body_[before - 1] == ' ' || body_[before - 1] == '\t' ||
+                          body_[before - 1] == '\n' || body_[before - 1] == '\r'))
+      --before;
+    if (before > 0 && body_[before - 1] == ',')
+      begin = before - 1;
+  }
+  edits_.push_back({begin, end, std::string()});
+}
+
 std::string BodyEditor::apply() const {
   std::vector<const Edit*> sorted;
   for (const auto& e : edits_)

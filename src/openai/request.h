@@ -76,6 +76,10 @@ public:
   // is added first). Replace: the first system message's content becomes ours (or a new one is
   // added first).
   void set_system_prompt(std::string_view content, bool replace);
+  // Replaces messages[index].content with a raw JSON value (no-op if the message has none).
+  void set_message_content(size_t index, std::string raw_json_value);
+  // Drops a top-level key (and its comma) if present.
+  void remove_top_level(std::string_view key);
 
   bool changed() const { return !edits_.empty(); }
   std::string apply() const;

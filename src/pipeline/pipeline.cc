@@ -104,14 +104,25 @@ build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation
     return tl::unexpected(kw.error());
   snap->keywords = std::move(*kw);
   snap->engine = std::make_unique<routing::DecisionEngine>(*snap->config);
-  snap->keywords_referenced = snap->engine->references_type("keyword");
-  auto& t = snap->classifier_tasks;
-  t.domain = snap->engine->references_type("domain");
-  t.complexity = snap->engine->references_type("complexity");
-  t.jailbreak = snap->engine->references_type("jailbreak");
-  t.language = snap->engine->references_type("language");
-  t.embedding = false;
-  snap->classifiers_referenced = t.domain || t.complexity || t.jailbreak || t.language;
+  const routing::DecisionEngine& e = *snap->engine;
+  auto& r = snap->referenced;
+  r.keyword = e.references_type("keyword");
+  r.embedding = e.references_type("embedding");
+  r.pii = e.references_type("pii");
+  r.context_length = e.references_type("context_length");
+  r.metadata = e.references_type("metadata");
+  r.classifiers.domain = e.references_type("domain");
+  r.classifiers.complexity = e.references_type("complexity");
+  r.classifiers.jailbreak = e.references_type("jailbreak");
+  r.classifiers.language = e.references_type("language");
+  const config::SignalsConfig& sc = snap->config->signals;
+  auto& all = snap->all_signals;
+  all.keyword = !sc.keywords.empty();
+  all.embedding = !sc.embeddings.empty();
+  all.pii = true; // the classify API always lists the PII it finds
+  all.context_length = !sc.context_length.empty();
+  all.metadata = !sc.metadata.empty();
+  all.classifiers = models::AnalyzeTasks{};
   snap->models_json = build_models_json(*snap->config);
   if (load_models) {
     if (previous && previous->models &&
@@ -123,15 +134,32 @@ build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation
         return tl::unexpected(m.error());
       snap->models = std::move(*m);
     }
-    // Rules may only name domains the domain classifier knows.
+    // Rules may only name domains the domain classifier knows (or "other").
     if (snap->models->domain) {
       const auto& labels = snap->models->domain->labels();
       for (const auto& [type, name] : snap->engine->referenced_signals())
-        if (type == "domain" && std::find(labels.begin(), labels.end(), name) == labels.end())
+        if (type == "domain" && name != "other" &&
+            std::find(labels.begin(), labels.end(), name) == labels.end())
           return core::make_error(core::ErrorCode::InvalidArgument,
                                   "decisions: a rule names domain \"" + name +
                                       "\", which the domain classifier does not know (labels: " +
-                                      core::join(labels, ", ") + ")");
+                                      core::join(labels, ", ") + ", other)");
+    }
+    // Embedding signals compare against their phrases' embeddings, computed once here.
+    if (!sc.embeddings.empty()) {
+      if (!snap->models->embeddings)
+        return core::make_error(core::ErrorCode::InvalidArgument,
+                                "signals.embeddings: no embeddings model is loaded "
+                                "(classifiers.embeddings)");
+      for (const auto& es : sc.embeddings) {
+        std::vector<std::string_view> texts(es.phrases.begin(), es.phrases.end());
+        auto v = snap->models->embeddings->embed(texts);
+        if (!v)
+          return core::make_error(v.error().code,
+                                  "signals.embeddings (" + es.name +
+                                      "): embedding the phrases failed: " + v.error().message);
+        snap->embedding_phrases.push_back(std::move(*v));
+      }
     }
   }
   return std::shared_ptr<const Snapshot>(std::move(snap));
@@ -161,7 +189,35 @@ core::Status SnapshotStore::reload_from_file(const std::string& path) {
   return {};
 }
 
-std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view body) {
+namespace {
+
+// The facts signals read from a parsed request.
+RequestFacts request_facts(const Snapshot& snapshot, const openai::RequestView& view,
+                           const RequestMeta& meta, std::string& storage) {
+  RequestFacts f;
+  f.text = signal_text(view, snapshot.config->routing.history, storage);
+  f.tokens = estimate_request_tokens(view);
+  f.user = view.user;
+  f.has_tools = view.has_tools;
+  f.stream = view.stream;
+  f.headers = meta.headers;
+  return f;
+}
+
+nlohmann::json signal_results_json(const signals::SignalResults& results) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [key, r] : results.all())
+    out[key] = {{"matched", r.matched},
+                {"confidence", r.confidence},
+                {"latency_us", r.latency_us},
+                {"evidence", r.evidence}};
+  return out;
+}
+
+} // namespace
+
+std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view body,
+                                     const RequestMeta& meta) {
   auto bad = [](const std::string& msg, const std::string& param) {
     return std::make_pair(400, openai::error_body(openai::invalid_request(msg, param)));
   };
@@ -175,34 +231,51 @@ std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view 
     return bad(std::string("body is not valid JSON: ") + e.what(), "");
   }
   std::string text;
+  RequestFacts facts;
+  std::string storage;
+  std::optional<openai::RequestView> view;
   if (j.is_object() && j.contains("text") && j["text"].is_string()) {
     text = j["text"].get<std::string>();
+    facts.text = text;
+    facts.tokens = estimate_tokens(text);
+    facts.headers = meta.headers;
   } else if (j.is_object() && j.contains("messages")) {
-    // The latest user message, exactly as routing reads it.
-    auto view = openai::parse_request(body, openai::RequestKind::ChatCompletions);
-    if (!view)
-      return bad(view.error().message, "messages");
-    text = std::string(view->latest_user_text());
+    // Read exactly as routing reads it (routing.history).
+    auto v = openai::parse_request(body, openai::RequestKind::ChatCompletions);
+    if (!v)
+      return bad(v.error().message, "messages");
+    view = std::move(*v);
+    facts = request_facts(snapshot, *view, meta, storage);
+    text = std::string(facts.text);
+    facts.text = text;
   } else {
     return bad("send {\"text\": \"...\"} or {\"messages\": [...]}", "text");
   }
-  auto t0 = std::chrono::steady_clock::now();
-  models::Analysis a = models::analyze(*snapshot.models, text);
-  double total_us =
-      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
-  nlohmann::json out = {{"text_bytes", text.size()}, {"latency_us", total_us}};
+  SignalSelection which = snapshot.all_signals;
+  which.classifiers = snapshot.referenced.classifiers;
+  which.classifiers.domain = which.classifiers.complexity = which.classifiers.jailbreak =
+      which.classifiers.language = which.classifiers.embedding = true;
+  which.embedding = true;
+  signals::SignalResults results;
+  SignalDetails d;
+  compute_signals(snapshot, facts, which, meta.pool, results, &d);
+  const models::Analysis& a = d.analysis;
+  nlohmann::json out = {
+      {"text_bytes", text.size()}, {"tokens_estimate", facts.tokens}, {"latency_us", d.total_us}};
   nlohmann::json sig = nlohmann::json::object();
   auto cls = [](const models::Classification& c, double us) {
     return nlohmann::json{{"value", c.label}, {"confidence", c.confidence}, {"latency_us", us}};
   };
   if (a.has_domain) {
-    auto d = cls(a.domain, a.domain_us);
+    auto dj = cls(a.domain, a.domain_us);
+    if (a.domain.confidence < snapshot.config->signals.domain_threshold)
+      dj["value"] = "other";
     nlohmann::json top = nlohmann::json::object();
     const auto& labels = snapshot.models->domain->labels();
     for (size_t i = 0; i < labels.size() && i < a.domain.probabilities.size(); ++i)
       top[labels[i]] = a.domain.probabilities[i];
-    d["probabilities"] = top;
-    sig["domain"] = d;
+    dj["probabilities"] = top;
+    sig["domain"] = dj;
   }
   if (a.has_complexity)
     sig["complexity"] = cls(a.complexity, a.complexity_us);
@@ -214,7 +287,18 @@ std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view 
                        {"latency_us", a.language_us}};
   if (a.has_embedding)
     sig["embedding"] = {{"dim", a.embedding.size()}, {"latency_us", a.embedding_us}};
+  nlohmann::json pii = nlohmann::json::array();
+  for (const auto& e : d.pii)
+    pii.push_back({{"type", e.type},
+                   {"begin", e.begin},
+                   {"end", e.end},
+                   {"text", text.substr(e.begin, e.end - e.begin)},
+                   {"score", e.score},
+                   {"source", e.source}});
+  sig["pii"] = {{"entities", pii}};
   out["signals"] = sig;
+  // Every configured signal as rules read it: "type:name" -> matched, confidence, evidence.
+  out["rules"] = signal_results_json(results);
   return {200, out.dump()};
 }
 
@@ -227,132 +311,352 @@ void set_error(RouteOutcome& out, const openai::ApiError& error) {
 
 namespace {
 
-// The classifier signals the rules reference: each (type, name) is true when the classifier's
-// answer is that name, with the classifier's confidence.
-void add_classifier_signals(const Snapshot& snapshot, std::string_view text,
-                            signals::SignalResults& results) {
-  auto t0 = std::chrono::steady_clock::now();
-  models::Analysis a = models::analyze(*snapshot.models, text, snapshot.classifier_tasks);
-  double us =
-      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
-  for (const auto& [type, name] : snapshot.engine->referenced_signals()) {
-    std::string value;
-    double confidence = 0;
-    bool have = false;
-    // The probability of `name` itself where the classifier gives one per label.
-    auto prob_of = [&](const models::Classification& c, const models::TextClassifier& m) {
-      const auto& labels = m.labels();
-      auto it = std::find(labels.begin(), labels.end(), name);
-      size_t k = size_t(it - labels.begin());
-      return it != labels.end() && k < c.probabilities.size() ? double(c.probabilities[k]) : 0.0;
-    };
-    if (type == "domain" && a.has_domain)
-      value = a.domain.label, confidence = prob_of(a.domain, *snapshot.models->domain), have = true;
-    else if (type == "complexity" && a.has_complexity)
-      value = a.complexity.label, confidence = prob_of(a.complexity, *snapshot.models->complexity),
-      have = true;
-    else if (type == "jailbreak" && a.has_jailbreak)
-      value = a.jailbreak.label, confidence = prob_of(a.jailbreak, *snapshot.models->jailbreak),
-      have = true;
-    else if (type == "language" && a.has_language)
-      value = a.language.code,
-      confidence = a.language.code == name ? a.language.confidence : 1 - a.language.confidence,
-      have = true;
-    if (!have)
-      continue;
-    signals::SignalResult r;
-    r.matched = value == name;
-    // How sure the classifier is of what the signal says: P(name) when true, 1 - P(name) when
-    // false (what a `not` over it reads).
-    r.confidence = r.matched ? confidence : 1 - confidence;
-    r.latency_us = us;
-    r.evidence.push_back(value);
-    results.set(type, name, std::move(r));
+// Answers the request with an OpenAI-shaped content_filter response (streamed when asked).
+void reply_filtered(RouteOutcome& out, const RequestMeta& meta, const openai::RequestView& view,
+                    std::string_view message, core::Random& random) {
+  out.action = RouteAction::Reply;
+  out.blocked = true;
+  out.model = nullptr;
+  out.reply_status = 200;
+  out.reply_content_type = view.stream ? "text/event-stream" : "application/json";
+  char id[40]; // "semrouter-blocked-" + 16 hex digits
+  std::snprintf(id, sizeof id, "semrouter-blocked-%016llx",
+                static_cast<unsigned long long>(random.next()));
+  out.reply_body = openai::content_filter_response(meta.kind, view.model, message, view.stream, id,
+                                                   static_cast<int64_t>(std::time(nullptr)));
+  out.reasoning = "unset";
+  out.response_headers.emplace_back("x-semrouter-model", "none");
+  out.response_headers.emplace_back("x-semrouter-decision", out.decision);
+  out.response_headers.emplace_back("x-semrouter-reasoning", out.reasoning);
+  out.response_headers.emplace_back("x-semrouter-blocked", "true");
+}
+
+// The PII the policy covers in every message (all of them go upstream), per message.
+struct PiiFinding {
+  std::vector<std::vector<signals::PiiEntity>> per_message; // index = message (or 0: prompt)
+  std::vector<std::string> types;                           // distinct types found
+};
+
+PiiFinding find_request_pii(const Snapshot& snapshot, const openai::RequestView& view,
+                            const config::PiiPluginConfig& policy) {
+  PiiFinding f;
+  auto keep = [&](std::vector<signals::PiiEntity> all) {
+    std::vector<signals::PiiEntity> kept;
+    for (auto& e : all) {
+      if (e.score < policy.min_score)
+        continue;
+      if (!policy.types.empty() &&
+          std::find(policy.types.begin(), policy.types.end(), e.type) == policy.types.end())
+        continue;
+      if (std::find(f.types.begin(), f.types.end(), e.type) == f.types.end())
+        f.types.push_back(e.type);
+      kept.push_back(std::move(e));
+    }
+    return kept;
+  };
+  if (view.kind == openai::RequestKind::Completions) {
+    f.per_message.push_back(keep(detect_pii(snapshot.models.get(), view.prompt)));
+  } else {
+    for (const auto& m : view.messages)
+      f.per_message.push_back(keep(detect_pii(snapshot.models.get(), m.text)));
   }
+  return f;
+}
+
+bool model_allows(const config::ModelConfig& m, const std::vector<std::string>& types) {
+  for (const auto& t : types)
+    if (!m.allows_pii(t))
+      return false;
+  return true;
+}
+
+// Redacts the types `model` may not see in every message's text (string content, or each text
+// part of array content). Returns the new body.
+std::string redact_body(const Snapshot& snapshot, std::string_view body,
+                        const openai::RequestView& view, const config::PiiPluginConfig& policy,
+                        const config::ModelConfig& model) {
+  auto redact = [&](std::string_view text) {
+    std::vector<signals::PiiEntity> hide;
+    for (auto& e : detect_pii(snapshot.models.get(), text)) {
+      if (e.score < policy.min_score || model.allows_pii(e.type))
+        continue;
+      if (!policy.types.empty() &&
+          std::find(policy.types.begin(), policy.types.end(), e.type) == policy.types.end())
+        continue;
+      hide.push_back(std::move(e));
+    }
+    return hide.empty() ? std::string(text) : signals::redact_pii(text, hide);
+  };
+  openai::BodyEditor editor(body, view);
+  if (view.kind == openai::RequestKind::Completions) {
+    editor.set_top_level("prompt", core::json_string(redact(view.prompt)));
+    return editor.apply();
+  }
+  for (size_t i = 0; i < view.messages.size(); ++i) {
+    const auto& m = view.messages[i];
+    if (!m.has_content)
+      continue;
+    if (m.content_is_string) {
+      std::string r = redact(m.text);
+      if (r != m.text)
+        editor.set_message_content(i, core::json_string(r));
+      continue;
+    }
+    // Array content: redact each text part, keep the other parts as they are.
+    auto inner = openai::scan_top_level(body.substr(m.span.begin, m.span.end - m.span.begin));
+    if (!inner)
+      continue;
+    for (const auto& fld : *inner) {
+      if (fld.key != "content")
+        continue;
+      auto parts = nlohmann::ordered_json::parse(
+          body.substr(m.span.begin + fld.value.begin, fld.value.end - fld.value.begin), nullptr,
+          false);
+      if (!parts.is_array())
+        continue;
+      bool changed = false;
+      for (auto& part : parts) {
+        if (part.is_object() && part.contains("text") && part["text"].is_string()) {
+          std::string t = part["text"].get<std::string>();
+          std::string r = redact(t);
+          if (r != t)
+            part["text"] = r, changed = true;
+        }
+      }
+      if (changed)
+        editor.set_message_content(i, parts.dump());
+    }
+  }
+  return editor.changed() ? editor.apply() : std::string(body);
+}
+
+// Applies the params plugin: set, cap, remove top-level keys.
+void apply_params(openai::BodyEditor& editor, const openai::RequestView& view,
+                  std::string_view body, const config::ParamsPluginConfig& p) {
+  for (const auto& [k, v] : p.set)
+    editor.set_top_level(k, v);
+  for (const auto& [k, cap] : p.max) {
+    const openai::TopLevelField* field = nullptr;
+    for (const auto& f : view.fields)
+      if (f.key == k)
+        field = &f;
+    if (!field) {
+      if (std::find(p.fill_max.begin(), p.fill_max.end(), k) != p.fill_max.end())
+        editor.set_top_level(k, core::json_number(cap));
+      continue;
+    }
+    std::string raw(body.substr(field->value.begin, field->value.end - field->value.begin));
+    char* end = nullptr;
+    double v = std::strtod(raw.c_str(), &end);
+    if (end == raw.c_str() || *end != '\0')
+      continue; // not a number: the upstream will say so
+    if (v > cap)
+      editor.set_top_level(k, core::json_number(cap));
+  }
+  for (const auto& k : p.remove)
+    editor.remove_top_level(k);
+}
+
+std::string debug_signals(const signals::SignalResults& results) {
+  std::string out;
+  for (const auto& [key, r] : results.all()) {
+    if (!out.empty())
+      out += ", ";
+    out += key;
+    out += r.matched ? "=true" : "=false";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "(%.2f)", r.confidence);
+    out += buf;
+  }
+  return out;
 }
 
 } // namespace
 
 RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::string_view body,
                    core::Random& random) {
+  const auto t0 = std::chrono::steady_clock::now();
   RouteOutcome out;
   const config::Config& config = *snapshot.config;
+  auto finish = [&]() -> RouteOutcome& {
+    out.route_us =
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+    return out;
+  };
 
-  auto view = openai::parse_request(body, meta.kind);
-  if (!view) {
+  auto parsed = openai::parse_request(body, meta.kind);
+  if (!parsed) {
     std::string param;
-    const std::string& msg = view.error().message;
+    const std::string& msg = parsed.error().message;
     if (auto colon = msg.find(':'); colon != std::string::npos && msg.find(' ') > colon)
       param = msg.substr(0, colon);
     set_error(out, openai::invalid_request(msg, param));
-    return out;
+    return finish();
   }
+  const openai::RequestView* view = &*parsed;
   out.stream = view->stream;
   if (!view->has_model || view->model.empty()) {
     set_error(out, openai::invalid_request("model: is required (use \"" +
                                                config.auto_model_names.front() +
                                                "\" to let the router choose)",
                                            "model"));
-    return out;
+    return finish();
   }
   out.requested_model = view->model;
 
-  openai::BodyEditor editor(body, *view);
   const config::ModelConfig* model = nullptr;
-  routing::ReasoningPlan reasoning;
-  const config::PluginsConfig* plugins = nullptr;
+  const config::ModelRefConfig* ref = nullptr; // the decision's entry for `model`, if any
+  const config::DecisionConfig* decision = nullptr;
+  std::string debug;
 
   if (config.is_auto_name(view->model)) {
     signals::SignalResults results;
-    signals::SignalInput input{view->latest_user_text()};
-    if (snapshot.keywords_referenced)
-      snapshot.keywords->evaluate(input, results);
-    if (snapshot.classifiers_referenced && snapshot.models)
-      add_classifier_signals(snapshot, input.text, results);
-    routing::DecisionResult decision = snapshot.engine->decide(results);
-    out.decision = decision.name;
-    out.confidence = decision.confidence;
-    out.matched_signals = std::move(decision.matched);
-    if (decision.decision) {
-      const config::ModelRefConfig& ref = routing::choose_model(decision.decision->models, random);
-      model = config.find_model(ref.model);
-      reasoning = routing::plan_reasoning(config, *model, ref.reasoning, ref.effort);
-      plugins = &decision.decision->plugins;
-    } else {
-      model = config.find_model(config.default_model);
-      reasoning = routing::plan_reasoning(config, *model, config::ReasoningMode::Unset, "");
+    std::string storage;
+    RequestFacts facts = request_facts(snapshot, *view, meta, storage);
+    if (snapshot.referenced.any())
+      compute_signals(snapshot, facts, snapshot.referenced, meta.pool, results);
+    routing::DecisionResult d = snapshot.engine->decide(results);
+    if (config.routing.debug_headers)
+      debug = debug_signals(results);
+
+    // Session stickiness: the session's model stays unless a higher-priority decision fires.
+    std::string session_id;
+    const config::SessionsConfig& sc = config.routing.sessions;
+    if (sc.enabled && meta.sessions && meta.headers && *meta.headers)
+      if (auto h = (*meta.headers)(sc.header); h && !core::trim(*h).empty())
+        session_id = std::string(core::trim(*h));
+    std::optional<SessionEntry> sticky;
+    if (!session_id.empty())
+      sticky = meta.sessions->get(session_id, std::chrono::seconds(sc.ttl_s));
+    const config::DecisionConfig* sticky_decision = nullptr;
+    const config::ModelConfig* sticky_model = nullptr;
+    if (sticky) {
+      sticky_model = config.find_model(sticky->model);
+      for (const auto& dc : config.decisions)
+        if (dc.name == sticky->decision)
+          sticky_decision = &dc;
+      if (!sticky_decision && config.default_decision &&
+          sticky->decision == config.default_decision_name)
+        sticky_decision = &*config.default_decision;
     }
+    if (sticky && sticky_model && d.priority <= sticky->priority) {
+      // Stay: the session's model, with its decision's plugins and reasoning.
+      out.session = "sticky";
+      out.decision = sticky->decision;
+      out.confidence = d.confidence;
+      decision = sticky_decision;
+      model = sticky_model;
+      if (decision)
+        for (const auto& r : decision->models)
+          if (r.model == model->name)
+            ref = &r;
+    } else {
+      out.session = session_id.empty() ? "" : sticky ? "escalated" : "new";
+      out.decision = d.name;
+      out.confidence = d.confidence;
+      decision = d.decision;
+      if (decision) {
+        ref = &routing::choose_model(decision->models, random);
+        model = config.find_model(ref->model);
+      } else {
+        model = config.find_model(config.default_model);
+      }
+    }
+    out.matched_signals = std::move(d.matched);
+    if (!session_id.empty() && out.session != "sticky" &&
+        !(decision && decision->plugins.block.enabled))
+      meta.sessions->put(session_id, {out.decision, model->name, d.priority}, sc.max_sessions);
   } else {
     model = config.find_model(view->model);
     if (!model) {
       set_error(out, openai::model_not_found(view->model, model_names(config)));
-      return out;
+      return finish();
     }
     out.decision = "passthrough";
-    reasoning.header = "unset";
   }
+  const config::PluginsConfig* plugins = decision ? &decision->plugins : nullptr;
+  auto add_common_headers = [&] {
+    if (!debug.empty())
+      out.response_headers.emplace_back("x-semrouter-signals", debug);
+    if (!out.session.empty())
+      out.response_headers.emplace_back("x-semrouter-session", out.session);
+  };
 
   if (plugins && plugins->block.enabled) {
     // The guard answers itself; nothing goes upstream.
-    out.action = RouteAction::Reply;
-    out.blocked = true;
-    out.reply_status = 200;
-    out.reply_content_type = view->stream ? "text/event-stream" : "application/json";
-    char id[40]; // "semrouter-blocked-" + 16 hex digits
-    std::snprintf(id, sizeof id, "semrouter-blocked-%016llx",
-                  static_cast<unsigned long long>(random.next()));
-    out.reply_body =
-        openai::content_filter_response(meta.kind, view->model, plugins->block.message,
-                                        view->stream, id, static_cast<int64_t>(std::time(nullptr)));
-    out.reasoning = "unset";
-    out.response_headers.emplace_back("x-semrouter-model", "none");
-    out.response_headers.emplace_back("x-semrouter-decision", out.decision);
-    out.response_headers.emplace_back("x-semrouter-reasoning", out.reasoning);
-    out.response_headers.emplace_back("x-semrouter-blocked", "true");
-    return out;
+    reply_filtered(out, meta, *view, plugins->block.message, random);
+    add_common_headers();
+    return finish();
+  }
+
+  // PII policy: what the chosen model may not see is redacted, blocked, or sent elsewhere.
+  std::string redacted_body;
+  std::optional<openai::RequestView> redacted_view;
+  if (plugins && plugins->pii.enabled) {
+    const config::PiiPluginConfig& policy = plugins->pii;
+    PiiFinding found = find_request_pii(snapshot, *view, policy);
+    if (!found.types.empty() && !model_allows(*model, found.types)) {
+      std::string types = core::join(found.types, ",");
+      const config::ModelConfig* target = nullptr;
+      if (policy.action == config::PiiAction::Reroute) {
+        // The decision's own candidates first, in order, then any model of the config.
+        for (const auto& r : decision->models) {
+          const config::ModelConfig* m = config.find_model(r.model);
+          if (m && model_allows(*m, found.types)) {
+            target = m, ref = &r;
+            break;
+          }
+        }
+        // Outside the candidates, the decision's reasoning intent (`ref`) still applies.
+        if (!target)
+          for (const auto& m : config.models)
+            if (model_allows(m, found.types)) {
+              target = &m;
+              break;
+            }
+      }
+      if (policy.action == config::PiiAction::Block ||
+          (policy.action == config::PiiAction::Reroute && !target)) {
+        out.pii = "blocked";
+        reply_filtered(out, meta, *view, policy.message, random);
+        out.response_headers.emplace_back("x-semrouter-pii", "blocked;types=" + types);
+        add_common_headers();
+        return finish();
+      }
+      if (target) {
+        out.pii = "rerouted";
+        model = target;
+        out.response_headers.emplace_back("x-semrouter-pii", "rerouted;types=" + types);
+      } else {
+        out.pii = "redacted";
+        std::vector<std::string> hidden; // what the model may not see: what gets redacted
+        for (const auto& t : found.types)
+          if (!model->allows_pii(t))
+            hidden.push_back(t);
+        types = core::join(hidden, ",");
+        redacted_body = redact_body(snapshot, body, *view, policy, *model);
+        auto rv = openai::parse_request(redacted_body, meta.kind);
+        if (rv) {
+          redacted_view = std::move(*rv);
+          body = redacted_body;
+          view = &*redacted_view;
+        }
+        out.response_headers.emplace_back("x-semrouter-pii", "redacted;types=" + types);
+      }
+    }
+  }
+
+  routing::ReasoningPlan reasoning;
+  if (out.decision == "passthrough") {
+    reasoning.header = "unset";
+  } else {
+    reasoning =
+        routing::plan_reasoning(config, *model, ref ? ref->reasoning : config::ReasoningMode::Unset,
+                                ref ? ref->effort : std::string());
   }
   out.model = model;
   out.reasoning = reasoning.header;
+  openai::BodyEditor editor(body, *view);
   if (view->model != model->upstream_model)
     editor.set_top_level("model", core::json_string(model->upstream_model));
   if (reasoning.edit) {
@@ -366,12 +670,26 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
     editor.set_system_prompt(plugins->system_prompt.content,
                              plugins->system_prompt.mode == config::SystemPromptMode::Replace);
   }
+  if (plugins && plugins->params.enabled())
+    apply_params(editor, *view, body, plugins->params);
   out.body = editor.changed() ? editor.apply() : std::string(body);
   out.action = RouteAction::Forward;
   out.response_headers.emplace_back("x-semrouter-model", model->name);
   out.response_headers.emplace_back("x-semrouter-decision", out.decision);
   out.response_headers.emplace_back("x-semrouter-reasoning", out.reasoning);
-  return out;
+  if (out.decision != "passthrough") {
+    char conf[16];
+    std::snprintf(conf, sizeof conf, "%.3f", out.confidence);
+    out.response_headers.emplace_back("x-semrouter-confidence", conf);
+  }
+  add_common_headers();
+  if (plugins) {
+    out.upstream_set_headers = plugins->headers.set;
+    out.upstream_remove_headers = plugins->headers.remove;
+    for (const auto& h : plugins->headers.response_set)
+      out.response_headers.push_back(h);
+  }
+  return finish();
 }
 
 } // namespace semrouter::pipeline

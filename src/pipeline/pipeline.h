@@ -15,6 +15,8 @@
 #include "models/registry.h"
 #include "openai/errors.h"
 #include "openai/request.h"
+#include "pipeline/request_signals.h"
+#include "pipeline/sessions.h"
 #include "routing/decision_engine.h"
 #include "signals/keyword.h"
 
@@ -26,11 +28,13 @@ struct Snapshot {
   std::shared_ptr<const config::Config> config;
   std::unique_ptr<signals::KeywordSignals> keywords;
   std::unique_ptr<routing::DecisionEngine> engine;
-  bool keywords_referenced = false; // some decision reads a keyword signal: compute them
-  // Some decision reads a classifier signal (domain, complexity, jailbreak, language): run the
-  // classifiers on the latest user message (inline, ~0.2 ms on the embedded defaults).
-  bool classifiers_referenced = false;
-  models::AnalyzeTasks classifier_tasks; // exactly the classifiers the rules name
+  // The signal types some decision reads: only these are computed per request.
+  SignalSelection referenced;
+  // Every configured signal: what POST /api/v1/classify reports.
+  SignalSelection all_signals;
+  // Per signals.embeddings entry, the embedding of each phrase (computed once, when the models
+  // load).
+  std::vector<std::vector<std::vector<float>>> embedding_phrases;
   uint64_t generation = 0;
   std::string models_json; // the GET /v1/models body, built once
   // The model behind each task (`classifiers`); null when the snapshot was built without them
@@ -107,20 +111,31 @@ struct RouteOutcome {
   bool stream = false;
   std::string body; // the body to send upstream
   std::vector<std::pair<std::string, std::string>> response_headers;
+  // The decision's headers plugin: upstream request headers to set (replacing the client's) and
+  // to drop.
+  std::vector<std::pair<std::string, std::string>> upstream_set_headers;
+  std::vector<std::string> upstream_remove_headers;
+  std::string session; // "new", "sticky", "escalated" or "" (no session header)
+  std::string pii;     // what the pii plugin did: "redacted", "rerouted", "blocked" or ""
+  double route_us = 0; // time spent routing (parse, signals, decision, plugins)
 };
 
 struct RequestMeta {
   openai::RequestKind kind = openai::RequestKind::ChatCompletions;
+  const HeaderLookup* headers = nullptr; // the client's request headers (metadata signals)
+  SessionStore* sessions = nullptr;      // routing.sessions; null: no stickiness
+  models::InferencePool* pool = nullptr; // transformer-backed signals; null: inline
 };
 
 // Routes one request. Never throws; a bad request comes back as RouteAction::Reply.
 RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::string_view body,
                    core::Random& random);
 
-// POST /api/v1/classify: every classifier's answer for {"text": "..."} or for the latest user
-// message of {"messages": [...]}, with its confidence and latency. Returns (status, JSON body);
-// errors are OpenAI-shaped.
-std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view body);
+// POST /api/v1/classify: every classifier's answer and every configured signal for
+// {"text": "..."} or for a chat request's {"messages": [...]} (read as routing reads it), with
+// value, confidence and latency. Returns (status, JSON body); errors are OpenAI-shaped.
+std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view body,
+                                     const RequestMeta& meta = {});
 
 // Fills a Reply outcome from an API error.
 void set_error(RouteOutcome& out, const openai::ApiError& error);

@@ -74,19 +74,33 @@ bool DecisionEngine::references_type(std::string_view type) const {
 }
 
 DecisionResult DecisionEngine::decide(const signals::SignalResults& results) const {
+  const bool by_confidence = config_.routing.strategy == config::DecisionStrategy::Confidence;
+  DecisionResult best;
+  bool found = false;
   for (const config::DecisionConfig* d : by_priority_) {
     std::vector<std::string> matched;
     double conf_sum = 0;
-    if (evaluate_rule(d->rules, results, matched, conf_sum)) {
-      DecisionResult r;
-      r.decision = d;
-      r.name = d->name;
-      r.confidence = matched.empty() ? 1.0 : conf_sum / static_cast<double>(matched.size());
-      r.matched = std::move(matched);
-      return r;
-    }
+    if (!evaluate_rule(d->rules, results, matched, conf_sum))
+      continue;
+    double confidence = matched.empty() ? 1.0 : conf_sum / static_cast<double>(matched.size());
+    // by_priority_ is in priority order, so a later candidate wins only on strictly higher
+    // confidence.
+    if (found && !(by_confidence && confidence > best.confidence))
+      continue;
+    best.decision = d;
+    best.priority = d->priority;
+    best.name = d->name;
+    best.confidence = confidence;
+    best.matched = std::move(matched);
+    found = true;
+    if (!by_confidence)
+      break;
   }
+  if (found)
+    return best;
   DecisionResult r;
+  r.is_default = true;
+  r.decision = config_.default_decision ? &*config_.default_decision : nullptr;
   r.name = config_.default_decision_name;
   r.confidence = 0.0;
   return r;

@@ -2,6 +2,7 @@
 // Built once per config snapshot; evaluation is const and thread-safe.
 #pragma once
 
+#include <climits>
 #include <set>
 #include <string>
 #include <vector>
@@ -13,7 +14,11 @@
 namespace semrouter::routing {
 
 struct DecisionResult {
-  const config::DecisionConfig* decision = nullptr; // nullptr: the default decision
+  // The winner; for the fallback, the config's default_decision mapping or nullptr (then
+  // default_model with the request unchanged).
+  const config::DecisionConfig* decision = nullptr;
+  bool is_default = false;
+  int priority = INT32_MIN; // the winner's; the fallback ranks below every decision
   std::string name;
   double confidence = 0.0;          // mean confidence of the signals that made the rules true
   std::vector<std::string> matched; // "type:name" of signals that were true in the winning tree
@@ -29,8 +34,9 @@ public:
   }
   bool references_type(std::string_view type) const;
 
-  // Highest priority matching decision (ties: the one listed first); the default decision when
-  // none matches.
+  // Among the decisions whose rules are true, the one routing.strategy picks: the highest
+  // priority (ties: listed first), or the highest confidence (ties: priority, then listed
+  // first). The default decision when none matches.
   DecisionResult decide(const signals::SignalResults& results) const;
 
 private:

@@ -81,7 +81,7 @@ TEST(Config, UnknownKeysAreErrors) {
   EXPECT_EQ(
       error_of(yaml),
       "server: unknown key \"wokers\" (known: workers, max_body_bytes, client_header_timeout_ms, "
-      "reload_poll_ms, random_seed, log_level)");
+      "reload_poll_ms, random_seed, log_level, inference_workers)");
 }
 
 TEST(Config, ErrorsNameTheKey) {
@@ -117,12 +117,50 @@ TEST(Config, ErrorsNameTheKey) {
        "signals.keywords)"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
        "decisions: [{name: d, rules: {xor: []}, models: [m]}]",
-       "decisions[0].rules: unknown rule operator \"xor\" (known: and, or, not, keyword, domain, "
-       "complexity, jailbreak, language, signal)"},
+       "decisions[0].rules: unknown rule operator \"xor\" (known: and, or, not, keyword, "
+       "embedding, pii, context_length, metadata, domain, complexity, jailbreak, language, or "
+       "signal+name)"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
        "decisions: [{name: d, rules: {signal: sentiment, name: happy}, models: [m]}]",
-       "decisions[0].rules: unknown signal type \"sentiment\" (known: keyword, domain, complexity, "
-       "jailbreak, language)"},
+       "decisions[0].rules: unknown signal type \"sentiment\" (known: keyword, embedding, pii, "
+       "context_length, metadata, domain, complexity, jailbreak, language)"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "decisions: [{name: d, rules: {pii: cards}, models: [m]}]",
+       "decisions[0].rules.pii: unknown pii signal \"cards\" (known: none defined in signals.pii)"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "signals: {pii: [{name: p, types: [passport]}]}",
+       "signals.pii[0].types[0]: unknown PII type \"passport\" (known: email, phone, credit_card, "
+       "us_ssn, ip_address, iban; a classifiers.pii model adds its own labels)"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "signals: {metadata: [{name: x, header: x-tier, tools: true}]}",
+       "signals.metadata[0]: give exactly one of header, user, tools, stream"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "signals: {context_length: [{name: x, min_tokens: 10, max_tokens: 5}]}",
+       "signals.context_length[0].max_tokens: is below min_tokens"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "signals: {embeddings: [{name: x, phrases: [hi], aggregation: median}]}",
+       "signals.embeddings[0].aggregation: unknown aggregation \"median\" (known: max, mean)"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "routing: {strategy: random}",
+       "routing.strategy: unknown strategy \"random\" (known: priority, confidence)"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "decisions: [{name: d, rules: always, models: [m], plugins: {pii: {action: hide}}}]",
+       "decisions[0].plugins.pii.action: unknown action \"hide\" (known: redact, block, reroute)"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "decisions: [{name: d, rules: always, models: [m], plugins: {params: {set: {model: x}}}}]",
+       "decisions[0].plugins.params.set.model: \"model\" is the router's to set; params cannot "
+       "change it"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "decisions: [{name: d, rules: always, models: [m], plugins: {params: {fill: [top_p]}}}]",
+       "decisions[0].plugins.params.fill[0]: \"top_p\" has no cap under params.max"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "decisions: [{name: d, rules: always, models: [m], plugins: {headers: {set: {Host: x}}}}]",
+       "decisions[0].plugins.headers.set.Host: the router sets host itself; it cannot be "
+       "overridden"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a], "
+       "allowed_pii: [emails]}]",
+       "models[0].allowed_pii[0]: unknown PII type \"emails\" (known: email, phone, credit_card, "
+       "us_ssn, ip_address, iban; a classifiers.pii model adds its own labels)"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
        "decisions: [{name: d, rules: always, models: [{model: m, effort: extreme}]}]",
        "decisions[0].models[0].effort: unknown effort \"extreme\" (known: minimal, low, medium, "

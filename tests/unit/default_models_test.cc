@@ -291,7 +291,8 @@ decisions:
   ASSERT_TRUE(cfg.has_value()) << cfg.error().message;
   auto snap = pipeline::build_snapshot(*cfg, 1, /*load_models=*/true);
   ASSERT_TRUE(snap.has_value()) << snap.error().message;
-  EXPECT_TRUE((*snap)->classifiers_referenced);
+  EXPECT_TRUE((*snap)->referenced.classifiers.domain);
+  EXPECT_FALSE((*snap)->referenced.embedding);
   core::Random rng(1);
   auto route = [&](const std::string& text) {
     nlohmann::json body = {{"model", "auto"},

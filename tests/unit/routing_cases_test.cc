@@ -11,6 +11,9 @@
 
 #include "pipeline/pipeline.h"
 
+#include <map>
+#include <optional>
+
 namespace semrouter::pipeline {
 namespace {
 
@@ -61,15 +64,17 @@ struct CaseFile {
 };
 
 std::vector<CaseFile> load_case_files() {
-  std::vector<CaseFile> files;
+  // Paths are sorted before loading: YAML::Node's assignment rebinds the node it refers to,
+  // so sorting loaded nodes would overwrite one file's cases with another's.
+  std::vector<fs::path> paths;
   fs::path dir = fs::path(SEMROUTER_SOURCE_DIR) / "tests" / "cases" / "routing";
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    if (entry.path().extension() != ".yaml")
-      continue;
-    files.push_back({entry.path(), YAML::LoadFile(entry.path().string())});
-  }
-  std::sort(files.begin(), files.end(),
-            [](const auto& a, const auto& b) { return a.path < b.path; });
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.path().extension() == ".yaml")
+      paths.push_back(entry.path());
+  std::sort(paths.begin(), paths.end());
+  std::vector<CaseFile> files;
+  for (const auto& p : paths)
+    files.push_back({p, YAML::LoadFile(p.string())});
   return files;
 }
 
@@ -92,9 +97,15 @@ TEST(RoutingCases, AllCaseFiles) {
             : read_file(fs::path(SEMROUTER_SOURCE_DIR) / f.root["config_file"].as<std::string>());
     auto config = config::parse_config(yaml);
     ASSERT_TRUE(config) << config.error().message;
-    auto snap = build_snapshot(*config, 1);
+    // `models: true` loads the classifiers (the embedded defaults unless the config says).
+    const bool with_models = f.root["models"] && f.root["models"].as<bool>();
+    auto snap = build_snapshot(*config, 1, with_models);
     ASSERT_TRUE(snap) << snap.error().message;
     core::Random random(f.root["seed"] ? f.root["seed"].as<uint64_t>() : 1);
+    SessionStore sessions; // one per file: cases run in order and may continue a session
+    EXPECT_GT(f.root["cases"].size(), 0u) << "no cases";
+    std::printf("[ routing cases ] %s: %zu cases\n", f.path.filename().c_str(),
+                f.root["cases"].size());
 
     for (const auto& c : f.root["cases"]) {
       ++total;
@@ -103,10 +114,58 @@ TEST(RoutingCases, AllCaseFiles) {
       RequestMeta meta;
       if (c["endpoint"] && c["endpoint"].as<std::string>() == "completions")
         meta.kind = openai::RequestKind::Completions;
+      // Request headers, by lower-case name.
+      std::map<std::string, std::string> request_headers;
+      if (c["headers"])
+        for (const auto& kv : c["headers"])
+          request_headers[kv.first.as<std::string>()] = kv.second.as<std::string>();
+      HeaderLookup lookup = [&](std::string_view name) -> std::optional<std::string_view> {
+        auto it = request_headers.find(std::string(name));
+        if (it == request_headers.end())
+          return std::nullopt;
+        return std::string_view(it->second);
+      };
+      meta.headers = &lookup;
+      meta.sessions = &sessions;
       std::string body = c["request"].as<std::string>();
       RouteOutcome out = route(**snap, meta, body, random);
       const YAML::Node e = c["expect"];
       std::string action = e["action"] ? e["action"].as<std::string>() : "forward";
+      if (action == "blocked") {
+        // A guard answered: an OpenAI-shaped content_filter response, nothing upstream.
+        ASSERT_EQ(out.action, RouteAction::Reply) << "routed to " << out.model->name;
+        EXPECT_TRUE(out.blocked);
+        EXPECT_EQ(out.reply_status, 200);
+        EXPECT_EQ(out.model, nullptr);
+        EXPECT_NE(out.reply_body.find("\"finish_reason\":\"content_filter\""), std::string::npos)
+            << out.reply_body;
+        if (e["decision"]) {
+          EXPECT_EQ(out.decision, e["decision"].as<std::string>());
+        }
+        if (e["pii"]) {
+          EXPECT_EQ(out.pii, e["pii"].as<std::string>());
+        }
+        if (e["message_contains"]) {
+          EXPECT_NE(out.reply_body.find(e["message_contains"].as<std::string>()), std::string::npos)
+              << out.reply_body;
+        }
+        if (e["stream"]) {
+          EXPECT_EQ(out.reply_content_type, "text/event-stream");
+          EXPECT_NE(out.reply_body.find("data: [DONE]"), std::string::npos);
+        }
+        if (e["headers"]) {
+          for (const auto& kv : e["headers"]) {
+            bool found = false;
+            for (const auto& [k, v] : out.response_headers)
+              if (k == kv.first.as<std::string>()) {
+                found = true;
+                EXPECT_EQ(v, kv.second.as<std::string>()) << k;
+              }
+            EXPECT_TRUE(found) << "missing header " << kv.first.as<std::string>();
+          }
+        }
+        continue;
+      }
       if (action == "reply") {
         ASSERT_EQ(out.action, RouteAction::Reply)
             << "routed to " << (out.model ? out.model->name : "?");
@@ -163,6 +222,31 @@ TEST(RoutingCases, AllCaseFiles) {
           EXPECT_TRUE(found) << "missing header " << kv.first.as<std::string>();
         }
       }
+      if (e["headers_absent"]) {
+        for (const auto& h : e["headers_absent"])
+          for (const auto& [k, v] : out.response_headers)
+            EXPECT_NE(k, h.as<std::string>()) << "unexpected header " << k << ": " << v;
+      }
+      if (e["session"]) {
+        EXPECT_EQ(out.session, e["session"].as<std::string>());
+      }
+      if (e["pii"]) {
+        EXPECT_EQ(out.pii, e["pii"].as<std::string>());
+      }
+      if (e["upstream_headers"]) {
+        for (const auto& kv : e["upstream_headers"]) {
+          bool found = false;
+          for (const auto& [k, v] : out.upstream_set_headers)
+            if (k == kv.first.as<std::string>()) {
+              found = true;
+              EXPECT_EQ(v, kv.second.as<std::string>()) << k;
+            }
+          EXPECT_TRUE(found) << "missing upstream header " << kv.first.as<std::string>();
+        }
+      }
+      if (e["upstream_remove"]) {
+        EXPECT_EQ(out.upstream_remove_headers, e["upstream_remove"].as<std::vector<std::string>>());
+      }
       if (e["body_unchanged"] && e["body_unchanged"].as<bool>()) {
         EXPECT_EQ(out.body, body);
       }
@@ -181,12 +265,22 @@ TEST(RoutingCases, AllCaseFiles) {
               << ptr.to_string() << " should be absent in " << out.body;
         }
       }
-      // Whatever routing changes, the fields it does not own must be untouched.
+      // Whatever routing changes, the fields it does not own (or the case does not expect to
+      // change) must be untouched.
       json original = json::parse(body);
+      std::set<std::string> expected_changes{"model", "messages", "prompt", "chat_template_kwargs",
+                                             "reasoning_effort"};
+      for (const char* key : {"body", "body_absent"}) {
+        if (!e[key])
+          continue;
+        const bool is_map = e[key].IsMap();
+        for (const auto& item : e[key]) {
+          std::string ptr = (is_map ? item.first : item).as<std::string>();
+          expected_changes.insert(ptr.substr(1, ptr.find('/', 1) - 1));
+        }
+      }
       for (auto it = original.begin(); it != original.end(); ++it) {
-        static const std::set<std::string> kRouted{"model", "messages", "chat_template_kwargs",
-                                                   "reasoning_effort"};
-        if (kRouted.count(it.key()))
+        if (expected_changes.count(it.key()))
           continue;
         EXPECT_EQ(sent[it.key()], it.value()) << "field " << it.key() << " changed";
       }

@@ -1,0 +1,371 @@
+#include "pipeline/request_signals.h"
+
+#include <algorithm>
+#include <chrono>
+#include <latch>
+
+#include "core/strings.h"
+#include "models/word_vectors.h"
+#include "pipeline/pipeline.h"
+
+namespace semrouter::pipeline {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double us_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+}
+
+// Is this code point CJK (Han, kana, Hangul), where a BPE token is about one character?
+bool is_cjk(uint32_t cp) {
+  return (cp >= 0x3040 && cp <= 0x30FF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+         (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xAC00 && cp <= 0xD7AF) ||
+         (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x20000 && cp <= 0x2FFFF);
+}
+
+} // namespace
+
+std::string_view signal_text(const openai::RequestView& view, const config::HistoryConfig& history,
+                             std::string& storage) {
+  if (view.kind == openai::RequestKind::Completions)
+    return view.prompt;
+  if (history.user_turns == 1 && !history.include_system && !history.include_assistant)
+    return view.latest_user_text();
+  // The first message of the window: the N-th user message from the end (0: all).
+  size_t start = 0;
+  if (history.user_turns > 0) {
+    uint32_t seen = 0;
+    for (size_t i = view.messages.size(); i-- > 0;) {
+      if (view.messages[i].role == "user" && ++seen == history.user_turns) {
+        start = i;
+        break;
+      }
+    }
+  }
+  storage.clear();
+  auto add = [&](const std::string& t) {
+    if (t.empty())
+      return;
+    if (!storage.empty())
+      storage += "\n\n";
+    storage += t;
+  };
+  if (history.include_system)
+    for (size_t i = 0; i < start; ++i)
+      if (view.messages[i].role == "system" || view.messages[i].role == "developer")
+        add(view.messages[i].text);
+  for (size_t i = start; i < view.messages.size(); ++i) {
+    const auto& m = view.messages[i];
+    if (m.role == "user" || (history.include_assistant && m.role == "assistant") ||
+        (history.include_system && (m.role == "system" || m.role == "developer")))
+      add(m.text);
+  }
+  return storage;
+}
+
+uint64_t estimate_tokens(std::string_view text) {
+  uint64_t other_bytes = 0, cjk = 0;
+  for (size_t i = 0; i < text.size();) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    if (len >= 3 && i + len <= text.size()) {
+      uint32_t cp = len == 3
+                        ? ((c & 0x0Fu) << 12) | ((text[i + 1] & 0x3Fu) << 6) | (text[i + 2] & 0x3Fu)
+                        : ((c & 0x07u) << 18) | ((text[i + 1] & 0x3Fu) << 12) |
+                              ((text[i + 2] & 0x3Fu) << 6) | (text[i + 3] & 0x3Fu);
+      if (is_cjk(cp)) {
+        ++cjk;
+        i += len;
+        continue;
+      }
+    }
+    other_bytes += len;
+    i += len;
+  }
+  return cjk + (other_bytes + 3) / 4;
+}
+
+uint64_t estimate_request_tokens(const openai::RequestView& view) {
+  if (view.kind == openai::RequestKind::Completions)
+    return estimate_tokens(view.prompt);
+  uint64_t n = 0;
+  for (const auto& m : view.messages)
+    n += estimate_tokens(m.text) + 4; // role and separators, as chat templates add
+  return n;
+}
+
+std::vector<signals::PiiEntity> detect_pii(const models::Registry* registry,
+                                           std::string_view text) {
+  std::vector<signals::PiiEntity> found = signals::find_pii(text);
+  if (registry && registry->pii && !text.empty()) {
+    auto r = registry->pii->entities({&text, 1});
+    if (r && !r->empty()) {
+      std::vector<signals::PiiEntity> model;
+      for (const auto& e : (*r)[0]) {
+        signals::PiiEntity p;
+        p.type = core::ascii_lower(e.type);
+        p.begin = e.begin;
+        p.end = e.end;
+        p.score = e.score;
+        p.source = "model";
+        model.push_back(std::move(p));
+      }
+      found = signals::merge_pii(std::move(found), std::move(model));
+    }
+  }
+  return found;
+}
+
+void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
+                     const SignalSelection& which, models::InferencePool* pool,
+                     signals::SignalResults& out, SignalDetails* details) {
+  const config::Config& config = *snapshot.config;
+  const models::Registry* registry = snapshot.models.get();
+  const auto t_start = Clock::now();
+
+  // --- Model work: the transformer-backed tasks as pool jobs, the rest inline. ---
+  models::AnalyzeTasks inline_tasks = which.classifiers;
+  if (which.embedding)
+    inline_tasks.embedding = true;
+  bool need_pii = which.pii;
+  struct Job {
+    models::AnalyzeTasks tasks{false, false, false, false, false};
+    models::Analysis result;
+    bool pii = false;
+    std::vector<signals::PiiEntity> entities;
+    double us = 0;
+  };
+  std::vector<Job> jobs;
+  if (registry) {
+    auto heavy = [&](bool& flag, const char* task, bool models::AnalyzeTasks::*member) {
+      if (flag && registry->is_transformer(task)) {
+        Job j;
+        j.tasks.*member = true;
+        jobs.push_back(std::move(j));
+        flag = false;
+      }
+    };
+    heavy(inline_tasks.domain, "domain", &models::AnalyzeTasks::domain);
+    heavy(inline_tasks.complexity, "complexity", &models::AnalyzeTasks::complexity);
+    heavy(inline_tasks.jailbreak, "jailbreak", &models::AnalyzeTasks::jailbreak);
+    heavy(inline_tasks.embedding, "embeddings", &models::AnalyzeTasks::embedding);
+    if (need_pii && registry->pii) {
+      Job j;
+      j.pii = true;
+      jobs.push_back(std::move(j));
+      need_pii = false;
+    }
+  }
+  auto run_job = [&](Job& j) {
+    auto t0 = Clock::now();
+    if (j.pii)
+      j.entities = detect_pii(registry, facts.text);
+    else
+      j.result = models::analyze(*registry, facts.text, j.tasks);
+    j.us = us_since(t0);
+  };
+  // Only worth a hand-over when something else runs meanwhile.
+  const bool concurrent =
+      pool && !jobs.empty() &&
+      (jobs.size() > 1 || inline_tasks.domain || inline_tasks.complexity ||
+       inline_tasks.jailbreak || inline_tasks.language || inline_tasks.embedding);
+  std::latch done(concurrent ? static_cast<std::ptrdiff_t>(jobs.size()) : 0);
+  if (concurrent) {
+    for (Job& j : jobs) {
+      if (!pool->submit([&run_job, &j, &done] {
+            run_job(j);
+            done.count_down();
+          })) {
+        run_job(j); // the pool is full: do it here rather than fail the request
+        done.count_down();
+      }
+    }
+  }
+
+  // Inline work while the pool runs.
+  models::Analysis a;
+  if (registry && (inline_tasks.domain || inline_tasks.complexity || inline_tasks.jailbreak ||
+                   inline_tasks.language || inline_tasks.embedding))
+    a = models::analyze(*registry, facts.text, inline_tasks);
+  std::vector<signals::PiiEntity> pii;
+  double pii_us = 0;
+  if (which.pii) {
+    auto t0 = Clock::now();
+    if (need_pii)
+      pii = detect_pii(nullptr, facts.text);
+    pii_us = us_since(t0);
+  }
+  if (which.keyword && snapshot.keywords)
+    snapshot.keywords->evaluate(signals::SignalInput{facts.text}, out);
+
+  if (which.context_length) {
+    for (const auto& c : config.signals.context_length) {
+      signals::SignalResult r;
+      r.matched = facts.tokens >= c.min_tokens && facts.tokens <= c.max_tokens;
+      r.confidence = 1.0;
+      r.evidence.push_back(std::to_string(facts.tokens) + " tokens");
+      out.set("context_length", c.name, std::move(r));
+    }
+  }
+  if (which.metadata) {
+    for (const auto& m : config.signals.metadata) {
+      signals::SignalResult r;
+      r.confidence = 1.0;
+      auto any_of = [&](std::string_view v) {
+        if (m.values.empty())
+          return !v.empty();
+        return std::find(m.values.begin(), m.values.end(), v) != m.values.end();
+      };
+      switch (m.kind) {
+      case config::MetadataKind::Header: {
+        std::optional<std::string_view> v;
+        if (facts.headers && *facts.headers)
+          v = (*facts.headers)(m.header);
+        r.matched = v && any_of(core::trim(*v));
+        if (v)
+          r.evidence.emplace_back(*v);
+        break;
+      }
+      case config::MetadataKind::User:
+        r.matched = any_of(facts.user);
+        r.evidence.emplace_back(facts.user);
+        break;
+      case config::MetadataKind::Tools:
+        r.matched = facts.has_tools == m.expected;
+        r.evidence.emplace_back(facts.has_tools ? "tools" : "no tools");
+        break;
+      case config::MetadataKind::Stream:
+        r.matched = facts.stream == m.expected;
+        r.evidence.emplace_back(facts.stream ? "stream" : "no stream");
+        break;
+      }
+      out.set("metadata", m.name, std::move(r));
+    }
+  }
+
+  if (concurrent)
+    done.wait();
+  else
+    for (Job& j : jobs)
+      run_job(j);
+
+  // Merge the jobs' answers into one analysis.
+  double embedding_us = a.embedding_us;
+  for (Job& j : jobs) {
+    const models::Analysis& r = j.result;
+    if (j.pii) {
+      pii = signals::merge_pii(signals::find_pii(facts.text), std::move(j.entities));
+      pii_us = j.us;
+    }
+    if (r.has_domain)
+      a.domain = r.domain, a.has_domain = true, a.domain_us = j.us;
+    if (r.has_complexity)
+      a.complexity = r.complexity, a.has_complexity = true, a.complexity_us = j.us;
+    if (r.has_jailbreak)
+      a.jailbreak = r.jailbreak, a.has_jailbreak = true, a.jailbreak_us = j.us;
+    if (r.has_embedding)
+      a.embedding = r.embedding, a.has_embedding = true, embedding_us = j.us;
+  }
+
+  // --- Classifier signals: (type, name) is true when the classifier answers `name`. ---
+  const bool domain_other = a.has_domain && a.domain.confidence < config.signals.domain_threshold;
+  for (const auto& [type, name] : snapshot.engine->referenced_signals()) {
+    std::string value;
+    double p_name = 0; // the classifier's probability of `name`
+    double us = 0;
+    bool have = false;
+    auto prob_of = [&](const models::Classification& c, const models::TextClassifier& m) {
+      const auto& labels = m.labels();
+      auto it = std::find(labels.begin(), labels.end(), name);
+      size_t k = size_t(it - labels.begin());
+      return it != labels.end() && k < c.probabilities.size() ? double(c.probabilities[k]) : 0.0;
+    };
+    if (type == "domain" && a.has_domain) {
+      value = domain_other ? "other" : a.domain.label;
+      p_name = name == "other" ? 1 - a.domain.confidence : prob_of(a.domain, *registry->domain);
+      us = a.domain_us, have = true;
+    } else if (type == "complexity" && a.has_complexity) {
+      value = a.complexity.label, p_name = prob_of(a.complexity, *registry->complexity);
+      us = a.complexity_us, have = true;
+    } else if (type == "jailbreak" && a.has_jailbreak) {
+      value = a.jailbreak.label, p_name = prob_of(a.jailbreak, *registry->jailbreak);
+      us = a.jailbreak_us, have = true;
+    } else if (type == "language" && a.has_language) {
+      value = a.language.code;
+      p_name = value == name ? a.language.confidence : 1 - a.language.confidence;
+      us = a.language_us, have = true;
+    }
+    if (!have)
+      continue;
+    signals::SignalResult r;
+    r.matched = value == name;
+    // How sure the classifier is of what the signal says: P(name) when true, 1 - P(name) when
+    // false (what a `not` over it reads).
+    r.confidence = std::clamp(r.matched ? p_name : 1 - p_name, 0.0, 1.0);
+    r.latency_us = us;
+    r.evidence.push_back(value);
+    out.set(type, name, std::move(r));
+  }
+
+  // --- Embedding similarity to each signal's phrases. ---
+  std::vector<std::pair<std::string, double>> sims;
+  if (which.embedding && a.has_embedding) {
+    for (size_t i = 0; i < config.signals.embeddings.size(); ++i) {
+      const auto& e = config.signals.embeddings[i];
+      if (i >= snapshot.embedding_phrases.size())
+        break;
+      auto t0 = Clock::now();
+      double best = -1, sum = 0;
+      std::string best_phrase;
+      const auto& phrases = snapshot.embedding_phrases[i];
+      for (size_t k = 0; k < phrases.size(); ++k) {
+        double c = models::cosine(a.embedding, phrases[k]);
+        sum += c;
+        if (c > best)
+          best = c, best_phrase = e.phrases[k];
+      }
+      double score = e.aggregation == config::EmbeddingAggregation::Max
+                         ? best
+                         : sum / static_cast<double>(std::max<size_t>(1, phrases.size()));
+      signals::SignalResult r;
+      r.matched = score >= e.threshold;
+      r.confidence = std::clamp(score, 0.0, 1.0);
+      r.latency_us = embedding_us + us_since(t0);
+      r.evidence.push_back(best_phrase);
+      out.set("embedding", e.name, std::move(r));
+      sims.emplace_back(e.name, score);
+    }
+  }
+
+  // --- PII signals. ---
+  if (which.pii) {
+    for (const auto& p : config.signals.pii) {
+      signals::SignalResult r;
+      double best = 0;
+      for (const auto& ent : pii) {
+        if (ent.score < p.min_score)
+          continue;
+        if (!p.types.empty() &&
+            std::find(p.types.begin(), p.types.end(), ent.type) == p.types.end())
+          continue;
+        r.matched = true;
+        best = std::max(best, ent.score);
+        if (std::find(r.evidence.begin(), r.evidence.end(), ent.type) == r.evidence.end())
+          r.evidence.push_back(ent.type);
+      }
+      r.confidence = r.matched ? best : 1.0;
+      r.latency_us = pii_us;
+      out.set("pii", p.name, std::move(r));
+    }
+  }
+
+  if (details) {
+    details->analysis = std::move(a);
+    details->pii = std::move(pii);
+    details->similarities = std::move(sims);
+    details->total_us = us_since(t_start);
+  }
+}
+
+} // namespace semrouter::pipeline

@@ -1,0 +1,78 @@
+// Computes the signals a request's decisions read: keyword, embedding similarity, PII, context
+// length, request metadata, and the classifier signals (domain, complexity, jailbreak, language).
+// Embedded-default models run inline (microseconds, sharing one featurisation pass); transformer-
+// backed tasks run concurrently on the inference pool, one job each, while the rest runs here.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config/config.h"
+#include "models/inference_pool.h"
+#include "models/registry.h"
+#include "openai/request.h"
+#include "signals/pii.h"
+#include "signals/signal.h"
+
+namespace semrouter::pipeline {
+
+struct Snapshot;
+
+// A request header by lower-case name; nullopt when absent.
+using HeaderLookup = std::function<std::optional<std::string_view>(std::string_view)>;
+
+// What signals read of a request.
+struct RequestFacts {
+  std::string_view text; // the signal text (routing.history)
+  uint64_t tokens = 0;   // estimated tokens of everything sent upstream
+  std::string_view user; // the body's `user` field
+  bool has_tools = false;
+  bool stream = false;
+  const HeaderLookup* headers = nullptr;
+};
+
+// Which signal types to compute.
+struct SignalSelection {
+  bool keyword = false, embedding = false, pii = false, context_length = false, metadata = false;
+  models::AnalyzeTasks classifiers{false, false, false, false, false};
+  bool any() const {
+    const auto& c = classifiers;
+    return keyword || embedding || pii || context_length || metadata || c.domain || c.complexity ||
+           c.jailbreak || c.language;
+  }
+};
+
+// What the classify API reports beyond the rule-level results.
+struct SignalDetails {
+  models::Analysis analysis;
+  std::vector<signals::PiiEntity> pii;
+  std::vector<std::pair<std::string, double>> similarities; // per embedding signal
+  double total_us = 0;
+};
+
+// The text signals read: the latest user message by default (a view into `view`, no copy), or
+// the turns routing.history asks for joined by blank lines (kept in `storage`).
+std::string_view signal_text(const openai::RequestView& view, const config::HistoryConfig& history,
+                             std::string& storage);
+
+// A tokenizer-free estimate of the tokens of `text`: about four bytes per token for
+// Latin-script text, one per CJK character (what BPE vocabularies of current LLMs give within
+// ~20% on English prose).
+uint64_t estimate_tokens(std::string_view text);
+uint64_t estimate_request_tokens(const openai::RequestView& view);
+
+// PII in `text`: the pattern recognisers, plus the registry's token classifier when configured
+// (its labels lower-cased).
+std::vector<signals::PiiEntity> detect_pii(const models::Registry* registry, std::string_view text);
+
+// Computes the selected signals into `out`. `pool` may be null (everything inline).
+void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
+                     const SignalSelection& which, models::InferencePool* pool,
+                     signals::SignalResults& out, SignalDetails* details = nullptr);
+
+} // namespace semrouter::pipeline
