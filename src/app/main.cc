@@ -203,19 +203,22 @@ int cmd_config_check(const std::string& path) {
     std::fprintf(stderr, "%s\n", config.error().message.c_str());
     return 1;
   }
-  auto snap = pipeline::build_snapshot(*config, 1);
+  // With the classifiers, as serve builds it: rules naming unknown domains and embedding
+  // phrases are checked too.
+  auto snap = pipeline::build_snapshot(*config, 1, /*load_models=*/true);
   if (!snap) {
     std::fprintf(stderr, "%s: %s\n", path.c_str(), snap.error().message.c_str());
     return 1;
   }
-  if (auto m = pipeline::load_classifiers((*config)->classifiers); !m) {
-    std::fprintf(stderr, "%s: %s\n", path.c_str(), m.error().message.c_str());
-    return 1;
-  }
   const auto& c = **config;
-  std::printf("%s: OK (%zu backends, %zu models, %zu keyword signals, %zu decisions)\n",
-              path.c_str(), c.backends.size(), c.models.size(), c.signals.keywords.size(),
-              c.decisions.size());
+  const auto& sg = c.signals;
+  std::printf("%s: OK (%zu backends, %zu models, %zu signals: %zu keyword, %zu embedding, %zu pii, "
+              "%zu context_length, %zu metadata; %zu decisions)\n",
+              path.c_str(), c.backends.size(), c.models.size(),
+              sg.keywords.size() + sg.embeddings.size() + sg.pii.size() + sg.context_length.size() +
+                  sg.metadata.size(),
+              sg.keywords.size(), sg.embeddings.size(), sg.pii.size(), sg.context_length.size(),
+              sg.metadata.size(), c.decisions.size());
   return 0;
 }
 

@@ -656,12 +656,15 @@ std::string route_dry_run_body(const pipeline::RouteOutcome& out) {
     body += core::json_string(out.matched_signals[i]);
   }
   if (blocked) // the block plugin's own answer, as the client would get it
-    body += "],\"blocked\":true,\"reply\":" +
-            (out.reply_content_type == "application/json" ? out.reply_body
-                                                          : core::json_string(out.reply_body)) +
-            "}";
+    body += "],\"blocked\":true,\"reply\":" + (out.reply_content_type == "application/json"
+                                                   ? out.reply_body
+                                                   : core::json_string(out.reply_body));
   else
-    body += "],\"body\":" + out.body + "}";
+    body += "],\"body\":" + out.body;
+  body += ",\"pii\":" + (out.pii.empty() ? std::string("null") : core::json_string(out.pii)) +
+          ",\"session\":" +
+          (out.session.empty() ? std::string("null") : core::json_string(out.session)) +
+          ",\"route_us\":" + fmt::format("{:.1f}", out.route_us) + "}";
   return body;
 }
 
@@ -713,8 +716,9 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
   case Endpoint::RouteDryRun: {
     auto snap = store.get();
     pipeline::HeaderLookup headers = header_lookup(req);
-    pipeline::RouteOutcome out = pipeline::route(
-        *snap, meta_for(openai::RequestKind::ChatCompletions, headers), req.body(), w.random);
+    pipeline::RequestMeta meta = meta_for(openai::RequestKind::ChatCompletions, headers);
+    meta.sessions = nullptr; // a dry run neither starts nor moves a session
+    pipeline::RouteOutcome out = pipeline::route(*snap, meta, req.body(), w.random);
     if (out.action == pipeline::RouteAction::Reply && !out.blocked) {
       co_await send(client, req, static_cast<http::status>(out.reply_status), out.reply_body,
                     "application/json", keep);

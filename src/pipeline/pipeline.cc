@@ -457,18 +457,29 @@ void apply_params(openai::BodyEditor& editor, const openai::RequestView& view,
     editor.remove_top_level(k);
 }
 
+// The x-semrouter-signals value: every signal that is true, with its confidence and evidence,
+// e.g. "keyword:math(1.00; derivative), domain:economics(0.57; economics)".
 std::string debug_signals(const signals::SignalResults& results) {
   std::string out;
   for (const auto& [key, r] : results.all()) {
+    if (!r.matched)
+      continue;
     if (!out.empty())
       out += ", ";
     out += key;
-    out += r.matched ? "=true" : "=false";
     char buf[32];
-    std::snprintf(buf, sizeof buf, "(%.2f)", r.confidence);
+    std::snprintf(buf, sizeof buf, "(%.2f", r.confidence);
     out += buf;
+    if (!r.evidence.empty()) {
+      out += "; ";
+      out += core::join(r.evidence, " ");
+    }
+    out += ')';
   }
-  return out;
+  for (char& c : out)
+    if (c == '\r' || c == '\n')
+      c = ' '; // evidence quotes the request; a header value must stay one line
+  return out.empty() ? "none" : out;
 }
 
 } // namespace

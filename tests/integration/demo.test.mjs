@@ -172,6 +172,14 @@ test('the selftest ran the whole tour and every request was answered', async () 
   const out = demo.output();
   assert.doesNotMatch(out, /FAILED/);
   assert.match(out, /x-semrouter-decision: code/);
+  assert.match(out, /x-semrouter-decision: law/);
+  assert.match(out, /x-semrouter-decision: history/);
+  assert.match(out, /x-semrouter-decision: jailbreak_guard/);
+  assert.match(out, /"finish_reason":"content_filter"/);
+  assert.match(out, /x-semrouter-pii: redacted;types=credit_card/);
+  assert.match(out, /My card \[CREDIT_CARD\] was charged twice/);
+  assert.match(out, /x-semrouter-session: sticky/);
+  assert.match(out, /"pii":\{"entities":\[\{"begin"/);
   assert.match(out, /x-semrouter-decision: passthrough/);
   assert.match(out, /"enable_thinking\\":false\}/); // the streamed answer of the quick decision
   assert.match(out, /data: \[DONE\]/);

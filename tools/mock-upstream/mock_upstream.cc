@@ -2,7 +2,8 @@
 //
 // It answers /v1/chat/completions and /v1/completions, streaming and not. The answer's text says
 // which model was asked for and which reasoning fields arrived, and the whole request body is
-// echoed back in a top-level "mock_echo" field so tests can check exactly what the router sent.
+// echoed back in a top-level "mock_echo" field (and its headers in "mock_headers") so tests can
+// check exactly what the router sent.
 //
 // Per-request controls travel in the request body under "mock" (an unknown vendor field, which
 // the router must pass through untouched):
@@ -15,6 +16,7 @@
 #include "gateway/beast.h"
 
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -206,7 +208,23 @@ awaitable<bool> completion(beast::tcp_stream& s, const http::request<http::strin
     }
     body += ",\"usage\":" + usage_json(p) + ",\"mock_server\":";
     core::append_json_string(body, g_options.name);
-    body += ",\"mock_echo\":" + req.body() + "}";
+    body += ",\"mock_headers\":{";
+    // The request headers as they arrived (names lower-cased), so tests can check what the
+    // router added, replaced or dropped.
+    bool first_header = true;
+    for (const auto& f : req) {
+      if (!first_header)
+        body += ',';
+      first_header = false;
+      std::string name(f.name_string());
+      for (auto& ch : name)
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      core::append_json_string(body, name);
+      body += ':';
+      core::append_json_string(body, f.value());
+    }
+    // The echo stays last: tests cut its raw bytes from the end of the body.
+    body += "},\"mock_echo\":" + req.body() + "}";
     co_return co_await respond_json(s, req.version(), keep, 200, std::move(body));
   }
 

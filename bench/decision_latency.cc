@@ -1,0 +1,103 @@
+// Routing-decision latency on the embedded default config with its embedded classifiers: one
+// pipeline::route() call per request (parse, every referenced signal, decision, plugins, the
+// rewritten body), on the 420 hand-written chat prompts of data/eval/domain_chat.jsonl.
+//
+// Concurrency C runs C threads that route their share of the requests at once; each call's
+// latency is wall time, so at C above the core count it includes waiting for a core (what a
+// request sees when C requests arrive together). Prints p50 / p99 / mean per concurrency and,
+// with --json, one JSON line per concurrency.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "pipeline/pipeline.h"
+
+using namespace semrouter;
+
+int main(int argc, char** argv) {
+  CLI::App app{"Routing-decision latency of the default config (p50/p99 per concurrency)."};
+  std::vector<int> concurrency{1, 64};
+  int rounds = 20;
+  std::string data = std::string(SEMROUTER_SOURCE_DIR) + "/data/eval/domain_chat.jsonl";
+  bool json = false;
+  app.add_option("-c,--concurrency", concurrency, "Concurrent routing threads (repeatable)");
+  app.add_option("-r,--rounds", rounds, "Passes over the prompt set per concurrency");
+  app.add_option("--data", data, "JSONL with a \"text\" field per line");
+  app.add_flag("--json", json, "Also print one JSON line per concurrency");
+  CLI11_PARSE(app, argc, argv);
+
+  auto cfg = config::parse_config(config::embedded_default_config());
+  if (!cfg) {
+    std::fprintf(stderr, "config: %s\n", cfg.error().message.c_str());
+    return 1;
+  }
+  auto snap = pipeline::build_snapshot(*cfg, 1, /*load_models=*/true);
+  if (!snap) {
+    std::fprintf(stderr, "models: %s\n", snap.error().message.c_str());
+    return 1;
+  }
+  std::vector<std::string> bodies;
+  std::ifstream in(data);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty())
+      continue;
+    auto j = nlohmann::json::parse(line);
+    nlohmann::json body = {{"model", "auto"},
+                           {"messages", {{{"role", "user"}, {"content", j["text"]}}}}};
+    bodies.push_back(body.dump());
+  }
+  if (bodies.empty()) {
+    std::fprintf(stderr, "no prompts in %s\n", data.c_str());
+    return 1;
+  }
+  // Warm-up: page in the models, fill caches and thread-local buffers.
+  core::Random warm(1);
+  for (const auto& b : bodies)
+    pipeline::route(**snap, {}, b, warm);
+
+  std::printf("| concurrency | requests | p50 µs | p99 µs | mean µs |\n|---|---|---|---|---|\n");
+  for (int c : concurrency) {
+    std::vector<std::vector<double>> per_thread(static_cast<size_t>(c));
+    std::vector<std::thread> threads;
+    for (int t = 0; t < c; ++t) {
+      threads.emplace_back([&, t] {
+        core::Random random(static_cast<uint64_t>(t) + 1);
+        auto& lat = per_thread[static_cast<size_t>(t)];
+        for (int r = 0; r < rounds; ++r) {
+          for (size_t i = static_cast<size_t>(t); i < bodies.size(); i += static_cast<size_t>(c)) {
+            auto t0 = std::chrono::steady_clock::now();
+            auto out = pipeline::route(**snap, {}, bodies[i], random);
+            auto t1 = std::chrono::steady_clock::now();
+            if (out.action == pipeline::RouteAction::Forward && out.body.empty())
+              std::abort();
+            lat.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+          }
+        }
+      });
+    }
+    for (auto& th : threads)
+      th.join();
+    std::vector<double> all;
+    for (auto& v : per_thread)
+      all.insert(all.end(), v.begin(), v.end());
+    std::sort(all.begin(), all.end());
+    auto pct = [&](double p) { return all[std::min(all.size() - 1, size_t(p * all.size()))]; };
+    double mean = 0;
+    for (double v : all)
+      mean += v;
+    mean /= static_cast<double>(all.size());
+    std::printf("| %d | %zu | %.1f | %.1f | %.1f |\n", c, all.size(), pct(0.50), pct(0.99), mean);
+    if (json)
+      std::printf("{\"concurrency\":%d,\"requests\":%zu,\"p50_us\":%.2f,\"p99_us\":%.2f,"
+                  "\"mean_us\":%.2f}\n",
+                  c, all.size(), pct(0.50), pct(0.99), mean);
+  }
+  return 0;
+}
