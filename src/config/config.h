@@ -276,7 +276,7 @@ struct Config {
   ClassifiersConfig classifiers;
   RoutingConfig routing;
   std::string default_decision_name = "default";
-  // `default_decision` given as a mapping: the fallback's models and plugins (rules ignored).
+  // `default_decision` given as a mapping: the fallback's models and plugins (it has no rules).
   // Absent: the fallback sends default_model the request as the client wrote it.
   std::optional<DecisionConfig> default_decision;
 

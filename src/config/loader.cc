@@ -74,6 +74,36 @@ std::string expand_env(const std::string& path, const std::string& in) {
   return out;
 }
 
+// JSON's number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+bool is_json_number(const std::string& v) {
+  size_t i = 0;
+  auto digits = [&] {
+    size_t start = i;
+    while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i])))
+      ++i;
+    return i > start;
+  };
+  if (i < v.size() && v[i] == '-')
+    ++i;
+  if (i < v.size() && v[i] == '0')
+    ++i;
+  else if (!digits())
+    return false;
+  if (i < v.size() && v[i] == '.') {
+    ++i;
+    if (!digits())
+      return false;
+  }
+  if (i < v.size() && (v[i] == 'e' || v[i] == 'E')) {
+    ++i;
+    if (i < v.size() && (v[i] == '+' || v[i] == '-'))
+      ++i;
+    if (!digits())
+      return false;
+  }
+  return i == v.size();
+}
+
 // A YAML node with the key path that led to it, and the keys that were read from it.
 class Node {
 public:
@@ -201,12 +231,10 @@ public:
       if (node_.Tag() != "!") {
         if (v == "true" || v == "false" || v == "null")
           return v;
-        char* end = nullptr;
-        if (!v.empty() && (std::isdigit(static_cast<unsigned char>(v[0])) || v[0] == '-')) {
-          std::strtod(v.c_str(), &end);
-          if (end && *end == '\0')
-            return v;
-        }
+        if (is_json_number(v))
+          return v;
+        if (v.size() > 1 && v[0] == '.' && is_json_number("0" + v))
+          return "0" + v; // YAML's .5
       }
       return core::json_string(v);
     }
@@ -383,7 +411,9 @@ RuleNode parse_rule(const Node& n, const SignalNames& names) {
     if (auto it = names.find(type); it != names.end()) {
       if (!it->second.count(r.signal_name)) {
         std::vector<std::string> known(it->second.begin(), it->second.end());
-        std::string section = type == "keyword" ? "keywords" : type;
+        std::string section = type == "keyword"     ? "keywords"
+                              : type == "embedding" ? "embeddings"
+                                                    : type;
         fail(name_node.path(),
              "unknown " + type + " signal \"" + r.signal_name + "\" (known: " +
                  (known.empty() ? "none defined in signals." + section : core::join(known, ", ")) +
@@ -714,6 +744,8 @@ void parse_document(const Node& root, Config& c) {
             } else if (e.has("user")) {
               mc.kind = MetadataKind::User;
               mc.values = e.string_list("user");
+              if (mc.values.empty())
+                fail(e["user"].path(), "list at least one user");
               if (e.has("values"))
                 fail(e["values"].path(), "list the users under user: [...]");
             } else {
@@ -860,23 +892,35 @@ void parse_document(const Node& root, Config& c) {
       Node h = p["headers"];
       h.require_map();
       h.check_keys({"set", "remove", "response"});
-      auto pairs = [&](const Node& m, std::vector<std::pair<std::string, std::string>>& out) {
+      // Headers the router writes itself: a plugin may not set, remove or duplicate them.
+      static const std::set<std::string> kUpstreamReserved{
+          "host",         "content-length", "transfer-encoding", "connection",
+          "content-type", "user-agent",     "authorization"};
+      static const std::set<std::string> kResponseReserved{
+          "content-length", "transfer-encoding", "connection", "content-type",
+          "server",         "cache-control",     "date"};
+      auto pairs = [&](const Node& m, std::vector<std::pair<std::string, std::string>>& out,
+                       const std::set<std::string>& reserved) {
         m.require_map();
         for (const std::string& k : m.keys()) {
           std::string name = core::ascii_lower(k);
-          static const std::set<std::string> kReserved{
-              "host", "content-length", "transfer-encoding", "connection", "authorization"};
-          if (kReserved.count(name))
+          if (reserved.count(name) || core::starts_with(name, "x-semrouter-"))
             fail(m[k].path(), "the router sets " + name + " itself; it cannot be overridden");
           out.emplace_back(name, m[k].as_string());
         }
       };
       if (h.has("set"))
-        pairs(h["set"], dc.plugins.headers.set);
-      for (const std::string& name : h.string_list("remove"))
-        dc.plugins.headers.remove.push_back(core::ascii_lower(name));
+        pairs(h["set"], dc.plugins.headers.set, kUpstreamReserved);
+      std::vector<std::string> remove = h.string_list("remove");
+      for (size_t j = 0; j < remove.size(); ++j) {
+        std::string name = core::ascii_lower(remove[j]);
+        if (kUpstreamReserved.count(name))
+          fail(index_path(h["remove"].path(), j),
+               "the router sets " + name + " itself; it cannot be removed");
+        dc.plugins.headers.remove.push_back(name);
+      }
       if (h.has("response"))
-        pairs(h["response"], dc.plugins.headers.response_set);
+        pairs(h["response"], dc.plugins.headers.response_set, kResponseReserved);
     }
     if (p.has("params")) {
       Node pr = p["params"];
@@ -903,6 +947,10 @@ void parse_document(const Node& root, Config& c) {
           dc.plugins.params.max.emplace_back(k, mx[k].as_double(-1e18, 1e18));
         }
       }
+      for (const auto& [k, v] : dc.plugins.params.max)
+        for (const auto& [sk, sv] : dc.plugins.params.set)
+          if (sk == k)
+            fail(pr["max"][k].path(), "\"" + k + "\" is also under params.set; set it or cap it");
       dc.plugins.params.fill_max = pr.string_list("fill");
       for (size_t j = 0; j < dc.plugins.params.fill_max.size(); ++j) {
         const std::string& k = dc.plugins.params.fill_max[j];

@@ -134,7 +134,8 @@ build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation
         return tl::unexpected(m.error());
       snap->models = std::move(*m);
     }
-    // Rules may only name domains the domain classifier knows (or "other").
+    // Rules may only name domains the domain classifier knows ("other" is always allowed: the
+    // answer below signals.domain.threshold).
     if (snap->models->domain) {
       const auto& labels = snap->models->domain->labels();
       for (const auto& [type, name] : snap->engine->referenced_signals())
@@ -143,7 +144,7 @@ build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation
           return core::make_error(core::ErrorCode::InvalidArgument,
                                   "decisions: a rule names domain \"" + name +
                                       "\", which the domain classifier does not know (labels: " +
-                                      core::join(labels, ", ") + ", other)");
+                                      core::join(labels, ", ") + ")");
     }
     // Embedding signals compare against their phrases' embeddings, computed once here.
     if (!sc.embeddings.empty()) {
@@ -519,6 +520,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   const config::ModelRefConfig* ref = nullptr; // the decision's entry for `model`, if any
   const config::DecisionConfig* decision = nullptr;
   std::string debug;
+  std::string pending_session; // a new or moved session, saved when the request is forwarded
+  int pending_priority = 0;
 
   if (config.is_auto_name(view->model)) {
     signals::SignalResults results;
@@ -574,9 +577,11 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
       }
     }
     out.matched_signals = std::move(d.matched);
-    if (!session_id.empty() && out.session != "sticky" &&
-        !(decision && decision->plugins.block.enabled))
-      meta.sessions->put(session_id, {out.decision, model->name, d.priority}, sc.max_sessions);
+    // Saved once the request is on its way upstream: a blocked request starts no session.
+    if (!session_id.empty() && out.session != "sticky") {
+      pending_session = std::move(session_id);
+      pending_priority = d.priority;
+    }
   } else {
     model = config.find_model(view->model);
     if (!model) {
@@ -591,6 +596,9 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
       out.response_headers.emplace_back("x-semrouter-signals", debug);
     if (!out.session.empty())
       out.response_headers.emplace_back("x-semrouter-session", out.session);
+    if (plugins)
+      for (const auto& h : plugins->headers.response_set)
+        out.response_headers.push_back(h);
   };
 
   if (plugins && plugins->block.enabled) {
@@ -647,11 +655,17 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
         types = core::join(hidden, ",");
         redacted_body = redact_body(snapshot, body, *view, policy, *model);
         auto rv = openai::parse_request(redacted_body, meta.kind);
-        if (rv) {
-          redacted_view = std::move(*rv);
-          body = redacted_body;
-          view = &*redacted_view;
+        if (!rv) {
+          // Never forward what could not be redacted: fail closed.
+          out.pii = "blocked";
+          reply_filtered(out, meta, *view, policy.message, random);
+          out.response_headers.emplace_back("x-semrouter-pii", "blocked;types=" + types);
+          add_common_headers();
+          return finish();
         }
+        redacted_view = std::move(*rv);
+        body = redacted_body;
+        view = &*redacted_view;
         out.response_headers.emplace_back("x-semrouter-pii", "redacted;types=" + types);
       }
     }
@@ -697,9 +711,10 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   if (plugins) {
     out.upstream_set_headers = plugins->headers.set;
     out.upstream_remove_headers = plugins->headers.remove;
-    for (const auto& h : plugins->headers.response_set)
-      out.response_headers.push_back(h);
   }
+  if (!pending_session.empty())
+    meta.sessions->put(pending_session, {out.decision, model->name, pending_priority},
+                       config.routing.sessions.max_sessions);
   return finish();
 }
 

@@ -283,7 +283,10 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
     };
     if (type == "domain" && a.has_domain) {
       value = domain_other ? "other" : a.domain.label;
-      p_name = name == "other" ? 1 - a.domain.confidence : prob_of(a.domain, *registry->domain);
+      // "other" below the threshold: how unsure the classifier was; otherwise P(name) (the
+      // classifier may know "other" as a label of its own).
+      p_name = name == "other" && domain_other ? 1 - a.domain.confidence
+                                               : prob_of(a.domain, *registry->domain);
       us = a.domain_us, have = true;
     } else if (type == "complexity" && a.has_complexity) {
       value = a.complexity.label, p_name = prob_of(a.complexity, *registry->complexity);

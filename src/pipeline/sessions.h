@@ -15,7 +15,7 @@
 namespace semrouter::pipeline {
 
 struct SessionEntry {
-  std::string decision; // the decision's name ("" for the fallback)
+  std::string decision; // the decision's name (the default decision's for the fallback)
   std::string model;
   int priority = 0; // the decision's priority: only a higher one moves the session
 };

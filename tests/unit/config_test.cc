@@ -157,6 +157,28 @@ TEST(Config, ErrorsNameTheKey) {
        "decisions: [{name: d, rules: always, models: [m], plugins: {headers: {set: {Host: x}}}}]",
        "decisions[0].plugins.headers.set.Host: the router sets host itself; it cannot be "
        "overridden"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "decisions: [{name: d, rules: always, models: [m], plugins: {headers: {remove: "
+       "[Authorization]}}}]",
+       "decisions[0].plugins.headers.remove[0]: the router sets authorization itself; it cannot "
+       "be removed"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "decisions: [{name: d, rules: always, models: [m], plugins: {headers: {response: "
+       "{x-semrouter-model: x}}}}]",
+       "decisions[0].plugins.headers.response.x-semrouter-model: the router sets "
+       "x-semrouter-model itself; it cannot be overridden"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "decisions: [{name: d, rules: always, models: [m], plugins: {params: {set: "
+       "{temperature: 2}, max: {temperature: 1}}}}]",
+       "decisions[0].plugins.params.max.temperature: \"temperature\" is also under params.set; "
+       "set it or cap it"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "signals: {metadata: [{name: u, user: []}]}",
+       "signals.metadata[0].user: list at least one user"},
+      {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
+       "decisions: [{name: d, rules: {embedding: nope}, models: [m]}]",
+       "decisions[0].rules.embedding: unknown embedding signal \"nope\" (known: none defined in "
+       "signals.embeddings)"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a], "
        "allowed_pii: [emails]}]",
        "models[0].allowed_pii[0]: unknown PII type \"emails\" (known: email, phone, credit_card, "
