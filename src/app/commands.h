@@ -53,3 +53,46 @@ struct EvalArgs {
 int cmd_eval(const EvalArgs& args);
 
 } // namespace semrouter::app
+
+namespace semrouter::app {
+
+// `semrouter train router`: a cost–quality router from per-prompt outcomes.
+struct TrainRouterArgs {
+  std::vector<std::string> data;
+  std::string out;
+  std::string type = "linear";     // knn, mf, linear, random
+  std::vector<std::string> models; // keep only these models (default: every model in the data)
+  std::string embeddings;          // transformer folder (default: the embedded GloVe SIF vectors)
+  int k = 100;
+  int rank = 16;
+  int epochs = 0;       // 0: the type's default
+  int buckets_log2 = 0; // linear: hashed feature space (0: 16)
+  uint64_t seed = 7;
+};
+int cmd_train_router(const TrainRouterArgs& args);
+
+// `semrouter eval router`: quality vs share of strong calls, PGR, APGR, CPT on outcome data.
+struct EvalRouterArgs {
+  std::string router_dir;
+  std::string data;
+  std::string split = "holdout"; // holdout (never trained on), train, or all
+  std::vector<std::pair<std::string, std::string>> pairs; // (strong, weak)
+  std::vector<std::string> frontier_models;               // N-model cost–quality frontier
+  std::vector<std::pair<std::string, double>> costs;      // model -> cost per call
+  bool json = false;
+  std::string out_json; // also write the JSON report here
+  std::string svg;      // PGR-vs-share plot of the first pair (and the frontier next to it)
+};
+int cmd_eval_router(const EvalRouterArgs& args);
+
+// `semrouter calibrate`: the threshold that sends a target share of prompts to the strong model.
+struct CalibrateArgs {
+  std::string router_dir;
+  std::string data;
+  std::string strong, weak;
+  double target_strong_share = 0.3;
+  bool json = false;
+};
+int cmd_calibrate(const CalibrateArgs& args);
+
+} // namespace semrouter::app

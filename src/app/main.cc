@@ -297,9 +297,13 @@ int main(int argc, char** argv) {
       "train",
       "Train an embedded default classifier from labeled JSONL (progress on stderr, held-out "
       "report on stdout).");
-  train->add_option("task", ta.task, "domain, complexity, jailbreak or language")
+  app::TrainRouterArgs tra;
+  train
+      ->add_option("task", ta.task,
+                   "domain, complexity, jailbreak or language (a classifier), or router (a "
+                   "cost-quality router from per-prompt model outcomes)")
       ->required()
-      ->check(CLI::IsMember({"domain", "complexity", "jailbreak", "language"}));
+      ->check(CLI::IsMember({"domain", "complexity", "jailbreak", "language", "router"}));
   train
       ->add_option(
           "--data", ta.data,
@@ -347,18 +351,38 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   train->add_flag("--include-options", ta.include_options,
                   "MMLU-Pro records: append the answer options to the text");
+  train
+      ->add_option("--type", tra.type,
+                   "router: knn (similarity-weighted neighbours), mf (matrix factorisation), "
+                   "linear (classifier) or random")
+      ->check(CLI::IsMember({"knn", "mf", "linear", "random"}))
+      ->capture_default_str();
+  train
+      ->add_option("--models", tra.models,
+                   "router: predict only these models (default: every model in the data)")
+      ->delimiter(',');
+  train
+      ->add_option("--embeddings", tra.embeddings,
+                   "router: a transformer embedding folder (default: the embedded GloVe SIF "
+                   "vectors)")
+      ->check(CLI::ExistingDirectory);
+  train->add_option("--k", tra.k, "router knn: neighbours")->capture_default_str();
+  train->add_option("--rank", tra.rank, "router mf: latent dimension")->capture_default_str();
 
   app::EvalArgs ea;
   auto* eval = app.add_subcommand(
       "eval",
       "Evaluate a trained classifier: accuracy, per-class precision/recall/F1, confusion matrix, "
       "ROC-AUC (binary tasks), latency percentiles.");
-  eval->add_option(
-          "task", ea.task,
-          "domain, complexity, jailbreak, language, or embeddings (pairs {a, b, label} with "
-          "paraphrase / related / unrelated)")
+  app::EvalRouterArgs era;
+  std::string era_strong, era_weak;
+  std::vector<std::string> era_pairs, era_costs;
+  eval->add_option("task", ea.task,
+                   "domain, complexity, jailbreak, language, embeddings (pairs {a, b, label} with "
+                   "paraphrase / related / unrelated), or router (PGR, APGR, CPT on outcome data)")
       ->required()
-      ->check(CLI::IsMember({"domain", "complexity", "jailbreak", "language", "embeddings"}));
+      ->check(
+          CLI::IsMember({"domain", "complexity", "jailbreak", "language", "embeddings", "router"}));
   eval->add_option(
           "--model", ea.model_dir,
           "Model folder written by `semrouter train` (language: or a fastText .ftz/.bin file)")
@@ -367,8 +391,10 @@ int main(int argc, char** argv) {
   eval->add_option("--data", ea.data, "JSONL (or .jsonl.gz) labeled records")
       ->required()
       ->check(CLI::ExistingFile);
-  eval->add_option("--split", ea.split, "all records, or only the ones `train` held out")
-      ->check(CLI::IsMember({"all", "holdout"}))
+  eval->add_option("--split", ea.split,
+                   "all records, or only the ones `train` held out (router: holdout by default; "
+                   "train is the rest)")
+      ->check(CLI::IsMember({"all", "holdout", "train"}))
       ->capture_default_str();
   eval->add_option("--holdout", ea.holdout, "The held-out fraction used at training")
       ->capture_default_str();
@@ -379,6 +405,40 @@ int main(int argc, char** argv) {
                  "characters, base64-looking padding)");
   eval->add_flag("--include-options", ea.include_options,
                  "MMLU-Pro records: append the answer options to the text");
+  eval->add_option("--strong", era_strong, "router: the strong model of the pair");
+  eval->add_option("--weak", era_weak, "router: the weak model of the pair");
+  eval->add_option("--pair", era_pairs, "router: another STRONG:WEAK pair (repeatable)");
+  eval->add_option("--frontier", era.frontier_models,
+                   "router: models of the N-model cost-quality frontier (comma-separated)")
+      ->delimiter(',');
+  eval->add_option("--cost", era_costs,
+                   "router: MODEL=COST per call, for the frontier (repeatable)");
+  eval->add_option("--out", era.out_json, "router: also write the JSON report to this file");
+  eval->add_option("--svg", era.svg,
+                   "router: write the PGR-vs-share plot of the first pair here (and the frontier "
+                   "to NAME-frontier.svg)");
+
+  app::CalibrateArgs cal;
+  auto* calibrate = app.add_subcommand(
+      "calibrate", "Find the router threshold that sends a target share of prompts to the strong "
+                   "model.");
+  calibrate->add_option("--router", cal.router_dir, "Router folder (`semrouter train router`)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  calibrate
+      ->add_option("--data", cal.data,
+                   "JSONL prompts (\"prompt\", \"text\" or MMLU-Pro \"question\"), e.g. "
+                   "a sample of your traffic")
+      ->required()
+      ->check(CLI::ExistingFile);
+  calibrate->add_option("--strong", cal.strong, "The strong model (router name)")->required();
+  calibrate->add_option("--weak", cal.weak, "The weak model (router name)")->required();
+  calibrate
+      ->add_option("--target-strong-share", cal.target_strong_share,
+                   "Share of prompts to send to the strong model")
+      ->check(CLI::Range(0.0, 1.0))
+      ->required();
+  calibrate->add_flag("--json", cal.json, "Print JSON");
 
   try {
     app.parse(argc, argv);
@@ -391,10 +451,54 @@ int main(int argc, char** argv) {
     return cmd_config_check(check_path);
   if (classify->parsed())
     return app::cmd_classify(ca);
+  if (train->parsed() && ta.task == "router") {
+    tra.data = ta.data;
+    tra.out = ta.out;
+    tra.epochs = ta.epochs;
+    tra.buckets_log2 = ta.buckets_log2;
+    if (train->count("--seed"))
+      tra.seed = ta.seed;
+    return app::cmd_train_router(tra);
+  }
   if (train->parsed())
     return app::cmd_train(ta);
+  if (eval->parsed() && ea.task == "router") {
+    era.router_dir = ea.model_dir;
+    era.data = ea.data;
+    era.split = eval->count("--split") ? ea.split : "holdout";
+    era.json = ea.json;
+    if (!era_strong.empty() || !era_weak.empty()) {
+      if (era_strong.empty() || era_weak.empty()) {
+        std::fprintf(stderr, "eval router: give both --strong and --weak\n");
+        return 2;
+      }
+      era.pairs.emplace_back(era_strong, era_weak);
+    }
+    for (const auto& p : era_pairs) {
+      auto colon = p.find(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == p.size()) {
+        std::fprintf(stderr, "eval router: --pair wants STRONG:WEAK, got \"%s\"\n", p.c_str());
+        return 2;
+      }
+      era.pairs.emplace_back(p.substr(0, colon), p.substr(colon + 1));
+    }
+    for (const auto& c : era_costs) {
+      auto eq = c.find('=');
+      char* end = nullptr;
+      double v = eq == std::string::npos ? 0 : std::strtod(c.c_str() + eq + 1, &end);
+      if (eq == std::string::npos || eq == 0 || !end || *end || v < 0) {
+        std::fprintf(stderr, "eval router: --cost wants MODEL=COST (a number ≥ 0), got \"%s\"\n",
+                     c.c_str());
+        return 2;
+      }
+      era.costs.emplace_back(c.substr(0, eq), v);
+    }
+    return app::cmd_eval_router(era);
+  }
   if (eval->parsed())
     return app::cmd_eval(ea);
+  if (calibrate->parsed())
+    return app::cmd_calibrate(cal);
   if (print_default->parsed()) {
     std::fwrite(config::embedded_default_config().data(), 1,
                 config::embedded_default_config().size(), stdout);

@@ -60,6 +60,9 @@ struct ModelConfig {
   // none, so the plugin redacts, blocks or reroutes whatever it finds.
   std::vector<std::string> allowed_pii;
   bool allows_pii(std::string_view type) const;
+  // The model's name in a cost-quality router's training data (default: name).
+  std::string router_name;
+  double cost() const { return pricing.input_per_1m + pricing.output_per_1m; }
 };
 
 enum class ReasoningFamilyType {
@@ -199,6 +202,38 @@ struct PluginsConfig {
   ParamsPluginConfig params;
 };
 
+// Under load, move the choice toward cheaper models: the threshold rises by `shift` (threshold
+// mode), the target quality drops by it (cheapest), λ grows by it (utility). Pressure starts
+// when the strong (most expensive) candidate has more than max_inflight requests in flight or its
+// recent p95 time to first token is above ttft_p95_ms; it ends when both are below (1 −
+// hysteresis) of their limits.
+struct LoadShiftConfig {
+  uint32_t max_inflight = 0; // 0: not watched
+  uint32_t ttft_p95_ms = 0;  // 0: not watched
+  double shift = 0.2;
+  double hysteresis = 0.2;
+  bool enabled() const { return max_inflight > 0 || ttft_p95_ms > 0; }
+};
+
+// Cost-quality selection among a decision's models by a trained router (`routers`).
+enum class SelectionMode {
+  Threshold, // strong when p(strong) − p(weak) ≥ threshold
+  Cheapest,  // the cheapest model whose predicted success ≥ target_quality
+  Utility,   // argmax predicted success − λ · cost / (the dearest candidate's cost)
+};
+struct SelectionConfig {
+  bool enabled = false;
+  std::string router; // a key of Config::routers
+  SelectionMode mode = SelectionMode::Threshold;
+  std::string strong, weak; // threshold mode: model names among the decision's models
+  double threshold = 0.0;
+  double target_strong_share = -1; // ≥ 0: hold this share online (window quantile)
+  uint32_t window = 1000;          // recent requests the online quantile and share use
+  double target_quality = 0.5;     // cheapest mode
+  double lambda = 0.1;             // utility mode
+  LoadShiftConfig load;
+};
+
 struct DecisionConfig {
   std::string name;
   std::string description;
@@ -206,6 +241,7 @@ struct DecisionConfig {
   RuleNode rules;
   std::vector<ModelRefConfig> models;
   PluginsConfig plugins;
+  SelectionConfig selection;
 };
 
 // A model behind a task (`classifiers.<task>`): the embedded default or a user's folder.
@@ -274,6 +310,9 @@ struct Config {
   SignalsConfig signals;
   std::vector<DecisionConfig> decisions;
   ClassifiersConfig classifiers;
+  // Trained cost-quality routers by name: folder paths (relative ones resolve against
+  // classifiers.dir, i.e. the models folder by default).
+  std::map<std::string, std::string> routers;
   RoutingConfig routing;
   std::string default_decision_name = "default";
   // `default_decision` given as a mapping: the fallback's models and plugins (it has no rules).

@@ -470,7 +470,24 @@ void parse_document(const Node& root, Config& c) {
   root.require_map();
   root.check_keys({"listeners", "server", "auto_model_names", "backends", "models",
                    "reasoning_families", "default_model", "default_decision", "signals",
-                   "decisions", "classifiers", "routing"});
+                   "decisions", "classifiers", "routing", "routers"});
+  // Cost-quality routers: name -> folder (read before the decisions that name them).
+  if (root.has("routers")) {
+    Node rs = root["routers"];
+    rs.require_map();
+    for (const std::string& name : rs.keys()) {
+      Node r = rs[name];
+      if (r.is_scalar()) {
+        c.routers[name] = r.as_string();
+      } else {
+        r.require_map();
+        r.check_keys({"path"});
+        c.routers[name] = r.require_string("path");
+      }
+      if (c.routers[name].empty())
+        fail(r.path(), "needs the router's folder");
+    }
+  }
 
   if (root.has("listeners")) {
     Node l = root["listeners"];
@@ -574,7 +591,8 @@ void parse_document(const Node& root, Config& c) {
       fail("models", "list at least one model");
     for_each_named(
         root, "models", "model",
-        {"name", "upstream_model", "backends", "reasoning_family", "pricing", "allowed_pii"},
+        {"name", "upstream_model", "backends", "reasoning_family", "pricing", "allowed_pii",
+         "router_name"},
         model_names, [&](const Node& m, std::string name) {
           ModelConfig mc;
           mc.name = std::move(name);
@@ -629,6 +647,7 @@ void parse_document(const Node& root, Config& c) {
             mc.pricing.output_per_1m = p.get_double("output_per_1m", 0, 0, 1e9);
           }
           mc.allowed_pii = m.string_list("allowed_pii");
+          mc.router_name = m.get_string("router_name", mc.name);
           c.models.push_back(std::move(mc));
         });
   }
@@ -837,6 +856,66 @@ void parse_document(const Node& root, Config& c) {
       total_weight += ref.weight;
     if (total_weight == 0)
       fail(models.path(), "at least one model needs a weight above 0");
+    if (d.has("selection")) {
+      Node sn = d["selection"];
+      sn.require_map();
+      sn.check_keys({"router", "mode", "strong", "weak", "threshold", "target_strong_share",
+                     "window", "target_quality", "lambda", "load"});
+      SelectionConfig& sel = dc.selection;
+      sel.enabled = true;
+      sel.router = sn.require_string("router");
+      if (!c.routers.count(sel.router)) {
+        std::vector<std::string> known;
+        for (const auto& [k, v] : c.routers)
+          known.push_back(k);
+        fail(sn["router"].path(),
+             "unknown router \"" + sel.router + "\" (known: " +
+                 (known.empty() ? "none defined in routers" : core::join(known, ", ")) + ")");
+      }
+      std::string mode = sn.get_string("mode", "threshold");
+      if (mode == "threshold")
+        sel.mode = SelectionMode::Threshold;
+      else if (mode == "cheapest")
+        sel.mode = SelectionMode::Cheapest;
+      else if (mode == "utility")
+        sel.mode = SelectionMode::Utility;
+      else
+        fail(sn["mode"].path(),
+             "unknown mode \"" + mode + "\" (known: threshold, cheapest, utility)");
+      auto candidate = [&](const char* key) {
+        std::string m = sn.require_string(key);
+        bool found = false;
+        for (const auto& ref : dc.models)
+          found = found || ref.model == m;
+        if (!found)
+          fail(sn[key].path(), "\"" + m + "\" is not one of this decision's models");
+        return m;
+      };
+      if (sel.mode == SelectionMode::Threshold) {
+        sel.strong = candidate("strong");
+        sel.weak = candidate("weak");
+        if (sel.strong == sel.weak)
+          fail(sn["weak"].path(), "must differ from strong");
+      } else if (dc.models.size() < 2) {
+        fail(models.path(), "selection needs at least two models to choose from");
+      }
+      sel.threshold = sn.get_double("threshold", sel.threshold, -1, 1);
+      sel.target_strong_share = sn.get_double("target_strong_share", -1, 0, 1);
+      sel.window = static_cast<uint32_t>(sn.get_int("window", sel.window, 10, 1000000));
+      sel.target_quality = sn.get_double("target_quality", sel.target_quality, 0, 1);
+      sel.lambda = sn.get_double("lambda", sel.lambda, 0, 1e6);
+      if (sn.has("load")) {
+        Node l = sn["load"];
+        l.require_map();
+        l.check_keys({"max_inflight", "ttft_p95_ms", "shift", "hysteresis"});
+        sel.load.max_inflight = static_cast<uint32_t>(l.get_int("max_inflight", 0, 0, 1000000));
+        sel.load.ttft_p95_ms = static_cast<uint32_t>(l.get_int("ttft_p95_ms", 0, 0, 3600000));
+        sel.load.shift = l.get_double("shift", sel.load.shift, 0, 10);
+        sel.load.hysteresis = l.get_double("hysteresis", sel.load.hysteresis, 0, 0.95);
+        if (!sel.load.enabled())
+          fail(l.path(), "give max_inflight, ttft_p95_ms or both");
+      }
+    }
     if (!d.has("plugins"))
       return;
     Node p = d["plugins"];
@@ -970,7 +1049,7 @@ void parse_document(const Node& root, Config& c) {
   std::set<std::string> decision_names;
   if (root.has("decisions")) {
     for_each_named(root, "decisions", "decision",
-                   {"name", "description", "priority", "rules", "models", "plugins"},
+                   {"name", "description", "priority", "rules", "models", "plugins", "selection"},
                    decision_names, [&](const Node& d, std::string name) {
                      DecisionConfig dc;
                      dc.name = std::move(name);
@@ -986,7 +1065,7 @@ void parse_document(const Node& root, Config& c) {
   }
   if (root.has("default_decision") && root["default_decision"].is_map()) {
     Node d = root["default_decision"];
-    d.check_keys({"name", "description", "models", "plugins"});
+    d.check_keys({"name", "description", "models", "plugins", "selection"});
     DecisionConfig dc;
     dc.name = d.get_string("name", c.default_decision_name);
     dc.description = d.get_string("description", "");

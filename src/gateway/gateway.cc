@@ -79,6 +79,21 @@ struct GatewayMetrics {
                             {25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3,
                              50e-3, 100e-3})
                     .with({})),
+        selections(r.counter("semrouter_selection_total",
+                             "Cost-quality selections by decision and choice (strong, weak, or "
+                             "the model), and whether the load shift was on.",
+                             {"decision", "choice", "load"})),
+        strong_share(r.gauge("semrouter_strong_share",
+                             "Realised share of strong calls over the decision's window "
+                             "(threshold selection).",
+                             {"decision"})),
+        selection_threshold(r.gauge("semrouter_selection_threshold",
+                                    "The threshold (or target quality, or lambda) selection used "
+                                    "last, load shift included.",
+                                    {"decision"})),
+        load_pressure(r.gauge("semrouter_load_pressure",
+                              "1 while a decision's load shift toward cheaper models is on.",
+                              {"decision"})),
         pii_actions(r.counter("semrouter_pii_actions_total",
                               "Requests the pii plugin changed, by action (redacted, rerouted, "
                               "blocked).",
@@ -94,6 +109,10 @@ struct GatewayMetrics {
   metrics::Family<metrics::Counter>& client_errors;
   metrics::Gauge& connections;
   metrics::Histogram& routing;
+  metrics::Family<metrics::Counter>& selections;
+  metrics::Family<metrics::Gauge>& strong_share;
+  metrics::Family<metrics::Gauge>& selection_threshold;
+  metrics::Family<metrics::Gauge>& load_pressure;
   metrics::Family<metrics::Counter>& pii_actions;
 };
 
@@ -322,8 +341,9 @@ struct Gateway::Impl {
   std::atomic<bool> draining{false};
   std::atomic<bool> stopped{false};
   std::atomic<size_t> next_worker{0};
-  pipeline::SessionStore sessions;       // x-session-id stickiness, shared by every worker
-  models::InferencePool* pool = nullptr; // transformer-backed signals (set by the app)
+  pipeline::SessionStore sessions;           // x-session-id stickiness, shared by every worker
+  pipeline::CostQualityRuntime cost_quality; // per-model load, per-decision calibration
+  models::InferencePool* pool = nullptr;     // transformer-backed signals (set by the app)
 
   // What routing gets besides the body: the client's headers, the sessions, the pool.
   pipeline::RequestMeta meta_for(openai::RequestKind kind, const pipeline::HeaderLookup& headers) {
@@ -332,6 +352,7 @@ struct Gateway::Impl {
     meta.headers = &headers;
     meta.sessions = &sessions;
     meta.pool = pool;
+    meta.cost_quality = &cost_quality;
     return meta;
   }
 
@@ -784,6 +805,14 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   m.routing.observe(out.route_us * 1e-6);
   if (!out.pii.empty())
     m.pii_actions.with({out.pii}).inc();
+  if (out.selection.active) {
+    const auto& sr = out.selection;
+    m.selections.with({out.decision, sr.choice, sr.pressure ? "pressure" : "normal"}).inc();
+    if (sr.strong_share >= 0)
+      m.strong_share.with({out.decision}).set(sr.strong_share);
+    m.selection_threshold.with({out.decision}).set(sr.threshold);
+    m.load_pressure.with({out.decision}).set(sr.pressure ? 1 : 0);
+  }
   if (out.action == pipeline::RouteAction::Reply) {
     if (!out.blocked)
       m.client_errors.with({out.error_type}).inc();
@@ -796,6 +825,21 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     co_return keep;
   }
   const config::ModelConfig& model = *out.model;
+  // Requests in flight per model, for cost-quality load shifting.
+  cost_quality.load.start(model.name);
+  struct LoadGuard {
+    pipeline::LoadTracker& load;
+    const std::string& model;
+    ~LoadGuard() { load.finish(model); }
+  } load_guard{cost_quality.load, model.name};
+  bool ttft_recorded = false;
+  auto record_ttft = [&] {
+    if (!ttft_recorded) {
+      ttft_recorded = true;
+      cost_quality.load.record_ttft(model.name,
+                                    core::seconds_between(start, core::SteadyClock::now()));
+    }
+  };
   auto finish = [&](int status) {
     m.requests.with({model.name, out.decision, std::to_string(status)}).inc();
     m.duration.with({model.name}).observe(core::seconds_between(start, core::SteadyClock::now()));
@@ -940,6 +984,9 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       std::string content_type(uh[http::field::content_type]);
       const bool event_stream =
           core::starts_with(core::ascii_lower(content_type), "text/event-stream");
+      // A whole (non-streamed) answer arrives with its header: that is its first token.
+      if (!event_stream)
+        record_ttft();
       std::vector<std::pair<std::string, std::string>> headers;
       for (const auto& field : uh) {
         // An upstream's own x-semrouter-* headers would contradict ours: ours win.
@@ -1067,6 +1114,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
               first_event = false;
               m.ttft.with({model.name})
                   .observe(core::seconds_between(start, core::SteadyClock::now()));
+              record_ttft();
             }
             openai::Usage usage = openai::parse_usage(event);
             if (usage.present) {

@@ -125,8 +125,7 @@ std::string Registry::expose() const {
       auto* f = static_cast<Family<Gauge>*>(e.family);
       header(out, f->name(), f->help(), "gauge");
       f->for_each([&](const std::vector<std::string>& values, const Gauge& g) {
-        out +=
-            f->name() + label_block(f->labels(), values) + " " + std::to_string(g.value()) + "\n";
+        out += f->name() + label_block(f->labels(), values) + " " + format_double(g.value()) + "\n";
       });
     } else {
       auto* f = static_cast<Family<Histogram>*>(e.family);

@@ -26,14 +26,15 @@ private:
   std::atomic<uint64_t> value_{0};
 };
 
+// A value that goes up and down; fractional values (a share, a threshold) are allowed.
 class Gauge {
 public:
-  void add(int64_t n) { value_.fetch_add(n, std::memory_order_relaxed); }
-  void set(int64_t n) { value_.store(n, std::memory_order_relaxed); }
-  int64_t value() const { return value_.load(std::memory_order_relaxed); }
+  void add(double n) { value_.fetch_add(n, std::memory_order_relaxed); }
+  void set(double v) { value_.store(v, std::memory_order_relaxed); }
+  double value() const { return value_.load(std::memory_order_relaxed); }
 
 private:
-  std::atomic<int64_t> value_{0};
+  std::atomic<double> value_{0};
 };
 
 class Histogram {

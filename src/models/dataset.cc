@@ -1,5 +1,7 @@
 #include "models/dataset.h"
 
+#include <functional>
+
 #include <zlib.h>
 
 #include <algorithm>
@@ -125,12 +127,11 @@ core::Status label_record(const json& r, const DatasetOptions& o, Example& e) {
 
 } // namespace
 
-core::StatusOr<std::vector<Example>> load_examples(const std::string& path,
-                                                   const DatasetOptions& opts) {
+core::Status for_each_jsonl(const std::string& path,
+                            const std::function<core::Status(std::string_view line)>& fn) {
   gzFile f = gzopen(path.c_str(), "rb"); // reads plain files too
   if (!f)
     return make_error(ErrorCode::NotFound, fmt::format("cannot open {}", path));
-  std::vector<Example> out;
   std::string line;
   std::vector<char> buf(1 << 16);
   size_t lineno = 0;
@@ -154,25 +155,35 @@ core::StatusOr<std::vector<Example>> load_examples(const std::string& path,
       line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos)
       continue;
-    json r;
-    try {
-      r = json::parse(line);
-    } catch (const json::exception& e) {
-      gzclose(f);
-      return make_error(ErrorCode::InvalidArgument,
-                        fmt::format("{}:{}: not JSON: {}", path, lineno, e.what()));
-    }
-    Example ex;
-    if (auto st = label_record(r, opts, ex); !st) {
+    if (auto st = fn(line); !st) {
       gzclose(f);
       return make_error(st.error().code,
                         fmt::format("{}:{}: {}", path, lineno, st.error().message));
     }
-    if (ex.label.empty())
-      continue;
-    out.push_back(std::move(ex));
   }
   gzclose(f);
+  return {};
+}
+
+core::StatusOr<std::vector<Example>> load_examples(const std::string& path,
+                                                   const DatasetOptions& opts) {
+  std::vector<Example> out;
+  auto st = for_each_jsonl(path, [&](std::string_view line) -> core::Status {
+    json r;
+    try {
+      r = json::parse(line);
+    } catch (const json::exception& e) {
+      return make_error(ErrorCode::InvalidArgument, fmt::format("not JSON: {}", e.what()));
+    }
+    Example ex;
+    if (auto ls = label_record(r, opts, ex); !ls)
+      return ls;
+    if (!ex.label.empty())
+      out.push_back(std::move(ex));
+    return {};
+  });
+  if (!st)
+    return tl::unexpected(st.error());
   if (out.empty())
     return make_error(ErrorCode::InvalidArgument, fmt::format("{}: no records", path));
   return out;

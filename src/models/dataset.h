@@ -3,7 +3,9 @@
 // records with families), gzip or plain, with a deterministic held-out split by id.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -31,6 +33,11 @@ const std::vector<std::string>& default_small_models();
 
 core::StatusOr<std::vector<Example>> load_examples(const std::string& path,
                                                    const DatasetOptions& opts);
+
+// Calls `fn` on every non-blank line of a JSONL file (gzip or plain); an error from `fn` stops
+// the walk and comes back prefixed with "path:line: ".
+core::Status for_each_jsonl(const std::string& path,
+                            const std::function<core::Status(std::string_view line)>& fn);
 
 // True when `key` falls in the held-out fraction (hash of the key, stable across runs and
 // machines).

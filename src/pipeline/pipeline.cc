@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
@@ -79,6 +80,16 @@ load_classifiers(const config::ClassifiersConfig& c) {
 
 namespace {
 
+// Every decision of a config, the default decision's mapping included.
+std::vector<const config::DecisionConfig*> all_decisions(const config::Config& c) {
+  std::vector<const config::DecisionConfig*> out;
+  for (const auto& d : c.decisions)
+    out.push_back(&d);
+  if (c.default_decision)
+    out.push_back(&*c.default_decision);
+  return out;
+}
+
 bool same_classifiers(const config::ClassifiersConfig& a, const config::ClassifiersConfig& b) {
   if (a.dir != b.dir || a.tasks.size() != b.tasks.size())
     return false;
@@ -145,6 +156,41 @@ build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation
                                   "decisions: a rule names domain \"" + name +
                                       "\", which the domain classifier does not know (labels: " +
                                       core::join(labels, ", ") + ")");
+    }
+    // Cost-quality routers: reused from the previous snapshot when the path is the same.
+    for (const auto& [name, path] : snap->config->routers) {
+      if (previous && previous->config->routers.count(name) &&
+          previous->config->routers.at(name) == path && previous->routers.count(name)) {
+        snap->routers[name] = previous->routers.at(name);
+        continue;
+      }
+      std::filesystem::path p(path);
+      std::string dir = p.is_absolute()
+                            ? path
+                            : (std::filesystem::path(snap->config->classifiers.dir.empty()
+                                                         ? models::default_models_dir()
+                                                         : snap->config->classifiers.dir) /
+                               p)
+                                  .string();
+      auto r = models::QualityRouter::load(dir);
+      if (!r)
+        return core::make_error(r.error().code, "routers." + name + ": " + r.error().message);
+      snap->routers[name] = *r;
+    }
+    // Every candidate of a selection must be a model its router predicts.
+    for (const auto* d : all_decisions(*snap->config)) {
+      if (!d->selection.enabled)
+        continue;
+      const auto& router = snap->routers.at(d->selection.router);
+      for (const auto& ref : d->models) {
+        const config::ModelConfig* m = snap->config->find_model(ref.model);
+        if (router->model_index(m->router_name) < 0)
+          return core::make_error(core::ErrorCode::InvalidArgument,
+                                  "decisions (" + d->name + ").selection: router \"" +
+                                      d->selection.router + "\" has no predictions for model \"" +
+                                      m->name + "\" (router_name \"" + m->router_name +
+                                      "\"; it knows: " + core::join(router->models(), ", ") + ")");
+      }
     }
     // Embedding signals compare against their phrases' embeddings, computed once here.
     if (!sc.embeddings.empty()) {
@@ -485,6 +531,90 @@ std::string debug_signals(const signals::SignalResults& results) {
 
 } // namespace
 
+// Cost-quality selection: the router predicts each candidate's chance of a good answer for
+// `text`, and the decision's selection picks a model from that, its prices and the load.
+// Returns the chosen candidate (nullptr: leave the weighted choice).
+const config::ModelRefConfig* select_by_quality(const Snapshot& snapshot,
+                                                const config::DecisionConfig& d,
+                                                std::string_view text, const RequestMeta& meta,
+                                                SelectionReport& report) {
+  const config::SelectionConfig& sel = d.selection;
+  auto it = snapshot.routers.find(sel.router);
+  if (it == snapshot.routers.end())
+    return nullptr; // routers not loaded (a snapshot built without models)
+  const models::QualityRouter& router = *it->second;
+  const config::Config& config = *snapshot.config;
+  thread_local std::vector<float> p;
+  router.predict(text, p);
+  auto predicted = [&](const config::ModelRefConfig& ref) {
+    const config::ModelConfig* m = config.find_model(ref.model);
+    int i = router.model_index(m->router_name);
+    return i < 0 ? 0.0 : double(p[size_t(i)]);
+  };
+  auto ref_of = [&](const std::string& name) -> const config::ModelRefConfig* {
+    for (const auto& r : d.models)
+      if (r.model == name)
+        return &r;
+    return nullptr;
+  };
+  // The model whose load matters: the strong one, or the dearest candidate.
+  std::string watched = sel.strong;
+  if (sel.mode != config::SelectionMode::Threshold) {
+    double dearest = -1;
+    for (const auto& r : d.models)
+      if (double c = config.find_model(r.model)->cost(); c > dearest)
+        dearest = c, watched = r.model;
+  }
+  CostQualityRuntime* rt = meta.cost_quality;
+  report.active = true;
+  report.pressure = rt && rt->selection.pressure(d.name, sel, rt->load, watched);
+  const double shift = report.pressure ? sel.load.shift : 0.0;
+
+  if (sel.mode == config::SelectionMode::Threshold) {
+    const config::ModelRefConfig* strong = ref_of(sel.strong);
+    const config::ModelRefConfig* weak = ref_of(sel.weak);
+    report.score = predicted(*strong) - predicted(*weak);
+    double threshold = rt ? rt->selection.threshold(d.name, sel, report.score) : sel.threshold;
+    report.threshold = threshold + shift;
+    const bool go_strong = report.score >= report.threshold;
+    report.choice = go_strong ? "strong" : "weak";
+    if (rt)
+      report.strong_share = rt->selection.record_choice(d.name, sel, go_strong);
+    return go_strong ? strong : weak;
+  }
+  double max_cost = 0;
+  for (const auto& r : d.models)
+    max_cost = std::max(max_cost, config.find_model(r.model)->cost());
+  const config::ModelRefConfig* best = nullptr;
+  if (sel.mode == config::SelectionMode::Cheapest) {
+    // The cheapest candidate predicted to succeed often enough; else the most likely one.
+    report.threshold = sel.target_quality - shift;
+    double best_cost = 1e300, best_p = -1;
+    const config::ModelRefConfig* likeliest = nullptr;
+    for (const auto& r : d.models) {
+      double q = predicted(r), c = config.find_model(r.model)->cost();
+      if (q >= report.threshold && c < best_cost)
+        best_cost = c, best = &r;
+      if (q > best_p)
+        best_p = q, likeliest = &r;
+    }
+    if (!best)
+      best = likeliest;
+  } else {
+    report.threshold = sel.lambda + shift; // λ
+    double best_u = -1e300;
+    for (const auto& r : d.models) {
+      double c = max_cost > 0 ? config.find_model(r.model)->cost() / max_cost : 0.0;
+      double u = predicted(r) - report.threshold * c;
+      if (u > best_u)
+        best_u = u, best = &r;
+    }
+  }
+  report.score = predicted(*best);
+  report.choice = best->model;
+  return best;
+}
+
 RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::string_view body,
                    core::Random& random) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -570,7 +700,11 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
       out.confidence = d.confidence;
       decision = d.decision;
       if (decision) {
-        ref = &routing::choose_model(decision->models, random);
+        ref = nullptr;
+        if (decision->selection.enabled)
+          ref = select_by_quality(snapshot, *decision, facts.text, meta, out.selection);
+        if (!ref)
+          ref = &routing::choose_model(decision->models, random);
         model = config.find_model(ref->model);
       } else {
         model = config.find_model(config.default_model);
@@ -702,6 +836,14 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   out.response_headers.emplace_back("x-semrouter-model", model->name);
   out.response_headers.emplace_back("x-semrouter-decision", out.decision);
   out.response_headers.emplace_back("x-semrouter-reasoning", out.reasoning);
+  if (out.selection.active) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%s;score=%.4f;threshold=%.4f", out.selection.choice.c_str(),
+                  out.selection.score, out.selection.threshold);
+    out.response_headers.emplace_back("x-semrouter-selection", buf);
+    out.response_headers.emplace_back("x-semrouter-load",
+                                      out.selection.pressure ? "pressure" : "normal");
+  }
   if (out.decision != "passthrough") {
     char conf[16];
     std::snprintf(conf, sizeof conf, "%.3f", out.confidence);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -12,9 +13,11 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/status.h"
+#include "models/quality_router.h"
 #include "models/registry.h"
 #include "openai/errors.h"
 #include "openai/request.h"
+#include "pipeline/cost_quality.h"
 #include "pipeline/request_signals.h"
 #include "pipeline/sessions.h"
 #include "routing/decision_engine.h"
@@ -35,6 +38,8 @@ struct Snapshot {
   // Per signals.embeddings entry, the embedding of each phrase (computed once, when the models
   // load).
   std::vector<std::vector<std::vector<float>>> embedding_phrases;
+  // The cost-quality routers of `routers`, loaded with the models.
+  std::map<std::string, std::shared_ptr<const models::QualityRouter>> routers;
   uint64_t generation = 0;
   std::string models_json; // the GET /v1/models body, built once
   // The model behind each task (`classifiers`); null when the snapshot was built without them
@@ -115,16 +120,18 @@ struct RouteOutcome {
   // to drop.
   std::vector<std::pair<std::string, std::string>> upstream_set_headers;
   std::vector<std::string> upstream_remove_headers;
-  std::string session; // "new", "sticky", "escalated" or "" (no session header)
-  std::string pii;     // what the pii plugin did: "redacted", "rerouted", "blocked" or ""
-  double route_us = 0; // time spent routing (parse, signals, decision, plugins)
+  std::string session;       // "new", "sticky", "escalated" or "" (no session header)
+  std::string pii;           // what the pii plugin did: "redacted", "rerouted", "blocked" or ""
+  double route_us = 0;       // time spent routing (parse, signals, decision, plugins)
+  SelectionReport selection; // cost-quality selection, when the decision has one
 };
 
 struct RequestMeta {
   openai::RequestKind kind = openai::RequestKind::ChatCompletions;
-  const HeaderLookup* headers = nullptr; // the client's request headers (metadata signals)
-  SessionStore* sessions = nullptr;      // routing.sessions; null: no stickiness
-  models::InferencePool* pool = nullptr; // transformer-backed signals; null: inline
+  const HeaderLookup* headers = nullptr;      // the client's request headers (metadata signals)
+  SessionStore* sessions = nullptr;           // routing.sessions; null: no stickiness
+  models::InferencePool* pool = nullptr;      // transformer-backed signals; null: inline
+  CostQualityRuntime* cost_quality = nullptr; // load and calibration state; null: static
 };
 
 // Routes one request. Never throws; a bad request comes back as RouteAction::Reply.

@@ -2,6 +2,7 @@
 // session store's bounds, the confidence strategy, history windows, token estimates, the
 // inference pool running transformer-backed signals, and the classify API.
 #include <chrono>
+#include <fstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -9,6 +10,9 @@
 
 #include "config/config.h"
 #include "models/inference_pool.h"
+#include "models/quality_router.h"
+#include "models/word_vectors.h"
+#include "pipeline/cost_quality.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/request_signals.h"
 #include "pipeline/sessions.h"
@@ -224,6 +228,138 @@ signals:
   auto [bad_status, bad_body] = pipeline::classify(**s, R"({"messages":"nope"})");
   EXPECT_EQ(bad_status, 400);
   EXPECT_NE(bad_body.find("\"invalid_request_error\""), std::string::npos) << bad_body;
+}
+
+// Holding a target share of strong calls online: after warm-up the threshold is the window's
+// (1 − share) quantile, and the realised share follows.
+TEST(CostQuality, OnlineThresholdHoldsTheTargetShare) {
+  config::SelectionConfig sel;
+  sel.enabled = true;
+  sel.threshold = 0.9; // the offline threshold, used until the window has 50 scores
+  sel.target_strong_share = 0.3;
+  sel.window = 500;
+  pipeline::SelectionState st;
+  size_t strong = 0, n = 0;
+  for (int i = 0; i < 2000; ++i) {
+    double score = double((i * 7919) % 1000) / 1000.0; // every value of [0, 1) in a scrambled order
+    double t = st.threshold("d", sel, score);
+    if (i < 49)
+      EXPECT_DOUBLE_EQ(t, 0.9);
+    bool go = score >= t;
+    double share = st.record_choice("d", sel, go);
+    if (i >= 1000) {
+      strong += go, ++n;
+      EXPECT_NEAR(share, 0.3, 0.06) << i;
+    }
+  }
+  EXPECT_NEAR(double(strong) / double(n), 0.3, 0.03);
+}
+
+// Load pressure starts above the limit and ends only below (1 − hysteresis) of it; old
+// time-to-first-token samples do not count.
+TEST(CostQuality, LoadPressureHasHysteresis) {
+  config::SelectionConfig sel;
+  sel.load.max_inflight = 4;
+  sel.load.hysteresis = 0.5;
+  pipeline::LoadTracker load;
+  pipeline::SelectionState st;
+  auto pressure = [&] { return st.pressure("d", sel, load, "big"); };
+  for (int i = 0; i < 4; ++i)
+    load.start("big");
+  EXPECT_FALSE(pressure()) << "4 in flight is at the limit, not above";
+  load.start("big");
+  EXPECT_TRUE(pressure());
+  load.finish("big"); // 4
+  EXPECT_TRUE(pressure()) << "still above 4 × (1 − 0.5)";
+  load.finish("big");
+  EXPECT_TRUE(pressure()) << "3 is still above 2";
+  load.finish("big"); // 2
+  EXPECT_FALSE(pressure());
+  load.start("big"); // 3: below the limit, stays off
+  EXPECT_FALSE(pressure());
+  EXPECT_EQ(load.inflight("big"), 3);
+  EXPECT_EQ(load.inflight("other"), 0);
+
+  config::SelectionConfig slo;
+  slo.load.ttft_p95_ms = 500;
+  for (int i = 0; i < 9; ++i)
+    load.record_ttft("slow", 2.0);
+  EXPECT_FALSE(load.ttft_p95("slow")) << "fewer than 10 samples";
+  load.record_ttft("slow", 2.0);
+  ASSERT_TRUE(load.ttft_p95("slow"));
+  EXPECT_DOUBLE_EQ(*load.ttft_p95("slow"), 2.0);
+  EXPECT_TRUE(st.pressure("e", slo, load, "slow"));
+}
+
+// The routers learn the fixture's pattern and survive a save/load round trip.
+TEST(CostQuality, RoutersTrainSaveLoadAndPredict) {
+  auto data = models::load_outcomes(src("tests/fixtures/router/outcomes.jsonl"));
+  ASSERT_TRUE(data) << data.error().message;
+  EXPECT_EQ(data->models, (std::vector<std::string>{"big", "mid", "small"}));
+  std::vector<size_t> rows(data->rows.size());
+  for (size_t i = 0; i < rows.size(); ++i)
+    rows[i] = i;
+  auto wv = models::WordVectors::load_shared(src("models/glove-100d-sif"));
+  ASSERT_TRUE(wv);
+  const std::string dir = ::testing::TempDir() + "/semrouter-router-test";
+  for (auto kind : {models::QualityRouterKind::Knn, models::QualityRouterKind::Mf,
+                    models::QualityRouterKind::Linear}) {
+    SCOPED_TRACE(models::router_kind_name(kind));
+    models::QualityRouterOptions o;
+    o.kind = kind;
+    o.epochs = 30;
+    o.buckets_log2 = 10;
+    auto r = models::QualityRouter::train(*data, rows, *wv, "word_vectors",
+                                          src("models/glove-100d-sif"), o);
+    ASSERT_TRUE(r) << r.error().message;
+    ASSERT_TRUE((*r)->save(dir));
+    auto loaded = models::QualityRouter::load(dir);
+    ASSERT_TRUE(loaded) << loaded.error().message;
+    std::vector<float> a, b, hard, easy;
+    (*r)->predict("solve the differential equation of the sea", a);
+    (*loaded)->predict("solve the differential equation of the sea", b);
+    ASSERT_EQ(a.size(), 3u);
+    for (size_t m = 0; m < 3; ++m)
+      EXPECT_NEAR(a[m], b[m], 2e-3) << "F16 storage";
+    (*loaded)->predict("prove that the integral of winter", hard);
+    (*loaded)->predict("recommend a movie about rivers", easy);
+    const int big = (*loaded)->model_index("big"), small = (*loaded)->model_index("small");
+    EXPECT_GT(hard[size_t(big)] - hard[size_t(small)],
+              easy[size_t(big)] - easy[size_t(small)] + 0.2);
+  }
+  // Bad data names the problem and the line.
+  const std::string bad = ::testing::TempDir() + "/bad-outcomes.jsonl";
+  std::ofstream(bad) << "{\"prompt\": \"x\", \"scores\": {\"a\": 2}}\n";
+  auto e = models::load_outcomes(bad);
+  ASSERT_FALSE(e);
+  EXPECT_NE(e.error().message.find(":1: score of \"a\" must be a number in [0, 1]"),
+            std::string::npos)
+      << e.error().message;
+}
+
+// RouteLLM's metrics on a hand-computed case.
+TEST(CostQuality, PgrApgrAndCptFollowRouteLlm) {
+  // 4 prompts: strong right on 0, 1, 2; weak right on 2, 3. q(strong) = 0.75, q(weak) = 0.5.
+  std::vector<float> s{1, 1, 1, 0}, w{0, 0, 1, 1};
+  // A router that ranks 0, 1 first (the prompts that gain) is the oracle here.
+  auto e = models::evaluate_pair("S", "W", {0.9, 0.8, 0.1, 0.0}, s, w);
+  ASSERT_EQ(e.curve.size(), 5u);
+  EXPECT_DOUBLE_EQ(e.q_strong, 0.75);
+  EXPECT_DOUBLE_EQ(e.q_weak, 0.5);
+  // share 0.25: quality (1+0+1+1)/4 = 0.75 -> PGR 1.0; 0.5: 1.0 -> PGR 2.0; 0.75: 1.0; 1.0: 0.75.
+  EXPECT_DOUBLE_EQ(e.curve[1].pgr, 1.0);
+  EXPECT_DOUBLE_EQ(e.curve[2].pgr, 2.0);
+  EXPECT_DOUBLE_EQ(e.curve[4].pgr, 1.0);
+  EXPECT_DOUBLE_EQ(e.cpt50, 0.25);
+  // Trapezoids: (0+1)/2·.25 + (1+2)/2·.25 + (2+2)/2·.25 + (2+1)/2·.25 = 0.125+0.375+0.5+0.375
+  EXPECT_DOUBLE_EQ(e.apgr, 1.375);
+  EXPECT_DOUBLE_EQ(e.apgr, e.oracle_apgr);
+  // The reverse ranking loses first (PGR −1, −1, 0) and reaches PGR 0.5 only with every call
+  // strong.
+  auto bad = models::evaluate_pair("S", "W", {0.0, 0.1, 0.8, 0.9}, s, w);
+  EXPECT_DOUBLE_EQ(bad.curve[1].pgr, -1.0);
+  EXPECT_DOUBLE_EQ(bad.cpt50, 1.0);
+  EXPECT_DOUBLE_EQ(bad.apgr, -0.375); // (−.5 −1 −.5 +.5)·.25
 }
 
 } // namespace

@@ -11,6 +11,7 @@
 
 #include "pipeline/pipeline.h"
 
+#include <cstdlib>
 #include <map>
 #include <optional>
 
@@ -86,6 +87,8 @@ std::string read_file(const fs::path& p) {
 }
 
 TEST(RoutingCases, AllCaseFiles) {
+  // Case configs name fixtures as ${SEMROUTER_SOURCE_DIR}/tests/fixtures/...
+  setenv("SEMROUTER_SOURCE_DIR", SEMROUTER_SOURCE_DIR, 0);
   auto files = load_case_files();
   ASSERT_FALSE(files.empty());
   size_t total = 0;
