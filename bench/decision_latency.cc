@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "models/quality_router.h"
 #include "pipeline/pipeline.h"
 
 using namespace semrouter;
@@ -27,12 +28,47 @@ int main(int argc, char** argv) {
   int rounds = 20;
   std::string data = std::string(SEMROUTER_SOURCE_DIR) + "/data/eval/domain_chat.jsonl";
   bool json = false;
+  std::string router_dir;
   app.add_option("-c,--concurrency", concurrency, "Concurrent routing threads (repeatable)");
+  app.add_option("--router", router_dir,
+                 "Instead: time one cost-quality router's scoring (QualityRouter::predict) per "
+                 "prompt, single-threaded");
   app.add_option("-r,--rounds", rounds, "Passes over the prompt set per concurrency");
   app.add_option("--data", data, "JSONL with a \"text\" field per line");
   app.add_flag("--json", json, "Also print one JSON line per concurrency");
   CLI11_PARSE(app, argc, argv);
 
+  if (!router_dir.empty()) {
+    auto r = models::QualityRouter::load(router_dir);
+    if (!r) {
+      std::fprintf(stderr, "router: %s\n", r.error().message.c_str());
+      return 1;
+    }
+    std::vector<std::string> texts;
+    std::ifstream rin(data);
+    for (std::string line; std::getline(rin, line);)
+      if (!line.empty())
+        texts.push_back(nlohmann::json::parse(line)["text"].get<std::string>());
+    std::vector<float> p;
+    for (const auto& t : texts) // warm-up
+      (*r)->predict(t, p);
+    std::vector<double> lat;
+    for (int round = 0; round < rounds; ++round)
+      for (const auto& t : texts) {
+        auto t0 = std::chrono::steady_clock::now();
+        (*r)->predict(t, p);
+        lat.push_back(
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                .count());
+      }
+    std::sort(lat.begin(), lat.end());
+    std::printf(
+        "| router | type | prompts | p50 µs | p99 µs |\n|---|---|---|---|---|\n| %s | %s | %zu | "
+        "%.1f | %.1f |\n",
+        router_dir.c_str(), models::router_kind_name((*r)->kind()), lat.size(), lat[lat.size() / 2],
+        lat[std::min(lat.size() - 1, size_t(0.99 * double(lat.size())))]);
+    return 0;
+  }
   auto cfg = config::parse_config(config::embedded_default_config());
   if (!cfg) {
     std::fprintf(stderr, "config: %s\n", cfg.error().message.c_str());

@@ -14,3 +14,8 @@ V=models/glove-100d-sif
   --out models/complexity
 "$B" train jailbreak --data data/jailbreak/jailbreak.jsonl.gz --vectors "$V" --buckets-log2 17 \
   --out models/jailbreak
+
+# The cost-quality router (docs/cost-quality.md): 8 MMLU-Pro models, held-out 20% never seen.
+"$B" train router --data data/mmlu_pro/questions.jsonl.gz --type linear --epochs 12 \
+  --models gpt4o,gemini-1.5-pro-002,Meta-Llama-3_1-70B-Instruct,Meta-Llama-3_1-8B-Instruct,Mixtral-8x7B-Instruct-v0.1,Mistral-7B-Instruct-v0.2,Qwen1.5-72B-Chat,Phi-3-mini-4k-instruct \
+  --out models/router-mmlu-pro

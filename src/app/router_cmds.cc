@@ -416,9 +416,9 @@ int cmd_calibrate(const CalibrateArgs& a) {
   } else {
     std::printf("threshold %.6f: %.1f%% of %zu prompts go to %s (target %.1f%%)\n", threshold,
                 share * 100, scores.size(), a.strong.c_str(), a.target_strong_share * 100);
-    std::printf(
-        "in a decision:\n  selection: {router: NAME, strong: %s, weak: %s, threshold: %.6f}\n",
-        a.strong.c_str(), a.weak.c_str(), threshold);
+    std::printf("in a decision (strong and weak are your model names, with router_name %s and "
+                "%s):\n  selection: {router: NAME, strong: STRONG, weak: WEAK, threshold: %.6f}\n",
+                a.strong.c_str(), a.weak.c_str(), threshold);
   }
   return 0;
 }

@@ -243,8 +243,9 @@ TEST(CostQuality, OnlineThresholdHoldsTheTargetShare) {
   for (int i = 0; i < 2000; ++i) {
     double score = double((i * 7919) % 1000) / 1000.0; // every value of [0, 1) in a scrambled order
     double t = st.threshold("d", sel, score);
-    if (i < 49)
+    if (i < 49) {
       EXPECT_DOUBLE_EQ(t, 0.9);
+    }
     bool go = score >= t;
     double share = st.record_choice("d", sel, go);
     if (i >= 1000) {
