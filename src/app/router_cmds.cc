@@ -363,14 +363,7 @@ int cmd_calibrate(const CalibrateArgs& a) {
                             fmt::join((*router)->models(), ", ")));
   // Prompts: any JSONL with "prompt" / "text" / the MMLU-Pro "question" (outcomes not needed).
   std::vector<std::string> prompts;
-  auto st = models::for_each_jsonl(a.data, [&](std::string_view line) -> core::Status {
-    json r;
-    try {
-      r = json::parse(line);
-    } catch (const json::exception& e) {
-      return core::make_error(core::ErrorCode::InvalidArgument,
-                              std::string("not JSON: ") + e.what());
-    }
+  auto st = models::for_each_json_record(a.data, [&](const json& r) -> core::Status {
     for (const char* k : {"prompt", "text", "question"})
       if (r.contains(k) && r[k].is_string()) {
         std::string t = r[k].get<std::string>();

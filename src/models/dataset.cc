@@ -165,16 +165,23 @@ core::Status for_each_jsonl(const std::string& path,
   return {};
 }
 
-core::StatusOr<std::vector<Example>> load_examples(const std::string& path,
-                                                   const DatasetOptions& opts) {
-  std::vector<Example> out;
-  auto st = for_each_jsonl(path, [&](std::string_view line) -> core::Status {
+core::Status for_each_json_record(const std::string& path,
+                                  const std::function<core::Status(const json&)>& fn) {
+  return for_each_jsonl(path, [&](std::string_view line) -> core::Status {
     json r;
     try {
       r = json::parse(line);
     } catch (const json::exception& e) {
       return make_error(ErrorCode::InvalidArgument, fmt::format("not JSON: {}", e.what()));
     }
+    return fn(r);
+  });
+}
+
+core::StatusOr<std::vector<Example>> load_examples(const std::string& path,
+                                                   const DatasetOptions& opts) {
+  std::vector<Example> out;
+  auto st = for_each_json_record(path, [&](const json& r) -> core::Status {
     Example ex;
     if (auto ls = label_record(r, opts, ex); !ls)
       return ls;

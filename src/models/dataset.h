@@ -4,6 +4,8 @@
 #pragma once
 
 #include <functional>
+
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +40,10 @@ core::StatusOr<std::vector<Example>> load_examples(const std::string& path,
 // the walk and comes back prefixed with "path:line: ".
 core::Status for_each_jsonl(const std::string& path,
                             const std::function<core::Status(std::string_view line)>& fn);
+
+// The same, each line parsed as JSON first (a line that is not JSON is an error naming it).
+core::Status for_each_json_record(const std::string& path,
+                                  const std::function<core::Status(const nlohmann::json&)>& fn);
 
 // True when `key` falls in the held-out fraction (hash of the key, stable across runs and
 // machines).

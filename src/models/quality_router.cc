@@ -62,13 +62,7 @@ core::StatusOr<OutcomeSet> load_outcomes(const std::string& path) {
   };
   std::vector<Raw> raw;
   std::set<std::string> names;
-  auto st = for_each_jsonl(path, [&](std::string_view line) -> core::Status {
-    json r;
-    try {
-      r = json::parse(line);
-    } catch (const json::exception& e) {
-      return make_error(ErrorCode::InvalidArgument, fmt::format("not JSON: {}", e.what()));
-    }
+  auto st = for_each_json_record(path, [&](const json& r) -> core::Status {
     if (!r.is_object())
       return make_error(ErrorCode::InvalidArgument, "a record must be a JSON object");
     Raw x;

@@ -121,19 +121,23 @@ TEST(Signals, ConfigAndRecognisersAgreeOnPiiTypes) {
 // Transformer-backed tasks run as pool jobs beside the inline ones; the answers are the same as
 // running everything on the calling thread.
 TEST(Signals, TransformerTasksOnThePoolMatchInline) {
-  auto cfg = parse(R"(
+  // The BERT fixtures back domain, embeddings and pii (the jailbreak model stays the default).
+  const std::string base =
+      R"(
 backends: [{name: b, url: "http://127.0.0.1:9/v1"}]
 models: [{name: m, backends: [b]}, {name: n, backends: [b]}]
 classifiers:
   domain: {type: transformer, path: )" +
-                   src("tests/fixtures/encoders/bert-seqcls") + R"(, precision: f32}
+      src("tests/fixtures/encoders/bert-seqcls") + R"(, precision: f32}
   embeddings: {type: transformer, path: )" +
-                   src("tests/fixtures/encoders/bert-embed") + R"(, precision: f32}
+      src("tests/fixtures/encoders/bert-embed") + R"(, precision: f32}
   pii: {type: transformer, path: )" +
-                   src("tests/fixtures/encoders/bert-tokcls") + R"(, precision: f32}
+      src("tests/fixtures/encoders/bert-tokcls") + R"(, precision: f32}
 signals:
   embeddings: [{name: greet, phrases: [hello there, good morning], threshold: -1}]
   pii: [{name: any, min_score: 0}]
+)";
+  auto cfg = parse(base + R"(
 decisions:
   - {name: d, rules: {and: [{embedding: greet}, {not: {domain: astrology_is_not_a_label}}]}, models: [m]}
   - {name: e, rules: {or: [{domain: math}, {jailbreak: jailbreak}, {pii: any}]}, models: [n]}
@@ -145,19 +149,7 @@ decisions:
   ASSERT_FALSE(loaded) << "a domain the classifier does not know is refused";
   EXPECT_NE(loaded.error().message.find("astrology_is_not_a_label"), std::string::npos);
 
-  auto cfg2 = parse(R"(
-backends: [{name: b, url: "http://127.0.0.1:9/v1"}]
-models: [{name: m, backends: [b]}, {name: n, backends: [b]}]
-classifiers:
-  domain: {type: transformer, path: )" +
-                    src("tests/fixtures/encoders/bert-seqcls") + R"(, precision: f32}
-  embeddings: {type: transformer, path: )" +
-                    src("tests/fixtures/encoders/bert-embed") + R"(, precision: f32}
-  pii: {type: transformer, path: )" +
-                    src("tests/fixtures/encoders/bert-tokcls") + R"(, precision: f32}
-signals:
-  embeddings: [{name: greet, phrases: [hello there, good morning], threshold: -1}]
-  pii: [{name: any, min_score: 0}]
+  auto cfg2 = parse(base + R"(
 decisions:
   - {name: d, rules: {and: [{embedding: greet}, {not: {domain: other}}, {pii: any}]}, models: [m]}
   - {name: e, rules: {or: [{domain: math}, {jailbreak: jailbreak}]}, models: [n]}
