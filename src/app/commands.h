@@ -63,7 +63,7 @@ struct TrainRouterArgs {
   std::string type = "linear";     // knn, mf, linear, random
   std::vector<std::string> models; // keep only these models (default: every model in the data)
   std::string embeddings;          // transformer folder (default: the embedded GloVe SIF vectors)
-  int k = 100;
+  int k = 0;                       // 0: chosen on the validation slice
   int rank = 16;
   int epochs = 0;       // 0: the type's default
   int buckets_log2 = 0; // linear: hashed feature space (0: 16)

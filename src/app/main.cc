@@ -366,8 +366,11 @@ int main(int argc, char** argv) {
                    "router: a transformer embedding folder (default: the embedded GloVe SIF "
                    "vectors)")
       ->check(CLI::ExistingDirectory);
-  train->add_option("--k", tra.k, "router knn: neighbours")->capture_default_str();
-  train->add_option("--rank", tra.rank, "router mf: latent dimension")->capture_default_str();
+  train->add_option("--k", tra.k, "router knn: neighbours (default: chosen on a validation slice)")
+      ->check(CLI::Range(1, 100000));
+  train->add_option("--rank", tra.rank, "router mf: latent dimension")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
 
   app::EvalArgs ea;
   auto* eval = app.add_subcommand(

@@ -44,12 +44,20 @@ core::StatusOr<models::OutcomeSet> load_all(const std::vector<std::string>& file
         for (auto& r : all.rows)
           r.scores.push_back(std::nanf(""));
       }
+    // Rows with an id already seen merge their scores into it (one file per model works).
+    std::map<std::string, size_t> by_id;
+    for (size_t i = 0; i < all.rows.size(); ++i)
+      by_id.emplace(all.rows[i].id, i);
     for (auto& r : d->rows) {
-      models::Outcome o{r.id, r.text, r.category,
-                        std::vector<float>(all.models.size(), std::nanf(""))};
+      auto it = by_id.find(r.id);
+      if (it == by_id.end()) {
+        it = by_id.emplace(r.id, all.rows.size()).first;
+        all.rows.push_back(
+            {r.id, r.text, r.category, std::vector<float>(all.models.size(), std::nanf(""))});
+      }
       for (size_t m = 0; m < d->models.size(); ++m)
-        o.scores[size_t(all.model_index(d->models[m]))] = r.scores[m];
-      all.rows.push_back(std::move(o));
+        if (!std::isnan(r.scores[m]))
+          all.rows[it->second].scores[size_t(all.model_index(d->models[m]))] = r.scores[m];
     }
   }
   return all;
@@ -214,6 +222,10 @@ int cmd_eval_router(const EvalRouterArgs& a) {
       tw[j] = data->rows[rows[j]].scores[size_t(dw)];
     }
     models::PairEvaluation e = models::evaluate_pair(sname, wname, score, ts, tw);
+    if (e.n == 0)
+      return fail("eval router", fmt::format("no prompt in the {} split has outcomes for both {} "
+                                             "and {}",
+                                             a.split, sname, wname));
     json curve = json::array();
     const size_t n = e.curve.size() - 1;
     for (int p = 0; p <= 100; ++p) {
@@ -318,7 +330,8 @@ int cmd_eval_router(const EvalRouterArgs& a) {
       std::string svg = models::svg_chart(fmt::format("{} vs {}: APGR {:.3f}, CPT(50%) {:.0f}%",
                                                       e.strong, e.weak, e.apgr, e.cpt50 * 100),
                                           "share of strong calls", "PGR", series, 0, 1, 0, 1.25);
-      std::ofstream(a.svg) << svg;
+      if (!(std::ofstream(a.svg) << svg))
+        return fail("eval router", "cannot write " + a.svg);
     }
     if (!frontier.empty()) {
       models::Series f{"router (λ sweep)", "#1f77b4", {}, false, true},
@@ -338,13 +351,20 @@ int cmd_eval_router(const EvalRouterArgs& a) {
       std::string path = a.svg;
       auto dot = path.rfind(".svg");
       path = (dot == std::string::npos ? path : path.substr(0, dot)) + "-frontier.svg";
-      std::ofstream(path) << models::svg_chart(
-          "Cost–quality frontier", "mean cost per prompt", "quality (accuracy)", {f, s}, 0,
-          cmax * 1.05, std::floor(qmin * 20) / 20, std::ceil(qmax * 20) / 20);
+      // Degenerate axes (all costs 0, one quality) still get a drawable range.
+      double qlo = std::floor(qmin * 20) / 20, qhi = std::ceil(qmax * 20) / 20;
+      if (qhi <= qlo)
+        qhi = qlo + 0.05;
+      std::ofstream fout(path);
+      if (!(fout << models::svg_chart("Cost–quality frontier", "mean cost per prompt",
+                                      "quality (accuracy)", {f, s}, 0, cmax > 0 ? cmax * 1.05 : 1.0,
+                                      qlo, qhi)))
+        return fail("eval router", "cannot write " + path);
     }
   }
   if (!a.out_json.empty())
-    std::ofstream(a.out_json) << report.dump(2) << "\n";
+    if (!(std::ofstream(a.out_json) << report.dump(2) << "\n"))
+      return fail("eval router", "cannot write " + a.out_json);
   if (a.json)
     std::printf("%s\n", report.dump(2).c_str());
   else

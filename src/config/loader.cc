@@ -901,7 +901,7 @@ void parse_document(const Node& root, Config& c) {
       }
       sel.threshold = sn.get_double("threshold", sel.threshold, -1, 1);
       sel.target_strong_share = sn.get_double("target_strong_share", -1, 0, 1);
-      sel.window = static_cast<uint32_t>(sn.get_int("window", sel.window, 10, 1000000));
+      sel.window = static_cast<uint32_t>(sn.get_int("window", sel.window, 50, 1000000));
       sel.target_quality = sn.get_double("target_quality", sel.target_quality, 0, 1);
       sel.lambda = sn.get_double("lambda", sel.lambda, 0, 1e6);
       if (sn.has("load")) {

@@ -738,7 +738,8 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
     auto snap = store.get();
     pipeline::HeaderLookup headers = header_lookup(req);
     pipeline::RequestMeta meta = meta_for(openai::RequestKind::ChatCompletions, headers);
-    meta.sessions = nullptr; // a dry run neither starts nor moves a session
+    meta.sessions = nullptr;     // a dry run neither starts nor moves a session,
+    meta.cost_quality = nullptr; // nor feeds calibration or load state
     pipeline::RouteOutcome out = pipeline::route(*snap, meta, req.body(), w.random);
     if (out.action == pipeline::RouteAction::Reply && !out.blocked) {
       co_await send(client, req, static_cast<http::status>(out.reply_status), out.reply_body,
@@ -985,7 +986,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       const bool event_stream =
           core::starts_with(core::ascii_lower(content_type), "text/event-stream");
       // A whole (non-streamed) answer arrives with its header: that is its first token.
-      if (!event_stream)
+      if (!event_stream && status < 400) // a quick error is not a served answer
         record_ttft();
       std::vector<std::pair<std::string, std::string>> headers;
       for (const auto& field : uh) {

@@ -374,20 +374,26 @@ QualityRouter::train(const OutcomeSet& data, const std::vector<size_t>& rows,
       }
       r->transpose_embeddings();
     };
-    if (!val.empty()) {
+    if (opts.k > 0) {
+      r->k_ = opts.k; // asked for explicitly
+    } else if (!val.empty()) {
       build(order);
       double best = 1e300;
+      r->k_ = 100;
       for (int k : {10, 25, 50, 100, 200, 400}) {
+        int saved = r->k_;
         r->k_ = k;
         double l = val_loss();
         say(fmt::format("knn k={}: validation loss {:.4f}", k, l));
         if (l < best)
-          best = l, r->k_ = k;
+          best = l;
+        else
+          r->k_ = saved;
       }
-      if (opts.k > 0 && opts.k != 100)
-        r->k_ = opts.k; // asked for explicitly
-      say(fmt::format("knn: k={}", r->k_));
+    } else {
+      r->k_ = 100; // too little data to choose
     }
+    say(fmt::format("knn: k={}", r->k_));
     std::vector<size_t> all(N);
     std::iota(all.begin(), all.end(), 0);
     build(all);
@@ -454,7 +460,7 @@ QualityRouter::train(const OutcomeSet& data, const std::vector<size_t>& rows,
         best_epoch = ep + 1;
       }
     }
-    if (!val.empty()) {
+    if (best_epoch > 0) {
       std::tie(r->proj_, r->mvec_, r->mbias_) = best;
       say(fmt::format("mf: kept epoch {} (lowest validation loss)", best_epoch));
     }
@@ -528,7 +534,7 @@ QualityRouter::train(const OutcomeSet& data, const std::vector<size_t>& rows,
       best_epoch = ep + 1;
     }
   }
-  if (!val.empty()) {
+  if (best_epoch > 0) {
     r->lw_ = std::move(best_w);
     r->lb_ = std::move(best_b);
     say(fmt::format("linear: kept epoch {} (lowest validation loss)", best_epoch));
@@ -577,6 +583,17 @@ core::Status QualityRouter::save(const std::string& dir) const {
 
 core::StatusOr<std::shared_ptr<const QualityRouter>>
 QualityRouter::load(const std::string& dir, std::shared_ptr<const Embedder> embedder) {
+  // A hand-edited config.json with a wrong type must be an error, not an exception.
+  try {
+    return load_checked(dir, std::move(embedder));
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::InvalidArgument,
+                      fmt::format("router {}: config.json: {}", dir, e.what()));
+  }
+}
+
+core::StatusOr<std::shared_ptr<const QualityRouter>>
+QualityRouter::load_checked(const std::string& dir, std::shared_ptr<const Embedder> embedder) {
   auto fail = [&](const std::string& m) {
     return make_error(ErrorCode::InvalidArgument, fmt::format("router {}: {}", dir, m));
   };
@@ -645,6 +662,8 @@ QualityRouter::load(const std::string& dir, std::shared_ptr<const Embedder> embe
   core::Status s;
   if (r->kind_ == QualityRouterKind::Knn) {
     r->k_ = cfg.value("k", 100);
+    if (r->k_ < 1)
+      return fail("k must be at least 1");
     auto it = (*st)->tensors().find("outcomes");
     if (it == (*st)->tensors().end() || it->second.shape.size() != 2)
       return fail("router.safetensors has no [N, M] outcomes");
@@ -655,12 +674,16 @@ QualityRouter::load(const std::string& dir, std::shared_ptr<const Embedder> embe
     r->transpose_embeddings();
   } else if (r->kind_ == QualityRouterKind::Mf) {
     r->rank_ = cfg.value("rank", 16);
+    if (r->rank_ < 1 || r->rank_ > 4096)
+      return fail("rank must be between 1 and 4096");
     if (!(s = get("projection", {r->rank_, r->dim_}, r->proj_)) ||
         !(s = get("model_vectors", {M, r->rank_}, r->mvec_)) ||
         !(s = get("model_bias", {M}, r->mbias_)))
       return fail(s.error().message);
   } else {
     r->feat_.buckets_log2 = cfg.value("buckets_log2", 16u);
+    if (r->feat_.buckets_log2 < 8 || r->feat_.buckets_log2 > 24)
+      return fail("buckets_log2 must be between 8 and 24");
     r->feat_.word_bigrams = true;
     r->feat_.char_ngram_min = 0;
     r->feat_.char_ngram_max = 0;
@@ -687,15 +710,28 @@ std::vector<CurvePoint> curve_of(const std::vector<double>& score, const std::ve
   double sum_w = 0;
   for (size_t i = 0; i < n; ++i)
     sum_w += w[i];
-  double q = sum_w;
   const double gap = qs - qw;
-  for (size_t k = 0; k <= n; ++k) {
-    if (k > 0)
-      q += double(s[order[k - 1]]) - double(w[order[k - 1]]);
-    c[k].share = double(k) / double(n);
-    c[k].quality = q / double(n);
-    c[k].pgr = gap != 0 ? (c[k].quality - qw) / gap : 0;
-    c[k].threshold = k == 0 ? std::numeric_limits<double>::infinity() : score[order[k - 1]];
+  c[0] = {0.0, sum_w / double(n), 0.0, std::numeric_limits<double>::infinity()};
+  c[0].pgr = gap != 0 ? (c[0].quality - qw) / gap : 0;
+  // Prompts with the same score cannot be told apart by any threshold: within a tie group the
+  // curve takes the group's expected gain (random tie-breaking), not the file order.
+  double q = sum_w;
+  for (size_t g = 0; g < n;) {
+    size_t e = g;
+    double group_gain = 0;
+    while (e < n && score[order[e]] == score[order[g]]) {
+      group_gain += double(s[order[e]]) - double(w[order[e]]);
+      ++e;
+    }
+    for (size_t k = g + 1; k <= e; ++k) {
+      double taken = double(k - g) / double(e - g);
+      c[k].share = double(k) / double(n);
+      c[k].quality = (q + group_gain * taken) / double(n);
+      c[k].pgr = gap != 0 ? (c[k].quality - qw) / gap : 0;
+      c[k].threshold = score[order[g]];
+    }
+    q += group_gain;
+    g = e;
   }
   return c;
 }
@@ -759,9 +795,9 @@ std::vector<FrontierPoint> utility_frontier(const std::vector<std::vector<float>
   double max_cost = *std::max_element(costs.begin(), costs.end());
   if (max_cost <= 0)
     max_cost = 1;
-  // λ in units of "quality per unit of the most expensive model's cost", from free to prohibitive.
+  // λ as selection.lambda reads it: predicted success per the dearest model's cost.
   for (int i = 0; i <= 60; ++i) {
-    double lambda = i == 0 ? 0 : std::pow(10.0, -3 + 4.0 * (i - 1) / 59.0) / max_cost;
+    double lambda = i == 0 ? 0 : std::pow(10.0, -2 + 3.0 * (i - 1) / 59.0);
     FrontierPoint p;
     p.lambda = lambda;
     size_t n = 0;
@@ -769,7 +805,7 @@ std::vector<FrontierPoint> utility_frontier(const std::vector<std::vector<float>
       size_t best = 0;
       double best_u = -1e300;
       for (size_t m = 0; m < costs.size(); ++m) {
-        double u = predicted[j][m] - lambda * costs[m];
+        double u = predicted[j][m] - lambda * costs[m] / max_cost;
         if (u > best_u)
           best_u = u, best = m;
       }

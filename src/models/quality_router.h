@@ -3,7 +3,7 @@
 //   knn     similarity-weighted outcomes of the k most similar training prompts (embeddings);
 //   mf      matrix factorisation: learned model vectors against a projection of the embedding;
 //   linear  a multi-label logistic classifier on hashed words and bigrams plus the embedding;
-//   random  a constant per model (its training accuracy) plus noise: the baseline.
+//   random  a uniform value per (prompt, model) from a hash of the prompt: the baseline.
 // A pair's routing score is the predicted gain of the strong model, p(strong) − p(weak).
 #pragma once
 
@@ -87,6 +87,8 @@ public:
 
 private:
   QualityRouter() = default;
+  static core::StatusOr<std::shared_ptr<const QualityRouter>>
+  load_checked(const std::string& dir, std::shared_ptr<const Embedder> embedder);
   void embed(std::string_view text, std::vector<float>& out) const;
   void linear_features(std::string_view text, const std::vector<float>& e, SparseVec& x) const;
 
@@ -143,7 +145,8 @@ PairEvaluation evaluate_pair(const std::string& strong_name, const std::string& 
                              const std::vector<double>& scores, const std::vector<float>& strong,
                              const std::vector<float>& weak);
 
-// The N-model cost–quality frontier of utility selection (argmax p − λ·cost) over λ.
+// The N-model cost–quality frontier of utility selection (argmax p − λ·cost / max cost, as a
+// decision's selection computes it) over λ from 0 to 10.
 struct FrontierPoint {
   double lambda = 0;
   double cost = 0;    // mean cost per prompt

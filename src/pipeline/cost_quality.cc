@@ -71,6 +71,16 @@ double SelectionState::threshold(const std::string& decision, const config::Sele
     return sel.threshold;
   std::lock_guard<std::mutex> lock(mu_);
   PerDecision& d = d_[decision];
+  // A reload that changes what the scores mean (router, pair, target) starts the window afresh.
+  const std::string signature = sel.router + "\n" + sel.strong + "\n" + sel.weak + "\n" +
+                                std::to_string(sel.target_strong_share);
+  if (d.signature != signature) {
+    d.scores.clear();
+    d.strong.clear();
+    d.strong_count = 0;
+    d.since_recompute = 1u << 30;
+    d.signature = signature;
+  }
   d.scores.push_back(score);
   while (d.scores.size() > sel.window)
     d.scores.pop_front();
@@ -81,7 +91,9 @@ double SelectionState::threshold(const std::string& decision, const config::Sele
     std::vector<double> v(d.scores.begin(), d.scores.end());
     size_t k = std::min(v.size() - 1, size_t((1.0 - sel.target_strong_share) * double(v.size())));
     std::nth_element(v.begin(), v.begin() + long(k), v.end());
-    d.cached_threshold = sel.target_strong_share >= 1.0 ? -1e300 : v[k];
+    // share 1: the minimum (everything goes strong); share 0: just above the maximum.
+    d.cached_threshold =
+        sel.target_strong_share <= 0.0 ? *std::max_element(v.begin(), v.end()) + 1e-9 : v[k];
     d.since_recompute = 0;
   }
   return d.cached_threshold;

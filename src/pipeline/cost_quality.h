@@ -72,6 +72,7 @@ private:
     double cached_threshold = 0;
     size_t since_recompute = 1u << 30;
     bool pressure = false;
+    std::string signature; // router, pair and target the window was filled under
   };
   std::mutex mu_;
   std::map<std::string, PerDecision> d_;

@@ -160,7 +160,8 @@ build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation
     // Cost-quality routers: reused from the previous snapshot when the path is the same.
     for (const auto& [name, path] : snap->config->routers) {
       if (previous && previous->config->routers.count(name) &&
-          previous->config->routers.at(name) == path && previous->routers.count(name)) {
+          previous->config->routers.at(name) == path && previous->routers.count(name) &&
+          previous->config->classifiers.dir == snap->config->classifiers.dir) {
         snap->routers[name] = previous->routers.at(name);
         continue;
       }
@@ -592,6 +593,8 @@ const config::ModelRefConfig* select_by_quality(const Snapshot& snapshot,
     double best_cost = 1e300, best_p = -1;
     const config::ModelRefConfig* likeliest = nullptr;
     for (const auto& r : d.models) {
+      if (r.weight == 0)
+        continue; // a reroute target only (docs: never picked)
       double q = predicted(r), c = config.find_model(r.model)->cost();
       if (q >= report.threshold && c < best_cost)
         best_cost = c, best = &r;
@@ -604,6 +607,8 @@ const config::ModelRefConfig* select_by_quality(const Snapshot& snapshot,
     report.threshold = sel.lambda + shift; // λ
     double best_u = -1e300;
     for (const auto& r : d.models) {
+      if (r.weight == 0)
+        continue;
       double c = max_cost > 0 ? config.find_model(r.model)->cost() / max_cost : 0.0;
       double u = predicted(r) - report.threshold * c;
       if (u > best_u)
@@ -837,10 +842,10 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   out.response_headers.emplace_back("x-semrouter-decision", out.decision);
   out.response_headers.emplace_back("x-semrouter-reasoning", out.reasoning);
   if (out.selection.active) {
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "%s;score=%.4f;threshold=%.4f", out.selection.choice.c_str(),
-                  out.selection.score, out.selection.threshold);
-    out.response_headers.emplace_back("x-semrouter-selection", buf);
+    char nums[64];
+    std::snprintf(nums, sizeof nums, ";score=%.4f;threshold=%.4g", out.selection.score,
+                  out.selection.threshold);
+    out.response_headers.emplace_back("x-semrouter-selection", out.selection.choice + nums);
     out.response_headers.emplace_back("x-semrouter-load",
                                       out.selection.pressure ? "pressure" : "normal");
   }

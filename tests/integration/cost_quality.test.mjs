@@ -62,6 +62,19 @@ test('eval router prints and writes PGR, APGR, CPT with random and oracle, and t
   assert.match(bad.stderr, /the router does not know "gpt-9" \(it predicts: big, mid, small\)/);
 });
 
+test('a router can use a transformer embedder instead of the embedded word vectors', () => {
+  const dir = path.join(h.dir, 'router-bert');
+  const r = run(['train', 'router', '--data', OUTCOMES, '--out', dir, '--type', 'mf',
+    '--embeddings', path.join(SRC, 'tests/fixtures/encoders/bert-embed')]);
+  assert.equal(r.status, 0, r.stderr);
+  const cfg = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  assert.equal(cfg.embeddings.type, 'transformer');
+  assert.equal(cfg.embeddings.dim, 64); // the fixture's width
+  const e = run(['eval', 'router', '--model', dir, '--data', OUTCOMES, '--split', 'all', '--strong', 'big', '--weak', 'small', '--json']);
+  assert.equal(e.status, 0, e.stderr);
+  assert.equal(JSON.parse(e.stdout).pairs[0].n, 216);
+});
+
 test('calibrate finds the threshold for a target share of strong calls', () => {
   const r = run(['calibrate', '--router', routerDir, '--data', OUTCOMES, '--strong', 'big', '--weak', 'small',
     '--target-strong-share', '0.5', '--json']);

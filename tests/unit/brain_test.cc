@@ -353,6 +353,12 @@ TEST(CostQuality, PgrApgrAndCptFollowRouteLlm) {
   EXPECT_DOUBLE_EQ(bad.curve[1].pgr, -1.0);
   EXPECT_DOUBLE_EQ(bad.cpt50, 1.0);
   EXPECT_DOUBLE_EQ(bad.apgr, -0.375); // (−.5 −1 −.5 +.5)·.25
+  // A router that cannot tell the prompts apart (every score equal) is a random router: the
+  // curve is the straight line, whatever the file order.
+  auto tied = models::evaluate_pair("S", "W", {0.3, 0.3, 0.3, 0.3}, s, w);
+  EXPECT_DOUBLE_EQ(tied.apgr, 0.5);
+  EXPECT_DOUBLE_EQ(tied.cpt50, 0.5);
+  EXPECT_DOUBLE_EQ(tied.curve[1].pgr, 0.25);
 }
 
 } // namespace
