@@ -241,9 +241,26 @@ namespace {
 
 // The facts signals read from a parsed request.
 RequestFacts request_facts(const Snapshot& snapshot, const openai::RequestView& view,
-                           const RequestMeta& meta, std::string& storage) {
+                           const RequestMeta& meta, std::string& storage,
+                           std::string* pii_storage = nullptr) {
   RequestFacts f;
   f.text = signal_text(view, snapshot.config->routing.history, storage);
+  if (pii_storage) {
+    // Every message: PII in an earlier turn goes upstream too.
+    if (view.kind == openai::RequestKind::Completions) {
+      *pii_storage = view.prompt;
+    } else {
+      pii_storage->clear();
+      for (const auto& m : view.messages) {
+        if (m.text.empty())
+          continue;
+        if (!pii_storage->empty())
+          *pii_storage += "\n\n";
+        *pii_storage += m.text;
+      }
+    }
+    f.pii_text = *pii_storage;
+  }
   f.tokens = estimate_request_tokens(view);
   f.user = view.user;
   f.has_tools = view.has_tools;
@@ -282,6 +299,7 @@ std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view 
   RequestFacts facts;
   std::string storage;
   std::optional<openai::RequestView> view;
+  std::string pii_storage;
   if (j.is_object() && j.contains("text") && j["text"].is_string()) {
     text = j["text"].get<std::string>();
     facts.text = text;
@@ -293,7 +311,7 @@ std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view 
     if (!v)
       return bad(v.error().message, "messages");
     view = std::move(*v);
-    facts = request_facts(snapshot, *view, meta, storage);
+    facts = request_facts(snapshot, *view, meta, storage, &pii_storage);
     text = std::string(facts.text);
     facts.text = text;
   } else {
@@ -336,11 +354,13 @@ std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view 
   if (a.has_embedding)
     sig["embedding"] = {{"dim", a.embedding.size()}, {"latency_us", a.embedding_us}};
   nlohmann::json pii = nlohmann::json::array();
+  // Spans index the text the PII signals scanned (every message of a messages array).
+  const std::string_view scanned = facts.pii_text.empty() ? std::string_view(text) : facts.pii_text;
   for (const auto& e : d.pii)
     pii.push_back({{"type", e.type},
                    {"begin", e.begin},
                    {"end", e.end},
-                   {"text", text.substr(e.begin, e.end - e.begin)},
+                   {"text", scanned.substr(e.begin, e.end - e.begin)},
                    {"score", e.score},
                    {"source", e.source}});
   sig["pii"] = {{"entities", pii}};
@@ -661,7 +681,9 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   if (config.is_auto_name(view->model)) {
     signals::SignalResults results;
     std::string storage;
-    RequestFacts facts = request_facts(snapshot, *view, meta, storage);
+    std::string pii_storage;
+    RequestFacts facts = request_facts(snapshot, *view, meta, storage,
+                                       snapshot.referenced.pii ? &pii_storage : nullptr);
     if (snapshot.referenced.any())
       compute_signals(snapshot, facts, snapshot.referenced, meta.pool, results);
     routing::DecisionResult d = snapshot.engine->decide(results);

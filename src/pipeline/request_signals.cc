@@ -123,6 +123,7 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
   const config::Config& config = *snapshot.config;
   const models::Registry* registry = snapshot.models.get();
   const auto t_start = Clock::now();
+  const std::string_view pii_text = facts.pii_text.empty() ? facts.text : facts.pii_text;
 
   // --- Model work: the transformer-backed tasks as pool jobs, the rest inline. ---
   models::AnalyzeTasks inline_tasks = which.classifiers;
@@ -160,7 +161,7 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
   auto run_job = [&](Job& j) {
     auto t0 = Clock::now();
     if (j.pii)
-      j.entities = detect_pii(registry, facts.text);
+      j.entities = detect_pii(registry, pii_text);
     else
       j.result = models::analyze(*registry, facts.text, j.tasks);
     j.us = us_since(t0);
@@ -193,7 +194,7 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
   if (which.pii) {
     auto t0 = Clock::now();
     if (need_pii)
-      pii = detect_pii(nullptr, facts.text);
+      pii = detect_pii(nullptr, pii_text);
     pii_us = us_since(t0);
   }
   if (which.keyword && snapshot.keywords)
@@ -255,7 +256,7 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
   for (Job& j : jobs) {
     const models::Analysis& r = j.result;
     if (j.pii) {
-      pii = signals::merge_pii(signals::find_pii(facts.text), std::move(j.entities));
+      pii = std::move(j.entities); // patterns and the model, merged by detect_pii
       pii_us = j.us;
     }
     if (r.has_domain)

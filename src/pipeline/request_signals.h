@@ -29,6 +29,8 @@ using HeaderLookup = std::function<std::optional<std::string_view>(std::string_v
 // What signals read of a request.
 struct RequestFacts {
   std::string_view text; // the signal text (routing.history)
+  // What the PII signals scan: every message (all of it goes upstream), joined; empty: `text`.
+  std::string_view pii_text;
   uint64_t tokens = 0;   // estimated tokens of everything sent upstream
   std::string_view user; // the body's `user` field
   bool has_tools = false;
