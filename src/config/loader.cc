@@ -221,6 +221,21 @@ public:
       }
     }
   }
+  // An enumerated value: `key` (or `def` when absent) must be one of `choices`; otherwise
+  // `path.key: unknown key "v" (known: a, b)`.
+  template <typename E>
+  E get_choice(const std::string& key, const std::string& def,
+               std::initializer_list<std::pair<const char*, E>> choices) const {
+    std::string v = get_string(key, def);
+    std::vector<std::string> names;
+    for (const auto& [name, value] : choices) {
+      if (v == name)
+        return value;
+      names.push_back(name);
+    }
+    fail(child_path(path_, key),
+         "unknown " + key + " \"" + v + "\" (known: " + core::join(names, ", ") + ")");
+  }
   // The node as a raw JSON value: plain scalars that read as JSON literals (numbers, true, false,
   // null) stay literals; everything else scalar is a string; lists and mappings recurse.
   std::string to_json() const {
@@ -699,28 +714,23 @@ void parse_document(const Node& root, Config& c) {
                      });
     }
     if (s.has("embeddings")) {
-      for_each_named(s, "embeddings", "embedding signal",
-                     {"name", "phrases", "threshold", "aggregation"}, signal_names["embedding"],
-                     [&](const Node& e, std::string name) {
-                       EmbeddingSignalConfig ec;
-                       ec.name = std::move(name);
-                       ec.phrases = e.string_list("phrases");
-                       if (ec.phrases.empty())
-                         fail(child_path(e.path(), "phrases"), "list at least one phrase");
-                       for (size_t j = 0; j < ec.phrases.size(); ++j)
-                         if (ec.phrases[j].empty())
-                           fail(index_path(e["phrases"].path(), j), "must not be empty");
-                       ec.threshold = e.get_double("threshold", ec.threshold, -1, 1);
-                       std::string agg = e.get_string("aggregation", "max");
-                       if (agg == "max")
-                         ec.aggregation = EmbeddingAggregation::Max;
-                       else if (agg == "mean")
-                         ec.aggregation = EmbeddingAggregation::Mean;
-                       else
-                         fail(e["aggregation"].path(),
-                              "unknown aggregation \"" + agg + "\" (known: max, mean)");
-                       c.signals.embeddings.push_back(std::move(ec));
-                     });
+      for_each_named(
+          s, "embeddings", "embedding signal", {"name", "phrases", "threshold", "aggregation"},
+          signal_names["embedding"], [&](const Node& e, std::string name) {
+            EmbeddingSignalConfig ec;
+            ec.name = std::move(name);
+            ec.phrases = e.string_list("phrases");
+            if (ec.phrases.empty())
+              fail(child_path(e.path(), "phrases"), "list at least one phrase");
+            for (size_t j = 0; j < ec.phrases.size(); ++j)
+              if (ec.phrases[j].empty())
+                fail(index_path(e["phrases"].path(), j), "must not be empty");
+            ec.threshold = e.get_double("threshold", ec.threshold, -1, 1);
+            ec.aggregation = e.get_choice<EmbeddingAggregation>(
+                "aggregation", "max",
+                {{"max", EmbeddingAggregation::Max}, {"mean", EmbeddingAggregation::Mean}});
+            c.signals.embeddings.push_back(std::move(ec));
+          });
     }
     if (s.has("pii")) {
       for_each_named(s, "pii", "pii signal", {"name", "types", "min_score"}, signal_names["pii"],
@@ -872,16 +882,10 @@ void parse_document(const Node& root, Config& c) {
              "unknown router \"" + sel.router + "\" (known: " +
                  (known.empty() ? "none defined in routers" : core::join(known, ", ")) + ")");
       }
-      std::string mode = sn.get_string("mode", "threshold");
-      if (mode == "threshold")
-        sel.mode = SelectionMode::Threshold;
-      else if (mode == "cheapest")
-        sel.mode = SelectionMode::Cheapest;
-      else if (mode == "utility")
-        sel.mode = SelectionMode::Utility;
-      else
-        fail(sn["mode"].path(),
-             "unknown mode \"" + mode + "\" (known: threshold, cheapest, utility)");
+      sel.mode = sn.get_choice<SelectionMode>("mode", "threshold",
+                                              {{"threshold", SelectionMode::Threshold},
+                                               {"cheapest", SelectionMode::Cheapest},
+                                               {"utility", SelectionMode::Utility}});
       auto candidate = [&](const char* key) {
         std::string m = sn.require_string(key);
         bool found = false;
@@ -935,14 +939,9 @@ void parse_document(const Node& root, Config& c) {
       sp.require_map();
       sp.check_keys({"enabled", "mode", "content"});
       dc.plugins.system_prompt.enabled = sp.get_bool("enabled", true);
-      std::string mode = sp.get_string("mode", "insert");
-      if (mode == "insert") {
-        dc.plugins.system_prompt.mode = SystemPromptMode::Insert;
-      } else if (mode == "replace") {
-        dc.plugins.system_prompt.mode = SystemPromptMode::Replace;
-      } else {
-        fail(sp["mode"].path(), "unknown mode \"" + mode + "\" (known: insert, replace)");
-      }
+      dc.plugins.system_prompt.mode = sp.get_choice<SystemPromptMode>(
+          "mode", "insert",
+          {{"insert", SystemPromptMode::Insert}, {"replace", SystemPromptMode::Replace}});
       dc.plugins.system_prompt.content = sp.require_string("content");
     }
     if (p.has("pii")) {
@@ -951,16 +950,10 @@ void parse_document(const Node& root, Config& c) {
       pp.check_keys({"enabled", "action", "types", "min_score", "message"});
       auto& pc = dc.plugins.pii;
       pc.enabled = pp.get_bool("enabled", true);
-      std::string action = pp.get_string("action", "redact");
-      if (action == "redact")
-        pc.action = PiiAction::Redact;
-      else if (action == "block")
-        pc.action = PiiAction::Block;
-      else if (action == "reroute")
-        pc.action = PiiAction::Reroute;
-      else
-        fail(pp["action"].path(),
-             "unknown action \"" + action + "\" (known: redact, block, reroute)");
+      pc.action = pp.get_choice<PiiAction>("action", "redact",
+                                           {{"redact", PiiAction::Redact},
+                                            {"block", PiiAction::Block},
+                                            {"reroute", PiiAction::Reroute}});
       pc.types = pp.string_list("types");
       pc.min_score = pp.get_double("min_score", pc.min_score, 0, 1);
       pc.message = pp.get_string("message", pc.message);
@@ -1087,14 +1080,9 @@ void parse_document(const Node& root, Config& c) {
     Node r = root["routing"];
     r.require_map();
     r.check_keys({"strategy", "history", "sessions", "debug_headers"});
-    std::string strategy = r.get_string("strategy", "priority");
-    if (strategy == "priority")
-      c.routing.strategy = DecisionStrategy::Priority;
-    else if (strategy == "confidence")
-      c.routing.strategy = DecisionStrategy::Confidence;
-    else
-      fail(r["strategy"].path(),
-           "unknown strategy \"" + strategy + "\" (known: priority, confidence)");
+    c.routing.strategy = r.get_choice<DecisionStrategy>(
+        "strategy", "priority",
+        {{"priority", DecisionStrategy::Priority}, {"confidence", DecisionStrategy::Confidence}});
     if (r.has("history")) {
       Node h = r["history"];
       h.require_map();

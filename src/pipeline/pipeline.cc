@@ -405,16 +405,21 @@ struct PiiFinding {
   std::vector<std::string> types;                           // distinct types found
 };
 
+// Whether the policy covers an entity: its type is one the policy names (any when it names
+// none) and it scores at least min_score.
+bool policy_covers(const config::PiiPluginConfig& policy, const signals::PiiEntity& e) {
+  return e.score >= policy.min_score &&
+         (policy.types.empty() ||
+          std::find(policy.types.begin(), policy.types.end(), e.type) != policy.types.end());
+}
+
 PiiFinding find_request_pii(const Snapshot& snapshot, const openai::RequestView& view,
                             const config::PiiPluginConfig& policy) {
   PiiFinding f;
   auto keep = [&](std::vector<signals::PiiEntity> all) {
     std::vector<signals::PiiEntity> kept;
     for (auto& e : all) {
-      if (e.score < policy.min_score)
-        continue;
-      if (!policy.types.empty() &&
-          std::find(policy.types.begin(), policy.types.end(), e.type) == policy.types.end())
+      if (!policy_covers(policy, e))
         continue;
       if (std::find(f.types.begin(), f.types.end(), e.type) == f.types.end())
         f.types.push_back(e.type);
@@ -442,22 +447,26 @@ bool model_allows(const config::ModelConfig& m, const std::vector<std::string>& 
 // part of array content). Returns the new body.
 std::string redact_body(const Snapshot& snapshot, std::string_view body,
                         const openai::RequestView& view, const config::PiiPluginConfig& policy,
-                        const config::ModelConfig& model) {
-  auto redact = [&](std::string_view text) {
+                        const config::ModelConfig& model, const PiiFinding& found) {
+  // `covered`: entities already filtered by the policy; keeps those the model may not see.
+  auto redact = [&](std::string_view text, const std::vector<signals::PiiEntity>& covered) {
     std::vector<signals::PiiEntity> hide;
-    for (auto& e : detect_pii(snapshot.models.get(), text)) {
-      if (e.score < policy.min_score || model.allows_pii(e.type))
-        continue;
-      if (!policy.types.empty() &&
-          std::find(policy.types.begin(), policy.types.end(), e.type) == policy.types.end())
-        continue;
-      hide.push_back(std::move(e));
-    }
+    for (const auto& e : covered)
+      if (!model.allows_pii(e.type))
+        hide.push_back(e);
     return hide.empty() ? std::string(text) : signals::redact_pii(text, hide);
+  };
+  // A text part of array content was not scanned on its own: scan it now.
+  auto redact_part = [&](std::string_view text) {
+    std::vector<signals::PiiEntity> covered;
+    for (auto& e : detect_pii(snapshot.models.get(), text))
+      if (policy_covers(policy, e))
+        covered.push_back(std::move(e));
+    return redact(text, covered);
   };
   openai::BodyEditor editor(body, view);
   if (view.kind == openai::RequestKind::Completions) {
-    editor.set_top_level("prompt", core::json_string(redact(view.prompt)));
+    editor.set_top_level("prompt", core::json_string(redact(view.prompt, found.per_message[0])));
     return editor.apply();
   }
   for (size_t i = 0; i < view.messages.size(); ++i) {
@@ -465,7 +474,8 @@ std::string redact_body(const Snapshot& snapshot, std::string_view body,
     if (!m.has_content)
       continue;
     if (m.content_is_string) {
-      std::string r = redact(m.text);
+      // String content is exactly the text find_request_pii scanned.
+      std::string r = redact(m.text, found.per_message[i]);
       if (r != m.text)
         editor.set_message_content(i, core::json_string(r));
       continue;
@@ -486,7 +496,7 @@ std::string redact_body(const Snapshot& snapshot, std::string_view body,
       for (auto& part : parts) {
         if (part.is_object() && part.contains("text") && part["text"].is_string()) {
           std::string t = part["text"].get<std::string>();
-          std::string r = redact(t);
+          std::string r = redact_part(t);
           if (r != t)
             part["text"] = r, changed = true;
         }
@@ -814,7 +824,7 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
           if (!model->allows_pii(t))
             hidden.push_back(t);
         types = core::join(hidden, ",");
-        redacted_body = redact_body(snapshot, body, *view, policy, *model);
+        redacted_body = redact_body(snapshot, body, *view, policy, *model, found);
         auto rv = openai::parse_request(redacted_body, meta.kind);
         if (!rv) {
           // Never forward what could not be redacted: fail closed.

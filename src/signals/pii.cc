@@ -301,6 +301,13 @@ void scan_phone(std::string_view t, std::vector<PiiEntity>& out) {
   }
 }
 
+// Calls `step(i)` at each digit where no earlier match covers it; `step` returns where the scan
+// resumes (past i). The card, SSN and IPv4 scanners share this walk.
+template <typename Step> void for_each_digit(std::string_view t, Step step) {
+  for (size_t i = 0; i < t.size();)
+    i = is_digit(t[i]) ? step(i) : i + 1;
+}
+
 // ---- payment card ----
 
 // 13-19 digits in one run, or grouped 4-4-4-4(-1..4) or Amex/Diners 4-6-5 / 4-6-4.
@@ -317,13 +324,8 @@ bool card_layout_ok(const std::array<size_t, kMaxCardGroups>& len, size_t groups
 }
 
 void scan_credit_card(std::string_view t, std::vector<PiiEntity>& out) {
-  size_t n = t.size();
-  size_t i = 0;
-  while (i < n) {
-    if (!is_digit(t[i])) {
-      ++i;
-      continue;
-    }
+  const size_t n = t.size();
+  for_each_digit(t, [&](size_t i) {
     // Digit groups joined by one separator, the same (' ' or '-') throughout.
     std::array<size_t, kMaxCardGroups> group_len{};
     std::array<size_t, kMaxCardGroups> group_end{};
@@ -360,8 +362,8 @@ void scan_credit_card(std::string_view t, std::vector<PiiEntity>& out) {
         break;
       }
     }
-    i = q;
-  }
+    return q;
+  });
 }
 
 // ---- US SSN ----
@@ -384,21 +386,13 @@ size_t match_ssn(std::string_view t, size_t i) {
 }
 
 void scan_us_ssn(std::string_view t, std::vector<PiiEntity>& out) {
-  size_t n = t.size();
-  size_t i = 0;
-  while (i < n) {
-    if (!is_digit(t[i])) {
-      ++i;
-      continue;
-    }
+  for_each_digit(t, [&](size_t i) {
     size_t end = match_ssn(t, i);
-    if (end != 0) {
-      add(out, kUsSsn, i, end);
-      i = end;
-    } else {
-      i = digit_run_end(t, i);
-    }
-  }
+    if (end == 0)
+      return digit_run_end(t, i);
+    add(out, kUsSsn, i, end);
+    return end;
+  });
 }
 
 // ---- IP addresses ----
@@ -436,19 +430,13 @@ size_t match_ipv4(std::string_view t, size_t i, size_t& run_end) {
 }
 
 void scan_ipv4(std::string_view t, std::vector<PiiEntity>& out) {
-  size_t n = t.size();
-  size_t i = 0;
-  while (i < n) {
-    if (!is_digit(t[i])) {
-      ++i;
-      continue;
-    }
+  for_each_digit(t, [&](size_t i) {
     size_t run_end = i;
     size_t end = match_ipv4(t, i, run_end);
     if (end != 0 && number_starts_at(t, i))
       add(out, kIpAddress, i, end);
-    i = run_end;
-  }
+    return run_end;
+  });
 }
 
 bool is_ipv6_char(char c) {
