@@ -11,6 +11,8 @@ APT_PACKAGES=(
   libspdlog-dev libfmt-dev libcli11-dev libexpected-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libdnnl-dev libopenblas-dev libutf8proc-dev   # transformer encoders: GEMM backends, Unicode
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler  # ext_proc (gRPC)
+  libprotoc-dev       # the deployment test parses Envoy's protos at run time
   zlib1g-dev          # gzip-compressed training data
   libfasttext-dev     # language identification with fastText's lid.176.ftz
   prometheus          # promtool validates our /metrics exposition in tests
@@ -43,9 +45,12 @@ else
   echo "install-deps: apt packages present"
 fi
 
-# Node packages for the test suite (the official OpenAI SDK as a real client).
+# Node packages for the test suite (the official OpenAI SDK as a real client; gRPC for the
+# ext_proc client that stands in for Envoy).
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [[ ! -d "$ROOT/tests/node/node_modules/openai" ]]; then
+NODE_MODULES="$ROOT/tests/node/node_modules"
+if [[ ! -d "$NODE_MODULES/openai" || ! -d "$NODE_MODULES/@grpc/grpc-js" ||
+      ! -d "$NODE_MODULES/@grpc/proto-loader" ]]; then
   echo "install-deps: npm install in tests/node"
   (cd "$ROOT/tests/node" && npm install --no-audit --no-fund --loglevel=error)
 else

@@ -15,6 +15,7 @@
 #include "app/commands.h"
 #include "config/config.h"
 #include "core/log.h"
+#include "extproc/server.h"
 #include "gateway/gateway.h"
 #include "metrics/metrics.h"
 #include "models/inference_pool.h"
@@ -25,6 +26,7 @@ namespace {
 using namespace semrouter;
 
 constexpr const char* kVersion = "0.1.0";
+constexpr uint32_t kDrainGraceMs = 5000; // as gateway::Gateway::shutdown's default
 
 // Reloads the config on its own thread: when the file changes (polled every poll_ms; stat()
 // follows symlinks, so Kubernetes ConfigMap swaps are seen) and when trigger() is called (SIGHUP).
@@ -99,8 +101,15 @@ private:
   std::thread thread_;
 };
 
-int cmd_serve(const std::string& config_path, int port, int admin_port,
-              const std::string& ready_file, const std::string& log_level) {
+struct ServeArgs {
+  std::string config_path, ready_file, log_level, mode;
+  int port = -1, admin_port = -1, extproc_port = -1;
+};
+
+int cmd_serve(const ServeArgs& args) {
+  const std::string& config_path = args.config_path;
+  const std::string& ready_file = args.ready_file;
+  const std::string& log_level = args.log_level;
   auto config = config_path.empty() ? config::parse_config(config::embedded_default_config())
                                     : config::load_config_file(config_path);
   if (!config) {
@@ -133,17 +142,48 @@ int cmd_serve(const std::string& config_path, int port, int admin_port,
   generation.set(1);
 
   config::ListenerConfig gw = (*config)->gateway, admin = (*config)->admin;
-  if (port >= 0)
-    gw.port = static_cast<uint16_t>(port);
-  if (admin_port >= 0)
-    admin.port = static_cast<uint16_t>(admin_port);
+  config::ExtProcConfig xp = (*config)->extproc;
+  if (args.port >= 0)
+    gw.port = static_cast<uint16_t>(args.port);
+  if (args.admin_port >= 0)
+    admin.port = static_cast<uint16_t>(args.admin_port);
+  if (args.extproc_port >= 0)
+    xp.listener.port = static_cast<uint16_t>(args.extproc_port);
+  config::ServeMode mode = (*config)->mode;
+  if (!args.mode.empty()) {
+    mode = args.mode == "gateway"   ? config::ServeMode::Gateway
+           : args.mode == "extproc" ? config::ServeMode::ExtProc
+                                    : config::ServeMode::Both;
+    if (mode != config::ServeMode::Gateway && !xp.enabled) {
+      std::fprintf(stderr,
+                   "semrouter: --mode %s needs an ext_proc listener: add listeners.extproc "
+                   "{address, port} to the config\n",
+                   args.mode.c_str());
+      return 2;
+    }
+  }
+  const bool serve_gateway = mode != config::ServeMode::ExtProc;
+  const bool serve_extproc = mode != config::ServeMode::Gateway;
   // Transformer-backed signals run here, concurrently, one job per task (restart to resize).
   models::InferencePool pool({static_cast<int>((*config)->server.inference_workers), 1, 1024});
-  gateway::Gateway server(store, registry);
-  server.set_inference_pool(&pool);
-  if (auto ok = server.listen(gw, admin, (*config)->server.workers); !ok) {
+  // Sessions, load state and metrics: one set, whichever front doors serve.
+  pipeline::Runtime runtime(store, registry);
+  runtime.pool = &pool;
+  gateway::Gateway server(runtime);
+  if (auto ok = server.listen(serve_gateway ? &gw : nullptr, admin, (*config)->server.workers);
+      !ok) {
     std::fprintf(stderr, "semrouter: %s\n", ok.error().message.c_str());
     return 1;
+  }
+  std::unique_ptr<extproc::ExtProcServer> ext;
+  if (serve_extproc) {
+    ext = std::make_unique<extproc::ExtProcServer>(runtime);
+    if (auto ok = ext->start(xp, (*config)->server.random_seed); !ok) {
+      std::fprintf(stderr, "semrouter: %s\n", ok.error().message.c_str());
+      return 1;
+    }
+    // SIGTERM: the gateway starts draining; ext_proc streams get the same grace.
+    server.on_drain([&ext] { ext->shutdown(kDrainGraceMs); });
   }
 
   auto reload = [&] {
@@ -162,8 +202,13 @@ int cmd_serve(const std::string& config_path, int port, int admin_port,
     const auto& b = *after->config;
     if (a.gateway.address != b.gateway.address || a.gateway.port != b.gateway.port ||
         a.admin.address != b.admin.address || a.admin.port != b.admin.port ||
-        a.server.workers != b.server.workers)
-      spdlog::warn("listeners and server.workers changed: those take effect on restart only");
+        a.server.workers != b.server.workers || a.mode != b.mode ||
+        a.extproc.enabled != b.extproc.enabled ||
+        a.extproc.listener.address != b.extproc.listener.address ||
+        a.extproc.listener.port != b.extproc.listener.port ||
+        a.extproc.tls_cert_file != b.extproc.tls_cert_file)
+      spdlog::warn("listeners, server.mode and server.workers changed: those take effect on "
+                   "restart only");
     if (log_level.empty())
       core::set_log_level(b.server.log_level); // --log-level wins while it is set
     spdlog::info("config reloaded: generation {}", after->generation);
@@ -180,18 +225,26 @@ int cmd_serve(const std::string& config_path, int port, int admin_port,
     }
   });
 
-  spdlog::info("semrouter {} listening: gateway http://{}:{}  admin http://{}:{}", kVersion,
-               gw.address, server.port(), admin.address, server.admin_port());
+  spdlog::info("semrouter {} listening:{}{}  admin http://{}:{}", kVersion,
+               serve_gateway ? fmt::format(" gateway http://{}:{}", gw.address, server.port())
+                             : std::string(),
+               serve_extproc
+                   ? fmt::format(" ext_proc grpc://{}:{}", xp.listener.address, ext->port())
+                   : std::string(),
+               admin.address, server.admin_port());
   if (!ready_file.empty()) {
     std::string tmp = ready_file + ".tmp";
     {
       std::ofstream out(tmp);
-      out << "{\"port\":" << server.port() << ",\"admin_port\":" << server.admin_port()
-          << ",\"pid\":" << getpid() << "}\n";
+      out << "{\"port\":" << (serve_gateway ? server.port() : 0)
+          << ",\"admin_port\":" << server.admin_port()
+          << ",\"extproc_port\":" << (ext ? ext->port() : 0) << ",\"pid\":" << getpid() << "}\n";
     }
     std::filesystem::rename(tmp, ready_file);
   }
   server.run();
+  if (ext)
+    ext->shutdown(0);
   watcher.reset();
   spdlog::info("stopped");
   return 0;
@@ -231,26 +284,35 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", kVersion);
   app.require_subcommand(1);
 
-  std::string config_path, ready_file, log_level;
-  int port = -1, admin_port = -1;
-  auto* serve =
-      app.add_subcommand("serve", "Run the OpenAI-compatible gateway and the admin/metrics port.");
+  ServeArgs sa;
+  auto* serve = app.add_subcommand(
+      "serve", "Run the router: the OpenAI-compatible gateway and/or the Envoy ext_proc gRPC "
+               "service,\nand the admin/metrics port.");
   serve
-      ->add_option("-c,--config", config_path,
+      ->add_option("-c,--config", sa.config_path,
                    "YAML config file (default: the embedded demo config)")
       ->check(CLI::ExistingFile);
   serve
-      ->add_option("--port", port,
+      ->add_option("--port", sa.port,
                    "Gateway port (overrides listeners.gateway.port; 0 picks a free port)")
       ->check(CLI::Range(0, 65535));
   serve
-      ->add_option("--admin-port", admin_port,
+      ->add_option("--admin-port", sa.admin_port,
                    "Admin port (overrides listeners.admin.port; 0 picks a free port)")
       ->check(CLI::Range(0, 65535));
-  serve->add_option(
-      "--ready-file", ready_file,
-      "Once listening, write {\"port\":..,\"admin_port\":..} to this file (for scripts and tests)");
-  serve->add_option("--log-level", log_level,
+  serve
+      ->add_option("--extproc-port", sa.extproc_port,
+                   "ext_proc gRPC port (overrides listeners.extproc.port; 0 picks a free port)")
+      ->check(CLI::Range(0, 65535));
+  serve
+      ->add_option("--mode", sa.mode,
+                   "gateway, extproc or both (default: server.mode; both when the config has "
+                   "listeners.extproc)")
+      ->check(CLI::IsMember({"gateway", "extproc", "both"}));
+  serve->add_option("--ready-file", sa.ready_file,
+                    "Once listening, write {\"port\":..,\"admin_port\":..,\"extproc_port\":..} "
+                    "to this file (for scripts and tests)");
+  serve->add_option("--log-level", sa.log_level,
                     "trace, debug, info, warn, error or off (overrides server.log_level)");
 
   auto* config_cmd = app.add_subcommand("config", "Work with config files.");
@@ -449,7 +511,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (serve->parsed())
-    return cmd_serve(config_path, port, admin_port, ready_file, log_level);
+    return cmd_serve(sa);
   if (check->parsed())
     return cmd_config_check(check_path);
   if (classify->parsed())

@@ -298,10 +298,37 @@ struct ServerConfig {
   std::string log_level = "info";
 };
 
+// Which front doors `serve` opens (the admin port is always served).
+enum class ServeMode {
+  Gateway, // the OpenAI-compatible HTTP gateway
+  ExtProc, // the Envoy ext_proc gRPC service alone
+  Both,    // both, sharing sessions, load state and metrics
+};
+
+// The Envoy ext_proc service: `listeners.extproc` and the `extproc` section.
+struct ExtProcConfig {
+  bool enabled = false; // listeners.extproc is present
+  ListenerConfig listener{"127.0.0.1", 8803};
+  // TLS for the gRPC listener; with ca_file, clients (Envoy) must present a certificate it signed.
+  std::string tls_cert_file, tls_key_file, tls_ca_file;
+  // Request headers set for Envoy's route table: the chosen model's name and backend's name.
+  std::string model_header = "x-semrouter-model";
+  std::string backend_header = "x-semrouter-backend";
+  // A request carrying this header (any value but "0"/"false") is let through unrouted; "" turns
+  // the bypass off.
+  std::string bypass_header = "x-semrouter-skip";
+  // Envoy's observability_mode: the service only watches (shadow routing for metrics) and
+  // sends no responses.
+  bool observability_mode = false;
+  uint64_t max_body_bytes = 0; // 0: server.max_body_bytes
+};
+
 struct Config {
   ListenerConfig gateway{"127.0.0.1", 8801};
   ListenerConfig admin{"127.0.0.1", 8802};
   ServerConfig server;
+  ServeMode mode = ServeMode::Gateway; // server.mode; default: both when listeners.extproc is set
+  ExtProcConfig extproc;
   std::vector<std::string> auto_model_names{"auto", "MoM"};
   std::vector<BackendConfig> backends;
   std::vector<ModelConfig> models;

@@ -34,7 +34,7 @@ constexpr size_t kMaxHeaderBytes = 64 * 1024;
 constexpr size_t kMaxUpstreamBodyBytes = 256u << 20; // non-streamed upstream bodies
 constexpr size_t kRelayBufferBytes = 16 * 1024;
 constexpr auto kClientWriteTimeout = std::chrono::seconds(30);
-constexpr int kClientClosedRequest = 499; // nginx's status for "the client went away", metrics only
+using pipeline::kClientClosedRequest;
 
 // Hop-by-hop and framing headers are ours to set; every other upstream response header
 // (retry-after, x-ratelimit-*, openai-processing-ms, ...) reaches the client.
@@ -49,72 +49,6 @@ bool is_hop_by_hop(std::string_view name) {
   }
   return false;
 }
-
-struct GatewayMetrics {
-  explicit GatewayMetrics(metrics::Registry& r)
-      : requests(r.counter("semrouter_requests_total",
-                           "Requests answered, by routed model, decision and HTTP status.",
-                           {"model", "decision", "status"})),
-        duration(r.histogram("semrouter_request_duration_seconds",
-                             "Time from request received to response complete, by model.",
-                             {"model"}, metrics::latency_buckets())),
-        ttft(r.histogram(
-            "semrouter_time_to_first_token_seconds",
-            "Streaming: time from request received to the first upstream event, by model.",
-            {"model"}, metrics::latency_buckets())),
-        upstream_errors(
-            r.counter("semrouter_upstream_errors_total",
-                      "Upstream failures by backend and kind (connect, timeout, reset, protocol).",
-                      {"backend", "kind"})),
-        inflight(r.gauge("semrouter_inflight_requests", "Requests being processed now.").with({})),
-        prompt_tokens(r.counter("semrouter_prompt_tokens_total",
-                                "Prompt tokens reported by upstream usage.", {"model"})),
-        completion_tokens(r.counter("semrouter_completion_tokens_total",
-                                    "Completion tokens reported by upstream usage.", {"model"})),
-        client_errors(r.counter("semrouter_client_errors_total",
-                                "Requests rejected before routing, by reason.", {"reason"})),
-        connections(r.gauge("semrouter_client_connections", "Open client connections.").with({})),
-        routing(r.histogram("semrouter_routing_duration_seconds",
-                            "Time to route a request (parse, signals, decision, plugins).", {},
-                            {25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3,
-                             50e-3, 100e-3})
-                    .with({})),
-        selections(r.counter("semrouter_selection_total",
-                             "Cost-quality selections by decision and choice (strong, weak, or "
-                             "the model), and whether the load shift was on.",
-                             {"decision", "choice", "load"})),
-        strong_share(r.gauge("semrouter_strong_share",
-                             "Realised share of strong calls over the decision's window "
-                             "(threshold selection).",
-                             {"decision"})),
-        selection_threshold(r.gauge("semrouter_selection_threshold",
-                                    "The threshold (or target quality, or lambda) selection used "
-                                    "last, load shift included.",
-                                    {"decision"})),
-        load_pressure(r.gauge("semrouter_load_pressure",
-                              "1 while a decision's load shift toward cheaper models is on.",
-                              {"decision"})),
-        pii_actions(r.counter("semrouter_pii_actions_total",
-                              "Requests the pii plugin changed, by action (redacted, rerouted, "
-                              "blocked).",
-                              {"action"})) {}
-
-  metrics::Family<metrics::Counter>& requests;
-  metrics::Family<metrics::Histogram>& duration;
-  metrics::Family<metrics::Histogram>& ttft;
-  metrics::Family<metrics::Counter>& upstream_errors;
-  metrics::Gauge& inflight;
-  metrics::Family<metrics::Counter>& prompt_tokens;
-  metrics::Family<metrics::Counter>& completion_tokens;
-  metrics::Family<metrics::Counter>& client_errors;
-  metrics::Gauge& connections;
-  metrics::Histogram& routing;
-  metrics::Family<metrics::Counter>& selections;
-  metrics::Family<metrics::Gauge>& strong_share;
-  metrics::Family<metrics::Gauge>& selection_threshold;
-  metrics::Family<metrics::Gauge>& load_pressure;
-  metrics::Family<metrics::Counter>& pii_actions;
-};
 
 // Watches the client socket while a request is proxied. If the client goes away, the upstream
 // connection is closed so the model server stops generating.
@@ -328,33 +262,25 @@ pipeline::HeaderLookup header_lookup(const Request& req) {
 } // namespace
 
 struct Gateway::Impl {
-  Impl(pipeline::SnapshotStore& s, metrics::Registry& r) : store(s), registry(r), m(r) {}
+  explicit Impl(pipeline::Runtime& runtime)
+      : rt(runtime), store(runtime.store), m(runtime.metrics),
+        connections(
+            runtime.registry.gauge("semrouter_client_connections", "Open client connections.")
+                .with({})) {}
 
+  pipeline::Runtime& rt;
   pipeline::SnapshotStore& store;
-  metrics::Registry& registry;
-  GatewayMetrics m;
+  pipeline::RequestMetrics& m;
+  metrics::Gauge& connections;
   std::vector<std::unique_ptr<Worker>> workers;
-  std::unique_ptr<tcp::acceptor> gateway_acceptor;
+  std::unique_ptr<tcp::acceptor> gateway_acceptor; // null in admin-only mode
   std::unique_ptr<tcp::acceptor> admin_acceptor;
   std::function<void()> reload_callback;
+  std::function<void()> on_drain;
   std::unique_ptr<asio::signal_set> signals;
   std::atomic<bool> draining{false};
   std::atomic<bool> stopped{false};
   std::atomic<size_t> next_worker{0};
-  pipeline::SessionStore sessions;           // x-session-id stickiness, shared by every worker
-  pipeline::CostQualityRuntime cost_quality; // per-model load, per-decision calibration
-  models::InferencePool* pool = nullptr;     // transformer-backed signals (set by the app)
-
-  // What routing gets besides the body: the client's headers, the sessions, the pool.
-  pipeline::RequestMeta meta_for(openai::RequestKind kind, const pipeline::HeaderLookup& headers) {
-    pipeline::RequestMeta meta;
-    meta.kind = kind;
-    meta.headers = &headers;
-    meta.sessions = &sessions;
-    meta.pool = pool;
-    meta.cost_quality = &cost_quality;
-    return meta;
-  }
 
   awaitable<void> accept_loop(tcp::acceptor& acceptor, bool admin);
   awaitable<void> session(tcp::socket socket, Worker& w, bool admin);
@@ -368,8 +294,7 @@ struct Gateway::Impl {
                              const std::vector<std::pair<std::string, std::string>>& headers = {});
 };
 
-Gateway::Gateway(pipeline::SnapshotStore& store, metrics::Registry& registry)
-    : impl_(std::make_unique<Impl>(store, registry)) {}
+Gateway::Gateway(pipeline::Runtime& runtime) : impl_(std::make_unique<Impl>(runtime)) {}
 
 Gateway::~Gateway() = default;
 
@@ -380,15 +305,15 @@ uint16_t Gateway::admin_port() const {
   return impl_->admin_acceptor ? impl_->admin_acceptor->local_endpoint().port() : 0;
 }
 
-void Gateway::set_inference_pool(models::InferencePool* pool) {
-  impl_->pool = pool;
-}
-
 void Gateway::on_reload_signal(std::function<void()> callback) {
   impl_->reload_callback = std::move(callback);
 }
 
-core::Status Gateway::listen(const config::ListenerConfig& gw, const config::ListenerConfig& admin,
+void Gateway::on_drain(std::function<void()> callback) {
+  impl_->on_drain = std::move(callback);
+}
+
+core::Status Gateway::listen(const config::ListenerConfig* gw, const config::ListenerConfig& admin,
                              uint32_t workers) {
   uint64_t seed = impl_->store.get()->config->server.random_seed;
   if (seed == 0)
@@ -417,13 +342,15 @@ core::Status Gateway::listen(const config::ListenerConfig& gw, const config::Lis
                                           l.address, l.port, ec.message()));
     return acc;
   };
-  auto g = open(gw, "gateway");
-  if (!g)
-    return tl::unexpected(g.error());
+  if (gw) {
+    auto g = open(*gw, "gateway");
+    if (!g)
+      return tl::unexpected(g.error());
+    impl_->gateway_acceptor = std::move(*g);
+  }
   auto a = open(admin, "admin");
   if (!a)
     return tl::unexpected(a.error());
-  impl_->gateway_acceptor = std::move(*g);
   impl_->admin_acceptor = std::move(*a);
   // Signal handlers go in now, not in run(): a SIGHUP sent as soon as the caller announces
   // readiness must not kill the process. Signals are queued until the loop runs.
@@ -453,7 +380,8 @@ void Gateway::wait_for_signal() {
 void Gateway::run() {
   Impl& im = *impl_;
   Worker& w0 = *im.workers.front();
-  asio::co_spawn(w0.ioc, im.accept_loop(*im.gateway_acceptor, false), asio::detached);
+  if (im.gateway_acceptor)
+    asio::co_spawn(w0.ioc, im.accept_loop(*im.gateway_acceptor, false), asio::detached);
   asio::co_spawn(w0.ioc, im.accept_loop(*im.admin_acceptor, true), asio::detached);
 
   for (auto& w : im.workers)
@@ -479,6 +407,8 @@ void Gateway::shutdown(uint32_t grace_ms) {
   if (im.stopped.exchange(true))
     return;
   im.draining = true;
+  if (im.on_drain)
+    im.on_drain();
   // Close the acceptors on their own loop.
   asio::post(im.workers.front()->ioc, [&im] {
     boost::system::error_code ec;
@@ -541,7 +471,7 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
   ClientConn client(std::move(socket), w);
   beast::tcp_stream& stream = client.stream;
   beast::flat_buffer buffer;
-  m.connections.add(1);
+  connections.add(1);
   const uint64_t max_body = store.get()->config->server.max_body_bytes;
   const auto header_timeout =
       std::chrono::milliseconds(store.get()->config->server.client_header_timeout_ms);
@@ -617,7 +547,7 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
   }
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  m.connections.add(-1);
+  connections.add(-1);
 }
 
 namespace {
@@ -662,33 +592,6 @@ const EndpointSpec* find_endpoint(std::string_view path, bool admin) {
   return nullptr;
 }
 
-std::string route_dry_run_body(const pipeline::RouteOutcome& out) {
-  const bool blocked = out.blocked || !out.model;
-  std::string body =
-      "{\"model\":" + (blocked ? std::string("null") : core::json_string(out.model->name)) +
-      ",\"upstream_model\":" +
-      (blocked ? std::string("null") : core::json_string(out.model->upstream_model)) +
-      ",\"decision\":" + core::json_string(out.decision) +
-      fmt::format(",\"confidence\":{}", out.confidence) +
-      ",\"reasoning\":" + core::json_string(out.reasoning) + ",\"matched_signals\":[";
-  for (size_t i = 0; i < out.matched_signals.size(); ++i) {
-    if (i)
-      body += ',';
-    body += core::json_string(out.matched_signals[i]);
-  }
-  if (blocked) // the block plugin's own answer, as the client would get it
-    body += "],\"blocked\":true,\"reply\":" + (out.reply_content_type == "application/json"
-                                                   ? out.reply_body
-                                                   : core::json_string(out.reply_body));
-  else
-    body += "],\"body\":" + out.body;
-  body += ",\"pii\":" + (out.pii.empty() ? std::string("null") : core::json_string(out.pii)) +
-          ",\"session\":" +
-          (out.session.empty() ? std::string("null") : core::json_string(out.session)) +
-          ",\"route_us\":" + fmt::format("{:.1f}", out.route_us) + "}";
-  return body;
-}
-
 } // namespace
 
 awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& req, bool admin) {
@@ -722,7 +625,7 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
                   keep);
     co_return keep;
   case Endpoint::Metrics:
-    co_await send(client, req, http::status::ok, registry.expose(),
+    co_await send(client, req, http::status::ok, rt.registry.expose(),
                   "text/plain; version=0.0.4; charset=utf-8", keep);
     co_return keep;
   case Endpoint::ConfigStatus: {
@@ -737,16 +640,14 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
   case Endpoint::RouteDryRun: {
     auto snap = store.get();
     pipeline::HeaderLookup headers = header_lookup(req);
-    pipeline::RequestMeta meta = meta_for(openai::RequestKind::ChatCompletions, headers);
-    meta.sessions = nullptr;     // a dry run neither starts nor moves a session,
-    meta.cost_quality = nullptr; // nor feeds calibration or load state
-    pipeline::RouteOutcome out = pipeline::route(*snap, meta, req.body(), w.random);
+    pipeline::RouteOutcome out = rt.dry_run(*snap, headers, req.body(), w.random);
     if (out.action == pipeline::RouteAction::Reply && !out.blocked) {
       co_await send(client, req, static_cast<http::status>(out.reply_status), out.reply_body,
                     "application/json", keep);
       co_return keep;
     }
-    co_await send(client, req, http::status::ok, route_dry_run_body(out), "application/json", keep);
+    co_await send(client, req, http::status::ok, pipeline::dry_run_body(out), "application/json",
+                  keep);
     co_return keep;
   }
   case Endpoint::Classify: {
@@ -754,7 +655,7 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
     // runs on the admin loop.
     pipeline::HeaderLookup headers = header_lookup(req);
     auto [status, body] = pipeline::classify(
-        *store.get(), req.body(), meta_for(openai::RequestKind::ChatCompletions, headers));
+        *store.get(), req.body(), rt.meta_for(openai::RequestKind::ChatCompletions, headers));
     co_await send(client, req, static_cast<http::status>(status), body, "application/json", keep);
     co_return keep;
   }
@@ -794,57 +695,17 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   const bool keep = req.keep_alive();
   auto snap = store.get(); // this request finishes on this snapshot, whatever reloads happen
   const config::Config& config = *snap->config;
-  m.inflight.add(1);
-  struct InflightGuard {
-    metrics::Gauge& g;
-    ~InflightGuard() { g.add(-1); }
-  } inflight_guard{m.inflight};
-
   pipeline::HeaderLookup headers = header_lookup(req);
-  pipeline::RouteOutcome out =
-      pipeline::route(*snap, meta_for(kind, headers), req.body(), w.random);
-  m.routing.observe(out.route_us * 1e-6);
-  if (!out.pii.empty())
-    m.pii_actions.with({out.pii}).inc();
-  if (out.selection.active) {
-    const auto& sr = out.selection;
-    m.selections.with({out.decision, sr.choice, sr.pressure ? "pressure" : "normal"}).inc();
-    if (sr.strong_share >= 0)
-      m.strong_share.with({out.decision}).set(sr.strong_share);
-    m.selection_threshold.with({out.decision}).set(sr.threshold);
-    m.load_pressure.with({out.decision}).set(sr.pressure ? 1 : 0);
-  }
+  pipeline::RouteOutcome out = rt.route(*snap, kind, headers, req.body(), w.random);
   if (out.action == pipeline::RouteAction::Reply) {
-    if (!out.blocked)
-      m.client_errors.with({out.error_type}).inc();
-    // The model label stays "-": a client's made-up model names must not mint new series. A
-    // blocked request keeps its (configured, so bounded) decision name.
-    m.requests.with({"-", out.blocked ? out.decision : "-", std::to_string(out.reply_status)})
-        .inc();
     co_await send(client, req, static_cast<http::status>(out.reply_status),
                   std::move(out.reply_body), out.reply_content_type, keep, out.response_headers);
     co_return keep;
   }
   const config::ModelConfig& model = *out.model;
-  // Requests in flight per model, for cost-quality load shifting.
-  cost_quality.load.start(model.name);
-  struct LoadGuard {
-    pipeline::LoadTracker& load;
-    const std::string& model;
-    ~LoadGuard() { load.finish(model); }
-  } load_guard{cost_quality.load, model.name};
-  bool ttft_recorded = false;
-  auto record_ttft = [&] {
-    if (!ttft_recorded) {
-      ttft_recorded = true;
-      cost_quality.load.record_ttft(model.name,
-                                    core::seconds_between(start, core::SteadyClock::now()));
-    }
-  };
-  auto finish = [&](int status) {
-    m.requests.with({model.name, out.decision, std::to_string(status)}).inc();
-    m.duration.with({model.name}).observe(core::seconds_between(start, core::SteadyClock::now()));
-  };
+  // The response phase's accounting (in flight, time to first token, usage, the request count).
+  pipeline::Exchange exchange(rt, out, start);
+  auto finish = [&](int status) { exchange.finish(status); };
 
   // Backends in the order to try: a weighted pick first, then the rest as fallbacks.
   std::vector<const config::BackendConfig*> order = order_backends(config, model, w.random);
@@ -944,7 +805,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
             finish(kClientClosedRequest);
             co_return false;
           }
-          m.upstream_errors.with({backend->name, classify_error(ec)}).inc();
+          exchange.upstream_error(backend->name, classify_error(ec));
           last_error = fmt::format("{} ({}:{}): {}", backend->name, backend->host, backend->port,
                                    ec.message());
           timed_out = ec == beast::error::timeout;
@@ -972,7 +833,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         watch->upstream = nullptr;
         if (reused && attempt == 0 && ec != beast::error::timeout)
           continue; // stale keep-alive connection
-        m.upstream_errors.with({backend->name, classify_error(ec)}).inc();
+        exchange.upstream_error(backend->name, classify_error(ec));
         last_error = fmt::format("{}: {}", backend->name, ec.message());
         timed_out = ec == beast::error::timeout;
         spdlog::warn("upstream {}: {}", backend->name, ec.message());
@@ -985,9 +846,9 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       std::string content_type(uh[http::field::content_type]);
       const bool event_stream =
           core::starts_with(core::ascii_lower(content_type), "text/event-stream");
-      // A whole (non-streamed) answer arrives with its header: that is its first token.
-      if (!event_stream && status < 400) // a quick error is not a served answer
-        record_ttft();
+      exchange.response_head(status, event_stream);
+      if (status >= 500)
+        exchange.upstream_error(backend->name, "status_5xx");
       std::vector<std::pair<std::string, std::string>> headers;
       for (const auto& field : uh) {
         // An upstream's own x-semrouter-* headers would contradict ours: ours win.
@@ -1047,7 +908,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
           co_return false;
         }
         if (ec || !parser.is_done()) {
-          m.upstream_errors.with({backend->name, ec ? classify_error(ec) : "too_large"}).inc();
+          exchange.upstream_error(backend->name, ec ? classify_error(ec) : "too_large");
           auto e =
               ec == beast::error::timeout
                   ? openai::upstream_timeout(model.name, "no complete response in time")
@@ -1057,13 +918,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
           co_await send_error(client, req, e, keep, out.response_headers);
           co_return keep;
         }
-        if (status == 200) {
-          openai::Usage usage = openai::parse_usage(body);
-          if (usage.present) {
-            m.prompt_tokens.with({model.name}).inc(usage.prompt_tokens);
-            m.completion_tokens.with({model.name}).inc(usage.completion_tokens);
-          }
-        }
+        exchange.body(body);
         watch->upstream = nullptr;
         upstream_deadline.clear();
         upstream_deadline.watch(nullptr); // the pooled connection is no longer ours to cancel
@@ -1104,25 +959,11 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
           co_await asio::async_write(stream, asio::buffer(kLastChunk),
                                      asio::redirect_error(use_awaitable, wec));
       };
-      openai::SseParser sse;
-      bool first_event = true;
       while (!wec && !parser.is_done()) {
         size_t n = 0;
         ec = co_await read_piece(n);
         if (n > 0) {
-          for (const std::string& event : sse.feed(std::string_view(buf, n))) {
-            if (first_event) {
-              first_event = false;
-              m.ttft.with({model.name})
-                  .observe(core::seconds_between(start, core::SteadyClock::now()));
-              record_ttft();
-            }
-            openai::Usage usage = openai::parse_usage(event);
-            if (usage.present) {
-              m.prompt_tokens.with({model.name}).inc(usage.prompt_tokens);
-              m.completion_tokens.with({model.name}).inc(usage.completion_tokens);
-            }
-          }
+          exchange.stream_bytes(std::string_view(buf, n));
           client.deadline.set(std::chrono::milliseconds(t.idle_ms));
           co_await write_chunk(std::string_view(buf, n));
           client.deadline.adjust(wec);
@@ -1140,7 +981,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         co_return false;
       }
       if (!upstream_ok) {
-        m.upstream_errors.with({backend->name, classify_error(ec)}).inc();
+        exchange.upstream_error(backend->name, classify_error(ec));
         spdlog::warn("upstream {}: stream broken off: {}", backend->name, ec.message());
         auto e = ec == beast::error::timeout
                      ? openai::upstream_timeout(model.name, "the stream stalled")

@@ -13,31 +13,30 @@
 
 #include "config/config.h"
 #include "core/status.h"
-#include "metrics/metrics.h"
-#include "models/inference_pool.h"
-#include "pipeline/pipeline.h"
+#include "pipeline/exchange.h"
 
 namespace semrouter::gateway {
 
 class Gateway {
 public:
-  Gateway(pipeline::SnapshotStore& store, metrics::Registry& registry);
+  // Routing, sessions, load state and metrics come from `runtime` (shared with ext_proc).
+  explicit Gateway(pipeline::Runtime& runtime);
   ~Gateway();
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
 
-  // Binds both listeners (port 0 picks a free port). Fails with a message naming the address.
-  core::Status listen(const config::ListenerConfig& gateway, const config::ListenerConfig& admin,
+  // Binds the listeners (port 0 picks a free port); without `gateway` only the admin port is
+  // served (ext_proc mode). Fails with a message naming the address.
+  core::Status listen(const config::ListenerConfig* gateway, const config::ListenerConfig& admin,
                       uint32_t workers);
   uint16_t port() const;
   uint16_t admin_port() const;
 
-  // Transformer-backed signals run on this pool (owned by the caller, outliving the gateway);
-  // without one they run on the event loop.
-  void set_inference_pool(models::InferencePool* pool);
-
   // Called on SIGHUP (on an event-loop thread; keep it short or hand it off).
   void on_reload_signal(std::function<void()> callback);
+  // Called once when shutdown starts (SIGINT/SIGTERM or shutdown()), before the in-flight wait:
+  // the other transports stop too (ext_proc). Runs on the shutting-down thread.
+  void on_drain(std::function<void()> callback);
 
   // Serves until shutdown() or SIGINT/SIGTERM. Blocks.
   void run();

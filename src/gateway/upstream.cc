@@ -65,49 +65,4 @@ connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds 
   co_return conn;
 }
 
-std::vector<const config::BackendConfig*> order_backends(const config::Config& config,
-                                                         const config::ModelConfig& model,
-                                                         core::Random& random) {
-  struct Choice {
-    const config::BackendConfig* backend;
-    uint32_t weight;
-  };
-  std::vector<Choice> choices;
-  for (const auto& ref : model.backends) {
-    const config::BackendConfig* b = config.find_backend(ref.backend);
-    if (b)
-      choices.push_back({b, ref.weight ? ref.weight : b->weight});
-  }
-  std::vector<const config::BackendConfig*> order;
-  if (choices.empty())
-    return order;
-  uint64_t total = 0;
-  for (const auto& c : choices)
-    total += c.weight;
-  double pick = random.uniform() * static_cast<double>(total);
-  size_t first = choices.size() - 1;
-  for (size_t i = 0; i < choices.size(); ++i) {
-    if (pick < choices[i].weight) {
-      first = i;
-      break;
-    }
-    pick -= choices[i].weight;
-  }
-  order.push_back(choices[first].backend);
-  choices.erase(choices.begin() + static_cast<long>(first));
-  std::stable_sort(choices.begin(), choices.end(),
-                   [](const Choice& a, const Choice& b) { return a.weight > b.weight; });
-  for (const auto& c : choices)
-    order.push_back(c.backend);
-  return order;
-}
-
-std::string upstream_base_path(const config::BackendConfig& backend) {
-  if (backend.base_path.empty())
-    return "/v1";
-  if (backend.base_path == "/")
-    return "";
-  return backend.base_path;
-}
-
 } // namespace semrouter::gateway

@@ -13,6 +13,7 @@
 
 #include "config/config.h"
 #include "core/clock.h"
+#include "pipeline/exchange.h"
 
 namespace semrouter::gateway {
 
@@ -84,13 +85,7 @@ boost::asio::awaitable<std::unique_ptr<boost::beast::tcp_stream>>
 connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds timeout,
                 Deadline& deadline, boost::system::error_code& ec);
 
-// The model's backends in the order to try: one weighted random pick, then the others by weight.
-std::vector<const config::BackendConfig*> order_backends(const config::Config& config,
-                                                         const config::ModelConfig& model,
-                                                         core::Random& random);
-
-// The path prefix for upstream calls: the backend URL's path; /v1 if the URL has no path at all;
-// nothing if the path is exactly "/" (a server that serves /chat/completions at its root).
-std::string upstream_base_path(const config::BackendConfig& backend);
+using pipeline::order_backends;
+using pipeline::upstream_base_path;
 
 } // namespace semrouter::gateway

@@ -521,6 +521,7 @@ export class Harness {
       child,
       port: ready.port,
       adminPort: ready.admin_port,
+      extprocPort: ready.extproc_port,
       pid: ready.pid,
       url,
       adminUrl,

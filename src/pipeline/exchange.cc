@@ -1,0 +1,250 @@
+#include "pipeline/exchange.h"
+
+#include <fmt/format.h>
+
+#include "core/strings.h"
+
+namespace semrouter::pipeline {
+
+RequestMetrics::RequestMetrics(metrics::Registry& r)
+    : requests(r.counter("semrouter_requests_total",
+                         "Requests answered, by routed model, decision and HTTP status.",
+                         {"model", "decision", "status"})),
+      duration(r.histogram("semrouter_request_duration_seconds",
+                           "Time from request received to response complete, by model.", {"model"},
+                           metrics::latency_buckets())),
+      ttft(r.histogram(
+          "semrouter_time_to_first_token_seconds",
+          "Streaming: time from request received to the first upstream event, by model.", {"model"},
+          metrics::latency_buckets())),
+      upstream_errors(
+          r.counter("semrouter_upstream_errors_total",
+                    "Upstream failures by backend and kind (connect, timeout, reset, protocol, "
+                    "too_large, status_5xx).",
+                    {"backend", "kind"})),
+      model_errors(r.counter("semrouter_model_errors_total",
+                             "Upstream failures by routed model and kind (as "
+                             "semrouter_upstream_errors_total).",
+                             {"model", "kind"})),
+      inflight(r.gauge("semrouter_inflight_requests", "Requests being processed now.").with({})),
+      prompt_tokens(r.counter("semrouter_prompt_tokens_total",
+                              "Prompt tokens reported by upstream usage.", {"model"})),
+      completion_tokens(r.counter("semrouter_completion_tokens_total",
+                                  "Completion tokens reported by upstream usage.", {"model"})),
+      client_errors(r.counter("semrouter_client_errors_total",
+                              "Requests rejected before routing, by reason.", {"reason"})),
+      routing(r.histogram("semrouter_routing_duration_seconds",
+                          "Time to route a request (parse, signals, decision, plugins).", {},
+                          {25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3,
+                           50e-3, 100e-3})
+                  .with({})),
+      selections(r.counter("semrouter_selection_total",
+                           "Cost-quality selections by decision and choice (strong, weak, or "
+                           "the model), and whether the load shift was on.",
+                           {"decision", "choice", "load"})),
+      strong_share(r.gauge("semrouter_strong_share",
+                           "Realised share of strong calls over the decision's window "
+                           "(threshold selection).",
+                           {"decision"})),
+      selection_threshold(r.gauge("semrouter_selection_threshold",
+                                  "The threshold (or target quality, or lambda) selection used "
+                                  "last, load shift included.",
+                                  {"decision"})),
+      load_pressure(r.gauge("semrouter_load_pressure",
+                            "1 while a decision's load shift toward cheaper models is on.",
+                            {"decision"})),
+      pii_actions(r.counter("semrouter_pii_actions_total",
+                            "Requests the pii plugin changed, by action (redacted, rerouted, "
+                            "blocked).",
+                            {"action"})) {}
+
+Runtime::Runtime(SnapshotStore& s, metrics::Registry& r) : store(s), registry(r), metrics(r) {}
+
+RequestMeta Runtime::meta_for(openai::RequestKind kind, const HeaderLookup& headers) {
+  RequestMeta meta;
+  meta.kind = kind;
+  meta.headers = &headers;
+  meta.sessions = &sessions;
+  meta.pool = pool;
+  meta.cost_quality = &cost_quality;
+  return meta;
+}
+
+RouteOutcome Runtime::route(const Snapshot& snapshot, openai::RequestKind kind,
+                            const HeaderLookup& headers, std::string_view body,
+                            core::Random& random) {
+  RouteOutcome out = pipeline::route(snapshot, meta_for(kind, headers), body, random);
+  RequestMetrics& m = metrics;
+  m.routing.observe(out.route_us * 1e-6);
+  if (!out.pii.empty())
+    m.pii_actions.with({out.pii}).inc();
+  if (out.selection.active) {
+    const auto& sr = out.selection;
+    m.selections.with({out.decision, sr.choice, sr.pressure ? "pressure" : "normal"}).inc();
+    if (sr.strong_share >= 0)
+      m.strong_share.with({out.decision}).set(sr.strong_share);
+    m.selection_threshold.with({out.decision}).set(sr.threshold);
+    m.load_pressure.with({out.decision}).set(sr.pressure ? 1 : 0);
+  }
+  if (out.action == RouteAction::Reply) {
+    if (!out.blocked)
+      m.client_errors.with({out.error_type}).inc();
+    // The model label stays "-": a client's made-up model names must not mint new series. A
+    // blocked request keeps its (configured, so bounded) decision name.
+    m.requests.with({"-", out.blocked ? out.decision : "-", std::to_string(out.reply_status)})
+        .inc();
+  }
+  return out;
+}
+
+RouteOutcome Runtime::dry_run(const Snapshot& snapshot, const HeaderLookup& headers,
+                              std::string_view body, core::Random& random) {
+  RequestMeta meta = meta_for(openai::RequestKind::ChatCompletions, headers);
+  meta.sessions = nullptr;     // a dry run neither starts nor moves a session,
+  meta.cost_quality = nullptr; // nor feeds calibration or load state
+  return pipeline::route(snapshot, meta, body, random);
+}
+
+std::string dry_run_body(const RouteOutcome& out) {
+  const bool blocked = out.blocked || !out.model;
+  std::string body =
+      "{\"model\":" + (blocked ? std::string("null") : core::json_string(out.model->name)) +
+      ",\"upstream_model\":" +
+      (blocked ? std::string("null") : core::json_string(out.model->upstream_model)) +
+      ",\"decision\":" + core::json_string(out.decision) +
+      fmt::format(",\"confidence\":{}", out.confidence) +
+      ",\"reasoning\":" + core::json_string(out.reasoning) + ",\"matched_signals\":[";
+  for (size_t i = 0; i < out.matched_signals.size(); ++i) {
+    if (i)
+      body += ',';
+    body += core::json_string(out.matched_signals[i]);
+  }
+  if (blocked) // the block plugin's own answer, as the client would get it
+    body += "],\"blocked\":true,\"reply\":" + (out.reply_content_type == "application/json"
+                                                   ? out.reply_body
+                                                   : core::json_string(out.reply_body));
+  else
+    body += "],\"body\":" + out.body;
+  body += ",\"pii\":" + (out.pii.empty() ? std::string("null") : core::json_string(out.pii)) +
+          ",\"session\":" +
+          (out.session.empty() ? std::string("null") : core::json_string(out.session)) +
+          ",\"route_us\":" + fmt::format("{:.1f}", out.route_us) + "}";
+  return body;
+}
+
+Exchange::Exchange(Runtime& runtime, const RouteOutcome& out, core::TimePoint start)
+    : rt_(runtime), model_(out.model ? out.model->name : std::string("-")), decision_(out.decision),
+      start_(start) {
+  rt_.metrics.inflight.add(1);
+  rt_.cost_quality.load.start(model_);
+}
+
+Exchange::~Exchange() {
+  finish(kClientClosedRequest);
+}
+
+void Exchange::first_token() {
+  if (ttft_recorded_)
+    return;
+  ttft_recorded_ = true;
+  const double s = core::seconds_between(start_, core::SteadyClock::now());
+  if (streamed_)
+    rt_.metrics.ttft.with({model_}).observe(s);
+  rt_.cost_quality.load.record_ttft(model_, s);
+}
+
+void Exchange::response_head(int status, bool event_stream) {
+  status_ = status;
+  streamed_ = event_stream;
+  if (!event_stream && status < 400) // a quick error is not a served answer
+    first_token();
+}
+
+void Exchange::stream_bytes(std::string_view piece) {
+  for (const std::string& event : sse_.feed(piece)) {
+    first_token();
+    openai::Usage usage = openai::parse_usage(event);
+    if (usage.present) {
+      rt_.metrics.prompt_tokens.with({model_}).inc(usage.prompt_tokens);
+      rt_.metrics.completion_tokens.with({model_}).inc(usage.completion_tokens);
+    }
+  }
+}
+
+void Exchange::body(std::string_view body) {
+  if (status_ != 200)
+    return;
+  openai::Usage usage = openai::parse_usage(body);
+  if (usage.present) {
+    rt_.metrics.prompt_tokens.with({model_}).inc(usage.prompt_tokens);
+    rt_.metrics.completion_tokens.with({model_}).inc(usage.completion_tokens);
+  }
+}
+
+void Exchange::upstream_error(std::string_view backend, std::string_view kind) {
+  rt_.metrics.upstream_errors.with({std::string(backend), std::string(kind)}).inc();
+  rt_.metrics.model_errors.with({model_, std::string(kind)}).inc();
+}
+
+void Exchange::finish(int status) {
+  if (finished_)
+    return;
+  finished_ = true;
+  rt_.metrics.requests.with({model_, decision_, std::to_string(status)}).inc();
+  rt_.metrics.duration.with({model_}).observe(
+      core::seconds_between(start_, core::SteadyClock::now()));
+  rt_.cost_quality.load.finish(model_);
+  rt_.metrics.inflight.add(-1);
+}
+
+std::vector<const config::BackendConfig*> order_backends(const config::Config& config,
+                                                         const config::ModelConfig& model,
+                                                         core::Random& random) {
+  struct Choice {
+    const config::BackendConfig* backend;
+    uint32_t weight;
+  };
+  std::vector<Choice> choices;
+  for (const auto& ref : model.backends) {
+    const config::BackendConfig* b = config.find_backend(ref.backend);
+    if (b)
+      choices.push_back({b, ref.weight ? ref.weight : b->weight});
+  }
+  std::vector<const config::BackendConfig*> order;
+  if (choices.empty())
+    return order;
+  uint64_t total = 0;
+  for (const auto& c : choices)
+    total += c.weight;
+  double pick = random.uniform() * static_cast<double>(total);
+  size_t first = choices.size() - 1;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    if (pick < choices[i].weight) {
+      first = i;
+      break;
+    }
+    pick -= choices[i].weight;
+  }
+  order.push_back(choices[first].backend);
+  choices.erase(choices.begin() + static_cast<long>(first));
+  std::stable_sort(choices.begin(), choices.end(),
+                   [](const Choice& a, const Choice& b) { return a.weight > b.weight; });
+  for (const auto& c : choices)
+    order.push_back(c.backend);
+  return order;
+}
+
+std::string upstream_base_path(const config::BackendConfig& backend) {
+  if (backend.base_path.empty())
+    return "/v1";
+  if (backend.base_path == "/")
+    return "";
+  return backend.base_path;
+}
+
+std::string upstream_path(const config::BackendConfig& backend, openai::RequestKind kind) {
+  return upstream_base_path(backend) +
+         (kind == openai::RequestKind::Completions ? "/completions" : "/chat/completions");
+}
+
+} // namespace semrouter::pipeline

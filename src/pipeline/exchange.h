@@ -1,0 +1,133 @@
+// Both directions of a request, transport-neutral. `Runtime` is what every transport shares for
+// the life of the process (config store, sessions, cost-quality state, inference pool, request
+// metrics); `Exchange` is one forwarded request's response phase (in-flight slot, time to first
+// token, usage, the request count and duration). The HTTP gateway and the ext_proc service feed
+// them what they see and keep no routing or accounting logic of their own, so the two report
+// exactly the same metrics for the same traffic.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "metrics/metrics.h"
+#include "models/inference_pool.h"
+#include "openai/sse.h"
+#include "pipeline/cost_quality.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/sessions.h"
+
+namespace semrouter::pipeline {
+
+// nginx's status for "the client went away"; never sent, only counted.
+constexpr int kClientClosedRequest = 499;
+
+// The request-level metric families, registered once per process. Thread-safe (atomics).
+struct RequestMetrics {
+  explicit RequestMetrics(metrics::Registry& r);
+
+  metrics::Family<metrics::Counter>& requests;
+  metrics::Family<metrics::Histogram>& duration;
+  metrics::Family<metrics::Histogram>& ttft;
+  metrics::Family<metrics::Counter>& upstream_errors; // by backend and kind
+  metrics::Family<metrics::Counter>& model_errors;    // by model and kind
+  metrics::Gauge& inflight;
+  metrics::Family<metrics::Counter>& prompt_tokens;
+  metrics::Family<metrics::Counter>& completion_tokens;
+  metrics::Family<metrics::Counter>& client_errors;
+  metrics::Histogram& routing;
+  metrics::Family<metrics::Counter>& selections;
+  metrics::Family<metrics::Gauge>& strong_share;
+  metrics::Family<metrics::Gauge>& selection_threshold;
+  metrics::Family<metrics::Gauge>& load_pressure;
+  metrics::Family<metrics::Counter>& pii_actions;
+};
+
+// Shared by every transport and thread. Owned by `app`, outlives the servers.
+class Runtime {
+public:
+  Runtime(SnapshotStore& store, metrics::Registry& registry);
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  SnapshotStore& store;
+  metrics::Registry& registry;
+  RequestMetrics metrics;
+  SessionStore sessions;           // x-session-id stickiness
+  CostQualityRuntime cost_quality; // per-model load, per-decision calibration
+  // Transformer-backed signals run here; null: inline. Set before serving starts.
+  models::InferencePool* pool = nullptr;
+
+  // What routing gets besides the body.
+  RequestMeta meta_for(openai::RequestKind kind, const HeaderLookup& headers);
+
+  // Routes a live request and records what routing did (time, PII action, selection gauges).
+  // A Reply is counted here as answered (requests_total with model "-", or the blocking
+  // decision); a Forward is counted by its Exchange.
+  RouteOutcome route(const Snapshot& snapshot, openai::RequestKind kind,
+                     const HeaderLookup& headers, std::string_view body, core::Random& random);
+
+  // POST /api/v1/route: the same routing without touching sessions, calibration, load state
+  // or metrics.
+  RouteOutcome dry_run(const Snapshot& snapshot, const HeaderLookup& headers, std::string_view body,
+                       core::Random& random);
+};
+
+// The model's backends in the order to try: one weighted random pick, then the others by weight.
+std::vector<const config::BackendConfig*> order_backends(const config::Config& config,
+                                                         const config::ModelConfig& model,
+                                                         core::Random& random);
+
+// The path prefix for upstream calls: the backend URL's path; /v1 if the URL has no path at all;
+// nothing if the path is exactly "/" (a server that serves /chat/completions at its root).
+std::string upstream_base_path(const config::BackendConfig& backend);
+
+// The upstream path for a request kind: base path + /chat/completions or /completions.
+std::string upstream_path(const config::BackendConfig& backend, openai::RequestKind kind);
+
+// The JSON body of a dry run (POST /api/v1/route) for a routing outcome.
+std::string dry_run_body(const RouteOutcome& out);
+
+// One forwarded request's response phase. Construct it once routing returned Forward; it takes
+// the model's in-flight slot (cost-quality load) and the in-flight gauge until finish() or
+// destruction. Feed it what the upstream answers. The request is counted exactly once: by
+// finish(), or as 499 (client closed) when destroyed unfinished. Not thread-safe: one transport
+// thread at a time.
+class Exchange {
+public:
+  Exchange(Runtime& runtime, const RouteOutcome& out, core::TimePoint start);
+  ~Exchange();
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
+  const std::string& model() const { return model_; }
+
+  // The upstream's response head arrived. A non-streamed answer below 400 arrives whole with its
+  // head: that is its time to first token.
+  void response_head(int status, bool event_stream);
+  // A piece of a streamed (SSE) body as it arrived: the first complete event is the time to
+  // first token, and every event carrying `usage` adds to the token counters.
+  void stream_bytes(std::string_view piece);
+  // A complete non-streamed body (its usage counts when the status was 200).
+  void body(std::string_view body);
+  // An upstream failure (kind: connect, timeout, reset, protocol, too_large, status_5xx, ...).
+  void upstream_error(std::string_view backend, std::string_view kind);
+  // The answer is complete with this status, as the client saw it. Later calls do nothing.
+  void finish(int status);
+  bool finished() const { return finished_; }
+
+private:
+  void first_token();
+  Runtime& rt_;
+  std::string model_;
+  std::string decision_;
+  core::TimePoint start_;
+  int status_ = 0;
+  bool finished_ = false;
+  bool ttft_recorded_ = false;
+  bool streamed_ = false;
+  openai::SseParser sse_;
+};
+
+} // namespace semrouter::pipeline
