@@ -321,6 +321,7 @@ struct ExtProcConfig {
   // sends no responses.
   bool observability_mode = false;
   uint64_t max_body_bytes = 0; // 0: server.max_body_bytes
+  uint32_t threads = 0;        // completion-queue threads; 0: server.workers
 };
 
 struct Config {

@@ -55,7 +55,7 @@ void parse_extproc(const Node& root, Config& c) {
     Node x = root["extproc"];
     x.require_map();
     x.check_keys({"model_header", "backend_header", "bypass_header", "observability_mode",
-                  "max_body_bytes"});
+                  "max_body_bytes", "threads"});
     e.model_header = core::ascii_lower(x.get_string("model_header", e.model_header));
     check_header_name(x["model_header"], e.model_header, false);
     e.backend_header = core::ascii_lower(x.get_string("backend_header", e.backend_header));
@@ -64,7 +64,10 @@ void parse_extproc(const Node& root, Config& c) {
     check_header_name(x["bypass_header"], e.bypass_header, true);
     e.observability_mode = x.get_bool("observability_mode", e.observability_mode);
     e.max_body_bytes = static_cast<uint64_t>(x.get_int("max_body_bytes", 0, 0, 1LL << 32));
+    e.threads = static_cast<uint32_t>(x.get_int("threads", 0, 1, 256));
   }
+  if (e.threads == 0)
+    e.threads = c.server.workers;
   if (e.max_body_bytes == 0)
     e.max_body_bytes = c.server.max_body_bytes;
 
@@ -76,9 +79,9 @@ void parse_extproc(const Node& root, Config& c) {
                                       {"extproc", ServeMode::ExtProc},
                                       {"both", ServeMode::Both}});
     if (c.mode != ServeMode::Gateway && !e.enabled)
-      fail(s["mode"].path(), "\"" + s["mode"].as_string() +
-                                 "\" needs an ext_proc listener: add listeners.extproc "
-                                 "{address, port}");
+      fail(s["mode"].path(), fmt::format("\"{}\" needs an ext_proc listener: add "
+                                         "listeners.extproc {{address, port}}",
+                                         s["mode"].as_string()));
   }
 }
 

@@ -2,10 +2,11 @@
 // (plus grpc.health.v1.Health) around the shared pipeline. This header is gRPC-free; gRPC lives
 // in this module's .cc files only.
 //
-// Threading: gRPC's callback API. Each stream is a reactor whose messages are handled one at a
-// time (Envoy sends the next one only after our answer) on gRPC's own threads; no thread per
-// stream. Streams share the pipeline::Runtime (sessions, load state, metrics) with the HTTP
-// gateway.
+// Threading: gRPC's asynchronous API. `extproc.threads` completion queues, each polled by its
+// own thread, which also does the stream's work (routing included) inline: no thread per stream
+// and no hand-off per message. A stream's messages are handled one at a time (Envoy sends the
+// next one only after our answer). Streams share the pipeline::Runtime (sessions, load state,
+// metrics) with the HTTP gateway.
 #pragma once
 
 #include <cstdint>

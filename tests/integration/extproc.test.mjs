@@ -319,6 +319,7 @@ test('observability mode: the service watches and answers nothing', async () => 
 test('grpc.health.v1 reports SERVING; the metrics page stays valid', async () => {
   assert.equal(await healthCheck(router.extprocPort), 'SERVING');
   assert.equal(await healthCheck(router.extprocPort, 'envoy.service.ext_proc.v3.ExternalProcessor'), 'SERVING');
+  await assert.rejects(healthCheck(router.extprocPort, 'no.such.Service'), (e) => e.code === grpc.status.NOT_FOUND);
   const check = promtoolCheck(await router.metrics());
   if (check) assert.equal(check.status, 0, check.stderr);
 });
