@@ -98,7 +98,9 @@ for cfg in keyword demo; do
   [[ $code == 200 ]] || { echo "sanity check failed: HTTP $code" >&2; cat "$WORK/$cfg.log" >&2; exit 1; }
 
   read -r s0 c0 < <(routing_sum_count "$ADMIN")
-  x1=$(taskset -c "$CLIENT_CORE" "$BIN/extproc-bench" --target "127.0.0.1:$XP" --prompts "$WORK/prompts.txt" -c 1 -n 5000 --warmup 500)
+  # Concurrency 1 on the blocking client (no client-side thread hops, closer to Envoy's own
+  # client); 64 on the callback client.
+  x1=$(taskset -c "$CLIENT_CORE" "$BIN/extproc-bench" --target "127.0.0.1:$XP" --prompts "$WORK/prompts.txt" -c 1 -n 5000 --warmup 500 --sync)
   read -r s1 c1 < <(routing_sum_count "$ADMIN")
   route_us=$(awk -v s0="$s0" -v s1="$s1" -v c0="$c0" -v c1="$c1" 'BEGIN{printf "%.1f", (s1-s0)/(c1-c0)*1e6}')
   x64=$(taskset -c "$CLIENT_CORE" "$BIN/extproc-bench" --target "127.0.0.1:$XP" --prompts "$WORK/prompts.txt" -c 64 -d "$DURATION")

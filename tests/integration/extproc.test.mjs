@@ -387,3 +387,39 @@ test('--mode extproc without an ext_proc listener is refused with the key to add
   assert.notEqual(c.status, 0);
   assert.match(c.stdout + c.stderr, /server\.mode: "both" needs an ext_proc listener/);
 });
+
+test('TLS with client certificates: Envoy with a certificate the CA signed gets through, one without does not', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const dir = fs.mkdtempSync(path.join(h.dir, 'tls-'));
+  const ssl = (...args) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  fs.writeFileSync(path.join(dir, 'san.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=test-ca');
+  for (const name of ['server', 'client']) {
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', 'san.cnf');
+  }
+  const file = (f) => path.join(dir, f);
+  const r3 = await h.startRouter(
+    {
+      listeners: { extproc: { address: '127.0.0.1', port: 0, tls: { cert_file: file('server.crt'), key_file: file('server.key'), ca_file: file('ca.crt') } } },
+      server: { reload_poll_ms: 0 },
+      backends: [{ name: 'a', url: mockA.url }],
+      models: [{ name: 'm', upstream_model: 'up/m', backends: ['a'] }],
+    },
+    { name: 'tls', extraArgs: ['--mode', 'extproc'] },
+  );
+  const read = (f) => fs.readFileSync(file(f));
+  const good = connect(r3.extprocPort, { credentials: grpc.credentials.createSsl(read('ca.crt'), read('client.key'), read('client.crt')) });
+  const r = await envoyExchange(good, { json: { model: 'auto', messages: user('hello') }, clusters: { a: mockA.origin } });
+  assert.equal(r.response.json.mock_echo.model, 'up/m');
+  good.close();
+  const anonymous = connect(r3.extprocPort, { credentials: grpc.credentials.createSsl(read('ca.crt')) });
+  await assert.rejects(envoyExchange(anonymous, { json: { model: 'auto', messages: user('hello') }, clusters: { a: mockA.origin } }));
+  anonymous.close();
+  const plain = connect(r3.extprocPort);
+  await assert.rejects(envoyExchange(plain, { json: { model: 'auto', messages: user('hello') }, clusters: { a: mockA.origin } }));
+  plain.close();
+});

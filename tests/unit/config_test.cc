@@ -291,5 +291,68 @@ TEST(Config, MissingFileIsAClearError) {
   EXPECT_EQ(c.error().message, "cannot open config file /nonexistent/router.yaml");
 }
 
+
+TEST(Config, ExtProcSection) {
+  // Without listeners.extproc: the gateway alone, and the ext_proc defaults.
+  auto plain = parse_config(kBase);
+  ASSERT_TRUE(plain) << plain.error().message;
+  EXPECT_EQ((*plain)->mode, ServeMode::Gateway);
+  EXPECT_FALSE((*plain)->extproc.enabled);
+  EXPECT_EQ((*plain)->extproc.model_header, "x-semrouter-model");
+  EXPECT_EQ((*plain)->extproc.max_body_bytes, (*plain)->server.max_body_bytes);
+  EXPECT_EQ((*plain)->extproc.threads, (*plain)->server.workers);
+
+  auto both = parse_config(std::string(kBase) + R"(
+listeners:
+  extproc: {address: "::1", port: 9903}
+server: {workers: 3}
+extproc: {model_header: X-Route-Model, bypass_header: "", observability_mode: true, max_body_bytes: 2048}
+)");
+  ASSERT_TRUE(both) << both.error().message;
+  const auto& e = (*both)->extproc;
+  EXPECT_EQ((*both)->mode, ServeMode::Both);
+  EXPECT_TRUE(e.enabled);
+  EXPECT_EQ(e.listener.address, "::1");
+  EXPECT_EQ(e.listener.port, 9903);
+  EXPECT_EQ(e.model_header, "x-route-model");
+  EXPECT_EQ(e.backend_header, "x-semrouter-backend");
+  EXPECT_EQ(e.bypass_header, "");
+  EXPECT_TRUE(e.observability_mode);
+  EXPECT_EQ(e.max_body_bytes, 2048u);
+  EXPECT_EQ(e.threads, 3u);
+
+  struct Case {
+    std::string yaml;
+    std::string expected;
+  };
+  std::vector<Case> cases = {
+      {"server: {mode: extproc}",
+       "server.mode: \"extproc\" needs an ext_proc listener: add listeners.extproc {address, "
+       "port}"},
+      {"server: {mode: envoy}", "server.mode: unknown mode \"envoy\" (known: gateway, extproc, "
+                                "both)"},
+      {"listeners: {extproc: {address: localhost}}",
+       "listeners.extproc.address: \"localhost\" is not an IP address (use 127.0.0.1, ::1 or "
+       "0.0.0.0)"},
+      {"listeners: {extproc: {port: 1, tls: {cert_file: /nonexistent.crt}}}",
+       "listeners.extproc.tls: needs both cert_file and key_file (ca_file is optional: with it, "
+       "clients must present a certificate it signed)"},
+      {"listeners: {extproc: {tls: {cert_file: /nonexistent.crt, key_file: /nonexistent.key}}}",
+       "listeners.extproc.tls.cert_file: \"/nonexistent.crt\" is not a readable file"},
+      {"listeners: {extproc: {tls: {cert: a}}}",
+       "listeners.extproc.tls: unknown key \"cert\" (known: cert_file, key_file, ca_file)"},
+      {"extproc: {model_header: \"x model\"}",
+       "extproc.model_header: \"x model\" is not a lower-case header name (letters, digits, '-', "
+       "'_', '.')"},
+      {"extproc: {model_header: \"\"}", "extproc.model_header: must not be empty"},
+      {"extproc: {threads: 0}", "extproc.threads: must be between 1 and 256, got 0"},
+      {"extproc: {modelheader: x}",
+       "extproc: unknown key \"modelheader\" (known: model_header, backend_header, bypass_header, "
+       "observability_mode, max_body_bytes, threads)"},
+  };
+  for (const auto& c : cases)
+    EXPECT_EQ(error_of(std::string(kBase) + c.yaml), c.expected) << c.yaml;
+}
+
 } // namespace
 } // namespace semrouter::config
