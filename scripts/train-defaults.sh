@@ -12,6 +12,8 @@ V=models/glove-100d-sif
   --vectors "$V" --vector-scale 2 --buckets-log2 17 --out models/domain
 "$B" train complexity --data data/mmlu_pro/questions.jsonl.gz --vectors "$V" --buckets-log2 17 \
   --out models/complexity
+"$B" train reasoning --data data/train/reasoning_mmlu.jsonl.gz --data data/train/reasoning_chat_train.jsonl \
+  --vectors "$V" --buckets-log2 17 --out models/reasoning
 "$B" train jailbreak --data data/jailbreak/jailbreak.jsonl.gz --vectors "$V" --buckets-log2 17 \
   --out models/jailbreak
 

@@ -361,11 +361,13 @@ int main(int argc, char** argv) {
       "report on stdout).");
   app::TrainRouterArgs tra;
   train
-      ->add_option("task", ta.task,
-                   "domain, complexity, jailbreak or language (a classifier), or router (a "
-                   "cost-quality router from per-prompt model outcomes)")
+      ->add_option(
+          "task", ta.task,
+          "domain, complexity, reasoning, jailbreak or language (a classifier), or router (a "
+          "cost-quality router from per-prompt model outcomes)")
       ->required()
-      ->check(CLI::IsMember({"domain", "complexity", "jailbreak", "language", "router"}));
+      ->check(
+          CLI::IsMember({"domain", "complexity", "reasoning", "jailbreak", "language", "router"}));
   train
       ->add_option(
           "--data", ta.data,
@@ -443,11 +445,12 @@ int main(int argc, char** argv) {
   std::string era_strong, era_weak;
   std::vector<std::string> era_pairs, era_costs;
   eval->add_option("task", ea.task,
-                   "domain, complexity, jailbreak, language, embeddings (pairs {a, b, label} with "
+                   "domain, complexity, reasoning, jailbreak, language, embeddings (pairs {a, b, "
+                   "label} with "
                    "paraphrase / related / unrelated), or router (PGR, APGR, CPT on outcome data)")
       ->required()
-      ->check(
-          CLI::IsMember({"domain", "complexity", "jailbreak", "language", "embeddings", "router"}));
+      ->check(CLI::IsMember(
+          {"domain", "complexity", "reasoning", "jailbreak", "language", "embeddings", "router"}));
   eval->add_option(
           "--model", ea.model_dir,
           "Model folder written by `semrouter train` (language: or a fastText .ftz/.bin file)")

@@ -185,7 +185,7 @@ int cmd_train(const TrainArgs& a) {
                  cfg.labels[0].c_str());
     return 2;
   }
-  if (a.task == "complexity" || a.task == "jailbreak")
+  if (a.task == "complexity" || a.task == "reasoning" || a.task == "jailbreak")
     cfg.positive = 1;
   models::LinearTrainOptions to;
   task_defaults(a.task, a.window_words, cfg);

@@ -122,6 +122,14 @@ struct MetadataSignalConfig {
   bool expected = true;            // Tools / Stream: the value that makes the signal true
 };
 
+// The reasoning-need classifier's probability P(reason) -> reasoning on or off and an effort
+// level, for model references with `reasoning: auto`.
+struct ReasoningSignalConfig {
+  double threshold = 0.5; // reasoning on at or above it (a model reference may set its own)
+  double medium = 0.75;   // effort "medium" at or above it, "high" at or above `high`, else "low"
+  double high = 0.9;
+};
+
 struct SignalsConfig {
   std::vector<KeywordSignalConfig> keywords;
   std::vector<EmbeddingSignalConfig> embeddings;
@@ -130,24 +138,33 @@ struct SignalsConfig {
   std::vector<MetadataSignalConfig> metadata;
   // The domain classifier's answer becomes "other" when its confidence is below this.
   double domain_threshold = 0.0;
+  ReasoningSignalConfig reasoning;
 };
 
 // A node of a decision's rule tree.
 struct RuleNode {
-  enum class Kind { And, Or, Not, Signal, Always };
+  // Compare: a signal's score (a classifier's probability of `signal_name`, an embedding
+  // signal's similarity) against `value` with `op`.
+  enum class Kind { And, Or, Not, Signal, Always, Compare };
+  enum class Op { Ge, Gt, Le, Lt };
   Kind kind = Kind::Always;
   std::vector<RuleNode> children; // And / Or: one or more; Not: exactly one
-  std::string signal_type;        // Signal: e.g. "keyword"
-  std::string signal_name;        // Signal: the configured signal's name
+  std::string signal_type;        // Signal, Compare: e.g. "keyword", "reasoning"
+  std::string signal_name;        // Signal: the configured signal's name; Compare: the label
+  Op op = Op::Ge;                 // Compare
+  double value = 0;               // Compare
 };
 
-enum class ReasoningMode { Unset, On, Off };
+// ByNeed (`reasoning: auto`): on when the reasoning classifier's P(reason) reaches the threshold,
+// with an effort level from it.
+enum class ReasoningMode { Unset, On, Off, ByNeed };
 
 struct ModelRefConfig {
   std::string model;
   uint32_t weight = 1;
   ReasoningMode reasoning = ReasoningMode::Unset; // Unset: leave the request as the client sent it
-  std::string effort; // ReasoningEffort families; "" = the family's default
+  std::string effort;        // ReasoningEffort families; "" = the family's default (ByNeed: by P)
+  double need_threshold = 0; // ByNeed: P(reason) to turn reasoning on; 0 = signals.reasoning's
 };
 
 enum class SystemPromptMode { Insert, Replace };
@@ -268,6 +285,10 @@ struct HistoryConfig {
   uint32_t user_turns = 1;        // the latest N user messages (0: every user message)
   bool include_system = false;    // also the system / developer messages
   bool include_assistant = false; // also assistant messages among those turns
+  // With user_turns 1: a short latest turn that leans on the conversation ("yes, do it", "and
+  // for the second case?") is read together with the user turn it follows.
+  bool follow_ups = true;
+  uint32_t follow_up_max_words = 8;
 };
 
 // Requests with the same session header stay on the model the session started with, unless a

@@ -123,7 +123,7 @@ using SignalNames = std::map<std::string, std::set<std::string>>;
 
 constexpr const char* kRuleOperators =
     "and, or, not, keyword, embedding, pii, context_length, metadata, domain, complexity, "
-    "jailbreak, language, or signal+name";
+    "reasoning, jailbreak, language, signal+name, or signal+op+value";
 
 RuleNode parse_rule(const Node& n, const SignalNames& names) {
   RuleNode r;
@@ -139,7 +139,8 @@ RuleNode parse_rule(const Node& n, const SignalNames& names) {
                    "{not: RULE} or the word always");
   }
   n.require_map();
-  if (n.size() != 1 && !(n.has("signal") && n.has("name") && n.size() == 2))
+  const bool threshold_rule = n.has("signal") && (n.has("op") || n.has("value"));
+  if (!threshold_rule && n.size() != 1 && !(n.has("signal") && n.has("name") && n.size() == 2))
     fail(n.path(), std::string("a rule node has exactly one operator (") + kRuleOperators +
                        "); got keys: " + core::join(n.keys(), ", "));
   auto children = [&](const char* op, RuleNode::Kind kind) {
@@ -169,6 +170,10 @@ RuleNode parse_rule(const Node& n, const SignalNames& names) {
     } else if (type == "complexity") {
       if (r.signal_name != "hard" && r.signal_name != "easy")
         fail(name_node.path(), "complexity is \"hard\" or \"easy\", not \"" + r.signal_name + "\"");
+    } else if (type == "reasoning") {
+      if (r.signal_name != "reason" && r.signal_name != "direct")
+        fail(name_node.path(),
+             "reasoning is \"reason\" or \"direct\", not \"" + r.signal_name + "\"");
     } else if (type == "jailbreak") {
       if (r.signal_name != "jailbreak" && r.signal_name != "benign")
         fail(name_node.path(),
@@ -182,12 +187,46 @@ RuleNode parse_rule(const Node& n, const SignalNames& names) {
     } else {
       fail(n.path(), "unknown signal type \"" + type +
                          "\" (known: keyword, embedding, pii, context_length, metadata, domain, "
-                         "complexity, jailbreak, language)");
+                         "complexity, reasoning, jailbreak, language)");
     }
   };
-  static const std::set<std::string> kSignalOps{"keyword",        "embedding", "pii",
-                                                "context_length", "metadata",  "domain",
-                                                "complexity",     "jailbreak", "language"};
+  if (threshold_rule) {
+    // {signal: TYPE, [name: LABEL,] op: ">=", value: 0.7}: a threshold on the signal's score.
+    n.check_keys({"signal", "name", "op", "value"});
+    r.kind = RuleNode::Kind::Compare;
+    r.signal_type = n["signal"].as_string();
+    static const std::map<std::string, std::string> kPositive{
+        {"reasoning", "reason"}, {"complexity", "hard"}, {"jailbreak", "jailbreak"}};
+    static const std::set<std::string> kScored{"reasoning", "complexity", "jailbreak",
+                                               "domain",    "language",   "embedding"};
+    if (!kScored.count(r.signal_type))
+      fail(n["signal"].path(), "a threshold rule reads a scored signal (known: reasoning, "
+                               "complexity, jailbreak, domain, language, embedding), not \"" +
+                                   r.signal_type + "\"");
+    if (n.has("name")) {
+      signal_ref(r.signal_type, n["name"]);
+      r.kind = RuleNode::Kind::Compare;
+    } else if (auto it = kPositive.find(r.signal_type); it != kPositive.end()) {
+      r.signal_name = it->second;
+    } else {
+      fail(n.path(), "a threshold rule on " + r.signal_type + " needs name: (the " +
+                         (r.signal_type == "embedding" ? "signal" : "label") + " to score)");
+    }
+    if (!n.has("op") || !n.has("value"))
+      fail(n.path(), "a threshold rule needs both op (>=, >, <=, <) and value");
+    std::string op = n["op"].as_string();
+    r.op = op == ">="   ? RuleNode::Op::Ge
+           : op == ">"  ? RuleNode::Op::Gt
+           : op == "<=" ? RuleNode::Op::Le
+           : op == "<"  ? RuleNode::Op::Lt
+                        : (fail(n["op"].path(), "unknown op \"" + op + "\" (known: >=, >, <=, <)"),
+                          RuleNode::Op::Ge);
+    r.value = n["value"].as_double(0, 1);
+    return r;
+  }
+  static const std::set<std::string> kSignalOps{
+      "keyword", "embedding",  "pii",       "context_length", "metadata",
+      "domain",  "complexity", "reasoning", "jailbreak",      "language"};
   if (n.has("and")) {
     children("and", RuleNode::Kind::And);
   } else if (n.has("or")) {
@@ -416,7 +455,8 @@ void parse_document(const Node& root, Config& c) {
   if (root.has("signals")) {
     Node s = root["signals"];
     s.require_map();
-    s.check_keys({"keywords", "embeddings", "pii", "context_length", "metadata", "domain"});
+    s.check_keys(
+        {"keywords", "embeddings", "pii", "context_length", "metadata", "domain", "reasoning"});
     if (s.has("keywords")) {
       for_each_named(s, "keywords", "keyword signal",
                      {"name", "keywords", "operator", "case_sensitive", "word_boundary", "regex"},
@@ -524,18 +564,40 @@ void parse_document(const Node& root, Config& c) {
       d.check_keys({"threshold"});
       c.signals.domain_threshold = d.get_double("threshold", 0, 0, 1);
     }
+    if (s.has("reasoning")) {
+      Node r = s["reasoning"];
+      r.require_map();
+      r.check_keys({"threshold", "effort"});
+      auto& rc = c.signals.reasoning;
+      rc.threshold = r.get_double("threshold", rc.threshold, 0.01, 1);
+      if (r.has("effort")) {
+        Node e = r["effort"];
+        e.require_map();
+        e.check_keys({"medium", "high"});
+        rc.medium = e.get_double("medium", rc.medium, 0, 1);
+        rc.high = e.get_double("high", rc.high, 0, 1);
+        if (rc.high < rc.medium)
+          fail(e.path(),
+               fmt::format("high ({}) must not be below medium ({})", rc.high, rc.medium));
+      }
+    }
   }
 
   // Classifiers: which model backs each task.
   if (root.has("classifiers")) {
     Node cl = root["classifiers"];
     cl.require_map();
-    cl.check_keys({"dir", "domain", "complexity", "jailbreak", "language", "embeddings", "pii"});
+    cl.check_keys(
+        {"dir", "domain", "complexity", "reasoning", "jailbreak", "language", "embeddings", "pii"});
     c.classifiers.dir = cl.get_string("dir", "");
     static const std::map<std::string, std::set<std::string>> kTypes{
-        {"domain", {"linear", "transformer"}},           {"complexity", {"linear", "transformer"}},
-        {"jailbreak", {"linear", "transformer"}},        {"language", {"fasttext", "linear"}},
-        {"embeddings", {"word_vectors", "transformer"}}, {"pii", {"transformer"}}};
+        {"domain", {"linear", "transformer"}},
+        {"complexity", {"linear", "transformer"}},
+        {"reasoning", {"linear", "transformer"}},
+        {"jailbreak", {"linear", "transformer"}},
+        {"language", {"fasttext", "linear"}},
+        {"embeddings", {"word_vectors", "transformer"}},
+        {"pii", {"transformer"}}};
     for (const std::string& task : cl.keys()) {
       if (task == "dir")
         continue;
@@ -575,11 +637,21 @@ void parse_document(const Node& root, Config& c) {
         ref.model = m.as_string();
       } else {
         m.require_map();
-        m.check_keys({"model", "weight", "reasoning", "effort"});
+        m.check_keys({"model", "weight", "reasoning", "effort", "reasoning_threshold"});
         ref.model = m.require_string("model");
         ref.weight = static_cast<uint32_t>(m.get_int("weight", 1, 0, 1000000));
-        if (m.has("reasoning"))
-          ref.reasoning = m["reasoning"].as_bool() ? ReasoningMode::On : ReasoningMode::Off;
+        if (m.has("reasoning")) {
+          if (m["reasoning"].as_string() == "auto")
+            ref.reasoning = ReasoningMode::ByNeed;
+          else
+            ref.reasoning = m["reasoning"].as_bool() ? ReasoningMode::On : ReasoningMode::Off;
+        }
+        if (m.has("reasoning_threshold")) {
+          if (ref.reasoning != ReasoningMode::ByNeed)
+            fail(m["reasoning_threshold"].path(),
+                 "only applies with reasoning: auto (reasoning by need)");
+          ref.need_threshold = m.get_double("reasoning_threshold", 0, 0.01, 1);
+        }
         ref.effort = m.get_string("effort", "");
         if (!ref.effort.empty()) {
           static const std::set<std::string> kEfforts{"minimal", "low", "medium", "high"};
@@ -818,11 +890,15 @@ void parse_document(const Node& root, Config& c) {
     if (r.has("history")) {
       Node h = r["history"];
       h.require_map();
-      h.check_keys({"user_turns", "include_system", "include_assistant"});
+      h.check_keys({"user_turns", "include_system", "include_assistant", "follow_ups",
+                    "follow_up_max_words"});
       c.routing.history.user_turns =
           static_cast<uint32_t>(h.get_int("user_turns", c.routing.history.user_turns, 0, 1000));
       c.routing.history.include_system = h.get_bool("include_system", false);
       c.routing.history.include_assistant = h.get_bool("include_assistant", false);
+      c.routing.history.follow_ups = h.get_bool("follow_ups", c.routing.history.follow_ups);
+      c.routing.history.follow_up_max_words = static_cast<uint32_t>(
+          h.get_int("follow_up_max_words", c.routing.history.follow_up_max_words, 1, 100));
     }
     if (r.has("sessions")) {
       Node ss = r["sessions"];

@@ -106,6 +106,16 @@ core::Status label_record(const json& r, const DatasetOptions& o, Example& e) {
     } else {
       return err("no \"label\" and no MMLU-Pro \"correct\" object");
     }
+  } else if (o.task == "reasoning") {
+    if (!label)
+      return err("no \"label\" (reason or direct)");
+    std::string l = label->is_string() ? label->get<std::string>() : label->dump();
+    if (l == "reason" || l == "1" || l == "true")
+      e.label = "reason";
+    else if (l == "direct" || l == "0" || l == "false")
+      e.label = "direct";
+    else
+      return err(fmt::format("reasoning label must be reason/direct (or 1/0), got {}", l));
   } else if (o.task == "jailbreak") {
     if (!label || !label->is_string())
       return err("no \"label\" string (jailbreak or benign)");
@@ -120,7 +130,8 @@ core::Status label_record(const json& r, const DatasetOptions& o, Example& e) {
   } else {
     return make_error(
         ErrorCode::InvalidArgument,
-        fmt::format("unknown task \"{}\" (domain, complexity, jailbreak, language)", o.task));
+        fmt::format("unknown task \"{}\" (domain, complexity, reasoning, jailbreak, language)",
+                    o.task));
   }
   return {};
 }
@@ -201,6 +212,8 @@ std::vector<std::string> label_set(const std::string& task, const std::vector<Ex
     return {"easy", "hard"};
   if (task == "jailbreak")
     return {"benign", "jailbreak"};
+  if (task == "reasoning")
+    return {"direct", "reason"};
   std::set<std::string> s;
   for (const auto& e : examples)
     s.insert(e.label);

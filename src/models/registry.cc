@@ -22,6 +22,7 @@ using core::make_error;
 std::vector<ModelSpec> default_model_specs() {
   return {{"domain", "linear", "domain", "auto"},
           {"complexity", "linear", "complexity", "auto"},
+          {"reasoning", "linear", "reasoning", "auto"},
           {"jailbreak", "linear", "jailbreak", "auto"},
           {"language", "fasttext", "lid.176.ftz", "auto"},
           {"embeddings", "word_vectors", "glove-100d-sif", "auto"}};
@@ -56,6 +57,8 @@ core::StatusOr<std::shared_ptr<const Registry>> Registry::load(const std::vector
         r->domain = *m;
       else if (s.task == "complexity")
         r->complexity = *m;
+      else if (s.task == "reasoning")
+        r->reasoning = *m;
       else if (s.task == "jailbreak")
         r->jailbreak = *m;
       else
@@ -83,6 +86,7 @@ core::StatusOr<std::shared_ptr<const Registry>> Registry::load(const std::vector
           return fail({ErrorCode::InvalidArgument, "needs a sequence-classification model"});
         (s.task == "domain"       ? r->domain
          : s.task == "complexity" ? r->complexity
+         : s.task == "reasoning"  ? r->reasoning
                                   : r->jailbreak) = *m;
       }
     } else if (s.type == "fasttext") {
@@ -136,6 +140,8 @@ Analysis analyze(const Registry& r, std::string_view text, const AnalyzeTasks& t
   if (tasks.complexity)
     a.has_complexity =
         timed(a.complexity_us, [&] { return run(r.complexity.get(), a.complexity); });
+  if (tasks.reasoning)
+    a.has_reasoning = timed(a.reasoning_us, [&] { return run(r.reasoning.get(), a.reasoning); });
   if (tasks.jailbreak)
     a.has_jailbreak = timed(a.jailbreak_us, [&] { return run(r.jailbreak.get(), a.jailbreak); });
   if (r.language && tasks.language)

@@ -1,4 +1,5 @@
-// Loads the model behind each task (domain, complexity, jailbreak, language, embeddings, pii) from
+// Loads the model behind each task (domain, complexity, reasoning, jailbreak, language, embeddings,
+// pii) from
 // specs the caller translates from its config: the embedded defaults or a user's transformer
 // folders, behind the same interfaces, so a config can swap either kind in per task.
 #pragma once
@@ -15,14 +16,14 @@
 namespace semrouter::models {
 
 struct ModelSpec {
-  std::string task; // domain, complexity, jailbreak, language, embeddings, pii
+  std::string task; // domain, complexity, reasoning, jailbreak, language, embeddings, pii
   std::string type; // linear, transformer, fasttext, word_vectors
   std::string path; // absolute, or relative to the registry's base folder
   std::string precision = "auto";
 };
 
 struct Registry {
-  std::shared_ptr<const TextClassifier> domain, complexity, jailbreak;
+  std::shared_ptr<const TextClassifier> domain, complexity, reasoning, jailbreak;
   std::shared_ptr<const LanguageId> language;
   std::shared_ptr<const Embedder> embeddings;
   std::shared_ptr<const TokenClassifier> pii;
@@ -43,17 +44,19 @@ struct Registry {
 // Every task's answer for one text. Linear models with the same features share one tokenisation
 // and hashing pass, and the embedding reuses their SIF vector.
 struct Analysis {
-  Classification domain, complexity, jailbreak;
+  Classification domain, complexity, reasoning, jailbreak;
   LanguageGuess language;
   std::vector<float> embedding;
-  bool has_domain = false, has_complexity = false, has_jailbreak = false, has_language = false,
-       has_embedding = false;
+  bool has_domain = false, has_complexity = false, has_reasoning = false, has_jailbreak = false,
+       has_language = false, has_embedding = false;
   // Time per task; the first linear model's includes the shared tokenisation and hashing.
-  double domain_us = 0, complexity_us = 0, jailbreak_us = 0, language_us = 0, embedding_us = 0;
+  double domain_us = 0, complexity_us = 0, reasoning_us = 0, jailbreak_us = 0, language_us = 0,
+         embedding_us = 0;
 };
 // Which tasks analyze() runs (a routing rule may need only one of them).
 struct AnalyzeTasks {
-  bool domain = true, complexity = true, jailbreak = true, language = true, embedding = true;
+  bool domain = true, complexity = true, reasoning = true, jailbreak = true, language = true,
+       embedding = true;
 };
 Analysis analyze(const Registry& r, std::string_view text, const AnalyzeTasks& tasks = {});
 

@@ -69,6 +69,10 @@ Usage parse_usage(std::string_view json) {
     u.prompt_tokens = v;
   if (usage["completion_tokens"].get(v) == simdjson::SUCCESS)
     u.completion_tokens = v;
+  simdjson::dom::element details;
+  if (usage["completion_tokens_details"].get(details) == simdjson::SUCCESS && details.is_object() &&
+      details["reasoning_tokens"].get(v) == simdjson::SUCCESS)
+    u.reasoning_tokens = v;
   u.present = true;
   return u;
 }

@@ -28,6 +28,7 @@ struct Usage {
   bool present = false;
   uint64_t prompt_tokens = 0;
   uint64_t completion_tokens = 0;
+  uint64_t reasoning_tokens = 0; // completion_tokens_details.reasoning_tokens, when reported
 };
 
 // Reads "usage" from a chat completion (or a streamed chunk) JSON; present=false if absent/null.

@@ -31,6 +31,15 @@ RequestMetrics::RequestMetrics(metrics::Registry& r)
                               "Prompt tokens reported by upstream usage.", {"model"})),
       completion_tokens(r.counter("semrouter_completion_tokens_total",
                                   "Completion tokens reported by upstream usage.", {"model"})),
+      reasoning_tokens(r.counter("semrouter_reasoning_tokens_total",
+                                 "Reasoning tokens reported by upstream usage "
+                                 "(completion_tokens_details.reasoning_tokens), part of "
+                                 "completion tokens.",
+                                 {"model"})),
+      reasoning_requests(r.counter("semrouter_reasoning_requests_total",
+                                   "Routed requests by decision and whether the router turned "
+                                   "reasoning on (on, off, or unset: left as the client sent it).",
+                                   {"decision", "reasoning"})),
       client_errors(r.counter("semrouter_client_errors_total",
                               "Requests rejected before routing, by reason.", {"reason"})),
       routing(r.histogram("semrouter_routing_duration_seconds",
@@ -85,6 +94,14 @@ RouteOutcome Runtime::route(const Snapshot& snapshot, openai::RequestKind kind,
       m.strong_share.with({out.decision}).set(sr.strong_share);
     m.selection_threshold.with({out.decision}).set(sr.threshold);
     m.load_pressure.with({out.decision}).set(sr.pressure ? 1 : 0);
+  }
+  if (out.action == RouteAction::Forward && out.decision != "passthrough") {
+    const std::string_view r = out.reasoning;
+    m.reasoning_requests
+        .with({out.decision, r.starts_with("on")    ? "on"
+                             : r.starts_with("off") ? "off"
+                                                    : "unset"})
+        .inc();
   }
   if (out.action == RouteAction::Reply) {
     if (!out.blocked)
@@ -163,22 +180,23 @@ void Exchange::response_head(int status, bool event_stream) {
 void Exchange::stream_bytes(std::string_view piece) {
   for (const std::string& event : sse_.feed(piece)) {
     first_token();
-    openai::Usage usage = openai::parse_usage(event);
-    if (usage.present) {
-      rt_.metrics.prompt_tokens.with({model_}).inc(usage.prompt_tokens);
-      rt_.metrics.completion_tokens.with({model_}).inc(usage.completion_tokens);
-    }
+    count_usage(openai::parse_usage(event));
   }
+}
+
+void Exchange::count_usage(const openai::Usage& usage) {
+  if (!usage.present)
+    return;
+  rt_.metrics.prompt_tokens.with({model_}).inc(usage.prompt_tokens);
+  rt_.metrics.completion_tokens.with({model_}).inc(usage.completion_tokens);
+  if (usage.reasoning_tokens > 0)
+    rt_.metrics.reasoning_tokens.with({model_}).inc(usage.reasoning_tokens);
 }
 
 void Exchange::body(std::string_view body) {
   if (status_ != 200)
     return;
-  openai::Usage usage = openai::parse_usage(body);
-  if (usage.present) {
-    rt_.metrics.prompt_tokens.with({model_}).inc(usage.prompt_tokens);
-    rt_.metrics.completion_tokens.with({model_}).inc(usage.completion_tokens);
-  }
+  count_usage(openai::parse_usage(body));
 }
 
 void Exchange::upstream_error(std::string_view backend, std::string_view kind) {

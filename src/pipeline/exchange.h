@@ -35,6 +35,8 @@ struct RequestMetrics {
   metrics::Gauge& inflight;
   metrics::Family<metrics::Counter>& prompt_tokens;
   metrics::Family<metrics::Counter>& completion_tokens;
+  metrics::Family<metrics::Counter>& reasoning_tokens;   // by model
+  metrics::Family<metrics::Counter>& reasoning_requests; // by decision and on/off
   metrics::Family<metrics::Counter>& client_errors;
   metrics::Histogram& routing;
   metrics::Family<metrics::Counter>& selections;
@@ -119,6 +121,7 @@ public:
 
 private:
   void first_token();
+  void count_usage(const openai::Usage& usage);
   Runtime& rt_;
   std::string model_;
   std::string decision_;

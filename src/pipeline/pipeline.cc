@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/strings.h"
@@ -124,6 +125,7 @@ build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation
   r.metadata = e.references_type("metadata");
   r.classifiers.domain = e.references_type("domain");
   r.classifiers.complexity = e.references_type("complexity");
+  r.classifiers.reasoning = e.references_type("reasoning");
   r.classifiers.jailbreak = e.references_type("jailbreak");
   r.classifiers.language = e.references_type("language");
   const config::SignalsConfig& sc = snap->config->signals;
@@ -145,6 +147,10 @@ build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation
         return tl::unexpected(m.error());
       snap->models = std::move(*m);
     }
+    if (snap->referenced.classifiers.reasoning && !snap->models->reasoning)
+      return core::make_error(core::ErrorCode::InvalidArgument,
+                              "decisions: a rule or a `reasoning: auto` model reads the reasoning "
+                              "classifier, but classifiers.reasoning loaded no model");
     // Rules may only name domains the domain classifier knows ("other" is always allowed: the
     // answer below signals.domain.threshold).
     if (snap->models->domain) {
@@ -319,8 +325,8 @@ std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view 
   }
   SignalSelection which = snapshot.all_signals;
   which.classifiers = snapshot.referenced.classifiers;
-  which.classifiers.domain = which.classifiers.complexity = which.classifiers.jailbreak =
-      which.classifiers.language = which.classifiers.embedding = true;
+  which.classifiers.domain = which.classifiers.complexity = which.classifiers.reasoning =
+      which.classifiers.jailbreak = which.classifiers.language = which.classifiers.embedding = true;
   which.embedding = true;
   signals::SignalResults results;
   SignalDetails d;
@@ -345,6 +351,18 @@ std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view 
   }
   if (a.has_complexity)
     sig["complexity"] = cls(a.complexity, a.complexity_us);
+  if (a.has_reasoning) {
+    auto rj = cls(a.reasoning, a.reasoning_us);
+    const auto& labels = snapshot.models->reasoning->labels();
+    const auto it = std::find(labels.begin(), labels.end(), "reason");
+    const size_t k = size_t(it - labels.begin());
+    const double p = it != labels.end() && k < a.reasoning.probabilities.size()
+                         ? double(a.reasoning.probabilities[k])
+                         : 0.0;
+    rj["p_reason"] = p;
+    rj["effort"] = routing::effort_for_need(snapshot.config->signals.reasoning, p);
+    sig["reasoning"] = rj;
+  }
   if (a.has_jailbreak)
     sig["jailbreak"] = cls(a.jailbreak, a.jailbreak_us);
   if (a.has_language)
@@ -687,6 +705,7 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   std::string debug;
   std::string pending_session; // a new or moved session, saved when the request is forwarded
   int pending_priority = 0;
+  double p_reason = -1; // the reasoning classifier's P(reason), when computed
 
   if (config.is_auto_name(view->model)) {
     signals::SignalResults results;
@@ -696,6 +715,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
                                        snapshot.referenced.pii ? &pii_storage : nullptr);
     if (snapshot.referenced.any())
       compute_signals(snapshot, facts, snapshot.referenced, meta.pool, results);
+    if (const auto* r = results.get("reasoning", "reason"))
+      p_reason = r->score;
     routing::DecisionResult d = snapshot.engine->decide(results);
     if (config.routing.debug_headers)
       debug = debug_signals(results);
@@ -846,9 +867,18 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   if (out.decision == "passthrough") {
     reasoning.header = "unset";
   } else {
-    reasoning =
-        routing::plan_reasoning(config, *model, ref ? ref->reasoning : config::ReasoningMode::Unset,
-                                ref ? ref->effort : std::string());
+    config::ReasoningMode mode = ref ? ref->reasoning : config::ReasoningMode::Unset;
+    std::string effort = ref ? ref->effort : std::string();
+    if (mode == config::ReasoningMode::ByNeed) {
+      // No reasoning classifier answer (none loaded): the fast path.
+      auto need = routing::plan_by_need(config.signals.reasoning, *ref, std::max(0.0, p_reason));
+      mode = need.mode;
+      effort = need.effort;
+      if (p_reason >= 0)
+        out.response_headers.emplace_back("x-semrouter-reasoning-need",
+                                          fmt::format("{:.3f}", p_reason));
+    }
+    reasoning = routing::plan_reasoning(config, *model, mode, effort);
   }
   out.model = model;
   out.reasoning = reasoning.header;

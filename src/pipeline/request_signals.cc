@@ -1,8 +1,11 @@
 #include "pipeline/request_signals.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <latch>
+#include <set>
+#include <vector>
 
 #include "core/strings.h"
 #include "models/word_vectors.h"
@@ -26,12 +29,68 @@ bool is_cjk(uint32_t cp) {
 
 } // namespace
 
+bool is_follow_up(std::string_view text, uint32_t max_words) {
+  std::vector<std::string> words;
+  std::string w;
+  for (char ch : text) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == '\'' || c >= 0x80) {
+      w.push_back(static_cast<char>(std::tolower(c)));
+    } else if (!w.empty()) {
+      words.push_back(std::move(w));
+      w.clear();
+    }
+  }
+  if (!w.empty())
+    words.push_back(std::move(w));
+  if (words.empty() || words.size() > max_words)
+    return false;
+  // Openers of a reply, not of a new request ("now tell me a story", "also, what is ..." are new).
+  static const std::set<std::string> kOpeners{
+      "yes", "yeah",   "yep",      "ok",   "okay", "sure",    "no",      "nope",   "and",
+      "but", "same",   "continue", "go",   "do",   "again",   "next",    "more",   "what",
+      "how", "commit", "apply",    "redo", "ship", "alright", "proceed", "repeat", "other"};
+  static const std::set<std::string> kBack{"it",    "that",  "this",    "those",    "these",
+                                           "them",  "same",  "above",   "previous", "second",
+                                           "first", "third", "last",    "former",   "latter",
+                                           "again", "case",  "instead", "one"};
+  // "what"/"how" open a follow-up only as "what about ..." / "how about ...".
+  const std::string& first = words.front();
+  bool opener = kOpeners.count(first) > 0;
+  if ((first == "what" || first == "how") && (words.size() < 2 || words[1] != "about"))
+    opener = false;
+  if (first == "why" && words.size() <= 2) // "why?", "why not?"
+    opener = true;
+  bool back = false;
+  for (const auto& x : words)
+    back = back || kBack.count(x) > 0;
+  return opener || back;
+}
+
 std::string_view signal_text(const openai::RequestView& view, const config::HistoryConfig& history,
                              std::string& storage) {
   if (view.kind == openai::RequestKind::Completions)
     return view.prompt;
-  if (history.user_turns == 1 && !history.include_system && !history.include_assistant)
-    return view.latest_user_text();
+  if (history.user_turns == 1 && !history.include_system && !history.include_assistant) {
+    std::string_view latest = view.latest_user_text();
+    if (!history.follow_ups || !is_follow_up(latest, history.follow_up_max_words))
+      return latest;
+    // Route it with the signals of the turn it leans on: back to the first user turn that stands
+    // on its own (at most kMaxFollowUpChain turns back). Its own few words would only blur them.
+    constexpr int kMaxFollowUpChain = 3;
+    int back = 0;
+    std::string_view oldest = latest;
+    for (size_t i = view.messages.size(); i-- > 0;) {
+      if (view.messages[i].role != "user" || back++ == 0)
+        continue; // the latest turn itself
+      oldest = view.messages[i].text;
+      if (!is_follow_up(oldest, history.follow_up_max_words) || back > kMaxFollowUpChain)
+        return oldest;
+    }
+    // Every earlier turn reads as short and leaning too (a terse conversation): the first one
+    // opened it.
+    return oldest;
+  }
   // The first message of the window: the N-th user message from the end (0: all).
   size_t start = 0;
   if (history.user_turns > 0) {
@@ -131,7 +190,7 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
     inline_tasks.embedding = true;
   bool need_pii = which.pii;
   struct Job {
-    models::AnalyzeTasks tasks{false, false, false, false, false};
+    models::AnalyzeTasks tasks{false, false, false, false, false, false};
     models::Analysis result;
     bool pii = false;
     std::vector<signals::PiiEntity> entities;
@@ -149,6 +208,7 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
     };
     heavy(inline_tasks.domain, "domain", &models::AnalyzeTasks::domain);
     heavy(inline_tasks.complexity, "complexity", &models::AnalyzeTasks::complexity);
+    heavy(inline_tasks.reasoning, "reasoning", &models::AnalyzeTasks::reasoning);
     heavy(inline_tasks.jailbreak, "jailbreak", &models::AnalyzeTasks::jailbreak);
     heavy(inline_tasks.embedding, "embeddings", &models::AnalyzeTasks::embedding);
     if (need_pii && registry->pii) {
@@ -167,10 +227,10 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
     j.us = us_since(t0);
   };
   // Only worth a hand-over when something else runs meanwhile.
-  const bool concurrent =
-      pool && !jobs.empty() &&
-      (jobs.size() > 1 || inline_tasks.domain || inline_tasks.complexity ||
-       inline_tasks.jailbreak || inline_tasks.language || inline_tasks.embedding);
+  const bool concurrent = pool && !jobs.empty() &&
+                          (jobs.size() > 1 || inline_tasks.domain || inline_tasks.complexity ||
+                           inline_tasks.reasoning || inline_tasks.jailbreak ||
+                           inline_tasks.language || inline_tasks.embedding);
   std::latch done(concurrent ? static_cast<std::ptrdiff_t>(jobs.size()) : 0);
   if (concurrent) {
     for (Job& j : jobs) {
@@ -186,8 +246,8 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
 
   // Inline work while the pool runs.
   models::Analysis a;
-  if (registry && (inline_tasks.domain || inline_tasks.complexity || inline_tasks.jailbreak ||
-                   inline_tasks.language || inline_tasks.embedding))
+  if (registry && (inline_tasks.domain || inline_tasks.complexity || inline_tasks.reasoning ||
+                   inline_tasks.jailbreak || inline_tasks.language || inline_tasks.embedding))
     a = models::analyze(*registry, facts.text, inline_tasks);
   std::vector<signals::PiiEntity> pii;
   double pii_us = 0;
@@ -263,6 +323,8 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
       a.domain = r.domain, a.has_domain = true, a.domain_us = j.us;
     if (r.has_complexity)
       a.complexity = r.complexity, a.has_complexity = true, a.complexity_us = j.us;
+    if (r.has_reasoning)
+      a.reasoning = r.reasoning, a.has_reasoning = true, a.reasoning_us = j.us;
     if (r.has_jailbreak)
       a.jailbreak = r.jailbreak, a.has_jailbreak = true, a.jailbreak_us = j.us;
     if (r.has_embedding)
@@ -292,6 +354,9 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
     } else if (type == "complexity" && a.has_complexity) {
       value = a.complexity.label, p_name = prob_of(a.complexity, *registry->complexity);
       us = a.complexity_us, have = true;
+    } else if (type == "reasoning" && a.has_reasoning) {
+      value = a.reasoning.label, p_name = prob_of(a.reasoning, *registry->reasoning);
+      us = a.reasoning_us, have = true;
     } else if (type == "jailbreak" && a.has_jailbreak) {
       value = a.jailbreak.label, p_name = prob_of(a.jailbreak, *registry->jailbreak);
       us = a.jailbreak_us, have = true;
@@ -307,6 +372,7 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
     // How sure the classifier is of what the signal says: P(name) when true, 1 - P(name) when
     // false (what a `not` over it reads).
     r.confidence = std::clamp(r.matched ? p_name : 1 - p_name, 0.0, 1.0);
+    r.score = std::clamp(p_name, 0.0, 1.0);
     r.latency_us = us;
     r.evidence.push_back(value);
     out.set(type, name, std::move(r));
@@ -335,6 +401,7 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
       signals::SignalResult r;
       r.matched = score >= e.threshold;
       r.confidence = std::clamp(score, 0.0, 1.0);
+      r.score = score;
       r.latency_us = embedding_us + us_since(t0);
       r.evidence.push_back(best_phrase);
       out.set("embedding", e.name, std::move(r));

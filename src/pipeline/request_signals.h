@@ -1,5 +1,6 @@
 // Computes the signals a request's decisions read: keyword, embedding similarity, PII, context
-// length, request metadata, and the classifier signals (domain, complexity, jailbreak, language).
+// length, request metadata, and the classifier signals (domain, complexity, reasoning, jailbreak,
+// language).
 // Embedded-default models run inline (microseconds, sharing one featurisation pass); transformer-
 // backed tasks run concurrently on the inference pool, one job each, while the rest runs here.
 #pragma once
@@ -41,11 +42,11 @@ struct RequestFacts {
 // Which signal types to compute.
 struct SignalSelection {
   bool keyword = false, embedding = false, pii = false, context_length = false, metadata = false;
-  models::AnalyzeTasks classifiers{false, false, false, false, false};
+  models::AnalyzeTasks classifiers{false, false, false, false, false, false};
   bool any() const {
     const auto& c = classifiers;
     return keyword || embedding || pii || context_length || metadata || c.domain || c.complexity ||
-           c.jailbreak || c.language;
+           c.reasoning || c.jailbreak || c.language;
   }
 };
 
@@ -59,6 +60,12 @@ struct SignalDetails {
 
 // The text signals read: the latest user message by default (a view into `view`, no copy), or
 // the turns routing.history asks for joined by blank lines (kept in `storage`).
+// A short user turn that leans on the conversation rather than saying what it wants: at most
+// `max_words` words, and it opens like a reply ("yes", "ok", "and", "what about", "go on", "do
+// it", "why?") or points back ("it", "that", "the second one", "same"). "thanks, unrelated: what
+// is the capital of Australia?" and "good night!" do not.
+bool is_follow_up(std::string_view text, uint32_t max_words);
+
 std::string_view signal_text(const openai::RequestView& view, const config::HistoryConfig& history,
                              std::string& storage);
 

@@ -1,12 +1,13 @@
 #include "routing/decision_engine.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace semrouter::routing {
 namespace {
 
 void collect(const config::RuleNode& rule, std::set<std::pair<std::string, std::string>>& out) {
-  if (rule.kind == config::RuleNode::Kind::Signal)
+  if (rule.kind == config::RuleNode::Kind::Signal || rule.kind == config::RuleNode::Kind::Compare)
     out.emplace(rule.signal_type, rule.signal_name);
   for (const auto& c : rule.children)
     collect(c, out);
@@ -26,6 +27,25 @@ bool evaluate_rule(const config::RuleNode& rule, const signals::SignalResults& r
       return false;
     matched.push_back(rule.signal_type + ":" + rule.signal_name);
     confidence_sum += r->confidence;
+    return true;
+  }
+  case Kind::Compare: {
+    const signals::SignalResult* r = results.get(rule.signal_type, rule.signal_name);
+    if (!r)
+      return false;
+    using Op = config::RuleNode::Op;
+    const double s = r->score;
+    const bool ok = rule.op == Op::Ge   ? s >= rule.value
+                    : rule.op == Op::Gt ? s > rule.value
+                    : rule.op == Op::Le ? s <= rule.value
+                                        : s < rule.value;
+    if (!ok)
+      return false;
+    matched.push_back(rule.signal_type + ":" + rule.signal_name);
+    // How far past the threshold, as a confidence: 0.5 at it, 1 at the far end of the scale.
+    const double room = rule.op == Op::Ge || rule.op == Op::Gt ? 1 - rule.value : rule.value;
+    const double past = std::abs(s - rule.value);
+    confidence_sum += room > 0 ? 0.5 + 0.5 * std::min(1.0, past / room) : 1.0;
     return true;
   }
   case Kind::And: {
@@ -57,10 +77,21 @@ bool evaluate_rule(const config::RuleNode& rule, const signals::SignalResults& r
 }
 
 DecisionEngine::DecisionEngine(const config::Config& config) : config_(config) {
+  auto by_need = [](const config::DecisionConfig& d) {
+    for (const auto& m : d.models)
+      if (m.reasoning == config::ReasoningMode::ByNeed)
+        return true;
+    return false;
+  };
   for (const auto& d : config.decisions) {
     by_priority_.push_back(&d);
     collect(d.rules, referenced_);
+    // `reasoning: auto` reads the reasoning classifier after the decision.
+    if (by_need(d))
+      referenced_.emplace("reasoning", "reason");
   }
+  if (config.default_decision && by_need(*config.default_decision))
+    referenced_.emplace("reasoning", "reason");
   std::stable_sort(by_priority_.begin(), by_priority_.end(),
                    [](const auto* a, const auto* b) { return a->priority > b->priority; });
 }

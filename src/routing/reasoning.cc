@@ -31,4 +31,23 @@ ReasoningPlan plan_reasoning(const config::Config& config, const config::ModelCo
   return plan;
 }
 
+const char* effort_for_need(const config::ReasoningSignalConfig& rc, double p_reason) {
+  if (p_reason >= rc.high)
+    return "high";
+  if (p_reason >= rc.medium)
+    return "medium";
+  return "low";
+}
+
+NeedPlan plan_by_need(const config::ReasoningSignalConfig& rc, const config::ModelRefConfig& ref,
+                      double p_reason) {
+  NeedPlan plan;
+  const double threshold = ref.need_threshold > 0 ? ref.need_threshold : rc.threshold;
+  if (p_reason < threshold)
+    return plan;
+  plan.mode = config::ReasoningMode::On;
+  plan.effort = ref.effort.empty() ? effort_for_need(rc, p_reason) : ref.effort;
+  return plan;
+}
+
 } // namespace semrouter::routing

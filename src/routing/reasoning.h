@@ -27,4 +27,17 @@ struct ReasoningPlan {
 ReasoningPlan plan_reasoning(const config::Config& config, const config::ModelConfig& model,
                              config::ReasoningMode mode, const std::string& effort);
 
+// The effort level for a reasoning need P(reason): "low", "medium" or "high" by
+// signals.reasoning's effort thresholds.
+const char* effort_for_need(const config::ReasoningSignalConfig& rc, double p_reason);
+
+// `reasoning: auto`: the mode and effort a model reference gets for a reasoning need (the
+// reference's own threshold, else signals.reasoning.threshold; its own effort, else by need).
+struct NeedPlan {
+  config::ReasoningMode mode = config::ReasoningMode::Off;
+  std::string effort;
+};
+NeedPlan plan_by_need(const config::ReasoningSignalConfig& rc, const config::ModelRefConfig& ref,
+                      double p_reason);
+
 } // namespace semrouter::routing

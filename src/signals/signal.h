@@ -15,7 +15,10 @@ struct SignalInput {
 
 struct SignalResult {
   bool matched = false;
-  double confidence = 0.0;           // in [0, 1]
+  double confidence = 0.0; // in [0, 1]
+  // What threshold rules compare: a classifier's probability of the signal's label, an
+  // embedding signal's similarity; otherwise the confidence.
+  double score = 0.0;
   double latency_us = 0.0;           // time spent computing it
   std::vector<std::string> evidence; // e.g. the keywords that matched
 };

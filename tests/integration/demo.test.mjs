@@ -174,6 +174,8 @@ test('the selftest ran the whole tour and every request was answered', async () 
   const out = demo.output();
   assert.doesNotMatch(out, /FAILED/);
   assert.match(out, /x-semrouter-decision: code/);
+  assert.match(out, /x-semrouter-reasoning-need: 0\.\d+/); // reasoning by need
+  assert.match(out, /x-semrouter-decision: physics\r?\nx-semrouter-reasoning: off/); // why is the sky blue?
   assert.match(out, /x-semrouter-decision: law/);
   assert.match(out, /x-semrouter-decision: history/);
   assert.match(out, /x-semrouter-decision: jailbreak_guard/);

@@ -83,6 +83,43 @@ decisions:
   EXPECT_EQ(f.priority, INT32_MIN);
 }
 
+// Short turns that lean on the conversation are read with the turn they follow; new questions,
+// however short, are not.
+TEST(Signals, FollowUps) {
+  for (const char* t : {"yes, do it", "and for the second case?", "commit it", "what about n=5?",
+                        "go on", "ok now make it faster", "same for 2023", "why?", "Why not?",
+                        "try the other one", "more examples please"})
+    EXPECT_TRUE(pipeline::is_follow_up(t, 8)) << t;
+  for (const char* t :
+       {"Good night!", "thanks! unrelated: what's the capital of Australia?", "now tell me a story",
+        "What is the capital of France?", "Why is the sky blue?", "hello", "",
+        "and here is a much longer message that explains a whole new problem in "
+        "detail"})
+    EXPECT_FALSE(pipeline::is_follow_up(t, 8)) << t;
+
+  std::string body = R"({"model":"auto","messages":[
+    {"role":"user","content":"Prove that there are infinitely many primes."},
+    {"role":"assistant","content":"Suppose there were finitely many..."},
+    {"role":"user","content":"ok, and the twin primes?"},
+    {"role":"assistant","content":"That is open."},
+    {"role":"user","content":"why?"}]})";
+  auto view = openai::parse_request(body, openai::RequestKind::ChatCompletions);
+  ASSERT_TRUE(view);
+  std::string storage;
+  config::HistoryConfig h;
+  // Routed on the signals of the turn it leans on: past the earlier follow-up, to the proof.
+  EXPECT_EQ(pipeline::signal_text(*view, h, storage),
+            "Prove that there are infinitely many primes.");
+  h.follow_ups = false;
+  EXPECT_EQ(pipeline::signal_text(*view, h, storage), "why?");
+  // A follow-up as the first turn has nothing to lean on.
+  std::string one = R"({"model":"auto","messages":[{"role":"user","content":"yes, do it"}]})";
+  auto v1 = openai::parse_request(one, openai::RequestKind::ChatCompletions);
+  ASSERT_TRUE(v1);
+  h.follow_ups = true;
+  EXPECT_EQ(pipeline::signal_text(*v1, h, storage), "yes, do it");
+}
+
 TEST(Signals, HistoryWindowAndTokenEstimate) {
   std::string body = R"({"model":"auto","messages":[
     {"role":"system","content":"sys"},
@@ -94,6 +131,7 @@ TEST(Signals, HistoryWindowAndTokenEstimate) {
   ASSERT_TRUE(view);
   std::string storage;
   config::HistoryConfig h;
+  h.follow_ups = false; // "third" would read as pointing back (see FollowUps below)
   EXPECT_EQ(pipeline::signal_text(*view, h, storage), "third");
   h.user_turns = 2;
   EXPECT_EQ(pipeline::signal_text(*view, h, storage), "second\n\nthird");

@@ -118,12 +118,12 @@ TEST(Config, ErrorsNameTheKey) {
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
        "decisions: [{name: d, rules: {xor: []}, models: [m]}]",
        "decisions[0].rules: unknown rule operator \"xor\" (known: and, or, not, keyword, "
-       "embedding, pii, context_length, metadata, domain, complexity, jailbreak, language, or "
-       "signal+name)"},
+       "embedding, pii, context_length, metadata, domain, complexity, reasoning, jailbreak, "
+       "language, signal+name, or signal+op+value)"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
        "decisions: [{name: d, rules: {signal: sentiment, name: happy}, models: [m]}]",
        "decisions[0].rules: unknown signal type \"sentiment\" (known: keyword, embedding, pii, "
-       "context_length, metadata, domain, complexity, jailbreak, language)"},
+       "context_length, metadata, domain, complexity, reasoning, jailbreak, language)"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a]}]\n"
        "decisions: [{name: d, rules: {pii: cards}, models: [m]}]",
        "decisions[0].rules.pii: unknown pii signal \"cards\" (known: none defined in signals.pii)"},
@@ -291,6 +291,67 @@ TEST(Config, MissingFileIsAClearError) {
   EXPECT_EQ(c.error().message, "cannot open config file /nonexistent/router.yaml");
 }
 
+TEST(Config, ReasoningByNeedAndThresholdRules) {
+  auto c = parse_config(std::string(kBase) + R"(
+signals:
+  reasoning: {threshold: 0.6, effort: {medium: 0.7, high: 0.95}}
+decisions:
+  - name: a
+    rules: {signal: reasoning, op: ">=", value: 0.7}
+    models: [{model: qwen3-8b, reasoning: auto, reasoning_threshold: 0.4}]
+  - name: b
+    rules: {and: [{signal: domain, name: math, op: "<", value: 0.3}, {reasoning: direct}]}
+    models: [{model: qwen3-8b, reasoning: auto, effort: high}]
+)");
+  ASSERT_TRUE(c) << c.error().message;
+  const auto& rc = (*c)->signals.reasoning;
+  EXPECT_EQ(rc.threshold, 0.6);
+  EXPECT_EQ(rc.medium, 0.7);
+  EXPECT_EQ(rc.high, 0.95);
+  const auto& a = (*c)->decisions[0];
+  EXPECT_EQ(a.rules.kind, RuleNode::Kind::Compare);
+  EXPECT_EQ(a.rules.signal_type, "reasoning");
+  EXPECT_EQ(a.rules.signal_name, "reason"); // the positive class when no name is given
+  EXPECT_EQ(a.rules.op, RuleNode::Op::Ge);
+  EXPECT_EQ(a.rules.value, 0.7);
+  EXPECT_EQ(a.models[0].reasoning, ReasoningMode::ByNeed);
+  EXPECT_EQ(a.models[0].need_threshold, 0.4);
+  const auto& b = (*c)->decisions[1].rules.children;
+  EXPECT_EQ(b[0].kind, RuleNode::Kind::Compare);
+  EXPECT_EQ(b[0].signal_name, "math");
+  EXPECT_EQ(b[0].op, RuleNode::Op::Lt);
+  EXPECT_EQ(b[1].signal_type, "reasoning");
+  EXPECT_EQ(b[1].signal_name, "direct");
+
+  const std::string pre =
+      std::string(kBase) + "\ndecisions:\n  - name: a\n    models: [qwen3-8b]\n";
+  struct Case {
+    std::string rule;
+    std::string expected;
+  };
+  std::vector<Case> cases = {
+      {"{signal: reasoning, op: \"=>\", value: 0.5}",
+       "decisions[0].rules.op: unknown op \"=>\" (known: >=, >, <=, <)"},
+      {"{signal: reasoning, op: \">=\", value: 1.5}",
+       "decisions[0].rules.value: must be between 0 and 1, got 1.5"},
+      {"{signal: reasoning, value: 0.5}",
+       "decisions[0].rules: a threshold rule needs both op (>=, >, <=, <) and value"},
+      {"{signal: domain, op: \">=\", value: 0.5}",
+       "decisions[0].rules: a threshold rule on domain needs name: (the label to score)"},
+      {"{signal: keyword, name: x, op: \">=\", value: 0.5}",
+       "decisions[0].rules.signal: a threshold rule reads a scored signal (known: reasoning, "
+       "complexity, jailbreak, domain, language, embedding), not \"keyword\""},
+      {"{reasoning: maybe}",
+       "decisions[0].rules.reasoning: reasoning is \"reason\" or \"direct\", not \"maybe\""},
+  };
+  for (const auto& cs : cases)
+    EXPECT_EQ(error_of(pre + "    rules: " + cs.rule + "\n"), cs.expected) << cs.rule;
+  EXPECT_EQ(error_of(std::string(kBase) +
+                     "\ndecisions: [{name: a, rules: always, models: [{model: qwen3-8b, "
+                     "reasoning: true, reasoning_threshold: 0.5}]}]\n"),
+            "decisions[0].models[0].reasoning_threshold: only applies with reasoning: auto "
+            "(reasoning by need)");
+}
 
 TEST(Config, ExtProcSection) {
   // Without listeners.extproc: the gateway alone, and the ext_proc defaults.

@@ -197,9 +197,9 @@ TEST(LanguageId, Lid176DetectsLanguages) {
 TEST(Registry, LoadsTheEmbeddedDefaultsAndNamesBadEntries) {
   auto r = models::Registry::load(models::default_model_specs(), src("models"));
   ASSERT_TRUE(r.has_value()) << r.error().message;
-  ASSERT_TRUE((*r)->domain && (*r)->complexity && (*r)->jailbreak && (*r)->language &&
-              (*r)->embeddings);
-  EXPECT_EQ((*r)->loaded.size(), 5u);
+  ASSERT_TRUE((*r)->domain && (*r)->complexity && (*r)->reasoning && (*r)->jailbreak &&
+              (*r)->language && (*r)->embeddings);
+  EXPECT_EQ((*r)->loaded.size(), 6u);
   EXPECT_EQ((*r)->domain->labels().size(), 14u);
   // A transformer folder can back a task through the same interfaces.
   auto t = models::Registry::load(

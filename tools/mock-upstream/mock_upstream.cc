@@ -11,6 +11,8 @@
 //   {"mock": {"tokens": 20}}             number of content chunks / words in the answer
 //   {"mock": {"token_delay_ms": 50}}     delay before each streamed chunk
 //   {"mock": {"drop_after": 3}}          streaming: drop the connection after 3 content chunks
+//   {"mock": {"reasoning_tokens": 40}} usage reports 40 reasoning tokens
+//   (completion_tokens_details)
 //   {"mock": {"first_byte_delay_ms": 500}} delay before the response header
 // The same controls exist as command-line defaults. GET /stats reports counters.
 #include "gateway/beast.h"
@@ -60,6 +62,7 @@ struct Controls {
   int token_delay_ms = 0;
   int drop_after = -1;
   int first_byte_delay_ms = 0;
+  int reasoning_tokens = 0; // reported as usage.completion_tokens_details.reasoning_tokens
 };
 
 struct Parsed {
@@ -127,6 +130,8 @@ Parsed parse(const std::string& body) {
     p.controls.token_delay_ms =
         static_cast<int>(get_int(mock, "token_delay_ms", p.controls.token_delay_ms));
     p.controls.drop_after = static_cast<int>(get_int(mock, "drop_after", -1));
+    p.controls.reasoning_tokens =
+        static_cast<int>(get_int(mock, "reasoning_tokens", p.controls.reasoning_tokens));
     p.controls.first_byte_delay_ms =
         static_cast<int>(get_int(mock, "first_byte_delay_ms", p.controls.first_byte_delay_ms));
   }
@@ -142,7 +147,12 @@ std::string answer_text(const Parsed& p) {
 std::string usage_json(const Parsed& p) {
   return "{\"prompt_tokens\":" + std::to_string(p.prompt_words) +
          ",\"completion_tokens\":" + std::to_string(p.controls.tokens) + ",\"total_tokens\":" +
-         std::to_string(p.prompt_words + static_cast<size_t>(p.controls.tokens)) + "}";
+         std::to_string(p.prompt_words + static_cast<size_t>(p.controls.tokens)) +
+         (p.controls.reasoning_tokens > 0
+              ? ",\"completion_tokens_details\":{\"reasoning_tokens\":" +
+                    std::to_string(p.controls.reasoning_tokens) + "}"
+              : std::string()) +
+         "}";
 }
 
 awaitable<void> sleep_ms(int ms) {
