@@ -68,6 +68,7 @@ struct ModelConfig {
 enum class ReasoningFamilyType {
   ChatTemplateKwargs, // body.chat_template_kwargs.<parameter> = true/false
   ReasoningEffort,    // body.<parameter> = "low" | "medium" | "high"
+  Thinking, // Anthropic: body.<parameter> = {"type":"enabled","budget_tokens":N} | disabled
 };
 
 struct ReasoningFamilyConfig {
@@ -76,6 +77,9 @@ struct ReasoningFamilyConfig {
   std::string parameter;
   std::string default_effort = "medium"; // for ReasoningEffort when reasoning is on
   std::string off_effort = "low";        // for ReasoningEffort when reasoning is off
+  // ChatTemplateKwargs: the kwarg that takes a thinking-token budget ("" = none), set beside
+  // `parameter` when reasoning is on with a budget.
+  std::string budget_parameter;
 };
 
 enum class KeywordOperator { Any, All };
@@ -128,6 +132,10 @@ struct ReasoningSignalConfig {
   double threshold = 0.5; // reasoning on at or above it (a model reference may set its own)
   double medium = 0.75;   // effort "medium" at or above it, "high" at or above `high`, else "low"
   double high = 0.9;
+  // Per effort (low, medium, high): the thinking-token budget where the family takes one, and a
+  // cap on completion tokens (max_tokens) while reasoning is on. 0: none.
+  uint32_t budget_tokens[3] = {1024, 4096, 16384};
+  uint32_t max_tokens[3] = {0, 0, 0};
 };
 
 struct SignalsConfig {
@@ -259,6 +267,11 @@ struct DecisionConfig {
   std::vector<ModelRefConfig> models;
   PluginsConfig plugins;
   SelectionConfig selection;
+  // `reasoning: auto` under load: while the chosen model is over these limits (in flight, p95
+  // time to first token; released below (1 - hysteresis) of them), the effort steps down one
+  // level (high -> medium -> low -> off). Set them below `selection.load`'s so effort gives way
+  // before the shift to cheaper models. `shift` is unused.
+  LoadShiftConfig reasoning_load;
 };
 
 // A model behind a task (`classifiers.<task>`): the embedded default or a user's folder.

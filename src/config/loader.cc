@@ -321,7 +321,7 @@ void parse_document(const Node& root, Config& c) {
     for (const std::string& name : fams.keys()) {
       Node f = fams[name];
       f.require_map();
-      f.check_keys({"type", "parameter", "default_effort", "off_effort"});
+      f.check_keys({"type", "parameter", "default_effort", "off_effort", "budget_parameter"});
       ReasoningFamilyConfig fam;
       fam.name = name;
       std::string type = f.require_string("type");
@@ -329,10 +329,17 @@ void parse_document(const Node& root, Config& c) {
         fam.type = ReasoningFamilyType::ChatTemplateKwargs;
       } else if (type == "reasoning_effort") {
         fam.type = ReasoningFamilyType::ReasoningEffort;
+      } else if (type == "thinking") {
+        fam.type = ReasoningFamilyType::Thinking;
       } else {
-        fail(f["type"].path(),
-             "unknown type \"" + type + "\" (known: chat_template_kwargs, reasoning_effort)");
+        fail(f["type"].path(), "unknown type \"" + type +
+                                   "\" (known: chat_template_kwargs, reasoning_effort, thinking)");
       }
+      fam.budget_parameter = f.get_string("budget_parameter", "");
+      if (!fam.budget_parameter.empty() && fam.type != ReasoningFamilyType::ChatTemplateKwargs)
+        fail(f["budget_parameter"].path(),
+             "only chat_template_kwargs families take a budget kwarg (thinking families carry "
+             "budget_tokens in their object; reasoning_effort families use the effort)");
       fam.parameter = f.require_string("parameter");
       fam.default_effort = f.get_string("default_effort", fam.default_effort);
       fam.off_effort = f.get_string("off_effort", fam.off_effort);
@@ -567,7 +574,20 @@ void parse_document(const Node& root, Config& c) {
     if (s.has("reasoning")) {
       Node r = s["reasoning"];
       r.require_map();
-      r.check_keys({"threshold", "effort"});
+      r.check_keys({"threshold", "effort", "budget_tokens", "max_tokens"});
+      // {low: N, medium: N, high: N}
+      auto per_effort = [&](const char* key, uint32_t(&out)[3], int64_t min) {
+        if (!r.has(key))
+          return;
+        Node m = r[key];
+        m.require_map();
+        m.check_keys({"low", "medium", "high"});
+        const char* names[3] = {"low", "medium", "high"};
+        for (int i = 0; i < 3; ++i)
+          out[i] = static_cast<uint32_t>(m.get_int(names[i], out[i], min, 10000000));
+      };
+      per_effort("budget_tokens", c.signals.reasoning.budget_tokens, 0);
+      per_effort("max_tokens", c.signals.reasoning.max_tokens, 0);
       auto& rc = c.signals.reasoning;
       rc.threshold = r.get_double("threshold", rc.threshold, 0.01, 1);
       if (r.has("effort")) {
@@ -621,6 +641,24 @@ void parse_document(const Node& root, Config& c) {
       c.classifiers.tasks[task] = std::move(cc);
     }
   }
+
+  // Load limits with hysteresis (selection.load, reasoning_load).
+  auto parse_load = [](const Node& l, bool with_shift) {
+    LoadShiftConfig load;
+    l.require_map();
+    if (with_shift)
+      l.check_keys({"max_inflight", "ttft_p95_ms", "shift", "hysteresis"});
+    else
+      l.check_keys({"max_inflight", "ttft_p95_ms", "hysteresis"});
+    load.max_inflight = static_cast<uint32_t>(l.get_int("max_inflight", 0, 0, 1000000));
+    load.ttft_p95_ms = static_cast<uint32_t>(l.get_int("ttft_p95_ms", 0, 0, 3600000));
+    if (with_shift)
+      load.shift = l.get_double("shift", load.shift, 0, 10);
+    load.hysteresis = l.get_double("hysteresis", load.hysteresis, 0, 0.95);
+    if (!load.enabled())
+      fail(l.path(), "give max_inflight, ttft_p95_ms or both");
+    return load;
+  };
 
   // A decision's models and plugins (shared by decisions and a mapping default_decision).
   auto parse_targets = [&](const Node& d, DecisionConfig& dc) {
@@ -712,17 +750,17 @@ void parse_document(const Node& root, Config& c) {
       sel.window = static_cast<uint32_t>(sn.get_int("window", sel.window, 50, 1000000));
       sel.target_quality = sn.get_double("target_quality", sel.target_quality, 0, 1);
       sel.lambda = sn.get_double("lambda", sel.lambda, 0, 1e6);
-      if (sn.has("load")) {
-        Node l = sn["load"];
-        l.require_map();
-        l.check_keys({"max_inflight", "ttft_p95_ms", "shift", "hysteresis"});
-        sel.load.max_inflight = static_cast<uint32_t>(l.get_int("max_inflight", 0, 0, 1000000));
-        sel.load.ttft_p95_ms = static_cast<uint32_t>(l.get_int("ttft_p95_ms", 0, 0, 3600000));
-        sel.load.shift = l.get_double("shift", sel.load.shift, 0, 10);
-        sel.load.hysteresis = l.get_double("hysteresis", sel.load.hysteresis, 0, 0.95);
-        if (!sel.load.enabled())
-          fail(l.path(), "give max_inflight, ttft_p95_ms or both");
-      }
+      if (sn.has("load"))
+        sel.load = parse_load(sn["load"], true);
+    }
+    if (d.has("reasoning_load")) {
+      dc.reasoning_load = parse_load(d["reasoning_load"], false);
+      bool by_need = false;
+      for (const auto& m : dc.models)
+        by_need = by_need || m.reasoning == ReasoningMode::ByNeed;
+      if (!by_need)
+        fail(d["reasoning_load"].path(),
+             "steps down the effort of `reasoning: auto` models; this decision has none");
     }
     if (!d.has("plugins"))
       return;
@@ -846,7 +884,8 @@ void parse_document(const Node& root, Config& c) {
   std::set<std::string> decision_names;
   if (root.has("decisions")) {
     for_each_named(root, "decisions", "decision",
-                   {"name", "description", "priority", "rules", "models", "plugins", "selection"},
+                   {"name", "description", "priority", "rules", "models", "plugins", "selection",
+                    "reasoning_load"},
                    decision_names, [&](const Node& d, std::string name) {
                      DecisionConfig dc;
                      dc.name = std::move(name);
@@ -862,7 +901,7 @@ void parse_document(const Node& root, Config& c) {
   }
   if (root.has("default_decision") && root["default_decision"].is_map()) {
     Node d = root["default_decision"];
-    d.check_keys({"name", "description", "models", "plugins", "selection"});
+    d.check_keys({"name", "description", "models", "plugins", "selection", "reasoning_load"});
     DecisionConfig dc;
     dc.name = d.get_string("name", c.default_decision_name);
     dc.description = d.get_string("description", "");
@@ -1001,8 +1040,10 @@ const std::vector<std::string>& pattern_pii_types() {
 
 std::map<std::string, ReasoningFamilyConfig> builtin_reasoning_families() {
   std::map<std::string, ReasoningFamilyConfig> f;
-  f["qwen3"] = {"qwen3", ReasoningFamilyType::ChatTemplateKwargs, "enable_thinking", "medium",
-                "low"};
+  f["qwen3"] = {
+      "qwen3",          ReasoningFamilyType::ChatTemplateKwargs, "enable_thinking", "medium", "low",
+      "thinking_budget"};
+  f["anthropic"] = {"anthropic", ReasoningFamilyType::Thinking, "thinking", "medium", "low", ""};
   f["deepseek"] = {"deepseek", ReasoningFamilyType::ChatTemplateKwargs, "thinking", "medium",
                    "low"};
   f["gpt-oss"] = {"gpt-oss", ReasoningFamilyType::ReasoningEffort, "reasoning_effort", "medium",

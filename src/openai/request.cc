@@ -317,6 +317,11 @@ void BodyEditor::set_top_level(std::string_view key, std::string raw_json_value)
 
 void BodyEditor::set_nested(std::string_view key, std::string_view sub,
                             std::string raw_json_value) {
+  set_nested(key, {{std::string(sub), std::move(raw_json_value)}});
+}
+
+void BodyEditor::set_nested(std::string_view key,
+                            const std::vector<std::pair<std::string, std::string>>& subs) {
   nlohmann::ordered_json obj = nlohmann::ordered_json::object();
   if (const TopLevelField* f = find(key)) {
     auto parsed =
@@ -325,7 +330,8 @@ void BodyEditor::set_nested(std::string_view key, std::string_view sub,
     if (parsed.is_object())
       obj = std::move(parsed);
   }
-  obj[std::string(sub)] = nlohmann::ordered_json::parse(raw_json_value, nullptr, false);
+  for (const auto& [sub, raw] : subs)
+    obj[sub] = nlohmann::ordered_json::parse(raw, nullptr, false);
   set_top_level(key, obj.dump());
 }
 

@@ -72,6 +72,9 @@ public:
   // Sets key.sub = raw_json_value inside a top-level object (creating the object if absent).
   // If the key holds something other than an object it is replaced by a fresh object.
   void set_nested(std::string_view key, std::string_view sub, std::string raw_json_value);
+  // Several sub-keys of one top-level object at once (one edit of that key).
+  void set_nested(std::string_view key,
+                  const std::vector<std::pair<std::string, std::string>>& subs);
   // Insert: our prompt goes before an existing system message's text (or a new system message
   // is added first). Replace: the first system message's content becomes ours (or a new one is
   // added first).

@@ -112,9 +112,8 @@ double SelectionState::record_choice(const std::string& decision,
   return double(d.strong_count) / double(d.strong.size());
 }
 
-bool SelectionState::pressure(const std::string& decision, const config::SelectionConfig& sel,
+bool SelectionState::pressure(const std::string& decision, const config::LoadShiftConfig& l,
                               const LoadTracker& load, const std::string& model) {
-  const auto& l = sel.load;
   if (!l.enabled())
     return false;
   const double inflight = double(load.inflight(model));

@@ -62,6 +62,11 @@ public:
                        bool strong);
   // Load pressure on `model` for this decision, with hysteresis.
   bool pressure(const std::string& decision, const config::SelectionConfig& sel,
+                const LoadTracker& load, const std::string& model) {
+    return pressure(decision, sel.load, load, model);
+  }
+  // The same for any limits under any key (reasoning_load uses "reasoning:<decision>").
+  bool pressure(const std::string& key, const config::LoadShiftConfig& limits,
                 const LoadTracker& load, const std::string& model);
 
 private:

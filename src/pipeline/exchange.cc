@@ -40,6 +40,10 @@ RequestMetrics::RequestMetrics(metrics::Registry& r)
                                    "Routed requests by decision and whether the router turned "
                                    "reasoning on (on, off, or unset: left as the client sent it).",
                                    {"decision", "reasoning"})),
+      reasoning_stepdowns(r.counter("semrouter_reasoning_stepdowns_total",
+                                    "Requests whose reasoning effort stepped down a level under "
+                                    "load (decisions[].reasoning_load), by decision.",
+                                    {"decision"})),
       client_errors(r.counter("semrouter_client_errors_total",
                               "Requests rejected before routing, by reason.", {"reason"})),
       routing(r.histogram("semrouter_routing_duration_seconds",
@@ -95,6 +99,8 @@ RouteOutcome Runtime::route(const Snapshot& snapshot, openai::RequestKind kind,
     m.selection_threshold.with({out.decision}).set(sr.threshold);
     m.load_pressure.with({out.decision}).set(sr.pressure ? 1 : 0);
   }
+  if (out.reasoning_stepped_down)
+    m.reasoning_stepdowns.with({out.decision}).inc();
   if (out.action == RouteAction::Forward && out.decision != "passthrough") {
     const std::string_view r = out.reasoning;
     m.reasoning_requests

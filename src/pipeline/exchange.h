@@ -35,8 +35,9 @@ struct RequestMetrics {
   metrics::Gauge& inflight;
   metrics::Family<metrics::Counter>& prompt_tokens;
   metrics::Family<metrics::Counter>& completion_tokens;
-  metrics::Family<metrics::Counter>& reasoning_tokens;   // by model
-  metrics::Family<metrics::Counter>& reasoning_requests; // by decision and on/off
+  metrics::Family<metrics::Counter>& reasoning_tokens;    // by model
+  metrics::Family<metrics::Counter>& reasoning_requests;  // by decision and on/off
+  metrics::Family<metrics::Counter>& reasoning_stepdowns; // by decision
   metrics::Family<metrics::Counter>& client_errors;
   metrics::Histogram& routing;
   metrics::Family<metrics::Counter>& selections;

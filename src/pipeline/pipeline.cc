@@ -705,7 +705,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   std::string debug;
   std::string pending_session; // a new or moved session, saved when the request is forwarded
   int pending_priority = 0;
-  double p_reason = -1; // the reasoning classifier's P(reason), when computed
+  double p_reason = -1;              // the reasoning classifier's P(reason), when computed
+  uint32_t reasoning_max_tokens = 0; // signals.reasoning.max_tokens for the effort, when on
 
   if (config.is_auto_name(view->model)) {
     signals::SignalResults results;
@@ -869,32 +870,77 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   } else {
     config::ReasoningMode mode = ref ? ref->reasoning : config::ReasoningMode::Unset;
     std::string effort = ref ? ref->effort : std::string();
+    uint32_t budget = 0;
     if (mode == config::ReasoningMode::ByNeed) {
+      const config::ReasoningSignalConfig& rc = config.signals.reasoning;
       // No reasoning classifier answer (none loaded): the fast path.
-      auto need = routing::plan_by_need(config.signals.reasoning, *ref, std::max(0.0, p_reason));
+      auto need = routing::plan_by_need(rc, *ref, std::max(0.0, p_reason));
       mode = need.mode;
       effort = need.effort;
       if (p_reason >= 0)
         out.response_headers.emplace_back("x-semrouter-reasoning-need",
                                           fmt::format("{:.3f}", p_reason));
+      // Under load the effort gives way first, one level (high -> medium -> low -> off), with
+      // the hysteresis of the cost-quality shift.
+      if (mode == config::ReasoningMode::On && decision && decision->reasoning_load.enabled() &&
+          meta.cost_quality &&
+          meta.cost_quality->selection.pressure("reasoning:" + decision->name,
+                                                decision->reasoning_load, meta.cost_quality->load,
+                                                model->name)) {
+        effort = routing::step_down(effort);
+        if (effort.empty())
+          mode = config::ReasoningMode::Off;
+        out.reasoning_stepped_down = true;
+        out.response_headers.emplace_back("x-semrouter-reasoning-load", "pressure");
+      }
+      if (mode == config::ReasoningMode::On) {
+        const int level = routing::effort_index(effort);
+        budget = rc.budget_tokens[level];
+        reasoning_max_tokens = rc.max_tokens[level];
+      }
     }
-    reasoning = routing::plan_reasoning(config, *model, mode, effort);
+    reasoning = routing::plan_reasoning(config, *model, mode, effort, budget);
   }
   out.model = model;
   out.reasoning = reasoning.header;
   openai::BodyEditor editor(body, *view);
   if (view->model != model->upstream_model)
     editor.set_top_level("model", core::json_string(model->upstream_model));
-  if (reasoning.edit) {
-    if (reasoning.edit->sub.empty()) {
-      editor.set_top_level(reasoning.edit->key, reasoning.edit->raw_json_value);
-    } else {
-      editor.set_nested(reasoning.edit->key, reasoning.edit->sub, reasoning.edit->raw_json_value);
+  {
+    // Sub-keys of one object (chat_template_kwargs) go in as one edit.
+    std::vector<std::pair<std::string, std::string>> nested;
+    std::string nested_key;
+    for (const auto& e : reasoning.edits) {
+      if (e.sub.empty()) {
+        editor.set_top_level(e.key, e.raw_json_value);
+      } else {
+        nested_key = e.key;
+        nested.emplace_back(e.sub, e.raw_json_value);
+      }
     }
+    if (!nested.empty())
+      editor.set_nested(nested_key, nested);
   }
   if (plugins && plugins->system_prompt.enabled) {
     editor.set_system_prompt(plugins->system_prompt.content,
                              plugins->system_prompt.mode == config::SystemPromptMode::Replace);
+  }
+  if (reasoning_max_tokens > 0) {
+    // signals.reasoning.max_tokens: thinking answers get a completion cap, unless the decision's
+    // params plugin already decides max_tokens.
+    bool params_own_it = false;
+    if (plugins)
+      for (const auto& [k, v] : plugins->params.max)
+        params_own_it = params_own_it || k == "max_tokens";
+    if (plugins)
+      for (const auto& [k, v] : plugins->params.set)
+        params_own_it = params_own_it || k == "max_tokens";
+    if (!params_own_it) {
+      config::ParamsPluginConfig cap;
+      cap.max.emplace_back("max_tokens", double(reasoning_max_tokens));
+      cap.fill_max.push_back("max_tokens");
+      apply_params(editor, *view, body, cap);
+    }
   }
   if (plugins && plugins->params.enabled())
     apply_params(editor, *view, body, plugins->params);

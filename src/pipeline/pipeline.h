@@ -124,6 +124,7 @@ struct RouteOutcome {
   std::string pii;           // what the pii plugin did: "redacted", "rerouted", "blocked" or ""
   double route_us = 0;       // time spent routing (parse, signals, decision, plugins)
   SelectionReport selection; // cost-quality selection, when the decision has one
+  bool reasoning_stepped_down = false; // reasoning_load: the effort gave way to load pressure
 };
 
 struct RequestMeta {

@@ -1,11 +1,14 @@
 #include "routing/reasoning.h"
 
+#include <algorithm>
+
 #include "core/strings.h"
 
 namespace semrouter::routing {
 
 ReasoningPlan plan_reasoning(const config::Config& config, const config::ModelConfig& model,
-                             config::ReasoningMode mode, const std::string& effort) {
+                             config::ReasoningMode mode, const std::string& effort,
+                             uint32_t budget_tokens) {
   ReasoningPlan plan;
   if (mode == config::ReasoningMode::Unset) {
     plan.header = "unset";
@@ -22,13 +25,47 @@ ReasoningPlan plan_reasoning(const config::Config& config, const config::ModelCo
     return plan; // validated at load; defensive
   const config::ReasoningFamilyConfig& fam = it->second;
   if (fam.type == config::ReasoningFamilyType::ChatTemplateKwargs) {
-    plan.edit = BodyFieldEdit{"chat_template_kwargs", fam.parameter, on ? "true" : "false"};
+    plan.edits.push_back({"chat_template_kwargs", fam.parameter, on ? "true" : "false"});
+    if (on && budget_tokens > 0 && !fam.budget_parameter.empty()) {
+      plan.edits.push_back(
+          {"chat_template_kwargs", fam.budget_parameter, std::to_string(budget_tokens)});
+      plan.header += ";budget=" + std::to_string(budget_tokens);
+    }
+  } else if (fam.type == config::ReasoningFamilyType::Thinking) {
+    // Anthropic's extended thinking: a budget of at least 1024 tokens when enabled.
+    constexpr uint32_t kMinThinkingBudget = 1024;
+    constexpr uint32_t kDefaultThinkingBudget = 4096;
+    if (on) {
+      const uint32_t b =
+          std::max(kMinThinkingBudget, budget_tokens ? budget_tokens : kDefaultThinkingBudget);
+      plan.edits.push_back({fam.parameter, "",
+                            "{\"type\":\"enabled\",\"budget_tokens\":" + std::to_string(b) + "}"});
+      plan.header += ";budget=" + std::to_string(b);
+    } else {
+      plan.edits.push_back({fam.parameter, "", "{\"type\":\"disabled\"}"});
+    }
   } else {
     std::string value = on ? (effort.empty() ? fam.default_effort : effort) : fam.off_effort;
-    plan.edit = BodyFieldEdit{fam.parameter, "", core::json_string(value)};
+    plan.edits.push_back({fam.parameter, "", core::json_string(value)});
     plan.header += ";effort=" + value;
   }
   return plan;
+}
+
+int effort_index(std::string_view effort) {
+  if (effort == "high")
+    return 2;
+  if (effort == "medium")
+    return 1;
+  return 0;
+}
+
+std::string step_down(std::string_view effort) {
+  if (effort == "high")
+    return "medium";
+  if (effort == "medium")
+    return "low";
+  return "";
 }
 
 const char* effort_for_need(const config::ReasoningSignalConfig& rc, double p_reason) {

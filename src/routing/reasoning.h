@@ -6,6 +6,8 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "config/config.h"
 
@@ -19,13 +21,23 @@ struct BodyFieldEdit {
 };
 
 struct ReasoningPlan {
-  std::optional<BodyFieldEdit>
-      edit;           // nothing to change when the model has no family or mode is Unset
-  std::string header; // value of x-semrouter-reasoning: "on", "off", "on;effort=high", "unset"
+  // Body fields to set: none when the model has no family or mode is Unset; two sub-keys of
+  // chat_template_kwargs when the family takes a thinking budget too.
+  std::vector<BodyFieldEdit> edits;
+  std::string header; // x-semrouter-reasoning: "on", "off", "on;effort=high;budget=4096", "unset"
 };
 
+// `budget_tokens` (0: none) reaches families that take a thinking budget: chat_template_kwargs
+// families with a budget_parameter, and thinking (Anthropic) families (at least 1024 there).
 ReasoningPlan plan_reasoning(const config::Config& config, const config::ModelConfig& model,
-                             config::ReasoningMode mode, const std::string& effort);
+                             config::ReasoningMode mode, const std::string& effort,
+                             uint32_t budget_tokens = 0);
+
+// Index of an effort level in signals.reasoning's per-effort tables (low 0, medium 1, high 2;
+// anything else, e.g. minimal, counts as low).
+int effort_index(std::string_view effort);
+// One level down under load: high -> medium -> low -> "" (reasoning off).
+std::string step_down(std::string_view effort);
 
 // The effort level for a reasoning need P(reason): "low", "medium" or "high" by
 // signals.reasoning's effort thresholds.

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { setup, request, SOURCE_DIR, parseMetrics, metricValue } from './harness.mjs';
+import { setup, request, SOURCE_DIR, parseMetrics, metricValue, waitFor } from './harness.mjs';
 
 const h = setup('reasoning');
 let router;
@@ -102,4 +102,44 @@ test('classify reports the reasoning need and its effort', async () => {
   assert.ok(s.p_reason >= 0 && s.p_reason <= 1);
   assert.match(s.effort, /^(low|medium|high)$/);
   assert.equal(s.value, s.p_reason >= 0.5 ? 'reason' : 'direct');
+});
+
+test('under load the effort steps down a level, with hysteresis, and comes back when the load eases', async () => {
+  const mock = await h.startMock({ name: 'L', tokens: 2 });
+  const r2 = await h.startRouter(
+    {
+      server: { reload_poll_ms: 0, workers: 2 },
+      backends: [{ name: 'm', url: mock.url }],
+      models: [{ name: 'oss', upstream_model: 'openai/gpt-oss-20b', backends: ['m'], reasoning_family: 'gpt-oss' }],
+      decisions: [
+        {
+          name: 'work',
+          rules: 'always',
+          models: [{ model: 'oss', reasoning: 'auto' }],
+          reasoning_load: { max_inflight: 1, hysteresis: 0.5 },
+        },
+      ],
+    },
+    { name: 'load' },
+  );
+  const hard = 'Compute the present value of an annuity paying 500 dollars per month for 10 years at 6% annual interest, compounded monthly.';
+  const send = (extra = {}) =>
+    request(`${r2.url}/v1/chat/completions`, { method: 'POST', json: { model: 'auto', messages: user(hard), ...extra } });
+  const calm = await send();
+  assert.equal(calm.headers['x-semrouter-reasoning'], 'on;effort=high');
+  assert.equal(calm.headers['x-semrouter-reasoning-load'], undefined);
+  // Two slow requests in flight put the model over max_inflight 1.
+  const slow = [send({ mock: { first_byte_delay_ms: 800 } }), send({ mock: { first_byte_delay_ms: 800 } })];
+  await waitFor(async () => metricValue(parseMetrics(await r2.metrics()), 'semrouter_inflight_requests') >= 2, {
+    what: 'two requests in flight',
+  });
+  const pressed = await send();
+  assert.equal(pressed.headers['x-semrouter-reasoning-load'], 'pressure');
+  assert.equal(pressed.headers['x-semrouter-reasoning'], 'on;effort=medium');
+  assert.equal(pressed.json.mock_echo.reasoning_effort, 'medium');
+  await Promise.all(slow);
+  const eased = await send();
+  assert.equal(eased.headers['x-semrouter-reasoning'], 'on;effort=high');
+  const m = parseMetrics(await r2.metrics());
+  assert.equal(metricValue(m, 'semrouter_reasoning_stepdowns_total', { decision: 'work' }), 1);
 });

@@ -99,8 +99,8 @@ TEST(Config, ErrorsNameTheKey) {
        "models[0].backends[0]: unknown backend \"b\" (known: a)"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [a], "
        "reasoning_family: foo}]",
-       "models[0].reasoning_family: unknown reasoning family \"foo\" (known: deepseek, gpt-oss, "
-       "qwen3)"},
+       "models[0].reasoning_family: unknown reasoning family \"foo\" (known: anthropic, deepseek, "
+       "gpt-oss, qwen3)"},
       {"backends: [{name: a, url: 'http://h:1', weight: x}]\nmodels: [{name: m, backends: [a]}]",
        "backends[0].weight: expected an integer, got \"x\""},
       {"backends: [{name: a, url: 'http://h:1', timeouts: {connect_ms: 0}}]\nmodels: [{name: m, "

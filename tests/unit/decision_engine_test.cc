@@ -108,27 +108,59 @@ TEST(DecisionEngine, WeightedChoiceFollowsWeights) {
 TEST(Reasoning, FamiliesWriteTheirFields) {
   config::Config c = make_config();
   auto on_qwen = plan_reasoning(c, c.models[0], config::ReasoningMode::On, "");
-  ASSERT_TRUE(on_qwen.edit);
-  EXPECT_EQ(on_qwen.edit->key, "chat_template_kwargs");
-  EXPECT_EQ(on_qwen.edit->sub, "enable_thinking");
-  EXPECT_EQ(on_qwen.edit->raw_json_value, "true");
+  ASSERT_EQ(on_qwen.edits.size(), 1u);
+  EXPECT_EQ(on_qwen.edits[0].key, "chat_template_kwargs");
+  EXPECT_EQ(on_qwen.edits[0].sub, "enable_thinking");
+  EXPECT_EQ(on_qwen.edits[0].raw_json_value, "true");
   EXPECT_EQ(on_qwen.header, "on");
-  auto off_qwen = plan_reasoning(c, c.models[0], config::ReasoningMode::Off, "");
-  EXPECT_EQ(off_qwen.edit->raw_json_value, "false");
-  auto gpt = plan_reasoning(c, c.models[1], config::ReasoningMode::On, "high");
-  EXPECT_EQ(gpt.edit->key, "reasoning_effort");
-  EXPECT_EQ(gpt.edit->raw_json_value, "\"high\"");
+  auto off_qwen = plan_reasoning(c, c.models[0], config::ReasoningMode::Off, "", 4096);
+  ASSERT_EQ(off_qwen.edits.size(), 1u); // no budget when thinking is off
+  EXPECT_EQ(off_qwen.edits[0].raw_json_value, "false");
+  auto gpt = plan_reasoning(c, c.models[1], config::ReasoningMode::On, "high", 16384);
+  ASSERT_EQ(gpt.edits.size(), 1u); // the effort is gpt-oss's budget
+  EXPECT_EQ(gpt.edits[0].key, "reasoning_effort");
+  EXPECT_EQ(gpt.edits[0].raw_json_value, "\"high\"");
   EXPECT_EQ(gpt.header, "on;effort=high");
   auto gpt_off = plan_reasoning(c, c.models[1], config::ReasoningMode::Off, "");
-  EXPECT_EQ(gpt_off.edit->raw_json_value, "\"low\"");
+  EXPECT_EQ(gpt_off.edits[0].raw_json_value, "\"low\"");
   auto plain = plan_reasoning(c, c.models[2], config::ReasoningMode::On, "");
-  EXPECT_FALSE(plain.edit);
+  EXPECT_TRUE(plain.edits.empty());
   EXPECT_EQ(plain.header, "on;family=none");
   auto unset = plan_reasoning(c, c.models[0], config::ReasoningMode::Unset, "");
-  EXPECT_FALSE(unset.edit);
+  EXPECT_TRUE(unset.edits.empty());
   config::Config ds = c;
   ds.models[0].reasoning_family = "deepseek";
-  EXPECT_EQ(plan_reasoning(ds, ds.models[0], config::ReasoningMode::On, "").edit->sub, "thinking");
+  EXPECT_EQ(plan_reasoning(ds, ds.models[0], config::ReasoningMode::On, "").edits[0].sub,
+            "thinking");
+}
+
+// A thinking budget reaches the families that take one: Qwen3's chat-template kwarg, Anthropic's
+// thinking object (at least 1024 tokens; disabled when off); DeepSeek's template has none.
+TEST(Reasoning, BudgetsPerFamily) {
+  config::Config c = make_config();
+  auto qwen = plan_reasoning(c, c.models[0], config::ReasoningMode::On, "medium", 4096);
+  ASSERT_EQ(qwen.edits.size(), 2u);
+  EXPECT_EQ(qwen.edits[1].key, "chat_template_kwargs");
+  EXPECT_EQ(qwen.edits[1].sub, "thinking_budget");
+  EXPECT_EQ(qwen.edits[1].raw_json_value, "4096");
+  EXPECT_EQ(qwen.header, "on;budget=4096");
+  config::Config ds = c;
+  ds.models[0].reasoning_family = "deepseek";
+  EXPECT_EQ(plan_reasoning(ds, ds.models[0], config::ReasoningMode::On, "", 4096).edits.size(), 1u);
+  config::Config an = c;
+  an.models[0].reasoning_family = "anthropic";
+  auto on = plan_reasoning(an, an.models[0], config::ReasoningMode::On, "low", 512);
+  ASSERT_EQ(on.edits.size(), 1u);
+  EXPECT_EQ(on.edits[0].key, "thinking");
+  EXPECT_EQ(on.edits[0].raw_json_value, "{\"type\":\"enabled\",\"budget_tokens\":1024}");
+  EXPECT_EQ(on.header, "on;budget=1024");
+  auto off = plan_reasoning(an, an.models[0], config::ReasoningMode::Off, "");
+  EXPECT_EQ(off.edits[0].raw_json_value, "{\"type\":\"disabled\"}");
+  EXPECT_EQ(step_down("high"), "medium");
+  EXPECT_EQ(step_down("medium"), "low");
+  EXPECT_EQ(step_down("low"), "");
+  EXPECT_EQ(effort_index("high"), 2);
+  EXPECT_EQ(effort_index("minimal"), 0);
 }
 
 } // namespace
