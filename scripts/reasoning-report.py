@@ -183,8 +183,14 @@ def main():
     print("| decision | requests | thinking |\n|---|---|---|")
     for d, (tot, on) in sorted(decisions.items(), key=lambda x: -x[1][0]):
         print(f"| {d} | {tot} | {on} |")
+    gen = [r for r in rows if r["domain"] == "general"]
+    general_ok = sum(1 for r in gen if r["route"].get("decision") in ("default", "small_talk",
+                                                                        "general_reasoning"))
+    print(f"\nEveryday chat (domain `general`, {len(gen)} prompts) kept off the 14 domain decisions "
+          f"(default, small_talk or general_reasoning): {pct(general_ok, len(gen))}.")
     out["routing"] = {"thinking_share": think / n, "balanced_accuracy": routed_bal,
                       "stem_fast_path": stem_route_fast / max(1, len(stem_fast)),
+                      "general_off_domains": general_ok / max(1, len(gen)),
                       "tokens_routed": tokens_routed, "tokens_always_on": tokens_always,
                       "assumed_tokens": {"direct": TOKENS_DIRECT, "thinking": TOKENS_THINKING}}
 
