@@ -45,6 +45,38 @@ void add_header(pb::HttpHeaders* h, const std::string& k, const std::string& v) 
   hv->set_raw_value(v);
 }
 
+// Message `stage` (0-3) of the exchange Envoy makes for one HTTP request: request headers, the
+// whole request body, response headers, a response body with usage.
+void exchange_message(int stage, const std::string& body, pb::ProcessingRequest& out) {
+  out.Clear();
+  switch (stage) {
+  case 0: {
+    auto* h = out.mutable_request_headers();
+    add_header(h, ":method", "POST");
+    add_header(h, ":path", "/v1/chat/completions");
+    add_header(h, ":authority", "bench");
+    add_header(h, "content-type", "application/json");
+    add_header(h, "content-length", std::to_string(body.size()));
+    break;
+  }
+  case 1:
+    out.mutable_request_body()->set_body(body);
+    out.mutable_request_body()->set_end_of_stream(true);
+    break;
+  case 2: {
+    auto* h = out.mutable_response_headers();
+    add_header(h, ":status", "200");
+    add_header(h, "content-type", "application/json");
+    break;
+  }
+  default:
+    out.mutable_response_body()->set_body(
+        R"({"choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":12,"completion_tokens":3}})");
+    out.mutable_response_body()->set_end_of_stream(true);
+    break;
+  }
+}
+
 class Exchange final
     : public grpc::ClientBidiReactor<pb::ProcessingRequest, pb::ProcessingResponse> {
 public:
@@ -96,33 +128,7 @@ public:
 private:
   // Writes the next message of the exchange.
   void step() {
-    out_.Clear();
-    switch (stage_++) {
-    case 0: {
-      auto* h = out_.mutable_request_headers();
-      add_header(h, ":method", "POST");
-      add_header(h, ":path", "/v1/chat/completions");
-      add_header(h, ":authority", "bench");
-      add_header(h, "content-type", "application/json");
-      add_header(h, "content-length", std::to_string(body_.size()));
-      break;
-    }
-    case 1:
-      out_.mutable_request_body()->set_body(body_);
-      out_.mutable_request_body()->set_end_of_stream(true);
-      break;
-    case 2: {
-      auto* h = out_.mutable_response_headers();
-      add_header(h, ":status", "200");
-      add_header(h, "content-type", "application/json");
-      break;
-    }
-    default:
-      out_.mutable_response_body()->set_body(
-          R"({"choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":12,"completion_tokens":3}})");
-      out_.mutable_response_body()->set_end_of_stream(true);
-      break;
-    }
+    exchange_message(stage_++, body_, out_);
     StartWrite(&out_);
   }
 
@@ -144,32 +150,12 @@ bool sync_exchange(pb::ExternalProcessor::Stub& stub, const std::string& body) {
   auto stream = stub.Process(&ctx);
   pb::ProcessingRequest out;
   pb::ProcessingResponse in;
-  auto* h = out.mutable_request_headers();
-  add_header(h, ":method", "POST");
-  add_header(h, ":path", "/v1/chat/completions");
-  add_header(h, ":authority", "bench");
-  add_header(h, "content-type", "application/json");
-  add_header(h, "content-length", std::to_string(body.size()));
-  if (!stream->Write(out) || !stream->Read(&in))
-    return false;
-  out.Clear();
-  out.mutable_request_body()->set_body(body);
-  out.mutable_request_body()->set_end_of_stream(true);
-  if (!stream->Write(out) || !stream->Read(&in))
-    return false;
-  if (!in.has_immediate_response()) {
-    out.Clear();
-    auto* rh = out.mutable_response_headers();
-    add_header(rh, ":status", "200");
-    add_header(rh, "content-type", "application/json");
+  for (int stage = 0; stage < 4; ++stage) {
+    exchange_message(stage, body, out);
     if (!stream->Write(out) || !stream->Read(&in))
       return false;
-    out.Clear();
-    out.mutable_response_body()->set_body(
-        R"({"choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":12,"completion_tokens":3}})");
-    out.mutable_response_body()->set_end_of_stream(true);
-    if (!stream->Write(out) || !stream->Read(&in))
-      return false;
+    if (in.has_immediate_response())
+      break;
   }
   stream->WritesDone();
   return stream->Finish().ok();
