@@ -29,27 +29,35 @@ namespace health = grpc::health::v1;
 
 // Something waiting on a completion queue. A tag names the handler and which of its operations
 // completed; the queue's thread calls on_event, which may delete the handler.
+// Handlers alive on the queues are counted, so shutdown can wait for the last one before it
+// shuts the queues down (no operation may start on a queue after that).
 class Handler {
 public:
   struct Tag {
     Handler* handler;
     int op;
   };
-  virtual ~Handler() = default;
+  explicit Handler(std::atomic<int>& live) : live_(live) { live_.fetch_add(1); }
+  virtual ~Handler() { live_.fetch_sub(1); }
+  Handler(const Handler&) = delete;
+  Handler& operator=(const Handler&) = delete;
   virtual void on_event(int op, bool ok) = 0;
+
+protected:
+  std::atomic<int>& live_;
 };
 
 // grpc.health.v1.Health/Check: SERVING for "" and the ext_proc service until draining starts.
 class HealthCall final : public Handler {
 public:
   HealthCall(health::Health::AsyncService& service, grpc::ServerCompletionQueue* cq,
-             const std::atomic<bool>& serving)
-      : service_(service), cq_(cq), serving_(serving), responder_(&ctx_) {
+             const std::atomic<bool>& serving, std::atomic<int>& live)
+      : Handler(live), service_(service), cq_(cq), serving_(serving), responder_(&ctx_) {
     service_.RequestCheck(&ctx_, &request_, &responder_, cq_, cq_, &accept_tag_);
   }
   void on_event(int op, bool ok) override {
     if (op == kAccept && ok) {
-      new HealthCall(service_, cq_, serving_);
+      new HealthCall(service_, cq_, serving_, live_);
       health::HealthCheckResponse response;
       if (!request_.service().empty() && request_.service() != kServiceName) {
         responder_.FinishWithError(grpc::Status(grpc::StatusCode::NOT_FOUND,
@@ -87,8 +95,10 @@ public:
   enum Op { Accept, Read, Write, Finish, Done };
 
   Call(pb::ExternalProcessor::AsyncService& service, grpc::ServerCompletionQueue* cq,
-       pipeline::Runtime& rt, ExtProcMetrics& m, std::atomic<uint64_t>& streams, uint64_t seed)
-      : service_(service), cq_(cq), rt_(rt), m_(m), streams_(streams), seed_(seed), stream_(&ctx_) {
+       pipeline::Runtime& rt, ExtProcMetrics& m, std::atomic<uint64_t>& streams, uint64_t seed,
+       std::atomic<int>& live)
+      : Handler(live), service_(service), cq_(cq), rt_(rt), m_(m), streams_(streams), seed_(seed),
+        stream_(&ctx_) {
     ctx_.AsyncNotifyWhenDone(&done_tag_);
     service_.RequestProcess(&ctx_, &stream_, cq_, cq_, &accept_tag_);
   }
@@ -103,7 +113,7 @@ public:
       }
       // Keep one call waiting for the next stream.
       new Call(service_, cq_, rt_, m_, streams_,
-               seed_ + streams_.fetch_add(1, std::memory_order_relaxed) * kSeedStep);
+               seed_ + streams_.fetch_add(1, std::memory_order_relaxed) * kSeedStep, live_);
       proc_.emplace(rt_, m_, random_);
       stream_.Read(&in_, &read_tag_);
       return;
@@ -195,6 +205,7 @@ struct ExtProcServer::Impl {
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
   std::vector<std::thread> threads;
   std::atomic<uint64_t> streams{0};
+  std::atomic<int> live{0}; // handlers on the queues
   int port = 0;
   std::atomic<bool> stopped{false};
 };
@@ -256,8 +267,8 @@ core::Status ExtProcServer::start(const config::ExtProcConfig& config, uint64_t 
   for (auto& q : impl_->queues) {
     grpc::ServerCompletionQueue* cq = q.get();
     new Call(impl_->service, cq, impl_->rt, impl_->metrics, impl_->streams,
-             seed + impl_->streams.fetch_add(1) * 0x9e3779b97f4a7c15ULL);
-    new HealthCall(impl_->health, cq, impl_->serving);
+             seed + impl_->streams.fetch_add(1) * 0x9e3779b97f4a7c15ULL, impl_->live);
+    new HealthCall(impl_->health, cq, impl_->serving, impl_->live);
     impl_->threads.emplace_back([cq] {
       void* tag = nullptr;
       bool ok = false;
@@ -283,7 +294,15 @@ void ExtProcServer::shutdown(uint32_t grace_ms) {
     return;
   impl_->serving = false;
   impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(grace_ms));
-  // Then the queues: their threads drain what is left (every call gets its tags back) and stop.
+  // Every call is finished or cancelled now; their last tags (and the waiting calls' refused
+  // accepts) are on the queues, which the threads still poll. Wait for the last handler, bounded,
+  // before shutting the queues down: no operation may start on a queue after that.
+  constexpr auto kDrainWait = std::chrono::seconds(2);
+  const auto until = std::chrono::steady_clock::now() + kDrainWait;
+  while (impl_->live.load() > 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (impl_->live.load() > 0)
+    spdlog::warn("ext_proc: {} stream handlers still open at shutdown", impl_->live.load());
   for (auto& q : impl_->queues)
     q->Shutdown();
   for (auto& t : impl_->threads)

@@ -126,7 +126,7 @@ test('a plain request: body and header mutations, clear_route_cache, usage and r
   assert.equal(set['x-semrouter-backend'], 'mock-a');
   assert.equal(Number(set['content-length']), Buffer.byteLength(r.upstreamRequest.body));
   assert.equal(r.response.json.mock_echo.model, 'Qwen/Qwen3-8B');
-  assert.deepEqual(r.response.json.mock_echo.chat_template_kwargs, { enable_thinking: true });
+  assert.deepEqual(r.response.json.mock_echo.chat_template_kwargs, { enable_thinking: true, thinking_budget: 16384 });
   assert.equal(r.response.headers['x-semrouter-decision'], 'math');
   assert.equal(r.streamed, false);
   assert.equal(r.grpcStatus.code, 0);
