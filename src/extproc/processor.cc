@@ -87,6 +87,12 @@ bool StreamProcessor::observing() const {
   return observe_;
 }
 
+Step StreamProcessor::unchanged(const void* /*answer*/) {
+  // The answer message was just created empty (CONTINUE, no mutation). Observing, Envoy waits
+  // for nothing: it is left unsent (`out` is cleared before the next message).
+  return observing() ? Step::Read : Step::Respond;
+}
+
 std::optional<std::string_view> StreamProcessor::header(std::string_view name) const {
   for (const auto& [k, v] : headers_) {
     if (core::iequals(k, name))
@@ -139,15 +145,9 @@ Step StreamProcessor::on_message(const pb::ProcessingRequest& in, pb::Processing
   case pb::ProcessingRequest::kResponseBody:
     return response_body(in.response_body(), out);
   case pb::ProcessingRequest::kRequestTrailers:
-    if (observing())
-      return Step::Read;
-    out.mutable_request_trailers();
-    return Step::Respond;
+    return unchanged(out.mutable_request_trailers());
   case pb::ProcessingRequest::kResponseTrailers:
-    if (observing())
-      return Step::Read;
-    out.mutable_response_trailers();
-    return Step::Respond;
+    return unchanged(out.mutable_response_trailers());
   case pb::ProcessingRequest::REQUEST_NOT_SET:
     break;
   }
@@ -231,10 +231,7 @@ Step StreamProcessor::request_body(const pb::HttpBody& b, pb::ProcessingResponse
   case Phase::RequestBody:
     break;
   case Phase::PassThrough:
-    if (observing())
-      return Step::Read;
-    out.mutable_request_body();
-    return Step::Respond;
+    return unchanged(out.mutable_request_body());
   case Phase::Answered: // Envoy is closing the stream; nothing left to say
     return Step::Read;
   case Phase::RequestHeaders:
@@ -315,10 +312,7 @@ Step StreamProcessor::response_headers(const pb::HttpHeaders& h, pb::ProcessingR
     break;
   case Phase::PassThrough:
   case Phase::Answered:
-    if (observing())
-      return Step::Read;
-    out.mutable_response_headers();
-    return Step::Respond;
+    return unchanged(out.mutable_response_headers());
   default:
     return fail("response_headers arrived before the request was routed");
   }
@@ -367,10 +361,7 @@ Step StreamProcessor::response_body(const pb::HttpBody& b, pb::ProcessingRespons
     break;
   case Phase::PassThrough:
   case Phase::Answered:
-    if (observing())
-      return Step::Read;
-    out.mutable_response_body();
-    return Step::Respond;
+    return unchanged(out.mutable_response_body());
   default:
     return fail("response_body arrived before response_headers");
   }

@@ -89,6 +89,9 @@ private:
   Step reply_error(pb::ProcessingResponse& out, const openai::ApiError& e);
   std::optional<std::string_view> header(std::string_view name) const;
   bool observing() const;
+  // Envoy's message passes unchanged: answer with the empty (CONTINUE) `answer` just created in
+  // the response, or say nothing when observing.
+  Step unchanged(const void* answer);
 
   pipeline::Runtime& rt_;
   ExtProcMetrics& m_;

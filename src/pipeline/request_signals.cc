@@ -30,6 +30,10 @@ bool is_cjk(uint32_t cp) {
 } // namespace
 
 bool is_follow_up(std::string_view text, uint32_t max_words) {
+  // Runs on every routed chat request: a long turn is not a follow-up, and is not read further.
+  constexpr size_t kMaxBytesPerWord = 24;
+  if (text.size() > size_t(max_words) * kMaxBytesPerWord)
+    return false;
   std::vector<std::string> words;
   std::string w;
   for (char ch : text) {
@@ -39,6 +43,8 @@ bool is_follow_up(std::string_view text, uint32_t max_words) {
     } else if (!w.empty()) {
       words.push_back(std::move(w));
       w.clear();
+      if (words.size() > max_words)
+        return false;
     }
   }
   if (!w.empty())

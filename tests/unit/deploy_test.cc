@@ -21,6 +21,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "config/config.h"
+#include "yaml_json.h"
 
 namespace {
 
@@ -37,51 +38,9 @@ std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
-bool is_number(const std::string& s) {
-  if (s.empty())
-    return false;
-  size_t used = 0;
-  try {
-    (void)std::stod(s, &used);
-  } catch (...) {
-    return false;
-  }
-  return used == s.size() && s.find_first_of("xXnN") == std::string::npos;
-}
-
-// YAML -> JSON as Envoy's loader does it: plain scalars that read as booleans or numbers become
-// those; quoted scalars stay strings.
+// YAML -> JSON as Envoy's loader does it (quoted scalars stay strings).
 json to_json(const YAML::Node& n) {
-  switch (n.Type()) {
-  case YAML::NodeType::Null:
-  case YAML::NodeType::Undefined:
-    return nullptr;
-  case YAML::NodeType::Scalar: {
-    const std::string& s = n.Scalar();
-    if (n.Tag() == "!")
-      return s;
-    if (s == "true")
-      return true;
-    if (s == "false")
-      return false;
-    if (is_number(s))
-      return json::parse(s);
-    return s;
-  }
-  case YAML::NodeType::Sequence: {
-    json a = json::array();
-    for (const auto& item : n)
-      a.push_back(to_json(item));
-    return a;
-  }
-  case YAML::NodeType::Map: {
-    json o = json::object();
-    for (const auto& kv : n)
-      o[kv.first.Scalar()] = to_json(kv.second);
-    return o;
-  }
-  }
-  return nullptr;
+  return semrouter::test_support::yaml_to_json(n);
 }
 
 class Errors : public gp::compiler::MultiFileErrorCollector {

@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include <gtest/gtest.h>
+
+#include "yaml_json.h"
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
@@ -21,42 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// YAML scalar -> JSON value: quoted scalars are strings; plain ones may be bool, null or numbers.
 json to_json(const YAML::Node& n) {
-  if (n.IsMap()) {
-    json o = json::object();
-    for (const auto& kv : n)
-      o[kv.first.Scalar()] = to_json(kv.second);
-    return o;
-  }
-  if (n.IsSequence()) {
-    json a = json::array();
-    for (const auto& e : n)
-      a.push_back(to_json(e));
-    return a;
-  }
-  if (n.IsNull())
-    return nullptr;
-  const std::string& s = n.Scalar();
-  if (n.Tag() == "!")
-    return s;
-  if (s == "true")
-    return true;
-  if (s == "false")
-    return false;
-  if (s == "null" || s == "~")
-    return nullptr;
-  try {
-    size_t used = 0;
-    long long i = std::stoll(s, &used);
-    if (used == s.size())
-      return i;
-    double d = std::stod(s, &used);
-    if (used == s.size())
-      return d;
-  } catch (...) {
-  }
-  return s;
+  return semrouter::test_support::yaml_to_json(n);
 }
 
 struct CaseFile {
