@@ -15,6 +15,8 @@ APT_PACKAGES=(
   libprotoc-dev       # the deployment test parses Envoy's protos at run time
   zlib1g-dev          # gzip-compressed training data
   libfasttext-dev     # language identification with fastText's lid.176.ftz
+  libhnswlib-dev      # semantic cache: approximate nearest neighbours
+  libhiredis-dev redis-server  # semantic cache shared across replicas (tests start their own)
   prometheus          # promtool validates our /metrics exposition in tests
   curl                # integration tests and the demo talk HTTP with it
   wrk nginx-light     # benchmark: load generator and the reference proxy

@@ -219,12 +219,39 @@ struct ParamsPluginConfig {
   bool enabled() const { return !set.empty() || !max.empty() || !remove.empty(); }
 };
 
+// plugins.cache: a decision's own cache settings over the `cache` section's defaults.
+struct CachePluginConfig {
+  bool set = false; // the decision has plugins.cache (else the `cache` section decides)
+  bool enabled = true;
+  double similarity = 0; // 0: cache.similarity
+  uint32_t ttl_s = 0;    // 0: cache.ttl_s
+};
+
+enum class ToolsFallback { KeepAll, KeepTopK };
+
+// plugins.tools (and the `tools` section, its default): when a request carries more than
+// max_tools tools, only the top_k most similar to the latest user text go upstream, plus the
+// tools named in tool_choice, those already called in the conversation and `always`.
+struct ToolsPluginConfig {
+  bool set = false;     // the decision has plugins.tools
+  bool enabled = false; // filtering is on
+  uint32_t max_tools = 8;
+  uint32_t top_k = 5;
+  double min_similarity = 0.0; // tools below it are not relevant; none relevant: `fallback`
+  ToolsFallback fallback = ToolsFallback::KeepAll;
+  std::vector<std::string> always; // tool names always kept
+  std::vector<std::string> allow;  // non-empty: only these may go upstream
+  std::vector<std::string> block;  // never go upstream
+};
+
 struct PluginsConfig {
   SystemPromptPluginConfig system_prompt;
   BlockPluginConfig block;
   PiiPluginConfig pii;
   HeadersPluginConfig headers;
   ParamsPluginConfig params;
+  CachePluginConfig cache;
+  ToolsPluginConfig tools;
 };
 
 // Under load, move the choice toward cheaper models: the threshold rises by `shift` (threshold
@@ -358,12 +385,52 @@ struct ExtProcConfig {
   uint32_t threads = 0;        // completion-queue threads; 0: server.workers
 };
 
+enum class CacheBackend { Memory, Redis };
+enum class CacheEviction { Lru, Lfu, Fifo };
+
+// The `cache` section: the semantic cache's store and the defaults of every decision's
+// plugins.cache (docs/config.md#cache).
+struct CacheConfig {
+  bool enabled = false; // decisions without plugins.cache (and passthrough requests) cache
+  CacheBackend backend = CacheBackend::Memory;
+  double similarity = 0.6;  // least cosine similarity for a semantic candidate (then verified)
+  uint32_t short_words = 4; // texts of at most this many words need short_similarity
+  double short_similarity = 0.97;
+  uint32_t max_words = 64; // a longer latest user turn is looked up by the exact tier only
+  uint32_t ttl_s = 3600;
+  uint64_t max_entries = 10000;
+  uint64_t max_bytes = 64ull << 20;
+  CacheEviction eviction = CacheEviction::Lru;
+  uint32_t hnsw_min_entries = 2048, hnsw_m = 16, hnsw_ef_construction = 100, hnsw_ef_search = 64;
+  // Where a request's tenant comes from, first found wins: "header:<name>", "api_key" (a hash
+  // of the Authorization header), "user" (the body's user field).
+  std::vector<std::string> tenant{"header:x-tenant-id", "api_key", "user"};
+  double max_temperature = 1.0;  // requests above it neither read nor fill the cache
+  bool cache_tool_calls = false; // store answers that call tools
+  std::string bypass_header = "x-semrouter-cache-bypass"; // any value but 0/false: skip both
+  // The verifier (cache/verifier.h).
+  bool verify = true;
+  double verify_word_similarity = 0.6;
+  double verify_rare_weight = 0.9;
+  // Redis: redis://[:password@]host:port[/db]; the password from password_env rather than the
+  // URL.
+  std::string redis_host = "127.0.0.1";
+  uint16_t redis_port = 6379;
+  uint32_t redis_db = 0;
+  std::string redis_password; // resolved from redis.password_env at load time
+  std::string redis_prefix = "semrouter:cache:";
+  uint32_t redis_timeout_ms = 100;
+  uint32_t redis_reconnect_ms = 500;
+};
+
 struct Config {
   ListenerConfig gateway{"127.0.0.1", 8801};
   ListenerConfig admin{"127.0.0.1", 8802};
   ServerConfig server;
   ServeMode mode = ServeMode::Gateway; // server.mode; default: both when listeners.extproc is set
   ExtProcConfig extproc;
+  CacheConfig cache;
+  ToolsPluginConfig tools; // the `tools` section: plugins.tools for decisions without one
   std::vector<std::string> auto_model_names{"auto", "MoM"};
   std::vector<BackendConfig> backends;
   std::vector<ModelConfig> models;

@@ -256,7 +256,7 @@ void parse_document(const Node& root, Config& c) {
   root.require_map();
   root.check_keys({"listeners", "server", "auto_model_names", "backends", "models",
                    "reasoning_families", "default_model", "default_decision", "signals",
-                   "decisions", "classifiers", "routing", "routers", "extproc"});
+                   "decisions", "classifiers", "routing", "routers", "extproc", "cache", "tools"});
   // Cost-quality routers: name -> folder (read before the decisions that name them).
   if (root.has("routers")) {
     Node rs = root["routers"];
@@ -766,7 +766,11 @@ void parse_document(const Node& root, Config& c) {
       return;
     Node p = d["plugins"];
     p.require_map();
-    p.check_keys({"system_prompt", "block", "pii", "headers", "params"});
+    p.check_keys({"system_prompt", "block", "pii", "headers", "params", "cache", "tools"});
+    if (p.has("cache"))
+      parse_cache_plugin(p["cache"], dc.plugins.cache);
+    if (p.has("tools"))
+      parse_tools_plugin(p["tools"], dc.plugins.tools);
     if (p.has("block")) {
       Node b = p["block"];
       b.require_map();
@@ -1059,6 +1063,7 @@ core::StatusOr<std::shared_ptr<const Config>> parse_config(std::string_view yaml
       return core::make_error(ErrorCode::InvalidArgument, "the config is empty");
     parse_document(Node(root, ""), *config);
     detail::parse_extproc(Node(root, ""), *config);
+    detail::parse_cache(Node(root, ""), *config);
   } catch (const detail::ConfigError& e) {
     return core::make_error(ErrorCode::InvalidArgument, e.message);
   } catch (const YAML::Exception& e) {

@@ -284,5 +284,9 @@ ListenerConfig parse_listener(const Node& n, ListenerConfig def, bool allow_tls)
 // Section parsers that live in their own files (one file per config section).
 // extproc_config.cc: `listeners.extproc`, the `extproc` section and `server.mode`.
 void parse_extproc(const Node& root, Config& c);
+// cache_config.cc: the `cache` and `tools` sections, and plugins.cache / plugins.tools.
+void parse_cache(const Node& root, Config& c);
+void parse_cache_plugin(const Node& n, CachePluginConfig& p);
+void parse_tools_plugin(const Node& n, ToolsPluginConfig& p);
 
 } // namespace semrouter::config::detail

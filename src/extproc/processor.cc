@@ -261,7 +261,7 @@ Step StreamProcessor::request_body(const pb::HttpBody& b, pb::ProcessingResponse
 
 Step StreamProcessor::route(pb::ProcessingResponse& out) {
   pipeline::HeaderLookup lookup = [this](std::string_view name) { return header(name); };
-  out_ = rt_.route(*snap_, kind_, lookup, body_, random_);
+  out_ = rt_.route(*snap_, kind_, lookup, body_, random_, /*may_reply=*/!observing());
   if (out_.action == pipeline::RouteAction::Reply) {
     // Counted by Runtime::route (requests_total, client errors).
     m_.replied.inc();

@@ -597,6 +597,17 @@ const EndpointSpec* find_endpoint(std::string_view path, bool admin) {
 awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& req, bool admin) {
   const bool keep = req.keep_alive();
   std::string_view path = target_path(std::string_view(req.target().data(), req.target().size()));
+  if (admin && (path == "/api/v1/cache" || path.starts_with("/api/v1/cache/"))) {
+    std::string_view target(req.target().data(), req.target().size());
+    std::string_view query;
+    if (auto q = target.find('?'); q != std::string_view::npos)
+      query = target.substr(q);
+    auto [status, body] = pipeline::cache_admin(
+        rt.cache, *store.get(), std::string_view(req.method_string()), path, query, req.body());
+    co_await send(client, req, static_cast<http::status>(status), std::move(body),
+                  "application/json", keep);
+    co_return keep;
+  }
   const EndpointSpec* spec = find_endpoint(path, admin);
   if (!spec) {
     m.client_errors.with({"unknown_path"}).inc();
@@ -625,6 +636,7 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
                   keep);
     co_return keep;
   case Endpoint::Metrics:
+    rt.cache.refresh_metrics();
     co_await send(client, req, http::status::ok, rt.registry.expose(),
                   "text/plain; version=0.0.4; charset=utf-8", keep);
     co_return keep;

@@ -143,6 +143,18 @@ WordVectors::embed(std::span<const std::string_view> texts) const {
   return out;
 }
 
+float WordVectors::row_cosine(int32_t a, int32_t b) const {
+  const int8_t* x = q_.data() + size_t(a) * size_t(dim_);
+  const int8_t* y = q_.data() + size_t(b) * size_t(dim_);
+  int64_t d = 0, nx = 0, ny = 0;
+  for (int64_t i = 0; i < dim_; ++i) {
+    d += int64_t(x[i]) * y[i];
+    nx += int64_t(x[i]) * x[i];
+    ny += int64_t(y[i]) * y[i];
+  }
+  return nx > 0 && ny > 0 ? float(double(d) / std::sqrt(double(nx) * double(ny))) : 0.f;
+}
+
 float cosine(const std::vector<float>& a, const std::vector<float>& b) {
   double d = 0, na = 0, nb = 0;
   for (size_t i = 0; i < a.size() && i < b.size(); ++i) {

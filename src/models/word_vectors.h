@@ -33,6 +33,10 @@ public:
   void embed_one(std::string_view text, std::vector<float>& out, bool sif = true) const;
   // Row of a word, or -1.
   int32_t lookup(const std::string& word) const;
+  // The SIF weight a / (a + p(w)) of a row: near 1 for rare words, small for common ones.
+  float sif_weight(int32_t row) const { return sif_[size_t(row)]; }
+  // Cosine similarity of two rows' vectors.
+  float row_cosine(int32_t a, int32_t b) const;
   size_t vocab_size() const { return scales_.size(); }
 
 private:

@@ -69,9 +69,16 @@ RequestMetrics::RequestMetrics(metrics::Registry& r)
       pii_actions(r.counter("semrouter_pii_actions_total",
                             "Requests the pii plugin changed, by action (redacted, rerouted, "
                             "blocked).",
-                            {"action"})) {}
+                            {"action"})),
+      tools_filtered(r.counter("semrouter_tools_filtered_total",
+                               "Requests whose tool list plugins.tools shortened, by decision.",
+                               {"decision"})),
+      tools_removed(r.counter("semrouter_tools_removed_total",
+                              "Tools plugins.tools kept from the upstream, by decision.",
+                              {"decision"})) {}
 
-Runtime::Runtime(SnapshotStore& s, metrics::Registry& r) : store(s), registry(r), metrics(r) {}
+Runtime::Runtime(SnapshotStore& s, metrics::Registry& r)
+    : store(s), registry(r), metrics(r), cache(r) {}
 
 RequestMeta Runtime::meta_for(openai::RequestKind kind, const HeaderLookup& headers) {
   RequestMeta meta;
@@ -80,13 +87,17 @@ RequestMeta Runtime::meta_for(openai::RequestKind kind, const HeaderLookup& head
   meta.sessions = &sessions;
   meta.pool = pool;
   meta.cost_quality = &cost_quality;
+  meta.cache = &cache;
+  meta.tool_vectors = &tool_vectors;
   return meta;
 }
 
 RouteOutcome Runtime::route(const Snapshot& snapshot, openai::RequestKind kind,
                             const HeaderLookup& headers, std::string_view body,
-                            core::Random& random) {
-  RouteOutcome out = pipeline::route(snapshot, meta_for(kind, headers), body, random);
+                            core::Random& random, bool may_reply) {
+  RequestMeta meta = meta_for(kind, headers);
+  meta.may_reply = may_reply;
+  RouteOutcome out = pipeline::route(snapshot, meta, body, random);
   RequestMetrics& m = metrics;
   m.routing.observe(out.route_us * 1e-6);
   if (!out.pii.empty())
@@ -109,6 +120,15 @@ RouteOutcome Runtime::route(const Snapshot& snapshot, openai::RequestKind kind,
                                                     : "unset"})
         .inc();
   }
+  if (out.tools_kept < out.tools_total) {
+    m.tools_filtered.with({out.decision}).inc();
+    m.tools_removed.with({out.decision}).inc(double(out.tools_total - out.tools_kept));
+  }
+  if (out.cache == "hit") {
+    // Answered from the cache: counted under the model whose answer it is.
+    m.requests.with({out.model->name, out.decision, "200"}).inc();
+    return out;
+  }
   if (out.action == RouteAction::Reply) {
     if (!out.blocked)
       m.client_errors.with({out.error_type}).inc();
@@ -125,6 +145,7 @@ RouteOutcome Runtime::dry_run(const Snapshot& snapshot, const HeaderLookup& head
   RequestMeta meta = meta_for(openai::RequestKind::ChatCompletions, headers);
   meta.sessions = nullptr;     // a dry run neither starts nor moves a session,
   meta.cost_quality = nullptr; // nor feeds calibration or load state
+  meta.cache = nullptr;        // nor reads or fills the cache
   return pipeline::route(snapshot, meta, body, random);
 }
 
@@ -157,7 +178,7 @@ std::string dry_run_body(const RouteOutcome& out) {
 
 Exchange::Exchange(Runtime& runtime, const RouteOutcome& out, core::TimePoint start)
     : rt_(runtime), model_(out.model ? out.model->name : std::string("-")), decision_(out.decision),
-      start_(start) {
+      start_(start), fill_(out.cache_fill) {
   rt_.metrics.inflight.add(1);
   rt_.cost_quality.load.start(model_);
 }
@@ -187,6 +208,8 @@ void Exchange::stream_bytes(std::string_view piece) {
   for (const std::string& event : sse_.feed(piece)) {
     first_token();
     count_usage(openai::parse_usage(event));
+    if (fill_)
+      capture_.event(event);
   }
 }
 
@@ -203,6 +226,8 @@ void Exchange::body(std::string_view body) {
   if (status_ != 200)
     return;
   count_usage(openai::parse_usage(body));
+  if (fill_)
+    capture_.body(body);
 }
 
 void Exchange::upstream_error(std::string_view backend, std::string_view kind) {
@@ -214,6 +239,8 @@ void Exchange::finish(int status) {
   if (finished_)
     return;
   finished_ = true;
+  if (fill_ && status == 200 && status_ == 200)
+    rt_.cache.fill(*fill_, capture_);
   rt_.metrics.requests.with({model_, decision_, std::to_string(status)}).inc();
   rt_.metrics.duration.with({model_}).observe(
       core::seconds_between(start_, core::SteadyClock::now()));

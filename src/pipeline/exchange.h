@@ -45,6 +45,8 @@ struct RequestMetrics {
   metrics::Family<metrics::Gauge>& selection_threshold;
   metrics::Family<metrics::Gauge>& load_pressure;
   metrics::Family<metrics::Counter>& pii_actions;
+  metrics::Family<metrics::Counter>& tools_filtered; // by decision
+  metrics::Family<metrics::Counter>& tools_removed;  // by decision
 };
 
 // Shared by every transport and thread. Owned by `app`, outlives the servers.
@@ -59,6 +61,8 @@ public:
   RequestMetrics metrics;
   SessionStore sessions;           // x-session-id stickiness
   CostQualityRuntime cost_quality; // per-model load, per-decision calibration
+  CacheRuntime cache;              // the semantic cache's store and metrics
+  ToolVectors tool_vectors;        // plugins.tools: tool-description embeddings
   // Transformer-backed signals run here; null: inline. Set before serving starts.
   models::InferencePool* pool = nullptr;
 
@@ -68,8 +72,11 @@ public:
   // Routes a live request and records what routing did (time, PII action, selection gauges).
   // A Reply is counted here as answered (requests_total with model "-", or the blocking
   // decision); a Forward is counted by its Exchange.
+  // `may_reply` false: the transport forwards the request whatever routing says (ext_proc's
+  // observability mode), so the cache is not read.
   RouteOutcome route(const Snapshot& snapshot, openai::RequestKind kind,
-                     const HeaderLookup& headers, std::string_view body, core::Random& random);
+                     const HeaderLookup& headers, std::string_view body, core::Random& random,
+                     bool may_reply = true);
 
   // POST /api/v1/route: the same routing without touching sessions, calibration, load state
   // or metrics.
@@ -112,11 +119,13 @@ public:
   // A piece of a streamed (SSE) body as it arrived: the first complete event is the time to
   // first token, and every event carrying `usage` adds to the token counters.
   void stream_bytes(std::string_view piece);
-  // A complete non-streamed body (its usage counts when the status was 200).
+  // A complete non-streamed body (its usage counts when the status was 200; a cache miss stores
+  // it when finish(200) follows).
   void body(std::string_view body);
   // An upstream failure (kind: connect, timeout, reset, protocol, too_large, status_5xx, ...).
   void upstream_error(std::string_view backend, std::string_view kind);
-  // The answer is complete with this status, as the client saw it. Later calls do nothing.
+  // The answer is complete with this status, as the client saw it (a 200 fills the cache on a
+  // miss; a client gone midway, 499, stores nothing). Later calls do nothing.
   void finish(int status);
   bool finished() const { return finished_; }
 
@@ -132,6 +141,8 @@ private:
   bool ttft_recorded_ = false;
   bool streamed_ = false;
   openai::SseParser sse_;
+  std::shared_ptr<CacheFill> fill_; // a cache miss: the answer is stored when it completes
+  openai::AnswerCapture capture_;
 };
 
 } // namespace semrouter::pipeline

@@ -903,7 +903,52 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   }
   out.model = model;
   out.reasoning = reasoning.header;
+  auto add_route_headers = [&] {
+    out.response_headers.emplace_back("x-semrouter-model", model->name);
+    out.response_headers.emplace_back("x-semrouter-decision", out.decision);
+    out.response_headers.emplace_back("x-semrouter-reasoning", out.reasoning);
+    if (out.selection.active) {
+      char nums[64];
+      std::snprintf(nums, sizeof nums, ";score=%.4f;threshold=%.4g", out.selection.score,
+                    out.selection.threshold);
+      out.response_headers.emplace_back("x-semrouter-selection", out.selection.choice + nums);
+      out.response_headers.emplace_back("x-semrouter-load",
+                                        out.selection.pressure ? "pressure" : "normal");
+    }
+    if (out.decision != "passthrough") {
+      char conf[16];
+      std::snprintf(conf, sizeof conf, "%.3f", out.confidence);
+      out.response_headers.emplace_back("x-semrouter-confidence", conf);
+    }
+    add_common_headers();
+  };
+
+  // Cache lookup: a stored answer to the same question (in this scope) answers now.
+  if (cache_lookup(snapshot, meta, *view, body, decision, *model, out) == StageResult::Reply) {
+    add_route_headers();
+    if (!pending_session.empty()) // the cached answer is this model's: the session starts here
+      meta.sessions->put(pending_session, {out.decision, model->name, pending_priority},
+                         config.routing.sessions.max_sessions);
+    return finish();
+  }
+
   openai::BodyEditor editor(body, *view);
+  // Tool pre-filtering: only the tools this request needs go upstream.
+  {
+    const config::ToolsPluginConfig& tp =
+        plugins && plugins->tools.set ? plugins->tools : config.tools;
+    if (tp.enabled && view->has_tools) {
+      ToolFilter tf = filter_tools(*view, body, tp,
+                                   snapshot.models ? snapshot.models->embeddings.get() : nullptr,
+                                   meta.tool_vectors);
+      out.tools_total = tf.total;
+      out.tools_kept = tf.kept;
+      if (tf.applied)
+        editor.set_top_level("tools", std::move(tf.tools_json));
+      out.response_headers.emplace_back("x-semrouter-tools",
+                                        fmt::format("kept={};total={}", tf.kept, tf.total));
+    }
+  }
   if (view->model != model->upstream_model)
     editor.set_top_level("model", core::json_string(model->upstream_model));
   {
@@ -946,23 +991,7 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
     apply_params(editor, *view, body, plugins->params);
   out.body = editor.changed() ? editor.apply() : std::string(body);
   out.action = RouteAction::Forward;
-  out.response_headers.emplace_back("x-semrouter-model", model->name);
-  out.response_headers.emplace_back("x-semrouter-decision", out.decision);
-  out.response_headers.emplace_back("x-semrouter-reasoning", out.reasoning);
-  if (out.selection.active) {
-    char nums[64];
-    std::snprintf(nums, sizeof nums, ";score=%.4f;threshold=%.4g", out.selection.score,
-                  out.selection.threshold);
-    out.response_headers.emplace_back("x-semrouter-selection", out.selection.choice + nums);
-    out.response_headers.emplace_back("x-semrouter-load",
-                                      out.selection.pressure ? "pressure" : "normal");
-  }
-  if (out.decision != "passthrough") {
-    char conf[16];
-    std::snprintf(conf, sizeof conf, "%.3f", out.confidence);
-    out.response_headers.emplace_back("x-semrouter-confidence", conf);
-  }
-  add_common_headers();
+  add_route_headers();
   if (plugins) {
     out.upstream_set_headers = plugins->headers.set;
     out.upstream_remove_headers = plugins->headers.remove;

@@ -17,9 +17,11 @@
 #include "models/registry.h"
 #include "openai/errors.h"
 #include "openai/request.h"
+#include "pipeline/cache_stage.h"
 #include "pipeline/cost_quality.h"
 #include "pipeline/request_signals.h"
 #include "pipeline/sessions.h"
+#include "pipeline/tools_stage.h"
 #include "routing/decision_engine.h"
 #include "signals/keyword.h"
 
@@ -125,6 +127,10 @@ struct RouteOutcome {
   double route_us = 0;       // time spent routing (parse, signals, decision, plugins)
   SelectionReport selection; // cost-quality selection, when the decision has one
   bool reasoning_stepped_down = false; // reasoning_load: the effort gave way to load pressure
+  std::string cache; // the cache stage's outcome: "hit", "miss", "bypass" or "" (not caching)
+  // A miss the response phase stores when the answer completes (null: nothing to store).
+  std::shared_ptr<CacheFill> cache_fill;
+  size_t tools_total = 0, tools_kept = 0; // plugins.tools: the request's tools and those sent
 };
 
 struct RequestMeta {
@@ -133,6 +139,11 @@ struct RequestMeta {
   SessionStore* sessions = nullptr;           // routing.sessions; null: no stickiness
   models::InferencePool* pool = nullptr;      // transformer-backed signals; null: inline
   CostQualityRuntime* cost_quality = nullptr; // load and calibration state; null: static
+  CacheRuntime* cache = nullptr;              // the semantic cache; null: no cache stage
+  // False when the transport cannot answer the request itself (ext_proc's observability mode):
+  // the cache is not read, only filled.
+  bool may_reply = true;
+  ToolVectors* tool_vectors = nullptr; // tool-description embeddings; null: not shared
 };
 
 // Routes one request. Never throws; a bad request comes back as RouteAction::Reply.

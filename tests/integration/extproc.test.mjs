@@ -28,6 +28,9 @@ function demoConfig() {
     '  admin: {address: 127.0.0.1, port: 8802}\n  extproc: {address: 127.0.0.1, port: 0}\n',
   );
   assert.match(text, /extproc: \{address/);
+  // The case list sends every request twice (gateway, then ext_proc): no cache between them.
+  text = text.replace('cache:\n  enabled: true\n', 'cache:\n  enabled: false\n');
+  assert.match(text, /cache:\n  enabled: false/);
   return text.replace('server:\n', 'server:\n  random_seed: 7\n  reload_poll_ms: 0\n');
 }
 

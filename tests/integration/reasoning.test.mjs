@@ -17,7 +17,9 @@ before(async () => {
   const mockB = await h.startMock({ name: 'B', tokens: 3 });
   const text = fs
     .readFileSync(path.join(SOURCE_DIR, 'config/default.yaml'), 'utf8')
-    .replace('server:\n', 'server:\n  random_seed: 3\n  reload_poll_ms: 0\n');
+    .replace('server:\n', 'server:\n  random_seed: 3\n  reload_poll_ms: 0\n')
+    // Repeated questions must reach the mock: its usage is what these tests count.
+    .replace('cache:\n  enabled: true\n', 'cache:\n  enabled: false\n');
   router = await h.startRouter(text, {
     env: { SEMROUTER_MOCK_A_PORT: String(mockA.port), SEMROUTER_MOCK_B_PORT: String(mockB.port) },
   });

@@ -1,0 +1,484 @@
+#include "cache/memory.h"
+
+#include "cache/verifier.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <random>
+
+#include <hnswlib/hnswlib.h>
+
+namespace semrouter::cache {
+
+uint64_t hash_bytes(std::string_view s, uint64_t h) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string normalize(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  bool space = false;
+  for (unsigned char c : text) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+      space = !out.empty();
+      continue;
+    }
+    if (space)
+      out += ' ';
+    space = false;
+    out += (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : char(c);
+  }
+  while (!out.empty() &&
+         (out.back() == '?' || out.back() == '!' || out.back() == '.' || out.back() == ' '))
+    out.pop_back();
+  return out;
+}
+
+std::string format_id(uint64_t id) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(id));
+  return buf;
+}
+
+uint64_t parse_id(std::string_view id) {
+  if (id.size() != 16)
+    return 0;
+  uint64_t v = 0;
+  for (char c : id) {
+    int d = (c >= '0' && c <= '9')   ? c - '0'
+            : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+            : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                     : -1;
+    if (d < 0)
+      return 0;
+    v = (v << 4) | uint64_t(d);
+  }
+  return v;
+}
+
+namespace {
+float dot(const float* a, const float* b, size_t n) {
+  float s = 0;
+  for (size_t i = 0; i < n; ++i)
+    s += a[i] * b[i];
+  return s;
+}
+} // namespace
+
+// The vectors of one scope: exact (flat) while small, HNSW (inner product on unit vectors) past
+// min_entries. HNSW deletions are marks; the graph is rebuilt from the live vectors once marks
+// outnumber them (hnswlib 0.6 cannot reuse a deleted slot).
+class ScopeIndex {
+public:
+  explicit ScopeIndex(size_t dim) : dim_(dim) {}
+
+  size_t size() const { return live_; }
+  size_t dim() const { return dim_; }
+
+  void add(uint64_t id, const std::vector<float>& v, const HnswOptions& h) {
+    if (!hnsw_) {
+      slot_[id] = ids_.size();
+      ids_.push_back(id);
+      flat_.insert(flat_.end(), v.begin(), v.end());
+      ++live_;
+      if (live_ > h.min_entries)
+        to_hnsw(h);
+      return;
+    }
+    if (hnsw_->cur_element_count >= hnsw_->max_elements_)
+      hnsw_->resizeIndex(hnsw_->max_elements_ * 2);
+    hnsw_->addPoint(v.data(), id);
+    ++live_;
+  }
+
+  void remove(uint64_t id, const HnswOptions& h) {
+    if (!hnsw_) {
+      auto it = slot_.find(id);
+      if (it == slot_.end())
+        return;
+      size_t s = it->second, last = ids_.size() - 1;
+      if (s != last) {
+        std::memcpy(&flat_[s * dim_], &flat_[last * dim_], dim_ * sizeof(float));
+        ids_[s] = ids_[last];
+        slot_[ids_[s]] = s;
+      }
+      ids_.pop_back();
+      flat_.resize(ids_.size() * dim_);
+      slot_.erase(it);
+      --live_;
+      return;
+    }
+    try {
+      hnsw_->markDelete(id);
+    } catch (const std::exception&) {
+      return; // not in the graph
+    }
+    --live_;
+    if (++deleted_ > std::max<size_t>(live_, 1024))
+      rebuild(h);
+  }
+
+  // Up to k (id, cosine) pairs, best first.
+  std::vector<std::pair<uint64_t, float>> search(const float* q, size_t k) const {
+    std::vector<std::pair<uint64_t, float>> out;
+    if (live_ == 0)
+      return out;
+    if (!hnsw_) {
+      for (size_t i = 0; i < ids_.size(); ++i) {
+        float s = dot(q, &flat_[i * dim_], dim_);
+        if (out.size() < k) {
+          out.emplace_back(ids_[i], s);
+          std::push_heap(out.begin(), out.end(), worse);
+        } else if (s > out.front().second) {
+          std::pop_heap(out.begin(), out.end(), worse);
+          out.back() = {ids_[i], s};
+          std::push_heap(out.begin(), out.end(), worse);
+        }
+      }
+      std::sort_heap(out.begin(), out.end(), worse);
+      return out;
+    }
+    auto pq = hnsw_->searchKnn(q, std::min(k, live_));
+    while (!pq.empty()) {
+      out.emplace_back(pq.top().second, 1.0f - pq.top().first);
+      pq.pop();
+    }
+    std::reverse(out.begin(), out.end());
+    return out;
+  }
+
+  void set_ef(uint32_t ef) {
+    if (hnsw_)
+      hnsw_->setEf(ef);
+  }
+
+private:
+  // A min-heap on similarity: the front is the worst of the best k.
+  static bool worse(const std::pair<uint64_t, float>& a, const std::pair<uint64_t, float>& b) {
+    return a.second > b.second;
+  }
+
+  void to_hnsw(const HnswOptions& h) {
+    std::vector<std::pair<uint64_t, std::vector<float>>> all;
+    for (size_t i = 0; i < ids_.size(); ++i)
+      all.emplace_back(ids_[i], std::vector<float>(flat_.begin() + long(i * dim_),
+                                                   flat_.begin() + long((i + 1) * dim_)));
+    build(all, h);
+    flat_.clear();
+    flat_.shrink_to_fit();
+    ids_.clear();
+    slot_.clear();
+  }
+
+  void rebuild(const HnswOptions& h) {
+    std::vector<std::pair<uint64_t, std::vector<float>>> all;
+    for (size_t i = 0; i < hnsw_->cur_element_count; ++i) {
+      if (hnsw_->isMarkedDeleted(static_cast<hnswlib::tableint>(i)))
+        continue;
+      const float* p = reinterpret_cast<const float*>(
+          hnsw_->getDataByInternalId(static_cast<hnswlib::tableint>(i)));
+      all.emplace_back(hnsw_->getExternalLabel(static_cast<hnswlib::tableint>(i)),
+                       std::vector<float>(p, p + dim_));
+    }
+    build(all, h);
+  }
+
+  void build(const std::vector<std::pair<uint64_t, std::vector<float>>>& all,
+             const HnswOptions& h) {
+    space_ = std::make_unique<hnswlib::InnerProductSpace>(dim_);
+    hnsw_ = std::make_unique<hnswlib::HierarchicalNSW<float>>(
+        space_.get(), std::max<size_t>(all.size() * 2, 1024), h.m, h.ef_construction, 42);
+    hnsw_->setEf(h.ef_search);
+    for (const auto& [id, v] : all)
+      hnsw_->addPoint(v.data(), id);
+    live_ = all.size();
+    deleted_ = 0;
+  }
+
+  size_t dim_;
+  size_t live_ = 0;
+  size_t deleted_ = 0;
+  std::vector<uint64_t> ids_;
+  std::vector<float> flat_;
+  std::unordered_map<uint64_t, size_t> slot_;
+  std::unique_ptr<hnswlib::InnerProductSpace> space_;
+  std::unique_ptr<hnswlib::HierarchicalNSW<float>> hnsw_;
+};
+
+MemoryCache::MemoryCache(const Options& options) : opt_(options) {
+  std::random_device rd;
+  next_id_ = (uint64_t(rd()) << 32) ^ rd();
+}
+
+MemoryCache::~MemoryCache() = default;
+
+MemoryCache::OrderKey MemoryCache::order_key(uint64_t id, const Node& n) const {
+  switch (opt_.eviction) {
+  case Eviction::Lfu:
+    return {n.entry.hits, n.tick, id};
+  case Eviction::Fifo:
+  case Eviction::Lru:
+    break;
+  }
+  return {n.tick, 0, id};
+}
+
+void MemoryCache::remove_locked(uint64_t id, bool capacity) {
+  auto it = nodes_.find(id);
+  if (it == nodes_.end())
+    return;
+  Node& n = it->second;
+  order_.erase(order_key(id, n));
+  expiry_.erase({n.entry.expires_ms, id});
+  if (auto x = exact_.find(n.entry.exact); x != exact_.end() && x->second == id)
+    exact_.erase(x);
+  if (!n.entry.vector.empty()) {
+    if (auto s = scopes_.find(n.entry.scope); s != scopes_.end()) {
+      s->second->remove(id, opt_.hnsw);
+      if (s->second->size() == 0)
+        scopes_.erase(s);
+    }
+  }
+  bytes_ -= n.entry.bytes();
+  if (capacity && on_evict_)
+    on_evict_(n.entry.id);
+  nodes_.erase(it);
+}
+
+void MemoryCache::expire_locked(int64_t now) {
+  while (!expiry_.empty() && expiry_.begin()->first <= now) {
+    uint64_t id = expiry_.begin()->second;
+    remove_locked(id, false);
+    ++evicted_ttl_;
+  }
+}
+
+void MemoryCache::enforce_bounds_locked() {
+  while (!order_.empty() && (nodes_.size() > opt_.max_entries || bytes_ > opt_.max_bytes)) {
+    uint64_t id = std::get<2>(*order_.begin());
+    remove_locked(id, true);
+    ++evicted_capacity_;
+  }
+}
+
+Lookup MemoryCache::lookup(const Query& q) {
+  Lookup out;
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = q.now_ms ? q.now_ms : now_ms();
+  expire_locked(now);
+  auto fits = [&](const Entry& e) {
+    return q.max_completion_tokens == 0 || e.completion_tokens <= q.max_completion_tokens;
+  };
+  auto take = [&](uint64_t id) {
+    Node& n = nodes_.at(id);
+    order_.erase(order_key(id, n));
+    ++n.entry.hits;
+    if (opt_.eviction != Eviction::Fifo)
+      n.tick = ++tick_;
+    order_.insert(order_key(id, n));
+    out.hit = n.entry;
+  };
+  if (auto x = exact_.find(q.exact); x != exact_.end()) {
+    const Node& n = nodes_.at(x->second);
+    if (n.entry.scope == q.scope && fits(n.entry)) {
+      out.exact = true;
+      out.similarity = 1.0;
+      take(x->second);
+      return out;
+    }
+  }
+  if (!q.vector || q.vector->empty())
+    return out;
+  auto s = scopes_.find(q.scope);
+  if (s == scopes_.end() || s->second->dim() != q.vector->size())
+    return out;
+  for (const auto& [id, sim] : s->second->search(q.vector->data(), 4)) {
+    if (sim < q.threshold)
+      break;
+    auto it = nodes_.find(id);
+    if (it == nodes_.end() || !fits(it->second.entry))
+      continue;
+    if (q.verifier) {
+      std::string why = q.verifier->check(it->second.entry.text, q.text);
+      if (!why.empty()) {
+        if (out.rejected.empty())
+          out.rejected = std::move(why);
+        continue;
+      }
+    }
+    out.similarity = sim;
+    take(id);
+    return out;
+  }
+  return out;
+}
+
+bool MemoryCache::store(Entry e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t id = parse_id(e.id);
+  if (id == 0) {
+    id = next_id_ = next_id_ * 6364136223846793005ull + 1442695040888963407ull;
+    if (id == 0)
+      id = 1;
+    e.id = format_id(id);
+  }
+  remove_locked(id, false); // the same id again (a Redis resync) replaces the entry
+  // A newer answer for the same exact key replaces the older one.
+  if (auto x = exact_.find(e.exact); x != exact_.end())
+    remove_locked(x->second, false);
+  if (e.created_ms == 0)
+    e.created_ms = now_ms();
+  if (e.bytes() > opt_.max_bytes)
+    return true; // larger than the whole cache: never stored, not an error
+  Node n;
+  n.tick = ++tick_;
+  n.entry = std::move(e);
+  const Entry& en = n.entry;
+  if (!en.vector.empty()) {
+    auto& idx = scopes_[en.scope];
+    if (!idx)
+      idx = std::make_unique<ScopeIndex>(en.vector.size());
+    if (idx->dim() == en.vector.size())
+      idx->add(id, en.vector, opt_.hnsw);
+  }
+  exact_[en.exact] = id;
+  expiry_.insert({en.expires_ms ? en.expires_ms : INT64_MAX, id});
+  bytes_ += en.bytes();
+  order_.insert(order_key(id, n));
+  nodes_.emplace(id, std::move(n));
+  enforce_bounds_locked();
+  return true;
+}
+
+std::optional<Entry> MemoryCache::get(std::string_view id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  expire_locked(now_ms());
+  auto it = nodes_.find(parse_id(id));
+  if (it == nodes_.end())
+    return std::nullopt;
+  return it->second.entry;
+}
+
+Summary MemoryCache::summary(const Entry& e) const {
+  return {e.id,         e.tenant,     e.text, e.decision, e.model,
+          e.created_ms, e.expires_ms, e.hits, e.bytes()};
+}
+
+std::pair<std::vector<Summary>, uint64_t> MemoryCache::list(std::string_view tenant,
+                                                            uint64_t offset, uint64_t limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  expire_locked(now_ms());
+  std::vector<const Entry*> all;
+  for (const auto& [id, n] : nodes_)
+    if (tenant.empty() || n.entry.tenant == tenant)
+      all.push_back(&n.entry);
+  std::sort(all.begin(), all.end(), [](const Entry* a, const Entry* b) {
+    return a->created_ms != b->created_ms ? a->created_ms > b->created_ms : a->id < b->id;
+  });
+  std::vector<Summary> page;
+  for (uint64_t i = offset; i < all.size() && page.size() < limit; ++i)
+    page.push_back(summary(*all[i]));
+  return {std::move(page), all.size()};
+}
+
+std::vector<std::pair<Summary, double>> MemoryCache::nearest(const std::vector<float>& v, size_t k,
+                                                             std::string_view tenant) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::pair<uint64_t, float>> best;
+  for (const auto& [scope, idx] : scopes_) {
+    if (idx->dim() != v.size())
+      continue;
+    for (const auto& hit : idx->search(v.data(), k + 8))
+      if (tenant.empty() || nodes_.at(hit.first).entry.tenant == tenant)
+        best.push_back(hit);
+  }
+  std::sort(best.begin(), best.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::vector<std::pair<Summary, double>> out;
+  for (size_t i = 0; i < best.size() && out.size() < k; ++i)
+    out.emplace_back(summary(nodes_.at(best[i].first).entry), best[i].second);
+  return out;
+}
+
+bool MemoryCache::erase(std::string_view id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t n = parse_id(id);
+  if (!nodes_.count(n))
+    return false;
+  remove_locked(n, false);
+  return true;
+}
+
+std::vector<std::string> MemoryCache::ids(std::string_view tenant) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [id, n] : nodes_)
+    if (tenant.empty() || n.entry.tenant == tenant)
+      out.push_back(n.entry.id);
+  return out;
+}
+
+uint64_t MemoryCache::erase_tenant(std::string_view tenant) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<uint64_t> gone;
+  for (const auto& [id, n] : nodes_)
+    if (n.entry.tenant == tenant)
+      gone.push_back(id);
+  for (uint64_t id : gone)
+    remove_locked(id, false);
+  return gone.size();
+}
+
+uint64_t MemoryCache::flush() {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t n = nodes_.size();
+  nodes_.clear();
+  exact_.clear();
+  scopes_.clear();
+  order_.clear();
+  expiry_.clear();
+  bytes_ = 0;
+  return n;
+}
+
+Stats MemoryCache::stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  expire_locked(now_ms());
+  Stats s;
+  s.entries = nodes_.size();
+  s.bytes = bytes_;
+  s.evicted_capacity = evicted_capacity_;
+  s.evicted_ttl = evicted_ttl_;
+  return s;
+}
+
+void MemoryCache::set_options(const Options& o) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const bool reorder = o.eviction != opt_.eviction;
+  opt_ = o;
+  if (reorder) {
+    order_.clear();
+    for (const auto& [id, n] : nodes_)
+      order_.insert(order_key(id, n));
+  }
+  for (auto& [scope, idx] : scopes_)
+    idx->set_ef(o.hnsw.ef_search);
+  enforce_bounds_locked();
+}
+
+std::unique_ptr<Cache> make_memory_cache(const Options& options) {
+  return std::make_unique<MemoryCache>(options);
+}
+
+} // namespace semrouter::cache
