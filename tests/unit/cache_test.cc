@@ -1,0 +1,317 @@
+// The cache module's stores and verifier, the answer capture and replay, the tool filter and the
+// cache config, without a server.
+#include <cmath>
+#include <random>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cache/cache.h"
+#include "cache/verifier.h"
+#include "config/config.h"
+#include "openai/answer.h"
+#include "openai/sse.h"
+#include "pipeline/tools_stage.h"
+
+namespace semrouter {
+namespace {
+
+using nlohmann::json;
+
+// A unit vector along axis i, bent toward axis j by `t`.
+std::vector<float> vec(int i, int j = -1, float t = 0) {
+  std::vector<float> v(8, 0.f);
+  v[size_t(i)] = 1.f;
+  if (j >= 0)
+    v[size_t(j)] = t;
+  float n = std::sqrt(1 + t * t);
+  for (float& x : v)
+    x /= n;
+  return v;
+}
+
+cache::Entry entry(uint64_t scope, uint64_t exact, std::vector<float> v, std::string text,
+                   int64_t expires_ms = 0, std::string tenant = "") {
+  cache::Entry e;
+  e.scope = scope;
+  e.exact = exact;
+  e.vector = std::move(v);
+  e.text = std::move(text);
+  e.answer = "{\"content\":\"" + e.text + "\"}";
+  e.expires_ms = expires_ms;
+  e.tenant = std::move(tenant);
+  return e;
+}
+
+cache::Query query(uint64_t scope, uint64_t exact, const std::vector<float>* v,
+                   int64_t now = 0) {
+  cache::Query q;
+  q.scope = scope;
+  q.exact = exact;
+  q.vector = v;
+  q.threshold = 0.9;
+  q.now_ms = now;
+  return q;
+}
+
+TEST(MemoryCache, ExactThenSemanticWithinOneScopeOnly) {
+  auto c = cache::make_memory_cache({});
+  ASSERT_TRUE(c->store(entry(1, 100, vec(0), "a")));
+  auto v = vec(0);
+  auto exact = c->lookup(query(1, 100, nullptr));
+  ASSERT_TRUE(exact.hit);
+  EXPECT_TRUE(exact.exact);
+  auto near = vec(0, 1, 0.2f); // cosine 0.98
+  auto sem = c->lookup(query(1, 999, &near));
+  ASSERT_TRUE(sem.hit);
+  EXPECT_FALSE(sem.exact);
+  EXPECT_NEAR(sem.similarity, 1 / std::sqrt(1.04), 1e-4);
+  auto far = vec(0, 1, 1.0f); // cosine 0.71
+  EXPECT_FALSE(c->lookup(query(1, 999, &far)).hit);
+  EXPECT_FALSE(c->lookup(query(2, 100, &v)).hit) << "another scope";
+}
+
+TEST(MemoryCache, TtlExpires) {
+  auto c = cache::make_memory_cache({});
+  const int64_t now = cache::now_ms();
+  c->store(entry(1, 1, vec(0), "a", now + 1000));
+  EXPECT_TRUE(c->lookup(query(1, 1, nullptr, now + 500)).hit);
+  EXPECT_FALSE(c->lookup(query(1, 1, nullptr, now + 1001)).hit);
+  EXPECT_EQ(c->stats().entries, 0u);
+  EXPECT_EQ(c->stats().evicted_ttl, 1u);
+}
+
+TEST(MemoryCache, EvictionPolicies) {
+  for (auto [policy, evicted] : {std::pair{cache::Eviction::Lru, 2}, {cache::Eviction::Fifo, 1},
+                                 {cache::Eviction::Lfu, 2}}) {
+    cache::Options o;
+    o.max_entries = 2;
+    o.eviction = policy;
+    auto c = cache::make_memory_cache(o);
+    c->store(entry(1, 1, vec(0), "one"));
+    c->store(entry(1, 2, vec(1), "two"));
+    ASSERT_TRUE(c->lookup(query(1, 1, nullptr)).hit); // "one" used (twice for LFU)
+    c->lookup(query(1, 1, nullptr));
+    c->store(entry(1, 3, vec(2), "three"));
+    EXPECT_EQ(c->stats().entries, 2u);
+    EXPECT_EQ(c->stats().evicted_capacity, 1u);
+    EXPECT_EQ(c->lookup(query(1, uint64_t(evicted), nullptr)).hit.has_value(), false)
+        << "policy " << int(policy);
+    EXPECT_TRUE(c->lookup(query(1, 3, nullptr)).hit);
+  }
+}
+
+TEST(MemoryCache, BoundedByBytes) {
+  cache::Options o;
+  o.max_bytes = 4096;
+  auto c = cache::make_memory_cache(o);
+  for (uint64_t i = 1; i <= 50; ++i)
+    c->store(entry(1, i, vec(int(i % 8)), std::string(200, 'x')));
+  EXPECT_LE(c->stats().bytes, 4096u);
+  EXPECT_GT(c->stats().entries, 0u);
+  EXPECT_TRUE(c->lookup(query(1, 50, nullptr)).hit) << "the newest stays";
+}
+
+TEST(MemoryCache, HnswPastMinEntriesFindsTheSameNeighbours) {
+  cache::Options o;
+  o.hnsw.min_entries = 64;
+  o.max_entries = 100000;
+  auto c = cache::make_memory_cache(o);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> g;
+  std::vector<std::vector<float>> all;
+  for (int i = 0; i < 600; ++i) {
+    std::vector<float> v(32);
+    float n = 0;
+    for (float& x : v)
+      x = g(rng), n += x * x;
+    for (float& x : v)
+      x /= std::sqrt(n);
+    all.push_back(v);
+    c->store(entry(7, uint64_t(i + 1), v, "t" + std::to_string(i)));
+  }
+  int found = 0;
+  for (int i = 0; i < 600; i += 7) {
+    auto q = query(7, 0, &all[size_t(i)]);
+    auto l = c->lookup(q);
+    found += l.hit && l.hit->text == "t" + std::to_string(i);
+  }
+  EXPECT_GE(found, 84) << "an exact vector is its own nearest neighbour"; // 86 queries
+  // Deleting most entries rebuilds the graph; the rest stay findable.
+  auto [page, total] = c->list("", 0, 1000);
+  EXPECT_EQ(total, 600u);
+  for (size_t i = 0; i < page.size(); ++i)
+    if (page[i].text != "t5")
+      c->erase(page[i].id);
+  auto l = c->lookup(query(7, 0, &all[5]));
+  ASSERT_TRUE(l.hit);
+  EXPECT_EQ(l.hit->text, "t5");
+}
+
+TEST(MemoryCache, AdminOperations) {
+  auto c = cache::make_memory_cache({});
+  c->store(entry(1, 1, vec(0), "a", 0, "t1"));
+  c->store(entry(1, 2, vec(1), "b", 0, "t1"));
+  c->store(entry(2, 3, vec(2), "c", 0, "t2"));
+  auto [page, total] = c->list("", 1, 1);
+  EXPECT_EQ(total, 3u);
+  ASSERT_EQ(page.size(), 1u);
+  auto [t1, n1] = c->list("t1", 0, 10);
+  EXPECT_EQ(n1, 2u);
+  auto got = c->get(t1[0].id);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->tenant, "t1");
+  auto near = vec(2);
+  auto nn = c->nearest(near, 1, "");
+  ASSERT_EQ(nn.size(), 1u);
+  EXPECT_EQ(nn[0].first.text, "c");
+  EXPECT_TRUE(c->erase(t1[0].id));
+  EXPECT_FALSE(c->erase(t1[0].id));
+  EXPECT_FALSE(c->erase("not-an-id"));
+  EXPECT_EQ(c->erase_tenant("t1"), 1u);
+  EXPECT_EQ(c->flush(), 1u);
+  EXPECT_EQ(c->stats().entries, 0u);
+  EXPECT_EQ(c->stats().bytes, 0u);
+}
+
+TEST(CacheNormalize, CaseSpacesAndTrailingPunctuation) {
+  EXPECT_EQ(cache::normalize("  What IS   the capital\nof France?! "),
+            "what is the capital of france");
+  EXPECT_EQ(cache::normalize("..."), "");
+}
+
+TEST(Verifier, RejectsNearMissesAndKeepsSurfaceVariants) {
+  cache::Verifier v({}, nullptr); // no word vectors: the rule checks only
+  EXPECT_EQ(v.check("convert 5 miles to km", "convert 8 miles to km"), "numbers");
+  EXPECT_EQ(v.check("convert 1,000 yen", "convert 1000 yen"), "");
+  EXPECT_EQ(v.check("buy two tickets", "buy 2 tickets"), "numbers"); // words and digits differ
+  EXPECT_EQ(v.check("which foods are safe for dogs", "which foods aren't safe for dogs"),
+            "negation");
+  EXPECT_TRUE(v.check("what is the capital of france", "what is the capital of germany")
+                  .starts_with("anchors"));
+  EXPECT_TRUE(v.check("How do I install Node on my Mac?", "How do I install Node on my PC?")
+                  .starts_with("anchors"));
+  EXPECT_EQ(v.check("convert km to miles", "convert miles to km"), "direction");
+  EXPECT_EQ(v.check("when was the eiffel tower built", "how tall is the eiffel tower"),
+            "question");
+  EXPECT_EQ(v.check("Explain the theory of relativity.", "explain the theory of relativty"), "");
+  EXPECT_EQ(v.check("What is the capital of France?", "what's the capital of france"), "");
+}
+
+TEST(AnswerCapture, StreamedAnswerIsCompleteOnlyWithDoneAndStop) {
+  openai::AnswerCapture c;
+  c.event(R"({"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})");
+  c.event(R"({"choices":[{"index":0,"delta":{"content":"Hel"}}]})");
+  c.event(R"({"choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]})");
+  EXPECT_EQ(c.why_not(), "incomplete");
+  c.event(R"({"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}})");
+  c.event("[DONE]");
+  EXPECT_TRUE(c.complete()) << c.why_not();
+  EXPECT_EQ(c.answer().content, "Hello");
+  EXPECT_EQ(c.answer().completion_tokens, 2u);
+
+  openai::AnswerCapture cut;
+  cut.body(R"({"choices":[{"index":0,"message":{"content":"The"},"finish_reason":"length"}]})");
+  EXPECT_EQ(cut.why_not(), "length");
+  openai::AnswerCapture err;
+  err.body(R"({"error":{"message":"overloaded"}})");
+  EXPECT_EQ(err.why_not(), "error");
+  openai::AnswerCapture two;
+  two.body(R"({"choices":[{"index":0,"message":{"content":"a"},"finish_reason":"stop"},)"
+           R"({"index":1,"message":{"content":"b"},"finish_reason":"stop"}]})");
+  EXPECT_EQ(two.why_not(), "choices");
+}
+
+TEST(AnswerReplay, JsonAndSseCarryTheSameAnswer) {
+  openai::Answer a;
+  a.model = "m";
+  a.content = std::string("naïve ") + std::string(150, 'x'); // pieces cut at character starts
+  a.finish_reason = "stop";
+  a.prompt_tokens = 4;
+  a.completion_tokens = 9;
+  a.usage = true;
+  auto back = openai::answer_from_json(openai::answer_to_json(a));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->content, a.content);
+  json r = json::parse(openai::answer_response(*back, "chatcmpl-x", 1));
+  EXPECT_EQ(r["object"], "chat.completion");
+  EXPECT_EQ(r["choices"][0]["message"]["content"], a.content);
+  EXPECT_EQ(r["usage"]["completion_tokens"], 9);
+
+  const std::string sse = openai::answer_stream(*back, "chatcmpl-x", 1, /*include_usage=*/true);
+  openai::SseParser p;
+  std::string content;
+  bool role = false, done = false, usage = false;
+  std::string finish;
+  for (const auto& ev : p.feed(sse)) {
+    if (ev == "[DONE]") {
+      done = true;
+      continue;
+    }
+    json j = json::parse(ev); // every piece is valid UTF-8 JSON
+    EXPECT_EQ(j["object"], "chat.completion.chunk");
+    if (j.contains("usage"))
+      usage = true;
+    if (j["choices"].empty())
+      continue;
+    const json& d = j["choices"][0]["delta"];
+    role = role || d.value("role", "") == "assistant";
+    content += d.value("content", "");
+    if (j["choices"][0]["finish_reason"].is_string())
+      finish = j["choices"][0]["finish_reason"];
+  }
+  EXPECT_TRUE(role && done && usage);
+  EXPECT_EQ(content, a.content);
+  EXPECT_EQ(finish, "stop");
+}
+
+TEST(ToolFilter, ToolTextSplitsNames) {
+  EXPECT_EQ(pipeline::tool_text("get_weatherForecast", "Weather"), "get weather forecast. Weather");
+}
+
+TEST(CacheConfig, KeysAndErrors) {
+  auto ok = config::parse_config(R"(
+backends: [{name: b, url: 'http://127.0.0.1:9/v1'}]
+models: [{name: m, backends: [b]}]
+default_model: m
+cache: {enabled: true, backend: redis, redis: {url: 'redis://10.0.0.5:6390/2'}, eviction: lfu,
+        tenant: [user, 'header:x-org'], verify: {word_similarity: 0.7}}
+tools: {max_tools: 10, top_k: 3, always: [a], fallback: keep_top_k}
+)");
+  ASSERT_TRUE(ok) << ok.error().message;
+  const auto& c = (*ok)->cache;
+  EXPECT_EQ(c.backend, config::CacheBackend::Redis);
+  EXPECT_EQ(c.redis_host, "10.0.0.5");
+  EXPECT_EQ(c.redis_port, 6390);
+  EXPECT_EQ(c.redis_db, 2u);
+  EXPECT_EQ(c.eviction, config::CacheEviction::Lfu);
+  EXPECT_DOUBLE_EQ(c.verify_word_similarity, 0.7);
+  EXPECT_EQ((*ok)->tools.top_k, 3u);
+  EXPECT_EQ((*ok)->tools.fallback, config::ToolsFallback::KeepTopK);
+
+  const std::string base = R"(
+backends: [{name: b, url: 'http://127.0.0.1:9/v1'}]
+models: [{name: m, backends: [b]}]
+default_model: m
+)";
+  auto err = [&](const std::string& extra) {
+    auto r = config::parse_config(base + extra);
+    return r ? std::string("accepted") : r.error().message;
+  };
+  EXPECT_EQ(err("cache: {backend: redis}"),
+            "cache.backend: redis needs cache.redis {url: redis://host:port}");
+  EXPECT_EQ(err("cache: {redis: {url: 'redis://:pw@h:1'}}"),
+            "cache.redis.url: must not carry a password: put it in an environment variable and "
+            "name it in cache.redis.password_env");
+  EXPECT_EQ(err("cache: {eviction: random}"),
+            "cache.eviction: unknown eviction \"random\" (known: lru, lfu, fifo)");
+  EXPECT_EQ(err("cache: {tenant: [org]}"),
+            "cache.tenant[0]: unknown tenant source \"org\" (known: header:<name>, api_key, user)");
+  EXPECT_EQ(err("tools: {max_tools: 4, top_k: 5}"),
+            "tools.top_k: (5) must not exceed max_tools (4): filtering would keep more tools "
+            "than it starts from");
+  EXPECT_EQ(err("cache: {simlarity: 0.9}").substr(0, 30), "cache: unknown key \"simlarity\"");
+}
+
+} // namespace
+} // namespace semrouter
