@@ -264,11 +264,19 @@ void MemoryCache::expire_locked(int64_t now) {
   }
 }
 
-void MemoryCache::enforce_bounds_locked() {
-  while (!order_.empty() && (nodes_.size() > opt_.max_entries || bytes_ > opt_.max_bytes)) {
-    uint64_t id = std::get<2>(*order_.begin());
-    remove_locked(id, true);
+void MemoryCache::enforce_bounds_locked(uint64_t keep) {
+  auto it = order_.begin();
+  while (it != order_.end() && (nodes_.size() > opt_.max_entries || bytes_ > opt_.max_bytes)) {
+    const uint64_t id = std::get<2>(*it);
+    if (id == keep) { // the entry being stored is never its own victim (LFU ranks it last)
+      ++it;
+      continue;
+    }
+    remove_locked(id, true); // erases *it
     ++evicted_capacity_;
+    it = order_.begin();
+    if (it != order_.end() && std::get<2>(*it) == keep)
+      ++it;
   }
 }
 
@@ -357,7 +365,7 @@ bool MemoryCache::store(Entry e) {
   bytes_ += en.bytes();
   order_.insert(order_key(id, n));
   nodes_.emplace(id, std::move(n));
-  enforce_bounds_locked();
+  enforce_bounds_locked(id);
   return true;
 }
 

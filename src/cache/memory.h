@@ -51,7 +51,7 @@ private:
   OrderKey order_key(uint64_t id, const Node& n) const;
   void remove_locked(uint64_t id, bool capacity);
   void expire_locked(int64_t now);
-  void enforce_bounds_locked();
+  void enforce_bounds_locked(uint64_t keep = 0);
   Summary summary(const Entry& e) const;
 
   std::mutex mu_;

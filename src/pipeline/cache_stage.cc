@@ -343,6 +343,19 @@ StageResult cache_lookup(const Snapshot& snapshot, const RequestMeta& meta,
                                           : raw(body_text, view.messages[i].span),
                               cache::hash_bytes("\x1e", scope));
   }
+  // The latest turn's parts other than text (images, audio, files) must match byte for byte:
+  // "what is in this image?" asks something else of every image.
+  if (latest < view.messages.size() && !view.messages[latest].content_is_string) {
+    const std::string_view msg = raw(body_text, view.messages[latest].span);
+    auto j = nlohmann::json::parse(msg, nullptr, false);
+    if (j.is_object() && j.contains("content") && j["content"].is_array()) {
+      for (const auto& part : j["content"])
+        if (!part.is_object() || part.value("type", "") != "text")
+          scope = cache::hash_bytes(part.dump(), cache::hash_bytes("\x1c", scope));
+    } else {
+      scope = cache::hash_bytes(msg, cache::hash_bytes("\x1c", scope));
+    }
+  }
   for (std::string_view key : kScopeFields)
     if (const auto* f = field(view, key))
       scope = cache::hash_bytes(raw(body_text, f->value),

@@ -185,6 +185,10 @@ Exchange::Exchange(Runtime& runtime, const RouteOutcome& out, core::TimePoint st
 
 Exchange::~Exchange() {
   finish(kClientClosedRequest);
+  // The answer is stored once the transport is done with the client (the gateway destroys the
+  // exchange after the last byte is written): the store's insert never delays the answer.
+  if (fill_ && status_ == 200 && finished_status_ == 200)
+    rt_.cache.fill(*fill_, capture_);
 }
 
 void Exchange::first_token() {
@@ -239,8 +243,7 @@ void Exchange::finish(int status) {
   if (finished_)
     return;
   finished_ = true;
-  if (fill_ && status == 200 && status_ == 200)
-    rt_.cache.fill(*fill_, capture_);
+  finished_status_ = status;
   rt_.metrics.requests.with({model_, decision_, std::to_string(status)}).inc();
   rt_.metrics.duration.with({model_}).observe(
       core::seconds_between(start_, core::SteadyClock::now()));

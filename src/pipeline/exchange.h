@@ -125,7 +125,8 @@ public:
   // An upstream failure (kind: connect, timeout, reset, protocol, too_large, status_5xx, ...).
   void upstream_error(std::string_view backend, std::string_view kind);
   // The answer is complete with this status, as the client saw it (a 200 fills the cache on a
-  // miss; a client gone midway, 499, stores nothing). Later calls do nothing.
+  // miss, when the exchange is destroyed; a client gone midway, 499, stores nothing). Later calls
+  // do nothing.
   void finish(int status);
   bool finished() const { return finished_; }
 
@@ -138,6 +139,7 @@ private:
   core::TimePoint start_;
   int status_ = 0;
   bool finished_ = false;
+  int finished_status_ = 0;
   bool ttft_recorded_ = false;
   bool streamed_ = false;
   openai::SseParser sse_;

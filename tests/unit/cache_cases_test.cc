@@ -30,8 +30,8 @@ std::string header_value(const RouteOutcome& out, std::string_view name) {
 
 TEST(CacheCases, AllCaseFiles) {
   std::vector<fs::path> paths;
-  for (const auto& e : fs::directory_iterator(fs::path(SEMROUTER_SOURCE_DIR) / "tests" / "cases" /
-                                              "cache"))
+  for (const auto& e :
+       fs::directory_iterator(fs::path(SEMROUTER_SOURCE_DIR) / "tests" / "cases" / "cache"))
     if (e.path().extension() == ".yaml")
       paths.push_back(e.path());
   std::sort(paths.begin(), paths.end());
@@ -150,14 +150,15 @@ TEST(CacheCases, AllCaseFiles) {
       if (step["answer"] && out.action == RouteAction::Forward && out.cache_fill) {
         const std::string finish =
             step["finish_reason"] ? step["finish_reason"].as<std::string>() : "stop";
-        json answer = {{"id", "x"},
-                       {"object", "chat.completion"},
-                       {"model", out.model->upstream_model},
-                       {"choices",
-                        {{{"index", 0},
-                          {"message", {{"role", "assistant"}, {"content", step["answer"].as<std::string>()}}},
-                          {"finish_reason", finish}}}},
-                       {"usage", {{"prompt_tokens", 5}, {"completion_tokens", 7}, {"total_tokens", 12}}}};
+        json answer = {
+            {"id", "x"},
+            {"object", "chat.completion"},
+            {"model", out.model->upstream_model},
+            {"choices",
+             {{{"index", 0},
+               {"message", {{"role", "assistant"}, {"content", step["answer"].as<std::string>()}}},
+               {"finish_reason", finish}}}},
+            {"usage", {{"prompt_tokens", 5}, {"completion_tokens", 7}, {"total_tokens", 12}}}};
         if (step["error"])
           answer = {{"error", {{"message", "boom"}}}};
         openai::AnswerCapture capture;

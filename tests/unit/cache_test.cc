@@ -43,8 +43,7 @@ cache::Entry entry(uint64_t scope, uint64_t exact, std::vector<float> v, std::st
   return e;
 }
 
-cache::Query query(uint64_t scope, uint64_t exact, const std::vector<float>* v,
-                   int64_t now = 0) {
+cache::Query query(uint64_t scope, uint64_t exact, const std::vector<float>* v, int64_t now = 0) {
   cache::Query q;
   q.scope = scope;
   q.exact = exact;
@@ -82,7 +81,8 @@ TEST(MemoryCache, TtlExpires) {
 }
 
 TEST(MemoryCache, EvictionPolicies) {
-  for (auto [policy, evicted] : {std::pair{cache::Eviction::Lru, 2}, {cache::Eviction::Fifo, 1},
+  for (auto [policy, evicted] : {std::pair{cache::Eviction::Lru, 2},
+                                 {cache::Eviction::Fifo, 1},
                                  {cache::Eviction::Lfu, 2}}) {
     cache::Options o;
     o.max_entries = 2;
@@ -192,8 +192,7 @@ TEST(Verifier, RejectsNearMissesAndKeepsSurfaceVariants) {
   EXPECT_TRUE(v.check("How do I install Node on my Mac?", "How do I install Node on my PC?")
                   .starts_with("anchors"));
   EXPECT_EQ(v.check("convert km to miles", "convert miles to km"), "direction");
-  EXPECT_EQ(v.check("when was the eiffel tower built", "how tall is the eiffel tower"),
-            "question");
+  EXPECT_EQ(v.check("when was the eiffel tower built", "how tall is the eiffel tower"), "question");
   EXPECT_EQ(v.check("Explain the theory of relativity.", "explain the theory of relativty"), "");
   EXPECT_EQ(v.check("What is the capital of France?", "what's the capital of france"), "");
 }
