@@ -5,7 +5,7 @@ PORT ?= 8801
 ADMIN_PORT ?= 8802
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test sanitize bench bench-encoders format format-check clean
+.PHONY: all deps configure build demo test sanitize bench bench-cache bench-encoders format format-check clean
 
 all: build
 
@@ -38,6 +38,10 @@ sanitize: deps
 
 bench: deps build
 	@bash bench/gateway_bench.sh
+
+# Semantic cache: lookup latency and memory, hit vs miss through the gateway (docs/benchmarks.md).
+bench-cache: deps build
+	@bash bench/cache_bench.sh
 
 # BERT-base / ModernBERT-base encoders, semrouter vs PyTorch on the same weights (docs/benchmarks.md).
 bench-encoders: deps build
