@@ -1,6 +1,7 @@
 #include "cache/memory.h"
 
 #include "cache/verifier.h"
+#include "models/features.h"
 
 #include <algorithm>
 #include <chrono>
@@ -12,11 +13,7 @@
 namespace semrouter::cache {
 
 uint64_t hash_bytes(std::string_view s, uint64_t h) {
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
+  return models::fnv1a(s, h);
 }
 
 int64_t now_ms() {
@@ -76,85 +73,69 @@ float dot(const float* a, const float* b, size_t n) {
 }
 } // namespace
 
-// The vectors of one scope: exact (flat) while small, HNSW (inner product on unit vectors) past
-// min_entries. HNSW deletions are marks; the graph is rebuilt from the live vectors once marks
-// outnumber them (hnswlib 0.6 cannot reuse a deleted slot).
+// The vectors of one scope: an exact flat index while the scope is small; past min_entries an
+// hnswlib HNSW graph (inner product on unit vectors). The flat entries move into the graph a few
+// per insert (kMigratePerAdd), so crossing min_entries never stalls a request; until they have
+// all moved, a search reads both. hnswlib 0.6 cannot free a slot, so a deleted entry's slot
+// (its label) is marked deleted and handed to the next insert, which hnswlib turns into an
+// update of that slot: the graph never grows past the scope's peak and is never rebuilt.
 class ScopeIndex {
 public:
   explicit ScopeIndex(size_t dim) : dim_(dim) {}
 
-  size_t size() const { return live_; }
+  size_t size() const { return ids_.size() + by_id_.size(); }
   size_t dim() const { return dim_; }
 
   void add(uint64_t id, const std::vector<float>& v, const HnswOptions& h) {
+    if (!hnsw_ && ids_.size() + 1 > h.min_entries) {
+      space_ = std::make_unique<hnswlib::InnerProductSpace>(dim_);
+      hnsw_ = std::make_unique<hnswlib::HierarchicalNSW<float>>(
+          space_.get(), std::max<size_t>(size_t(h.min_entries) * 2, 1024), h.m, h.ef_construction,
+          42);
+      hnsw_->setEf(h.ef_search);
+    }
     if (!hnsw_) {
-      slot_[id] = ids_.size();
-      ids_.push_back(id);
-      flat_.insert(flat_.end(), v.begin(), v.end());
-      ++live_;
-      if (live_ > h.min_entries)
-        to_hnsw(h);
+      flat_add(id, v.data());
       return;
     }
-    if (hnsw_->cur_element_count >= hnsw_->max_elements_)
-      hnsw_->resizeIndex(hnsw_->max_elements_ * 2);
-    hnsw_->addPoint(v.data(), id);
-    ++live_;
+    graph_add(id, v.data());
+    // Move a few flat entries into the graph.
+    for (int i = 0; i < kMigratePerAdd && !ids_.empty(); ++i) {
+      const uint64_t moved = ids_.back();
+      std::vector<float> mv(flat_.end() - long(dim_), flat_.end());
+      flat_remove(moved);
+      graph_add(moved, mv.data());
+    }
   }
 
-  void remove(uint64_t id, const HnswOptions& h) {
-    if (!hnsw_) {
-      auto it = slot_.find(id);
-      if (it == slot_.end())
-        return;
-      size_t s = it->second, last = ids_.size() - 1;
-      if (s != last) {
-        std::memcpy(&flat_[s * dim_], &flat_[last * dim_], dim_ * sizeof(float));
-        ids_[s] = ids_[last];
-        slot_[ids_[s]] = s;
-      }
-      ids_.pop_back();
-      flat_.resize(ids_.size() * dim_);
-      slot_.erase(it);
-      --live_;
+  void remove(uint64_t id) {
+    if (slot_.count(id)) {
+      flat_remove(id);
       return;
     }
-    try {
-      hnsw_->markDelete(id);
-    } catch (const std::exception&) {
-      return; // not in the graph
-    }
-    --live_;
-    if (++deleted_ > std::max<size_t>(live_, 1024))
-      rebuild(h);
+    auto it = by_id_.find(id);
+    if (it == by_id_.end())
+      return;
+    const size_t label = it->second;
+    hnsw_->markDelete(label);
+    free_.push_back(label);
+    by_label_[label] = 0;
+    by_id_.erase(it);
   }
 
   // Up to k (id, cosine) pairs, best first.
   std::vector<std::pair<uint64_t, float>> search(const float* q, size_t k) const {
     std::vector<std::pair<uint64_t, float>> out;
-    if (live_ == 0)
-      return out;
-    if (!hnsw_) {
-      for (size_t i = 0; i < ids_.size(); ++i) {
-        float s = dot(q, &flat_[i * dim_], dim_);
-        if (out.size() < k) {
-          out.emplace_back(ids_[i], s);
-          std::push_heap(out.begin(), out.end(), worse);
-        } else if (s > out.front().second) {
-          std::pop_heap(out.begin(), out.end(), worse);
-          out.back() = {ids_[i], s};
-          std::push_heap(out.begin(), out.end(), worse);
-        }
+    for (size_t i = 0; i < ids_.size(); ++i)
+      keep_best(out, k, ids_[i], dot(q, &flat_[i * dim_], dim_));
+    if (hnsw_ && !by_id_.empty()) {
+      auto pq = hnsw_->searchKnn(q, std::min(k, by_id_.size()));
+      while (!pq.empty()) {
+        keep_best(out, k, by_label_[pq.top().second], 1.0f - pq.top().first);
+        pq.pop();
       }
-      std::sort_heap(out.begin(), out.end(), worse);
-      return out;
     }
-    auto pq = hnsw_->searchKnn(q, std::min(k, live_));
-    while (!pq.empty()) {
-      out.emplace_back(pq.top().second, 1.0f - pq.top().first);
-      pq.pop();
-    }
-    std::reverse(out.begin(), out.end());
+    std::sort_heap(out.begin(), out.end(), worse);
     return out;
   }
 
@@ -164,56 +145,72 @@ public:
   }
 
 private:
+  static constexpr int kMigratePerAdd = 8;
+
   // A min-heap on similarity: the front is the worst of the best k.
   static bool worse(const std::pair<uint64_t, float>& a, const std::pair<uint64_t, float>& b) {
     return a.second > b.second;
   }
-
-  void to_hnsw(const HnswOptions& h) {
-    std::vector<std::pair<uint64_t, std::vector<float>>> all;
-    for (size_t i = 0; i < ids_.size(); ++i)
-      all.emplace_back(ids_[i], std::vector<float>(flat_.begin() + long(i * dim_),
-                                                   flat_.begin() + long((i + 1) * dim_)));
-    build(all, h);
-    flat_.clear();
-    flat_.shrink_to_fit();
-    ids_.clear();
-    slot_.clear();
-  }
-
-  void rebuild(const HnswOptions& h) {
-    std::vector<std::pair<uint64_t, std::vector<float>>> all;
-    for (size_t i = 0; i < hnsw_->cur_element_count; ++i) {
-      if (hnsw_->isMarkedDeleted(static_cast<hnswlib::tableint>(i)))
-        continue;
-      const float* p = reinterpret_cast<const float*>(
-          hnsw_->getDataByInternalId(static_cast<hnswlib::tableint>(i)));
-      all.emplace_back(hnsw_->getExternalLabel(static_cast<hnswlib::tableint>(i)),
-                       std::vector<float>(p, p + dim_));
+  static void keep_best(std::vector<std::pair<uint64_t, float>>& heap, size_t k, uint64_t id,
+                        float s) {
+    if (heap.size() < k) {
+      heap.emplace_back(id, s);
+      std::push_heap(heap.begin(), heap.end(), worse);
+    } else if (s > heap.front().second) {
+      std::pop_heap(heap.begin(), heap.end(), worse);
+      heap.back() = {id, s};
+      std::push_heap(heap.begin(), heap.end(), worse);
     }
-    build(all, h);
   }
 
-  void build(const std::vector<std::pair<uint64_t, std::vector<float>>>& all,
-             const HnswOptions& h) {
-    space_ = std::make_unique<hnswlib::InnerProductSpace>(dim_);
-    hnsw_ = std::make_unique<hnswlib::HierarchicalNSW<float>>(
-        space_.get(), std::max<size_t>(all.size() * 2, 1024), h.m, h.ef_construction, 42);
-    hnsw_->setEf(h.ef_search);
-    for (const auto& [id, v] : all)
-      hnsw_->addPoint(v.data(), id);
-    live_ = all.size();
-    deleted_ = 0;
+  void flat_add(uint64_t id, const float* v) {
+    slot_[id] = ids_.size();
+    ids_.push_back(id);
+    flat_.insert(flat_.end(), v, v + dim_);
+  }
+
+  void flat_remove(uint64_t id) {
+    auto it = slot_.find(id);
+    if (it == slot_.end())
+      return;
+    const size_t s = it->second, last = ids_.size() - 1;
+    if (s != last) {
+      std::memcpy(&flat_[s * dim_], &flat_[last * dim_], dim_ * sizeof(float));
+      ids_[s] = ids_[last];
+      slot_[ids_[s]] = s;
+    }
+    ids_.pop_back();
+    flat_.resize(ids_.size() * dim_);
+    slot_.erase(it);
+  }
+
+  void graph_add(uint64_t id, const float* v) {
+    size_t label;
+    if (!free_.empty()) {
+      label = free_.back(); // a deleted slot: hnswlib updates it in place and unmarks it
+      free_.pop_back();
+    } else {
+      label = by_label_.size();
+      if (hnsw_->cur_element_count >= hnsw_->max_elements_)
+        hnsw_->resizeIndex(hnsw_->max_elements_ * 2);
+      by_label_.push_back(0);
+    }
+    hnsw_->addPoint(v, label);
+    by_label_[label] = id;
+    by_id_[id] = label;
   }
 
   size_t dim_;
-  size_t live_ = 0;
-  size_t deleted_ = 0;
+  // Flat: ids and their vectors, contiguous.
   std::vector<uint64_t> ids_;
   std::vector<float> flat_;
   std::unordered_map<uint64_t, size_t> slot_;
+  // Graph: label (hnswlib's) <-> entry id, and the labels of deleted slots.
   std::unique_ptr<hnswlib::InnerProductSpace> space_;
   std::unique_ptr<hnswlib::HierarchicalNSW<float>> hnsw_;
+  std::vector<uint64_t> by_label_;
+  std::unordered_map<uint64_t, size_t> by_id_;
+  std::vector<size_t> free_;
 };
 
 MemoryCache::MemoryCache(const Options& options) : opt_(options) {
@@ -245,7 +242,7 @@ void MemoryCache::remove_locked(uint64_t id, bool capacity) {
     exact_.erase(x);
   if (!n.entry.vector.empty()) {
     if (auto s = scopes_.find(n.entry.scope); s != scopes_.end()) {
-      s->second->remove(id, opt_.hnsw);
+      s->second->remove(id);
       if (s->second->size() == 0)
         scopes_.erase(s);
     }

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/strings.h"
+#include "openai/responses.h"
 
 namespace semrouter::openai {
 namespace {
@@ -147,18 +148,6 @@ std::optional<Answer> answer_from_json(std::string_view text) {
 
 namespace {
 
-void head(std::string& out, std::string_view object, std::string_view id, std::string_view model,
-          int64_t created) {
-  out += "{\"id\":";
-  core::append_json_string(out, id);
-  out += ",\"object\":\"";
-  out += object;
-  out += "\",\"created\":";
-  out += std::to_string(created);
-  out += ",\"model\":";
-  core::append_json_string(out, model);
-}
-
 std::string usage_json(const Answer& a) {
   if (!a.usage_json.empty())
     return a.usage_json;
@@ -188,7 +177,7 @@ std::vector<std::string_view> pieces(std::string_view s, size_t max) {
 
 std::string answer_response(const Answer& a, std::string_view id, int64_t created) {
   std::string out;
-  head(out, "chat.completion", id, a.model, created);
+  append_response_head(out, "chat.completion", id, a.model, created);
   out += ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":";
   if (a.content.empty() && !a.tool_calls_json.empty())
     out += "null";
@@ -211,7 +200,7 @@ std::string answer_stream(const Answer& a, std::string_view id, int64_t created,
   std::string out;
   auto event = [&](std::string_view choices, std::string_view tail = {}) {
     out += "data: ";
-    head(out, "chat.completion.chunk", id, a.model, created);
+    append_response_head(out, "chat.completion.chunk", id, a.model, created);
     out += ",\"choices\":[";
     out += choices;
     out += "]";

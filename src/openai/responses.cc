@@ -4,10 +4,8 @@
 
 namespace semrouter::openai {
 
-namespace {
-
-void head(std::string& out, std::string_view object, std::string_view id, std::string_view model,
-          int64_t created) {
+void append_response_head(std::string& out, std::string_view object, std::string_view id,
+                          std::string_view model, int64_t created) {
   out += "{\"id\":";
   core::append_json_string(out, id);
   out += ",\"object\":\"";
@@ -18,8 +16,6 @@ void head(std::string& out, std::string_view object, std::string_view id, std::s
   core::append_json_string(out, model);
 }
 
-} // namespace
-
 std::string content_filter_response(RequestKind kind, std::string_view model,
                                     std::string_view message, bool stream, std::string_view id,
                                     int64_t created) {
@@ -28,7 +24,7 @@ std::string content_filter_response(RequestKind kind, std::string_view model,
   const std::string_view usage =
       ",\"usage\":{\"prompt_tokens\":0,\"completion_tokens\":0,\"total_tokens\":0}";
   if (!stream) {
-    head(out, chat ? "chat.completion" : "text_completion", id, model, created);
+    append_response_head(out, chat ? "chat.completion" : "text_completion", id, model, created);
     if (chat) {
       out += ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":";
       core::append_json_string(out, message);
@@ -44,7 +40,8 @@ std::string content_filter_response(RequestKind kind, std::string_view model,
   }
   auto event = [&](std::string_view choice) {
     out += "data: ";
-    head(out, chat ? "chat.completion.chunk" : "text_completion", id, model, created);
+    append_response_head(out, chat ? "chat.completion.chunk" : "text_completion", id, model,
+                         created);
     out += ",\"choices\":[";
     out += choice;
     out += "]}\n\n";

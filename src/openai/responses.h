@@ -10,6 +10,10 @@
 
 namespace semrouter::openai {
 
+// Appends `{"id":ID,"object":"OBJECT","created":N,"model":MODEL` (the object left open).
+void append_response_head(std::string& out, std::string_view object, std::string_view id,
+                          std::string_view model, int64_t created);
+
 // A response whose only choice is `message` with finish_reason "content_filter".
 // Chat: `chat.completion` (or, with `stream`, `chat.completion.chunk` events: the role, the
 // content, the finish reason, then `data: [DONE]`). Completions: `text_completion`, likewise.

@@ -9,30 +9,12 @@
 
 #include "cache/cache.h"
 #include "core/strings.h"
+#include "pipeline/cache_stage.h"
 
 namespace semrouter::pipeline {
 namespace {
 
 using nlohmann::json;
-
-void normalize(std::vector<float>& v) {
-  double n = 0;
-  for (float x : v)
-    n += double(x) * x;
-  if (n > 0)
-    for (float& x : v)
-      x = float(x / std::sqrt(n));
-}
-
-std::vector<float> embed(const models::Embedder& e, std::string_view text) {
-  std::string_view one[1] = {text};
-  auto v = e.embed(one);
-  if (!v || v->empty())
-    return {};
-  std::vector<float> out = std::move((*v)[0]);
-  normalize(out);
-  return out;
-}
 
 double dot(const std::vector<float>& a, const std::vector<float>& b) {
   if (a.size() != b.size())
@@ -106,7 +88,7 @@ std::vector<float> ToolVectors::get(const models::Embedder& embedder, std::strin
     if (auto it = vectors_.find(key); it != vectors_.end())
       return it->second;
   }
-  std::vector<float> v = embed(embedder, text);
+  std::vector<float> v = cache_embedding(embedder, text);
   std::lock_guard<std::mutex> lock(mu_);
   if (embedder_ == &embedder) {
     if (vectors_.size() >= 8192)
@@ -217,13 +199,14 @@ ToolFilter filter_tools(const openai::RequestView& view, std::string_view body,
     const std::string_view text = view.latest_user_text();
     std::vector<float> q;
     if (embedder)
-      q = embed(*embedder, text);
+      q = cache_embedding(*embedder, text);
     const std::set<std::string> q_words = content_stems(text);
     for (size_t i : candidates) {
       const std::string tt = tool_text(all[i].name, all[i].description);
       double sim = 0;
       if (!q.empty()) {
-        std::vector<float> v = vectors ? vectors->get(*embedder, tt) : embed(*embedder, tt);
+        std::vector<float> v =
+            vectors ? vectors->get(*embedder, tt) : cache_embedding(*embedder, tt);
         sim = dot(q, v);
       }
       // Word overlap: the share of the query's content words the tool's text names.

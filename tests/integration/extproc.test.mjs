@@ -426,3 +426,33 @@ test('TLS with client certificates: Envoy with a certificate the CA signed gets 
   await assert.rejects(envoyExchange(plain, { json: { model: 'auto', messages: user('hello') }, clusters: { a: mockA.origin } }));
   plain.close();
 });
+
+test('the semantic cache serves both front doors: filled through ext_proc, hit on the gateway, and the other way round', async () => {
+  const text = demoConfig().replace('cache:\n  enabled: false\n', 'cache:\n  enabled: true\n');
+  const cached = await h.startRouter(text, {
+    name: 'cached',
+    env: { SEMROUTER_MOCK_A_PORT: String(mockA.port), SEMROUTER_MOCK_B_PORT: String(mockB.port) },
+  });
+  const c2 = connect(cached.extprocPort);
+  try {
+    const q1 = { model: 'auto', messages: user('What is the boiling point of water at sea level?') };
+    const first = await envoyExchange(c2, { json: q1, clusters });
+    assert.equal(first.response.headers['x-semrouter-cache'], 'miss');
+    const again = await request(`${cached.url}/v1/chat/completions`, { method: 'POST', json: q1 });
+    assert.equal(again.headers['x-semrouter-cache'], 'hit', JSON.stringify(again.headers));
+    assert.equal(again.json.choices[0].message.content, first.response.json.choices[0].message.content);
+
+    // Filled by the gateway, answered by ext_proc itself: an ImmediateResponse, nothing upstream.
+    const q2 = { model: 'auto', stream: true, messages: user('Who painted the ceiling of the Sistine Chapel?') };
+    const gw = await request(`${cached.url}/v1/chat/completions`, { method: 'POST', json: q2 });
+    assert.equal(gw.headers['x-semrouter-cache'], 'miss');
+    const ep = await envoyExchange(c2, { json: q2, clusters });
+    assert.ok(ep.immediate, 'a cache hit is answered by the service');
+    assert.equal(ep.immediate.status, 200);
+    assert.equal(ep.immediate.headers['x-semrouter-cache'], 'hit');
+    assert.match(ep.immediate.headers['content-type'], /^text\/event-stream/);
+    assert.match(ep.immediate.body, /data: \[DONE\]/);
+  } finally {
+    c2.close();
+  }
+});

@@ -148,6 +148,38 @@ TEST(MemoryCache, HnswPastMinEntriesFindsTheSameNeighbours) {
   EXPECT_EQ(l.hit->text, "t5");
 }
 
+TEST(MemoryCache, HnswReusesTheSlotsOfEvictedEntries) {
+  // A full cache under churn: every store evicts one entry, whose graph slot the next store
+  // takes over. The newest entries stay findable by their exact vectors.
+  cache::Options o;
+  o.hnsw.min_entries = 16;
+  o.max_entries = 100;
+  auto c = cache::make_memory_cache(o);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> g;
+  std::vector<std::vector<float>> all;
+  for (int i = 0; i < 1000; ++i) {
+    std::vector<float> v(16);
+    float n = 0;
+    for (float& x : v)
+      x = g(rng), n += x * x;
+    for (float& x : v)
+      x /= std::sqrt(n);
+    all.push_back(v);
+    c->store(entry(9, uint64_t(i + 1), v, "t" + std::to_string(i)));
+  }
+  EXPECT_EQ(c->stats().entries, 100u);
+  int found = 0;
+  for (int i = 900; i < 1000; ++i) {
+    auto l = c->lookup(query(9, 0, &all[size_t(i)]));
+    found += l.hit && l.hit->text == "t" + std::to_string(i);
+  }
+  EXPECT_GE(found, 98);
+  EXPECT_FALSE(c->lookup(query(9, 0, &all[10])).hit.has_value() &&
+               c->lookup(query(9, 0, &all[10])).hit->text == "t10")
+      << "an evicted entry is gone";
+}
+
 TEST(MemoryCache, AdminOperations) {
   auto c = cache::make_memory_cache({});
   c->store(entry(1, 1, vec(0), "a", 0, "t1"));
