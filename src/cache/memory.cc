@@ -79,16 +79,20 @@ float dot(const float* a, const float* b, size_t n) {
 // all moved, a search reads both. hnswlib 0.6 cannot free a slot, so a deleted entry's slot
 // (its label) is marked deleted and handed to the next insert, which hnswlib turns into an
 // update of that slot: the graph never grows past the scope's peak and is never rebuilt.
+//
+// The graph's vectors are padded with a zero to an odd dimension (inner products unchanged):
+// hnswlib stores each element as [links: 8M+4 bytes][vector][label: 8 bytes], so with an odd
+// number of floats every label lands 8-byte aligned (hnswlib reads it in place).
 class ScopeIndex {
 public:
-  explicit ScopeIndex(size_t dim) : dim_(dim) {}
+  explicit ScopeIndex(size_t dim) : dim_(dim), graph_dim_(dim | 1) {}
 
   size_t size() const { return ids_.size() + by_id_.size(); }
   size_t dim() const { return dim_; }
 
   void add(uint64_t id, const std::vector<float>& v, const HnswOptions& h) {
     if (!hnsw_ && ids_.size() + 1 > h.min_entries) {
-      space_ = std::make_unique<hnswlib::InnerProductSpace>(dim_);
+      space_ = std::make_unique<hnswlib::InnerProductSpace>(graph_dim_);
       hnsw_ = std::make_unique<hnswlib::HierarchicalNSW<float>>(
           space_.get(), std::max<size_t>(size_t(h.min_entries) * 2, 1024), h.m, h.ef_construction,
           42);
@@ -129,7 +133,7 @@ public:
     for (size_t i = 0; i < ids_.size(); ++i)
       keep_best(out, k, ids_[i], dot(q, &flat_[i * dim_], dim_));
     if (hnsw_ && !by_id_.empty()) {
-      auto pq = hnsw_->searchKnn(q, std::min(k, by_id_.size()));
+      auto pq = hnsw_->searchKnn(padded(q), std::min(k, by_id_.size()));
       while (!pq.empty()) {
         keep_best(out, k, by_label_[pq.top().second], 1.0f - pq.top().first);
         pq.pop();
@@ -161,6 +165,14 @@ private:
       heap.back() = {id, s};
       std::push_heap(heap.begin(), heap.end(), worse);
     }
+  }
+
+  // The vector in graph_dim_ floats (a thread's scratch buffer, valid until the next call).
+  const float* padded(const float* v) const {
+    thread_local std::vector<float> buf;
+    buf.assign(v, v + dim_);
+    buf.resize(graph_dim_, 0.f);
+    return buf.data();
   }
 
   void flat_add(uint64_t id, const float* v) {
@@ -195,12 +207,13 @@ private:
         hnsw_->resizeIndex(hnsw_->max_elements_ * 2);
       by_label_.push_back(0);
     }
-    hnsw_->addPoint(v, label);
+    hnsw_->addPoint(padded(v), label);
     by_label_[label] = id;
     by_id_[id] = label;
   }
 
   size_t dim_;
+  size_t graph_dim_;
   // Flat: ids and their vectors, contiguous.
   std::vector<uint64_t> ids_;
   std::vector<float> flat_;
