@@ -36,6 +36,12 @@ int main(int argc, char** argv) {
   app.add_option("-r,--rounds", rounds, "Passes over the prompt set per concurrency");
   app.add_option("--data", data, "JSONL with a \"text\" field per line");
   app.add_flag("--json", json, "Also print one JSON line per concurrency");
+  std::vector<int> words;
+  bool no_window = false;
+  app.add_option("--words", words,
+                 "Instead: route long prompts of about N words (repeatable; each built from the "
+                 "data set's prompts), single-threaded");
+  app.add_flag("--no-window", no_window, "With --words: routing.window off (classifiers read all)");
   CLI11_PARSE(app, argc, argv);
 
   if (!router_dir.empty()) {
@@ -74,6 +80,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "config: %s\n", cfg.error().message.c_str());
     return 1;
   }
+  if (no_window) {
+    auto c = std::make_shared<config::Config>(**cfg);
+    c->routing.window = {0, 0};
+    *cfg = c;
+  }
   auto snap = pipeline::build_snapshot(*cfg, 1, /*load_models=*/true);
   if (!snap) {
     std::fprintf(stderr, "models: %s\n", snap.error().message.c_str());
@@ -92,6 +103,49 @@ int main(int argc, char** argv) {
   if (bodies.empty()) {
     std::fprintf(stderr, "no prompts in %s\n", data.c_str());
     return 1;
+  }
+  if (!words.empty()) {
+    // Long prompts: the data set's prompts joined until each has about N words; 8 different
+    // ones per size, routed in turn.
+    std::vector<std::string> texts;
+    std::ifstream tin(data);
+    for (std::string line; std::getline(tin, line);)
+      if (!line.empty())
+        texts.push_back(nlohmann::json::parse(line)["text"].get<std::string>());
+    std::printf("| words | window | requests | p50 µs | p99 µs |\n|---|---|---|---|---|\n");
+    for (int n : words) {
+      std::vector<std::string> longs;
+      size_t next = 0;
+      for (int v = 0; v < 8; ++v) {
+        std::string t;
+        int count = 0;
+        while (count < n) {
+          const std::string& p = texts[next++ % texts.size()];
+          t += p;
+          t += '\n';
+          count += int(std::count(p.begin(), p.end(), ' ')) + 1;
+        }
+        longs.push_back(
+            nlohmann::json({{"model", "auto"}, {"messages", {{{"role", "user"}, {"content", t}}}}})
+                .dump());
+      }
+      core::Random random(1);
+      for (const auto& b : longs) // warm-up
+        pipeline::route(**snap, {}, b, random);
+      std::vector<double> lat;
+      for (int r = 0; r < rounds; ++r)
+        for (const auto& b : longs) {
+          auto t0 = std::chrono::steady_clock::now();
+          pipeline::route(**snap, {}, b, random);
+          lat.push_back(
+              std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                  .count());
+        }
+      std::sort(lat.begin(), lat.end());
+      std::printf("| %d | %s | %zu | %.1f | %.1f |\n", n, no_window ? "off" : "on", lat.size(),
+                  lat[lat.size() / 2], lat[std::min(lat.size() - 1, size_t(0.99 * lat.size()))]);
+    }
+    return 0;
   }
   // Warm-up: page in the models, fill caches and thread-local buffers.
   core::Random warm(1);

@@ -128,8 +128,9 @@ std::unique_ptr<Cache> make_memory_cache(const Options& options);
 // Connects lazily: a Redis that is down at start is retried on use.
 std::unique_ptr<Cache> make_redis_cache(const Options& options, const RedisOptions& redis);
 
-// The text's normal form for the exact tier: lower case (ASCII), runs of white space as one
-// space, no leading or trailing space and no trailing ?!. characters.
+// The text's normal form for the exact tier: lower case (ASCII), runs of spaces inside a line
+// as one, indentation and line breaks kept, no blank lines, no leading or trailing space, no
+// trailing ? or . characters.
 std::string normalize(std::string_view text);
 
 // FNV-1a over bytes, chainable.

@@ -8,6 +8,12 @@
 #include <cstring>
 #include <random>
 
+// hnswlib 0.6's SSE path prefetches the entry after the last of a full neighbour list (a read
+// one element past the allocation, harmless on hardware, an error to AddressSanitizer). The
+// sanitizer build takes its portable path instead; release builds keep SSE.
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_MANUAL_VECTORIZATION
+#endif
 #include <hnswlib/hnswlib.h>
 
 namespace semrouter::cache {
@@ -23,21 +29,39 @@ int64_t now_ms() {
 }
 
 std::string normalize(std::string_view text) {
+  // Lower case (ASCII); runs of spaces and tabs inside a line become one space; a line's
+  // indentation and the line breaks stay (code differs by them); blank lines and trailing space
+  // go; a trailing ? or . goes ("!" stays: "10!" is not "10").
   std::string out;
   out.reserve(text.size());
-  bool space = false;
+  bool line_start = true, space = false;
   for (unsigned char c : text) {
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
-      space = !out.empty();
+    if (c == '\r')
+      continue;
+    if (c == '\n') {
+      while (!out.empty() && out.back() == ' ')
+        out.pop_back();
+      if (!out.empty() && out.back() != '\n')
+        out += '\n';
+      line_start = true;
+      space = false;
       continue;
     }
-    if (space)
+    if (c == ' ' || c == '\t' || c == '\f' || c == '\v') {
+      if (line_start && !out.empty())
+        out += c == '\t' ? '\t' : ' '; // indentation, as it is
+      else if (!line_start)
+        space = true;
+      continue;
+    }
+    if (space && !out.empty() && out.back() != '\n')
       out += ' ';
     space = false;
+    line_start = false;
     out += (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : char(c);
   }
-  while (!out.empty() &&
-         (out.back() == '?' || out.back() == '!' || out.back() == '.' || out.back() == ' '))
+  while (!out.empty() && (out.back() == '?' || out.back() == '.' || out.back() == ' ' ||
+                          out.back() == '\n' || out.back() == '\t'))
     out.pop_back();
   return out;
 }
@@ -250,7 +274,7 @@ void MemoryCache::remove_locked(uint64_t id, bool capacity) {
     return;
   Node& n = it->second;
   order_.erase(order_key(id, n));
-  expiry_.erase({n.entry.expires_ms, id});
+  expiry_.erase({n.entry.expires_ms ? n.entry.expires_ms : INT64_MAX, id});
   if (auto x = exact_.find(n.entry.exact); x != exact_.end() && x->second == id)
     exact_.erase(x);
   if (!n.entry.vector.empty()) {
@@ -352,9 +376,13 @@ bool MemoryCache::store(Entry e) {
     e.id = format_id(id);
   }
   remove_locked(id, false); // the same id again (a Redis resync) replaces the entry
-  // A newer answer for the same exact key replaces the older one.
-  if (auto x = exact_.find(e.exact); x != exact_.end())
-    remove_locked(x->second, false);
+  // A newer answer for the same exact key replaces the older one (the Redis store drops it too).
+  if (auto x = exact_.find(e.exact); x != exact_.end()) {
+    const uint64_t old = x->second;
+    if (on_evict_)
+      on_evict_(nodes_.at(old).entry.id);
+    remove_locked(old, false);
+  }
   if (e.created_ms == 0)
     e.created_ms = now_ms();
   if (e.bytes() > opt_.max_bytes)

@@ -39,7 +39,8 @@ public:
 
   // For the Redis mirror: ids of a tenant's entries, and of every entry.
   std::vector<std::string> ids(std::string_view tenant);
-  // Called (under the cache's lock) for every entry evicted for capacity, with its id.
+  // Called (under the cache's lock) for every entry evicted for capacity or replaced by a newer
+  // answer to the same exact key, with its id.
   void on_evict(std::function<void(const std::string&)> cb) { on_evict_ = std::move(cb); }
 
 private:

@@ -7,6 +7,7 @@
 // or reconnects after Redis was away, rebuilds its mirror from the entries' keys (SCAN) and
 // follows the stream from its end. Redis unreachable: lookups and fills are skipped (the router
 // serves without a cache), reconnection is tried on use at most every reconnect_ms.
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -39,7 +40,7 @@ std::string meta_json(const Entry& e) {
                       {"completion_tokens", e.completion_tokens},
                       {"created_ms", e.created_ms},
                       {"expires_ms", e.expires_ms}};
-  return j.dump();
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::optional<Entry> parse_entry(std::string_view meta, std::string_view vec) {
@@ -60,7 +61,8 @@ std::optional<Entry> parse_entry(std::string_view meta, std::string_view vec) {
     if (vec.size() % sizeof(float) != 0)
       return std::nullopt;
     e.vector.resize(vec.size() / sizeof(float));
-    std::memcpy(e.vector.data(), vec.data(), vec.size());
+    if (!vec.empty())
+      std::memcpy(e.vector.data(), vec.data(), vec.size());
     return e;
   } catch (const std::exception&) {
     return std::nullopt;
@@ -127,9 +129,8 @@ public:
                        log_.size(), maxlen.c_str(), origin_.data(), origin_.size(), meta.data(),
                        meta.size(), vec, vec_len);
     ++n;
-    for (int i = 0; i < n; ++i)
-      if (!reply_locked())
-        return false;
+    if (!replies_locked(n))
+      return false;
     mirror_.store(std::move(e));
     drop_evicted_locked();
     return true;
@@ -159,7 +160,8 @@ public:
     redisAppendCommand(ctx_, "XADD %b * op del origin %b id %b", log_.data(), log_.size(),
                        origin_.data(), origin_.size(), id.data(), id.size());
     auto del = command_reply_locked();
-    if (!del || !reply_locked())
+    const bool logged = ctx_ && reply_locked();
+    if (!del || !logged)
       return false;
     const bool mine = mirror_.erase(id);
     return mine || del->integer > 0;
@@ -167,38 +169,47 @@ public:
 
   uint64_t erase_tenant(std::string_view tenant) override {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!ready_locked())
+    if (!ready_locked() || !sync_locked())
       return 0;
-    sync_locked();
-    const auto ids = mirror_.ids(tenant);
-    for (const auto& id : ids) {
-      const std::string key = r_.prefix + "e:" + id;
-      redisAppendCommand(ctx_, "UNLINK %b", key.data(), key.size());
-    }
-    redisAppendCommand(ctx_, "XADD %b * op tenant origin %b tenant %b", log_.data(), log_.size(),
-                       origin_.data(), origin_.size(), tenant.data(), tenant.size());
-    for (size_t i = 0; i <= ids.size(); ++i)
-      if (!reply_locked())
+    // Every key in Redis, not only the mirror's (it may hold fewer than Redis does).
+    std::vector<std::string> doomed;
+    const auto keys = scan_keys_locked();
+    if (!ctx_)
+      return 0;
+    for (const auto& key : keys)
+      redisAppendCommand(ctx_, "HGET %b meta", key.data(), key.size());
+    for (const auto& key : keys) {
+      auto r = command_reply_locked();
+      if (!ctx_)
         return 0;
-    return mirror_.erase_tenant(tenant);
+      if (!r)
+        continue;
+      auto j = nlohmann::json::parse(str(r.get()), nullptr, false);
+      if (j.is_object() && j.contains("tenant") && j["tenant"].is_string() &&
+          j["tenant"].get<std::string>() == tenant)
+        doomed.push_back(key);
+    }
+    if (!unlink_locked(doomed))
+      return 0;
+    if (!command_locked("XADD %b * op tenant origin %b tenant %b", log_.data(), log_.size(),
+                        origin_.data(), origin_.size(), tenant.data(), tenant.size()))
+      return 0;
+    mirror_.erase_tenant(tenant);
+    return doomed.size();
   }
 
   uint64_t flush() override {
     std::lock_guard<std::mutex> lock(mu_);
     if (!ready_locked())
       return 0;
-    uint64_t n = 0;
-    for (const std::string& key : scan_keys_locked()) {
-      auto r = command_locked("UNLINK %b", key.data(), key.size());
-      if (!r)
-        return n;
-      n += uint64_t(r->integer);
-    }
+    const auto keys = scan_keys_locked();
+    if (!ctx_ || !unlink_locked(keys))
+      return 0;
     if (!command_locked("XADD %b * op flush origin %b", log_.data(), log_.size(), origin_.data(),
                         origin_.size()))
-      return n;
+      return 0;
     mirror_.flush();
-    return n;
+    return keys.size();
   }
 
   Stats stats() override {
@@ -212,7 +223,10 @@ public:
     std::lock_guard<std::mutex> lock(mu_);
     opt_ = o;
     mirror_.set_options(o);
-    drop_evicted_locked();
+    if (ctx_)
+      drop_evicted_locked();
+    else
+      evicted_.clear(); // Redis keeps them until their TTL
   }
 
 private:
@@ -222,16 +236,27 @@ private:
       sync_locked();
   }
 
+  // One command. Null on failure: a connection error frees the connection (Redis is down); an
+  // error reply (-OOM, -READONLY, ...) is logged and the connection kept.
   template <typename... A> Reply command_locked(const char* fmt, A... args) {
+    if (!ctx_)
+      return Reply(nullptr, freeReplyObject);
     Reply r = wrap(redisCommand(ctx_, fmt, args...));
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-      fail_locked(r ? std::string(r->str, r->len) : std::string(ctx_->errstr));
+    if (!r) {
+      fail_locked(ctx_->errstr);
+      return Reply(nullptr, freeReplyObject);
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+      error_reply(r.get());
       return Reply(nullptr, freeReplyObject);
     }
     return r;
   }
 
+  // The next reply of a pipeline; null as command_locked.
   Reply command_reply_locked() {
+    if (!ctx_)
+      return Reply(nullptr, freeReplyObject);
     void* raw = nullptr;
     if (redisGetReply(ctx_, &raw) != REDIS_OK) {
       fail_locked(ctx_->errstr);
@@ -239,13 +264,48 @@ private:
     }
     Reply r = wrap(raw);
     if (r->type == REDIS_REPLY_ERROR) {
-      fail_locked(std::string(r->str, r->len));
+      error_reply(r.get());
       return Reply(nullptr, freeReplyObject);
     }
     return r;
   }
 
   bool reply_locked() { return command_reply_locked() != nullptr; }
+
+  // Reads all n replies of a pipeline (so the connection stays in step); true if all succeeded.
+  bool replies_locked(int n) {
+    bool ok = true;
+    for (int i = 0; i < n && ctx_; ++i)
+      ok = reply_locked() && ok;
+    return ok && ctx_;
+  }
+
+  void error_reply(const redisReply* r) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_error_log_ > std::chrono::seconds(10)) {
+      spdlog::warn("cache: redis {}:{} refused a command: {}", r_.host, r_.port,
+                   std::string(r->str, r->len));
+      last_error_log_ = now;
+    }
+  }
+
+  // UNLINKs keys, 512 per command.
+  bool unlink_locked(const std::vector<std::string>& keys) {
+    for (size_t i = 0; i < keys.size(); i += 512) {
+      std::vector<const char*> argv{"UNLINK"};
+      std::vector<size_t> lens{6};
+      for (size_t k = i; k < keys.size() && k < i + 512; ++k) {
+        argv.push_back(keys[k].data());
+        lens.push_back(keys[k].size());
+      }
+      Reply r = wrap(redisCommandArgv(ctx_, int(argv.size()), argv.data(), lens.data()));
+      if (!r) {
+        fail_locked(ctx_->errstr);
+        return false;
+      }
+    }
+    return true;
+  }
 
   void fail_locked(const std::string& why) {
     spdlog::warn("cache: redis {}:{} failed ({}); serving without the cache until it is back",
@@ -322,20 +382,38 @@ private:
       return false;
     for (const auto& key : keys)
       redisAppendCommand(ctx_, "HMGET %b meta vec", key.data(), key.size());
+    std::vector<Entry> loaded;
     for (size_t i = 0; i < keys.size(); ++i) {
       auto r = command_reply_locked();
-      if (!r)
+      if (!ctx_)
         return false;
-      if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+      if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
         if (auto e = parse_entry(str(r->element[0]), str(r->element[1])))
-          mirror_.store(std::move(*e));
+          loaded.push_back(std::move(*e));
     }
+    // Oldest first: of two answers to the same exact key, the newer one stays.
+    std::sort(loaded.begin(), loaded.end(),
+              [](const Entry& a, const Entry& b) { return a.created_ms < b.created_ms; });
+    for (auto& e : loaded)
+      mirror_.store(std::move(e));
     evicted_.clear(); // a smaller bound than the data: the mirror keeps what fits
     return true;
   }
 
-  // Applies the operations other replicas logged since the last read.
+  // Applies the operations other replicas logged since the last read. Once a second it also checks
+  // that the stream still holds that point: a replica idle for longer than the stream's length
+  // (MAXLEN) would miss operations, so it rebuilds its mirror instead.
   bool sync_locked() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_gap_check_ > std::chrono::seconds(1)) {
+      last_gap_check_ = now;
+      auto first = command_locked("XRANGE %b - + COUNT 1", log_.data(), log_.size());
+      if (!first)
+        return false;
+      if (first->type == REDIS_REPLY_ARRAY && first->elements == 1 && last_id_ != "0-0" &&
+          stream_id_less(last_id_, std::string(str(first->element[0]->element[0]))))
+        return resync_locked();
+    }
     for (;;) {
       auto r = command_locked("XREAD COUNT 512 STREAMS %b %s", log_.data(), log_.size(),
                               last_id_.c_str());
@@ -384,15 +462,26 @@ private:
     }
   }
 
-  // Entries the mirror evicted for capacity leave Redis too.
+  // Entries the mirror evicted for capacity (or replaced) leave Redis too.
   void drop_evicted_locked() {
     auto ids = std::move(evicted_);
     evicted_.clear();
-    for (const auto& id : ids) {
-      const std::string key = r_.prefix + "e:" + id;
-      if (!command_locked("UNLINK %b", key.data(), key.size()))
-        return;
-    }
+    std::vector<std::string> keys;
+    for (const auto& id : ids)
+      keys.push_back(r_.prefix + "e:" + id);
+    if (ctx_)
+      unlink_locked(keys);
+  }
+
+  // Stream ids "ms-seq", compared as numbers.
+  static bool stream_id_less(const std::string& a, const std::string& b) {
+    auto parse = [](const std::string& s) {
+      const auto dash = s.find('-');
+      return std::pair<unsigned long long, unsigned long long>(
+          std::strtoull(s.c_str(), nullptr, 10),
+          dash == std::string::npos ? 0 : std::strtoull(s.c_str() + dash + 1, nullptr, 10));
+    };
+    return parse(a) < parse(b);
   }
 
   MemoryCache mirror_;
@@ -405,6 +494,8 @@ private:
   bool attempted_ = false;
   bool was_down_ = false;
   std::chrono::steady_clock::time_point last_attempt_{};
+  std::chrono::steady_clock::time_point last_error_log_{};
+  std::chrono::steady_clock::time_point last_gap_check_{};
   std::string last_id_ = "0-0";
   std::vector<std::string> evicted_;
 };

@@ -241,6 +241,9 @@ std::string question_type(const Read& r) {
 bool typo(const std::string& a, const std::string& b) {
   if (a.size() < 5 || b.size() < 5 || a == b)
     return false;
+  // Versions and model numbers are never typos of each other (java8 / java9).
+  if (std::any_of(a.begin(), a.end(), is_digit) || std::any_of(b.begin(), b.end(), is_digit))
+    return false;
   const size_t n = a.size(), m = b.size();
   if (n > m + 1 || m > n + 1)
     return false;
@@ -328,14 +331,9 @@ std::string Verifier::check(std::string_view cached, std::string_view asked) con
   if (opt_.negation && a.negated != b.negated)
     return "negation";
   if (opt_.anchors) {
+    // Exactly (by stem): names one letter apart are other names (Iceland / Ireland).
     auto present = [](const std::string& w, const Read& other) {
-      const std::string s = stem(w);
-      if (other.stems.count(s))
-        return true;
-      for (const auto& o : other.stems)
-        if (typo(s, o))
-          return true;
-      return false;
+      return other.stems.count(stem(w)) > 0;
     };
     for (const auto& w : a.anchors)
       if (!present(w, b))

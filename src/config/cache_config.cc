@@ -145,7 +145,7 @@ void parse_cache(const Node& root, Config& c) {
     h.require_map();
     h.check_keys({"min_entries", "m", "ef_construction", "ef_search"});
     cc.hnsw_min_entries =
-        static_cast<uint32_t>(h.get_int("min_entries", cc.hnsw_min_entries, 1, 1LL << 30));
+        static_cast<uint32_t>(h.get_int("min_entries", cc.hnsw_min_entries, 64, 1LL << 30));
     cc.hnsw_m = static_cast<uint32_t>(h.get_int("m", cc.hnsw_m, 2, 128));
     cc.hnsw_ef_construction =
         static_cast<uint32_t>(h.get_int("ef_construction", cc.hnsw_ef_construction, 8, 4096));

@@ -340,9 +340,18 @@ struct SessionsConfig {
   uint32_t max_sessions = 100000;
 };
 
+// What the model-backed signals (the classifiers and the embedding) read of a long text: its
+// first head_words and last tail_words words, as transformer classifiers truncate to their
+// window. Keywords and PII read everything. 0 and 0: everything.
+struct WindowConfig {
+  uint32_t head_words = 512;
+  uint32_t tail_words = 128;
+};
+
 struct RoutingConfig {
   DecisionStrategy strategy = DecisionStrategy::Priority;
   HistoryConfig history;
+  WindowConfig window;
   SessionsConfig sessions;
   // Adds x-semrouter-signals (every computed signal, its value and confidence) to responses.
   bool debug_headers = false;

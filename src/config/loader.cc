@@ -926,7 +926,16 @@ void parse_document(const Node& root, Config& c) {
   if (root.has("routing")) {
     Node r = root["routing"];
     r.require_map();
-    r.check_keys({"strategy", "history", "sessions", "debug_headers"});
+    r.check_keys({"strategy", "history", "sessions", "debug_headers", "window"});
+    if (r.has("window")) {
+      Node w = r["window"];
+      w.require_map();
+      w.check_keys({"head_words", "tail_words"});
+      c.routing.window.head_words =
+          static_cast<uint32_t>(w.get_int("head_words", c.routing.window.head_words, 0, 1000000));
+      c.routing.window.tail_words =
+          static_cast<uint32_t>(w.get_int("tail_words", c.routing.window.tail_words, 0, 1000000));
+    }
     c.routing.strategy = r.get_choice<DecisionStrategy>(
         "strategy", "priority",
         {{"priority", DecisionStrategy::Priority}, {"confidence", DecisionStrategy::Confidence}});

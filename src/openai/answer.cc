@@ -15,16 +15,22 @@ std::string str_or_empty(const json& j, const char* key) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// A non-negative integer member, or 0 when absent or of another type.
+uint64_t count_or_zero(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+}
+
 void read_usage(const json& j, Answer& a) {
   auto u = j.find("usage");
   if (u == j.end() || !u->is_object())
     return;
   a.usage = true;
-  a.usage_json = u->dump();
-  a.prompt_tokens = u->value("prompt_tokens", uint64_t(0));
-  a.completion_tokens = u->value("completion_tokens", uint64_t(0));
+  a.usage_json = u->dump(-1, ' ', false, json::error_handler_t::replace);
+  a.prompt_tokens = count_or_zero(*u, "prompt_tokens");
+  a.completion_tokens = count_or_zero(*u, "completion_tokens");
   if (auto d = u->find("completion_tokens_details"); d != u->end() && d->is_object())
-    a.reasoning_tokens = d->value("reasoning_tokens", uint64_t(0));
+    a.reasoning_tokens = count_or_zero(*d, "reasoning_tokens");
 }
 
 } // namespace
@@ -54,7 +60,11 @@ void AnswerCapture::body(std::string_view text) {
   a_.content = str_or_empty(*m, "content");
   a_.reasoning_content = str_or_empty(*m, "reasoning_content");
   if (auto t = m->find("tool_calls"); t != m->end() && t->is_array() && !t->empty())
-    a_.tool_calls_json = t->dump();
+    a_.tool_calls_json = t->dump(-1, ' ', false, json::error_handler_t::replace);
+  // Parts the replay would lose: a refusal, audio, or an answer with no content at all.
+  if ((m->contains("refusal") && !(*m)["refusal"].is_null()) || m->contains("audio") ||
+      (!(m->contains("content") && (*m)["content"].is_string()) && a_.tool_calls_json.empty()))
+    unsupported_ = true;
 }
 
 void AnswerCapture::event(std::string_view data) {
@@ -75,7 +85,9 @@ void AnswerCapture::event(std::string_view data) {
   if (choices == j.end() || !choices->is_array())
     return;
   for (const json& c : *choices) {
-    if (c.value("index", 0) != 0) {
+    if (!c.is_object())
+      continue;
+    if (count_or_zero(c, "index") != 0) {
       multi_ = true;
       continue;
     }
@@ -86,6 +98,8 @@ void AnswerCapture::event(std::string_view data) {
       continue;
     a_.content += str_or_empty(*d, "content");
     a_.reasoning_content += str_or_empty(*d, "reasoning_content");
+    if ((d->contains("refusal") && !(*d)["refusal"].is_null()) || d->contains("audio"))
+      unsupported_ = true;
     if (auto t = d->find("tool_calls"); t != d->end() && t->is_array() && !t->empty())
       streamed_tools_ = true;
   }
@@ -98,6 +112,8 @@ std::string AnswerCapture::why_not() const {
     return "incomplete";
   if (multi_)
     return "choices";
+  if (unsupported_)
+    return "unsupported";
   if (streamed_tools_)
     return "tool_calls";
   if (a_.finish_reason == "length")
@@ -135,10 +151,10 @@ std::optional<Answer> answer_from_json(std::string_view text) {
   a.content = str_or_empty(j, "content");
   a.reasoning_content = str_or_empty(j, "reasoning_content");
   a.finish_reason = str_or_empty(j, "finish_reason");
-  a.prompt_tokens = j.value("prompt_tokens", uint64_t(0));
-  a.completion_tokens = j.value("completion_tokens", uint64_t(0));
-  a.reasoning_tokens = j.value("reasoning_tokens", uint64_t(0));
-  a.usage = j.value("usage", false);
+  a.prompt_tokens = count_or_zero(j, "prompt_tokens");
+  a.completion_tokens = count_or_zero(j, "completion_tokens");
+  a.reasoning_tokens = count_or_zero(j, "reasoning_tokens");
+  a.usage = j.contains("usage") && j["usage"].is_boolean() && j["usage"].get<bool>();
   if (auto u = j.find("usage_object"); u != j.end() && u->is_object())
     a.usage_json = u->dump();
   if (auto t = j.find("tool_calls"); t != j.end() && t->is_array())

@@ -30,7 +30,7 @@ public:
   // One SSE event's data (a chat.completion.chunk, or "[DONE]").
   void event(std::string_view data);
   bool complete() const { return why_not().empty(); }
-  // "" when complete; else: error, incomplete, choices, ...
+  // "" when complete; else: error, incomplete, choices, unsupported, tool_calls, length, ...
   std::string why_not() const;
   const Answer& answer() const { return a_; }
 
@@ -41,6 +41,7 @@ private:
   bool stream_ = false;
   bool multi_ = false;          // more than one choice
   bool streamed_tools_ = false; // streamed tool-call deltas are not reassembled: marked only
+  bool unsupported_ = false;    // a refusal, audio, or no content: parts a replay would lose
 };
 
 // The compact JSON form the cache stores, and back.

@@ -1,5 +1,6 @@
 #include "pipeline/cache_stage.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -16,11 +17,15 @@
 namespace semrouter::pipeline {
 namespace {
 
-// Top-level fields whose value changes the answer: they are part of the scope.
+// Top-level fields that change what the answer says: their raw values are part of the scope.
+// OpenAI's, and the sampling and structured-output fields of vLLM, SGLang and llama.cpp. Other
+// fields (tracing, metadata, a client's own vendor fields) do not split the cache; temperature
+// is checked against cache.max_temperature, max_tokens against the cached answer's length.
 constexpr std::string_view kScopeFields[] = {"tools",
                                              "tool_choice",
                                              "functions",
                                              "function_call",
+                                             "parallel_tool_calls",
                                              "response_format",
                                              "n",
                                              "logprobs",
@@ -31,11 +36,52 @@ constexpr std::string_view kScopeFields[] = {"tools",
                                              "presence_penalty",
                                              "frequency_penalty",
                                              "top_p",
+                                             "top_k",
+                                             "min_p",
+                                             "typical_p",
+                                             "repetition_penalty",
+                                             "length_penalty",
+                                             "min_tokens",
+                                             "ignore_eos",
+                                             "stop_token_ids",
+                                             "bad_words",
                                              "reasoning_effort",
+                                             "reasoning",
+                                             "chat_template",
                                              "chat_template_kwargs",
                                              "thinking",
                                              "modalities",
-                                             "audio"};
+                                             "audio",
+                                             "prediction",
+                                             "web_search_options",
+                                             "guided_json",
+                                             "guided_regex",
+                                             "guided_choice",
+                                             "guided_grammar",
+                                             "guided_decoding_backend",
+                                             "structured_outputs",
+                                             "grammar",
+                                             "json_schema",
+                                             "add_generation_prompt",
+                                             "continue_final_message",
+                                             "documents",
+                                             "mm_processor_kwargs"};
+
+// A JSON string member, or "" when absent or not a string.
+std::string json_str(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// At most `max` bytes of `s`, cut at a UTF-8 character start.
+std::string_view utf8_prefix(std::string_view s, size_t max) {
+  if (s.size() <= max)
+    return s;
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80)
+    --n;
+  return s.substr(0, n);
+}
 
 const openai::TopLevelField* field(const openai::RequestView& v, std::string_view key) {
   for (const auto& f : v.fields)
@@ -97,7 +143,7 @@ std::string tenant_of(const config::CacheConfig& cc, const RequestMeta& meta,
     } else if (src.starts_with("header:")) {
       if (meta.headers && *meta.headers)
         if (auto h = (*meta.headers)(std::string_view(src).substr(7)); h && !core::trim(*h).empty())
-          return std::string(core::trim(*h));
+          return "hdr:" + std::string(core::trim(*h));
     }
   }
   return "";
@@ -194,7 +240,8 @@ CacheRuntime::CacheRuntime(metrics::Registry& r)
 
 std::shared_ptr<cache::Cache> CacheRuntime::store_for(const Snapshot& snapshot) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (snapshot.generation == generation_)
+  // A request still on an older snapshot than the last one seen leaves the store as it is.
+  if (generation_ != UINT64_MAX && snapshot.generation <= generation_)
     return cache_;
   generation_ = snapshot.generation;
   const config::Config& c = *snapshot.config;
@@ -244,7 +291,11 @@ void CacheRuntime::fill(const CacheFill& f, const openai::AnswerCapture& capture
   }
   cache::Entry e = f.entry;
   e.answer = openai::answer_to_json(a);
-  e.completion_tokens = static_cast<uint32_t>(a.completion_tokens);
+  // A stream without usage (the client did not ask for it): the length estimated from the text,
+  // so that max_tokens still bounds what a hit may return.
+  e.completion_tokens = static_cast<uint32_t>(
+      a.completion_tokens ? a.completion_tokens
+                          : estimate_tokens(a.content) + estimate_tokens(a.reasoning_content));
   const bool ok = f.store->store(std::move(e));
   stores.with({ok ? "stored" : "unavailable"}).inc();
   if (ok) {
@@ -307,6 +358,11 @@ StageResult cache_lookup(const Snapshot& snapshot, const RequestMeta& meta,
     read = write = false, reason = "header";
   if (!meta.may_reply && read)
     read = false, reason = "observing";
+  // Answers whose extra parts the cache does not keep (token log-probabilities, audio).
+  if (const auto* lp = field(view, "logprobs"); lp && raw(body_text, lp->value) == "true")
+    read = write = false, reason = "unsupported";
+  if (field(view, "audio") || field(view, "top_logprobs"))
+    read = write = false, reason = "unsupported";
   if (const auto* t = field(view, "temperature"); t && !body_text.empty()) {
     const std::string v(raw(body_text, t->value));
     char* end = nullptr;
@@ -350,16 +406,38 @@ StageResult cache_lookup(const Snapshot& snapshot, const RequestMeta& meta,
     auto j = nlohmann::json::parse(msg, nullptr, false);
     if (j.is_object() && j.contains("content") && j["content"].is_array()) {
       for (const auto& part : j["content"])
-        if (!part.is_object() || part.value("type", "") != "text")
+        if (!part.is_object() || json_str(part, "type") != "text")
           scope = cache::hash_bytes(part.dump(), cache::hash_bytes("\x1c", scope));
     } else {
       scope = cache::hash_bytes(msg, cache::hash_bytes("\x1c", scope));
     }
   }
-  for (std::string_view key : kScopeFields)
-    if (const auto* f = field(view, key))
-      scope = cache::hash_bytes(raw(body_text, f->value),
-                                cache::hash_bytes(std::string(key) + "=", scope));
+  std::vector<const openai::TopLevelField*> fields;
+  for (const auto& f : view.fields)
+    if (std::find(std::begin(kScopeFields), std::end(kScopeFields), f.key) !=
+        std::end(kScopeFields))
+      fields.push_back(&f);
+  std::sort(fields.begin(), fields.end(),
+            [](const auto* a, const auto* b) { return a->key < b->key; });
+  for (const auto* f : fields)
+    scope = cache::hash_bytes(raw(body_text, f->value), cache::hash_bytes(f->key + "=", scope));
+  // What routing changes in the request: the upstream model, the reasoning plan, and the
+  // decision's system prompt and parameters (a reload that changes them starts a new scope).
+  scope = cache::hash_bytes(model.upstream_model + "\x1b" + out.reasoning, scope);
+  if (decision) {
+    const config::PluginsConfig& p = decision->plugins;
+    if (p.system_prompt.enabled)
+      scope = cache::hash_bytes(
+          p.system_prompt.content +
+              (p.system_prompt.mode == config::SystemPromptMode::Replace ? "\x1br" : "\x1bi"),
+          scope);
+    for (const auto& [k, v] : p.params.set)
+      scope = cache::hash_bytes(k + "=" + v, scope);
+    for (const auto& [k, v] : p.params.max)
+      scope = cache::hash_bytes(k + "<" + std::to_string(v), scope);
+    for (const auto& k : p.params.remove)
+      scope = cache::hash_bytes("-" + k, scope);
+  }
   entry.scope = scope;
   const std::string normal = cache::normalize(text);
   entry.exact = cache::hash_bytes(normal, cache::hash_bytes("\x1d", scope));
@@ -372,7 +450,7 @@ StageResult cache_lookup(const Snapshot& snapshot, const RequestMeta& meta,
     entry.vector = cache_embedding(*embedder, text);
     entry.text = std::string(text);
   } else {
-    entry.text = std::string(text.substr(0, 4096));
+    entry.text = std::string(utf8_prefix(text, 4096));
   }
 
   const int64_t now = cache::now_ms();
@@ -402,7 +480,8 @@ StageResult cache_lookup(const Snapshot& snapshot, const RequestMeta& meta,
     meta.cache->lookup_seconds.observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     if (!found.rejected.empty()) {
-      meta.cache->rejections.with({found.rejected}).inc();
+      // The metric's label is the kind of reason only ("anchors", not "anchors:<word>").
+      meta.cache->rejections.with({found.rejected.substr(0, found.rejected.find(':'))}).inc();
       out.response_headers.emplace_back("x-semrouter-cache-rejected", found.rejected);
     }
     if (found.unavailable) {
@@ -415,7 +494,8 @@ StageResult cache_lookup(const Snapshot& snapshot, const RequestMeta& meta,
         bool include_usage = false;
         if (const auto* so = field(view, "stream_options")) {
           auto j = nlohmann::json::parse(raw(body_text, so->value), nullptr, false);
-          include_usage = j.is_object() && j.value("include_usage", false);
+          include_usage = j.is_object() && j.contains("include_usage") &&
+                          j["include_usage"].is_boolean() && j["include_usage"].get<bool>();
         }
         const std::string id = "chatcmpl-cache-" + found.hit->id;
         const int64_t created = static_cast<int64_t>(std::time(nullptr));
@@ -489,7 +569,7 @@ std::string query_param(std::string_view query, std::string_view name) {
 
 std::pair<int, std::string> error(int status, std::string_view type, std::string_view message) {
   nlohmann::json j = {{"error", {{"message", message}, {"type", type}, {"code", nullptr}}}};
-  return {status, j.dump()};
+  return {status, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
 }
 
 } // namespace
@@ -517,7 +597,7 @@ std::pair<int, std::string> cache_admin(CacheRuntime& rt, const Snapshot& snapsh
               {"entries", json::array()}};
     for (const auto& s : page)
       j["entries"].push_back(summary_json(s));
-    return {200, j.dump()};
+    return {200, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
   }
   if (path == "/api/v1/cache" && method == "DELETE") {
     std::string tenant = query_param(query, "tenant");
@@ -540,8 +620,10 @@ std::pair<int, std::string> cache_admin(CacheRuntime& rt, const Snapshot& snapsh
       return error(400, "invalid_request_error",
                    "expected a JSON object {\"text\": \"...\", \"tenant\"?: \"...\", \"k\"?: 5}");
     const std::string text = req["text"].get<std::string>();
-    const std::string tenant = req.value("tenant", std::string());
-    const size_t k = std::clamp<size_t>(req.value("k", 5), 1, 100);
+    const std::string tenant = json_str(req, "tenant");
+    const size_t k = req.contains("k") && req["k"].is_number_unsigned()
+                         ? std::clamp<size_t>(req["k"].get<size_t>(), 1, 100)
+                         : 5;
     json j = {{"text", text}, {"nearest", json::array()}};
     const models::Embedder* embedder = snapshot.models && snapshot.models->embeddings
                                            ? snapshot.models->embeddings.get()
@@ -558,7 +640,7 @@ std::pair<int, std::string> cache_admin(CacheRuntime& rt, const Snapshot& snapsh
         }
       }
     }
-    return {200, j.dump()};
+    return {200, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
   }
   if (path.starts_with(kEntries)) {
     std::string_view id = path.substr(kEntries.size());
@@ -570,7 +652,7 @@ std::pair<int, std::string> cache_admin(CacheRuntime& rt, const Snapshot& snapsh
                        e->created_ms, e->expires_ms, e->hits, e->bytes()};
       json j = summary_json(s);
       j["answer"] = json::parse(e->answer, nullptr, false);
-      return {200, j.dump()};
+      return {200, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
     }
     if (method == "DELETE") {
       if (!store->erase(id))

@@ -1,6 +1,7 @@
 #include "pipeline/exchange.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "core/strings.h"
 
@@ -187,8 +188,13 @@ Exchange::~Exchange() {
   finish(kClientClosedRequest);
   // The answer is stored once the transport is done with the client (the gateway destroys the
   // exchange after the last byte is written): the store's insert never delays the answer.
-  if (fill_ && status_ == 200 && finished_status_ == 200)
-    rt_.cache.fill(*fill_, capture_);
+  if (fill_ && status_ == 200 && finished_status_ == 200) {
+    try {
+      rt_.cache.fill(*fill_, capture_);
+    } catch (const std::exception& e) { // a destructor must not throw: the answer is not kept
+      spdlog::warn("cache: could not store an answer: {}", e.what());
+    }
+  }
 }
 
 void Exchange::first_token() {

@@ -943,8 +943,15 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
                                    meta.tool_vectors);
       out.tools_total = tf.total;
       out.tools_kept = tf.kept;
-      if (tf.applied)
-        editor.set_top_level("tools", std::move(tf.tools_json));
+      if (tf.applied) {
+        // An empty list is invalid for OpenAI-compatible servers: the key goes instead.
+        if (tf.kept == 0)
+          editor.remove_top_level("tools");
+        else
+          editor.set_top_level("tools", std::move(tf.tools_json));
+      }
+      if (tf.drop_tool_choice || (tf.applied && tf.kept == 0))
+        editor.remove_top_level("tool_choice");
       out.response_headers.emplace_back("x-semrouter-tools",
                                         fmt::format("kept={};total={}", tf.kept, tf.total));
     }

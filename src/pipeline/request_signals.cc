@@ -182,6 +182,49 @@ std::vector<signals::PiiEntity> detect_pii(const models::Registry* registry,
   return found;
 }
 
+std::string_view text_window(std::string_view text, const config::WindowConfig& window,
+                             std::string& storage) {
+  const size_t head = window.head_words, tail = window.tail_words;
+  if (head == 0 && tail == 0)
+    return text;
+  auto space = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
+  // Where the head ends: after its head-th word.
+  size_t words = 0, head_end = 0, i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && space(text[i]))
+      ++i;
+    if (i == text.size())
+      break;
+    if (words == head)
+      head_end = i;
+    ++words;
+    while (i < text.size() && !space(text[i]))
+      ++i;
+    if (words > head + tail)
+      break; // long enough to need a window: find the tail from the end
+  }
+  if (words <= head + tail)
+    return text;
+  // Where the tail starts: before its tail-th word from the end.
+  size_t j = text.size(), seen = 0, tail_start = text.size();
+  while (seen < tail && j > head_end) {
+    while (j > head_end && space(text[j - 1]))
+      --j;
+    if (j == head_end)
+      break;
+    while (j > head_end && !space(text[j - 1]))
+      --j;
+    ++seen;
+    tail_start = j;
+  }
+  storage.assign(text.substr(0, head_end));
+  while (!storage.empty() && space(storage.back()))
+    storage.pop_back();
+  storage += " \u2026 ";
+  storage.append(text.substr(tail_start));
+  return storage;
+}
+
 void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
                      const SignalSelection& which, models::InferencePool* pool,
                      signals::SignalResults& out, SignalDetails* details) {
@@ -189,6 +232,10 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
   const models::Registry* registry = snapshot.models.get();
   const auto t_start = Clock::now();
   const std::string_view pii_text = facts.pii_text.empty() ? facts.text : facts.pii_text;
+  // The classifiers and the embedding read a bounded window of a long text.
+  std::string window_storage;
+  const std::string_view model_text =
+      text_window(facts.text, config.routing.window, window_storage);
 
   // --- Model work: the transformer-backed tasks as pool jobs, the rest inline. ---
   models::AnalyzeTasks inline_tasks = which.classifiers;
@@ -229,7 +276,7 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
     if (j.pii)
       j.entities = detect_pii(registry, pii_text);
     else
-      j.result = models::analyze(*registry, facts.text, j.tasks);
+      j.result = models::analyze(*registry, model_text, j.tasks);
     j.us = us_since(t0);
   };
   // Only worth a hand-over when something else runs meanwhile.
@@ -254,7 +301,7 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
   models::Analysis a;
   if (registry && (inline_tasks.domain || inline_tasks.complexity || inline_tasks.reasoning ||
                    inline_tasks.jailbreak || inline_tasks.language || inline_tasks.embedding))
-    a = models::analyze(*registry, facts.text, inline_tasks);
+    a = models::analyze(*registry, model_text, inline_tasks);
   std::vector<signals::PiiEntity> pii;
   double pii_us = 0;
   if (which.pii) {

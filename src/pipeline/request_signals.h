@@ -69,6 +69,12 @@ bool is_follow_up(std::string_view text, uint32_t max_words);
 std::string_view signal_text(const openai::RequestView& view, const config::HistoryConfig& history,
                              std::string& storage);
 
+// The part of `text` the model-backed signals read (routing.window): the text itself when it has
+// at most head_words + tail_words words, else its first head_words and last tail_words words
+// joined by " … " (kept in `storage`). Linear in the text, no allocation for short texts.
+std::string_view text_window(std::string_view text, const config::WindowConfig& window,
+                             std::string& storage);
+
 // A tokenizer-free estimate of the tokens of `text`: about four bytes per token for
 // Latin-script text, one per CJK character (what BPE vocabularies of current LLMs give within
 // ~20% on English prose).

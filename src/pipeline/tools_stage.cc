@@ -16,6 +16,11 @@ namespace {
 
 using nlohmann::json;
 
+std::string json_str(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 double dot(const std::vector<float>& a, const std::vector<float>& b) {
   if (a.size() != b.size())
     return 0;
@@ -131,16 +136,16 @@ ToolFilter filter_tools(const openai::RequestView& view, std::string_view body,
     json j = json::parse(body.substr(s.begin, s.end - s.begin), nullptr, false);
     if (j.is_object()) {
       const json* fn = j.contains("function") && j["function"].is_object() ? &j["function"] : &j;
-      t.name = fn->value("name", std::string());
-      t.description = fn->value("description", std::string());
+      t.name = json_str(*fn, "name");
+      t.description = json_str(*fn, "description");
       // The parameters' names and descriptions say what the tool works on ("city", "amount").
       if (auto p = fn->find("parameters"); p != fn->end() && p->is_object())
         if (auto props = p->find("properties"); props != p->end() && props->is_object())
           for (const auto& [key, val] : props->items()) {
             t.params += ' ';
             t.params += tool_text(key, "");
-            if (val.is_object() && val.contains("description") && val["description"].is_string())
-              t.params += ' ' + val["description"].get<std::string>();
+            if (val.is_object())
+              t.params += ' ' + json_str(val, "description");
           }
     }
     all.push_back(std::move(t));
@@ -152,7 +157,7 @@ ToolFilter filter_tools(const openai::RequestView& view, std::string_view body,
     json j = json::parse(body.substr(choice->value.begin, choice->value.end - choice->value.begin),
                          nullptr, false);
     if (j.is_object() && j.contains("function") && j["function"].is_object())
-      choice_name = j["function"].value("name", std::string());
+      choice_name = json_str(j["function"], "name");
   }
   std::set<std::string> called;
   if (view.messages_span.end > view.messages_span.begin) {
@@ -166,9 +171,9 @@ ToolFilter filter_tools(const openai::RequestView& view, std::string_view body,
         if (m.contains("tool_calls") && m["tool_calls"].is_array())
           for (const json& c : m["tool_calls"])
             if (c.is_object() && c.contains("function") && c["function"].is_object())
-              called.insert(c["function"].value("name", std::string()));
-        if (m.value("role", std::string()) == "tool" && m.contains("name") && m["name"].is_string())
-          called.insert(m["name"].get<std::string>());
+              called.insert(json_str(c["function"], "name"));
+        if (json_str(m, "role") == "tool" && !json_str(m, "name").empty())
+          called.insert(json_str(m, "name"));
       }
   }
   auto listed = [](const std::vector<std::string>& l, const std::string& n) {
@@ -247,6 +252,10 @@ ToolFilter filter_tools(const openai::RequestView& view, std::string_view body,
       out.scores[i].kept = true, out.scores[i].why = "under_limit";
   }
 
+  // The forced choice went (blocked): the request must not name it any more.
+  for (size_t i = 0; i < all.size(); ++i)
+    if (!choice_name.empty() && all[i].name == choice_name && !out.scores[i].kept)
+      out.drop_tool_choice = true;
   std::string arr = "[";
   for (size_t i = 0; i < all.size(); ++i) {
     if (!out.scores[i].kept)

@@ -40,8 +40,9 @@ struct ToolScore {
 };
 
 struct ToolFilter {
-  bool applied = false;   // the tools array changes
-  std::string tools_json; // the new array (when applied)
+  bool applied = false;          // the tools array changes
+  std::string tools_json;        // the new array (when applied; "[]" means: drop the key)
+  bool drop_tool_choice = false; // tool_choice named a tool that does not go upstream
   size_t total = 0, kept = 0;
   std::vector<ToolScore> scores; // every tool, in the client's order
 };

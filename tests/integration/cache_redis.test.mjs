@@ -231,10 +231,10 @@ test('an answer stored through one router is a hit on the other; deletions and f
   // A tenant's entries, deleted on r2, are gone on r1.
   await ask(r1, { text: 'How many moons does Jupiter have?', tenant: 'acme', expect: 'miss' });
   await ask(r2, { text: 'How many moons does Jupiter have?', tenant: 'acme', expect: 'hit' });
-  const dt = await request(`${r2.adminUrl}/api/v1/cache?tenant=acme`, { method: 'DELETE' });
+  const dt = await request(`${r2.adminUrl}/api/v1/cache?tenant=hdr:acme`, { method: 'DELETE' });
   assert.equal(dt.status, 200, dt.text);
   assert.equal(dt.json.deleted, 1);
-  assert.equal((await list(r1, '?tenant=acme')).total, 0);
+  assert.equal((await list(r1, '?tenant=hdr:acme')).total, 0);
   await ask(r1, { text: 'How many moons does Jupiter have?', tenant: 'acme', expect: 'miss' });
 
   // Flush on r1 empties both.
@@ -252,14 +252,14 @@ test('an answer stored through one router is a hit on the other; deletions and f
 test('a router restart loses nothing', async () => {
   await ask(r1, { text: 'Who wrote Pride and Prejudice?', tenant: 'restart', expect: 'miss', mock: { tokens: 6 } });
   await ask(r2, { text: 'What is the speed of sound in air?', tenant: 'restart', expect: 'miss' });
-  const beforeList = await list(r1, '?tenant=restart');
+  const beforeList = await list(r1, '?tenant=hdr:restart');
   assert.equal(beforeList.total, 2, JSON.stringify(beforeList));
 
   const exit = await r1.stop();
   assert.equal(exit.code, 0, `r1 stopped: ${JSON.stringify(exit)}`);
   r1 = await h.startRouter(null, { name: 'r1-again', configPath: r1.configPath });
 
-  const afterList = await list(r1, '?tenant=restart');
+  const afterList = await list(r1, '?tenant=hdr:restart');
   assert.equal(afterList.backend, 'redis');
   assert.deepEqual(afterList.entries, beforeList.entries.map((e) => ({ ...e })));
   const again = await ask(r1, { text: 'Who wrote Pride and Prejudice?', tenant: 'restart', expect: 'hit' });

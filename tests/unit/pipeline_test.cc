@@ -81,5 +81,47 @@ signals: {keywords: [{name: k, keywords: ['(x'], regex: true}]}
   EXPECT_NE(s.error().message.find("keyword signal \"k\""), std::string::npos);
 }
 
+TEST(TextWindow, LongTextsKeepTheirHeadAndTail) {
+  config::WindowConfig w{3, 2};
+  std::string storage;
+  EXPECT_EQ(text_window("one two three four five", w, storage), "one two three four five");
+  EXPECT_EQ(text_window("  one  two three\nfour five ", w, storage),
+            "  one  two three\nfour five ");
+  EXPECT_EQ(text_window("a b c d e f g", w, storage), "a b c \u2026 f g");
+  EXPECT_EQ(text_window("a b c\n\nd e   f  g\n", w, storage), "a b c \u2026 f  g\n");
+  EXPECT_EQ(text_window("a b c d e f g", {0, 0}, storage), "a b c d e f g") << "0, 0: all";
+  EXPECT_EQ(text_window("a b c d e f g", {2, 0}, storage), "a b \u2026 ");
+  EXPECT_EQ(text_window("a b c d e f g", {0, 1}, storage), " \u2026 g");
+}
+
+TEST(TextWindow, ClassifiersReadTheWindowKeywordsReadEverything) {
+  // A keyword deep inside a long prompt still fires; the classifiers read only the window (the
+  // classify API's reading of the same text is unaffected by the words past it).
+  auto cfg = config::parse_config(R"(
+backends: [{name: b, url: 'http://127.0.0.1:9/v1'}]
+models: [{name: m, backends: [b]}, {name: code, backends: [b]}]
+default_model: m
+routing: {window: {head_words: 20, tail_words: 5}}
+signals:
+  keywords: [{name: py, keywords: [python]}]
+decisions:
+  - {name: code, priority: 10, rules: {keyword: py}, models: [code]}
+)");
+  ASSERT_TRUE(cfg) << cfg.error().message;
+  auto snap = build_snapshot(*cfg, 1, /*load_models=*/true);
+  ASSERT_TRUE(snap) << snap.error().message;
+  std::string text;
+  for (int i = 0; i < 2000; ++i)
+    text += "the quick brown fox jumps over the lazy dog ";
+  text += "and then I wrote some python ";
+  for (int i = 0; i < 2000; ++i)
+    text += "lorem ipsum dolor sit amet ";
+  nlohmann::json body = {{"model", "auto"}, {"messages", {{{"role", "user"}, {"content", text}}}}};
+  core::Random random(1);
+  RouteOutcome out = route(**snap, {}, body.dump(), random);
+  ASSERT_EQ(out.action, RouteAction::Forward);
+  EXPECT_EQ(out.decision, "code");
+}
+
 } // namespace
 } // namespace semrouter::pipeline
