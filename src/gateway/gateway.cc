@@ -278,6 +278,9 @@ struct Gateway::Impl {
   std::function<void()> reload_callback;
   std::function<void()> on_drain;
   std::unique_ptr<asio::signal_set> signals;
+  // The drain a signal starts runs here (it waits out the grace period off the loops); run()
+  // joins it before returning, so the Gateway is never destroyed under it.
+  std::thread shutdown_thread;
   std::atomic<bool> draining{false};
   std::atomic<bool> stopped{false};
   std::atomic<size_t> next_worker{0};
@@ -373,7 +376,9 @@ void Gateway::wait_for_signal() {
       return;
     }
     spdlog::info("signal {}: shutting down", sig);
-    std::thread([this] { shutdown(); }).detach();
+    // On worker 0's loop, which run() drives on its own thread: run() joins it there.
+    if (!im.shutdown_thread.joinable())
+      im.shutdown_thread = std::thread([this] { shutdown(); });
   });
 }
 
@@ -400,6 +405,8 @@ void Gateway::run() {
     w->ioc.stop();
   for (auto& t : threads)
     t.join();
+  if (im.shutdown_thread.joinable())
+    im.shutdown_thread.join();
 }
 
 void Gateway::shutdown(uint32_t grace_ms) {
