@@ -30,6 +30,18 @@ std::vector<float> vec(int i, int j = -1, float t = 0) {
   return v;
 }
 
+// A random unit vector of `dim` floats.
+std::vector<float> random_unit(std::mt19937& rng, size_t dim) {
+  std::normal_distribution<float> g;
+  std::vector<float> v(dim);
+  float n = 0;
+  for (float& x : v)
+    x = g(rng), n += x * x;
+  for (float& x : v)
+    x /= std::sqrt(n);
+  return v;
+}
+
 cache::Entry entry(uint64_t scope, uint64_t exact, std::vector<float> v, std::string text,
                    int64_t expires_ms = 0, std::string tenant = "") {
   cache::Entry e;
@@ -118,15 +130,9 @@ TEST(MemoryCache, HnswPastMinEntriesFindsTheSameNeighbours) {
   o.max_entries = 100000;
   auto c = cache::make_memory_cache(o);
   std::mt19937 rng(7);
-  std::normal_distribution<float> g;
   std::vector<std::vector<float>> all;
   for (int i = 0; i < 600; ++i) {
-    std::vector<float> v(32);
-    float n = 0;
-    for (float& x : v)
-      x = g(rng), n += x * x;
-    for (float& x : v)
-      x /= std::sqrt(n);
+    std::vector<float> v = random_unit(rng, 32);
     all.push_back(v);
     c->store(entry(7, uint64_t(i + 1), v, "t" + std::to_string(i)));
   }
@@ -156,15 +162,9 @@ TEST(MemoryCache, HnswReusesTheSlotsOfEvictedEntries) {
   o.max_entries = 100;
   auto c = cache::make_memory_cache(o);
   std::mt19937 rng(3);
-  std::normal_distribution<float> g;
   std::vector<std::vector<float>> all;
   for (int i = 0; i < 1000; ++i) {
-    std::vector<float> v(16);
-    float n = 0;
-    for (float& x : v)
-      x = g(rng), n += x * x;
-    for (float& x : v)
-      x /= std::sqrt(n);
+    std::vector<float> v = random_unit(rng, 16);
     all.push_back(v);
     c->store(entry(9, uint64_t(i + 1), v, "t" + std::to_string(i)));
   }
