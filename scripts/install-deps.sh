@@ -17,10 +17,11 @@ APT_PACKAGES=(
   libfasttext-dev     # language identification with fastText's lid.176.ftz
   libhnswlib-dev      # semantic cache: approximate nearest neighbours
   libhiredis-dev redis-server  # semantic cache shared across replicas (tests start their own)
+  libssl-dev openssl  # https:// upstreams; the TLS tests make their CA and certificates with openssl
   prometheus          # promtool validates our /metrics exposition in tests
   curl                # integration tests and the demo talk HTTP with it
   wrk nginx-light     # benchmark: load generator and the reference proxy
-  nodejs npm          # the official openai SDK runs in the test suite
+  nodejs npm          # the official openai and anthropic SDKs run in the test suite
 )
 
 missing=()
@@ -47,12 +48,12 @@ else
   echo "install-deps: apt packages present"
 fi
 
-# Node packages for the test suite (the official OpenAI SDK as a real client; gRPC for the
-# ext_proc client that stands in for Envoy).
+# Node packages for the test suite (the official OpenAI and Anthropic SDKs as real clients; gRPC
+# for the ext_proc client that stands in for Envoy).
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NODE_MODULES="$ROOT/tests/node/node_modules"
 if [[ ! -d "$NODE_MODULES/openai" || ! -d "$NODE_MODULES/@grpc/grpc-js" ||
-      ! -d "$NODE_MODULES/@grpc/proto-loader" ]]; then
+      ! -d "$NODE_MODULES/@grpc/proto-loader" || ! -d "$NODE_MODULES/@anthropic-ai/sdk" ]]; then
   echo "install-deps: npm install in tests/node"
   (cd "$ROOT/tests/node" && npm install --no-audit --no-fund --loglevel=error)
 else

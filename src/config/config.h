@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/auth_config.h"
 #include "core/status.h"
 
 namespace semrouter::config {
@@ -27,14 +28,43 @@ struct TimeoutsConfig {
   uint32_t total_ms = 600000;
 };
 
+// How a backend is called: auth header, path layout, request fields and API shape.
+enum class Provider {
+  OpenAI,    // Authorization: Bearer; OpenAI's request fields only; speaks the Responses API
+  Azure,     // api-key; /openai/deployments/<upstream model>/...?api-version=
+  Anthropic, // x-api-key + anthropic-version; the Messages API (chat is translated)
+  Vllm,      // Authorization: Bearer; every field passes (chat_template_kwargs, top_k, ...)
+  Generic,   // like vllm
+};
+std::string_view provider_name(Provider p);
+
+// TLS towards an https:// backend. Verification against the system store is the default.
+struct BackendTlsConfig {
+  std::string ca_file;     // PEM bundle to verify the server with (instead of the system store)
+  std::string client_cert; // PEM certificate for mutual TLS (with client_key)
+  std::string client_key;
+  std::string server_name; // SNI and the name verified; default: the URL's host
+  bool insecure_skip_verify = false;
+};
+
 struct BackendConfig {
   std::string name;
   std::string url;  // as written, e.g. http://127.0.0.1:8000/v1
+  bool tls = false; // https://
   std::string host; // parsed from url
   uint16_t port = 80;
   std::string base_path; // path prefix from url without trailing slash, e.g. "/v1" or ""
+  Provider provider = Provider::OpenAI;
+  // `provider` was written: an explicit openai or azure backend gets only OpenAI's request fields
+  // (a backend without one is usually a vLLM-style server and gets every field).
+  bool provider_explicit = false;
   std::string api_key_env;
-  std::string api_key; // resolved from api_key_env at load time
+  std::string api_key_file;
+  std::string api_key; // resolved from api_key_env or api_key_file at load time; never logged
+  BackendTlsConfig tls_config;
+  std::string api_version;                      // azure: the api-version query parameter
+  std::string anthropic_version = "2023-06-01"; // anthropic: the anthropic-version header
+  bool native_responses = false; // forwards /v1/responses as is (default: openai, azure)
   uint32_t weight = 1;
   TimeoutsConfig timeouts;
   uint32_t max_idle_connections = 64;
@@ -439,6 +469,7 @@ struct Config {
   ServeMode mode = ServeMode::Gateway; // server.mode; default: both when listeners.extproc is set
   ExtProcConfig extproc;
   CacheConfig cache;
+  AuthConfig auth;
   ToolsPluginConfig tools; // the `tools` section: plugins.tools for decisions without one
   std::vector<std::string> auto_model_names{"auto", "MoM"};
   std::vector<BackendConfig> backends;

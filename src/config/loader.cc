@@ -61,12 +61,11 @@ TimeoutsConfig parse_timeouts(const Node& n) {
 
 void parse_url(const std::string& path, BackendConfig& b) {
   const std::string& url = b.url;
-  if (core::starts_with(url, "https://"))
-    fail(path, "https upstreams are not supported yet; put a TLS-terminating proxy in front or use "
-               "http://");
-  if (!core::starts_with(url, "http://"))
-    fail(path, "must start with http:// (got \"" + url + "\")");
-  std::string rest = url.substr(7);
+  b.tls = core::starts_with(url, "https://");
+  if (!b.tls && !core::starts_with(url, "http://"))
+    fail(path, "must start with http:// or https:// (got \"" + url + "\")");
+  const uint16_t default_port = b.tls ? 443 : 80;
+  std::string rest = url.substr(b.tls ? 8 : 7);
   size_t slash = rest.find('/');
   std::string hostport = rest.substr(0, slash);
   // No path at all means the OpenAI convention, /v1 (see upstream_base_path); an explicit "/"
@@ -82,7 +81,7 @@ void parse_url(const std::string& path, BackendConfig& b) {
       fail(path, "unterminated IPv6 address");
     b.host = hostport.substr(1, close - 1);
     std::string after = hostport.substr(close + 1);
-    b.port = 80;
+    b.port = default_port;
     if (!after.empty()) {
       if (after[0] != ':')
         fail(path, "expected :port after the IPv6 address");
@@ -100,7 +99,7 @@ void parse_url(const std::string& path, BackendConfig& b) {
   }
   size_t colon = hostport.rfind(':');
   b.host = hostport.substr(0, colon);
-  b.port = 80;
+  b.port = default_port;
   if (colon != std::string::npos) {
     std::string port = hostport.substr(colon + 1);
     try {
@@ -115,6 +114,96 @@ void parse_url(const std::string& path, BackendConfig& b) {
   }
   if (b.host.empty())
     fail(path, "has no host");
+}
+
+std::string read_secret_file(const Node& n, const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in)
+    fail(n.path(), "cannot read \"" + file + "\"");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string v = ss.str();
+  while (!v.empty() && (v.back() == '\n' || v.back() == '\r' || v.back() == ' '))
+    v.pop_back();
+  if (v.empty())
+    fail(n.path(), "\"" + file + "\" is empty");
+  return v;
+}
+
+// provider, credentials, TLS and the provider's own settings of one backend.
+void parse_backend_profile(const Node& b, BackendConfig& bc) {
+  if (b.has("api_key"))
+    fail(b["api_key"].path(), "keys never go in the config text: put the key in an environment "
+                              "variable (api_key_env) or a file (api_key_file)");
+  std::string provider = b.get_string("provider", "openai");
+  bc.provider_explicit = b.has("provider");
+  static const std::pair<const char*, Provider> kProviders[] = {{"openai", Provider::OpenAI},
+                                                                {"azure", Provider::Azure},
+                                                                {"anthropic", Provider::Anthropic},
+                                                                {"vllm", Provider::Vllm},
+                                                                {"generic", Provider::Generic}};
+  bool known = false;
+  for (const auto& [n, p] : kProviders) {
+    if (provider == n) {
+      bc.provider = p;
+      known = true;
+    }
+  }
+  if (!known)
+    fail(b["provider"].path(),
+         "unknown provider \"" + provider + "\" (known: openai, azure, anthropic, vllm, generic)");
+  bc.api_key_env = b.get_string("api_key_env", "");
+  bc.api_key_file = b.get_string("api_key_file", "");
+  if (!bc.api_key_env.empty() && !bc.api_key_file.empty())
+    fail(b["api_key_file"].path(), "give api_key_env or api_key_file, not both");
+  if (!bc.api_key_env.empty()) {
+    const char* key = std::getenv(bc.api_key_env.c_str());
+    if (!key || !*key)
+      fail(b["api_key_env"].path(), "environment variable " + bc.api_key_env +
+                                        " is not set; export it or remove api_key_env");
+    bc.api_key = key;
+  } else if (!bc.api_key_file.empty()) {
+    bc.api_key = read_secret_file(b["api_key_file"], bc.api_key_file);
+  }
+  for (char c : bc.api_key) {
+    if (c == '\r' || c == '\n' || static_cast<unsigned char>(c) < 0x20)
+      fail(b.has("api_key_env") ? b["api_key_env"].path() : b["api_key_file"].path(),
+           "the key contains a control character");
+  }
+  if (b.has("tls")) {
+    Node t = b["tls"];
+    t.require_map();
+    t.check_keys({"ca_file", "client_cert", "client_key", "server_name", "insecure_skip_verify"});
+    if (!bc.tls)
+      fail(t.path(), "is for https:// backends (the url is http://)");
+    BackendTlsConfig& tc = bc.tls_config;
+    tc.ca_file = t.get_string("ca_file", "");
+    tc.client_cert = t.get_string("client_cert", "");
+    tc.client_key = t.get_string("client_key", "");
+    tc.server_name = t.get_string("server_name", "");
+    tc.insecure_skip_verify = t.get_bool("insecure_skip_verify", false);
+    if (tc.client_cert.empty() != tc.client_key.empty())
+      fail(t.path(), "client_cert and client_key go together (mutual TLS needs both)");
+    for (const char* k : {"ca_file", "client_cert", "client_key"}) {
+      std::string f = t.get_string(k, "");
+      if (!f.empty() && !std::ifstream(f))
+        fail(t[k].path(), "cannot read \"" + f + "\"");
+    }
+  }
+  bc.api_version = b.get_string("api_version", bc.provider == Provider::Azure ? "2024-10-21" : "");
+  if (b.has("api_version") && bc.provider != Provider::Azure)
+    fail(b["api_version"].path(), "is for provider: azure");
+  bc.anthropic_version = b.get_string("anthropic_version", bc.anthropic_version);
+  if (b.has("anthropic_version") && bc.provider != Provider::Anthropic)
+    fail(b["anthropic_version"].path(), "is for provider: anthropic");
+  std::string responses = b.get_string(
+      "responses_api",
+      bc.provider == Provider::OpenAI || bc.provider == Provider::Azure ? "native" : "translate");
+  if (responses != "native" && responses != "translate")
+    fail(b["responses_api"].path(), "must be native or translate (got \"" + responses + "\")");
+  if (responses == "native" && bc.provider == Provider::Anthropic)
+    fail(b["responses_api"].path(), "an anthropic backend does not speak the Responses API");
+  bc.native_responses = responses == "native";
 }
 
 // Names of the configured signals of each named type (keyword, embedding, pii, context_length,
@@ -256,7 +345,8 @@ void parse_document(const Node& root, Config& c) {
   root.require_map();
   root.check_keys({"listeners", "server", "auto_model_names", "backends", "models",
                    "reasoning_families", "default_model", "default_decision", "signals",
-                   "decisions", "classifiers", "routing", "routers", "extproc", "cache", "tools"});
+                   "decisions", "classifiers", "routing", "routers", "extproc", "cache", "tools",
+                   "auth"});
   // Cost-quality routers: name -> folder (read before the decisions that name them).
   if (root.has("routers")) {
     Node rs = root["routers"];
@@ -351,21 +441,15 @@ void parse_document(const Node& root, Config& c) {
   std::set<std::string> backend_names;
   if (root.has("backends")) {
     for_each_named(root, "backends", "backend",
-                   {"name", "url", "api_key_env", "weight", "timeouts", "max_idle_connections"},
+                   {"name", "url", "provider", "api_key_env", "api_key_file", "tls", "api_version",
+                    "anthropic_version", "responses_api", "weight", "timeouts",
+                    "max_idle_connections", "api_key"},
                    backend_names, [&](const Node& b, std::string name) {
                      BackendConfig bc;
                      bc.name = std::move(name);
                      bc.url = b.require_string("url");
                      parse_url(b["url"].path(), bc);
-                     bc.api_key_env = b.get_string("api_key_env", "");
-                     if (!bc.api_key_env.empty()) {
-                       const char* key = std::getenv(bc.api_key_env.c_str());
-                       if (!key || !*key)
-                         fail(b["api_key_env"].path(),
-                              "environment variable " + bc.api_key_env +
-                                  " is not set; export it or remove api_key_env");
-                       bc.api_key = key;
-                     }
+                     parse_backend_profile(b, bc);
                      bc.weight = static_cast<uint32_t>(b.get_int("weight", 1, 1, 1000000));
                      bc.timeouts = parse_timeouts(b["timeouts"]);
                      bc.max_idle_connections = static_cast<uint32_t>(
@@ -1021,6 +1105,22 @@ const ModelConfig* Config::find_model(std::string_view name) const {
   return nullptr;
 }
 
+std::string_view provider_name(Provider p) {
+  switch (p) {
+  case Provider::OpenAI:
+    return "openai";
+  case Provider::Azure:
+    return "azure";
+  case Provider::Anthropic:
+    return "anthropic";
+  case Provider::Vllm:
+    return "vllm";
+  case Provider::Generic:
+    return "generic";
+  }
+  return "openai";
+}
+
 const BackendConfig* Config::find_backend(std::string_view name) const {
   for (const auto& b : backends) {
     if (b.name == name)
@@ -1073,6 +1173,15 @@ core::StatusOr<std::shared_ptr<const Config>> parse_config(std::string_view yaml
     parse_document(Node(root, ""), *config);
     detail::parse_extproc(Node(root, ""), *config);
     detail::parse_cache(Node(root, ""), *config);
+    detail::parse_auth(Node(root, ""), *config);
+    // The admin API reconfigures and reads everything: beyond loopback it needs a token.
+    const std::string& a = config->admin.address;
+    const bool loopback = a == "::1" || a.starts_with("127.");
+    if (!loopback && config->auth.admin_token.empty())
+      detail::fail("listeners.admin",
+                   "listens on " + a +
+                       ", beyond loopback: set auth.admin_token_env or auth.admin_token_file so "
+                       "the admin API asks for a bearer token");
   } catch (const detail::ConfigError& e) {
     return core::make_error(ErrorCode::InvalidArgument, e.message);
   } catch (const YAML::Exception& e) {

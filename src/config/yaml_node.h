@@ -288,5 +288,7 @@ void parse_extproc(const Node& root, Config& c);
 void parse_cache(const Node& root, Config& c);
 void parse_cache_plugin(const Node& n, CachePluginConfig& p);
 void parse_tools_plugin(const Node& n, ToolsPluginConfig& p);
+// auth_config.cc: the `auth` section (client API keys, budgets, the admin token).
+void parse_auth(const Node& root, Config& c);
 
 } // namespace semrouter::config::detail

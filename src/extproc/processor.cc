@@ -1,5 +1,7 @@
 #include "extproc/processor.h"
 
+#include "pipeline/dialects.h"
+
 #include <charconv>
 
 #include <spdlog/spdlog.h>
@@ -286,12 +288,29 @@ Step StreamProcessor::route(pb::ProcessingResponse& out) {
   set_header(hm, cfg.model_header, out_.model->name);
   if (backend_) {
     set_header(hm, cfg.backend_header, backend_->name);
-    // The path the gateway would call: the backend's base path (a root-path server has none).
-    std::string path = pipeline::upstream_path(*backend_, kind_) + query_;
-    if (path != path_ + query_)
-      set_header(hm, ":path", path);
-    if (!backend_->api_key.empty())
-      set_header(hm, "authorization", "Bearer " + backend_->api_key);
+    // The call the gateway would make: the provider's path (base path, Azure deployments), its
+    // auth header and its request fields. Envoy carries the client's own headers; a backend key
+    // replaces them.
+    pipeline::ClientRequest creq;
+    creq.api = kind_ == openai::RequestKind::Completions ? pipeline::Api::Completions
+                                                         : pipeline::Api::Chat;
+    creq.original = body_;
+    pipeline::UpstreamCall call;
+    openai::ApiError e;
+    if (pipeline::build_upstream_call(*backend_, *out_.model, creq, out_, query_,
+                                      pipeline::ClientCredentials{"", "", true}, call, e) &&
+        call.wire == creq.api) {
+      if (call.path != path_ + query_)
+        set_header(hm, ":path", call.path);
+      for (const auto& [k, v] : call.headers)
+        set_header(hm, core::ascii_lower(k), v);
+      out_.body = std::move(call.body);
+    } else {
+      // An Anthropic backend answers in its own shape, which only the gateway translates back.
+      spdlog::warn("ext_proc: backend {} ({}) needs the gateway's API translation; the request "
+                   "goes to it unchanged",
+                   backend_->name, config::provider_name(backend_->provider));
+    }
   }
   for (const auto& name : out_.upstream_remove_headers)
     hm->add_remove_headers(name);

@@ -5,6 +5,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <deque>
 #include <limits>
 #include <list>
@@ -18,6 +19,7 @@
 #include "gateway/upstream.h"
 #include "openai/errors.h"
 #include "openai/sse.h"
+#include "pipeline/dialects.h"
 
 namespace semrouter::gateway {
 
@@ -259,6 +261,29 @@ pipeline::HeaderLookup header_lookup(const Request& req) {
   };
 }
 
+const HeaderList kBearerChallenge{{"www-authenticate", "Bearer"}};
+
+auth::HeaderFn auth_headers(const Request& req) {
+  return [&req](std::string_view name) -> std::optional<std::string_view> {
+    auto it = req.find(boost::beast::string_view(name.data(), name.size()));
+    if (it == req.end())
+      return std::nullopt;
+    return std::string_view(it->value().data(), it->value().size());
+  };
+}
+
+openai::ApiError key_error(auth::Verdict v) {
+  switch (v) {
+  case auth::Verdict::Missing:
+    return {401, "authentication_error", "missing_api_key",
+            "an API key is required: send \"Authorization: Bearer <key>\" (or x-api-key)", ""};
+  case auth::Verdict::Revoked:
+    return {401, "authentication_error", "revoked_api_key", "this API key has been revoked", ""};
+  default:
+    return {401, "authentication_error", "invalid_api_key", "the API key is not valid", ""};
+  }
+}
+
 } // namespace
 
 struct Gateway::Impl {
@@ -288,7 +313,8 @@ struct Gateway::Impl {
   awaitable<void> accept_loop(tcp::acceptor& acceptor, bool admin);
   awaitable<void> session(tcp::socket socket, Worker& w, bool admin);
   awaitable<bool> handle(ClientConn& client, Worker& w, Request& req, bool admin);
-  awaitable<bool> proxy(ClientConn& client, Worker& w, Request& req, openai::RequestKind kind);
+  awaitable<bool> proxy(ClientConn& client, Worker& w, Request& req, pipeline::Api api);
+  TlsContexts tls; // shared by the workers
   awaitable<void> send(ClientConn& client, const Request& req, http::status status,
                        std::string body, std::string_view content_type, bool keep_alive,
                        const std::vector<std::pair<std::string, std::string>>& headers = {});
@@ -568,7 +594,11 @@ enum class Endpoint {
   Classify,
   ChatCompletions,
   Completions,
-  Models
+  Messages,
+  Responses,
+  Embeddings,
+  Models,
+  Keys
 };
 
 struct EndpointSpec {
@@ -584,11 +614,15 @@ constexpr EndpointSpec kEndpoints[] = {
     {"/ready", Endpoint::Ready, http::verb::get, true, true},
     {"/v1/chat/completions", Endpoint::ChatCompletions, http::verb::post, true, false},
     {"/v1/completions", Endpoint::Completions, http::verb::post, true, false},
+    {"/v1/messages", Endpoint::Messages, http::verb::post, true, false},
+    {"/v1/responses", Endpoint::Responses, http::verb::post, true, false},
+    {"/v1/embeddings", Endpoint::Embeddings, http::verb::post, true, false},
     {"/v1/models", Endpoint::Models, http::verb::get, true, false},
     {"/metrics", Endpoint::Metrics, http::verb::get, false, true},
     {"/api/v1/config", Endpoint::ConfigStatus, http::verb::get, false, true},
     {"/api/v1/route", Endpoint::RouteDryRun, http::verb::post, false, true},
     {"/api/v1/classify", Endpoint::Classify, http::verb::post, false, true},
+    {"/api/v1/keys", Endpoint::Keys, http::verb::get, false, true},
 };
 
 const EndpointSpec* find_endpoint(std::string_view path, bool admin) {
@@ -604,6 +638,26 @@ const EndpointSpec* find_endpoint(std::string_view path, bool admin) {
 awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& req, bool admin) {
   const bool keep = req.keep_alive();
   std::string_view path = target_path(std::string_view(req.target().data(), req.target().size()));
+  // The admin port's bearer token (probes of /health and /ready stay open).
+  if (admin && path != "/health" && path != "/ready") {
+    const std::string& token = store.get()->config->auth.admin_token;
+    if (!token.empty()) {
+      std::string_view auth = req[http::field::authorization];
+      std::string_view given;
+      if (auth.size() > 7 && core::iequals(auth.substr(0, 7), "bearer "))
+        given = core::trim(auth.substr(7));
+      if (!auth::constant_time_equals(given, token)) {
+        m.client_errors.with({"admin_unauthorized"}).inc();
+        openai::ApiError e{401, "authentication_error", "invalid_admin_token",
+                           given.empty() ? "the admin API needs \"Authorization: Bearer <token>\" "
+                                           "(auth.admin_token_env / auth.admin_token_file)"
+                                         : "the admin token is not valid",
+                           ""};
+        co_await send_error(client, req, e, keep, kBearerChallenge);
+        co_return keep;
+      }
+    }
+  }
   if (admin && (path == "/api/v1/cache" || path.starts_with("/api/v1/cache/"))) {
     std::string_view target(req.target().data(), req.target().size());
     std::string_view query;
@@ -679,13 +733,33 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
     co_return keep;
   }
   case Endpoint::ChatCompletions:
-    co_return co_await proxy(client, w, req, openai::RequestKind::ChatCompletions);
+    co_return co_await proxy(client, w, req, pipeline::Api::Chat);
   case Endpoint::Completions:
-    co_return co_await proxy(client, w, req, openai::RequestKind::Completions);
-  case Endpoint::Models:
-    co_await send(client, req, http::status::ok, store.get()->models_json, "application/json",
-                  keep);
+    co_return co_await proxy(client, w, req, pipeline::Api::Completions);
+  case Endpoint::Messages:
+    co_return co_await proxy(client, w, req, pipeline::Api::Messages);
+  case Endpoint::Responses:
+    co_return co_await proxy(client, w, req, pipeline::Api::Responses);
+  case Endpoint::Embeddings:
+    co_return co_await proxy(client, w, req, pipeline::Api::Embeddings);
+  case Endpoint::Models: {
+    auto snap = store.get();
+    auth::Guard& guard = rt.auth_for(*snap);
+    if (guard.enabled()) {
+      auth::Identity id = guard.authenticate(auth::presented_key(auth_headers(req)));
+      if (id.verdict != auth::Verdict::Ok) {
+        co_await send_error(client, req, key_error(id.verdict), keep, kBearerChallenge);
+        co_return keep;
+      }
+    }
+    co_await send(client, req, http::status::ok, snap->models_json, "application/json", keep);
     co_return keep;
+  }
+  case Endpoint::Keys: {
+    rt.auth_for(*store.get());
+    co_await send(client, req, http::status::ok, rt.auth.usage_json(), "application/json", keep);
+    co_return keep;
+  }
   }
   co_return keep;
 }
@@ -708,19 +782,85 @@ const char* classify_error(const boost::system::error_code& ec) {
 } // namespace
 
 awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req,
-                                     openai::RequestKind kind) {
+                                     pipeline::Api api) {
   beast::tcp_stream& stream = client.stream;
   const auto start = core::SteadyClock::now();
   const bool keep = req.keep_alive();
   auto snap = store.get(); // this request finishes on this snapshot, whatever reloads happen
   const config::Config& config = *snap->config;
   pipeline::HeaderLookup headers = header_lookup(req);
-  pipeline::RouteOutcome out = rt.route(*snap, kind, headers, req.body(), w.random);
-  if (out.action == pipeline::RouteAction::Reply) {
-    co_await send(client, req, static_cast<http::status>(out.reply_status),
-                  std::move(out.reply_body), out.reply_content_type, keep, out.response_headers);
+  auto reject = [&](const openai::ApiError& e, const char* reason,
+                    const HeaderList& extra = kNoHeaders) -> awaitable<void> {
+    m.client_errors.with({reason}).inc();
+    co_await send(client, req, static_cast<http::status>(e.status),
+                  pipeline::error_body_for(api, e), "application/json", keep, extra);
+  };
+  pipeline::ClientRequest creq;
+  {
+    openai::ApiError e;
+    if (!pipeline::read_client_request(api, req.body(), creq, e)) {
+      co_await reject(e, "invalid_request");
+      co_return keep;
+    }
+  }
+  // Client API keys: who is calling, may they, and how much budget is left.
+  auth::Guard& guard = rt.auth_for(*snap);
+  std::shared_ptr<const config::ApiKeyConfig> key;
+  pipeline::Runtime::Caller caller;
+  const uint64_t estimated_tokens = req.body().size() / 4 + 1;
+  if (guard.enabled()) {
+    auth::Identity id = guard.authenticate(auth::presented_key(auth_headers(req)));
+    if (id.verdict != auth::Verdict::Ok) {
+      co_await reject(key_error(id.verdict), "unauthorized", kBearerChallenge);
+      co_return keep;
+    }
+    key = id.key;
+    auth::Admission adm = guard.admit(*key, estimated_tokens);
+    if (!adm.ok) {
+      const auto retry = std::to_string(static_cast<long>(std::ceil(adm.retry_after_s)));
+      HeaderList h{{"retry-after", retry}, {"x-semrouter-limit", adm.reason}};
+      co_await reject(
+          openai::ApiError{429, adm.reason == "budget" ? "insufficient_quota" : "rate_limit_error",
+                           adm.reason == "budget" ? "budget_exhausted" : "rate_limit_exceeded",
+                           adm.message, ""},
+          "rate_limited", h);
+      co_return keep;
+    }
+    caller.tenant = key->tenant.empty() ? key->name : key->tenant;
+    if (key->daily_budget_usd > 0 || key->monthly_budget_usd > 0)
+      caller.budget_pressure = guard.budget_pressure(*key, &caller.budget_spent);
+  }
+  pipeline::RouteOutcome out = api == pipeline::Api::Embeddings
+                                   ? pipeline::route_embeddings(*snap, req.body())
+                                   : rt.route(*snap, creq.kind(), headers, creq.routing_body(),
+                                              w.random, true, guard.enabled() ? &caller : nullptr);
+  if (key && out.model &&
+      (!guard.allows_model(*key, out.model->name) || !guard.allows_decision(*key, out.decision))) {
+    const bool model_denied = !guard.allows_model(*key, out.model->name);
+    guard.count_rejection(*key, model_denied ? "model" : "decision");
+    guard.settle(*key, estimated_tokens, 0, 0, 0); // nothing went upstream
+    co_await reject(openai::ApiError{403, "permission_error", "not_allowed",
+                                     "API key " + key->name + " may not use " +
+                                         (model_denied ? "model " + out.model->name
+                                                       : "decision " + out.decision) +
+                                         (out.requested_model != out.model->name && model_denied
+                                              ? " (routed from \"" + out.requested_model + "\")"
+                                              : ""),
+                                     "model"},
+                    "forbidden");
     co_return keep;
   }
+  if (out.action == pipeline::RouteAction::Reply) {
+    if (key) // answered here (an error, a guard, a cache hit): no model tokens spent
+      guard.settle(*key, estimated_tokens, 0, 0, 0);
+    const bool sse = out.reply_content_type.starts_with("text/event-stream");
+    co_await send(client, req, static_cast<http::status>(out.reply_status),
+                  pipeline::reply_for(api, out.reply_status, out.reply_body, sse),
+                  out.reply_content_type, keep, out.response_headers);
+    co_return keep;
+  }
+  out.key = key;
+  out.estimated_tokens = estimated_tokens;
   const config::ModelConfig& model = *out.model;
   // The response phase's accounting (in flight, time to first token, usage, the request count).
   pipeline::Exchange exchange(rt, out, start);
@@ -752,8 +892,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   std::string query;
   if (auto q = req.target().find('?'); q != std::string_view::npos)
     query = std::string(req.target().substr(q));
-  const std::string upstream_path =
-      (kind == openai::RequestKind::Completions) ? "/completions" : "/chat/completions";
+  const pipeline::ClientCredentials credentials{req[http::field::authorization], req["x-api-key"],
+                                                guard.enabled()};
   std::string last_error = "no backend configured";
   bool timed_out = false;
   for (const config::BackendConfig* backend : order) {
@@ -764,25 +904,32 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
                                                                         core::SteadyClock::now());
       return std::max(std::chrono::milliseconds(1), std::min(std::chrono::milliseconds(ms), left));
     };
+    pipeline::UpstreamCall call;
+    {
+      openai::ApiError e;
+      if (!pipeline::build_upstream_call(*backend, model, creq, out, query, credentials, call, e)) {
+        finish(e.status);
+        co_await send(client, req, static_cast<http::status>(e.status),
+                      pipeline::error_body_for(api, e), "application/json", keep,
+                      out.response_headers);
+        co_return keep;
+      }
+    }
 
-    // The request head is written by hand (see response_head); the body is sent from out.body.
+    // The request head is written by hand (see response_head); the body is sent from call.body.
     std::string up_head;
     up_head.reserve(512);
     up_head.append("POST ");
-    up_head.append(upstream_base_path(*backend));
-    up_head.append(upstream_path);
-    up_head.append(query);
+    up_head.append(call.path);
     up_head.append(" HTTP/1.1\r\n");
     const bool v6 = backend->host.find(':') != std::string::npos;
+    const bool default_port = backend->port == (backend->tls ? 443 : 80);
     append_header(up_head, "Host",
-                  (v6 ? "[" + backend->host + "]" : backend->host) + ":" +
-                      std::to_string(backend->port));
+                  (v6 ? "[" + backend->host + "]" : backend->host) +
+                      (default_port ? std::string() : ":" + std::to_string(backend->port)));
     up_head.append("Content-Type: application/json\r\nUser-Agent: semrouter\r\n");
-    if (!backend->api_key.empty()) {
-      append_header(up_head, "Authorization", "Bearer " + backend->api_key);
-    } else if (auto auth = req[http::field::authorization]; !auth.empty()) {
-      append_header(up_head, "Authorization", auth);
-    }
+    for (const auto& [k, v] : call.headers)
+      append_header(up_head, k, v);
     // The client's headers we pass on, less what the decision's headers plugin removes or
     // replaces; then the plugin's own.
     auto overridden = [&](std::string_view name) {
@@ -798,13 +945,17 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       if (auto v = req[h]; !v.empty() && !overridden(h))
         append_header(up_head, h, v);
     }
+    if (call.wire == pipeline::Api::Messages)
+      if (auto v = req["anthropic-beta"]; !v.empty() && !overridden("anthropic-beta"))
+        append_header(up_head, "anthropic-beta", v);
     for (const auto& [k, v] : out.upstream_set_headers)
       append_header(up_head, k, v);
     up_head.append("Content-Length: ");
-    up_head.append(std::to_string(out.body.size()));
+    up_head.append(std::to_string(call.body.size()));
     up_head.append("\r\n\r\n");
     const std::array<asio::const_buffer, 2> up_buffers{asio::buffer(up_head),
-                                                       asio::buffer(out.body)};
+                                                       asio::buffer(call.body)};
+    pipeline::AnswerCodec codec(api, call.wire);
 
     // A pooled connection may have been closed by the server while idle: if it fails before any
     // response byte, retry once on a fresh connection.
@@ -814,26 +965,32 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       Deadline upstream_deadline(w.deadlines, nullptr);
       boost::system::error_code ec;
       bool reused = false;
-      std::unique_ptr<beast::tcp_stream> conn = attempt == 0 ? w.pools.take(*backend) : nullptr;
+      std::unique_ptr<UpstreamConn> conn = attempt == 0 ? w.pools.take(*backend) : nullptr;
       if (conn) {
         reused = true;
       } else {
-        conn = co_await connect_backend(*backend, remaining(t.connect_ms), upstream_deadline, ec);
+        std::string detail;
+        conn = co_await connect_backend(*backend, remaining(t.connect_ms), upstream_deadline, tls,
+                                        ec, detail);
         if (ec) {
           if (watch->client_gone) {
             finish(kClientClosedRequest);
             co_return false;
           }
-          exchange.upstream_error(backend->name, classify_error(ec));
-          last_error = fmt::format("{} ({}:{}): {}", backend->name, backend->host, backend->port,
-                                   ec.message());
+          const char* kind = !detail.empty() && detail.starts_with("TLS") ? "tls"
+                             : detail.starts_with("backend ")             ? "tls_config"
+                                                                          : classify_error(ec);
+          exchange.upstream_error(backend->name, kind);
+          const std::string why = detail.empty() ? ec.message() : detail;
+          last_error =
+              fmt::format("{} ({}:{}): {}", backend->name, backend->host, backend->port, why);
           timed_out = ec == beast::error::timeout;
-          spdlog::warn("upstream {}: connect failed: {}", backend->name, ec.message());
+          spdlog::warn("upstream {}: connect failed: {}", backend->name, why);
           break; // next backend
         }
       }
-      watch->upstream = conn.get();
-      upstream_deadline.watch(conn.get());
+      watch->upstream = &conn->tcp();
+      upstream_deadline.watch(&conn->tcp());
       upstream_deadline.set(remaining(t.first_byte_ms));
       co_await asio::async_write(*conn, up_buffers, asio::redirect_error(use_awaitable, ec));
       http::response_parser<http::buffer_body> parser;
@@ -937,15 +1094,23 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
           co_await send_error(client, req, e, keep, out.response_headers);
           co_return keep;
         }
-        exchange.body(body);
+        // The client's API and the chat form the accounting reads.
+        const bool as_is = codec.passthrough() && codec.pivot_is_upstream();
+        std::string pivot;
+        std::string answer = as_is ? std::string() : codec.body(status, body, pivot);
+        exchange.body(codec.pivot_is_upstream() ? std::string_view(body) : std::string_view(pivot));
+        if (as_is)
+          answer = std::move(body);
+        else if (!codec.passthrough())
+          content_type = "application/json";
         watch->upstream = nullptr;
         upstream_deadline.clear();
         upstream_deadline.watch(nullptr); // the pooled connection is no longer ours to cancel
         if (parser.keep_alive())
           w.pools.give_back(*backend, std::move(conn));
         finish(status);
-        co_await send(client, req, static_cast<http::status>(status), std::move(body), content_type,
-                      keep, headers);
+        co_await send(client, req, static_cast<http::status>(status), std::move(answer),
+                      content_type, keep, headers);
         co_return keep;
       }
 
@@ -978,14 +1143,24 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
           co_await asio::async_write(stream, asio::buffer(kLastChunk),
                                      asio::redirect_error(use_awaitable, wec));
       };
+      const bool as_is = codec.passthrough() && codec.pivot_is_upstream();
+      std::string to_client, pivot;
       while (!wec && !parser.is_done()) {
         size_t n = 0;
         ec = co_await read_piece(n);
         if (n > 0) {
-          exchange.stream_bytes(std::string_view(buf, n));
-          client.deadline.set(std::chrono::milliseconds(t.idle_ms));
-          co_await write_chunk(std::string_view(buf, n));
-          client.deadline.adjust(wec);
+          std::string_view piece(buf, n);
+          if (!as_is) {
+            to_client.clear();
+            pivot.clear();
+            codec.stream(piece, to_client, pivot);
+          }
+          exchange.stream_bytes(codec.pivot_is_upstream() ? piece : std::string_view(pivot));
+          if (as_is || !to_client.empty()) {
+            client.deadline.set(std::chrono::milliseconds(t.idle_ms));
+            co_await write_chunk(as_is ? piece : std::string_view(to_client));
+            client.deadline.adjust(wec);
+          }
         }
         if (ec) {
           upstream_ok = false;
@@ -1005,7 +1180,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         auto e = ec == beast::error::timeout
                      ? openai::upstream_timeout(model.name, "the stream stalled")
                      : openai::upstream_broken(model.name, backend->name, ec.message());
-        std::string event = "data: " + openai::error_body(e) + "\n\n";
+        std::string event = pipeline::stream_error_event(api, e);
         client.deadline.set(kClientWriteTimeout);
         co_await write_chunk(event);
         co_await write_last_chunk();
@@ -1013,6 +1188,16 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         finish(e.status);
         co_return false; // the client saw a 200 header; closing tells it the stream ended
                          // abnormally
+      }
+      if (!as_is) {
+        to_client.clear();
+        pivot.clear();
+        codec.finish(to_client, pivot);
+        exchange.stream_bytes(pivot);
+        if (!to_client.empty()) {
+          client.deadline.set(kClientWriteTimeout);
+          co_await write_chunk(to_client);
+        }
       }
       co_await write_last_chunk();
       client.deadline.clear();

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -64,26 +65,83 @@ private:
 };
 constexpr auto kSweepInterval = std::chrono::milliseconds(50);
 
-// Idle keep-alive connections per endpoint (host:port). One per worker thread: not thread-safe.
+// One connection to a backend: plain TCP, or TLS over TCP for https:// backends. It is an
+// AsyncStream (Beast's HTTP reads and Asio's writes take it) that dispatches at run time; the
+// TCP layer underneath is what deadlines and disconnect watches cancel.
+class UpstreamConn {
+public:
+  using executor_type = boost::beast::tcp_stream::executor_type;
+  explicit UpstreamConn(const executor_type& ex)
+      : plain_(std::make_unique<boost::beast::tcp_stream>(ex)) {}
+  UpstreamConn(const executor_type& ex, std::shared_ptr<boost::asio::ssl::context> ctx)
+      : ctx_(std::move(ctx)),
+        tls_(std::make_unique<boost::beast::ssl_stream<boost::beast::tcp_stream>>(ex, *ctx_)) {}
+
+  boost::beast::tcp_stream& tcp() { return tls_ ? tls_->next_layer() : *plain_; }
+  boost::beast::ssl_stream<boost::beast::tcp_stream>* tls() { return tls_.get(); }
+  executor_type get_executor() { return tcp().get_executor(); }
+
+  template <class Buffers, class Token> auto async_read_some(const Buffers& b, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, const Buffers& bufs) {
+          if (tls_)
+            tls_->async_read_some(bufs, std::move(handler));
+          else
+            plain_->async_read_some(bufs, std::move(handler));
+        },
+        token, b);
+  }
+  template <class Buffers, class Token> auto async_write_some(const Buffers& b, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, const Buffers& bufs) {
+          if (tls_)
+            tls_->async_write_some(bufs, std::move(handler));
+          else
+            plain_->async_write_some(bufs, std::move(handler));
+        },
+        token, b);
+  }
+
+private:
+  std::shared_ptr<boost::asio::ssl::context> ctx_; // outlives the TLS stream made from it
+  std::unique_ptr<boost::beast::tcp_stream> plain_;
+  std::unique_ptr<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls_;
+};
+
+// TLS client contexts, one per distinct TLS setting (CA file, client certificate, verification),
+// built on first use and shared by every worker (an SSL_CTX is safe to share once set up).
+class TlsContexts {
+public:
+  // The context for this backend; on a setup error (unreadable CA or key) null and `error`.
+  std::shared_ptr<boost::asio::ssl::context> get(const config::BackendConfig& backend,
+                                                 std::string& error);
+
+private:
+  std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<boost::asio::ssl::context>> contexts_;
+};
+
+// Idle keep-alive connections per endpoint (scheme, host:port and TLS identity). One per worker
+// thread: not thread-safe.
 class UpstreamPools {
 public:
   // An idle connection to this backend's endpoint, or nullptr.
-  std::unique_ptr<boost::beast::tcp_stream> take(const config::BackendConfig& backend);
+  std::unique_ptr<UpstreamConn> take(const config::BackendConfig& backend);
   // Returns a connection whose response was read completely and which the server keeps alive.
-  void give_back(const config::BackendConfig& backend,
-                 std::unique_ptr<boost::beast::tcp_stream> conn);
+  void give_back(const config::BackendConfig& backend, std::unique_ptr<UpstreamConn> conn);
 
 private:
-  static std::string key(const config::BackendConfig& b) {
-    return b.host + ":" + std::to_string(b.port);
-  }
-  std::unordered_map<std::string, std::vector<std::unique_ptr<boost::beast::tcp_stream>>> idle_;
+  static std::string key(const config::BackendConfig& b);
+  std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConn>>> idle_;
 };
 
-// Connects with a timeout (numeric addresses skip the resolver). On failure `ec` is set.
-boost::asio::awaitable<std::unique_ptr<boost::beast::tcp_stream>>
+// Resolves (asynchronously; every address in turn), connects and, for https://, does the TLS
+// handshake (SNI, certificate and host name verification), all within `timeout`. On failure
+// `ec` is set and `detail` says what failed (e.g. the certificate check).
+boost::asio::awaitable<std::unique_ptr<UpstreamConn>>
 connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds timeout,
-                Deadline& deadline, boost::system::error_code& ec);
+                Deadline& deadline, TlsContexts& tls, boost::system::error_code& ec,
+                std::string& detail);
 
 using pipeline::order_backends;
 using pipeline::upstream_base_path;

@@ -132,6 +132,8 @@ std::string signature(const config::CacheConfig& cc) {
 // The request's tenant from the configured sources, first found wins.
 std::string tenant_of(const config::CacheConfig& cc, const RequestMeta& meta,
                       const openai::RequestView& view) {
+  if (!meta.tenant.empty()) // an authenticated key's tenant comes first
+    return "key:" + meta.tenant;
   for (const std::string& src : cc.tenant) {
     if (src == "user") {
       if (!view.user.empty())

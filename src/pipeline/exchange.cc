@@ -79,7 +79,18 @@ RequestMetrics::RequestMetrics(metrics::Registry& r)
                               {"decision"})) {}
 
 Runtime::Runtime(SnapshotStore& s, metrics::Registry& r)
-    : store(s), registry(r), metrics(r), cache(r) {}
+    : store(s), registry(r), metrics(r), cache(r), auth(r) {}
+
+auth::Guard& Runtime::auth_for(const Snapshot& snapshot) {
+  std::lock_guard lock(auth_mu_);
+  if (!auth_configured_ || auth_generation_ != snapshot.generation) {
+    auth_configured_ = true;
+    auth_generation_ = snapshot.generation;
+    if (auto st = auth.configure(snapshot.config->auth); !st)
+      spdlog::error("auth: {} (the previous keys stay in force)", st.error().message);
+  }
+  return auth;
+}
 
 RequestMeta Runtime::meta_for(openai::RequestKind kind, const HeaderLookup& headers) {
   RequestMeta meta;
@@ -95,9 +106,14 @@ RequestMeta Runtime::meta_for(openai::RequestKind kind, const HeaderLookup& head
 
 RouteOutcome Runtime::route(const Snapshot& snapshot, openai::RequestKind kind,
                             const HeaderLookup& headers, std::string_view body,
-                            core::Random& random, bool may_reply) {
+                            core::Random& random, bool may_reply, const Caller* caller) {
   RequestMeta meta = meta_for(kind, headers);
   meta.may_reply = may_reply;
+  if (caller) {
+    meta.tenant = caller->tenant;
+    meta.budget_spent = caller->budget_spent;
+    meta.budget_pressure = caller->budget_pressure;
+  }
   RouteOutcome out = pipeline::route(snapshot, meta, body, random);
   RequestMetrics& m = metrics;
   m.routing.observe(out.route_us * 1e-6);
@@ -179,7 +195,8 @@ std::string dry_run_body(const RouteOutcome& out) {
 
 Exchange::Exchange(Runtime& runtime, const RouteOutcome& out, core::TimePoint start)
     : rt_(runtime), model_(out.model ? out.model->name : std::string("-")), decision_(out.decision),
-      start_(start), fill_(out.cache_fill) {
+      start_(start), fill_(out.cache_fill), key_(out.key), model_config_(out.model),
+      estimated_tokens_(out.estimated_tokens) {
   rt_.metrics.inflight.add(1);
   rt_.cost_quality.load.start(model_);
 }
@@ -226,6 +243,8 @@ void Exchange::stream_bytes(std::string_view piece) {
 void Exchange::count_usage(const openai::Usage& usage) {
   if (!usage.present)
     return;
+  prompt_tokens_ += usage.prompt_tokens;
+  completion_tokens_ += usage.completion_tokens;
   rt_.metrics.prompt_tokens.with({model_}).inc(usage.prompt_tokens);
   rt_.metrics.completion_tokens.with({model_}).inc(usage.completion_tokens);
   if (usage.reasoning_tokens > 0)
@@ -255,6 +274,22 @@ void Exchange::finish(int status) {
       core::seconds_between(start_, core::SteadyClock::now()));
   rt_.cost_quality.load.finish(model_);
   rt_.metrics.inflight.add(-1);
+  settle();
+}
+
+void Exchange::settle() {
+  if (!key_ || settled_)
+    return;
+  settled_ = true;
+  // No usage reported (an error, a stream without it): the estimate stands for the prompt.
+  const bool reported = prompt_tokens_ + completion_tokens_ > 0;
+  const uint64_t prompt = reported ? prompt_tokens_ : (status_ == 200 ? estimated_tokens_ : 0);
+  double cost = 0;
+  if (model_config_)
+    cost = (double(prompt) * model_config_->pricing.input_per_1m +
+            double(completion_tokens_) * model_config_->pricing.output_per_1m) /
+           1e6;
+  rt_.auth.settle(*key_, estimated_tokens_, prompt, completion_tokens_, cost);
 }
 
 std::vector<const config::BackendConfig*> order_backends(const config::Config& config,

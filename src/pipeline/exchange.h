@@ -6,10 +6,12 @@
 // exactly the same metrics for the same traffic.
 #pragma once
 
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "auth/auth.h"
 #include "core/clock.h"
 #include "metrics/metrics.h"
 #include "models/inference_pool.h"
@@ -63,11 +65,29 @@ public:
   CostQualityRuntime cost_quality; // per-model load, per-decision calibration
   CacheRuntime cache;              // the semantic cache's store and metrics
   ToolVectors tool_vectors;        // plugins.tools: tool-description embeddings
+  auth::Guard auth;                // client API keys, rate limits, budgets (see auth_for)
   // Transformer-backed signals run here; null: inline. Set before serving starts.
   models::InferencePool* pool = nullptr;
 
   // What routing gets besides the body.
   RequestMeta meta_for(openai::RequestKind kind, const HeaderLookup& headers);
+
+  // The key guard set up for this snapshot's `auth` section (re-configured when a reload brings
+  // a new generation; a keys file that fails to load keeps the previous keys and is logged).
+  auth::Guard& auth_for(const Snapshot& snapshot);
+
+private:
+  std::mutex auth_mu_;
+  uint64_t auth_generation_ = 0;
+  bool auth_configured_ = false;
+
+public:
+  // Who is calling, as routing sees it (from the API key; empty without keys).
+  struct Caller {
+    std::string tenant;
+    double budget_spent = -1;
+    double budget_pressure = 0;
+  };
 
   // Routes a live request and records what routing did (time, PII action, selection gauges).
   // A Reply is counted here as answered (requests_total with model "-", or the blocking
@@ -76,7 +96,7 @@ public:
   // observability mode), so the cache is not read.
   RouteOutcome route(const Snapshot& snapshot, openai::RequestKind kind,
                      const HeaderLookup& headers, std::string_view body, core::Random& random,
-                     bool may_reply = true);
+                     bool may_reply = true, const Caller* caller = nullptr);
 
   // POST /api/v1/route: the same routing without touching sessions, calibration, load state
   // or metrics.
@@ -133,6 +153,8 @@ public:
 private:
   void first_token();
   void count_usage(const openai::Usage& usage);
+  void settle(); // the key's usage and spend, once
+  bool settled_ = false;
   Runtime& rt_;
   std::string model_;
   std::string decision_;
@@ -145,6 +167,10 @@ private:
   openai::SseParser sse_;
   std::shared_ptr<CacheFill> fill_; // a cache miss: the answer is stored when it completes
   openai::AnswerCapture capture_;
+  std::shared_ptr<const config::ApiKeyConfig> key_;
+  const config::ModelConfig* model_config_ = nullptr;
+  uint64_t estimated_tokens_ = 0;
+  uint64_t prompt_tokens_ = 0, completion_tokens_ = 0;
 };
 
 } // namespace semrouter::pipeline

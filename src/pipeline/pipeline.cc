@@ -727,7 +727,9 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
     const config::SessionsConfig& sc = config.routing.sessions;
     if (sc.enabled && meta.sessions && meta.headers && *meta.headers)
       if (auto h = (*meta.headers)(sc.header); h && !core::trim(*h).empty())
-        session_id = std::string(core::trim(*h));
+        session_id = meta.tenant.empty()
+                         ? std::string(core::trim(*h))
+                         : meta.tenant + '\x1f' + std::string(core::trim(*h)); // per tenant
     std::optional<SessionEntry> sticky;
     if (!session_id.empty())
       sticky = meta.sessions->get(session_id, std::chrono::seconds(sc.ttl_s));
@@ -764,6 +766,21 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
           ref = select_by_quality(snapshot, *decision, facts.text, meta, out.selection);
         if (!ref)
           ref = &routing::choose_model(decision->models, random);
+        // A key whose budget runs down: with probability `pressure`, the cheapest candidate.
+        if (meta.budget_pressure > 0 && decision->models.size() > 1 &&
+            random.uniform() < meta.budget_pressure) {
+          const config::ModelRefConfig* cheapest = nullptr;
+          double cheapest_cost = 1e300;
+          for (const auto& r : decision->models) {
+            const config::ModelConfig* m = config.find_model(r.model);
+            if (r.weight > 0 && m && m->cost() < cheapest_cost)
+              cheapest_cost = m->cost(), cheapest = &r;
+          }
+          if (cheapest && cheapest != ref) {
+            ref = cheapest;
+            out.budget_degraded = true;
+          }
+        }
         model = config.find_model(ref->model);
       } else {
         model = config.find_model(config.default_model);
@@ -789,6 +806,11 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
       out.response_headers.emplace_back("x-semrouter-signals", debug);
     if (!out.session.empty())
       out.response_headers.emplace_back("x-semrouter-session", out.session);
+    if (meta.budget_spent >= 0)
+      out.response_headers.emplace_back("x-semrouter-budget",
+                                        fmt::format("spent={:.3f};pressure={:.2f}{}",
+                                                    meta.budget_spent, meta.budget_pressure,
+                                                    out.budget_degraded ? ";degraded" : ""));
     if (plugins)
       for (const auto& h : plugins->headers.response_set)
         out.response_headers.push_back(h);

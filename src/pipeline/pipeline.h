@@ -131,6 +131,11 @@ struct RouteOutcome {
   // A miss the response phase stores when the answer completes (null: nothing to store).
   std::shared_ptr<CacheFill> cache_fill;
   size_t tools_total = 0, tools_kept = 0; // plugins.tools: the request's tools and those sent
+  bool budget_degraded = false; // the key's budget pressure sent this to a cheaper candidate
+  // The client's API key (null: the router checks no keys): its usage and spend are settled
+  // when the answer completes, against the estimate its rate limit took up front.
+  std::shared_ptr<const config::ApiKeyConfig> key;
+  uint64_t estimated_tokens = 0;
 };
 
 struct RequestMeta {
@@ -144,6 +149,13 @@ struct RequestMeta {
   // the cache is not read, only filled.
   bool may_reply = true;
   ToolVectors* tool_vectors = nullptr; // tool-description embeddings; null: not shared
+  // The client's API key's tenant ("" : no key): it scopes the cache and sessions.
+  std::string tenant;
+  // The key's budget: the spent fraction (−1: no budget) and the degrade pressure (0..1). With
+  // pressure p, a decision with several candidates sends the request to its cheapest one with
+  // probability p.
+  double budget_spent = -1;
+  double budget_pressure = 0;
 };
 
 // Routes one request. Never throws; a bad request comes back as RouteAction::Reply.

@@ -132,7 +132,7 @@ test('wrong method: 405 with an Allow header', async () => {
 
 test('unknown path: 404 not_found on both ports', async () => {
   for (const url of [
-    `${router.url}/v1/embeddings`,
+    `${router.url}/v1/audio/speech`,
     `${router.url}/`,
     `${router.url}/v1/chat/completions/extra`,
     `${router.adminUrl}/nope`,

@@ -92,7 +92,7 @@ TEST(Config, ErrorsNameTheKey) {
   std::vector<Case> cases = {
       {"models: []", "models: list at least one model"},
       {"backends: [{name: a, url: ftp://x}]\nmodels: [{name: m, backends: [a]}]",
-       "backends[0].url: must start with http:// (got \"ftp://x\")"},
+       "backends[0].url: must start with http:// or https:// (got \"ftp://x\")"},
       {"backends: [{name: a, url: 'http://h:99999'}]\nmodels: [{name: m, backends: [a]}]",
        "backends[0].url: invalid port \"99999\""},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: [b]}]",

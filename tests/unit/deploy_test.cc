@@ -290,6 +290,8 @@ TEST(Deploy, KubernetesManifestsHaveTheRequiredFields) {
   // The router config in the ConfigMap is one semrouter accepts, with an ext_proc listener.
   ASSERT_TRUE(configmaps.count("semrouter-config"));
   const std::string router_yaml = str(configmaps["semrouter-config"]["data"]["router.yaml"]);
+  // The Deployment sets the admin token from a Secret.
+  ::setenv("SEMROUTER_ADMIN_TOKEN", "deploy-test-token", 1);
   auto cfg = semrouter::config::parse_config(router_yaml);
   ASSERT_TRUE(cfg) << cfg.error().message;
   EXPECT_TRUE((*cfg)->extproc.enabled);
