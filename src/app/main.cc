@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/commands.h"
+#include "auth/auth.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "extproc/server.h"
@@ -508,6 +509,10 @@ int main(int argc, char** argv) {
       ->required();
   calibrate->add_flag("--json", cal.json, "Print JSON");
 
+  auto* hash_key = app.add_subcommand(
+      "hash-key", "Print the SHA-256 of an API key read from standard input (one line), for "
+                  "auth.keys[].sha256.\nExample: printf %s \"$KEY\" | semrouter hash-key");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -515,6 +520,19 @@ int main(int argc, char** argv) {
   }
   if (serve->parsed())
     return cmd_serve(sa);
+  if (hash_key->parsed()) {
+    std::string key;
+    std::getline(std::cin, key);
+    while (!key.empty() && (key.back() == '\r' || key.back() == ' '))
+      key.pop_back();
+    if (key.empty()) {
+      std::cerr << "hash-key: no key on standard input (printf %s \"$KEY\" | semrouter "
+                   "hash-key)\n";
+      return 2;
+    }
+    std::cout << auth::sha256_hex(key) << "\n";
+    return 0;
+  }
   if (check->parsed())
     return cmd_config_check(check_path);
   if (classify->parsed())

@@ -329,8 +329,10 @@ void Guard::refill_locked(KeyState& s, const ApiKeyConfig& k, TimePoint t) {
                              ? 0
                              : std::max(0.0, std::chrono::duration<double>(t - s.refilled).count());
   s.refilled = t;
-  auto refill = [elapsed](double& level, double& seen_capacity, double capacity) {
-    if (capacity <= 0) {
+  // A bucket holds `capacity` and fills at `per_minute`.
+  auto refill = [elapsed](double& level, double& seen_capacity, double capacity,
+                          double per_minute) {
+    if (per_minute <= 0) {
       level = 0;
       seen_capacity = 0;
       return;
@@ -339,10 +341,13 @@ void Guard::refill_locked(KeyState& s, const ApiKeyConfig& k, TimePoint t) {
       level = seen_capacity <= 0 ? capacity : std::min(level, capacity);
       seen_capacity = capacity;
     }
-    level = std::min(capacity, level + elapsed * capacity / kSecondsPerMinute);
+    level = std::min(capacity, level + elapsed * per_minute / kSecondsPerMinute);
   };
-  refill(s.request_level, s.request_capacity, static_cast<double>(k.requests_per_minute));
-  refill(s.token_level, s.token_capacity, static_cast<double>(k.tokens_per_minute));
+  const double rpm = static_cast<double>(k.requests_per_minute);
+  refill(s.request_level, s.request_capacity, k.burst > 0 ? static_cast<double>(k.burst) : rpm,
+         rpm);
+  refill(s.token_level, s.token_capacity, static_cast<double>(k.tokens_per_minute),
+         static_cast<double>(k.tokens_per_minute));
 }
 
 void Guard::publish_budget_locked(KeyState& s, const ApiKeyConfig& k, TimePoint t) {
@@ -673,6 +678,7 @@ std::string Guard::usage_json() const {
       entry["completion_tokens"] = s.completion_tokens;
       entry["cost_usd"] = s.cost_usd;
       entry["limits"] = {{"requests_per_minute", k.requests_per_minute},
+                         {"burst", k.burst},
                          {"tokens_per_minute", k.tokens_per_minute},
                          {"models", k.models},
                          {"decisions", k.decisions}};

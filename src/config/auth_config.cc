@@ -34,8 +34,9 @@ ApiKeyConfig parse_api_key(const Node& k) {
       fail(k[field].path(), std::string("must not hold the key itself: put the key's SHA-256 in "
                                         "sha256 instead (") +
                                 kHashKeyHint + ")");
-  k.check_keys({"name", "sha256", "models", "decisions", "requests_per_minute", "tokens_per_minute",
-                "tenant", "daily_budget_usd", "monthly_budget_usd", "revoked"});
+  k.check_keys({"name", "sha256", "models", "decisions", "requests_per_minute", "burst",
+                "tokens_per_minute", "tenant", "daily_budget_usd", "monthly_budget_usd",
+                "revoked"});
   ApiKeyConfig a;
   a.name = k.require_string("name");
   if (!k.has("sha256"))
@@ -57,6 +58,9 @@ ApiKeyConfig parse_api_key(const Node& k) {
              "must not hold an empty name");
   a.requests_per_minute =
       static_cast<uint32_t>(k.get_int("requests_per_minute", 0, 0, kMaxRequestsPerMinute));
+  a.burst = static_cast<uint32_t>(k.get_int("burst", 0, 0, kMaxRequestsPerMinute));
+  if (a.burst > 0 && a.requests_per_minute == 0)
+    fail(k["burst"].path(), "sizes the requests_per_minute bucket: set requests_per_minute too");
   a.tokens_per_minute =
       static_cast<uint64_t>(k.get_int("tokens_per_minute", 0, 0, kMaxTokensPerMinute));
   a.tenant = k.has("tenant") ? k.require_string("tenant") : a.name;

@@ -17,6 +17,7 @@ struct ApiKeyConfig {
   std::vector<std::string> models;    // models a request may name or be routed to; empty: all
   std::vector<std::string> decisions; // decisions it may be routed by; empty: all
   uint32_t requests_per_minute = 0;   // 0: unlimited
+  uint32_t burst = 0;                 // requests a full bucket holds (0: requests_per_minute)
   uint64_t tokens_per_minute = 0;     // prompt + completion tokens; 0: unlimited
   std::string tenant;                 // cache, sessions and metrics namespace; default: name
   double daily_budget_usd = 0;        // 0: none

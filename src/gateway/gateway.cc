@@ -818,12 +818,13 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     auth::Admission adm = guard.admit(*key, estimated_tokens);
     if (!adm.ok) {
       const auto retry = std::to_string(static_cast<long>(std::ceil(adm.retry_after_s)));
-      HeaderList h{{"retry-after", retry}, {"x-semrouter-limit", adm.reason}};
-      co_await reject(
-          openai::ApiError{429, adm.reason == "budget" ? "insufficient_quota" : "rate_limit_error",
-                           adm.reason == "budget" ? "budget_exhausted" : "rate_limit_exceeded",
-                           adm.message, ""},
-          "rate_limited", h);
+      // Named, not braced temporaries: g++ 12 miscompiles those inside co_await expressions.
+      const HeaderList h{{"retry-after", retry}, {"x-semrouter-limit", adm.reason}};
+      const bool budget = adm.reason == "budget";
+      const openai::ApiError e{429, budget ? "insufficient_quota" : "rate_limit_error",
+                               budget ? "budget_exhausted" : "rate_limit_exceeded", adm.message,
+                               ""};
+      co_await reject(e, "rate_limited", h);
       co_return keep;
     }
     caller.tenant = key->tenant.empty() ? key->name : key->tenant;
@@ -839,15 +840,15 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     const bool model_denied = !guard.allows_model(*key, out.model->name);
     guard.count_rejection(*key, model_denied ? "model" : "decision");
     guard.settle(*key, estimated_tokens, 0, 0, 0); // nothing went upstream
-    co_await reject(openai::ApiError{403, "permission_error", "not_allowed",
-                                     "API key " + key->name + " may not use " +
-                                         (model_denied ? "model " + out.model->name
-                                                       : "decision " + out.decision) +
-                                         (out.requested_model != out.model->name && model_denied
-                                              ? " (routed from \"" + out.requested_model + "\")"
-                                              : ""),
-                                     "model"},
-                    "forbidden");
+    const openai::ApiError e{
+        403, "permission_error", "not_allowed",
+        "API key " + key->name + " may not use " +
+            (model_denied ? "model " + out.model->name : "decision " + out.decision) +
+            (out.requested_model != out.model->name && model_denied
+                 ? " (routed from \"" + out.requested_model + "\")"
+                 : ""),
+        "model"};
+    co_await reject(e, "forbidden");
     co_return keep;
   }
   if (out.action == pipeline::RouteAction::Reply) {

@@ -332,6 +332,30 @@ TEST(AuthLimits, RequestsRefusedThenRecovered) {
       << registry.expose();
 }
 
+TEST(AuthLimits, BurstSizesTheRequestBucketNotItsRate) {
+  metrics::Registry registry;
+  FakeClock clock;
+  Guard guard(registry, clock.fn());
+  AuthConfig cfg;
+  cfg.keys.push_back(make_key("k", "sk"));
+  cfg.keys[0].requests_per_minute = 600; // one every 100 ms
+  cfg.keys[0].burst = 2;
+  ASSERT_TRUE(guard.configure(cfg));
+  const ApiKeyConfig& k = cfg.keys[0];
+  EXPECT_TRUE(guard.admit(k, 0).ok);
+  EXPECT_TRUE(guard.admit(k, 0).ok);
+  Admission refused = guard.admit(k, 0);
+  ASSERT_FALSE(refused.ok);
+  EXPECT_NEAR(refused.retry_after_s, 0.1, 1e-9);
+  clock.t += 100ms;
+  EXPECT_TRUE(guard.admit(k, 0).ok);
+  EXPECT_FALSE(guard.admit(k, 0).ok);
+  clock.t += 1h; // refills to the burst, not to 600
+  EXPECT_TRUE(guard.admit(k, 0).ok);
+  EXPECT_TRUE(guard.admit(k, 0).ok);
+  EXPECT_FALSE(guard.admit(k, 0).ok);
+}
+
 TEST(AuthLimits, TokensRefusedThenRecoveredAndSettled) {
   metrics::Registry registry;
   FakeClock clock;
