@@ -180,6 +180,10 @@ TOUR=(
   "The semantic cache: a question, then the same question in other words; the second is answered from the cache without a model call (x-semrouter-cache: hit, with its similarity). A near miss, the capital of Germany, is not|curl -sS -i $GW/v1/chat/completions $JSON -d '{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"What is the capital of France?\"}]}' | grep -i '^x-semrouter-cache'; curl -sS -i $GW/v1/chat/completions $JSON -d '{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"Hey, what\u0027s the capital of France? Thanks!\"}]}' | grep -i '^x-semrouter-cache'; curl -sS -i $GW/v1/chat/completions $JSON -d '{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"What is the capital of Germany?\"}]}' | grep -i '^x-semrouter-cache'"
   "The cache's entries on the admin port (paged; DELETE /api/v1/cache/entries/ID or ?tenant=T, POST /api/v1/cache/flush)|curl -sS '$ADMIN/api/v1/cache?limit=3'"
   "Tool pre-filtering: twelve tools in, the five that fit the question go upstream (x-semrouter-tools; the names in the echoed request)|curl -sS -i $GW/v1/chat/completions $JSON -d @$TOOLS_BODY | grep -i -o -E '^x-semrouter-tools.*|name.:.[a-z_]+' | tr '\\n' ' '; echo"
+  "Anthropic's Messages API with model \"auto\": routed like any chat request; the mocks speak OpenAI, so the router translates the request and the answer (an Anthropic message with usage and stop_reason)|curl -sS -i $GW/v1/messages $JSON -H 'anthropic-version: 2023-06-01' -d '{\"model\":\"auto\",\"max_tokens\":300,\"messages\":[{\"role\":\"user\",\"content\":\"What is the derivative of x^3?\"}]}'"
+  "The same, streamed: message_start, content_block_delta events, message_delta with the stop reason and usage, message_stop|curl -sS -N $GW/v1/messages $JSON -d '{\"model\":\"auto\",\"max_tokens\":300,\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Tell me quickly: what is a semantic router?\"}]}'"
+  "OpenAI's Responses API with model \"auto\": instructions and input are routed, the answer comes back as a response object (output_text in output[0], usage)|curl -sS -i $GW/v1/responses $JSON -d '{\"model\":\"auto\",\"instructions\":\"Answer briefly.\",\"input\":\"Write a python function that reverses a list.\"}'"
+  "The Responses API streamed: response.created, response.output_text.delta events, response.completed with usage|curl -sS -N $GW/v1/responses $JSON -d '{\"model\":\"auto\",\"stream\":true,\"input\":\"What were the main causes of World War I?\"}'"
   "An explicit model is passed through: no routing, only the model name is rewritten|curl -sS -i $GW/v1/chat/completions $JSON -d '{\"model\":\"deepseek-v3\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}]}'"
   "The models clients can ask for: the auto names, then the configured models|curl -sS $GW/v1/models"
   "Admin dry run: which decision, model and rewritten body a request would get (nothing is sent upstream)|curl -sS $ADMIN/api/v1/route $JSON -d '{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"Prove that the square root of 2 is irrational.\"}]}'"
@@ -197,7 +201,8 @@ for entry in "${TOUR[@]}"; do
   say "${entry#*|}"
 done
 say ""
-say "Any OpenAI client works too: base_url $GW/v1, model \"auto\" (the api key is not checked)."
+say "Any OpenAI client works too: base_url $GW/v1, model \"auto\" (the api key is not checked);"
+say "so do Anthropic clients: base_url $GW, model \"auto\"."
 
 # Runs a command in the background and waits for it, so a signal is handled at once.
 run_waiting() {
