@@ -1,5 +1,6 @@
 #include "extproc/processor.h"
 
+#include "pipeline/access.h"
 #include "pipeline/dialects.h"
 
 #include <charconv>
@@ -263,7 +264,26 @@ Step StreamProcessor::request_body(const pb::HttpBody& b, pb::ProcessingResponse
 
 Step StreamProcessor::route(pb::ProcessingResponse& out) {
   pipeline::HeaderLookup lookup = [this](std::string_view name) { return header(name); };
-  out_ = rt_.route(*snap_, kind_, lookup, body_, random_, /*may_reply=*/!observing());
+  // Client API keys, as on the gateway (not in observability mode: Envoy forwards anyway).
+  auth::Guard& guard = rt_.auth_for(*snap_);
+  pipeline::Access access;
+  auto refuse = [&]() {
+    rt_.metrics.client_errors.with({access.reason}).inc();
+    rt_.metrics.requests.with({"-", "-", std::to_string(access.error.status)}).inc();
+    m_.replied.inc();
+    return reply(out, access.error.status, openai::error_body(access.error), "application/json",
+                 access.headers);
+  };
+  if (!observing()) {
+    access = pipeline::check_caller(guard, lookup, body_.size());
+    if (!access.ok)
+      return refuse();
+  }
+  out_ = rt_.route(*snap_, kind_, lookup, body_, random_, /*may_reply=*/!observing(),
+                   access.caller_for_routing());
+  if (!pipeline::check_route(guard, access, out_))
+    return refuse();
+  pipeline::attach_key(access, out_);
   if (out_.action == pipeline::RouteAction::Reply) {
     // Counted by Runtime::route (requests_total, client errors).
     m_.replied.inc();
@@ -304,6 +324,15 @@ Step StreamProcessor::route(pb::ProcessingResponse& out) {
         set_header(hm, ":path", call.path);
       for (const auto& [k, v] : call.headers)
         set_header(hm, core::ascii_lower(k), v);
+      // A client key the router checked is the router's: it never reaches the backend.
+      if (guard.enabled())
+        for (const char* name : {"authorization", "x-api-key", "api-key"}) {
+          bool set = false;
+          for (const auto& [k, v] : call.headers)
+            set = set || core::iequals(k, name);
+          if (!set)
+            hm->add_remove_headers(name);
+        }
       out_.body = std::move(call.body);
     } else {
       // An Anthropic backend answers in its own shape, which only the gateway translates back.

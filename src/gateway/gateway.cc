@@ -19,6 +19,7 @@
 #include "gateway/upstream.h"
 #include "openai/errors.h"
 #include "openai/sse.h"
+#include "pipeline/access.h"
 #include "pipeline/dialects.h"
 
 namespace semrouter::gateway {
@@ -262,27 +263,6 @@ pipeline::HeaderLookup header_lookup(const Request& req) {
 }
 
 const HeaderList kBearerChallenge{{"www-authenticate", "Bearer"}};
-
-auth::HeaderFn auth_headers(const Request& req) {
-  return [&req](std::string_view name) -> std::optional<std::string_view> {
-    auto it = req.find(boost::beast::string_view(name.data(), name.size()));
-    if (it == req.end())
-      return std::nullopt;
-    return std::string_view(it->value().data(), it->value().size());
-  };
-}
-
-openai::ApiError key_error(auth::Verdict v) {
-  switch (v) {
-  case auth::Verdict::Missing:
-    return {401, "authentication_error", "missing_api_key",
-            "an API key is required: send \"Authorization: Bearer <key>\" (or x-api-key)", ""};
-  case auth::Verdict::Revoked:
-    return {401, "authentication_error", "revoked_api_key", "this API key has been revoked", ""};
-  default:
-    return {401, "authentication_error", "invalid_api_key", "the API key is not valid", ""};
-  }
-}
 
 } // namespace
 
@@ -746,9 +726,9 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
     auto snap = store.get();
     auth::Guard& guard = rt.auth_for(*snap);
     if (guard.enabled()) {
-      auth::Identity id = guard.authenticate(auth::presented_key(auth_headers(req)));
+      auth::Identity id = guard.authenticate(auth::presented_key(header_lookup(req)));
       if (id.verdict != auth::Verdict::Ok) {
-        co_await send_error(client, req, key_error(id.verdict), keep, kBearerChallenge);
+        co_await send_error(client, req, pipeline::key_error(id.verdict), keep, kBearerChallenge);
         co_return keep;
       }
     }
@@ -805,63 +785,27 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   }
   // Client API keys: who is calling, may they, and how much budget is left.
   auth::Guard& guard = rt.auth_for(*snap);
-  std::shared_ptr<const config::ApiKeyConfig> key;
-  pipeline::Runtime::Caller caller;
-  const uint64_t estimated_tokens = req.body().size() / 4 + 1;
-  if (guard.enabled()) {
-    auth::Identity id = guard.authenticate(auth::presented_key(auth_headers(req)));
-    if (id.verdict != auth::Verdict::Ok) {
-      co_await reject(key_error(id.verdict), "unauthorized", kBearerChallenge);
-      co_return keep;
-    }
-    key = id.key;
-    auth::Admission adm = guard.admit(*key, estimated_tokens);
-    if (!adm.ok) {
-      const auto retry = std::to_string(static_cast<long>(std::ceil(adm.retry_after_s)));
-      // Named, not braced temporaries: g++ 12 miscompiles those inside co_await expressions.
-      const HeaderList h{{"retry-after", retry}, {"x-semrouter-limit", adm.reason}};
-      const bool budget = adm.reason == "budget";
-      const openai::ApiError e{429, budget ? "insufficient_quota" : "rate_limit_error",
-                               budget ? "budget_exhausted" : "rate_limit_exceeded", adm.message,
-                               ""};
-      co_await reject(e, "rate_limited", h);
-      co_return keep;
-    }
-    caller.tenant = key->tenant.empty() ? key->name : key->tenant;
-    if (key->daily_budget_usd > 0 || key->monthly_budget_usd > 0)
-      caller.budget_pressure = guard.budget_pressure(*key, &caller.budget_spent);
+  pipeline::Access access = pipeline::check_caller(guard, headers, req.body().size());
+  if (!access.ok) {
+    co_await reject(access.error, access.reason.c_str(), access.headers);
+    co_return keep;
   }
   pipeline::RouteOutcome out = api == pipeline::Api::Embeddings
                                    ? pipeline::route_embeddings(*snap, req.body())
                                    : rt.route(*snap, creq.kind(), headers, creq.routing_body(),
-                                              w.random, true, guard.enabled() ? &caller : nullptr);
-  if (key && out.model &&
-      (!guard.allows_model(*key, out.model->name) || !guard.allows_decision(*key, out.decision))) {
-    const bool model_denied = !guard.allows_model(*key, out.model->name);
-    guard.count_rejection(*key, model_denied ? "model" : "decision");
-    guard.settle(*key, estimated_tokens, 0, 0, 0); // nothing went upstream
-    const openai::ApiError e{
-        403, "permission_error", "not_allowed",
-        "API key " + key->name + " may not use " +
-            (model_denied ? "model " + out.model->name : "decision " + out.decision) +
-            (out.requested_model != out.model->name && model_denied
-                 ? " (routed from \"" + out.requested_model + "\")"
-                 : ""),
-        "model"};
-    co_await reject(e, "forbidden");
+                                              w.random, true, access.caller_for_routing());
+  if (!pipeline::check_route(guard, access, out)) {
+    co_await reject(access.error, access.reason.c_str());
     co_return keep;
   }
   if (out.action == pipeline::RouteAction::Reply) {
-    if (key) // answered here (an error, a guard, a cache hit): no model tokens spent
-      guard.settle(*key, estimated_tokens, 0, 0, 0);
     const bool sse = out.reply_content_type.starts_with("text/event-stream");
     co_await send(client, req, static_cast<http::status>(out.reply_status),
                   pipeline::reply_for(api, out.reply_status, out.reply_body, sse),
                   out.reply_content_type, keep, out.response_headers);
     co_return keep;
   }
-  out.key = key;
-  out.estimated_tokens = estimated_tokens;
+  pipeline::attach_key(access, out);
   const config::ModelConfig& model = *out.model;
   // The response phase's accounting (in flight, time to first token, usage, the request count).
   pipeline::Exchange exchange(rt, out, start);

@@ -456,3 +456,30 @@ test('the semantic cache serves both front doors: filled through ext_proc, hit o
     c2.close();
   }
 });
+
+test('client API keys on ext_proc: 401 without one, and the client key never reaches the backend', async () => {
+  const { createHash } = await import('node:crypto');
+  const key = 'sk-extproc-client-5a6b7c';
+  const r = await h.startRouter(
+    {
+      listeners: { extproc: { address: '127.0.0.1', port: 0 } },
+      server: { reload_poll_ms: 0 },
+      backends: [{ name: 'plain', url: mockB.url }],
+      models: [{ name: 'one', backends: ['plain'] }],
+      default_model: 'one',
+      auth: { keys: [{ name: 'envoy-client', sha256: createHash('sha256').update(key).digest('hex'), models: ['one'] }] },
+    },
+    { name: 'keys', extraArgs: ['--mode', 'extproc'] },
+  );
+  const c = connect(r.extprocPort);
+  const opts = { json: { model: 'auto', messages: user('hello') }, clusters: { plain: mockB.origin } };
+  const missing = await envoyExchange(c, opts);
+  assert.equal(missing.immediate?.status, 401);
+  assert.equal(missing.immediate.json.error.code, 'missing_api_key');
+  const ok = await envoyExchange(c, { ...opts, headers: { authorization: `Bearer ${key}`, 'x-api-key': key } });
+  assert.equal(ok.immediate, undefined);
+  assert.equal(ok.upstreamRequest.headers.authorization, undefined);
+  assert.equal(ok.upstreamRequest.headers['x-api-key'], undefined);
+  const metrics = await r.metrics();
+  assert.match(metrics, /semrouter_key_requests_total\{key="envoy-client"\} 1/);
+});
