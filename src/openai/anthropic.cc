@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <ctime>
 #include <exception>
+#include <limits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -1444,13 +1445,22 @@ void StreamFromChat::event(std::string_view data, std::string& out) {
     if (const json* calls = field(delta, "tool_calls"); is_array(calls)) {
       for (size_t k = 0; k < calls->size(); ++k) {
         const json& call = (*calls)[k];
-        const json* index = field(call, "index");
-        const int64_t i = index != nullptr && index->is_number_integer() ? index->get<int64_t>()
-                                                                         : static_cast<int64_t>(k);
         const json* function = field(call, "function");
         const std::string_view id = string_field(call, "id");
         const std::string_view name = string_field(function, "name");
         const std::string_view arguments = string_field(function, "arguments");
+        // The chat index names the call. Backends that leave it out (Ollama before 0.4.7, some
+        // Gemini proxies) send one call at a time, often whole in one piece: a piece that names
+        // a function starts the next call, any other continues the last one.
+        const json* index = field(call, "index");
+        int64_t i = 0;
+        if (index != nullptr && index->is_number_integer()) {
+          i = index->get<int64_t>();
+        } else if (!tools_.empty()) {
+          const int64_t last = *tools_.rbegin();
+          i = name.empty() ? open_tool_
+                           : (last < std::numeric_limits<int64_t>::max() ? last + 1 : last);
+        }
         if (!tools_.contains(i) && (!id.empty() || !name.empty() || !arguments.empty())) {
           tools_.insert(i);
           json block = json{{"type", "tool_use"},

@@ -983,6 +983,23 @@ TEST(AnthropicStreamFromChat, ToolCallEdgeCases) {
     {"type": "tool_use", "id": "toolu_1", "name": "g", "input": {}}])"));
 }
 
+TEST(AnthropicStreamFromChat, ToolCallsWithoutIndex) {
+  // Backends that leave the index out send one call at a time: whole calls one per piece, or a
+  // named first piece followed by argument pieces. Each call gets its own tool_use block.
+  const std::string input = chat_delta(R"({"role":"assistant","content":""})") +
+                            chat_delta(R"({"tool_calls":[{"id":"call_a","type":"function",)"
+                                       R"("function":{"name":"f","arguments":"{\"q\":1}"}}]})") +
+                            chat_delta(R"({"tool_calls":[{"id":"call_b","type":"function",)"
+                                       R"("function":{"name":"g","arguments":"{\"q\""}}]})") +
+                            chat_delta(R"({"tool_calls":[{"function":{"arguments":":2}"}}]})") +
+                            chat_delta("{}", R"("tool_calls")") + "data: [DONE]\n\n";
+  json m = accumulate_message(anthropic_events(run_all_ways<StreamFromChat>(input)));
+  EXPECT_EQ(m["content"], parse(R"([
+    {"type": "tool_use", "id": "call_a", "name": "f", "input": {"q": 1}},
+    {"type": "tool_use", "id": "call_b", "name": "g", "input": {"q": 2}}])"));
+  EXPECT_EQ(m["stop_reason"], "tool_use");
+}
+
 // ---- StreamToChat ----
 
 std::string anthropic_event(std::string_view type, std::string_view data) {
