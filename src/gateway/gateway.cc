@@ -554,7 +554,22 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
     }
     client.deadline.clear();
     Request req = parser.release();
-    bool keep = co_await handle(client, w, req, admin);
+    // A bug must not end in silence: the request is answered 500 and logged, the connection
+    // closed (whatever was half-written on it).
+    bool keep = false;
+    std::string failure;
+    try {
+      keep = co_await handle(client, w, req, admin);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    if (!failure.empty()) {
+      spdlog::error("{} {}: internal error: {}", std::string_view(req.method_string()),
+                    std::string_view(req.target().data(), req.target().size()), failure);
+      m.client_errors.with({"internal_error"}).inc();
+      co_await send_error(client, req, openai::internal_error("internal error: " + failure), false);
+      break;
+    }
     if (!keep || draining)
       break;
   }
@@ -900,7 +915,9 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     up_head.append("\r\n\r\n");
     const std::array<asio::const_buffer, 2> up_buffers{asio::buffer(up_head),
                                                        asio::buffer(call.body)};
-    pipeline::AnswerCodec codec(api, call.wire);
+    pipeline::AnswerCodec codec(api, call.wire,
+                                api != pipeline::Api::Chat || call.wire == pipeline::Api::Chat ||
+                                    !out.stream || pipeline::wants_stream_usage(req.body()));
 
     // A pooled connection may have been closed by the server while idle: if it fails before any
     // response byte, retry once on a fresh connection.

@@ -1,5 +1,7 @@
 #include "pipeline/dialects.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "core/strings.h"
@@ -57,7 +59,7 @@ RouteOutcome route_embeddings(const Snapshot& snapshot, std::string_view body) {
         out, openai::invalid_request("model: is required (a configured embedding model)", "model"));
     return out;
   }
-  const std::string& name = m->get_ref<const std::string&>();
+  const std::string name = m->get_ref<const std::string&>(); // a copy: *m is replaced below
   if (config.is_auto_name(name)) {
     set_error(out, openai::invalid_request("model: embeddings are not routed; name a configured "
                                            "model instead of \"" +
@@ -174,6 +176,75 @@ std::string azure_path(const config::BackendConfig& b, const config::ModelConfig
          "?api-version=" + b.api_version;
 }
 
+// A Messages request to an Anthropic backend keeps everything the chat form cannot carry
+// (cache_control, earlier thinking blocks with their signatures, documents, citations): the
+// client's body goes as it came, with what routing decided applied from the routed chat request —
+// the model, the reasoning plan's thinking (max_tokens raised above its budget), the tools the
+// filter kept, a system prompt a decision replaced, and the sampling caps of the params plugin.
+std::string messages_passthrough(std::string_view original, std::string_view routed_chat,
+                                 const std::string& upstream_model) {
+  using ordered = nlohmann::ordered_json;
+  ordered body = ordered::parse(original, nullptr, false);
+  json routed = json::parse(routed_chat, nullptr, false);
+  if (body.is_discarded() || !body.is_object() || routed.is_discarded() || !routed.is_object())
+    return openai::anthropic::request_from_chat(routed_chat);
+  body["model"] = upstream_model;
+  // The routed request translated back, for the fields routing may have changed.
+  json routed_msg = json::parse(openai::anthropic::request_from_chat(routed_chat), nullptr, false);
+  if (!routed_msg.is_object())
+    return body.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (routed_msg.contains("thinking"))
+    body["thinking"] = routed_msg["thinking"];
+  for (const char* k : {"max_tokens", "temperature", "top_p", "top_k"}) {
+    if (routed_msg.contains(k))
+      body[k] = routed_msg[k];
+    else if (k != std::string_view("max_tokens"))
+      body.erase(k); // dropped for thinking
+  }
+  // Tools the filter removed.
+  if (body.contains("tools") && body["tools"].is_array()) {
+    std::vector<std::string> kept;
+    if (routed_msg.contains("tools") && routed_msg["tools"].is_array())
+      for (const auto& t : routed_msg["tools"])
+        if (t.is_object() && t.contains("name") && t["name"].is_string())
+          kept.push_back(t["name"].get<std::string>());
+    ordered tools = ordered::array();
+    for (const auto& t : body["tools"]) {
+      const bool custom = !t.is_object() || !t.contains("type") || t["type"] == "custom";
+      if (!custom ||
+          (t.contains("name") && t["name"].is_string() &&
+           std::find(kept.begin(), kept.end(), t["name"].get<std::string>()) != kept.end()))
+        tools.push_back(t);
+    }
+    if (tools.empty()) {
+      body.erase("tools");
+      body.erase("tool_choice");
+    } else {
+      body["tools"] = std::move(tools);
+    }
+  }
+  // A system prompt the decision set or changed.
+  json client_chat;
+  {
+    std::string pivot;
+    openai::ApiError ignored;
+    if (openai::anthropic::request_to_chat(original, pivot, ignored))
+      client_chat = json::parse(pivot, nullptr, false);
+  }
+  auto first_system = [](const json& chat) -> std::string {
+    if (chat.is_object() && chat.contains("messages") && chat["messages"].is_array() &&
+        !chat["messages"].empty()) {
+      const json& m0 = chat["messages"][0];
+      if (m0.is_object() && m0.value("role", "") == "system")
+        return m0.contains("content") ? m0["content"].dump() : "";
+    }
+    return "";
+  };
+  if (first_system(client_chat) != first_system(routed) && routed_msg.contains("system"))
+    body["system"] = routed_msg["system"];
+  return body.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 } // namespace
 
 bool build_upstream_call(const config::BackendConfig& backend, const config::ModelConfig& model,
@@ -224,7 +295,9 @@ bool build_upstream_call(const config::BackendConfig& backend, const config::Mod
     }
     if (p == Provider::Anthropic) {
       call.wire = Api::Messages;
-      call.body = openai::anthropic::request_from_chat(out.body);
+      call.body = request.api == Api::Messages
+                      ? messages_passthrough(request.original, out.body, model.upstream_model)
+                      : openai::anthropic::request_from_chat(out.body);
       call.path = base + "/messages";
     } else {
       call.wire = Api::Chat;
@@ -296,9 +369,23 @@ std::string reply_for(Api client, int status, std::string_view body, bool event_
   return out;
 }
 
-AnswerCodec::AnswerCodec(Api client, Api wire) : client_(client), wire_(wire) {
+bool wants_stream_usage(std::string_view chat_body) {
+  json j = json::parse(chat_body, nullptr, false);
+  if (!j.is_object())
+    return false;
+  auto so = j.find("stream_options");
+  if (so == j.end() || !so->is_object())
+    return false;
+  auto inc = so->find("include_usage");
+  return inc != so->end() && inc->is_boolean() && inc->get<bool>();
+}
+
+AnswerCodec::AnswerCodec(Api client, Api wire, bool client_wants_usage)
+    : client_(client), wire_(wire) {
   if (wire_ == Api::Messages)
     from_anthropic_ = std::make_unique<openai::anthropic::StreamToChat>();
+  if (wire_ == Api::Messages && client_ == Api::Chat && !client_wants_usage)
+    client_chat_ = std::make_unique<openai::anthropic::StreamToChat>(0, false);
   else if (wire_ == Api::Responses)
     from_responses_ = std::make_unique<openai::responses_api::StreamToChat>();
   if (!passthrough()) {
@@ -353,6 +440,8 @@ void AnswerCodec::stream(std::string_view piece, std::string& to_client, std::st
   }
   if (passthrough()) {
     to_client.append(piece);
+  } else if (client_chat_) {
+    client_chat_->feed(piece, to_client);
   } else if (to_anthropic_) {
     to_anthropic_->feed(chat, to_client);
   } else if (to_responses_) {
@@ -372,7 +461,9 @@ void AnswerCodec::finish(std::string& to_client, std::string& pivot) {
   chat = std::string_view(pivot).substr(at);
   if (passthrough())
     return;
-  if (to_anthropic_) {
+  if (client_chat_) {
+    client_chat_->finish(to_client);
+  } else if (to_anthropic_) {
     to_anthropic_->feed(chat, to_client);
     to_anthropic_->finish(to_client);
   } else if (to_responses_) {

@@ -76,6 +76,9 @@ bool build_upstream_call(const config::BackendConfig& backend, const config::Mod
                          std::string_view query, const ClientCredentials& credentials,
                          UpstreamCall& call, openai::ApiError& error);
 
+// Whether a chat request asks for the usage chunk of its stream (stream_options.include_usage).
+bool wants_stream_usage(std::string_view chat_body);
+
 // An error the router makes, in the client's API shape.
 std::string error_body_for(Api client, const openai::ApiError& e);
 // The event that ends a stream broken off upstream, in the client's API.
@@ -89,7 +92,9 @@ std::string reply_for(Api client, int status, std::string_view body, bool event_
 // and nothing is copied (check pivot_is_upstream()).
 class AnswerCodec {
 public:
-  AnswerCodec(Api client, Api wire);
+  // `client_wants_usage`: a chat client asked for the usage chunk (stream_options.include_usage);
+  // the accounting gets it either way.
+  AnswerCodec(Api client, Api wire, bool client_wants_usage = true);
   ~AnswerCodec();
   AnswerCodec(const AnswerCodec&) = delete;
   AnswerCodec& operator=(const AnswerCodec&) = delete;
@@ -114,6 +119,9 @@ private:
   std::unique_ptr<openai::responses_api::StreamToChat> from_responses_;
   std::unique_ptr<openai::anthropic::StreamFromChat> to_anthropic_;
   std::unique_ptr<openai::responses_api::StreamFromChat> to_responses_;
+  // A chat client's own stream from an Anthropic backend, without the usage chunk it did not ask
+  // for (null: the client reads the pivot).
+  std::unique_ptr<openai::anthropic::StreamToChat> client_chat_;
   std::string scratch_;
 };
 

@@ -539,9 +539,8 @@ const THINKING_TURN = [
   { type: 'tool_use', id: 'toolu_01T', name: 'get_weather', input: { city: 'Paris' } },
 ];
 
-h.knownBug(
+test(
   'a Messages request reaches an Anthropic backend with its cache_control breakpoints',
-  'Messages -> Anthropic is re-encoded through the chat pivot, which drops cache_control',
   async () => {
     anthSeen.length = 0;
     await anthropic.messages.create({
@@ -558,9 +557,8 @@ h.knownBug(
   },
 );
 
-h.knownBug(
+test(
   'extended thinking with tools: the earlier thinking block reaches the Anthropic backend unchanged',
-  'Messages -> Anthropic is re-encoded through the chat pivot, which drops thinking blocks of assistant turns',
   async () => {
     anthSeen.length = 0;
     await anthropic.messages.create({
@@ -647,9 +645,8 @@ test('chat.completions streaming from an Anthropic backend: chunks, stop, usage'
 // pivot to a chat client unchanged, so a client that did not ask for stream_options.include_usage
 // gets a usage-only chunk with "choices": [] anyway. OpenAI sends that chunk only on request, and
 // clients that read chunk.choices[0] unguarded break on it.
-h.knownBug(
+test(
   'without stream_options.include_usage a chat stream from an Anthropic backend has no usage-only chunk',
-  'the usage chunk the router needs for accounting is forwarded to the client, which did not ask for it',
   async () => {
     const s = await openai.chat.completions.create({
       model: 'claude',
