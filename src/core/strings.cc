@@ -120,4 +120,13 @@ std::string json_number(double v) {
   return buf;
 }
 
+std::string_view utf8_prefix(std::string_view s, size_t max) {
+  if (s.size() <= max)
+    return s;
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80)
+    --n;
+  return s.substr(0, n);
+}
+
 } // namespace semrouter::core

@@ -21,4 +21,7 @@ std::string json_string(std::string_view s);
 // A JSON number: integers without a fraction ("1024"), others with 15 significant digits.
 std::string json_number(double v);
 
+// At most `max` bytes of `s`, cut at the start of a UTF-8 character.
+std::string_view utf8_prefix(std::string_view s, size_t max);
+
 } // namespace semrouter::core

@@ -196,16 +196,6 @@ std::string joined_text(const json* content, std::string_view separator) {
   return out;
 }
 
-// At most `max` bytes of `s`, not cutting a UTF-8 character.
-std::string_view prefix(std::string_view s, size_t max) {
-  if (s.size() <= max)
-    return s;
-  size_t n = max;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80)
-    --n;
-  return s.substr(0, n);
-}
-
 // An Anthropic message id for a chat completion id: "chatcmpl-X" -> "msg_X".
 std::string message_id(std::string_view chat_id) {
   if (core::starts_with(chat_id, kMessageIdPrefix))
@@ -981,7 +971,7 @@ std::string error_message(const json& j, std::string_view body) {
   }
   if (const json* detail = field(j, "detail"); is_set(detail)) // FastAPI / vLLM
     return detail->is_string() ? detail->get<std::string>() : dump(*detail);
-  return std::string(prefix(core::trim(body), kMaxErrorText));
+  return std::string(core::utf8_prefix(core::trim(body), kMaxErrorText));
 }
 
 std::string fallback_message(int status) {

@@ -73,16 +73,6 @@ std::string json_str(const nlohmann::json& j, const char* key) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-// At most `max` bytes of `s`, cut at a UTF-8 character start.
-std::string_view utf8_prefix(std::string_view s, size_t max) {
-  if (s.size() <= max)
-    return s;
-  size_t n = max;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80)
-    --n;
-  return s.substr(0, n);
-}
-
 const openai::TopLevelField* field(const openai::RequestView& v, std::string_view key) {
   for (const auto& f : v.fields)
     if (f.key == key)
@@ -452,7 +442,7 @@ StageResult cache_lookup(const Snapshot& snapshot, const RequestMeta& meta,
     entry.vector = cache_embedding(*embedder, text);
     entry.text = std::string(text);
   } else {
-    entry.text = std::string(utf8_prefix(text, 4096));
+    entry.text = std::string(core::utf8_prefix(text, 4096));
   }
 
   const int64_t now = cache::now_ms();
