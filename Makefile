@@ -5,7 +5,7 @@ PORT ?= 8801
 ADMIN_PORT ?= 8802
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test sanitize bench bench-cache bench-encoders format format-check clean
+.PHONY: all deps configure build demo test sanitize bench bench-cache bench-encoders bench-tls bench-translate format format-check clean
 
 all: build
 
@@ -46,6 +46,14 @@ bench-cache: deps build
 # BERT-base / ModernBERT-base encoders, semrouter vs PyTorch on the same weights (docs/benchmarks.md).
 bench-encoders: deps build
 	@bash bench/encoder_bench.sh
+
+# https:// against http:// upstreams through one nginx, router and nginx alone (docs/benchmarks.md).
+bench-tls: deps build
+	@bash bench/tls_bench.sh
+
+# Anthropic Messages / Responses translation: per call, and end to end against chat (docs/benchmarks.md).
+bench-translate: deps build
+	@bash bench/translate_bench.sh
 
 format:
 	@clang-format -i $$(git ls-files --cached --others --exclude-standard '*.cc' '*.h')
