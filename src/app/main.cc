@@ -27,7 +27,6 @@ namespace {
 using namespace semrouter;
 
 constexpr const char* kVersion = "0.1.0";
-constexpr uint32_t kDrainGraceMs = 5000; // as gateway::Gateway::shutdown's default
 
 // Reloads the config on its own thread: when the file changes (polled every poll_ms; stat()
 // follows symlinks, so Kubernetes ConfigMap swaps are seen) and when trigger() is called (SIGHUP).
@@ -184,7 +183,8 @@ int cmd_serve(const ServeArgs& args) {
       return 1;
     }
     // SIGTERM: the gateway starts draining; ext_proc streams get the same grace.
-    server.on_drain([&ext] { ext->shutdown(kDrainGraceMs); });
+    server.on_drain(
+        [&ext, &store] { ext->shutdown(store.get()->config->server.drain_timeout_ms); });
   }
 
   auto reload = [&] {

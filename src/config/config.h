@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/auth_config.h"
+#include "config/resilience_config.h"
 #include "core/status.h"
 
 namespace semrouter::config {
@@ -68,6 +69,13 @@ struct BackendConfig {
   uint32_t weight = 1;
   TimeoutsConfig timeouts;
   uint32_t max_idle_connections = 64;
+  // resilience.circuit_breaker unless the backend sets its own `circuit_breaker`.
+  CircuitBreakerConfig circuit_breaker;
+  bool circuit_breaker_set = false;
+  // Active health checks: resilience.health_checks.path unless `health_check.path` is set;
+  // `health_check.enabled: false` leaves the backend out (a hosted API without a health path).
+  std::string health_check_path;
+  bool health_check_enabled = true;
 };
 
 struct ModelBackendRef {
@@ -93,6 +101,7 @@ struct ModelConfig {
   // The model's name in a cost-quality router's training data (default: name).
   std::string router_name;
   double cost() const { return pricing.input_per_1m + pricing.output_per_1m; }
+  uint32_t max_concurrent = 0; // requests to this model at once (0: unlimited)
 };
 
 enum class ReasoningFamilyType {
@@ -329,6 +338,9 @@ struct DecisionConfig {
   // level (high -> medium -> low -> off). Set them below `selection.load`'s so effort gives way
   // before the shift to cheaper models. `shift` is unused.
   LoadShiftConfig reasoning_load;
+  // Models to try, in order, when every backend of the chosen model is ejected, unhealthy,
+  // breaking or failing (x-semrouter-fallback names the one that answered).
+  std::vector<std::string> fallback;
 };
 
 // A model behind a task (`classifiers.<task>`): the embedded default or a user's folder.
@@ -395,6 +407,9 @@ struct ServerConfig {
   uint32_t client_header_timeout_ms = 30000;
   uint32_t reload_poll_ms = 1000; // how often the config file is checked for changes; 0 disables
   uint64_t random_seed = 0;       // 0: seeded from the clock
+  // SIGTERM/SIGINT: how long requests in flight (streams included) may take to finish after the
+  // listeners close and /ready turns 503; then the connections are closed.
+  uint32_t drain_timeout_ms = 5000;
   std::string log_level = "info";
 };
 
@@ -470,6 +485,7 @@ struct Config {
   ExtProcConfig extproc;
   CacheConfig cache;
   AuthConfig auth;
+  ResilienceConfig resilience;
   ToolsPluginConfig tools; // the `tools` section: plugins.tools for decisions without one
   std::vector<std::string> auto_model_names{"auto", "MoM"};
   std::vector<BackendConfig> backends;

@@ -346,7 +346,7 @@ void parse_document(const Node& root, Config& c) {
   root.check_keys({"listeners", "server", "auto_model_names", "backends", "models",
                    "reasoning_families", "default_model", "default_decision", "signals",
                    "decisions", "classifiers", "routing", "routers", "extproc", "cache", "tools",
-                   "auth"});
+                   "auth", "resilience"});
   // Cost-quality routers: name -> folder (read before the decisions that name them).
   if (root.has("routers")) {
     Node rs = root["routers"];
@@ -379,7 +379,9 @@ void parse_document(const Node& root, Config& c) {
     Node s = root["server"];
     s.require_map();
     s.check_keys({"workers", "max_body_bytes", "client_header_timeout_ms", "reload_poll_ms",
-                  "random_seed", "log_level", "inference_workers", "mode"});
+                  "random_seed", "log_level", "inference_workers", "mode", "drain_timeout_ms"});
+    c.server.drain_timeout_ms =
+        static_cast<uint32_t>(s.get_int("drain_timeout_ms", c.server.drain_timeout_ms, 0, 3600000));
     c.server.inference_workers =
         static_cast<uint32_t>(s.get_int("inference_workers", c.server.inference_workers, 1, 256));
     c.server.workers = static_cast<uint32_t>(s.get_int("workers", c.server.workers, 1, 256));
@@ -443,7 +445,7 @@ void parse_document(const Node& root, Config& c) {
     for_each_named(root, "backends", "backend",
                    {"name", "url", "provider", "api_key_env", "api_key_file", "tls", "api_version",
                     "anthropic_version", "responses_api", "weight", "timeouts",
-                    "max_idle_connections", "api_key"},
+                    "max_idle_connections", "api_key", "circuit_breaker", "health_check"},
                    backend_names, [&](const Node& b, std::string name) {
                      BackendConfig bc;
                      bc.name = std::move(name);
@@ -469,7 +471,7 @@ void parse_document(const Node& root, Config& c) {
     for_each_named(
         root, "models", "model",
         {"name", "upstream_model", "backends", "reasoning_family", "pricing", "allowed_pii",
-         "router_name"},
+         "router_name", "max_concurrent"},
         model_names, [&](const Node& m, std::string name) {
           ModelConfig mc;
           mc.name = std::move(name);
@@ -525,6 +527,7 @@ void parse_document(const Node& root, Config& c) {
           }
           mc.allowed_pii = m.string_list("allowed_pii");
           mc.router_name = m.get_string("router_name", mc.name);
+          mc.max_concurrent = static_cast<uint32_t>(m.get_int("max_concurrent", 0, 0, 1000000));
           c.models.push_back(std::move(mc));
         });
   }
@@ -837,6 +840,21 @@ void parse_document(const Node& root, Config& c) {
       if (sn.has("load"))
         sel.load = parse_load(sn["load"], true);
     }
+    if (d.has("fallback")) {
+      // Models to try when the chosen one cannot answer: known, and not already a candidate of
+      // the decision's own (those are tried by their own backends).
+      Node f = d["fallback"];
+      dc.fallback = d.string_list("fallback");
+      for (size_t j = 0; j < dc.fallback.size(); ++j) {
+        const std::string at = f.is_scalar() ? f.path() : index_path(f.path(), j);
+        if (!model_names.count(dc.fallback[j]))
+          fail(at, "unknown model \"" + dc.fallback[j] +
+                       "\" (known: " + known_list({model_names.begin(), model_names.end()}) + ")");
+        for (size_t k = 0; k < j; ++k)
+          if (dc.fallback[k] == dc.fallback[j])
+            fail(at, "\"" + dc.fallback[j] + "\" is listed twice");
+      }
+    }
     if (d.has("reasoning_load")) {
       dc.reasoning_load = parse_load(d["reasoning_load"], false);
       bool by_need = false;
@@ -973,7 +991,7 @@ void parse_document(const Node& root, Config& c) {
   if (root.has("decisions")) {
     for_each_named(root, "decisions", "decision",
                    {"name", "description", "priority", "rules", "models", "plugins", "selection",
-                    "reasoning_load"},
+                    "reasoning_load", "fallback"},
                    decision_names, [&](const Node& d, std::string name) {
                      DecisionConfig dc;
                      dc.name = std::move(name);
@@ -989,7 +1007,8 @@ void parse_document(const Node& root, Config& c) {
   }
   if (root.has("default_decision") && root["default_decision"].is_map()) {
     Node d = root["default_decision"];
-    d.check_keys({"name", "description", "models", "plugins", "selection", "reasoning_load"});
+    d.check_keys(
+        {"name", "description", "models", "plugins", "selection", "reasoning_load", "fallback"});
     DecisionConfig dc;
     dc.name = d.get_string("name", c.default_decision_name);
     dc.description = d.get_string("description", "");
@@ -1174,6 +1193,7 @@ core::StatusOr<std::shared_ptr<const Config>> parse_config(std::string_view yaml
     detail::parse_extproc(Node(root, ""), *config);
     detail::parse_cache(Node(root, ""), *config);
     detail::parse_auth(Node(root, ""), *config);
+    detail::parse_resilience(Node(root, ""), *config);
     // The admin API reconfigures and reads everything: beyond loopback it needs a token.
     const std::string& a = config->admin.address;
     const bool loopback = a == "::1" || a.starts_with("127.");

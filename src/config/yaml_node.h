@@ -234,7 +234,14 @@ public:
   }
   // The node as a raw JSON value: plain scalars that read as JSON literals (numbers, true, false,
   // null) stay literals; everything else scalar is a string; lists and mappings recurse.
-  std::string to_json() const {
+  // Aliases make a YAML graph cyclic (`&a [*a]`) or exponentially large (anchors repeating
+  // anchors), so depth and size are bounded: beyond them it is an error, not a stack overflow.
+  static constexpr int kMaxJsonDepth = 64;
+  static constexpr size_t kMaxJsonBytes = 64 << 10; // a generous request field
+  std::string to_json(int depth = 0) const {
+    if (depth > kMaxJsonDepth)
+      fail(path_, fmt::format("nested more than {} levels deep (an alias inside its own anchor?)",
+                              kMaxJsonDepth));
     if (!defined())
       return "null";
     if (node_.IsScalar()) {
@@ -252,8 +259,10 @@ public:
     std::string out;
     if (node_.IsSequence()) {
       out = "[";
-      for (size_t i = 0; i < size(); ++i)
-        out += (i ? "," : "") + at(i).to_json();
+      for (size_t i = 0; i < size(); ++i) {
+        out += (i ? "," : "") + at(i).to_json(depth + 1);
+        check_json_size(out);
+      }
       return out + "]";
     }
     out = "{";
@@ -261,9 +270,15 @@ public:
     for (const std::string& k : keys()) {
       out += first ? "" : ",";
       first = false;
-      out += core::json_string(k) + ":" + (*this)[k].to_json();
+      out += core::json_string(k) + ":" + (*this)[k].to_json(depth + 1);
+      check_json_size(out);
     }
     return out + "}";
+  }
+  void check_json_size(const std::string& json) const {
+    if (json.size() > kMaxJsonBytes)
+      fail(path_,
+           fmt::format("more than {} bytes as JSON (aliases repeating anchors?)", kMaxJsonBytes));
   }
   std::vector<std::string> keys() const {
     std::vector<std::string> out;
@@ -290,5 +305,8 @@ void parse_cache_plugin(const Node& n, CachePluginConfig& p);
 void parse_tools_plugin(const Node& n, ToolsPluginConfig& p);
 // auth_config.cc: the `auth` section (client API keys, budgets, the admin token).
 void parse_auth(const Node& root, Config& c);
+// resilience_config.cc: the `resilience` section and each backend's circuit_breaker and
+// health_check.
+void parse_resilience(const Node& root, Config& c);
 
 } // namespace semrouter::config::detail

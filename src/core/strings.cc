@@ -14,6 +14,22 @@ std::string ascii_lower(std::string_view s) {
   return out;
 }
 
+bool parse_u32(std::string_view s, uint32_t& out) {
+  s = trim(s);
+  if (s.empty() || s.size() > 10)
+    return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9')
+      return false;
+    v = v * 10 + uint64_t(c - '0');
+  }
+  if (v > UINT32_MAX)
+    return false;
+  out = static_cast<uint32_t>(v);
+  return true;
+}
+
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size())
     return false;

@@ -1,6 +1,7 @@
 // Small string helpers shared by every module.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,6 +12,9 @@ namespace semrouter::core {
 std::string ascii_lower(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);
 std::string_view trim(std::string_view s);
+// A decimal number in [0, 2^32) with optional surrounding whitespace (header values such as
+// retry-after); false on anything else.
+bool parse_u32(std::string_view s, uint32_t& out);
 bool starts_with(std::string_view s, std::string_view prefix);
 std::vector<std::string> split(std::string_view s, char sep);
 // Joins with a separator: join({"a","b"}, ", ") == "a, b".

@@ -264,6 +264,15 @@ pipeline::HeaderLookup header_lookup(const Request& req) {
 
 const HeaderList kBearerChallenge{{"www-authenticate", "Bearer"}};
 
+// The Host header for a backend: brackets around an IPv6 address, no port when it is the
+// scheme's default.
+std::string host_header(const config::BackendConfig& b) {
+  const bool v6 = b.host.find(':') != std::string::npos;
+  const bool default_port = b.port == (b.tls ? 443 : 80);
+  return (v6 ? "[" + b.host + "]" : b.host) +
+         (default_port ? std::string() : ":" + std::to_string(b.port));
+}
+
 } // namespace
 
 struct Gateway::Impl {
@@ -294,6 +303,10 @@ struct Gateway::Impl {
   awaitable<void> session(tcp::socket socket, Worker& w, bool admin);
   awaitable<bool> handle(ClientConn& client, Worker& w, Request& req, bool admin);
   awaitable<bool> proxy(ClientConn& client, Worker& w, Request& req, pipeline::Api api);
+  // resilience.health_checks: every interval, one GET per backend (on worker 0's loop).
+  awaitable<void> health_check_loop(Worker& w);
+  awaitable<void> health_check(Worker& w, std::shared_ptr<const pipeline::Snapshot> snap,
+                               const config::BackendConfig& backend);
   TlsContexts tls; // shared by the workers
   awaitable<void> send(ClientConn& client, const Request& req, http::status status,
                        std::string body, std::string_view content_type, bool keep_alive,
@@ -384,7 +397,8 @@ void Gateway::wait_for_signal() {
     spdlog::info("signal {}: shutting down", sig);
     // On worker 0's loop, which run() drives on its own thread: run() joins it there.
     if (!im.shutdown_thread.joinable())
-      im.shutdown_thread = std::thread([this] { shutdown(); });
+      im.shutdown_thread =
+          std::thread([this, &im] { shutdown(im.store.get()->config->server.drain_timeout_ms); });
   });
 }
 
@@ -397,6 +411,7 @@ void Gateway::run() {
 
   for (auto& w : im.workers)
     asio::co_spawn(w->ioc, sweeper(*w), asio::detached);
+  asio::co_spawn(w0.ioc, im.health_check_loop(w0), asio::detached);
 
   std::vector<std::thread> threads;
   std::vector<std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>>> guards;
@@ -437,6 +452,59 @@ void Gateway::shutdown(uint32_t grace_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   for (auto& w : im.workers)
     w->ioc.stop();
+}
+
+awaitable<void> Gateway::Impl::health_check_loop(Worker& w) {
+  asio::steady_timer timer(w.ioc);
+  while (!stopped) {
+    auto snap = store.get();
+    const config::HealthCheckConfig& hc = snap->config->resilience.health_checks;
+    if (hc.interval_ms > 0) {
+      rt.upstreams_for(*snap);
+      for (const auto& b : snap->config->backends)
+        if (b.health_check_enabled)
+          asio::co_spawn(w.ioc, health_check(w, snap, b), asio::detached);
+    }
+    // Without checks, look again now and then: a reload may turn them on.
+    timer.expires_after(std::chrono::milliseconds(hc.interval_ms > 0 ? hc.interval_ms : 1000));
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+}
+
+awaitable<void> Gateway::Impl::health_check(Worker& w,
+                                            std::shared_ptr<const pipeline::Snapshot> snap,
+                                            const config::BackendConfig& backend) {
+  const auto timeout = std::chrono::milliseconds(snap->config->resilience.health_checks.timeout_ms);
+  Deadline deadline(w.deadlines, nullptr);
+  boost::system::error_code ec;
+  std::string detail;
+  auto conn = co_await connect_backend(backend, timeout, deadline, tls, ec, detail);
+  bool ok = false;
+  if (!ec) {
+    std::string head = "GET " + backend.health_check_path + " HTTP/1.1\r\n";
+    append_header(head, "Host", host_header(backend));
+    head.append("User-Agent: semrouter-health-check\r\nConnection: close\r\n\r\n");
+    deadline.watch(&conn->tcp());
+    deadline.set(timeout);
+    co_await asio::async_write(*conn, asio::buffer(head), asio::redirect_error(use_awaitable, ec));
+    http::response_parser<http::empty_body> parser;
+    parser.skip(true); // the body does not matter
+    beast::flat_buffer buf;
+    if (!ec)
+      co_await http::async_read_header(*conn, buf, parser, asio::redirect_error(use_awaitable, ec));
+    deadline.adjust(ec);
+    if (!ec) {
+      const int status = parser.get().result_int();
+      ok = status >= 200 && status < 300;
+      if (!ok)
+        detail = "GET " + backend.health_check_path + " answered " + std::to_string(status);
+    }
+    deadline.watch(nullptr);
+  }
+  if (ec && detail.empty())
+    detail = ec.message();
+  rt.upstreams.record_check(*rt.upstreams.backend(backend.name), ok, detail);
 }
 
 awaitable<void> Gateway::Impl::accept_loop(tcp::acceptor& acceptor, bool admin) {
@@ -593,7 +661,8 @@ enum class Endpoint {
   Responses,
   Embeddings,
   Models,
-  Keys
+  Keys,
+  Upstreams
 };
 
 struct EndpointSpec {
@@ -618,6 +687,7 @@ constexpr EndpointSpec kEndpoints[] = {
     {"/api/v1/route", Endpoint::RouteDryRun, http::verb::post, false, true},
     {"/api/v1/classify", Endpoint::Classify, http::verb::post, false, true},
     {"/api/v1/keys", Endpoint::Keys, http::verb::get, false, true},
+    {"/api/v1/upstreams", Endpoint::Upstreams, http::verb::get, false, true},
 };
 
 const EndpointSpec* find_endpoint(std::string_view path, bool admin) {
@@ -693,6 +763,7 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
     co_return keep;
   case Endpoint::Metrics:
     rt.cache.refresh_metrics();
+    rt.upstreams_for(*store.get()).refresh_gauges(core::SteadyClock::now());
     co_await send(client, req, http::status::ok, rt.registry.expose(),
                   "text/plain; version=0.0.4; charset=utf-8", keep);
     co_return keep;
@@ -755,6 +826,12 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
     co_await send(client, req, http::status::ok, rt.auth.usage_json(), "application/json", keep);
     co_return keep;
   }
+  case Endpoint::Upstreams: {
+    auto snap = store.get();
+    std::string body = rt.upstreams_for(*snap).json(*snap->config, core::SteadyClock::now());
+    co_await send(client, req, http::status::ok, std::move(body), "application/json", keep);
+    co_return keep;
+  }
   }
   co_return keep;
 }
@@ -790,6 +867,11 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     co_await send(client, req, static_cast<http::status>(e.status),
                   pipeline::error_body_for(api, e), "application/json", keep, extra);
   };
+  // Errors in the client's API's own shape (OpenAI or Anthropic).
+  auto send_api_error = [&](const openai::ApiError& e, const HeaderList& extra) -> awaitable<void> {
+    co_await send(client, req, static_cast<http::status>(e.status),
+                  pipeline::error_body_for(api, e), "application/json", keep, extra);
+  };
   pipeline::ClientRequest creq;
   {
     openai::ApiError e;
@@ -821,13 +903,75 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     co_return keep;
   }
   pipeline::attach_key(access, out);
-  const config::ModelConfig& model = *out.model;
+  const config::ModelConfig& routed_model = *out.model;
+  const config::ResilienceConfig& res = config.resilience;
+
+  // Admission: a slot under the global and the model's concurrency limits, or a bounded wait.
+  pipeline::AdmissionTicket admitted;
+  {
+    struct Wake {
+      asio::steady_timer timer;
+      explicit Wake(asio::io_context& ioc) : timer(ioc) {}
+    };
+    auto wake = std::make_shared<Wake>(w.ioc);
+    auto entry = rt.admission.enter(config, routed_model, out.priority, [wake, &w] {
+      asio::post(w.ioc, [wake] { wake->timer.cancel(); });
+    });
+    if (entry.verdict == pipeline::Admission::Verdict::Admitted) {
+      admitted = std::move(entry.ticket);
+    } else {
+      uint32_t wait_ms =
+          entry.verdict == pipeline::Admission::Verdict::Queued ? res.limits.queue_timeout_ms : 0;
+      if (auto d = headers(res.limits.deadline_header); d && wait_ms > 0) {
+        uint32_t client_ms = 0;
+        if (core::parse_u32(*d, client_ms))
+          wait_ms = std::min(wait_ms, client_ms);
+      }
+      const bool model_limit = std::string_view(entry.limit) == "model";
+      const char* reason = "queue_full";
+      if (entry.verdict == pipeline::Admission::Verdict::Queued) {
+        const auto queued_at = core::SteadyClock::now();
+        wake->timer.expires_after(std::chrono::milliseconds(wait_ms));
+        boost::system::error_code wec;
+        co_await wake->timer.async_wait(asio::redirect_error(use_awaitable, wec));
+        admitted = rt.admission.claim(entry.waiter);
+        if (!admitted)
+          admitted = rt.admission.abandon(entry.waiter);
+        rt.admission.observe_wait(core::seconds_between(queued_at, core::SteadyClock::now()));
+        reason = "timeout";
+      }
+      if (!admitted) {
+        rt.admission.count_rejected(entry.limit, reason);
+        const HeaderList retry_after{{"retry-after", "1"}};
+        const std::string why =
+            std::string_view(reason) == "timeout"
+                ? fmt::format("waited {} ms in the queue without a slot", wait_ms)
+                : std::string("the wait queue is full");
+        const openai::ApiError e = model_limit
+                                       ? openai::model_overloaded(routed_model.name, why)
+                                       : openai::overloaded("The router is at its concurrency "
+                                                            "limit: " +
+                                                            why + "; retry shortly.");
+        co_await reject(e, model_limit ? "model_overloaded" : "overloaded", retry_after);
+        co_return keep;
+      }
+    }
+  }
+
   // The response phase's accounting (in flight, time to first token, usage, the request count).
   pipeline::Exchange exchange(rt, out, start);
   auto finish = [&](int status) { exchange.finish(status); };
+  pipeline::UpstreamHealth& health = rt.upstreams_for(*snap);
+  health.request_started();
+  struct RequestDone {
+    pipeline::UpstreamHealth& h;
+    ~RequestDone() { h.request_finished(); }
+  } request_done{health};
 
-  // Backends in the order to try: a weighted pick first, then the rest as fallbacks.
-  std::vector<const config::BackendConfig*> order = order_backends(config, model, w.random);
+  // What to try, in order: the model's available backends (a weighted pick first), then the
+  // decision's fallback models'.
+  const std::vector<pipeline::UpstreamHealth::Target> plan =
+      health.plan(config, routed_model, out.fallback, w.random, start);
 
   auto watch = std::make_shared<DisconnectWatch>();
   watch->started = start;
@@ -856,7 +1000,83 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
                                                 guard.enabled()};
   std::string last_error = "no backend configured";
   bool timed_out = false;
-  for (const config::BackendConfig* backend : order) {
+  bool all_breaking = !plan.empty();
+  // Retries: each needs one of max_retries and a ticket from the budget, held until the retry
+  // ends. Only failures before any byte reached the client are retried.
+  uint32_t retries = 0;
+  pipeline::RetryTicket retry_ticket;
+  auto may_retry = [&](const char* reason) {
+    if (retries >= res.retries.max_retries)
+      return false;
+    pipeline::RetryTicket t = health.try_retry(reason);
+    if (!t)
+      return false;
+    retry_ticket = std::move(t);
+    ++retries;
+    return true;
+  };
+  const config::BackendConfig* previous = nullptr;
+  uint32_t same_backend_retries = 0;
+  std::chrono::milliseconds retry_after{0};
+  pipeline::BreakerSlot request_slot;
+  pipeline::RouteOutcome retargeted; // the routed request for a fallback model
+  size_t next = 0;
+  for (uint32_t attempt = 0; attempt <= res.retries.max_retries && !plan.empty(); ++attempt) {
+    // The next target whose circuit breaker has room (the plan repeats when retries outnumber
+    // it).
+    const pipeline::UpstreamHealth::Target* target = nullptr;
+    std::shared_ptr<pipeline::BackendHealth> bh;
+    for (size_t k = 0; k < plan.size() && !target; ++k) {
+      const auto& t = plan[(next + k) % plan.size()];
+      auto h = health.backend(t.backend->name);
+      request_slot = health.acquire(*t.backend, *h, pipeline::BreakerLimit::Requests);
+      if (request_slot) {
+        target = &t;
+        bh = std::move(h);
+        next = (next + k + 1) % plan.size();
+      }
+    }
+    if (!target)
+      break; // every breaker is at its limit
+    all_breaking = false;
+    const config::BackendConfig* backend = target->backend;
+    const config::ModelConfig& model = *target->model;
+    if (attempt > 0) {
+      // Backoff: none when moving to another backend (the failure was the other one's); capped
+      // exponential with full jitter on the same one; at least what a retry-after asked for.
+      auto wait = backend == previous ? health.backoff(same_backend_retries++, w.random)
+                                      : std::chrono::milliseconds(0);
+      wait = std::max(wait, retry_after);
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          start + std::chrono::milliseconds(backend->timeouts.total_ms) - core::SteadyClock::now());
+      if (wait >= left)
+        break; // no time left for another try
+      if (wait.count() > 0) {
+        asio::steady_timer pause(w.ioc, wait);
+        boost::system::error_code pec;
+        co_await pause.async_wait(asio::redirect_error(use_awaitable, pec));
+      }
+      if (watch->client_gone) {
+        finish(kClientClosedRequest);
+        co_return false;
+      }
+    }
+    previous = backend;
+    retry_after = std::chrono::milliseconds(0);
+    const bool fallback = &model != &routed_model;
+    if (fallback) {
+      if (retargeted.model != &model) {
+        retargeted = out;
+        retargeted.model = &model;
+        retargeted.body = pipeline::retarget(config, out, model);
+      }
+      exchange.fallback_to(model);
+      std::erase_if(out.response_headers,
+                    [](const auto& h) { return h.first == "x-semrouter-fallback"; });
+      out.response_headers.emplace_back("x-semrouter-fallback", model.name);
+    }
+    const pipeline::RouteOutcome& routed = fallback ? retargeted : out;
+
     const auto& t = backend->timeouts;
     const auto deadline = start + std::chrono::milliseconds(t.total_ms);
     auto remaining = [&](uint32_t ms) {
@@ -867,7 +1087,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     pipeline::UpstreamCall call;
     {
       openai::ApiError e;
-      if (!pipeline::build_upstream_call(*backend, model, creq, out, query, credentials, call, e)) {
+      if (!pipeline::build_upstream_call(*backend, model, creq, routed, query, credentials, call,
+                                         e)) {
         finish(e.status);
         co_await send(client, req, static_cast<http::status>(e.status),
                       pipeline::error_body_for(api, e), "application/json", keep,
@@ -882,11 +1103,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     up_head.append("POST ");
     up_head.append(call.path);
     up_head.append(" HTTP/1.1\r\n");
-    const bool v6 = backend->host.find(':') != std::string::npos;
-    const bool default_port = backend->port == (backend->tls ? 443 : 80);
-    append_header(up_head, "Host",
-                  (v6 ? "[" + backend->host + "]" : backend->host) +
-                      (default_port ? std::string() : ":" + std::to_string(backend->port)));
+    append_header(up_head, "Host", host_header(*backend));
     up_head.append("Content-Type: application/json\r\nUser-Agent: semrouter\r\n");
     for (const auto& [k, v] : call.headers)
       append_header(up_head, k, v);
@@ -919,18 +1136,32 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
                                 api != pipeline::Api::Chat || call.wire == pipeline::Api::Chat ||
                                     !out.stream || pipeline::wants_stream_usage(req.body()));
 
-    // A pooled connection may have been closed by the server while idle: if it fails before any
-    // response byte, retry once on a fresh connection.
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    // A pooled connection is reused only when it looks alive (upstream.cc). If writing the
+    // request to it fails, the server never had it: it goes again on a fresh connection. A
+    // failure after the request went out is not resent here: the server may have read it.
+    bool retry_next = false; // this attempt failed in a way worth another attempt
+    for (int send_try = 0; send_try < 2; ++send_try) {
       // Declared before `conn`, so it is destroyed after it: the sweep never sees a deadline that
       // points at a stream that no longer exists.
       Deadline upstream_deadline(w.deadlines, nullptr);
       boost::system::error_code ec;
       bool reused = false;
-      std::unique_ptr<UpstreamConn> conn = attempt == 0 ? w.pools.take(*backend) : nullptr;
+      std::unique_ptr<UpstreamConn> conn = send_try == 0 ? w.pools.take(*backend) : nullptr;
       if (conn) {
         reused = true;
       } else {
+        pipeline::BreakerSlot pending =
+            health.acquire(*backend, *bh, pipeline::BreakerLimit::Pending);
+        pipeline::BreakerSlot connection =
+            pending ? health.acquire(*backend, *bh, pipeline::BreakerLimit::Connections)
+                    : pipeline::BreakerSlot();
+        if (!connection) {
+          last_error = fmt::format("{}: circuit breaker open ({} limit)", backend->name,
+                                   pending ? "connections" : "pending");
+          retry_next = may_retry("breaker");
+          all_breaking = !retry_next;
+          break;
+        }
         std::string detail;
         conn = co_await connect_backend(*backend, remaining(t.connect_ms), upstream_deadline, tls,
                                         ec, detail);
@@ -943,18 +1174,26 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
                              : detail.starts_with("backend ")             ? "tls_config"
                                                                           : classify_error(ec);
           exchange.upstream_error(backend->name, kind);
+          health.record_failure(*bh, kind, core::SteadyClock::now());
           const std::string why = detail.empty() ? ec.message() : detail;
           last_error =
               fmt::format("{} ({}:{}): {}", backend->name, backend->host, backend->port, why);
           timed_out = ec == beast::error::timeout;
           spdlog::warn("upstream {}: connect failed: {}", backend->name, why);
-          break; // next backend
+          retry_next = may_retry("connect");
+          break;
         }
+        conn->slot = std::move(connection);
       }
       watch->upstream = &conn->tcp();
       upstream_deadline.watch(&conn->tcp());
       upstream_deadline.set(remaining(t.first_byte_ms));
       co_await asio::async_write(*conn, up_buffers, asio::redirect_error(use_awaitable, ec));
+      upstream_deadline.adjust(ec);
+      if (ec && reused && ec != beast::error::timeout && !watch->client_gone) {
+        watch->upstream = nullptr;
+        continue; // the server had closed it: the request never went out
+      }
       http::response_parser<http::buffer_body> parser;
       // Not boost::none: Beast 1.74 compares `len > none` as true on bodies of a known length.
       parser.body_limit(std::numeric_limits<std::uint64_t>::max());
@@ -969,18 +1208,45 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       }
       if (ec) {
         watch->upstream = nullptr;
-        if (reused && attempt == 0 && ec != beast::error::timeout)
-          continue; // stale keep-alive connection
-        exchange.upstream_error(backend->name, classify_error(ec));
+        const char* kind = classify_error(ec);
+        exchange.upstream_error(backend->name, kind);
+        health.record_failure(*bh, kind, core::SteadyClock::now());
         last_error = fmt::format("{}: {}", backend->name, ec.message());
         timed_out = ec == beast::error::timeout;
         spdlog::warn("upstream {}: {}", backend->name, ec.message());
-        break; // next backend
+        break; // the request went out: not retried
       }
 
-      // We have a response header: from here on the request is committed to this backend.
+      // We have a response header.
       auto& uh = parser.get();
       const int status = uh.result_int();
+      if (status >= 500)
+        health.record_failure(*bh, "status_5xx", core::SteadyClock::now());
+      else
+        health.record_success(*bh);
+      // 429, 502, 503 and 504 say the request was not served: another attempt (after what
+      // retry-after asks, if it asks for no more than max_retry_after_ms) may be.
+      if (status == 429 || status == 502 || status == 503 || status == 504) {
+        std::chrono::milliseconds asked{0};
+        bool within = true;
+        if (auto ra = uh["retry-after"]; !ra.empty()) {
+          uint32_t seconds = 0;
+          if (core::parse_u32(std::string_view(ra.data(), ra.size()), seconds)) {
+            asked = std::chrono::milliseconds(uint64_t(seconds) * 1000);
+            within = asked.count() <= res.retries.max_retry_after_ms;
+          }
+        }
+        const std::string reason = "status_" + std::to_string(status);
+        if (within && may_retry(reason.c_str())) {
+          exchange.upstream_error(backend->name, status == 429 ? "status_429" : "status_5xx");
+          last_error = fmt::format("{}: answered {}", backend->name, status);
+          retry_after = asked;
+          retry_next = true;
+          watch->upstream = nullptr;
+          break; // dropping the connection discards the rest of this answer
+        }
+      }
+      // From here on the request is committed to this backend.
       std::string content_type(uh[http::field::content_type]);
       const bool event_stream =
           core::starts_with(core::ascii_lower(content_type), "text/event-stream");
@@ -998,6 +1264,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       headers.insert(headers.end(), out.response_headers.begin(), out.response_headers.end());
       if (content_type.empty())
         content_type = "application/json";
+      if (fallback)
+        health.count_fallback(out.decision, routed_model.name, model.name);
       RelayBuffer relay(w);
       char* buf = relay.data();
       bool upstream_ok = true;
@@ -1047,13 +1315,15 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         }
         if (ec || !parser.is_done()) {
           exchange.upstream_error(backend->name, ec ? classify_error(ec) : "too_large");
+          if (ec)
+            health.record_failure(*bh, classify_error(ec), core::SteadyClock::now());
           auto e =
               ec == beast::error::timeout
                   ? openai::upstream_timeout(model.name, "no complete response in time")
                   : openai::upstream_broken(model.name, backend->name,
                                             ec ? ec.message() : "the body exceeds the relay limit");
           finish(e.status);
-          co_await send_error(client, req, e, keep, out.response_headers);
+          co_await send_api_error(e, out.response_headers);
           co_return keep;
         }
         // The client's API and the chat form the accounting reads.
@@ -1138,6 +1408,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       }
       if (!upstream_ok) {
         exchange.upstream_error(backend->name, classify_error(ec));
+        health.record_failure(*bh, classify_error(ec), core::SteadyClock::now());
         spdlog::warn("upstream {}: stream broken off: {}", backend->name, ec.message());
         auto e = ec == beast::error::timeout
                      ? openai::upstream_timeout(model.name, "the stream stalled")
@@ -1174,11 +1445,26 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       finish(kClientClosedRequest);
       co_return false;
     }
+    if (!retry_next)
+      break;
   }
-  auto e = timed_out ? openai::upstream_timeout(model.name, last_error)
-                     : openai::upstream_unreachable(model.name, last_error);
+  if (all_breaking) {
+    // Every backend (and fallback) is at its circuit breaker's limit: shed the request fast.
+    const openai::ApiError e = openai::overloaded(
+        fmt::format("Every backend of model `{}` is at its circuit breaker's limit; retry shortly.",
+                    routed_model.name));
+    const HeaderList retry_after{{"retry-after", "1"}};
+    HeaderList extra = out.response_headers;
+    extra.insert(extra.end(), retry_after.begin(), retry_after.end());
+    finish(e.status);
+    co_await send_api_error(e, extra);
+    co_return keep;
+  }
+  const openai::ApiError e = timed_out
+                                 ? openai::upstream_timeout(routed_model.name, last_error)
+                                 : openai::upstream_unreachable(routed_model.name, last_error);
   finish(e.status);
-  co_await send_error(client, req, e, keep, out.response_headers);
+  co_await send_api_error(e, out.response_headers);
   co_return keep;
 }
 

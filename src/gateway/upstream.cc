@@ -1,5 +1,8 @@
 #include "gateway/upstream.h"
 
+#include <cerrno>
+#include <sys/socket.h>
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -88,15 +91,31 @@ std::unique_ptr<UpstreamConn> UpstreamPools::take(const config::BackendConfig& b
   if (it == idle_.end())
     return nullptr;
   auto& list = it->second;
-  // No liveness probe here (it would cost two syscalls per request): a connection the server
-  // closed while idle fails on first use, and the gateway retries that once on a fresh one.
+  // Only a connection known to be idle and alive is reused: a POST sent on one the server has
+  // closed could not be told apart from one the server read and then failed on, and resending
+  // that would run (and bill) the request twice. One non-blocking peek per reuse tells.
   while (!list.empty()) {
     std::unique_ptr<UpstreamConn> conn = std::move(list.back());
     list.pop_back();
-    if (conn->tcp().socket().is_open())
+    if (looks_alive(*conn))
       return conn;
   }
   return nullptr;
+}
+
+bool looks_alive(UpstreamConn& conn) {
+  auto& socket = conn.tcp().socket();
+  if (!socket.is_open())
+    return false;
+  char byte;
+  const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0)
+    return false; // the server closed it
+  if (n < 0)
+    return errno == EAGAIN || errno == EWOULDBLOCK;
+  // Bytes while idle: on plain HTTP an unsolicited answer (a 408, a close); over TLS a record
+  // (a session ticket is harmless; a close_notify is followed by the close, seen next time).
+  return conn.tls() != nullptr;
 }
 
 void UpstreamPools::give_back(const config::BackendConfig& backend,

@@ -102,6 +102,9 @@ public:
         token, b);
   }
 
+  // The backend's circuit-breaker connection slot, held for as long as the connection lives.
+  pipeline::BreakerSlot slot;
+
 private:
   std::shared_ptr<boost::asio::ssl::context> ctx_; // outlives the TLS stream made from it
   std::unique_ptr<boost::beast::tcp_stream> plain_;
@@ -134,6 +137,10 @@ private:
   static std::string key(const config::BackendConfig& b);
   std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConn>>> idle_;
 };
+
+// A pooled connection that is still open and has nothing unread (the server has not closed it
+// or answered out of turn).
+bool looks_alive(UpstreamConn& conn);
 
 // Resolves (asynchronously; every address in turn), connects and, for https://, does the TLS
 // handshake (SNI, certificate and host name verification), all within `timeout`. On failure

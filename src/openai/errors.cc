@@ -58,6 +58,15 @@ ApiError upstream_unreachable(std::string_view model, std::string_view detail) {
           fmt::format("No backend of model `{}` could be reached: {}", model, detail), ""};
 }
 
+ApiError overloaded(std::string message) {
+  return {503, "server_error", "overloaded", std::move(message), ""};
+}
+
+ApiError model_overloaded(std::string_view model, std::string message) {
+  return {429, "rate_limit_error", "model_overloaded",
+          fmt::format("Model `{}` is at its concurrency limit: {}", model, message), ""};
+}
+
 ApiError upstream_broken(std::string_view model, std::string_view backend,
                          std::string_view detail) {
   return {502, "upstream_error", "upstream_broken",

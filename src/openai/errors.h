@@ -26,5 +26,9 @@ ApiError upstream_unreachable(std::string_view model, std::string_view detail);
 ApiError upstream_broken(std::string_view model, std::string_view backend, std::string_view detail);
 ApiError upstream_timeout(std::string_view model, std::string_view detail);
 ApiError internal_error(std::string message);
+// Admission control and circuit breakers: the router (503, `overloaded`) or one model (429,
+// `model_overloaded`) has no room now; the answer carries retry-after.
+ApiError overloaded(std::string message);
+ApiError model_overloaded(std::string_view model, std::string message);
 
 } // namespace semrouter::openai

@@ -79,7 +79,22 @@ RequestMetrics::RequestMetrics(metrics::Registry& r)
                               {"decision"})) {}
 
 Runtime::Runtime(SnapshotStore& s, metrics::Registry& r)
-    : store(s), registry(r), metrics(r), cache(r), auth(r) {}
+    : store(s), registry(r), metrics(r), cache(r), auth(r), upstreams(r), admission(r) {}
+
+UpstreamHealth& Runtime::upstreams_for(const Snapshot& snapshot) {
+  upstreams.configure(*snapshot.config, snapshot.generation);
+  return upstreams;
+}
+
+void Exchange::fallback_to(const config::ModelConfig& model) {
+  if (model.name == model_)
+    return;
+  rt_.cost_quality.load.finish(model_);
+  model_ = model.name;
+  model_config_ = &model;
+  rt_.cost_quality.load.start(model_);
+  fill_.reset();
+}
 
 auth::Guard& Runtime::auth_for(const Snapshot& snapshot) {
   std::lock_guard lock(auth_mu_);

@@ -16,9 +16,11 @@
 #include "metrics/metrics.h"
 #include "models/inference_pool.h"
 #include "openai/sse.h"
+#include "pipeline/admission.h"
 #include "pipeline/cost_quality.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/sessions.h"
+#include "pipeline/upstream_health.h"
 
 namespace semrouter::pipeline {
 
@@ -66,6 +68,8 @@ public:
   CacheRuntime cache;              // the semantic cache's store and metrics
   ToolVectors tool_vectors;        // plugins.tools: tool-description embeddings
   auth::Guard auth;                // client API keys, rate limits, budgets (see auth_for)
+  UpstreamHealth upstreams;        // outlier detection, health checks, breakers, retry budget
+  Admission admission;             // resilience.limits and models' max_concurrent
   // Transformer-backed signals run here; null: inline. Set before serving starts.
   models::InferencePool* pool = nullptr;
 
@@ -75,6 +79,8 @@ public:
   // The key guard set up for this snapshot's `auth` section (re-configured when a reload brings
   // a new generation; a keys file that fails to load keeps the previous keys and is logged).
   auth::Guard& auth_for(const Snapshot& snapshot);
+  // The upstream state set up for this snapshot's `resilience` section and backends.
+  UpstreamHealth& upstreams_for(const Snapshot& snapshot);
 
 private:
   std::mutex auth_mu_;
@@ -132,6 +138,9 @@ public:
   Exchange& operator=(const Exchange&) = delete;
 
   const std::string& model() const { return model_; }
+  // A fallback model answers instead of the routed one: usage, cost, latency and the request
+  // count go to it (its answer is not cached: the cache keeps what the routed model answers).
+  void fallback_to(const config::ModelConfig& model);
 
   // The upstream's response head arrived. A non-streamed answer below 400 arrives whole with its
   // head: that is its time to first token.

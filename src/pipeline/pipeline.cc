@@ -252,11 +252,15 @@ RequestFacts request_facts(const Snapshot& snapshot, const openai::RequestView& 
   RequestFacts f;
   f.text = signal_text(view, snapshot.config->routing.history, storage);
   if (pii_storage) {
-    // Every message: PII in an earlier turn goes upstream too.
-    if (view.kind == openai::RequestKind::Completions) {
-      *pii_storage = view.prompt;
-    } else {
-      pii_storage->clear();
+    // Every message: PII in an earlier turn goes upstream too. One text (a prompt, or a single
+    // message) is read where it is: a long prompt is not copied.
+    const std::string* only = view.kind == openai::RequestKind::Completions ? &view.prompt : nullptr;
+    size_t texts = only ? 1 : 0;
+    for (const auto& m : view.messages)
+      if (!m.text.empty())
+        only = &m.text, ++texts;
+    pii_storage->clear();
+    if (texts > 1) {
       for (const auto& m : view.messages) {
         if (m.text.empty())
           continue;
@@ -265,7 +269,7 @@ RequestFacts request_facts(const Snapshot& snapshot, const openai::RequestView& 
         *pii_storage += m.text;
       }
     }
-    f.pii_text = *pii_storage;
+    f.pii_text = texts == 1 ? std::string_view(*only) : std::string_view(*pii_storage);
   }
   f.tokens = estimate_request_tokens(view);
   f.user = view.user;
@@ -386,6 +390,85 @@ std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view 
   // Every configured signal as rules read it: "type:name" -> matched, confidence, evidence.
   out["rules"] = signal_results_json(results);
   return {200, out.dump()};
+}
+
+namespace {
+
+// A reasoning plan's body edits (sub-keys of one object, chat_template_kwargs, go in as one).
+void apply_reasoning(openai::BodyEditor& editor, const routing::ReasoningPlan& reasoning) {
+  std::vector<std::pair<std::string, std::string>> nested;
+  std::string nested_key;
+  for (const auto& e : reasoning.edits) {
+    if (e.sub.empty()) {
+      editor.set_top_level(e.key, e.raw_json_value);
+    } else {
+      nested_key = e.key;
+      nested.emplace_back(e.sub, e.raw_json_value);
+    }
+  }
+  if (!nested.empty())
+    editor.set_nested(nested_key, nested);
+}
+
+} // namespace
+
+std::string retarget(const config::Config& config, const RouteOutcome& out,
+                     const config::ModelConfig& to) {
+  auto view = openai::parse_request(out.body, out.kind);
+  if (!view)
+    return out.body; // routing produced it: cannot happen; sent as it is
+  openai::BodyEditor editor(out.body, *view);
+  if (view->model != to.upstream_model)
+    editor.set_top_level("model", core::json_string(to.upstream_model));
+  if (out.decision == "passthrough" || out.reasoning_mode == config::ReasoningMode::Unset)
+    return editor.changed() ? editor.apply() : out.body;
+  routing::ReasoningPlan plan = routing::plan_reasoning(config, to, out.reasoning_mode,
+                                                        out.reasoning_effort, out.reasoning_budget);
+  // Every body key either plan touches, redone: top-level fields of the first plan that the new
+  // one does not set are removed; an object both touch (chat_template_kwargs) keeps the client's
+  // own sub-keys, loses the first plan's and gets the new plan's.
+  std::vector<std::string> keys;
+  auto note = [&](const std::string& k) {
+    if (k != "model" && std::find(keys.begin(), keys.end(), k) == keys.end())
+      keys.push_back(k);
+  };
+  for (const auto& [k, sub] : out.reasoning_fields)
+    note(k);
+  for (const auto& e : plan.edits)
+    note(e.key);
+  nlohmann::json body = nlohmann::json::parse(out.body, nullptr, false);
+  for (const std::string& key : keys) {
+    bool object = false;
+    for (const auto& [k, sub] : out.reasoning_fields)
+      object = object || (k == key && !sub.empty());
+    for (const auto& e : plan.edits)
+      object = object || (e.key == key && !e.sub.empty());
+    const routing::BodyFieldEdit* top = nullptr;
+    for (const auto& e : plan.edits)
+      if (e.key == key && e.sub.empty())
+        top = &e;
+    if (!object) {
+      if (top)
+        editor.set_top_level(key, top->raw_json_value);
+      else
+        editor.remove_top_level(key);
+      continue;
+    }
+    nlohmann::json obj = body.is_object() && body.contains(key) && body[key].is_object()
+                             ? body[key]
+                             : nlohmann::json::object();
+    for (const auto& [k, sub] : out.reasoning_fields)
+      if (k == key && !sub.empty())
+        obj.erase(sub);
+    for (const auto& e : plan.edits)
+      if (e.key == key && !e.sub.empty())
+        obj[e.sub] = nlohmann::json::parse(e.raw_json_value, nullptr, false);
+    if (obj.empty())
+      editor.remove_top_level(key);
+    else
+      editor.set_top_level(key, obj.dump());
+  }
+  return editor.changed() ? editor.apply() : out.body;
 }
 
 void set_error(RouteOutcome& out, const openai::ApiError& error) {
@@ -922,6 +1005,16 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
       }
     }
     reasoning = routing::plan_reasoning(config, *model, mode, effort, budget);
+    out.reasoning_mode = mode;
+    out.reasoning_effort = effort;
+    out.reasoning_budget = budget;
+    for (const auto& e : reasoning.edits)
+      out.reasoning_fields.emplace_back(e.key, e.sub);
+  }
+  out.kind = meta.kind;
+  if (decision) {
+    out.fallback = decision->fallback;
+    out.priority = decision->priority;
   }
   out.model = model;
   out.reasoning = reasoning.header;
@@ -980,21 +1073,7 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   }
   if (view->model != model->upstream_model)
     editor.set_top_level("model", core::json_string(model->upstream_model));
-  {
-    // Sub-keys of one object (chat_template_kwargs) go in as one edit.
-    std::vector<std::pair<std::string, std::string>> nested;
-    std::string nested_key;
-    for (const auto& e : reasoning.edits) {
-      if (e.sub.empty()) {
-        editor.set_top_level(e.key, e.raw_json_value);
-      } else {
-        nested_key = e.key;
-        nested.emplace_back(e.sub, e.raw_json_value);
-      }
-    }
-    if (!nested.empty())
-      editor.set_nested(nested_key, nested);
-  }
+  apply_reasoning(editor, reasoning);
   if (plugins && plugins->system_prompt.enabled) {
     editor.set_system_prompt(plugins->system_prompt.content,
                              plugins->system_prompt.mode == config::SystemPromptMode::Replace);

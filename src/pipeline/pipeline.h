@@ -136,6 +136,16 @@ struct RouteOutcome {
   // when the answer completes, against the estimate its rate limit took up front.
   std::shared_ptr<const config::ApiKeyConfig> key;
   uint64_t estimated_tokens = 0;
+  // What a fallback model needs to be sent the same request (retarget): the request kind, the
+  // reasoning the decision planned, and the decision's fallback models.
+  openai::RequestKind kind = openai::RequestKind::ChatCompletions;
+  config::ReasoningMode reasoning_mode = config::ReasoningMode::Unset;
+  std::string reasoning_effort;
+  uint32_t reasoning_budget = 0;
+  // The body fields the reasoning plan set: (key, "") or (object key, sub-key).
+  std::vector<std::pair<std::string, std::string>> reasoning_fields;
+  std::vector<std::string> fallback; // the decision's fallback models, in order
+  int priority = 0;                  // the decision's priority (admission queue order)
 };
 
 struct RequestMeta {
@@ -167,6 +177,12 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
 // value, confidence and latency. Returns (status, JSON body); errors are OpenAI-shaped.
 std::pair<int, std::string> classify(const Snapshot& snapshot, std::string_view body,
                                      const RequestMeta& meta = {});
+
+// The routed body for another model (a fallback): its upstream model id, and the decision's
+// reasoning plan redone for its family (the first model's reasoning fields removed where the
+// new family sets none). Everything else (plugins, redaction, tools) stays as routed.
+std::string retarget(const config::Config& config, const RouteOutcome& out,
+                     const config::ModelConfig& to);
 
 // Fills a Reply outcome from an API error.
 void set_error(RouteOutcome& out, const openai::ApiError& error);

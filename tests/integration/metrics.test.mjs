@@ -159,8 +159,13 @@ test('semrouter_request_duration_seconds is a consistent histogram per model', (
 
 test('inflight is back to zero, upstream errors are counted by backend and kind', () => {
   assert.equal(metricValue(metrics, 'semrouter_inflight_requests'), 0);
-  assert.equal(metricValue(metrics, 'semrouter_upstream_errors_total', { backend: 'dead', kind: 'connect' }), 1);
-  assert.equal(metricValue(metrics, 'semrouter_upstream_errors_total', { backend: 'main' }), undefined);
+  // The first attempt and the two retries of resilience.retries' default.
+  assert.equal(metricValue(metrics, 'semrouter_upstream_errors_total', { backend: 'dead', kind: 'connect' }), 3);
+  assert.equal(metricValue(metrics, 'semrouter_retries_total', { reason: 'connect' }), 2);
+  // The upstream's 429 was retried twice (then relayed): each retried answer is an error of its kind.
+  assert.equal(metricValue(metrics, 'semrouter_upstream_errors_total', { backend: 'main' }), 2);
+  assert.equal(metricValue(metrics, 'semrouter_upstream_errors_total', { backend: 'main', kind: 'status_429' }), 2);
+  assert.equal(metricValue(metrics, 'semrouter_retries_total', { reason: 'status_429' }), 2);
 });
 
 test('token counters match the usage the upstream reported', () => {

@@ -1,0 +1,390 @@
+// Faults through the real binary: upstreams that refuse, hang, reset, send garbage, trickle,
+// answer 429/503 storms, die mid-stream or fail their health checks. Every request gets a
+// complete answer or a clear error in time; retries stay within their count and budget and never
+// resend a request the upstream may have read; dead backends are ejected, fallbacks fire and say
+// so; circuit breakers and admission limits shed load fast; SIGTERM lets streams finish.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+  setup, request, stream, assertOpenAIError, waitFor, closedPort, metricValue, parseMetrics,
+} from './harness.mjs';
+
+const h = setup('resilience');
+
+// A chat.completion an OpenAI-compatible server would send.
+function completion(model, text = 'ok') {
+  return JSON.stringify({
+    id: 'c1', object: 'chat.completion', created: 1, model,
+    choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 },
+  });
+}
+
+// An HTTP upstream whose answers follow a script: each entry is a status, or a function
+// (req, res, body) that answers however it likes. Past the script's end: 200. Counts requests.
+async function scripted(script = []) {
+  const up = { requests: 0, bodies: [], health: 200, healthChecks: 0 };
+  const server = await h.startHttpServer((req, res) => {
+    const parts = [];
+    req.on('data', (d) => parts.push(d));
+    req.on('end', () => {
+      if (req.url.startsWith('/health')) {
+        up.healthChecks++;
+        res.writeHead(up.health).end();
+        return;
+      }
+      const body = Buffer.concat(parts).toString();
+      const step = script[up.requests++];
+      up.bodies.push(body);
+      let model = 'x';
+      try {
+        model = JSON.parse(body).model;
+      } catch {}
+      if (typeof step === 'function') return step(req, res, body);
+      if (step && step.status) {
+        res.writeHead(step.status, { 'content-type': 'application/json', ...(step.headers || {}) });
+        res.end(JSON.stringify({ error: { message: `scripted ${step.status}`, type: 'x' } }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(completion(model));
+    });
+  });
+  return Object.assign(up, server);
+}
+
+const ask = (router, model, extra = {}, headers = {}) =>
+  request(`${router.url}/v1/chat/completions`, {
+    method: 'POST', json: { model, messages: [{ role: 'user', content: 'hello' }], ...extra }, headers,
+  });
+
+const metricsOf = async (router) => parseMetrics(await router.metrics());
+const upstreams = async (router) => (await request(`${router.adminUrl}/api/v1/upstreams`)).json;
+
+const base = { server: { workers: 1, reload_poll_ms: 0, random_seed: 3 } };
+
+let deadPort;
+before(async () => {
+  deadPort = await closedPort();
+});
+
+test('a dead backend with the higher weight is ejected after its failures, not tried on every request', async () => {
+  const live = await scripted();
+  const router = await h.startRouter({
+    ...base,
+    backends: [
+      { name: 'dead', url: `http://127.0.0.1:${deadPort}/v1`, weight: 100 },
+      { name: 'live', url: live.url, weight: 1 },
+    ],
+    models: [{ name: 'm', backends: ['dead', 'live'] }],
+    resilience: { outlier_detection: { consecutive_failures: 2, base_ejection_ms: 60000 } },
+  });
+  for (let i = 0; i < 12; i++) {
+    const r = await ask(router, 'm');
+    assert.equal(r.status, 200, r.text);
+  }
+  const m = await metricsOf(router);
+  assert.equal(metricValue(m, 'semrouter_upstream_errors_total', { backend: 'dead' }), 2);
+  assert.equal(metricValue(m, 'semrouter_upstream_ejections_total', { backend: 'dead' }), 1);
+  assert.equal(metricValue(m, 'semrouter_upstream_ejected', { backend: 'dead' }), 1);
+  assert.equal(live.requests, 12);
+  const page = await upstreams(router);
+  const dead = page.backends.find((b) => b.name === 'dead');
+  assert.equal(dead.state, 'ejected');
+  assert.ok(dead.ejected_ms_left > 50000, JSON.stringify(dead));
+  assert.equal(dead.last_failure, 'connect');
+  assert.equal(page.backends.find((b) => b.name === 'live').state, 'available');
+});
+
+test('503 and 502 are retried with backoff on the same backend; the client sees only the answer', async () => {
+  const up = await scripted([{ status: 503 }, { status: 502 }]);
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'b', url: up.url }],
+    models: [{ name: 'm', backends: ['b'] }],
+    resilience: { retries: { max_retries: 2, backoff_ms: 5, max_backoff_ms: 20 } },
+  });
+  const r = await ask(router, 'm');
+  assert.equal(r.status, 200, r.text);
+  assert.equal(up.requests, 3);
+  const m = await metricsOf(router);
+  assert.equal(metricValue(m, 'semrouter_retries_total', { reason: 'status_503' }), 1);
+  assert.equal(metricValue(m, 'semrouter_retries_total', { reason: 'status_502' }), 1);
+  assert.equal(metricValue(m, 'semrouter_requests_total', { model: 'm', status: '200' }), 1);
+});
+
+test('a 429 storm: retry-after is honoured when short, relayed as is when too long, and retries stop at max_retries', async () => {
+  const up = await scripted([
+    { status: 429, headers: { 'retry-after': '1' } },
+    { status: 429, headers: { 'retry-after': '120' } },
+    { status: 429 }, { status: 429 }, { status: 429 },
+  ]);
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'b', url: up.url }],
+    models: [{ name: 'm', backends: ['b'] }],
+    resilience: { retries: { max_retries: 2, backoff_ms: 1, max_backoff_ms: 5, max_retry_after_ms: 5000 } },
+  });
+  const t0 = performance.now();
+  const r = await ask(router, 'm');
+  const waited = performance.now() - t0;
+  // The first 429 asked for 1 s: waited, retried; the second asked for 120 s: relayed at once.
+  assert.equal(r.status, 429, r.text);
+  assert.equal(r.headers['retry-after'], '120');
+  assert.ok(waited >= 950 && waited < 5000, `waited ${waited} ms`);
+  assert.equal(up.requests, 2);
+  // Three plain 429s: the first and two retries, then the last 429 goes to the client.
+  const r2 = await ask(router, 'm');
+  assert.equal(r2.status, 429);
+  assert.equal(up.requests, 5);
+});
+
+test('the retry budget keeps retries from multiplying an outage', async () => {
+  const up = await scripted([{ status: 503 }, { status: 503 }]);
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'b', url: up.url }],
+    models: [{ name: 'm', backends: ['b'] }],
+    resilience: { retries: { max_retries: 3, budget_percent: 0, min_retry_concurrency: 0 } },
+  });
+  const r = await ask(router, 'm');
+  assert.equal(r.status, 503, r.text); // relayed: no budget for a retry
+  assert.equal(up.requests, 1);
+  const m = await metricsOf(router);
+  assert.equal(metricValue(m, 'semrouter_retry_budget_exhausted_total'), 1);
+  assert.equal(metricValue(m, 'semrouter_retries_total'), undefined);
+});
+
+test('fallback chain: the next model answers when the chosen one cannot, and the answer says so', async () => {
+  const backup = await scripted();
+  const router = await h.startRouter({
+    ...base,
+    backends: [
+      { name: 'gone', url: `http://127.0.0.1:${deadPort}/v1` },
+      { name: 'backup-b', url: backup.url },
+    ],
+    models: [
+      { name: 'primary', backends: ['gone'], reasoning_family: 'qwen3' },
+      { name: 'backup', upstream_model: 'org/backup-7b', backends: ['backup-b'], reasoning_family: 'deepseek' },
+    ],
+    decisions: [{
+      name: 'all', rules: 'always', models: [{ model: 'primary', reasoning: 'on' }], fallback: ['backup'],
+    }],
+    resilience: { retries: { max_retries: 1 } },
+  });
+  const r = await ask(router, 'auto');
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.headers['x-semrouter-fallback'], 'backup');
+  assert.equal(r.headers['x-semrouter-model'], 'primary');
+  // The backup got its own model id and its own family's reasoning switch.
+  const sent = JSON.parse(backup.bodies[0]);
+  assert.equal(sent.model, 'org/backup-7b');
+  assert.equal(sent.chat_template_kwargs.thinking, true);
+  assert.equal(sent.chat_template_kwargs.enable_thinking, undefined);
+  const m = await metricsOf(router);
+  assert.equal(metricValue(m, 'semrouter_fallbacks_total', { decision: 'all', from: 'primary', to: 'backup' }), 1);
+  // Usage and the request count go to the model that answered.
+  assert.equal(metricValue(m, 'semrouter_requests_total', { model: 'backup', status: '200' }), 1);
+  assert.equal(metricValue(m, 'semrouter_prompt_tokens_total', { model: 'backup' }), 3);
+  // With max_retries 0 the fallback is still used once the primary is ejected.
+});
+
+test('a request the upstream may have read is never sent again: reset after the request, hang, garbage', async () => {
+  let seen = 0;
+  const reset = await h.startTcpServer((socket) => {
+    socket.once('data', () => {
+      seen++;
+      socket.resetAndDestroy();
+    });
+  });
+  let hung = 0;
+  const hang = await h.startTcpServer((socket) => socket.once('data', () => hung++));
+  let garbled = 0;
+  const garbage = await h.startTcpServer((socket) => {
+    socket.once('data', () => {
+      garbled++;
+      socket.end('NOT HTTP AT ALL\r\n\r\n');
+    });
+  });
+  const router = await h.startRouter({
+    ...base,
+    backends: [
+      { name: 'reset', url: reset.url },
+      { name: 'hang', url: hang.url, timeouts: { first_byte_ms: 300 } },
+      { name: 'garbage', url: garbage.url },
+    ],
+    models: [
+      { name: 'm-reset', backends: ['reset'] },
+      { name: 'm-hang', backends: ['hang'] },
+      { name: 'm-garbage', backends: ['garbage'] },
+    ],
+    resilience: { retries: { max_retries: 3 } },
+  });
+  const r = await ask(router, 'm-reset');
+  assertOpenAIError(assert, r, { status: 502 });
+  assert.equal(seen, 1);
+  const t0 = performance.now();
+  const hr = await ask(router, 'm-hang');
+  assertOpenAIError(assert, hr, { status: 504 });
+  assert.ok(performance.now() - t0 < 2000);
+  assert.equal(hung, 1);
+  const g = await ask(router, 'm-garbage');
+  assertOpenAIError(assert, g, { status: 502 });
+  assert.equal(garbled, 1);
+  // The router is fine afterwards.
+  assert.equal((await request(`${router.url}/health`)).status, 200);
+});
+
+test('a trickling upstream is relayed whole; a stream that dies midway ends with an error event, not a retry', async () => {
+  const trickle = await scripted([(req, res) => {
+    const text = completion('m');
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    let i = 0;
+    const tick = setInterval(() => {
+      res.write(text.slice(i, i + 16));
+      i += 16;
+      if (i >= text.length) {
+        clearInterval(tick);
+        res.end();
+      }
+    }, 5);
+  }]);
+  const mock = await h.startMock({ name: 'M', tokens: 10 });
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 't', url: trickle.url }, { name: 'mock', url: mock.url }],
+    models: [{ name: 'slow', backends: ['t'] }, { name: 'm', backends: ['mock'] }],
+  });
+  const r = await ask(router, 'slow');
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.choices[0].message.content, 'ok');
+  const s = await stream(`${router.url}/v1/chat/completions`, {
+    model: 'm', stream: true, messages: [{ role: 'user', content: 'x' }], mock: { drop_after: 3 },
+  });
+  assert.equal(s.status, 200);
+  assert.ok(s.events.some((e) => e.data.includes('"error"')), JSON.stringify(s.events));
+  const stats = await mock.stats();
+  assert.equal(stats.requests, 1, JSON.stringify(stats)); // not retried: bytes had reached the client
+});
+
+test('circuit breaker: a backend at max_requests sheds the excess fast with 503 and retry-after', async () => {
+  const mock = await h.startMock({ name: 'M', tokens: 2, firstByteDelayMs: 400 });
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'narrow', url: mock.url, circuit_breaker: { max_requests: 1 } }],
+    models: [{ name: 'm', backends: ['narrow'] }],
+  });
+  const slow = ask(router, 'm');
+  await waitFor(async () => (await upstreams(router)).backends[0].requests === 1, { what: 'one request in flight' });
+  const t0 = performance.now();
+  const shed = await ask(router, 'm');
+  assert.ok(performance.now() - t0 < 300, 'shed without waiting');
+  assertOpenAIError(assert, shed, { status: 503, code: 'overloaded' });
+  assert.equal(shed.headers['retry-after'], '1');
+  assert.equal((await slow).status, 200);
+  const m = await metricsOf(router);
+  assert.equal(metricValue(m, 'semrouter_upstream_breaker_trips_total', { backend: 'narrow', limit: 'requests' }), 1);
+  assert.equal((await upstreams(router)).backends[0].requests, 0);
+});
+
+test('admission: a bounded queue, then fast refusals; a client deadline bounds the wait; a model limit answers 429', async () => {
+  const mock = await h.startMock({ name: 'M', tokens: 2, firstByteDelayMs: 300 });
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'b', url: mock.url }],
+    models: [{ name: 'm', backends: ['b'] }, { name: 'one', backends: ['b'], max_concurrent: 1 }],
+    resilience: { limits: { max_concurrent: 1, max_queue: 1, queue_timeout_ms: 5000 } },
+  });
+  const first = ask(router, 'm');
+  await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_in_flight') === 1, { what: 'first admitted' });
+  const queued = ask(router, 'm');
+  await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_queued') === 1, { what: 'second queued' });
+  const refused = await ask(router, 'm');
+  assertOpenAIError(assert, refused, { status: 503, code: 'overloaded' });
+  assert.equal(refused.headers['retry-after'], '1');
+  assert.equal((await first).status, 200);
+  assert.equal((await queued).status, 200); // it waited for the first one's slot
+  const m = await metricsOf(router);
+  assert.equal(metricValue(m, 'semrouter_admission_rejected_total', { limit: 'global', reason: 'queue_full' }), 1);
+  assert.equal(metricValue(m, 'semrouter_admission_wait_seconds_count'), 1);
+
+  // A client's deadline header cuts the wait short.
+  const busy = ask(router, 'm');
+  await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_in_flight') === 1, { what: 'busy' });
+  const t0 = performance.now();
+  const late = await ask(router, 'm', {}, { 'x-semrouter-deadline-ms': '50' });
+  const waited = performance.now() - t0;
+  assertOpenAIError(assert, late, { status: 503, code: 'overloaded' });
+  assert.ok(waited >= 40 && waited < 280, `waited ${waited} ms`);
+  assert.match(late.json.error.message, /waited 50 ms/);
+  await busy;
+});
+
+test('a model\'s own concurrency limit answers 429 in the client\'s API shape', async () => {
+  const mock = await h.startMock({ name: 'M', tokens: 2, firstByteDelayMs: 300 });
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'b', url: mock.url }],
+    models: [{ name: 'one', backends: ['b'], max_concurrent: 1 }],
+    resilience: { limits: { max_queue: 0 } },
+  });
+  const first = ask(router, 'one');
+  await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_in_flight') === 1, { what: 'first' });
+  const r = await ask(router, 'one');
+  assertOpenAIError(assert, r, { status: 429, code: 'model_overloaded' });
+  const a = await request(`${router.url}/v1/messages`, {
+    method: 'POST', json: { model: 'one', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] },
+  });
+  assert.equal(a.status, 429);
+  assert.equal(a.json.type, 'error');
+  assert.equal(a.json.error.type, 'rate_limit_error');
+  assert.equal((await first).status, 200);
+});
+
+test('active health checks take a failing backend out and bring it back', async () => {
+  const a = await scripted();
+  const b = await scripted();
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'a', url: a.url }, { name: 'b', url: b.url }],
+    models: [{ name: 'm', backends: ['a', 'b'] }],
+    resilience: { health_checks: { interval_ms: 100, timeout_ms: 200, path: '/health', unhealthy_threshold: 2, healthy_threshold: 2 } },
+  });
+  a.health = 500;
+  await waitFor(async () => (await upstreams(router)).backends[0].state === 'unhealthy', { what: 'a unhealthy' });
+  const before = a.requests;
+  for (let i = 0; i < 6; i++) assert.equal((await ask(router, 'm')).status, 200);
+  assert.equal(a.requests, before, 'no request to the unhealthy backend');
+  a.health = 200;
+  await waitFor(async () => (await upstreams(router)).backends[0].state === 'available', { what: 'a healthy again' });
+  const m = await metricsOf(router);
+  assert.ok(metricValue(m, 'semrouter_upstream_health_checks_total', { backend: 'a', result: 'failed' }) >= 2);
+  assert.equal(metricValue(m, 'semrouter_upstream_healthy', { backend: 'a' }), 1);
+});
+
+test('SIGTERM drains: a stream in flight finishes, new connections are refused, the process exits 0', async () => {
+  const mock = await h.startMock({ name: 'M', tokens: 8, tokenDelayMs: 60 });
+  const router = await h.startRouter({
+    ...base,
+    server: { ...base.server, drain_timeout_ms: 10000 },
+    backends: [{ name: 'b', url: mock.url }],
+    models: [{ name: 'm', backends: ['b'] }],
+  });
+  const s = stream(`${router.url}/v1/chat/completions`, { model: 'm', stream: true, messages: [{ role: 'user', content: 'x' }] });
+  await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_inflight_requests') === 1, { what: 'stream in flight' });
+  router.child.signal('SIGTERM');
+  await waitFor(async () => {
+    try {
+      await request(`${router.url}/health`, { timeoutMs: 500 });
+      return false;
+    } catch (e) {
+      return /ECONNREFUSED/.test(String(e));
+    }
+  }, { what: 'listener closed' });
+  const done = await s;
+  assert.equal(done.status, 200);
+  assert.ok(done.complete, 'the stream finished');
+  assert.equal(done.events.at(-1).data, '[DONE]');
+  await waitFor(() => router.child.exit !== null, { what: 'exit', timeoutMs: 5000 });
+  assert.equal(router.child.exit.code, 0);
+});
