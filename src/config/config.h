@@ -410,6 +410,9 @@ struct ServerConfig {
   // SIGTERM/SIGINT: how long requests in flight (streams included) may take to finish after the
   // listeners close and /ready turns 503; then the connections are closed.
   uint32_t drain_timeout_ms = 5000;
+  // Before that, how long the listeners stay open with /ready answering 503, so load balancers
+  // that poll readiness stop sending new requests before connections are refused.
+  uint32_t drain_delay_ms = 0;
   std::string log_level = "info";
 };
 

@@ -397,8 +397,10 @@ void Gateway::wait_for_signal() {
     spdlog::info("signal {}: shutting down", sig);
     // On worker 0's loop, which run() drives on its own thread: run() joins it there.
     if (!im.shutdown_thread.joinable())
-      im.shutdown_thread =
-          std::thread([this, &im] { shutdown(im.store.get()->config->server.drain_timeout_ms); });
+      im.shutdown_thread = std::thread([this, &im] {
+        const auto& server = im.store.get()->config->server;
+        shutdown(server.drain_timeout_ms, server.drain_delay_ms);
+      });
   });
 }
 
@@ -430,11 +432,16 @@ void Gateway::run() {
     im.shutdown_thread.join();
 }
 
-void Gateway::shutdown(uint32_t grace_ms) {
+void Gateway::shutdown(uint32_t grace_ms, uint32_t delay_ms) {
   Impl& im = *impl_;
   if (im.stopped.exchange(true))
     return;
-  im.draining = true;
+  im.draining = true; // /ready answers 503 from now on
+  if (delay_ms > 0) {
+    spdlog::info("draining: /ready answers 503; new connections are accepted for {} ms more",
+                 delay_ms);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+  }
   if (im.on_drain)
     im.on_drain();
   // Close the acceptors on their own loop.

@@ -40,8 +40,10 @@ public:
 
   // Serves until shutdown() or SIGINT/SIGTERM. Blocks.
   void run();
-  // Stops accepting, lets in-flight requests finish for up to `grace_ms`, then stops. Thread-safe.
-  void shutdown(uint32_t grace_ms = 5000);
+  // Turns /ready to 503, keeps accepting for `delay_ms` (so readiness pollers move traffic away),
+  // stops accepting, lets in-flight requests finish for up to `grace_ms`, then stops.
+  // Thread-safe; blocks for as long as that takes.
+  void shutdown(uint32_t grace_ms = 5000, uint32_t delay_ms = 0);
 
 private:
   void wait_for_signal();

@@ -362,17 +362,19 @@ test('active health checks take a failing backend out and bring it back', async 
   assert.equal(metricValue(m, 'semrouter_upstream_healthy', { backend: 'a' }), 1);
 });
 
-test('SIGTERM drains: a stream in flight finishes, new connections are refused, the process exits 0', async () => {
+test('SIGTERM drains: /ready turns 503 first, a stream in flight finishes, then connections are refused, exit 0', async () => {
   const mock = await h.startMock({ name: 'M', tokens: 8, tokenDelayMs: 60 });
   const router = await h.startRouter({
     ...base,
-    server: { ...base.server, drain_timeout_ms: 10000 },
+    server: { ...base.server, drain_timeout_ms: 10000, drain_delay_ms: 300 },
     backends: [{ name: 'b', url: mock.url }],
     models: [{ name: 'm', backends: ['b'] }],
   });
   const s = stream(`${router.url}/v1/chat/completions`, { model: 'm', stream: true, messages: [{ role: 'user', content: 'x' }] });
   await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_inflight_requests') === 1, { what: 'stream in flight' });
   router.child.signal('SIGTERM');
+  // During the delay the listener still accepts, and /ready says not to send more.
+  await waitFor(async () => (await request(`${router.url}/ready`)).status === 503, { what: '/ready 503' });
   await waitFor(async () => {
     try {
       await request(`${router.url}/health`, { timeoutMs: 500 });

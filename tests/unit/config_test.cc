@@ -81,7 +81,8 @@ TEST(Config, UnknownKeysAreErrors) {
   EXPECT_EQ(
       error_of(yaml),
       "server: unknown key \"wokers\" (known: workers, max_body_bytes, client_header_timeout_ms, "
-      "reload_poll_ms, random_seed, log_level, inference_workers, mode, drain_timeout_ms)");
+      "reload_poll_ms, random_seed, log_level, inference_workers, mode, drain_timeout_ms, "
+      "drain_delay_ms)");
 }
 
 TEST(Config, ErrorsNameTheKey) {
