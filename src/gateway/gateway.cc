@@ -1071,15 +1071,17 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     previous = backend;
     retry_after = std::chrono::milliseconds(0);
     const bool fallback = &model != &routed_model;
+    // The accounting and the header follow the model of this attempt (a retry may come back to
+    // the routed model after a fallback failed).
+    exchange.fallback_to(model);
+    std::erase_if(out.response_headers,
+                  [](const auto& h) { return h.first == "x-semrouter-fallback"; });
     if (fallback) {
       if (retargeted.model != &model) {
         retargeted = out;
         retargeted.model = &model;
         retargeted.body = pipeline::retarget(config, out, model);
       }
-      exchange.fallback_to(model);
-      std::erase_if(out.response_headers,
-                    [](const auto& h) { return h.first == "x-semrouter-fallback"; });
       out.response_headers.emplace_back("x-semrouter-fallback", model.name);
     }
     const pipeline::RouteOutcome& routed = fallback ? retargeted : out;

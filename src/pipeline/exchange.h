@@ -138,8 +138,9 @@ public:
   Exchange& operator=(const Exchange&) = delete;
 
   const std::string& model() const { return model_; }
-  // A fallback model answers instead of the routed one: usage, cost, latency and the request
-  // count go to it (its answer is not cached: the cache keeps what the routed model answers).
+  // The model this attempt goes to (a fallback, or the routed one again): usage, cost, latency
+  // and the request count go to it. Once a fallback was tried the answer is not cached (the cache
+  // keeps what the routed model answers first time). Nothing happens for the current model.
   void fallback_to(const config::ModelConfig& model);
 
   // The upstream's response head arrived. A non-streamed answer below 400 arrives whole with its
