@@ -913,9 +913,10 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   const config::ModelConfig& routed_model = *out.model;
   const config::ResilienceConfig& res = config.resilience;
 
-  // Admission: a slot under the global and the model's concurrency limits, or a bounded wait.
+  // Admission: a slot under the global and the model's concurrency limits, or a bounded wait
+  // (without limits, nothing to take: no lock on the hot path).
   pipeline::AdmissionTicket admitted;
-  {
+  if (res.limits.max_concurrent > 0 || routed_model.max_concurrent > 0) {
     struct Wake {
       asio::steady_timer timer;
       explicit Wake(asio::io_context& ioc) : timer(ioc) {}
