@@ -13,6 +13,8 @@ APT_PACKAGES=(
   libdnnl-dev libopenblas-dev libutf8proc-dev   # transformer encoders: GEMM backends, Unicode
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler  # ext_proc (gRPC)
   libprotoc-dev       # the deployment test parses Envoy's protos at run time
+  clang libclang-rt-14-dev  # make fuzz: clang, libFuzzer and the sanitizers' runtimes
+  libomp-dev          # clang's OpenMP, which configuring the project with clang (make fuzz) needs
   zlib1g-dev          # gzip-compressed training data
   libfasttext-dev     # language identification with fastText's lid.176.ftz
   libhnswlib-dev      # semantic cache: approximate nearest neighbours

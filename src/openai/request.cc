@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 #include <simdjson.h>
@@ -165,11 +166,15 @@ core::StatusOr<std::vector<TopLevelField>> scan_top_level(std::string_view s) {
 
 std::vector<Span> scan_array_elements(std::string_view s, Span array) {
   std::vector<Span> out;
+  if (array.begin >= array.end || array.end > s.size() || s[array.begin] != '[')
+    return out; // not an array: no elements (and no endless loop over a string's bytes)
   size_t i = skip_ws(s, array.begin + 1);
   while (i < array.end && s[i] != ']') {
     Span e;
     e.begin = i;
     e.end = skip_value(s, i);
+    if (e.end == i)
+      break; // a byte no value starts with (malformed JSON): stop rather than spin
     out.push_back(e);
     i = skip_ws(s, e.end);
     if (i < array.end && s[i] == ',')
@@ -308,11 +313,11 @@ void BodyEditor::set_top_level(std::string_view key, std::string raw_json_value)
     edits_.push_back({f->value.begin, f->value.end, std::move(raw_json_value)});
     return;
   }
-  std::string text = fields_.empty() ? "" : ",";
+  std::string text;
   core::append_json_string(text, key);
   text += ':';
   text += raw_json_value;
-  edits_.push_back({closing_brace_, closing_brace_, std::move(text)});
+  edits_.push_back({closing_brace_, closing_brace_, std::move(text), /*new_key=*/true});
 }
 
 void BodyEditor::set_nested(std::string_view key, std::string_view sub,
@@ -394,38 +399,51 @@ void BodyEditor::set_message_content(size_t index, std::string raw_json_value) {
 }
 
 void BodyEditor::remove_top_level(std::string_view key) {
-  const TopLevelField* f = find(key);
-  if (!f)
-    return;
-  size_t begin = f->key_span.begin, end = f->value.end;
-  size_t after = skip_ws(body_, end);
-  if (after < body_.size() && body_[after] == ',') {
-    end = after + 1; // "key": value,  -> the next key follows
-  } else {
-    // The last key: take the comma before it, if any.
-    size_t before = begin;
-    while (before > 0 && (body_[before - 1] == ' ' || body_[before - 1] == '\t' ||
-                          body_[before - 1] == '\n' || body_[before - 1] == '\r'))
-      --before;
-    if (before > 0 && body_[before - 1] == ',')
-      begin = before - 1;
-  }
-  edits_.push_back({begin, end, std::string()});
+  if (const TopLevelField* f = find(key))
+    removed_.push_back(static_cast<size_t>(f - fields_.data()));
 }
 
 std::string BodyEditor::apply() const {
+  std::vector<Edit> edits = edits_;
+  // Removed keys: a key followed by a kept one goes up to that key's start (its comma with it);
+  // the keys after the last kept one go from the end of its value (taking the comma before
+  // them). Deciding per key at remove_top_level() time left a comma behind when two adjacent
+  // keys went, e.g. {"messages":[],"tools":[],"tool_choice":"auto"} without the last two.
+  const size_t n = fields_.size();
+  std::vector<bool> gone(n, false);
+  for (size_t i : removed_)
+    gone[i] = true;
+  size_t last_kept = n; // n: none is kept
+  for (size_t i = 0; i < n; ++i)
+    if (!gone[i])
+      last_kept = i;
+  for (size_t i = 0; i < n; ++i) {
+    if (!gone[i])
+      continue;
+    if (last_kept != n && i < last_kept) {
+      edits.push_back({fields_[i].key_span.begin, fields_[i + 1].key_span.begin, {}});
+      continue;
+    }
+    size_t begin = last_kept == n ? fields_[i].key_span.begin : fields_[last_kept].value.end;
+    edits.push_back({begin, fields_.back().value.end, {}});
+    break;
+  }
+
   std::vector<const Edit*> sorted;
-  for (const auto& e : edits_)
+  for (const auto& e : edits)
     sorted.push_back(&e);
   std::stable_sort(sorted.begin(), sorted.end(),
                    [](const Edit* a, const Edit* b) { return a->begin < b->begin; });
   std::string out;
   out.reserve(body_.size() + 256);
   size_t pos = 0;
+  bool has_key = last_kept != n; // whether an appended key needs a comma before it
   for (const Edit* e : sorted) {
     if (e->begin < pos)
       continue; // overlapping edit: the earlier one wins
     out.append(body_.substr(pos, e->begin - pos));
+    if (e->new_key && std::exchange(has_key, true))
+      out.push_back(',');
     out.append(e->text);
     pos = e->end;
   }

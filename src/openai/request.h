@@ -58,7 +58,7 @@ struct RequestView {
 core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kind);
 
 core::StatusOr<std::vector<TopLevelField>> scan_top_level(std::string_view json);
-// Byte ranges of the elements of a JSON array value.
+// Byte ranges of the elements of a JSON array value; none when `array` is not one.
 std::vector<Span> scan_array_elements(std::string_view json, Span array);
 
 // Edits a body by splicing. Each setter records the change; apply() produces the new body.
@@ -84,13 +84,14 @@ public:
   // Drops a top-level key (and its comma) if present.
   void remove_top_level(std::string_view key);
 
-  bool changed() const { return !edits_.empty(); }
+  bool changed() const { return !edits_.empty() || !removed_.empty(); }
   std::string apply() const;
 
 private:
   struct Edit {
     size_t begin, end;
     std::string text;
+    bool new_key = false; // a key appended before the closing brace; apply() adds its comma
   };
   const TopLevelField* find(std::string_view key) const;
 
@@ -99,6 +100,9 @@ private:
   const std::vector<TopLevelField>& fields_;
   size_t closing_brace_ = 0;
   std::vector<Edit> edits_;
+  // Indexes into fields_ of the keys to drop. Which commas go with them depends on which keys
+  // remain, so apply() works out the spans.
+  std::vector<size_t> removed_;
 };
 
 } // namespace semrouter::openai

@@ -128,6 +128,34 @@ TEST(BodyEditor, AppendsAndMergesNestedFields) {
   EXPECT_EQ(json::parse(out)["model"], "m");
 }
 
+// Found by fuzz/request_fuzz.cc (fuzz/regressions/request/): removing two adjacent keys left a
+// comma behind, and a key appended after every key was removed got a comma before it.
+TEST(BodyEditor, RemovesAdjacentKeysAndAppendsAfterRemovals) {
+  const std::string body =
+      R"({"model":"auto", "messages":[{"role":"user","content":"hi"}], "tools":[{"type":"function"}], "tool_choice":"auto"})";
+  EXPECT_EQ(edit(body,
+                 [](BodyEditor& e) {
+                   e.remove_top_level("tools");
+                   e.remove_top_level("tool_choice");
+                 }),
+            R"({"model":"auto", "messages":[{"role":"user","content":"hi"}]})");
+  EXPECT_EQ(edit(body,
+                 [](BodyEditor& e) {
+                   e.remove_top_level("model");
+                   e.remove_top_level("tools");
+                   e.set_top_level("user", "\"u\"");
+                 }),
+            R"({"messages":[{"role":"user","content":"hi"}], "tool_choice":"auto","user":"u"})");
+
+  const std::string only_tools = R"({"tools":[{"type":"function"}]})";
+  auto v = parse_request(only_tools, RequestKind::Completions);
+  ASSERT_TRUE(v);
+  BodyEditor e(only_tools, *v);
+  e.remove_top_level("tools");
+  e.set_top_level("model", "\"m\"");
+  EXPECT_EQ(e.apply(), R"({"model":"m"})");
+}
+
 TEST(BodyEditor, SystemPromptInsertAndReplace) {
   std::string no_system = R"({"model":"auto","messages":[{"role":"user","content":"hi"}]})";
   auto j =
