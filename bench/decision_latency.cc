@@ -19,8 +19,101 @@
 
 #include "models/quality_router.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/request_signals.h"
+#include "signals/keyword.h"
 
 using namespace semrouter;
+
+namespace {
+
+double us_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  if (v.empty())
+    return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// The stages of route() on its own, each timed by calling what route() calls: where a long
+// prompt's time goes. Prints one table row per size (p50 of each stage over the requests).
+void print_breakdown(const pipeline::Snapshot& snap, const std::vector<std::string>& bodies,
+                     int rounds, int words) {
+  enum class Stage : size_t {
+    Parse,
+    Facts,
+    Window,
+    Domain,
+    Complexity,
+    Reasoning,
+    Jailbreak,
+    Language,
+    Embedding,
+    Pii,
+    Keywords,
+    Route,
+    Count
+  };
+  std::vector<std::vector<double>> t(size_t(Stage::Count));
+  auto at = [&](Stage s) -> std::vector<double>& { return t[size_t(s)]; };
+  const config::Config& cfg = *snap.config;
+  core::Random random(1);
+  for (int r = 0; r < rounds; ++r)
+    for (const auto& b : bodies) {
+      auto t0 = std::chrono::steady_clock::now();
+      auto view = openai::parse_request(b, openai::RequestKind::ChatCompletions);
+      at(Stage::Parse).push_back(us_since(t0));
+      if (!view)
+        std::abort();
+      // As route() gathers them: the signal text, the PII text (every message; one message is
+      // read in place) and the token estimate.
+      t0 = std::chrono::steady_clock::now();
+      std::string storage, pii_storage;
+      std::string_view text = pipeline::signal_text(*view, cfg.routing.history, storage);
+      std::string_view pii_text = view->messages.size() == 1 ? view->messages[0].text : "";
+      if (view->messages.size() > 1) {
+        for (const auto& m : view->messages) {
+          if (!pii_storage.empty())
+            pii_storage += "\n\n";
+          pii_storage += m.text;
+        }
+        pii_text = pii_storage;
+      }
+      volatile uint64_t tokens = pipeline::estimate_request_tokens(*view);
+      (void)tokens;
+      at(Stage::Facts).push_back(us_since(t0));
+      t0 = std::chrono::steady_clock::now();
+      std::string window_storage;
+      std::string_view model_text = pipeline::text_window(text, cfg.routing.window, window_storage);
+      at(Stage::Window).push_back(us_since(t0));
+      models::Analysis a = models::analyze(*snap.models, model_text, snap.referenced.classifiers);
+      at(Stage::Domain).push_back(a.domain_us); // includes the shared featurisation
+      at(Stage::Complexity).push_back(a.complexity_us);
+      at(Stage::Reasoning).push_back(a.reasoning_us);
+      at(Stage::Jailbreak).push_back(a.jailbreak_us);
+      at(Stage::Language).push_back(a.language_us);
+      at(Stage::Embedding).push_back(a.embedding_us);
+      t0 = std::chrono::steady_clock::now();
+      auto pii = pipeline::detect_pii(nullptr, pii_text);
+      at(Stage::Pii).push_back(us_since(t0));
+      t0 = std::chrono::steady_clock::now();
+      signals::SignalResults results;
+      if (snap.keywords)
+        snap.keywords->evaluate(signals::SignalInput{text}, results);
+      at(Stage::Keywords).push_back(us_since(t0));
+      t0 = std::chrono::steady_clock::now();
+      pipeline::route(snap, {}, b, random);
+      at(Stage::Route).push_back(us_since(t0));
+    }
+  std::printf("| %d |", words);
+  for (const auto& stage : t)
+    std::printf(" %.0f |", median(stage));
+  std::printf("\n");
+}
+
+} // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Routing-decision latency of the default config (p50/p99 per concurrency)."};
@@ -42,6 +135,9 @@ int main(int argc, char** argv) {
                  "Instead: route long prompts of about N words (repeatable; each built from the "
                  "data set's prompts), single-threaded");
   app.add_flag("--no-window", no_window, "With --words: routing.window off (classifiers read all)");
+  bool breakdown = false;
+  app.add_flag("--breakdown", breakdown,
+               "With --words: also time each stage of route() on its own (p50 per stage)");
   CLI11_PARSE(app, argc, argv);
 
   if (!router_dir.empty()) {
@@ -113,6 +209,7 @@ int main(int argc, char** argv) {
       if (!line.empty())
         texts.push_back(nlohmann::json::parse(line)["text"].get<std::string>());
     std::printf("| words | window | requests | p50 µs | p99 µs |\n|---|---|---|---|---|\n");
+    std::vector<std::vector<std::string>> long_sets;
     for (int n : words) {
       std::vector<std::string> longs;
       size_t next = 0;
@@ -144,6 +241,16 @@ int main(int argc, char** argv) {
       std::sort(lat.begin(), lat.end());
       std::printf("| %d | %s | %zu | %.1f | %.1f |\n", n, no_window ? "off" : "on", lat.size(),
                   lat[lat.size() / 2], lat[std::min(lat.size() - 1, size_t(0.99 * lat.size()))]);
+      long_sets.push_back(std::move(longs));
+    }
+    if (breakdown) {
+      std::printf("\np50 µs per stage (domain includes the featurisation the classifiers share; "
+                  "PII is one scan of every message; route is the whole call):\n\n"
+                  "| words | parse | facts | window | domain | complexity | reasoning | jailbreak "
+                  "| language | embedding | pii | keywords | route |\n"
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+      for (size_t k = 0; k < words.size(); ++k)
+        print_breakdown(**snap, long_sets[k], rounds, words[k]);
     }
     return 0;
   }

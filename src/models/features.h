@@ -13,6 +13,8 @@ namespace semrouter::models {
 // Lowercased words (letters and digits; Unicode-aware), after dropping zero-width and other
 // invisible format characters. Digits runs are kept as written.
 void words_of(std::string_view text, std::vector<std::string>& out);
+// The same, and where each word starts: the byte offset in `text` of its first character.
+void words_of(std::string_view text, std::vector<std::string>& out, std::vector<uint32_t>& begins);
 
 struct FeatureOptions {
   uint32_t buckets_log2 = 18; // hash space 2^bits
@@ -47,5 +49,9 @@ private:
 };
 
 uint64_t fnv1a(std::string_view s, uint64_t seed = 0xcbf29ce484222325ull);
+
+// Sorts feature ids ascending: what std::sort gives, by radix sort when there are many (a long
+// text's thousands of ids, a window's hundreds).
+void sort_ids(std::vector<uint32_t>& ids);
 
 } // namespace semrouter::models

@@ -8,12 +8,86 @@
 
 namespace semrouter::models {
 
+namespace {
+
+// The rows are scattered over a table of megabytes: fetch a few ahead so the cache misses
+// overlap.
+constexpr size_t kAhead = 8;
+
+// out[c] = b[c] + Σ_k x.val[k] · w[x.idx[k], c], in the order of k, for C classes known when
+// compiled: the sums live in registers (a loop writing out[] would store and reload them for
+// every feature, since out may alias w). Same operations in the same order as the generic loop.
+template <uint32_t C> void logits_fixed(const LinearModel& m, const SparseVec& x, float* out) {
+  float acc[C];
+  for (uint32_t c = 0; c < C; ++c)
+    acc[c] = m.b[c];
+  const size_t n = x.idx.size();
+  const float* w = m.w.data();
+  for (size_t k = 0; k < std::min(n, kAhead); ++k)
+    __builtin_prefetch(w + size_t(x.idx[k]) * C);
+  for (size_t k = 0; k < n; ++k) {
+    if (k + kAhead < n)
+      __builtin_prefetch(w + size_t(x.idx[k + kAhead]) * C);
+    const float* row = w + size_t(x.idx[k]) * C;
+    const float v = x.val[k];
+    for (uint32_t c = 0; c < C; ++c)
+      acc[c] += v * row[c];
+  }
+  for (uint32_t c = 0; c < C; ++c)
+    out[c] = acc[c];
+}
+
+template <uint32_t C>
+void add_dense_fixed(const LinearModel& m, const float* v, size_t n, float scale, uint32_t first,
+                     float* out) {
+  float acc[C];
+  for (uint32_t c = 0; c < C; ++c)
+    acc[c] = out[c];
+  const float* w = m.w.data() + size_t(first) * C;
+  for (size_t d = 0; d < n; ++d) {
+    const float x = v[d] * scale;
+    for (uint32_t c = 0; c < C; ++c)
+      acc[c] += x * w[d * C + c];
+  }
+  for (uint32_t c = 0; c < C; ++c)
+    out[c] = acc[c];
+}
+
+} // namespace
+
+void LinearModel::add_dense(const float* v, size_t n, float scale, uint32_t first,
+                            float* out) const {
+  switch (classes) {
+  case 2:
+    return add_dense_fixed<2>(*this, v, n, scale, first, out);
+  case 3:
+    return add_dense_fixed<3>(*this, v, n, scale, first, out);
+  case 14:
+    return add_dense_fixed<14>(*this, v, n, scale, first, out);
+  default:
+    break;
+  }
+  const float* wd = w.data() + size_t(first) * classes;
+  for (size_t d = 0; d < n; ++d) {
+    const float x = v[d] * scale;
+    for (uint32_t c = 0; c < classes; ++c)
+      out[c] += x * wd[d * classes + c];
+  }
+}
+
 void LinearModel::logits(const SparseVec& x, float* out) const {
+  switch (classes) {
+  case 2:
+    return logits_fixed<2>(*this, x, out);
+  case 3:
+    return logits_fixed<3>(*this, x, out);
+  case 14:
+    return logits_fixed<14>(*this, x, out);
+  default:
+    break;
+  }
   for (uint32_t c = 0; c < classes; ++c)
     out[c] = b[c];
-  // The rows are scattered over a table of megabytes: fetch a few ahead so the cache misses
-  // overlap.
-  constexpr size_t kAhead = 8;
   const size_t n = x.idx.size();
   for (size_t k = 0; k < std::min(n, kAhead); ++k)
     __builtin_prefetch(w.data() + size_t(x.idx[k]) * classes);

@@ -19,6 +19,9 @@ struct LinearModel {
   std::vector<float> b; // [classes]
   // out[c] = b[c] + Σ x_i · w[i, c]
   void logits(const SparseVec& x, float* out) const;
+  // out[c] += Σ_d (v[d] · scale) · w[first + d, c], in the order of d: dense features stored
+  // from row `first` on.
+  void add_dense(const float* v, size_t n, float scale, uint32_t first, float* out) const;
 };
 
 struct LinearTrainOptions {

@@ -11,6 +11,13 @@
 #include "nn/safetensors.h"
 
 namespace semrouter::models {
+namespace {
+
+// Window scoring keeps each word's weighted vector (400 bytes) for texts up to this long: a
+// window-sized text, not a 50k-word document read whole.
+constexpr size_t kMaxWeightedWords = 4096;
+
+} // namespace
 
 using core::ErrorCode;
 using core::make_error;
@@ -63,7 +70,7 @@ double LinearTextClassifier::positive_from_logits(const std::vector<float>& z) c
 
 void LinearTextClassifier::prepare(std::string_view text, PreparedText& p) const {
   p.text = text;
-  words_of(text, p.words);
+  words_of(text, p.words, p.begins);
   p.offsets.assign(1, 0);
   p.ids.clear();
   const bool bigrams = cfg_.features.word_bigrams;
@@ -77,9 +84,15 @@ void LinearTextClassifier::prepare(std::string_view text, PreparedText& p) const
   tmp.assign(p.ids.begin(), p.ids.end());
   FeatureHasher::from_ids(tmp, p.hashed);
   p.dense.clear();
+  p.rows.clear();
+  p.weighted.clear();
   if (vectors_) {
+    // Each word looked up once: the spans' vectors reuse the rows (and window scoring fills in
+    // each word's weighted vector, see positive_probability).
+    p.rows.resize(p.words.size());
+    vectors_->lookup_all(p.words, p.rows.data());
     p.dense.resize(size_t(vectors_->dim()));
-    if (vectors_->sentence_vector(p.words, p.dense.data()) == 0)
+    if (vectors_->sentence_vector_rows(p.rows.data(), p.rows.size(), p.dense.data()) == 0)
       p.dense.clear();
   }
   p.key = key_;
@@ -99,35 +112,54 @@ void LinearTextClassifier::span_logits(const PreparedText& p, size_t a, size_t b
     FeatureHasher::from_ids(span_ids, x);
     hx = &x;
     dense.clear();
-    if (vectors_) {
+    if (vectors_ && !p.weighted.empty()) {
+      // The words' weighted vectors summed in order, then finished: sentence_vector_rows()'s
+      // arithmetic without converting the rows again for every span.
+      const size_t dim = size_t(vectors_->dim());
+      dense.assign(dim, 0.f);
+      size_t n = 0;
+      for (size_t w = a; w < b; ++w) {
+        if (p.rows[w] < 0)
+          continue;
+        const float* row = p.weighted.data() + w * dim;
+        for (size_t d = 0; d < dim; ++d)
+          dense[d] += row[d];
+        ++n;
+      }
+      if (n == 0)
+        dense.clear();
+      else
+        vectors_->finish_sentence_vector(dense.data(), n);
+    } else if (vectors_) {
       dense.resize(size_t(vectors_->dim()));
-      if (vectors_->sentence_vector(p.words.data() + a, b - a, dense.data()) == 0)
+      if (vectors_->sentence_vector_rows(p.rows.data() + a, b - a, dense.data()) == 0)
         dense.clear();
     }
     dv = &dense;
   }
   z.resize(model_.classes);
   model_.logits(*hx, z.data());
-  if (!dv->empty()) { // dense features live after the hashed buckets
-    const uint32_t C = model_.classes;
-    const float* w = model_.w.data() + size_t(hasher_.dim()) * C;
-    for (size_t d = 0; d < dv->size(); ++d) {
-      const float v = (*dv)[d] * cfg_.vector_scale;
-      for (uint32_t c = 0; c < C; ++c)
-        z[c] += v * w[d * C + c];
-    }
-  }
+  if (!dv->empty()) // dense features live after the hashed buckets
+    model_.add_dense(dv->data(), dv->size(), cfg_.vector_scale, hasher_.dim(), z.data());
 }
 
 double LinearTextClassifier::positive_probability(const PreparedText& p) const {
   thread_local std::vector<float> z;
-  thread_local std::vector<std::string> sent;
   const auto& words = p.words;
   const std::string_view text = p.text;
   span_logits(p, 0, words.size(), z);
   double best = positive_from_logits(z);
   if (cfg_.window_words <= 0 || words.size() < 2)
     return best;
+  // Each word's weighted vector, once per text: every span sums its words' rows.
+  if (vectors_ && p.weighted.empty() && p.rows.size() == words.size() &&
+      words.size() <= kMaxWeightedWords) {
+    const size_t dim = size_t(vectors_->dim());
+    p.weighted.assign(words.size() * dim, 0.f);
+    for (size_t w = 0; w < words.size(); ++w)
+      if (p.rows[w] >= 0)
+        vectors_->weighted_row(p.rows[w], p.weighted.data() + w * dim);
+  }
   auto score = [&](size_t a, size_t b) { // words [a, b)
     if (b <= a || (a == 0 && b == words.size()))
       return;
@@ -146,8 +178,12 @@ double LinearTextClassifier::positive_probability(const PreparedText& p) const {
     if (!end)
       continue;
     if (i > start) {
-      words_of(text.substr(start, std::min(i + 1, text.size()) - start), sent);
-      size_t last = std::min(words.size(), first_word + sent.size());
+      // The sentence's words: those that start before its end (no word runs across a sentence
+      // end, which is a newline or punctuation, so they are the words the sentence alone has).
+      const size_t sentence_end = std::min(i + 1, text.size());
+      size_t last = first_word;
+      while (last < words.size() && p.begins[last] < sentence_end)
+        ++last;
       score(first_word, last);
       first_word = last;
     }

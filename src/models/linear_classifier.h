@@ -39,11 +39,18 @@ struct LinearClassifierConfig {
 struct PreparedText {
   std::string_view text;
   std::vector<std::string> words;
+  std::vector<uint32_t> begins;  // where each word starts in `text` (byte offset)
   std::vector<uint32_t> ids;     // per word: its own ids, then the bigram with the next word
   std::vector<uint32_t> offsets; // word w's ids are [offsets[w], offsets[w + 1])
-  SparseVec hashed;              // the whole text, normalised
-  std::vector<float> dense;      // the whole text's SIF vector (unscaled); empty if none
-  uint64_t key = 0;              // which feature setup produced this (0: none yet)
+  std::vector<int32_t> rows;     // each word's row in the word vectors (-1: none); empty if none
+  // Each word's weighted vector (WordVectors::weighted_row; [words × dim]) for the spans of
+  // window scoring, filled by the first model that scores spans (hence mutable: a cache of the
+  // prepared text, which belongs to one thread); empty until then, and when the text has too
+  // many words to keep them.
+  mutable std::vector<float> weighted;
+  SparseVec hashed;         // the whole text, normalised
+  std::vector<float> dense; // the whole text's SIF vector (unscaled); empty if none
+  uint64_t key = 0;         // which feature setup produced this (0: none yet)
 };
 
 class LinearTextClassifier : public TextClassifier {

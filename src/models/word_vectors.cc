@@ -38,14 +38,20 @@ core::StatusOr<std::shared_ptr<const WordVectors>> WordVectors::load(const std::
   std::ifstream vf(dir + "/vocab.txt");
   if (!vf)
     return make_error(ErrorCode::NotFound, fmt::format("{}/vocab.txt: cannot open", dir));
-  std::string w;
-  int32_t row = 0;
-  while (std::getline(vf, w))
-    wv->index_.emplace(w, row++);
-  if (size_t(row) != vocab)
+  std::vector<std::string> words;
+  for (std::string w; std::getline(vf, w);)
+    words.push_back(std::move(w));
+  if (words.size() != vocab)
     return make_error(
         ErrorCode::InvalidArgument,
-        fmt::format("{}/vocab.txt has {} words, config.json says {}", dir, row, vocab));
+        fmt::format("{}/vocab.txt has {} words, config.json says {}", dir, words.size(), vocab));
+  size_t slots = 2;
+  while (slots < 2 * words.size())
+    slots *= 2;
+  wv->slots_.assign(slots, Slot{});
+  wv->long_words_.resize(words.size());
+  for (size_t r = 0; r < words.size(); ++r)
+    wv->insert(words[r], int32_t(r)); // a repeated word keeps its first row
   auto st = nn::SafeTensors::open(dir + "/model.safetensors");
   if (!st)
     return tl::unexpected(st.error());
@@ -66,6 +72,9 @@ core::StatusOr<std::shared_ptr<const WordVectors>> WordVectors::load(const std::
   wv->scales_ = std::move(*sc);
   wv->sif_ = std::move(*sif);
   wv->pc_ = std::move(*pc);
+  wv->sif_scale_.resize(wv->scales_.size());
+  for (size_t r = 0; r < wv->scales_.size(); ++r)
+    wv->sif_scale_[r] = wv->sif_[r] * wv->scales_[r];
   return std::shared_ptr<const WordVectors>(std::move(wv));
 }
 
@@ -87,22 +96,108 @@ WordVectors::load_shared(const std::string& dir) {
   return v;
 }
 
-int32_t WordVectors::lookup(const std::string& word) const {
-  auto it = index_.find(word);
-  return it == index_.end() ? -1 : it->second;
+namespace {
+
+uint64_t word_hash(std::string_view w) {
+  return fnv1a(w, 0x6c62272e07bb0142ull);
+}
+
+// Rows fetched this far ahead of their use: enough to overlap the cache misses of a long text.
+constexpr size_t kPrefetchAhead = 8;
+
+} // namespace
+
+void WordVectors::insert(std::string_view word, int32_t row) {
+  const uint64_t h = word_hash(word);
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    Slot& s = slots_[i];
+    if (s.row < 0) {
+      s.hash = h;
+      s.row = row;
+      s.size = uint32_t(word.size());
+      if (word.size() <= kInlineBytes)
+        std::memcpy(s.text, word.data(), word.size());
+      else
+        long_words_[size_t(row)] = std::string(word);
+      return;
+    }
+    if (s.hash == h && probe(word, h) >= 0)
+      return; // already there: the first row stays
+  }
+}
+
+int32_t WordVectors::probe(std::string_view word, uint64_t h) const {
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (s.row < 0)
+      return -1;
+    if (s.hash != h || s.size != word.size())
+      continue;
+    const bool same = word.size() <= kInlineBytes
+                          ? std::memcmp(s.text, word.data(), word.size()) == 0
+                          : long_words_[size_t(s.row)] == word;
+    if (same)
+      return s.row;
+  }
+}
+
+int32_t WordVectors::lookup(std::string_view word) const {
+  return slots_.empty() ? -1 : probe(word, word_hash(word));
+}
+
+void WordVectors::lookup_all(const std::vector<std::string>& words, int32_t* rows) const {
+  if (slots_.empty()) {
+    std::fill(rows, rows + words.size(), -1);
+    return;
+  }
+  thread_local std::vector<uint64_t> hashes;
+  hashes.resize(words.size());
+  for (size_t i = 0; i < words.size(); ++i)
+    hashes[i] = word_hash(words[i]);
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = 0; i < std::min(words.size(), kPrefetchAhead); ++i)
+    __builtin_prefetch(&slots_[hashes[i] & mask]);
+  for (size_t i = 0; i < words.size(); ++i) {
+    if (i + kPrefetchAhead < words.size())
+      __builtin_prefetch(&slots_[hashes[i + kPrefetchAhead] & mask]);
+    rows[i] = probe(words[i], hashes[i]);
+  }
 }
 
 size_t WordVectors::sentence_vector(const std::string* words, size_t count, float* out,
                                     bool sif) const {
+  thread_local std::vector<int32_t> rows;
+  rows.resize(count);
+  for (size_t i = 0; i < count; ++i)
+    rows[i] = lookup(words[i]);
+  return sentence_vector_rows(rows.data(), count, out, sif);
+}
+
+size_t WordVectors::sentence_vector_rows(const int32_t* rows, size_t count, float* out,
+                                         bool sif) const {
   std::fill(out, out + dim_, 0.f);
   size_t n = 0;
+  const size_t row_bytes = size_t(dim_);
+  auto prefetch = [&](size_t i) {
+    if (rows[i] < 0)
+      return;
+    const int8_t* q = q_.data() + size_t(rows[i]) * row_bytes;
+    for (size_t b = 0; b < row_bytes; b += 64)
+      __builtin_prefetch(q + b);
+    __builtin_prefetch(&sif_scale_[size_t(rows[i])]);
+  };
+  for (size_t i = 0; i < std::min(count, kPrefetchAhead); ++i)
+    prefetch(i);
   for (size_t i = 0; i < count; ++i) {
-    const std::string& w = words[i];
-    auto it = index_.find(w);
-    if (it == index_.end())
+    if (i + kPrefetchAhead < count)
+      prefetch(i + kPrefetchAhead);
+    if (rows[i] < 0)
       continue;
-    const size_t r = size_t(it->second);
-    const float k = (sif ? sif_[r] : 1.f) * scales_[r];
+    const size_t r = size_t(rows[i]);
+    // sif_ * scales_, multiplied once at load (the same product as here).
+    const float k = sif ? sif_scale_[r] : scales_[r];
     const int8_t* q = q_.data() + r * size_t(dim_);
     for (int64_t d = 0; d < dim_; ++d)
       out[d] += k * float(q[d]);
@@ -110,6 +205,19 @@ size_t WordVectors::sentence_vector(const std::string* words, size_t count, floa
   }
   if (n == 0)
     return 0;
+  finish_sentence_vector(out, n, sif);
+  return n;
+}
+
+void WordVectors::weighted_row(int32_t row, float* out, bool sif) const {
+  const size_t r = size_t(row);
+  const float k = sif ? sif_scale_[r] : scales_[r];
+  const int8_t* q = q_.data() + r * size_t(dim_);
+  for (int64_t d = 0; d < dim_; ++d)
+    out[d] = k * float(q[d]);
+}
+
+void WordVectors::finish_sentence_vector(float* out, size_t n, bool sif) const {
   float dot = 0;
   for (int64_t d = 0; d < dim_; ++d) {
     out[d] /= float(n);
@@ -125,7 +233,6 @@ size_t WordVectors::sentence_vector(const std::string* words, size_t count, floa
     for (int64_t d = 0; d < dim_; ++d)
       out[d] *= inv;
   }
-  return n;
 }
 
 void WordVectors::embed_one(std::string_view text, std::vector<float>& out, bool sif) const {

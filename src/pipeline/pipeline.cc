@@ -254,7 +254,8 @@ RequestFacts request_facts(const Snapshot& snapshot, const openai::RequestView& 
   if (pii_storage) {
     // Every message: PII in an earlier turn goes upstream too. One text (a prompt, or a single
     // message) is read where it is: a long prompt is not copied.
-    const std::string* only = view.kind == openai::RequestKind::Completions ? &view.prompt : nullptr;
+    const std::string* only =
+        view.kind == openai::RequestKind::Completions ? &view.prompt : nullptr;
     size_t texts = only ? 1 : 0;
     for (const auto& m : view.messages)
       if (!m.text.empty())

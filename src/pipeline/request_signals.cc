@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstring>
 #include <latch>
 #include <set>
 #include <vector>
@@ -132,6 +133,18 @@ std::string_view signal_text(const openai::RequestView& view, const config::Hist
 uint64_t estimate_tokens(std::string_view text) {
   uint64_t other_bytes = 0, cjk = 0;
   for (size_t i = 0; i < text.size();) {
+    // Eight ASCII bytes at once: each is one "other" byte (a long prompt is mostly ASCII).
+    constexpr size_t kStride = 8;
+    constexpr uint64_t kHighBits = 0x8080808080808080ull;
+    if (i + kStride <= text.size()) {
+      uint64_t w = 0;
+      std::memcpy(&w, text.data() + i, kStride);
+      if ((w & kHighBits) == 0) {
+        other_bytes += kStride;
+        i += kStride;
+        continue;
+      }
+    }
     unsigned char c = static_cast<unsigned char>(text[i]);
     size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
     if (len >= 3 && i + len <= text.size()) {

@@ -9,6 +9,10 @@
 #include <numeric>
 #include <utility>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace semrouter::signals {
 namespace {
 
@@ -692,6 +696,80 @@ std::vector<PiiEntity> resolve_overlaps(std::vector<PiiEntity> all) {
   return kept;
 }
 
+// Every recogniser over `t`, each in turn; hits are shifted by `offset`.
+void scan_all(std::string_view t, size_t offset, std::vector<PiiEntity>& out) {
+  const size_t first = out.size();
+  scan_email(t, out);
+  scan_phone(t, out);
+  scan_credit_card(t, out);
+  scan_us_ssn(t, out);
+  scan_ipv4(t, out);
+  scan_ipv6(t, out);
+  scan_iban(t, out);
+  for (size_t k = first; k < out.size(); ++k)
+    out[k].begin += offset, out[k].end += offset;
+}
+
+// ---- pre-filter ----
+//
+// find_pii runs the recognisers only on the segments of the text that can hold an entity. Why
+// that finds exactly what scanning the whole text finds:
+//  - Every entity is made of letters, digits and ". - _ % + @ : ( )" and spaces; a space only
+//    ever sits between [0-9A-Z)] and [0-9A-Z(] (digit groups, "(555) 123", "+1 (", IBAN
+//    groups). Any other byte (non-ASCII, newline, ',', '?', ...) and any other space is a cut:
+//    a segment is a maximal run without cuts.
+//  - What the recognisers check around a candidate reads a cut as they read the start or end of
+//    the text: a cut is neither a letter, a digit, '.', '-', '_' nor a separator they would step
+//    over (a space they would step over has an entity character on both sides, so is no cut),
+//    and no scan skips past a cut. So each recogniser finds in a segment what it finds there in
+//    the whole text; a tie between two hits resolves the same, as it only happens within one
+//    segment, where the recognisers run in the same order.
+//  - Every entity holds a digit or an '@' (an IPv6 address without a decimal digit is not
+//    reported), so a segment without either is skipped.
+
+bool is_segment_byte(char c) {
+  return is_alnum(c) || c == '.' || c == '-' || c == '_' || c == '%' || c == '+' || c == '@' ||
+         c == ':' || c == '(' || c == ')';
+}
+
+// Is text[i] inside a segment (not a cut)?
+bool in_segment(std::string_view t, size_t i) {
+  const char c = t[i];
+  if (c != ' ')
+    return is_segment_byte(c);
+  if (i == 0 || i + 1 >= t.size())
+    return false;
+  const char l = t[i - 1], r = t[i + 1];
+  return (is_digit(l) || is_upper(l) || l == ')') && (is_digit(r) || is_upper(r) || r == '(');
+}
+
+// The first digit or '@' at or after `from`, or t.size(). Sixteen bytes at a time where SSE2 is
+// there: bytes 0x30..0x40 ('0'..'9', ":;<=>?@") are candidates, checked one by one.
+size_t next_trigger(std::string_view t, size_t from) {
+  const size_t n = t.size();
+  size_t i = from;
+  auto trigger = [](char c) { return is_digit(c) || c == '@'; };
+#if defined(__SSE2__)
+  const __m128i lo = _mm_set1_epi8(0x2F), hi = _mm_set1_epi8(0x41);
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.data() + i));
+    // Signed compares: bytes >= 0x80 are negative, so never in range.
+    const __m128i in = _mm_and_si128(_mm_cmpgt_epi8(v, lo), _mm_cmplt_epi8(v, hi));
+    unsigned mask = unsigned(_mm_movemask_epi8(in));
+    while (mask != 0) {
+      const size_t k = i + size_t(__builtin_ctz(mask));
+      if (trigger(t[k]))
+        return k;
+      mask &= mask - 1;
+    }
+  }
+#endif
+  for (; i < n; ++i)
+    if (trigger(t[i]))
+      return i;
+  return n;
+}
+
 } // namespace
 
 const std::vector<std::string>& pattern_pii_types() {
@@ -701,15 +779,29 @@ const std::vector<std::string>& pattern_pii_types() {
   return types;
 }
 
+std::vector<PiiEntity> find_pii_unfiltered(std::string_view text) {
+  std::vector<PiiEntity> hits;
+  scan_all(text, 0, hits);
+  return resolve_overlaps(std::move(hits));
+}
+
 std::vector<PiiEntity> find_pii(std::string_view text) {
   std::vector<PiiEntity> hits;
-  scan_email(text, hits);
-  scan_phone(text, hits);
-  scan_credit_card(text, hits);
-  scan_us_ssn(text, hits);
-  scan_ipv4(text, hits);
-  scan_ipv6(text, hits);
-  scan_iban(text, hits);
+  const size_t n = text.size();
+  size_t from = 0;
+  while (from < n) {
+    const size_t trigger = next_trigger(text, from);
+    if (trigger == n)
+      break;
+    // The segment around it; the next trigger is looked for past it.
+    size_t begin = trigger, end = trigger + 1;
+    while (begin > 0 && in_segment(text, begin - 1))
+      --begin;
+    while (end < n && in_segment(text, end))
+      ++end;
+    scan_all(text.substr(begin, end - begin), begin, hits);
+    from = end;
+  }
   return resolve_overlaps(std::move(hits));
 }
 
