@@ -1,5 +1,6 @@
 #include "core/strings.h"
 
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 
@@ -128,12 +129,15 @@ std::string json_string(std::string_view s) {
 }
 
 std::string json_number(double v) {
+  // std::to_chars: what "%lld" / "%.15g" print, without printf's locale and format parsing
+  // (this runs for numbers in rewritten request bodies, on every request).
   char buf[32];
+  std::to_chars_result r;
   if (v == static_cast<double>(static_cast<int64_t>(v)) && v > -9.2e18 && v < 9.2e18)
-    std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+    r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(v));
   else
-    std::snprintf(buf, sizeof buf, "%.15g", v);
-  return buf;
+    r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, 15);
+  return std::string(buf, r.ptr);
 }
 
 std::string_view utf8_prefix(std::string_view s, size_t max) {

@@ -6,17 +6,25 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <list>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <thread>
+#include <unistd.h>
 #include <unordered_map>
 
 #include <spdlog/spdlog.h>
 
 #include "core/clock.h"
 #include "core/strings.h"
+#include "dashboard/dashboard.h"
+#include "gateway/client_request.h"
 #include "gateway/upstream.h"
+#include "http/request_parser.h"
+#include "http/response_parser.h"
 #include "openai/errors.h"
 #include "openai/sse.h"
 #include "pipeline/access.h"
@@ -27,6 +35,7 @@ namespace semrouter::gateway {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace hp = ::semrouter::http;
 using tcp = asio::ip::tcp;
 using asio::awaitable;
 using asio::use_awaitable;
@@ -36,7 +45,13 @@ namespace {
 constexpr size_t kMaxHeaderBytes = 64 * 1024;
 constexpr size_t kMaxUpstreamBodyBytes = 256u << 20; // non-streamed upstream bodies
 constexpr size_t kRelayBufferBytes = 16 * 1024;
+// Bodies whose routing text is at least this long are routed off the worker's loop (about 5,000
+// words: some 100 us of signals; below it, the hop to the routing thread costs more than it saves).
+constexpr size_t kOffloadRoutingBytes = 32 * 1024;
+constexpr int kRoutingThreadNice = 10;
 constexpr auto kClientWriteTimeout = std::chrono::seconds(30);
+constexpr auto kDashboardPoll = std::chrono::milliseconds(250);
+constexpr auto kDashboardKeepAlive = std::chrono::seconds(15);
 using pipeline::kClientClosedRequest;
 
 // Hop-by-hop and framing headers are ours to set; every other upstream response header
@@ -65,6 +80,10 @@ struct DisconnectWatch {
 };
 
 awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<DisconnectWatch> watch) {
+  // co_spawn starts this on a later turn of the loop: the request may have ended in between, and
+  // its connection (and `client`) with it. Nothing may touch the socket then.
+  if (watch->done)
+    co_return;
   boost::system::error_code ec;
   co_await client.async_wait(tcp::socket::wait_read, asio::redirect_error(use_awaitable, ec));
   if (watch->done)
@@ -90,6 +109,40 @@ awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<DisconnectWatc
 // most about that long of wasted work.
 constexpr auto kWatchDelay = std::chrono::milliseconds(100);
 
+// Bytes read from a connection and not yet parsed. The parser keeps offsets until a
+// head is complete, so the unparsed bytes may move (compaction) between reads.
+class ReadBuffer {
+public:
+  ReadBuffer() = default;
+  explicit ReadBuffer(std::vector<char> storage) : data_(std::move(storage)) {}
+  std::string_view view() const { return {data_.data() + begin_, end_ - begin_}; }
+  void consume(size_t n) {
+    begin_ += n;
+    if (begin_ == end_)
+      begin_ = end_ = 0;
+  }
+  // Room for at least `min` more bytes at the end.
+  asio::mutable_buffer prepare(size_t min) {
+    if (data_.size() - end_ < min) {
+      if (begin_ > 0) {
+        std::memmove(data_.data(), data_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+      }
+      if (data_.size() - end_ < min)
+        data_.resize(std::max(data_.size() * 2, end_ + min));
+    }
+    return asio::buffer(data_.data() + end_, data_.size() - end_);
+  }
+  void commit(size_t n) { end_ += n; }
+  std::vector<char> release() { return std::move(data_); }
+
+private:
+  std::vector<char> data_;
+  size_t begin_ = 0;
+  size_t end_ = 0;
+};
+
 // Per-worker state: one event loop, its upstream pools and its random source. Touched only from
 // its own thread.
 // An io_context whose shutdown can be run on demand. Shutting down destroys every queued handler,
@@ -111,31 +164,31 @@ struct Worker {
   UpstreamPools pools;
   std::list<std::shared_ptr<DisconnectWatch>> watches; // requests in flight on this worker
   Deadline::List deadlines;                            // every live Deadline of this worker
-  std::vector<std::unique_ptr<char[]>> relay_buffers;  // free list; see RelayBuffer
+  std::vector<std::vector<char>> read_buffers;         // free list; see PooledReadBuffer
 };
 
-// A relay buffer borrowed from the worker's free list. Kept out of the coroutine frame: a 16 KiB
-// frame would be a large malloc/free on every request.
-class RelayBuffer {
+// An upstream read buffer borrowed from the worker's free list: a fresh 16 KiB buffer per request
+// would be a large malloc/free on every request.
+class PooledReadBuffer : public ReadBuffer {
 public:
-  explicit RelayBuffer(Worker& w) : w_(w) {
-    if (w_.relay_buffers.empty()) {
-      buf_ = std::make_unique<char[]>(kRelayBufferBytes);
-    } else {
-      buf_ = std::move(w_.relay_buffers.back());
-      w_.relay_buffers.pop_back();
-    }
+  explicit PooledReadBuffer(Worker& w) : ReadBuffer(take(w)), w_(w) {}
+  ~PooledReadBuffer() {
+    if (w_.read_buffers.size() < kMaxPooledReadBuffers)
+      w_.read_buffers.push_back(release());
   }
-  ~RelayBuffer() {
-    if (w_.relay_buffers.size() < kMaxPooledRelayBuffers)
-      w_.relay_buffers.push_back(std::move(buf_));
-  }
-  char* data() { return buf_.get(); }
+  PooledReadBuffer(const PooledReadBuffer&) = delete;
+  PooledReadBuffer& operator=(const PooledReadBuffer&) = delete;
 
 private:
-  static constexpr size_t kMaxPooledRelayBuffers = 256;
+  static std::vector<char> take(Worker& w) {
+    if (w.read_buffers.empty())
+      return {};
+    std::vector<char> v = std::move(w.read_buffers.back());
+    w.read_buffers.pop_back();
+    return v;
+  }
+  static constexpr size_t kMaxPooledReadBuffers = 256;
   Worker& w_;
-  std::unique_ptr<char[]> buf_;
 };
 
 // The client side of one connection: its stream and the deadline of its current operation.
@@ -170,7 +223,7 @@ awaitable<void> sweeper(Worker& w) {
   }
 }
 
-using Request = http::request<http::string_body>;
+using Request = ClientRequest;
 
 // Response heads are written by hand: Beast's serializer machinery measured as a visible share
 // of the per-request CPU, and our heads are simple. Values are stripped of CR/LF so a config
@@ -195,7 +248,8 @@ enum class Framing {
 std::string response_head(int status, unsigned version, std::string_view content_type,
                           const std::vector<std::pair<std::string, std::string>>& headers,
                           bool keep_alive, Framing framing, size_t content_length = 0,
-                          bool no_cache = false) {
+                          bool no_cache = false,
+                          const std::vector<std::pair<std::string, std::string>>* more = nullptr) {
   std::string out;
   out.reserve(256);
   out.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
@@ -208,6 +262,10 @@ std::string response_head(int status, unsigned version, std::string_view content
     out.append("Cache-Control: no-cache\r\n");
   for (const auto& [k, v] : headers)
     append_header(out, k, v);
+  if (more) {
+    for (const auto& [k, v] : *more)
+      append_header(out, k, v);
+  }
   if (version == 10) {
     if (keep_alive)
       out.append("Connection: keep-alive\r\n");
@@ -254,12 +312,7 @@ std::string_view target_path(std::string_view target) {
 // The client's request headers by lower-case name, for metadata signals and sessions. Beast
 // compares field names case-insensitively.
 pipeline::HeaderLookup header_lookup(const Request& req) {
-  return [&req](std::string_view name) -> std::optional<std::string_view> {
-    auto it = req.find(boost::beast::string_view(name.data(), name.size()));
-    if (it == req.end())
-      return std::nullopt;
-    return std::string_view(it->value().data(), it->value().size());
-  };
+  return [&req](std::string_view name) { return req.find(name); };
 }
 
 const HeaderList kBearerChallenge{{"www-authenticate", "Bearer"}};
@@ -280,7 +333,8 @@ struct Gateway::Impl {
       : rt(runtime), store(runtime.store), m(runtime.metrics),
         connections(
             runtime.registry.gauge("semrouter_client_connections", "Open client connections.")
-                .with({})) {}
+                .with({})),
+        dashboard(runtime) {}
 
   pipeline::Runtime& rt;
   pipeline::SnapshotStore& store;
@@ -298,6 +352,9 @@ struct Gateway::Impl {
   std::atomic<bool> draining{false};
   std::atomic<bool> stopped{false};
   std::atomic<size_t> next_worker{0};
+  // Routing of bodies over kOffloadRoutingBytes: one thread at a lower priority (nice 10), so
+  // that long prompts yield the CPU to the workers' short requests.
+  asio::thread_pool routing_pool{1};
 
   awaitable<void> accept_loop(tcp::acceptor& acceptor, bool admin);
   awaitable<void> session(tcp::socket socket, Worker& w, bool admin);
@@ -308,9 +365,15 @@ struct Gateway::Impl {
   awaitable<void> health_check(Worker& w, std::shared_ptr<const pipeline::Snapshot> snap,
                                const config::BackendConfig& backend);
   TlsContexts tls; // shared by the workers
+  dashboard::Dashboard dashboard;
+  // A dashboard event stream: polled every kDashboardPoll until the client leaves or the router
+  // drains; a comment line keeps idle streams (and their proxies) from timing out.
+  awaitable<void> stream_dashboard(ClientConn& client, const Request& req,
+                                   const dashboard::Request& dreq);
   awaitable<void> send(ClientConn& client, const Request& req, http::status status,
                        std::string body, std::string_view content_type, bool keep_alive,
-                       const std::vector<std::pair<std::string, std::string>>& headers = {});
+                       const std::vector<std::pair<std::string, std::string>>& headers = {},
+                       const std::vector<std::pair<std::string, std::string>>* more = nullptr);
   awaitable<void> send_error(ClientConn& client, const Request& req, const openai::ApiError& e,
                              bool keep_alive,
                              const std::vector<std::pair<std::string, std::string>>& headers = {});
@@ -414,6 +477,10 @@ void Gateway::run() {
   for (auto& w : im.workers)
     asio::co_spawn(w->ioc, sweeper(*w), asio::detached);
   asio::co_spawn(w0.ioc, im.health_check_loop(w0), asio::detached);
+  // Linux: a thread's nice value is set through its thread id.
+  asio::post(im.routing_pool, [] {
+    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kRoutingThreadNice);
+  });
 
   std::vector<std::thread> threads;
   std::vector<std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>>> guards;
@@ -534,16 +601,18 @@ awaitable<void> Gateway::Impl::accept_loop(tcp::acceptor& acceptor, bool admin) 
   }
 }
 
-awaitable<void>
-Gateway::Impl::send(ClientConn& client, const Request& req, http::status status, std::string body,
-                    std::string_view content_type, bool keep_alive,
-                    const std::vector<std::pair<std::string, std::string>>& headers) {
+awaitable<void> Gateway::Impl::send(ClientConn& client, const Request& req, http::status status,
+                                    std::string body, std::string_view content_type,
+                                    bool keep_alive,
+                                    const std::vector<std::pair<std::string, std::string>>& headers,
+                                    const std::vector<std::pair<std::string, std::string>>* more) {
   std::string head = response_head(static_cast<int>(status), req.version(), content_type, headers,
-                                   keep_alive, Framing::ContentLength, body.size());
+                                   keep_alive, Framing::ContentLength, body.size(), false, more);
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
   boost::system::error_code ec;
   client.deadline.set(kClientWriteTimeout);
-  co_await asio::async_write(client.stream, buffers, asio::redirect_error(use_awaitable, ec));
+  co_await asio::async_write(client.stream.socket(), buffers,
+                             asio::redirect_error(use_awaitable, ec));
   client.deadline.clear();
 }
 
@@ -555,80 +624,155 @@ Gateway::Impl::send_error(ClientConn& client, const Request& req, const openai::
                 "application/json", keep_alive, headers);
 }
 
+awaitable<void> Gateway::Impl::stream_dashboard(ClientConn& client, const Request& req,
+                                                const dashboard::Request& dreq) {
+  const bool chunked = req.version() != 10;
+  uint64_t cursor = 0;
+  std::string data = dashboard.stream_open(dreq, cursor);
+  std::string head = response_head(200, req.version(), "text/event-stream", kNoHeaders, false,
+                                   chunked ? Framing::Chunked : Framing::UntilClose, 0, true);
+  // `raw`: the head and the last chunk, written as they are.
+  auto write = [&](std::string_view text, bool raw) -> awaitable<bool> {
+    std::string out;
+    if (chunked && !raw) {
+      out = chunk_head(text.size());
+      out.append(text);
+      out.append(kCrLf);
+    } else {
+      out.assign(text);
+    }
+    boost::system::error_code ec;
+    client.deadline.set(kClientWriteTimeout);
+    co_await asio::async_write(client.stream.socket(), asio::buffer(out),
+                               asio::redirect_error(use_awaitable, ec));
+    client.deadline.adjust(ec);
+    client.deadline.clear();
+    co_return !ec;
+  };
+  if (!co_await write(head, true))
+    co_return;
+  if (!data.empty() && !co_await write(data, false))
+    co_return;
+  asio::steady_timer timer(client.stream.get_executor());
+  auto idle_since = core::SteadyClock::now();
+  while (!draining) {
+    timer.expires_after(kDashboardPoll);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (ec)
+      co_return;
+    data = dashboard.stream_next(cursor);
+    const auto now = core::SteadyClock::now();
+    if (data.empty() && now - idle_since >= kDashboardKeepAlive)
+      data = ": keep-alive\n\n";
+    if (data.empty())
+      continue;
+    idle_since = now;
+    if (!co_await write(data, false))
+      co_return;
+  }
+  if (chunked)
+    co_await write(kLastChunk, true);
+}
+
+namespace {
+
+constexpr size_t kReadChunkBytes = 16 * 1024;
+
+// Why reading a request ended without one to serve.
+enum class ReadEnd {
+  Request, // a request is ready
+  Closed,  // the client closed (or stalled, or the read failed): nothing to answer
+  Error,   // malformed or over a limit: answered with `status`, then the connection closes
+};
+
+} // namespace
+
 awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin) {
   ClientConn client(std::move(socket), w);
   beast::tcp_stream& stream = client.stream;
-  beast::flat_buffer buffer;
   connections.add(1);
   const uint64_t max_body = store.get()->config->server.max_body_bytes;
   const auto header_timeout =
       std::chrono::milliseconds(store.get()->config->server.client_header_timeout_ms);
+  hp::Options options;
+  options.max_header_bytes = kMaxHeaderBytes;
+  options.max_body_bytes = max_body;
+  hp::RequestParser parser(options);
+  ReadBuffer in;
+  ClientRequest req;
   while (true) {
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(kMaxHeaderBytes);
-    parser.body_limit(max_body);
-    boost::system::error_code ec;
+    parser.reset();
+    req.clear();
+    // The whole request (head and body) within client_header_timeout_ms of the first read;
+    // that also bounds how long an idle keep-alive connection stays open.
     client.deadline.set(header_timeout);
-    co_await http::async_read_header(stream, buffer, parser,
+    ReadEnd end = ReadEnd::Closed;
+    while (true) {
+      const hp::ParseResult r = parser.parse(in.view());
+      if (r.event == hp::Event::Head) {
+        req.set_head(parser, in.view().substr(0, r.consumed));
+        in.consume(r.consumed);
+        // curl and others wait for "100 Continue" before sending a large body.
+        if (parser.expects_continue()) {
+          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+          boost::system::error_code ec;
+          co_await asio::async_write(stream.socket(), asio::buffer(kContinue),
                                      asio::redirect_error(use_awaitable, ec));
-    client.deadline.adjust(ec);
-    if (ec == http::error::end_of_stream || ec == asio::error::eof ||
-        ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
-        ec == beast::error::timeout)
-      break;
-    Request dummy{http::verb::get, "/", 11};
-    if (ec == http::error::body_limit) {
-      m.client_errors.with({"body_too_large"}).inc();
-      co_await send_error(client, dummy, openai::body_too_large(max_body), false);
-      break;
-    }
-    if (ec) {
-      m.client_errors.with({"malformed_http"}).inc();
-      co_await send_error(
-          client, dummy, openai::invalid_request("malformed HTTP request: " + ec.message()), false);
-      break;
-    }
-    // curl and others wait for "100 Continue" before sending a large body.
-    auto expect = parser.get()[http::field::expect];
-    if (core::iequals(expect, "100-continue")) {
-      http::response<http::empty_body> cont{http::status::continue_, parser.get().version()};
-      co_await http::async_write(stream, cont, asio::redirect_error(use_awaitable, ec));
-      if (ec)
-        break;
-    }
-    // The body usually arrives with the header: parse what is buffered in place, and only go
-    // back to the socket for the rest.
-    while (!parser.is_done() && buffer.size() > 0) {
-      size_t used = parser.put(buffer.data(), ec);
-      buffer.consume(used);
-      if (ec || used == 0)
-        break;
-    }
-    if (ec == http::error::need_more)
-      ec = {};
-    if (!ec && !parser.is_done()) {
-      co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
-      client.deadline.adjust(ec);
-    }
-    if (ec) {
-      if (ec == http::error::body_limit) {
-        m.client_errors.with({"body_too_large"}).inc();
-        co_await send_error(client, dummy, openai::body_too_large(max_body), false);
+          if (ec)
+            break;
+        }
+        continue;
+      }
+      if (r.event == hp::Event::Body) {
+        req.body().append(r.body);
+        in.consume(r.consumed);
+        continue;
+      }
+      if (r.event == hp::Event::Done) {
+        in.consume(r.consumed);
+        end = ReadEnd::Request;
         break;
       }
-      {
-        if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
-            ec != asio::error::eof) {
-          m.client_errors.with({"malformed_http"}).inc();
-          co_await send_error(client, dummy,
-                              openai::invalid_request("malformed HTTP request: " + ec.message()),
-                              false);
-        }
+      if (r.event == hp::Event::Error) {
+        end = ReadEnd::Error;
+        break;
+      }
+      // NeedMore
+      in.consume(r.consumed);
+      boost::system::error_code ec;
+      const size_t n = co_await stream.socket().async_read_some(
+          in.prepare(kReadChunkBytes), asio::redirect_error(use_awaitable, ec));
+      in.commit(n);
+      if (ec) {
+        // The peer closed, reset or stalled past the deadline: a half-sent request has nobody
+        // to answer to.
         break;
       }
     }
     client.deadline.clear();
-    Request req = parser.release();
+    if (end == ReadEnd::Closed)
+      break;
+    if (end == ReadEnd::Error) {
+      const hp::ParseError pe = parser.error();
+      const int status = hp::error_status(pe);
+      ClientRequest plain;
+      openai::ApiError e;
+      if (pe == hp::ParseError::BodyTooLarge) {
+        m.client_errors.with({"body_too_large"}).inc();
+        e = openai::body_too_large(max_body);
+      } else {
+        m.client_errors.with({"malformed_http"}).inc();
+        e = openai::invalid_request(
+            pe == hp::ParseError::UnsupportedVersion
+                ? std::string("HTTP version not supported: semrouter speaks HTTP/1.0 and HTTP/1.1")
+                : fmt::format("malformed HTTP request: {}", hp::error_name(pe)),
+            "", std::string(hp::error_name(pe)));
+        e.status = status;
+      }
+      co_await send_error(client, plain, e, false);
+      break;
+    }
     // A bug must not end in silence: the request is answered 500 and logged, the connection
     // closed (whatever was half-written on it).
     bool keep = false;
@@ -639,8 +783,7 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
       failure = e.what();
     }
     if (!failure.empty()) {
-      spdlog::error("{} {}: internal error: {}", std::string_view(req.method_string()),
-                    std::string_view(req.target().data(), req.target().size()), failure);
+      spdlog::error("{} {}: internal error: {}", req.method_string(), req.target(), failure);
       m.client_errors.with({"internal_error"}).inc();
       co_await send_error(client, req, openai::internal_error("internal error: " + failure), false);
       break;
@@ -675,26 +818,26 @@ enum class Endpoint {
 struct EndpointSpec {
   std::string_view path;
   Endpoint endpoint;
-  http::verb verb;
+  hp::Method verb;
   bool on_gateway_port;
   bool on_admin_port;
 };
 
 constexpr EndpointSpec kEndpoints[] = {
-    {"/health", Endpoint::Health, http::verb::get, true, true},
-    {"/ready", Endpoint::Ready, http::verb::get, true, true},
-    {"/v1/chat/completions", Endpoint::ChatCompletions, http::verb::post, true, false},
-    {"/v1/completions", Endpoint::Completions, http::verb::post, true, false},
-    {"/v1/messages", Endpoint::Messages, http::verb::post, true, false},
-    {"/v1/responses", Endpoint::Responses, http::verb::post, true, false},
-    {"/v1/embeddings", Endpoint::Embeddings, http::verb::post, true, false},
-    {"/v1/models", Endpoint::Models, http::verb::get, true, false},
-    {"/metrics", Endpoint::Metrics, http::verb::get, false, true},
-    {"/api/v1/config", Endpoint::ConfigStatus, http::verb::get, false, true},
-    {"/api/v1/route", Endpoint::RouteDryRun, http::verb::post, false, true},
-    {"/api/v1/classify", Endpoint::Classify, http::verb::post, false, true},
-    {"/api/v1/keys", Endpoint::Keys, http::verb::get, false, true},
-    {"/api/v1/upstreams", Endpoint::Upstreams, http::verb::get, false, true},
+    {"/health", Endpoint::Health, hp::Method::Get, true, true},
+    {"/ready", Endpoint::Ready, hp::Method::Get, true, true},
+    {"/v1/chat/completions", Endpoint::ChatCompletions, hp::Method::Post, true, false},
+    {"/v1/completions", Endpoint::Completions, hp::Method::Post, true, false},
+    {"/v1/messages", Endpoint::Messages, hp::Method::Post, true, false},
+    {"/v1/responses", Endpoint::Responses, hp::Method::Post, true, false},
+    {"/v1/embeddings", Endpoint::Embeddings, hp::Method::Post, true, false},
+    {"/v1/models", Endpoint::Models, hp::Method::Get, true, false},
+    {"/metrics", Endpoint::Metrics, hp::Method::Get, false, true},
+    {"/api/v1/config", Endpoint::ConfigStatus, hp::Method::Get, false, true},
+    {"/api/v1/route", Endpoint::RouteDryRun, hp::Method::Post, false, true},
+    {"/api/v1/classify", Endpoint::Classify, hp::Method::Post, false, true},
+    {"/api/v1/keys", Endpoint::Keys, hp::Method::Get, false, true},
+    {"/api/v1/upstreams", Endpoint::Upstreams, hp::Method::Get, false, true},
 };
 
 const EndpointSpec* find_endpoint(std::string_view path, bool admin) {
@@ -714,7 +857,7 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
   if (admin && path != "/health" && path != "/ready") {
     const std::string& token = store.get()->config->auth.admin_token;
     if (!token.empty()) {
-      std::string_view auth = req[http::field::authorization];
+      std::string_view auth = req["authorization"];
       std::string_view given;
       if (auth.size() > 7 && core::iequals(auth.substr(0, 7), "bearer "))
         given = core::trim(auth.substr(7));
@@ -728,6 +871,22 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
         co_await send_error(client, req, e, keep, kBearerChallenge);
         co_return keep;
       }
+    }
+  }
+  if (admin) {
+    std::string_view target(req.target().data(), req.target().size());
+    const auto q = target.find('?');
+    const dashboard::Request dreq{
+        std::string_view(req.method_string()), path,
+        q == std::string_view::npos ? std::string_view() : target.substr(q + 1), req.body()};
+    if (dashboard.is_stream(path)) {
+      co_await stream_dashboard(client, req, dreq);
+      co_return false;
+    }
+    if (auto reply = dashboard.handle(dreq)) {
+      co_await send(client, req, static_cast<http::status>(reply->status), std::move(reply->body),
+                    reply->content_type, keep, reply->headers);
+      co_return keep;
     }
   }
   if (admin && (path == "/api/v1/cache" || path.starts_with("/api/v1/cache/"))) {
@@ -748,7 +907,7 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
     co_return keep;
   }
   if (req.method() != spec->verb) {
-    const bool get = spec->verb == http::verb::get;
+    const bool get = spec->verb == hp::Method::Get;
     co_await send_error(client, req,
                         openai::method_not_allowed(req.method_string(), path, get ? "GET" : "POST"),
                         keep, get ? kAllowGet : kAllowPost);
@@ -894,10 +1053,24 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     co_await reject(access.error, access.reason.c_str(), access.headers);
     co_return keep;
   }
-  pipeline::RouteOutcome out = api == pipeline::Api::Embeddings
-                                   ? pipeline::route_embeddings(*snap, req.body())
-                                   : rt.route(*snap, creq.kind(), headers, creq.routing_body(),
-                                              w.random, true, access.caller_for_routing());
+  pipeline::RouteOutcome out;
+  if (api == pipeline::Api::Embeddings) {
+    out = pipeline::route_embeddings(*snap, req.body());
+  } else if (creq.routing_body().size() >= kOffloadRoutingBytes) {
+    // A long prompt's signals take up to about a millisecond: they run on the routing thread so
+    // that this worker's other connections keep flowing meanwhile. The request resumes here.
+    core::Random random(w.random.next());
+    out = co_await asio::co_spawn(
+        routing_pool,
+        [&]() -> awaitable<pipeline::RouteOutcome> {
+          co_return rt.route(*snap, creq.kind(), headers, creq.routing_body(), random, true,
+                             access.caller_for_routing());
+        },
+        use_awaitable);
+  } else {
+    out = rt.route(*snap, creq.kind(), headers, creq.routing_body(), w.random, true,
+                   access.caller_for_routing());
+  }
   if (!pipeline::check_route(guard, access, out)) {
     co_await reject(access.error, access.reason.c_str());
     co_return keep;
@@ -1004,7 +1177,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   std::string query;
   if (auto q = req.target().find('?'); q != std::string_view::npos)
     query = std::string(req.target().substr(q));
-  const pipeline::ClientCredentials credentials{req[http::field::authorization], req["x-api-key"],
+  const pipeline::ClientCredentials credentials{req["authorization"], req["x-api-key"],
                                                 guard.enabled()};
   std::string last_error = "no backend configured";
   bool timed_out = false;
@@ -1204,32 +1377,64 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         watch->upstream = nullptr;
         continue; // the server had closed it: the request never went out
       }
-      http::response_parser<http::buffer_body> parser;
-      // Not boost::none: Beast 1.74 compares `len > none` as true on bodies of a known length.
-      parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-      beast::flat_buffer ubuf;
+      // The answer, parsed by src/http as it arrives: pieces of the body are views into `ubuf`,
+      // relayed before the next read.
+      hp::ResponseParser parser;
+      PooledReadBuffer ubuf(w);
+      boost::system::error_code rec; // why the last read failed
+      auto next_event = [&](std::chrono::milliseconds timeout) -> awaitable<hp::ParseResult> {
+        while (true) {
+          const hp::ParseResult r = parser.parse(ubuf.view());
+          if (r.event != hp::Event::NeedMore)
+            co_return r;
+          ubuf.consume(r.consumed);
+          upstream_deadline.set(timeout);
+          const size_t n = co_await conn->async_read_some(ubuf.prepare(kRelayBufferBytes),
+                                                          asio::redirect_error(use_awaitable, rec));
+          upstream_deadline.adjust(rec);
+          ubuf.commit(n);
+          if (rec) {
+            if (rec == asio::error::eof || rec == asio::ssl::error::stream_truncated) {
+              const hp::ParseResult e = parser.on_eof();
+              if (e.event == hp::Event::Done) {
+                rec = {};
+                co_return e;
+              }
+            }
+            co_return hp::ParseResult{hp::Event::Error, 0, {}};
+          }
+        }
+      };
+      // What went wrong reading the answer: a read error, or what the parser refused.
+      auto read_failure = [&]() -> std::pair<const char*, std::string> {
+        if (rec)
+          return {classify_error(rec), rec.message()};
+        if (parser.error() == hp::ParseError::Truncated || parser.error() == hp::ParseError::None)
+          return {"reset", "the connection closed in the middle of the answer"};
+        return {"protocol", fmt::format("malformed response: {}", hp::error_name(parser.error()))};
+      };
+      hp::ParseResult head_event;
       if (!ec)
-        co_await http::async_read_header(*conn, ubuf, parser,
-                                         asio::redirect_error(use_awaitable, ec));
-      upstream_deadline.adjust(ec);
+        head_event = co_await next_event(remaining(t.first_byte_ms));
       if (watch->client_gone) {
         finish(kClientClosedRequest);
         co_return false;
       }
-      if (ec) {
+      if (ec || head_event.event != hp::Event::Head) {
         watch->upstream = nullptr;
-        const char* kind = classify_error(ec);
+        auto [kind, why] =
+            ec ? std::pair<const char*, std::string>(classify_error(ec), ec.message())
+               : read_failure();
         exchange.upstream_error(backend->name, kind);
         health.record_failure(*bh, kind, core::SteadyClock::now());
-        last_error = fmt::format("{}: {}", backend->name, ec.message());
-        timed_out = ec == beast::error::timeout;
-        spdlog::warn("upstream {}: {}", backend->name, ec.message());
+        last_error = fmt::format("{}: {}", backend->name, why);
+        timed_out = ec == beast::error::timeout || rec == beast::error::timeout;
+        spdlog::warn("upstream {}: {}", backend->name, why);
         break; // the request went out: not retried
       }
 
-      // We have a response header.
-      auto& uh = parser.get();
-      const int status = uh.result_int();
+      // We have a response header. Its views point into `ubuf` until the next read.
+      const int status = parser.status();
       if (status >= 500)
         health.record_failure(*bh, "status_5xx", core::SteadyClock::now());
       else
@@ -1239,7 +1444,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       if (status == 429 || status == 502 || status == 503 || status == 504) {
         std::chrono::milliseconds asked{0};
         bool within = true;
-        if (auto ra = uh["retry-after"]; !ra.empty()) {
+        if (auto ra = parser.header("retry-after"); !ra.empty()) {
           uint32_t seconds = 0;
           if (core::parse_u32(std::string_view(ra.data(), ra.size()), seconds)) {
             asked = std::chrono::milliseconds(uint64_t(seconds) * 1000);
@@ -1257,81 +1462,64 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         }
       }
       // From here on the request is committed to this backend.
-      std::string content_type(uh[http::field::content_type]);
+      std::string content_type(parser.header("content-type"));
       const bool event_stream =
           core::starts_with(core::ascii_lower(content_type), "text/event-stream");
       exchange.response_head(status, event_stream);
       if (status >= 500)
         exchange.upstream_error(backend->name, "status_5xx");
       std::vector<std::pair<std::string, std::string>> headers;
-      for (const auto& field : uh) {
+      for (const hp::Header& field : parser.headers()) {
         // An upstream's own x-semrouter-* headers would contradict ours: ours win.
-        if (is_hop_by_hop(field.name_string()) ||
-            core::starts_with(core::ascii_lower(field.name_string()), "x-semrouter-"))
+        if (is_hop_by_hop(field.name) ||
+            (field.name.size() >= 12 && core::iequals(field.name.substr(0, 12), "x-semrouter-")))
           continue;
-        headers.emplace_back(field.name_string(), field.value());
+        headers.emplace_back(field.name, field.value);
       }
-      headers.insert(headers.end(), out.response_headers.begin(), out.response_headers.end());
+      ubuf.consume(head_event.consumed);
+      // routing's own (x-semrouter-*) follow: response_head() writes both lists
       if (content_type.empty())
         content_type = "application/json";
       if (fallback)
         health.count_fallback(out.decision, routed_model.name, model.name);
-      RelayBuffer relay(w);
-      char* buf = relay.data();
       bool upstream_ok = true;
-      auto read_piece = [&](size_t& n) -> awaitable<boost::system::error_code> {
-        boost::system::error_code rec;
-        parser.get().body().data = buf;
-        parser.get().body().size = kRelayBufferBytes;
-        // Bytes that came with the header (or a previous read) are parsed in place: no async
-        // round trip when the whole response is already buffered.
-        while (ubuf.size() > 0 && !parser.is_done()) {
-          size_t used = parser.put(ubuf.data(), rec);
-          ubuf.consume(used);
-          if (rec == http::error::need_buffer || rec == http::error::need_more)
-            rec = {};
-          n = kRelayBufferBytes - parser.get().body().size;
-          if (rec || n > 0)
-            co_return rec;
-          if (used == 0)
-            break; // an incomplete element: read more from the socket
-        }
-        if (parser.is_done()) {
-          n = kRelayBufferBytes - parser.get().body().size;
-          co_return rec;
-        }
-        upstream_deadline.set(remaining(t.idle_ms));
-        co_await http::async_read_some(*conn, ubuf, parser,
-                                       asio::redirect_error(use_awaitable, rec));
-        upstream_deadline.adjust(rec);
-        if (rec == http::error::need_buffer)
-          rec = {};
-        n = kRelayBufferBytes - parser.get().body().size;
-        co_return rec;
+      // The next piece of the body (Body), its end (Done) or a failure (Error).
+      auto next_piece = [&]() -> awaitable<hp::ParseResult> {
+        co_return co_await next_event(remaining(t.idle_ms));
       };
 
       if (!event_stream) {
         std::string body;
-        while (!parser.is_done()) {
-          size_t n = 0;
-          ec = co_await read_piece(n);
-          body.append(buf, n);
-          if (ec || body.size() > kMaxUpstreamBodyBytes)
-            break;
+        bool complete = false, failed = false;
+        while (true) {
+          const hp::ParseResult piece = co_await next_piece();
+          if (piece.event == hp::Event::Body) {
+            body.append(piece.body);
+            ubuf.consume(piece.consumed);
+            if (body.size() > kMaxUpstreamBodyBytes)
+              break;
+            continue;
+          }
+          complete = piece.event == hp::Event::Done;
+          failed = !complete;
+          if (complete)
+            ubuf.consume(piece.consumed);
+          break;
         }
         if (watch->client_gone) {
           finish(kClientClosedRequest);
           co_return false;
         }
-        if (ec || !parser.is_done()) {
-          exchange.upstream_error(backend->name, ec ? classify_error(ec) : "too_large");
-          if (ec)
-            health.record_failure(*bh, classify_error(ec), core::SteadyClock::now());
-          auto e =
-              ec == beast::error::timeout
-                  ? openai::upstream_timeout(model.name, "no complete response in time")
-                  : openai::upstream_broken(model.name, backend->name,
-                                            ec ? ec.message() : "the body exceeds the relay limit");
+        if (!complete) {
+          auto [kind, why] = failed ? read_failure()
+                                    : std::pair<const char*, std::string>(
+                                          "too_large", "the body exceeds the relay limit");
+          exchange.upstream_error(backend->name, kind);
+          if (failed)
+            health.record_failure(*bh, kind, core::SteadyClock::now());
+          auto e = rec == beast::error::timeout
+                       ? openai::upstream_timeout(model.name, "no complete response in time")
+                       : openai::upstream_broken(model.name, backend->name, why);
           finish(e.status);
           co_await send_api_error(e, out.response_headers);
           co_return keep;
@@ -1348,11 +1536,11 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         watch->upstream = nullptr;
         upstream_deadline.clear();
         upstream_deadline.watch(nullptr); // the pooled connection is no longer ours to cancel
-        if (parser.keep_alive())
+        if (parser.keep_alive() && ubuf.view().empty())
           w.pools.give_back(*backend, std::move(conn));
         finish(status);
         co_await send(client, req, static_cast<http::status>(status), std::move(answer),
-                      content_type, keep, headers);
+                      content_type, keep, headers, &out.response_headers);
         co_return keep;
       }
 
@@ -1361,37 +1549,45 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       // closes.
       const bool chunked = req.version() != 10;
       const bool stream_keep = keep && chunked;
-      std::string head =
-          response_head(status, req.version(), content_type, headers, stream_keep,
-                        chunked ? Framing::Chunked : Framing::UntilClose, 0, /*no_cache=*/true);
+      std::string head = response_head(status, req.version(), content_type, headers, stream_keep,
+                                       chunked ? Framing::Chunked : Framing::UntilClose, 0,
+                                       /*no_cache=*/true, &out.response_headers);
       boost::system::error_code wec;
       client.deadline.set(kClientWriteTimeout);
-      co_await asio::async_write(stream, asio::buffer(head),
+      co_await asio::async_write(stream.socket(), asio::buffer(head),
                                  asio::redirect_error(use_awaitable, wec));
       client.deadline.adjust(wec);
       auto write_chunk = [&](std::string_view data) -> awaitable<void> {
         if (!chunked) {
-          co_await asio::async_write(stream, asio::buffer(data),
+          co_await asio::async_write(stream.socket(), asio::buffer(data),
                                      asio::redirect_error(use_awaitable, wec));
           co_return;
         }
         std::string size_line = chunk_head(data.size());
         std::array<asio::const_buffer, 3> parts{asio::buffer(size_line), asio::buffer(data),
                                                 asio::buffer(kCrLf)};
-        co_await asio::async_write(stream, parts, asio::redirect_error(use_awaitable, wec));
+        co_await asio::async_write(stream.socket(), parts,
+                                   asio::redirect_error(use_awaitable, wec));
       };
       auto write_last_chunk = [&]() -> awaitable<void> {
         if (chunked)
-          co_await asio::async_write(stream, asio::buffer(kLastChunk),
+          co_await asio::async_write(stream.socket(), asio::buffer(kLastChunk),
                                      asio::redirect_error(use_awaitable, wec));
       };
       const bool as_is = codec.passthrough() && codec.pivot_is_upstream();
       std::string to_client, pivot;
-      while (!wec && !parser.is_done()) {
-        size_t n = 0;
-        ec = co_await read_piece(n);
-        if (n > 0) {
-          std::string_view piece(buf, n);
+      while (!wec) {
+        const hp::ParseResult next = co_await next_piece();
+        if (next.event == hp::Event::Done) {
+          ubuf.consume(next.consumed);
+          break;
+        }
+        if (next.event != hp::Event::Body) {
+          upstream_ok = false;
+          break;
+        }
+        {
+          std::string_view piece = next.body;
           if (!as_is) {
             to_client.clear();
             pivot.clear();
@@ -1403,10 +1599,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
             co_await write_chunk(as_is ? piece : std::string_view(to_client));
             client.deadline.adjust(wec);
           }
-        }
-        if (ec) {
-          upstream_ok = false;
-          break;
+          ubuf.consume(next.consumed);
         }
       }
       watch->upstream = nullptr;
@@ -1417,12 +1610,13 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         co_return false;
       }
       if (!upstream_ok) {
-        exchange.upstream_error(backend->name, classify_error(ec));
-        health.record_failure(*bh, classify_error(ec), core::SteadyClock::now());
-        spdlog::warn("upstream {}: stream broken off: {}", backend->name, ec.message());
-        auto e = ec == beast::error::timeout
+        auto [kind, why] = read_failure();
+        exchange.upstream_error(backend->name, kind);
+        health.record_failure(*bh, kind, core::SteadyClock::now());
+        spdlog::warn("upstream {}: stream broken off: {}", backend->name, why);
+        auto e = rec == beast::error::timeout
                      ? openai::upstream_timeout(model.name, "the stream stalled")
-                     : openai::upstream_broken(model.name, backend->name, ec.message());
+                     : openai::upstream_broken(model.name, backend->name, why);
         std::string event = pipeline::stream_error_event(api, e);
         client.deadline.set(kClientWriteTimeout);
         co_await write_chunk(event);
@@ -1446,7 +1640,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       client.deadline.clear();
       upstream_deadline.clear();
       upstream_deadline.watch(nullptr); // the pooled connection is no longer ours to cancel
-      if (parser.keep_alive())
+      if (parser.keep_alive() && ubuf.view().empty())
         w.pools.give_back(*backend, std::move(conn));
       finish(status);
       co_return stream_keep && !wec;

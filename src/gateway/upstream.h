@@ -87,7 +87,7 @@ public:
           if (tls_)
             tls_->async_read_some(bufs, std::move(handler));
           else
-            plain_->async_read_some(bufs, std::move(handler));
+            plain_->socket().async_read_some(bufs, std::move(handler));
         },
         token, b);
   }
@@ -97,7 +97,7 @@ public:
           if (tls_)
             tls_->async_write_some(bufs, std::move(handler));
           else
-            plain_->async_write_some(bufs, std::move(handler));
+            plain_->socket().async_write_some(bufs, std::move(handler));
         },
         token, b);
   }

@@ -146,6 +146,28 @@ test('math keyword: qwen3 with enable_thinking on and the system prompt inserted
   assert.match(res.json.choices[0].message.content, /^\[A\] model=Qwen\/Qwen3-8B reasoning=chat_template_kwargs=\{"enable_thinking":true\}/);
 });
 
+test('a long prompt (routed on the routing thread) gets the same decision and rewrite, with short requests beside it', async () => {
+  // Over 32 KiB of routing text: the gateway routes it off the worker's loop and resumes there.
+  const filler = 'lorem ipsum dolor sit amet '.repeat(2000);
+  const long = `${filler} What is the integral of x^2? ${filler}`;
+  const [res, ...shorts] = await Promise.all([
+    router.chat({ model: 'auto', messages: user(long) }),
+    ...Array.from({ length: 4 }, () => router.chat({ model: 'auto', messages: user('Write a python loop') })),
+  ]);
+  assert.equal(res.status, 200, res.text);
+  assert.deepEqual(routeHeaders(res), { model: 'qwen3-8b', decision: 'math', reasoning: 'on' });
+  const echo = res.json.mock_echo;
+  assert.deepEqual(echo.chat_template_kwargs, { enable_thinking: true });
+  assert.deepEqual(echo.messages, [
+    { role: 'system', content: MATH_PROMPT },
+    { role: 'user', content: long },
+  ]);
+  for (const s of shorts) {
+    assert.equal(s.status, 200, s.text);
+    assert.equal(routeHeaders(s).decision, 'code');
+  }
+});
+
 test('insert mode puts the decision prompt before an existing system message', async () => {
   const res = await router.chat({
     model: 'auto',

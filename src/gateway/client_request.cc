@@ -1,0 +1,48 @@
+#include "gateway/client_request.h"
+
+namespace semrouter::gateway {
+
+namespace hp = ::semrouter::http;
+
+void ClientRequest::set_head(const hp::RequestParser& parser, std::string_view head) {
+  head_.assign(head);
+  // The parser's views point into `head`; the same bytes now live in head_.
+  auto rebase = [&](std::string_view v) {
+    if (v.empty())
+      return std::string_view();
+    return std::string_view(head_.data() + (v.data() - head.data()), v.size());
+  };
+  method_ = rebase(parser.method());
+  target_ = rebase(parser.target());
+  method_kind_ = parser.method_kind();
+  version_ = hp::version_number(parser.version());
+  keep_alive_ = parser.keep_alive();
+  headers_.clear();
+  for (const hp::Header& h : parser.headers())
+    headers_.push_back({rebase(h.name), rebase(h.value)});
+  body_.clear();
+}
+
+void ClientRequest::clear() {
+  head_.clear();
+  method_ = {};
+  target_ = {};
+  method_kind_ = hp::Method::Other;
+  version_ = 11;
+  keep_alive_ = false;
+  headers_.clear();
+  body_.clear();
+}
+
+std::optional<std::string_view> ClientRequest::find(std::string_view name) const {
+  if (const hp::Header* h = hp::find_header(headers_, name))
+    return h->value;
+  return std::nullopt;
+}
+
+std::string_view ClientRequest::operator[](std::string_view name) const {
+  const hp::Header* h = hp::find_header(headers_, name);
+  return h ? h->value : std::string_view();
+}
+
+} // namespace semrouter::gateway
