@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/auth_config.h"
+#include "config/dashboard_config.h"
 #include "config/resilience_config.h"
 #include "core/status.h"
 
@@ -489,7 +490,8 @@ struct Config {
   CacheConfig cache;
   AuthConfig auth;
   ResilienceConfig resilience;
-  ToolsPluginConfig tools; // the `tools` section: plugins.tools for decisions without one
+  DashboardConfig dashboard; // the admin port's dashboard (docs/dashboard.md)
+  ToolsPluginConfig tools;   // the `tools` section: plugins.tools for decisions without one
   std::vector<std::string> auto_model_names{"auto", "MoM"};
   std::vector<BackendConfig> backends;
   std::vector<ModelConfig> models;
@@ -506,6 +508,9 @@ struct Config {
   // `default_decision` given as a mapping: the fallback's models and plugins (it has no rules).
   // Absent: the fallback sends default_model the request as the client wrote it.
   std::optional<DecisionConfig> default_decision;
+  // The YAML text this config was parsed from, as written (before ${VAR} expansion): what the
+  // dashboard shows, secrets masked, and diffs against the previous generation.
+  std::string source;
 
   const ModelConfig* find_model(std::string_view name) const;
   const BackendConfig* find_backend(std::string_view name) const;

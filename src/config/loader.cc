@@ -346,7 +346,7 @@ void parse_document(const Node& root, Config& c) {
   root.check_keys({"listeners", "server", "auto_model_names", "backends", "models",
                    "reasoning_families", "default_model", "default_decision", "signals",
                    "decisions", "classifiers", "routing", "routers", "extproc", "cache", "tools",
-                   "auth", "resilience"});
+                   "auth", "resilience", "dashboard"});
   // Cost-quality routers: name -> folder (read before the decisions that name them).
   if (root.has("routers")) {
     Node rs = root["routers"];
@@ -1197,6 +1197,7 @@ core::StatusOr<std::shared_ptr<const Config>> parse_config(std::string_view yaml
     detail::parse_cache(Node(root, ""), *config);
     detail::parse_auth(Node(root, ""), *config);
     detail::parse_resilience(Node(root, ""), *config);
+    detail::parse_dashboard(Node(root, ""), *config);
     // The admin API reconfigures and reads everything: beyond loopback it needs a token.
     const std::string& a = config->admin.address;
     const bool loopback = a == "::1" || a.starts_with("127.");
@@ -1214,6 +1215,7 @@ core::StatusOr<std::shared_ptr<const Config>> parse_config(std::string_view yaml
   } catch (const std::exception& e) {
     return core::make_error(ErrorCode::InvalidArgument, std::string("invalid config: ") + e.what());
   }
+  config->source = std::string(yaml_text);
   return std::shared_ptr<const Config>(std::move(config));
 }
 

@@ -308,5 +308,7 @@ void parse_auth(const Node& root, Config& c);
 // resilience_config.cc: the `resilience` section and each backend's circuit_breaker and
 // health_check.
 void parse_resilience(const Node& root, Config& c);
+// dashboard_config.cc: the `dashboard` section.
+void parse_dashboard(const Node& root, Config& c);
 
 } // namespace semrouter::config::detail

@@ -1,6 +1,9 @@
 #include "pipeline/exchange.h"
 
+#include <chrono>
+
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "core/strings.h"
@@ -78,8 +81,71 @@ RequestMetrics::RequestMetrics(metrics::Registry& r)
                               "Tools plugins.tools kept from the upstream, by decision.",
                               {"decision"})) {}
 
+namespace {
+
+int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+ActivityLog::Options activity_options(const config::DashboardConfig& d) {
+  ActivityLog::Options o;
+  o.capacity = d.recent;
+  o.bucket_s = d.bucket_s;
+  o.history_s = d.history_minutes * 60;
+  o.started_ms = unix_now_ms();
+  return o;
+}
+
+// What a routed request's record starts with; the response phase adds status, times and usage.
+ActivityRecord activity_record(const RouteOutcome& out) {
+  ActivityRecord r;
+  r.tenant = out.tenant;
+  r.decision = out.decision;
+  if (out.model)
+    r.model = out.model->name;
+  r.reasoning = out.reasoning;
+  r.cache = out.cache;
+  r.pii = out.pii;
+  r.session = out.session;
+  r.prompt = out.prompt;
+  r.signals = out.matched_signals;
+  r.confidence = out.confidence;
+  r.blocked = out.blocked;
+  r.stream = out.stream;
+  r.route_us = out.route_us;
+  r.signal_us = out.signal_us;
+  return r;
+}
+
+// The dashboard's tenant label: the key's tenant, else the x-tenant-id header (cut: a client's
+// header must not grow the ring without bound).
+std::string tenant_label(const Runtime::Caller* caller, const HeaderLookup& headers) {
+  constexpr size_t kMaxTenantBytes = 64;
+  if (caller && !caller->tenant.empty())
+    return caller->tenant;
+  if (headers)
+    if (auto h = headers("x-tenant-id"))
+      return std::string(core::utf8_prefix(core::trim(*h), kMaxTenantBytes));
+  return {};
+}
+
+} // namespace
+
 Runtime::Runtime(SnapshotStore& s, metrics::Registry& r)
-    : store(s), registry(r), metrics(r), cache(r), auth(r), upstreams(r), admission(r) {}
+    : store(s), registry(r), metrics(r), cache(r), auth(r), upstreams(r), admission(r),
+      activity(activity_options(s.get()->config->dashboard)) {}
+
+void Runtime::record_reply(const RouteOutcome& out) {
+  ActivityRecord r = activity_record(out);
+  r.unix_ms = unix_now_ms();
+  r.status = out.cache == "hit" ? 200 : out.reply_status;
+  if (!out.blocked && out.cache != "hit")
+    r.error = out.error_type;
+  r.latency_ms = out.route_us / 1000;
+  activity.record(std::move(r));
+}
 
 UpstreamHealth& Runtime::upstreams_for(const Snapshot& snapshot) {
   upstreams.configure(*snapshot.config, snapshot.generation);
@@ -129,7 +195,16 @@ RouteOutcome Runtime::route(const Snapshot& snapshot, openai::RequestKind kind,
     meta.budget_spent = caller->budget_spent;
     meta.budget_pressure = caller->budget_pressure;
   }
+  const config::DashboardConfig& dashboard = snapshot.config->dashboard;
+  if (dashboard.enabled) {
+    meta.observe = true;
+    meta.prompt_chars = dashboard.show_prompts ? dashboard.prompt_max_chars : 0;
+  }
   RouteOutcome out = pipeline::route(snapshot, meta, body, random);
+  if (dashboard.enabled) {
+    out.observed = true;
+    out.tenant = tenant_label(caller, headers);
+  }
   RequestMetrics& m = metrics;
   m.routing.observe(out.route_us * 1e-6);
   if (!out.pii.empty())
@@ -159,6 +234,8 @@ RouteOutcome Runtime::route(const Snapshot& snapshot, openai::RequestKind kind,
   if (out.cache == "hit") {
     // Answered from the cache: counted under the model whose answer it is.
     m.requests.with({out.model->name, out.decision, "200"}).inc();
+    if (out.observed)
+      record_reply(out);
     return out;
   }
   if (out.action == RouteAction::Reply) {
@@ -168,6 +245,8 @@ RouteOutcome Runtime::route(const Snapshot& snapshot, openai::RequestKind kind,
     // blocked request keeps its (configured, so bounded) decision name.
     m.requests.with({"-", out.blocked ? out.decision : "-", std::to_string(out.reply_status)})
         .inc();
+    if (out.observed)
+      record_reply(out);
   }
   return out;
 }
@@ -178,8 +257,59 @@ RouteOutcome Runtime::dry_run(const Snapshot& snapshot, const HeaderLookup& head
   meta.sessions = nullptr;     // a dry run neither starts nor moves a session,
   meta.cost_quality = nullptr; // nor feeds calibration or load state
   meta.cache = nullptr;        // nor reads or fills the cache
+  meta.explain = true;         // and says why: every signal and every decision's rule tree
   return pipeline::route(snapshot, meta, body, random);
 }
+
+namespace {
+
+nlohmann::json rule_json(const routing::RuleTrace& t) {
+  nlohmann::json j = {{"kind", t.kind}, {"result", t.result}};
+  if (!t.signal.empty()) {
+    j["signal"] = t.signal;
+    j["computed"] = t.computed;
+    j["score"] = t.score;
+  }
+  if (t.kind == "compare") {
+    j["op"] = t.op;
+    j["value"] = t.value;
+  }
+  if (!t.children.empty()) {
+    nlohmann::json children = nlohmann::json::array();
+    for (const auto& c : t.children)
+      children.push_back(rule_json(c));
+    j["children"] = std::move(children);
+  }
+  return j;
+}
+
+// The dry run's explanation: ,"signals":{...},"decision_path":{...}
+std::string explain_json(const RouteExplain& e) {
+  nlohmann::json signals = nlohmann::json::object();
+  for (const auto& [key, r] : e.signals.all())
+    signals[key] = {{"matched", r.matched},
+                    {"confidence", r.confidence},
+                    {"score", r.score},
+                    {"latency_us", r.latency_us},
+                    {"evidence", r.evidence}};
+  nlohmann::json decisions = nlohmann::json::array();
+  for (const auto& d : e.decisions)
+    decisions.push_back({{"name", d.name},
+                         {"priority", d.priority},
+                         {"matched", d.matched},
+                         {"confidence", d.confidence},
+                         {"chosen", !e.is_default && d.name == e.winner},
+                         {"rule", rule_json(d.rule)}});
+  nlohmann::json path = {{"strategy", e.strategy},
+                         {"winner", e.winner},
+                         {"default", e.is_default},
+                         {"decisions", std::move(decisions)}};
+  return ",\"signals\":" + signals.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+         ",\"decision_path\":" +
+         path.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+} // namespace
 
 std::string dry_run_body(const RouteOutcome& out) {
   const bool blocked = out.blocked || !out.model;
@@ -204,7 +334,10 @@ std::string dry_run_body(const RouteOutcome& out) {
   body += ",\"pii\":" + (out.pii.empty() ? std::string("null") : core::json_string(out.pii)) +
           ",\"session\":" +
           (out.session.empty() ? std::string("null") : core::json_string(out.session)) +
-          ",\"route_us\":" + fmt::format("{:.1f}", out.route_us) + "}";
+          ",\"route_us\":" + fmt::format("{:.1f}", out.route_us);
+  if (out.explain)
+    body += explain_json(*out.explain);
+  body += '}';
   return body;
 }
 
@@ -212,6 +345,10 @@ Exchange::Exchange(Runtime& runtime, const RouteOutcome& out, core::TimePoint st
     : rt_(runtime), model_(out.model ? out.model->name : std::string("-")), decision_(out.decision),
       start_(start), fill_(out.cache_fill), key_(out.key), model_config_(out.model),
       estimated_tokens_(out.estimated_tokens) {
+  if (out.observed) {
+    observed_ = true;
+    activity_ = activity_record(out);
+  }
   rt_.metrics.inflight.add(1);
   rt_.cost_quality.load.start(model_);
 }
@@ -234,6 +371,7 @@ void Exchange::first_token() {
     return;
   ttft_recorded_ = true;
   const double s = core::seconds_between(start_, core::SteadyClock::now());
+  ttft_s_ = s;
   if (streamed_)
     rt_.metrics.ttft.with({model_}).observe(s);
   rt_.cost_quality.load.record_ttft(model_, s);
@@ -262,6 +400,7 @@ void Exchange::count_usage(const openai::Usage& usage) {
   completion_tokens_ += usage.completion_tokens;
   rt_.metrics.prompt_tokens.with({model_}).inc(usage.prompt_tokens);
   rt_.metrics.completion_tokens.with({model_}).inc(usage.completion_tokens);
+  reasoning_tokens_ += usage.reasoning_tokens;
   if (usage.reasoning_tokens > 0)
     rt_.metrics.reasoning_tokens.with({model_}).inc(usage.reasoning_tokens);
 }
@@ -285,11 +424,33 @@ void Exchange::finish(int status) {
   finished_ = true;
   finished_status_ = status;
   rt_.metrics.requests.with({model_, decision_, std::to_string(status)}).inc();
-  rt_.metrics.duration.with({model_}).observe(
-      core::seconds_between(start_, core::SteadyClock::now()));
+  const double seconds = core::seconds_between(start_, core::SteadyClock::now());
+  rt_.metrics.duration.with({model_}).observe(seconds);
   rt_.cost_quality.load.finish(model_);
   rt_.metrics.inflight.add(-1);
   settle();
+  if (observed_)
+    record_activity(status, seconds);
+}
+
+void Exchange::record_activity(int status, double seconds) {
+  ActivityRecord& r = activity_;
+  r.unix_ms = unix_now_ms();
+  r.status = status;
+  r.stream = r.stream || streamed_; // what the upstream answered: SSE
+  if (model_ != r.model)
+    r.fallback = model_;
+  r.latency_ms = seconds * 1000;
+  // A non-streamed answer's "first token" is the whole answer: only streams have a TTFT here.
+  r.ttft_ms = streamed_ && ttft_recorded_ ? ttft_s_ * 1000 : -1;
+  r.prompt_tokens = prompt_tokens_;
+  r.completion_tokens = completion_tokens_;
+  r.reasoning_tokens = reasoning_tokens_;
+  if (model_config_)
+    r.cost = (double(prompt_tokens_) * model_config_->pricing.input_per_1m +
+              double(completion_tokens_) * model_config_->pricing.output_per_1m) /
+             1e6;
+  rt_.activity.record(std::move(r));
 }
 
 void Exchange::settle() {

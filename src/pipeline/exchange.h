@@ -16,6 +16,7 @@
 #include "metrics/metrics.h"
 #include "models/inference_pool.h"
 #include "openai/sse.h"
+#include "pipeline/activity.h"
 #include "pipeline/admission.h"
 #include "pipeline/cost_quality.h"
 #include "pipeline/pipeline.h"
@@ -70,6 +71,9 @@ public:
   auth::Guard auth;                // client API keys, rate limits, budgets (see auth_for)
   UpstreamHealth upstreams;        // outlier detection, health checks, breakers, retry budget
   Admission admission;             // resilience.limits and models' max_concurrent
+  // Recent outcomes and the traffic history for the dashboard (sized by the dashboard section at
+  // start; recorded while dashboard.enabled).
+  ActivityLog activity;
   // Transformer-backed signals run here; null: inline. Set before serving starts.
   models::InferencePool* pool = nullptr;
 
@@ -83,6 +87,7 @@ public:
   UpstreamHealth& upstreams_for(const Snapshot& snapshot);
 
 private:
+  void record_reply(const RouteOutcome& out); // an answer routing made itself, for the dashboard
   std::mutex auth_mu_;
   uint64_t auth_generation_ = 0;
   bool auth_configured_ = false;
@@ -164,6 +169,7 @@ private:
   void first_token();
   void count_usage(const openai::Usage& usage);
   void settle(); // the key's usage and spend, once
+  void record_activity(int status, double seconds);
   bool settled_ = false;
   Runtime& rt_;
   std::string model_;
@@ -180,7 +186,10 @@ private:
   std::shared_ptr<const config::ApiKeyConfig> key_;
   const config::ModelConfig* model_config_ = nullptr;
   uint64_t estimated_tokens_ = 0;
-  uint64_t prompt_tokens_ = 0, completion_tokens_ = 0;
+  uint64_t prompt_tokens_ = 0, completion_tokens_ = 0, reasoning_tokens_ = 0;
+  double ttft_s_ = 0;
+  bool observed_ = false;   // the dashboard records this request (dashboard.enabled)
+  ActivityRecord activity_; // its record so far: what routing decided
 };
 
 } // namespace semrouter::pipeline

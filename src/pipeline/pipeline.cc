@@ -236,6 +236,7 @@ core::Status SnapshotStore::reload_from_file(const std::string& path) {
     return fail(snap.error());
   {
     std::lock_guard<std::mutex> lock(mu_);
+    keep_previous();
     current_ = *snap;
     last_error_.clear();
   }
@@ -662,6 +663,28 @@ std::string debug_signals(const signals::SignalResults& results) {
   return out.empty() ? "none" : out;
 }
 
+// Per signal type, the longest time one of its signals took (signals of a type share their
+// computation, so they report the same time).
+void time_signals(const signals::SignalResults& results, SignalTimings& timings) {
+  for (const auto& [key, r] : results.all()) {
+    const int i = signal_type_index(std::string_view(key).substr(0, key.find(':')));
+    if (i >= 0)
+      timings.us[size_t(i)] = std::max(timings.us[size_t(i)], float(r.latency_us));
+  }
+}
+
+// The latest user text for the dashboard: PII replaced by the recognisers' [TYPE] markers, then
+// cut to `max` bytes (UTF-8 safe). A little more than `max` is scanned, so a number the cut would
+// split is still found.
+std::string dashboard_prompt(const Snapshot& snapshot, const openai::RequestView& view,
+                             uint32_t max) {
+  std::string storage;
+  const std::string_view text =
+      core::utf8_prefix(signal_text(view, snapshot.config->routing.history, storage), max + 64);
+  std::string redacted = signals::redact_pii(text, detect_pii(snapshot.models.get(), text));
+  return std::string(core::utf8_prefix(redacted, max));
+}
+
 } // namespace
 
 // Cost-quality selection: the router predicts each candidate's chance of a good answer for
@@ -774,6 +797,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   }
   const openai::RequestView* view = &*parsed;
   out.stream = view->stream;
+  if (meta.prompt_chars > 0)
+    out.prompt = dashboard_prompt(snapshot, *view, meta.prompt_chars);
   if (!view->has_model || view->model.empty()) {
     set_error(out, openai::invalid_request("model: is required (use \"" +
                                                config.auto_model_names.front() +
@@ -805,6 +830,19 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
     routing::DecisionResult d = snapshot.engine->decide(results);
     if (config.routing.debug_headers)
       debug = debug_signals(results);
+    if (meta.observe)
+      time_signals(results, out.signal_us);
+    if (meta.explain) {
+      auto explain = std::make_shared<RouteExplain>();
+      explain->decisions = snapshot.engine->explain(results);
+      explain->strategy = config.routing.strategy == config::DecisionStrategy::Confidence
+                              ? "confidence"
+                              : "priority";
+      explain->winner = d.name;
+      explain->is_default = d.is_default;
+      explain->signals = std::move(results);
+      out.explain = std::move(explain);
+    }
 
     // Session stickiness: the session's model stays unless a higher-priority decision fires.
     std::string session_id;

@@ -17,6 +17,7 @@
 #include "models/registry.h"
 #include "openai/errors.h"
 #include "openai/request.h"
+#include "pipeline/activity.h"
 #include "pipeline/cache_stage.h"
 #include "pipeline/cost_quality.h"
 #include "pipeline/request_signals.h"
@@ -71,6 +72,7 @@ public:
   }
   void set(std::shared_ptr<const Snapshot> next) {
     std::lock_guard<std::mutex> lock(mu_);
+    keep_previous();
     current_ = std::move(next);
   }
   // Loads and compiles `path`; on success swaps it in. On failure the old snapshot stays and
@@ -82,9 +84,23 @@ public:
   }
   uint64_t reloads_ok() const { return reloads_ok_.load(); }
   uint64_t reloads_failed() const { return reloads_failed_.load(); }
+  // The config the current one replaced and its generation (null and 0 before any swap): the
+  // dashboard diffs against it. Only the config is kept, not its compiled snapshot (models).
+  std::pair<std::shared_ptr<const config::Config>, uint64_t> previous() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {previous_config_, previous_generation_};
+  }
 
 private:
+  void keep_previous() { // under mu_
+    if (current_) {
+      previous_config_ = current_->config;
+      previous_generation_ = current_->generation;
+    }
+  }
   mutable std::mutex mu_;
+  std::shared_ptr<const config::Config> previous_config_;
+  uint64_t previous_generation_ = 0;
   std::shared_ptr<const Snapshot> current_;
   std::string last_error_;
   std::atomic<uint64_t> reloads_ok_{0};
@@ -100,6 +116,8 @@ enum class RouteAction {
   // nothing goes upstream.
   Reply,
 };
+
+struct RouteExplain;
 
 struct RouteOutcome {
   RouteAction action = RouteAction::Reply;
@@ -146,6 +164,22 @@ struct RouteOutcome {
   std::vector<std::pair<std::string, std::string>> reasoning_fields;
   std::vector<std::string> fallback; // the decision's fallback models, in order
   int priority = 0;                  // the decision's priority (admission queue order)
+  // What the dashboard records (pipeline/activity.h), set when the snapshot's dashboard is on.
+  bool observed = false;
+  std::string tenant;      // the key's tenant, else the x-tenant-id header ("" : neither)
+  std::string prompt;      // dashboard.show_prompts: the latest user text, PII-redacted
+  SignalTimings signal_us; // per signal type, the time it took
+  // Dry runs: every computed signal and every decision's rule tree as evaluated.
+  std::shared_ptr<const RouteExplain> explain;
+};
+
+// Why a request went where it did: the dry run's signals and decision path.
+struct RouteExplain {
+  signals::SignalResults signals;
+  std::vector<routing::DecisionTrace> decisions; // in the order the engine tries them
+  std::string strategy;                          // "priority" or "confidence"
+  std::string winner;                            // the decision the rules picked
+  bool is_default = false;                       // no decision matched
 };
 
 struct RequestMeta {
@@ -166,6 +200,11 @@ struct RequestMeta {
   // probability p.
   double budget_spent = -1;
   double budget_pressure = 0;
+  // For the dashboard: time the signals by type (observe), keep the latest user text redacted and
+  // cut to this many bytes (prompt_chars; 0: none), explain the decision (dry runs).
+  bool observe = false;
+  uint32_t prompt_chars = 0;
+  bool explain = false;
 };
 
 // Routes one request. Never throws; a bad request comes back as RouteAction::Reply.

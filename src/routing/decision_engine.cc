@@ -137,6 +137,67 @@ DecisionResult DecisionEngine::decide(const signals::SignalResults& results) con
   return r;
 }
 
+RuleTrace trace_rule(const config::RuleNode& rule, const signals::SignalResults& results) {
+  using Kind = config::RuleNode::Kind;
+  RuleTrace t;
+  switch (rule.kind) {
+  case Kind::Always:
+    t.kind = "always";
+    t.result = true;
+    return t;
+  case Kind::Signal:
+  case Kind::Compare: {
+    t.kind = rule.kind == Kind::Signal ? "signal" : "compare";
+    t.signal = rule.signal_type + ":" + rule.signal_name;
+    const signals::SignalResult* r = results.get(rule.signal_type, rule.signal_name);
+    t.computed = r != nullptr;
+    if (rule.kind == Kind::Compare) {
+      using Op = config::RuleNode::Op;
+      t.op = rule.op == Op::Ge ? ">=" : rule.op == Op::Gt ? ">" : rule.op == Op::Le ? "<=" : "<";
+      t.value = rule.value;
+      t.score = r ? r->score : 0;
+    } else {
+      t.score = r ? r->confidence : 0;
+    }
+    // The same verdict evaluate_rule gives (one place decides what a node means).
+    std::vector<std::string> matched;
+    double conf = 0;
+    t.result = evaluate_rule(rule, results, matched, conf);
+    return t;
+  }
+  case Kind::And:
+  case Kind::Or:
+  case Kind::Not: {
+    t.kind = rule.kind == Kind::And ? "and" : rule.kind == Kind::Or ? "or" : "not";
+    for (const auto& c : rule.children)
+      t.children.push_back(trace_rule(c, results));
+    std::vector<std::string> matched;
+    double conf = 0;
+    t.result = evaluate_rule(rule, results, matched, conf);
+    return t;
+  }
+  }
+  return t;
+}
+
+std::vector<DecisionTrace> DecisionEngine::explain(const signals::SignalResults& results) const {
+  std::vector<DecisionTrace> out;
+  out.reserve(by_priority_.size());
+  for (const config::DecisionConfig* d : by_priority_) {
+    DecisionTrace t;
+    t.name = d->name;
+    t.priority = d->priority;
+    std::vector<std::string> matched;
+    double conf_sum = 0;
+    t.matched = evaluate_rule(d->rules, results, matched, conf_sum);
+    if (t.matched)
+      t.confidence = matched.empty() ? 1.0 : conf_sum / static_cast<double>(matched.size());
+    t.rule = trace_rule(d->rules, results);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
 const config::ModelRefConfig& choose_model(const std::vector<config::ModelRefConfig>& candidates,
                                            core::Random& random) {
   uint64_t total = 0;

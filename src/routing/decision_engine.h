@@ -24,6 +24,30 @@ struct DecisionResult {
   std::vector<std::string> matched; // "type:name" of signals that were true in the winning tree
 };
 
+// How one rule node evaluated, for explaining a decision (the dry run, the dashboard's
+// Playground). Every child is evaluated, also past the first false one of an `and`.
+struct RuleTrace {
+  std::string kind;      // "and", "or", "not", "signal", "compare", "always"
+  std::string signal;    // signal and compare: "type:name"
+  std::string op;        // compare: ">=", ">", "<=", "<"
+  double value = 0;      // compare: the threshold
+  bool computed = false; // signal and compare: the signal had a result
+  double score = 0;      // signal: its confidence; compare: the score compared
+  bool result = false;   // what the node evaluated to
+  std::vector<RuleTrace> children;
+};
+
+RuleTrace trace_rule(const config::RuleNode& rule, const signals::SignalResults& results);
+
+// One decision's evaluation, in the order the engine tries them.
+struct DecisionTrace {
+  std::string name;
+  int priority = 0;
+  bool matched = false;
+  double confidence = 0; // as decide() computes it, when matched
+  RuleTrace rule;
+};
+
 class DecisionEngine {
 public:
   explicit DecisionEngine(const config::Config& config);
@@ -38,6 +62,8 @@ public:
   // priority (ties: listed first), or the highest confidence (ties: priority, then listed
   // first). The default decision when none matches.
   DecisionResult decide(const signals::SignalResults& results) const;
+  // Every decision's rule tree evaluated over `results`, in priority order (what decide() walks).
+  std::vector<DecisionTrace> explain(const signals::SignalResults& results) const;
 
 private:
   const config::Config& config_;
