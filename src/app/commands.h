@@ -96,3 +96,34 @@ struct CalibrateArgs {
 int cmd_calibrate(const CalibrateArgs& args);
 
 } // namespace semrouter::app
+
+namespace semrouter::app {
+
+// `semrouter bench`: replays a JSONL dataset against a router or any OpenAI-compatible endpoint
+// per configuration (model x reasoning) and reports accuracy, latency, time to first token,
+// tokens and cost (docs/bench-cli.md).
+struct BenchArgs {
+  std::string data;
+  std::string target;
+  std::vector<std::string> models{"auto"};
+  std::vector<std::string> reasoning;     // on, off, unset (default: unset)
+  std::string reasoning_family = "qwen3"; // for models the config does not name
+  int concurrency = 4;
+  size_t limit = 0; // 0: every record
+  std::string out_json;
+  std::string out_svg; // a folder
+  std::string api_key_env;
+  std::string pricing;              // a JSON price file
+  std::string config_path;          // the router's config: pricing, reasoning families, auto names
+  std::vector<std::string> headers; // "Name: value"
+  std::string ca_file;
+  int max_tokens = 0;
+  double temperature = -1; // < 0: not sent
+  double timeout_s = 300;
+  bool no_stream = false;
+  bool use_cache = false; // else every request carries Cache-Control: no-store
+  bool quiet = false;     // no progress on stderr
+};
+int cmd_bench(const BenchArgs& args);
+
+} // namespace semrouter::app

@@ -1,4 +1,5 @@
-// semrouter: the binary. Subcommands: serve, config check, config default, classify, train, eval.
+// semrouter: the binary. Subcommands: serve, config check, config default, classify, train, eval,
+// calibrate, bench, hash-key.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -509,6 +510,73 @@ int main(int argc, char** argv) {
       ->required();
   calibrate->add_flag("--json", cal.json, "Print JSON");
 
+  app::BenchArgs ba;
+  auto* bench = app.add_subcommand(
+      "bench", "Replay a JSONL dataset (MMLU-Pro records as they are, or prompts) against a router "
+               "or any OpenAI-compatible\nendpoint per model and reasoning mode; report accuracy, "
+               "latency, time to first token, tokens and cost.");
+  bench
+      ->add_option("--data", ba.data,
+                   "JSONL (or .jsonl.gz): {\"question\", \"options\", \"answer\"} multiple "
+                   "choice, or {\"prompt\"|\"messages\", \"answer\"?}; \"category\" optional")
+      ->required()
+      ->check(CLI::ExistingFile);
+  bench
+      ->add_option("--target", ba.target,
+                   "Base URL of the router or endpoint (http://127.0.0.1:8801, "
+                   "https://host/v1, or a full .../chat/completions URL)")
+      ->required();
+  bench
+      ->add_option("--models", ba.models,
+                   "Models to compare (comma-separated); an auto name lets the router decide")
+      ->delimiter(',')
+      ->capture_default_str();
+  bench
+      ->add_option("--reasoning", ba.reasoning,
+                   "Reasoning modes for fixed models: on, off, unset (comma-separated; default: "
+                   "unset, no field sent)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"on", "off", "unset"}));
+  bench
+      ->add_option("--reasoning-family", ba.reasoning_family,
+                   "How to turn reasoning on/off for models --config does not name: qwen3, "
+                   "deepseek, gpt-oss, anthropic, or none")
+      ->capture_default_str();
+  bench->add_option("--concurrency", ba.concurrency, "Requests in flight at once")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  bench->add_option("--limit", ba.limit, "Use only the first N records (default: all)");
+  bench->add_option("--out-json", ba.out_json, "Write the report as JSON to this file");
+  bench->add_option("--out-svg", ba.out_svg,
+                    "Write the charts to this folder (accuracy-vs-tokens.svg, "
+                    "category-accuracy.svg)");
+  bench->add_option("--api-key-env", ba.api_key_env,
+                    "Environment variable holding an API key, sent as Authorization: Bearer");
+  bench
+      ->add_option("--pricing", ba.pricing,
+                   "JSON prices {\"model\": {\"input_per_1m\": X, \"output_per_1m\": Y}} "
+                   "(default: the models' pricing in --config)")
+      ->check(CLI::ExistingFile);
+  bench
+      ->add_option("-c,--config", ba.config_path,
+                   "The router's config: model pricing, reasoning families and auto names")
+      ->check(CLI::ExistingFile);
+  bench->add_option("--header", ba.headers, "Extra request header \"Name: value\" (repeatable)");
+  bench->add_option("--ca-file", ba.ca_file, "https: trust this CA bundle instead of the system's")
+      ->check(CLI::ExistingFile);
+  bench->add_option("--max-tokens", ba.max_tokens, "Send max_tokens (default: not sent)")
+      ->check(CLI::Range(1, 10000000));
+  bench->add_option("--temperature", ba.temperature, "Send this temperature (default: not sent)")
+      ->check(CLI::Range(0.0, 2.0));
+  bench->add_option("--timeout-s", ba.timeout_s, "Per-request timeout, connecting included")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
+  bench->add_flag("--no-stream", ba.no_stream,
+                  "Ask for whole answers (no time to first token) instead of streams");
+  bench->add_flag("--use-cache", ba.use_cache,
+                  "Let the router's semantic cache answer (default: Cache-Control: no-store)");
+  bench->add_flag("-q,--quiet", ba.quiet, "No progress on stderr");
+
   auto* hash_key = app.add_subcommand(
       "hash-key", "Print the SHA-256 of an API key read from standard input (one line), for "
                   "auth.keys[].sha256.\nExample: printf %s \"$KEY\" | semrouter hash-key");
@@ -585,6 +653,8 @@ int main(int argc, char** argv) {
     return app::cmd_eval(ea);
   if (calibrate->parsed())
     return app::cmd_calibrate(cal);
+  if (bench->parsed())
+    return app::cmd_bench(ba);
   if (print_default->parsed()) {
     std::fwrite(config::embedded_default_config().data(), 1,
                 config::embedded_default_config().size(), stdout);

@@ -15,8 +15,22 @@
 //   (completion_tokens_details)
 //   {"mock": {"first_byte_delay_ms": 500}} delay before the response header
 // The same controls exist as command-line defaults. GET /stats reports counters.
+//
+// A scripted answer, for benchmarks with known results (`semrouter bench`'s tests): a message
+// whose text holds a marker such as
+//   [[mock answer=C thinking_answer=B tokens=4 reasoning_tokens=40 prompt_tokens=30]]
+// gets, instead of the usual description, the content "The answer is (C)." (a one-letter answer
+// in parentheses, anything else as it is: "The answer is Paris."), followed by `tokens` filler
+// chunks. Thinking is on when the request asks for it as the router's reasoning families do
+// (chat_template_kwargs.enable_thinking or .thinking true, reasoning_effort medium or high,
+// thinking.type "enabled"); then the answer is `thinking_answer` (default: `answer`), a
+// reasoning_content part comes first, and usage reports `reasoning_tokens`, counted in the
+// completion tokens as OpenAI does (completion_tokens = tokens + reasoning_tokens). With thinking
+// off no reasoning tokens are reported. `prompt_tokens` fixes usage.prompt_tokens (default: the
+// words of every message). The last marker of the request counts; values contain no spaces.
 #include "gateway/beast.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cstdio>
@@ -65,8 +79,21 @@ struct Controls {
   int reasoning_tokens = 0; // reported as usage.completion_tokens_details.reasoning_tokens
 };
 
+// The marker's fields (see the top of the file); -1: not given.
+struct Script {
+  bool present = false;
+  std::string answer;
+  std::string thinking_answer;
+  int tokens = -1;
+  int reasoning_tokens = -1;
+  int prompt_tokens = -1;
+};
+
 struct Parsed {
   bool ok = false;
+  bool thinking = false;                // the request asks for reasoning (see the top of the file)
+  bool reasoning_in_completion = false; // scripted: completion_tokens includes reasoning tokens
+  Script script;
   std::string model;
   bool stream = false;
   bool include_usage = false;
@@ -74,6 +101,43 @@ struct Parsed {
   size_t prompt_words = 0;
   Controls controls;
 };
+
+// The last "[[mock k=v ...]]" marker in `text`, if any, into `out`.
+void read_script(std::string_view text, Script& out) {
+  constexpr std::string_view kOpen = "[[mock";
+  size_t at = text.rfind(kOpen);
+  if (at == std::string_view::npos)
+    return;
+  size_t end = text.find("]]", at);
+  if (end == std::string_view::npos)
+    return;
+  Script s;
+  s.present = true;
+  for (std::string_view field :
+       core::split(text.substr(at + kOpen.size(), end - at - kOpen.size()), ' ')) {
+    size_t eq = field.find('=');
+    if (eq == std::string_view::npos)
+      continue;
+    std::string_view key = field.substr(0, eq), value = field.substr(eq + 1);
+    auto number = [&] {
+      int v = 0;
+      for (char c : value)
+        v = std::isdigit(static_cast<unsigned char>(c)) ? v * 10 + (c - '0') : v;
+      return v;
+    };
+    if (key == "answer")
+      s.answer = std::string(value);
+    else if (key == "thinking_answer")
+      s.thinking_answer = std::string(value);
+    else if (key == "tokens")
+      s.tokens = number();
+    else if (key == "reasoning_tokens")
+      s.reasoning_tokens = number();
+    else if (key == "prompt_tokens")
+      s.prompt_tokens = number();
+  }
+  out = std::move(s);
+}
 
 int64_t get_int(simdjson::dom::element obj, const char* key, int64_t def) {
   int64_t v = 0;
@@ -106,20 +170,31 @@ Parsed parse(const std::string& body) {
       p.include_usage = inc;
   }
   simdjson::dom::element ctk;
-  if (doc["chat_template_kwargs"].get(ctk) == simdjson::SUCCESS)
+  if (doc["chat_template_kwargs"].get(ctk) == simdjson::SUCCESS) {
     p.reasoning += "chat_template_kwargs=" + simdjson::to_string(ctk);
+    bool on = false;
+    if ((ctk["enable_thinking"].get(on) == simdjson::SUCCESS && on) ||
+        (ctk["thinking"].get(on) == simdjson::SUCCESS && on))
+      p.thinking = true;
+  }
   std::string_view effort;
   if (doc["reasoning_effort"].get(effort) == simdjson::SUCCESS) {
     if (!p.reasoning.empty())
       p.reasoning += " ";
     p.reasoning += "reasoning_effort=" + std::string(effort);
+    if (effort == "medium" || effort == "high")
+      p.thinking = true;
   }
+  std::string_view thinking_type;
+  if (doc["thinking"]["type"].get(thinking_type) == simdjson::SUCCESS && thinking_type == "enabled")
+    p.thinking = true;
   simdjson::dom::element messages;
   if (doc["messages"].get(messages) == simdjson::SUCCESS && messages.is_array()) {
     for (simdjson::dom::element m : messages.get_array()) {
       std::string_view content;
       if (m["content"].get(content) == simdjson::SUCCESS) {
         p.prompt_words += core::split(content, ' ').size();
+        read_script(content, p.script);
       }
     }
   }
@@ -135,19 +210,44 @@ Parsed parse(const std::string& body) {
     p.controls.first_byte_delay_ms =
         static_cast<int>(get_int(mock, "first_byte_delay_ms", p.controls.first_byte_delay_ms));
   }
+  if (p.script.present) {
+    if (p.script.tokens >= 0)
+      p.controls.tokens = p.script.tokens;
+    p.controls.reasoning_tokens = p.thinking ? std::max(0, p.script.reasoning_tokens) : 0;
+    p.reasoning_in_completion = true;
+    if (p.script.prompt_tokens >= 0)
+      p.prompt_words = static_cast<size_t>(p.script.prompt_tokens);
+  }
   return p;
 }
 
 std::string answer_text(const Parsed& p) {
+  if (p.script.present) {
+    const std::string& a = p.thinking && !p.script.thinking_answer.empty()
+                               ? p.script.thinking_answer
+                               : p.script.answer;
+    return a.size() == 1 ? "The answer is (" + a + ")." : "The answer is " + a + ".";
+  }
   std::string text = "[" + g_options.name + "] model=" + p.model;
   text += " reasoning=" + (p.reasoning.empty() ? std::string("none") : p.reasoning);
   return text;
 }
 
+// Scripted thinking answers start with this reasoning_content; its "(A)" is there so that a
+// grader reading it instead of the content would be caught.
+constexpr const char* kScriptedReasoning = "Weighing the options, starting with (A).";
+
+bool scripted_reasoning(const Parsed& p) {
+  return p.script.present && p.thinking;
+}
+
 std::string usage_json(const Parsed& p) {
+  const size_t completion =
+      static_cast<size_t>(p.controls.tokens) +
+      (p.reasoning_in_completion ? static_cast<size_t>(p.controls.reasoning_tokens) : 0);
   return "{\"prompt_tokens\":" + std::to_string(p.prompt_words) +
-         ",\"completion_tokens\":" + std::to_string(p.controls.tokens) + ",\"total_tokens\":" +
-         std::to_string(p.prompt_words + static_cast<size_t>(p.controls.tokens)) +
+         ",\"completion_tokens\":" + std::to_string(completion) +
+         ",\"total_tokens\":" + std::to_string(p.prompt_words + completion) +
          (p.controls.reasoning_tokens > 0
               ? ",\"completion_tokens_details\":{\"reasoning_tokens\":" +
                     std::to_string(p.controls.reasoning_tokens) + "}"
@@ -210,6 +310,8 @@ awaitable<bool> completion(beast::tcp_stream& s, const http::request<http::strin
     if (chat) {
       body += ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":";
       core::append_json_string(body, full);
+      if (scripted_reasoning(p))
+        body += std::string(",\"reasoning_content\":") + core::json_string(kScriptedReasoning);
       body += "},\"finish_reason\":\"stop\"}]";
     } else {
       body += ",\"choices\":[{\"index\":0,\"text\":";
@@ -263,6 +365,14 @@ awaitable<bool> completion(beast::tcp_stream& s, const http::request<http::strin
                                asio::redirect_error(use_awaitable, wec));
     co_return !wec;
   };
+  // Scripted thinking: the reasoning comes first, in an event of its own.
+  if (chat && scripted_reasoning(p) &&
+      !co_await send(chunk("{\"role\":\"assistant\",\"reasoning_content\":" +
+                               core::json_string(kScriptedReasoning) + "}",
+                           "null"))) {
+    g_stats.streams_aborted.fetch_add(1);
+    co_return false;
+  }
   // First event: the role and the echo of what arrived (as its own field).
   std::string first =
       chat ? chunk("{\"role\":\"assistant\",\"content\":" + core::json_string(text) + "}", "null")
