@@ -24,6 +24,7 @@ APT_PACKAGES=(
   curl                # integration tests and the demo talk HTTP with it
   wrk nginx-light     # benchmark: load generator and the reference proxy
   nodejs npm          # the official openai and anthropic SDKs run in the test suite
+  chromium            # the dashboard's browser test drives it headless (puppeteer-core)
 )
 
 missing=()
@@ -51,13 +52,15 @@ else
 fi
 
 # Node packages for the test suite (the official OpenAI and Anthropic SDKs as real clients; gRPC
-# for the ext_proc client that stands in for Envoy).
+# for the ext_proc client that stands in for Envoy; puppeteer-core to drive Debian's chromium in
+# the dashboard's browser test). PUPPETEER_SKIP_DOWNLOAD: puppeteer fetches no browser of its own.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NODE_MODULES="$ROOT/tests/node/node_modules"
 if [[ ! -d "$NODE_MODULES/openai" || ! -d "$NODE_MODULES/@grpc/grpc-js" ||
-      ! -d "$NODE_MODULES/@grpc/proto-loader" || ! -d "$NODE_MODULES/@anthropic-ai/sdk" ]]; then
+      ! -d "$NODE_MODULES/@grpc/proto-loader" || ! -d "$NODE_MODULES/@anthropic-ai/sdk" ||
+      ! -d "$NODE_MODULES/puppeteer-core" ]]; then
   echo "install-deps: npm install in tests/node"
-  (cd "$ROOT/tests/node" && npm install --no-audit --no-fund --loglevel=error)
+  (cd "$ROOT/tests/node" && PUPPETEER_SKIP_DOWNLOAD=1 npm install --no-audit --no-fund --loglevel=error)
 else
   echo "install-deps: npm packages present"
 fi

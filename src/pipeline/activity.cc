@@ -14,6 +14,22 @@ int signal_type_index(std::string_view type) {
   return -1;
 }
 
+void time_signals(const signals::SignalResults& results, SignalTimings& timings) {
+  // Keys are "type:name" in sorted order: a type's signals come together, so its slot is looked
+  // up once per run of them.
+  std::string_view type;
+  int slot = -1;
+  for (const auto& [key, r] : results.all()) {
+    const std::string_view k(key);
+    if (type.empty() || !k.starts_with(type) || k.size() == type.size() || k[type.size()] != ':') {
+      type = k.substr(0, k.find(':'));
+      slot = signal_type_index(type);
+    }
+    if (slot >= 0)
+      timings.us[size_t(slot)] = std::max(timings.us[size_t(slot)], float(r.latency_us));
+  }
+}
+
 double latency_bin_upper_ms(size_t i) {
   if (i >= kLatencyBins)
     return std::numeric_limits<double>::infinity();

@@ -17,6 +17,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "signals/signal.h"
+
 namespace semrouter::pipeline {
 
 // The signal types whose latency the history keeps, in a fixed order (the index is the slot).
@@ -33,6 +35,10 @@ struct SignalTimings {
   std::array<float, kSignalTypes.size()> us;
   SignalTimings() { us.fill(-1.0f); }
 };
+
+// Per signal type, the longest time one of its signals took, into `timings` (what routing records
+// when the dashboard is on).
+void time_signals(const signals::SignalResults& results, SignalTimings& timings);
 
 // One request's outcome, as the Live page shows it.
 struct ActivityRecord {

@@ -663,16 +663,6 @@ std::string debug_signals(const signals::SignalResults& results) {
   return out.empty() ? "none" : out;
 }
 
-// Per signal type, the longest time one of its signals took (signals of a type share their
-// computation, so they report the same time).
-void time_signals(const signals::SignalResults& results, SignalTimings& timings) {
-  for (const auto& [key, r] : results.all()) {
-    const int i = signal_type_index(std::string_view(key).substr(0, key.find(':')));
-    if (i >= 0)
-      timings.us[size_t(i)] = std::max(timings.us[size_t(i)], float(r.latency_us));
-  }
-}
-
 // The latest user text for the dashboard: PII replaced by the recognisers' [TYPE] markers, then
 // cut to `max` bytes (UTF-8 safe). A little more than `max` is scanned, so a number the cut would
 // split is still found.
