@@ -32,7 +32,8 @@ const SKIP = !CHROMIUM
 const ARTIFACTS =
   process.env.SEMROUTER_ARTIFACTS_DIR || path.resolve(path.dirname(SEMROUTER_BIN), '..', 'artifacts', 'dashboard');
 const WIDE = { width: 1280, height: 800 };
-const PHONE = { width: 390, height: 844, isMobile: true, hasTouch: true };
+// Width only: isMobile / hasTouch may make puppeteer reload the page, which would cut the stream.
+const PHONE = { width: 390, height: 844 };
 const STEP_MS = 15_000; // the longest any single wait may take
 
 // What the traffic generator sends: mixed domains and tenants, some streamed, a cache repeat, a
