@@ -16,6 +16,7 @@ APT_PACKAGES=(
   clang libclang-rt-14-dev  # make fuzz: clang, libFuzzer and the sanitizers' runtimes
   libomp-dev          # clang's OpenMP, which configuring the project with clang (make fuzz) needs
   zlib1g-dev          # gzip-compressed training data
+  libmimalloc-dev     # the server's allocator (faster than glibc malloc on the request path)
   libfasttext-dev     # language identification with fastText's lid.176.ftz
   libhnswlib-dev      # semantic cache: approximate nearest neighbours
   libhiredis-dev redis-server  # semantic cache shared across replicas (tests start their own)

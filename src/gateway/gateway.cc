@@ -853,8 +853,10 @@ const EndpointSpec* find_endpoint(std::string_view path, bool admin) {
 awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& req, bool admin) {
   const bool keep = req.keep_alive();
   std::string_view path = target_path(std::string_view(req.target().data(), req.target().size()));
-  // The admin port's bearer token (probes of /health and /ready stay open).
-  if (admin && path != "/health" && path != "/ready") {
+  // The admin port's bearer token (probes of /health and /ready stay open, and so do the
+  // dashboard's page and static files, which hold no data: a browser cannot send a bearer header
+  // when it loads a page, and the page asks for the token before its first API call).
+  if (admin && path != "/health" && path != "/ready" && !dashboard::Dashboard::is_public(path)) {
     const std::string& token = store.get()->config->auth.admin_token;
     if (!token.empty()) {
       std::string_view auth = req["authorization"];
