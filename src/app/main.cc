@@ -22,6 +22,8 @@
 #include "metrics/metrics.h"
 #include "models/inference_pool.h"
 #include "pipeline/pipeline.h"
+#include "trace/access_log.h"
+#include "trace/exporter.h"
 
 namespace {
 
@@ -170,6 +172,39 @@ int cmd_serve(const ServeArgs& args) {
   // Sessions, load state and metrics: one set, whichever front doors serve.
   pipeline::Runtime runtime(store, registry);
   runtime.pool = &pool;
+  // Tracing and the access log: built once, at start (declared before the servers, so they
+  // outlive them; their threads flush what is queued when they stop).
+  std::unique_ptr<trace::BatchExporter> tracer;
+  if (const config::TracingConfig& tc = (*config)->tracing; tc.enabled) {
+    auto sink = trace::HttpSink::create({tc.endpoint, tc.timeout_ms, tc.headers});
+    if (!sink) {
+      std::fprintf(stderr, "semrouter: tracing.endpoint: %s\n", sink.error().message.c_str());
+      return 1;
+    }
+    trace::ExporterOptions eo;
+    eo.batch_size = tc.batch_size;
+    eo.flush_interval_ms = tc.flush_interval_ms;
+    eo.queue_size = tc.queue_size;
+    eo.resource.service_name = tc.service_name;
+    eo.resource.service_version = kVersion;
+    tracer = std::make_unique<trace::BatchExporter>(std::move(eo), std::move(*sink), &registry);
+    runtime.tracer = tracer.get();
+    runtime.trace_sample_ratio = tc.sample_ratio;
+  }
+  std::unique_ptr<trace::AccessLog> access_log;
+  if (const config::AccessLogConfig& ac = (*config)->access_log; ac.enabled) {
+    trace::AccessLog::Options lo;
+    lo.format = ac.format == config::AccessLogFormat::Text ? trace::AccessLogFormat::Text
+                                                           : trace::AccessLogFormat::Json;
+    lo.path = ac.path;
+    auto log = trace::AccessLog::open(std::move(lo), &registry);
+    if (!log) {
+      std::fprintf(stderr, "semrouter: %s\n", log.error().message.c_str());
+      return 1;
+    }
+    access_log = std::move(*log);
+    runtime.access_log = access_log.get();
+  }
   gateway::Gateway server(runtime);
   if (auto ok = server.listen(serve_gateway ? &gw : nullptr, admin, (*config)->server.workers);
       !ok) {
@@ -211,6 +246,11 @@ int cmd_serve(const ServeArgs& args) {
         a.extproc.tls_cert_file != b.extproc.tls_cert_file)
       spdlog::warn("listeners, server.mode and server.workers changed: those take effect on "
                    "restart only");
+    if (a.tracing.enabled != b.tracing.enabled || a.tracing.endpoint != b.tracing.endpoint ||
+        a.tracing.sample_ratio != b.tracing.sample_ratio ||
+        a.access_log.enabled != b.access_log.enabled || a.access_log.path != b.access_log.path ||
+        a.access_log.format != b.access_log.format)
+      spdlog::warn("tracing and access_log changed: those take effect on restart only");
     if (log_level.empty())
       core::set_log_level(b.server.log_level); // --log-level wins while it is set
     spdlog::info("config reloaded: generation {}", after->generation);
@@ -220,6 +260,8 @@ int cmd_serve(const ServeArgs& args) {
     watcher =
         std::make_unique<ConfigWatcher>(config_path, (*config)->server.reload_poll_ms, reload);
   server.on_reload_signal([&] {
+    if (access_log)
+      access_log->reopen(); // a rotated log file: write on to a new one
     if (watcher) {
       watcher->trigger();
     } else {

@@ -13,6 +13,7 @@
 
 #include "config/auth_config.h"
 #include "config/dashboard_config.h"
+#include "config/observability_config.h"
 #include "config/resilience_config.h"
 #include "core/status.h"
 
@@ -490,8 +491,10 @@ struct Config {
   CacheConfig cache;
   AuthConfig auth;
   ResilienceConfig resilience;
-  DashboardConfig dashboard; // the admin port's dashboard (docs/dashboard.md)
-  ToolsPluginConfig tools;   // the `tools` section: plugins.tools for decisions without one
+  DashboardConfig dashboard;  // the admin port's dashboard (docs/dashboard.md)
+  TracingConfig tracing;      // OTLP traces (docs/observability.md)
+  AccessLogConfig access_log; // one line per request (docs/observability.md)
+  ToolsPluginConfig tools;    // the `tools` section: plugins.tools for decisions without one
   std::vector<std::string> auto_model_names{"auto", "MoM"};
   std::vector<BackendConfig> backends;
   std::vector<ModelConfig> models;

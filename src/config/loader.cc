@@ -343,10 +343,27 @@ std::string known_list(const std::vector<std::string>& names) {
 
 void parse_document(const Node& root, Config& c) {
   root.require_map();
-  root.check_keys({"listeners", "server", "auto_model_names", "backends", "models",
-                   "reasoning_families", "default_model", "default_decision", "signals",
-                   "decisions", "classifiers", "routing", "routers", "extproc", "cache", "tools",
-                   "auth", "resilience", "dashboard"});
+  root.check_keys({"listeners",
+                   "server",
+                   "auto_model_names",
+                   "backends",
+                   "models",
+                   "reasoning_families",
+                   "default_model",
+                   "default_decision",
+                   "signals",
+                   "decisions",
+                   "classifiers",
+                   "routing",
+                   "routers",
+                   "extproc",
+                   "cache",
+                   "tools",
+                   "auth",
+                   "resilience",
+                   "dashboard",
+                   "tracing",
+                   "access_log"});
   // Cost-quality routers: name -> folder (read before the decisions that name them).
   if (root.has("routers")) {
     Node rs = root["routers"];
@@ -1198,6 +1215,7 @@ core::StatusOr<std::shared_ptr<const Config>> parse_config(std::string_view yaml
     detail::parse_auth(Node(root, ""), *config);
     detail::parse_resilience(Node(root, ""), *config);
     detail::parse_dashboard(Node(root, ""), *config);
+    detail::parse_observability(Node(root, ""), *config);
     // The admin API reconfigures and reads everything: beyond loopback it needs a token.
     const std::string& a = config->admin.address;
     const bool loopback = a == "::1" || a.starts_with("127.");

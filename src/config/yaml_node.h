@@ -310,5 +310,7 @@ void parse_auth(const Node& root, Config& c);
 void parse_resilience(const Node& root, Config& c);
 // dashboard_config.cc: the `dashboard` section.
 void parse_dashboard(const Node& root, Config& c);
+// observability_config.cc: the `tracing` and `access_log` sections.
+void parse_observability(const Node& root, Config& c);
 
 } // namespace semrouter::config::detail

@@ -264,10 +264,24 @@ Step StreamProcessor::request_body(const pb::HttpBody& b, pb::ProcessingResponse
 
 Step StreamProcessor::route(pb::ProcessingResponse& out) {
   pipeline::HeaderLookup lookup = [this](std::string_view name) { return header(name); };
+  if (rt_.tracer || rt_.access_log) {
+    // The client as Envoy saw it: the first x-forwarded-for entry, when Envoy sets one.
+    std::string_view client = header("x-forwarded-for").value_or("");
+    client = core::trim(client.substr(0, client.find(',')));
+    trace_.emplace(rt_, lookup,
+                   pipeline::RequestTrace::Origin{
+                       "extproc", header(":method").value_or("POST"), path_,
+                       kind_ == openai::RequestKind::Completions ? "completions" : "chat", client,
+                       header(":authority").value_or("")},
+                   start_);
+  }
+  pipeline::RequestTrace* trace = trace_ ? &*trace_ : nullptr;
   // Client API keys, as on the gateway (not in observability mode: Envoy forwards anyway).
   auth::Guard& guard = rt_.auth_for(*snap_);
   pipeline::Access access;
   auto refuse = [&]() {
+    if (trace)
+      trace->refused(access.error.status, access.reason);
     rt_.metrics.client_errors.with({access.reason}).inc();
     rt_.metrics.requests.with({"-", "-", std::to_string(access.error.status)}).inc();
     m_.replied.inc();
@@ -280,7 +294,7 @@ Step StreamProcessor::route(pb::ProcessingResponse& out) {
       return refuse();
   }
   out_ = rt_.route(*snap_, kind_, lookup, body_, random_, /*may_reply=*/!observing(),
-                   access.caller_for_routing());
+                   access.caller_for_routing(), trace);
   if (!pipeline::check_route(guard, access, out_))
     return refuse();
   pipeline::attach_key(access, out_);
@@ -293,7 +307,12 @@ Step StreamProcessor::route(pb::ProcessingResponse& out) {
   const config::Config& config = *snap_->config;
   auto order = pipeline::order_backends(config, *out_.model, random_);
   backend_ = order.empty() ? nullptr : order.front();
-  exchange_.emplace(rt_, out_, start_);
+  exchange_.emplace(rt_, out_, start_, trace);
+  // The upstream call's span: Envoy makes the call, the router names its parent.
+  std::string traceparent;
+  if (trace && backend_)
+    traceparent = trace->upstream_attempt(*backend_, out_.model->name, out_.model->upstream_model,
+                                          pipeline::upstream_path(*backend_, kind_), false);
   phase_ = Phase::Upstream;
   if (observing()) {
     m_.observed.inc();
@@ -341,6 +360,11 @@ Step StreamProcessor::route(pb::ProcessingResponse& out) {
                    backend_->name, config::provider_name(backend_->provider));
     }
   }
+  if (trace && trace->propagating() && !traceparent.empty()) {
+    set_header(hm, "traceparent", traceparent);
+    if (trace->tracestate().empty() && header("tracestate"))
+      hm->add_remove_headers("tracestate"); // it belonged to an invalid traceparent
+  }
   for (const auto& name : out_.upstream_remove_headers)
     hm->add_remove_headers(name);
   for (const auto& [k, v] : out_.upstream_set_headers)
@@ -379,6 +403,8 @@ Step StreamProcessor::response_headers(const pb::HttpHeaders& h, pb::ProcessingR
   if (status_ == 0)
     return fail("response_headers without a valid :status");
   event_stream_ = core::starts_with(content_type, "text/event-stream");
+  if (trace_)
+    trace_->upstream_status(status_);
   exchange_->response_head(status_, event_stream_);
   if (status_ >= 500)
     exchange_->upstream_error(backend_ ? backend_->name : "-", "status_5xx");

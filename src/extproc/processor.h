@@ -106,6 +106,9 @@ private:
   std::string body_;     // the request body, collected
   bool observe_ = false; // observability mode (config, or the request says so)
   pipeline::RouteOutcome out_;
+  // Tracing and the access log for a routed request; declared before exchange_, which reports
+  // to it, so it is destroyed (and emits) after it.
+  std::optional<pipeline::RequestTrace> trace_;
   std::optional<pipeline::Exchange> exchange_;
   const config::BackendConfig* backend_ = nullptr;
   int status_ = 0;            // the upstream's response status

@@ -300,9 +300,11 @@ const HeaderList kAllowGet{{"allow", "GET"}};
 const HeaderList kAllowPost{{"allow", "POST"}};
 const HeaderList kNoHeaders{};
 // Request headers passed on to the upstream (besides authorization, handled separately).
-constexpr std::array<const char*, 8> kForwardedHeaders{
-    "traceparent", "tracestate",          "x-request-id",   "accept",
-    "openai-beta", "openai-organization", "openai-project", "idempotency-key"};
+constexpr std::array<const char*, 6> kForwardedHeaders{"x-request-id",   "accept",
+                                                       "openai-beta",    "openai-organization",
+                                                       "openai-project", "idempotency-key"};
+// The W3C trace context: continued (a new parent id) when tracing is on, else passed on as is.
+constexpr std::array<const char*, 2> kTraceHeaders{"traceparent", "tracestate"};
 
 std::string_view target_path(std::string_view target) {
   auto q = target.find('?');
@@ -1029,8 +1031,21 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   auto snap = store.get(); // this request finishes on this snapshot, whatever reloads happen
   const config::Config& config = *snap->config;
   pipeline::HeaderLookup headers = header_lookup(req);
+  // Tracing and the access log (inert when both are off). Destroyed last, after the answer.
+  std::string client_address;
+  if (rt.tracer || rt.access_log) {
+    boost::system::error_code aec;
+    const auto ep = stream.socket().remote_endpoint(aec);
+    if (!aec)
+      client_address = ep.address().to_string();
+  }
+  pipeline::RequestTrace trace(rt, headers,
+                               {"gateway", "POST", target_path(req.target()),
+                                pipeline::api_name(api), client_address, req["host"]},
+                               start);
   auto reject = [&](const openai::ApiError& e, const char* reason,
                     const HeaderList& extra = kNoHeaders) -> awaitable<void> {
+    trace.refused(e.status, reason);
     m.client_errors.with({reason}).inc();
     co_await send(client, req, static_cast<http::status>(e.status),
                   pipeline::error_body_for(api, e), "application/json", keep, extra);
@@ -1066,12 +1081,12 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         routing_pool,
         [&]() -> awaitable<pipeline::RouteOutcome> {
           co_return rt.route(*snap, creq.kind(), headers, creq.routing_body(), random, true,
-                             access.caller_for_routing());
+                             access.caller_for_routing(), &trace);
         },
         use_awaitable);
   } else {
     out = rt.route(*snap, creq.kind(), headers, creq.routing_body(), w.random, true,
-                   access.caller_for_routing());
+                   access.caller_for_routing(), &trace);
   }
   if (!pipeline::check_route(guard, access, out)) {
     co_await reject(access.error, access.reason.c_str());
@@ -1142,7 +1157,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   }
 
   // The response phase's accounting (in flight, time to first token, usage, the request count).
-  pipeline::Exchange exchange(rt, out, start);
+  pipeline::Exchange exchange(rt, out, start, &trace);
   auto finish = [&](int status) { exchange.finish(status); };
   pipeline::UpstreamHealth& health = rt.upstreams_for(*snap);
   health.request_started();
@@ -1307,6 +1322,19 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       if (auto v = req[h]; !v.empty() && !overridden(h))
         append_header(up_head, h, v);
     }
+    // This attempt's span is the upstream's parent; tracestate goes on unchanged.
+    const std::string traceparent =
+        trace.upstream_attempt(*backend, model.name, model.upstream_model, call.path, fallback);
+    if (trace.propagating()) {
+      if (!overridden("traceparent"))
+        append_header(up_head, "traceparent", traceparent);
+      if (!trace.tracestate().empty() && !overridden("tracestate"))
+        append_header(up_head, "tracestate", trace.tracestate());
+    } else {
+      for (const char* h : kTraceHeaders)
+        if (auto v = req[h]; !v.empty() && !overridden(h))
+          append_header(up_head, h, v);
+    }
     if (call.wire == pipeline::Api::Messages)
       if (auto v = req["anthropic-beta"]; !v.empty() && !overridden("anthropic-beta"))
         append_header(up_head, "anthropic-beta", v);
@@ -1359,6 +1387,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
                              : detail.starts_with("backend ")             ? "tls_config"
                                                                           : classify_error(ec);
           exchange.upstream_error(backend->name, kind);
+          trace.upstream_failed(kind);
           health.record_failure(*bh, kind, core::SteadyClock::now());
           const std::string why = detail.empty() ? ec.message() : detail;
           last_error =
@@ -1428,6 +1457,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
             ec ? std::pair<const char*, std::string>(classify_error(ec), ec.message())
                : read_failure();
         exchange.upstream_error(backend->name, kind);
+        trace.upstream_failed(kind);
         health.record_failure(*bh, kind, core::SteadyClock::now());
         last_error = fmt::format("{}: {}", backend->name, why);
         timed_out = ec == beast::error::timeout || rec == beast::error::timeout;
@@ -1437,6 +1467,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
 
       // We have a response header. Its views point into `ubuf` until the next read.
       const int status = parser.status();
+      trace.upstream_status(status);
       if (status >= 500)
         health.record_failure(*bh, "status_5xx", core::SteadyClock::now());
       else
@@ -1456,6 +1487,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         const std::string reason = "status_" + std::to_string(status);
         if (within && may_retry(reason.c_str())) {
           exchange.upstream_error(backend->name, status == 429 ? "status_429" : "status_5xx");
+          trace.upstream_failed(reason);
           last_error = fmt::format("{}: answered {}", backend->name, status);
           retry_after = asked;
           retry_next = true;

@@ -187,9 +187,11 @@ RequestMeta Runtime::meta_for(openai::RequestKind kind, const HeaderLookup& head
 
 RouteOutcome Runtime::route(const Snapshot& snapshot, openai::RequestKind kind,
                             const HeaderLookup& headers, std::string_view body,
-                            core::Random& random, bool may_reply, const Caller* caller) {
+                            core::Random& random, bool may_reply, const Caller* caller,
+                            RequestTrace* trace) {
   RequestMeta meta = meta_for(kind, headers);
   meta.may_reply = may_reply;
+  meta.trace_signals = trace && trace->sampled();
   if (caller) {
     meta.tenant = caller->tenant;
     meta.budget_spent = caller->budget_spent;
@@ -205,6 +207,8 @@ RouteOutcome Runtime::route(const Snapshot& snapshot, openai::RequestKind kind,
     out.observed = true;
     out.tenant = tenant_label(caller, headers);
   }
+  if (trace)
+    trace->routed(out, dashboard.enabled ? out.tenant : tenant_label(caller, headers));
   RequestMetrics& m = metrics;
   m.routing.observe(out.route_us * 1e-6);
   if (!out.pii.empty())
@@ -341,10 +345,13 @@ std::string dry_run_body(const RouteOutcome& out) {
   return body;
 }
 
-Exchange::Exchange(Runtime& runtime, const RouteOutcome& out, core::TimePoint start)
+Exchange::Exchange(Runtime& runtime, const RouteOutcome& out, core::TimePoint start,
+                   RequestTrace* trace)
     : rt_(runtime), model_(out.model ? out.model->name : std::string("-")), decision_(out.decision),
       start_(start), fill_(out.cache_fill), key_(out.key), model_config_(out.model),
-      estimated_tokens_(out.estimated_tokens) {
+      estimated_tokens_(out.estimated_tokens), trace_(trace) {
+  if (trace_ && key_)
+    trace_->set_key(key_->name);
   if (out.observed) {
     observed_ = true;
     activity_ = activity_record(out);
@@ -431,6 +438,9 @@ void Exchange::finish(int status) {
   settle();
   if (observed_)
     record_activity(status, seconds);
+  if (trace_)
+    trace_->finished(status, model_, streamed_ && ttft_recorded_ ? ttft_s_ : -1, streamed_,
+                     prompt_tokens_, completion_tokens_, reasoning_tokens_);
 }
 
 void Exchange::record_activity(int status, double seconds) {

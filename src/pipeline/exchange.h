@@ -20,8 +20,14 @@
 #include "pipeline/admission.h"
 #include "pipeline/cost_quality.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/request_trace.h"
 #include "pipeline/sessions.h"
 #include "pipeline/upstream_health.h"
+
+namespace semrouter::trace {
+class BatchExporter;
+class AccessLog;
+} // namespace semrouter::trace
 
 namespace semrouter::pipeline {
 
@@ -76,6 +82,11 @@ public:
   ActivityLog activity;
   // Transformer-backed signals run here; null: inline. Set before serving starts.
   models::InferencePool* pool = nullptr;
+  // Tracing (null: off; the client's traceparent is forwarded as it is) and its sampling ratio
+  // for new traces; the access log (null: off). Owned by `app`, set before serving starts.
+  trace::BatchExporter* tracer = nullptr;
+  double trace_sample_ratio = 1.0;
+  trace::AccessLog* access_log = nullptr;
 
   // What routing gets besides the body.
   RequestMeta meta_for(openai::RequestKind kind, const HeaderLookup& headers);
@@ -104,10 +115,12 @@ public:
   // A Reply is counted here as answered (requests_total with model "-", or the blocking
   // decision); a Forward is counted by its Exchange.
   // `may_reply` false: the transport forwards the request whatever routing says (ext_proc's
-  // observability mode), so the cache is not read.
+  // observability mode), so the cache is not read. `trace` (when given) is told what routing
+  // decided, and gets every signal for its spans when sampled.
   RouteOutcome route(const Snapshot& snapshot, openai::RequestKind kind,
                      const HeaderLookup& headers, std::string_view body, core::Random& random,
-                     bool may_reply = true, const Caller* caller = nullptr);
+                     bool may_reply = true, const Caller* caller = nullptr,
+                     RequestTrace* trace = nullptr);
 
   // POST /api/v1/route: the same routing without touching sessions, calibration, load state
   // or metrics.
@@ -137,7 +150,9 @@ std::string dry_run_body(const RouteOutcome& out);
 // thread at a time.
 class Exchange {
 public:
-  Exchange(Runtime& runtime, const RouteOutcome& out, core::TimePoint start);
+  // `trace` (may be null) is told how the answer ended; it must outlive the exchange.
+  Exchange(Runtime& runtime, const RouteOutcome& out, core::TimePoint start,
+           RequestTrace* trace = nullptr);
   ~Exchange();
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
@@ -190,6 +205,7 @@ private:
   double ttft_s_ = 0;
   bool observed_ = false;   // the dashboard records this request (dashboard.enabled)
   ActivityRecord activity_; // its record so far: what routing decided
+  RequestTrace* trace_ = nullptr;
 };
 
 } // namespace semrouter::pipeline

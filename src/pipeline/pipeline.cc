@@ -822,6 +822,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
       debug = debug_signals(results);
     if (meta.observe)
       time_signals(results, out.signal_us);
+    if (meta.trace_signals)
+      out.traced_signals = std::make_shared<const signals::SignalResults>(results);
     if (meta.explain) {
       auto explain = std::make_shared<RouteExplain>();
       explain->decisions = snapshot.engine->explain(results);

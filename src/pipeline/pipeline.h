@@ -171,6 +171,8 @@ struct RouteOutcome {
   SignalTimings signal_us; // per signal type, the time it took
   // Dry runs: every computed signal and every decision's rule tree as evaluated.
   std::shared_ptr<const RouteExplain> explain;
+  // A sampled trace (RequestMeta::trace_signals): every computed signal, for its span.
+  std::shared_ptr<const signals::SignalResults> traced_signals;
 };
 
 // Why a request went where it did: the dry run's signals and decision path.
@@ -205,6 +207,8 @@ struct RequestMeta {
   bool observe = false;
   uint32_t prompt_chars = 0;
   bool explain = false;
+  // A sampled trace: keep every computed signal in the outcome (RouteOutcome::traced_signals).
+  bool trace_signals = false;
 };
 
 // Routes one request. Never throws; a bad request comes back as RouteAction::Reply.
