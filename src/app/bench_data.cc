@@ -71,10 +71,16 @@ core::StatusOr<std::string> answer_field(const json& r) {
 
 core::StatusOr<BenchRecord> multiple_choice(const json& r, BenchRecord rec) {
   rec.kind = RecordKind::MultipleChoice;
-  const json& q = r["question"];
+  // find(), not operator[]: on a const json a missing key is undefined behaviour.
+  static const json kAbsent;
+  auto field = [&r](const char* key) -> const json& {
+    auto it = r.find(key);
+    return it == r.end() ? kAbsent : *it;
+  };
+  const json& q = field("question");
   if (!q.is_string() || q.get<std::string>().empty())
     return make_error(ErrorCode::InvalidArgument, "question: expected a non-empty string");
-  const json& opts = r["options"];
+  const json& opts = field("options");
   if (!opts.is_array() || opts.empty())
     return make_error(ErrorCode::InvalidArgument, "options: expected a non-empty array of strings");
   if (opts.size() > static_cast<size_t>(kMaxOptions))
