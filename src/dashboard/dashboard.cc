@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/query.h"
 #include "core/strings.h"
 #include "dashboard/assets.h"
 #include "dashboard/config_view.h"
@@ -70,47 +71,9 @@ Reply error_reply(const openai::ApiError& e,
   return r;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-// A query parameter's value, percent-decoded; nullopt when absent.
-std::optional<std::string> query_param(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    const size_t eq = pair.find('=');
-    if (pair.substr(0, eq) != name)
-      continue;
-    std::string out;
-    const std::string_view raw =
-        eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
-    for (size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] == '+') {
-        out += ' ';
-      } else if (raw[i] == '%' && i + 2 < raw.size() && hex_value(raw[i + 1]) >= 0 &&
-                 hex_value(raw[i + 2]) >= 0) {
-        out += char(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2]));
-        i += 2;
-      } else {
-        out += raw[i];
-      }
-    }
-    return out;
-  }
-  return std::nullopt;
-}
-
 // An unsigned query parameter: `def` when absent, nullopt when present but not a number.
 std::optional<uint64_t> query_u64(std::string_view query, std::string_view name, uint64_t def) {
-  auto v = query_param(query, name);
+  auto v = core::query_param(query, name);
   if (!v)
     return def;
   uint64_t n = 0;

@@ -1517,16 +1517,12 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       if (fallback)
         health.count_fallback(out.decision, routed_model.name, model.name);
       bool upstream_ok = true;
-      // The next piece of the body (Body), its end (Done) or a failure (Error).
-      auto next_piece = [&]() -> awaitable<hp::ParseResult> {
-        co_return co_await next_event(remaining(t.idle_ms));
-      };
 
       if (!event_stream) {
         std::string body;
         bool complete = false, failed = false;
         while (true) {
-          const hp::ParseResult piece = co_await next_piece();
+          const hp::ParseResult piece = co_await next_event(remaining(t.idle_ms));
           if (piece.event == hp::Event::Body) {
             body.append(piece.body);
             ubuf.consume(piece.consumed);
@@ -1611,7 +1607,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       const bool as_is = codec.passthrough() && codec.pivot_is_upstream();
       std::string to_client, pivot;
       while (!wec) {
-        const hp::ParseResult next = co_await next_piece();
+        const hp::ParseResult next = co_await next_event(remaining(t.idle_ms));
         if (next.event == hp::Event::Done) {
           ubuf.consume(next.consumed);
           break;

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cache/verifier.h"
+#include "core/query.h"
 #include "core/strings.h"
 #include "models/word_vectors.h"
 #include "pipeline/pipeline.h"
@@ -535,28 +536,9 @@ nlohmann::json summary_json(const cache::Summary& s) {
           {"bytes", s.bytes}};
 }
 
+// The cache API's parameters: absent and empty read the same.
 std::string query_param(std::string_view query, std::string_view name) {
-  if (!query.empty() && query.front() == '?')
-    query.remove_prefix(1);
-  for (const auto& part : core::split(query, '&')) {
-    auto eq = part.find('=');
-    if (part.substr(0, eq) != name)
-      continue;
-    std::string v = eq == std::string::npos ? std::string() : part.substr(eq + 1);
-    std::string out; // %XX and '+'
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (v[i] == '+') {
-        out += ' ';
-      } else if (v[i] == '%' && i + 2 < v.size()) {
-        out += static_cast<char>(std::strtol(v.substr(i + 1, 2).c_str(), nullptr, 16));
-        i += 2;
-      } else {
-        out += v[i];
-      }
-    }
-    return out;
-  }
-  return "";
+  return core::query_param(query, name).value_or(std::string());
 }
 
 std::pair<int, std::string> error(int status, std::string_view type, std::string_view message) {
