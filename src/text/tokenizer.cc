@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <limits>
+#include <queue>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -360,25 +361,61 @@ struct Tokenizer::Impl {
       for (uint32_t k = 0; k < word.size(); ++k)
         push_char(word[k].cp, word[k].begin, word[k].end, k);
     }
-    // Merge the lowest-ranked adjacent pair, leftmost first, until none applies.
-    for (;;) {
-      int32_t best_rank = std::numeric_limits<int32_t>::max(), best_id = -1;
-      size_t best = 0;
-      for (size_t k = 0; k + 1 < syms.size(); ++k) {
-        if (syms[k].id < 0 || syms[k + 1].id < 0)
-          continue;
-        auto it = merges.find((uint64_t(uint32_t(syms[k].id)) << 32) | uint32_t(syms[k + 1].id));
-        if (it != merges.end() && it->second.first < best_rank) {
-          best_rank = it->second.first;
-          best_id = it->second.second;
-          best = k;
-        }
+    // Merge the lowest-ranked adjacent pair, leftmost first, until none applies. The symbols form
+    // a linked list and candidate pairs wait in a heap ordered by (rank, position), so a word of n
+    // symbols costs O(n log n): rescanning every pair after each merge was quadratic, and a long
+    // word without spaces (hostile or pasted data) took seconds. Entries whose symbols changed
+    // since they were pushed are skipped when popped.
+    const size_t n = syms.size();
+    std::vector<uint32_t> next(n), prev(n);
+    std::vector<bool> gone(n, false);
+    for (size_t k = 0; k < n; ++k) {
+      next[k] = uint32_t(k + 1);
+      prev[k] = uint32_t(k == 0 ? n : k - 1); // n: none
+    }
+    struct Cand {
+      int32_t rank;
+      uint32_t left;
+      int32_t left_id, right_id, merged;
+      bool operator>(const Cand& o) const {
+        return rank != o.rank ? rank > o.rank : left > o.left;
       }
-      if (best_id < 0)
-        break;
-      syms[best].id = best_id;
-      syms[best].end = syms[best + 1].end;
-      syms.erase(syms.begin() + long(best) + 1);
+    };
+    std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
+    auto consider = [&](uint32_t l) {
+      if (l >= n || next[l] >= n)
+        return;
+      const int32_t a = syms[l].id, b = syms[next[l]].id;
+      if (a < 0 || b < 0)
+        return;
+      auto it = merges.find((uint64_t(uint32_t(a)) << 32) | uint32_t(b));
+      if (it != merges.end())
+        heap.push({it->second.first, l, a, b, it->second.second});
+    };
+    for (size_t k = 0; k + 1 < n; ++k)
+      consider(uint32_t(k));
+    while (!heap.empty()) {
+      const Cand c = heap.top();
+      heap.pop();
+      const uint32_t r = next[c.left];
+      if (gone[c.left] || r >= n || syms[c.left].id != c.left_id || syms[r].id != c.right_id)
+        continue; // stale
+      syms[c.left].id = c.merged;
+      syms[c.left].end = syms[r].end;
+      gone[r] = true;
+      next[c.left] = next[r];
+      if (next[r] < n)
+        prev[next[r]] = c.left;
+      if (prev[c.left] < n)
+        consider(prev[c.left]);
+      consider(c.left);
+    }
+    {
+      size_t w = 0;
+      for (size_t k = 0; k < n; ++k)
+        if (!gone[k])
+          syms[w++] = syms[k];
+      syms.resize(w);
     }
     for (size_t k = 0; k < syms.size(); ++k) {
       const auto& s = syms[k];
