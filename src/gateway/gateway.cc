@@ -74,6 +74,7 @@ struct DisconnectWatch {
   core::TimePoint started;
   tcp::socket* client = nullptr;
   beast::tcp_stream* upstream = nullptr;
+  asio::steady_timer* queue_timer = nullptr; // set while the request waits for admission
   bool armed = false;
   bool done = false;
   bool client_gone = false;
@@ -94,6 +95,8 @@ awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<DisconnectWatc
   size_t available = client.available(ec2);
   if (ec2 || available == 0) { // readable with nothing to read: the peer closed
     watch->client_gone = true;
+    if (watch->queue_timer)
+      watch->queue_timer->cancel(); // stop waiting for a slot nobody will use
     if (watch->upstream) {
       boost::system::error_code ignored;
       watch->upstream->socket().cancel(ignored);
@@ -1103,6 +1106,28 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   const config::ModelConfig& routed_model = *out.model;
   const config::ResilienceConfig& res = config.resilience;
 
+  // From here on the client socket is watched (lazily, see kWatchDelay): a client that leaves
+  // while its request waits for admission or is proxied is noticed.
+  auto watch = std::make_shared<DisconnectWatch>();
+  watch->started = start;
+  watch->client = &stream.socket();
+  w.watches.push_front(watch);
+  struct WatchStop {
+    Worker& w;
+    std::list<std::shared_ptr<DisconnectWatch>>::iterator it;
+    beast::tcp_stream& stream;
+    ~WatchStop() {
+      auto watch = *it;
+      w.watches.erase(it);
+      watch->done = true;
+      watch->upstream = nullptr;
+      boost::system::error_code ignored;
+      // Completes the pending wait; the watcher sees done and returns without touching anything.
+      if (watch->armed && !watch->client_gone)
+        stream.socket().cancel(ignored);
+    }
+  } watch_stop{w, w.watches.begin(), stream};
+
   // Admission: a slot under the global and the model's concurrency limits, or a bounded wait
   // (without limits, nothing to take: no lock on the hot path).
   pipeline::AdmissionTicket admitted;
@@ -1131,11 +1156,20 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         const auto queued_at = core::SteadyClock::now();
         wake->timer.expires_after(std::chrono::milliseconds(wait_ms));
         boost::system::error_code wec;
+        watch->queue_timer = &wake->timer;
         co_await wake->timer.async_wait(asio::redirect_error(use_awaitable, wec));
+        watch->queue_timer = nullptr;
         admitted = rt.admission.claim(entry.waiter);
         if (!admitted)
           admitted = rt.admission.abandon(entry.waiter);
         rt.admission.observe_wait(core::seconds_between(queued_at, core::SteadyClock::now()));
+        if (watch->client_gone) {
+          // Nobody to answer: give any slot straight back and close (counted, traced as 499).
+          admitted = {};
+          rt.admission.count_rejected(entry.limit, "client_gone");
+          trace.refused(499, "client_gone");
+          co_return false;
+        }
         reason = "timeout";
       }
       if (!admitted) {
@@ -1170,26 +1204,6 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   // decision's fallback models'.
   const std::vector<pipeline::UpstreamHealth::Target> plan =
       health.plan(config, routed_model, out.fallback, w.random, start);
-
-  auto watch = std::make_shared<DisconnectWatch>();
-  watch->started = start;
-  watch->client = &stream.socket();
-  w.watches.push_front(watch);
-  struct WatchStop {
-    Worker& w;
-    std::list<std::shared_ptr<DisconnectWatch>>::iterator it;
-    beast::tcp_stream& stream;
-    ~WatchStop() {
-      auto watch = *it;
-      w.watches.erase(it);
-      watch->done = true;
-      watch->upstream = nullptr;
-      boost::system::error_code ignored;
-      // Completes the pending wait; the watcher sees done and returns without touching anything.
-      if (watch->armed && !watch->client_gone)
-        stream.socket().cancel(ignored);
-    }
-  } watch_stop{w, w.watches.begin(), stream};
 
   std::string query;
   if (auto q = req.target().find('?'); q != std::string_view::npos)

@@ -377,9 +377,7 @@ struct Tokenizer::Impl {
       int32_t rank;
       uint32_t left;
       int32_t left_id, right_id, merged;
-      bool operator>(const Cand& o) const {
-        return rank != o.rank ? rank > o.rank : left > o.left;
-      }
+      bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
     };
     std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
     auto consider = [&](uint32_t l) {

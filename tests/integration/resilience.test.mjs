@@ -5,6 +5,7 @@
 // so; circuit breakers and admission limits shed load fast; SIGTERM lets streams finish.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 
 import {
   setup, request, stream, assertOpenAIError, waitFor, closedPort, metricValue, parseMetrics,
@@ -318,6 +319,35 @@ test('admission: a bounded queue, then fast refusals; a client deadline bounds t
   assert.ok(waited >= 40 && waited < 280, `waited ${waited} ms`);
   assert.match(late.json.error.message, /waited 50 ms/);
   await busy;
+});
+
+test('a client that leaves while queued for admission gives its place up at once', async () => {
+  const mock = await h.startMock({ name: 'M', tokens: 2, firstByteDelayMs: 1500 });
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'b', url: mock.url }],
+    models: [{ name: 'm', backends: ['b'] }],
+    resilience: { limits: { max_concurrent: 1, max_queue: 1, queue_timeout_ms: 20000 } },
+  });
+  const first = ask(router, 'm');
+  await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_in_flight') === 1, { what: 'first admitted' });
+  // The second client sends its request, is queued behind the first, then hangs up.
+  const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }] });
+  const sock = net.connect(router.port, '127.0.0.1');
+  await new Promise((resolve) => sock.on('connect', resolve));
+  sock.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_queued') === 1, { what: 'second queued' });
+  sock.destroy();
+  // Noticed while the first request is still upstream (1.5 s): the queue is empty again and a new
+  // request takes the freed place instead of being refused as queue_full.
+  await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_rejected_total',
+    { limit: 'global', reason: 'client_gone' }) === 1, { what: 'client_gone counted', timeoutMs: 1000 });
+  assert.equal(metricValue(await metricsOf(router), 'semrouter_admission_queued'), 0);
+  assert.equal(metricValue(await metricsOf(router), 'semrouter_admission_in_flight'), 1);
+  const third = ask(router, 'm');
+  await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_queued') === 1, { what: 'third queued' });
+  assert.equal((await first).status, 200);
+  assert.equal((await third).status, 200);
 });
 
 test('a model\'s own concurrency limit answers 429 in the client\'s API shape', async () => {
