@@ -31,6 +31,16 @@ using namespace semrouter;
 
 constexpr const char* kVersion = "0.1.0";
 
+// Loudly, at start and on every reload that keeps it: a backend whose TLS certificates are not
+// checked can be impersonated by anyone on the path.
+void warn_insecure_backends(const config::Config& c) {
+  for (const auto& b : c.backends)
+    if (b.tls && b.tls_config.insecure_skip_verify)
+      spdlog::warn("backend {}: tls.insecure_skip_verify is set: its certificate and host name "
+                   "are NOT verified; use tls.ca_file instead outside tests",
+                   b.name);
+}
+
 // Reloads the config on its own thread: when the file changes (polled every poll_ms; stat()
 // follows symlinks, so Kubernetes ConfigMap swaps are seen) and when trigger() is called (SIGHUP).
 // Owning the thread here, joined in the destructor, means no reload outlives the server.
@@ -205,6 +215,7 @@ int cmd_serve(const ServeArgs& args) {
     access_log = std::move(*log);
     runtime.access_log = access_log.get();
   }
+  warn_insecure_backends(**config);
   gateway::Gateway server(runtime);
   if (auto ok = server.listen(serve_gateway ? &gw : nullptr, admin, (*config)->server.workers);
       !ok) {
@@ -254,6 +265,7 @@ int cmd_serve(const ServeArgs& args) {
     if (log_level.empty())
       core::set_log_level(b.server.log_level); // --log-level wins while it is set
     spdlog::info("config reloaded: generation {}", after->generation);
+    warn_insecure_backends(b);
   };
   std::unique_ptr<ConfigWatcher> watcher;
   if (!config_path.empty())

@@ -531,6 +531,16 @@ void parse_document(const Node& root, Config& c) {
                        "\" (known: " + known_list(backend_list) + ")");
           }
           mc.reasoning_family = m.get_string("reasoning_family", "");
+          // A model served only by Anthropic backends reasons through Anthropic's `thinking`
+          // block unless the config says otherwise.
+          if (!m.has("reasoning_family") && !mc.backends.empty() &&
+              std::all_of(mc.backends.begin(), mc.backends.end(), [&](const auto& mb) {
+                for (const auto& b : c.backends)
+                  if (b.name == mb.backend)
+                    return b.provider == Provider::Anthropic;
+                return false;
+              }))
+            mc.reasoning_family = "anthropic";
           if (!mc.reasoning_family.empty() && !c.reasoning_families.count(mc.reasoning_family)) {
             std::vector<std::string> fams;
             for (const auto& [k, v] : c.reasoning_families)

@@ -1058,6 +1058,13 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     co_await send(client, req, static_cast<http::status>(e.status),
                   pipeline::error_body_for(api, e), "application/json", keep, extra);
   };
+  // Client API keys: who is calling, may they, and how much budget is left.
+  auth::Guard& guard = rt.auth_for(*snap);
+  pipeline::Access access = pipeline::check_caller(guard, headers, req.body().size());
+  if (!access.ok) {
+    co_await reject(access.error, access.reason.c_str(), access.headers);
+    co_return keep;
+  }
   pipeline::ClientRequest creq;
   {
     openai::ApiError e;
@@ -1065,13 +1072,6 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       co_await reject(e, "invalid_request");
       co_return keep;
     }
-  }
-  // Client API keys: who is calling, may they, and how much budget is left.
-  auth::Guard& guard = rt.auth_for(*snap);
-  pipeline::Access access = pipeline::check_caller(guard, headers, req.body().size());
-  if (!access.ok) {
-    co_await reject(access.error, access.reason.c_str(), access.headers);
-    co_return keep;
   }
   pipeline::RouteOutcome out;
   if (api == pipeline::Api::Embeddings) {

@@ -70,6 +70,20 @@ test('a body just under the limit is accepted', async () => {
   assert.equal(res.status, 200, res.text);
 });
 
+test('with client keys configured, a caller without a valid key gets 401 before its body is judged', async () => {
+  const keyed = await h.startRouter({
+    server: { workers: 1, reload_poll_ms: 0 },
+    backends: [{ name: 'good', url: mock.url }],
+    models: [{ name: 'good-model', backends: ['good'] }],
+    auth: { keys: [{ name: 'k', sha256: 'a'.repeat(64) }] },
+  });
+  const r = await request(`${keyed.url}/v1/chat/completions`, {
+    method: 'POST', body: '{"model": "good-model", "messages": [', headers: { 'content-type': 'application/json' },
+  });
+  assertOpenAIError(assert, r, { status: 401 });
+  await keyed.stop();
+});
+
 test('malformed JSON: 400 invalid_request_error', async () => {
   for (const body of ['{"model": "good-model", "messages": [', 'not json at all', '{"model":"good-model",}', '']) {
     const res = await request(chatUrl(), { method: 'POST', json: body });

@@ -192,3 +192,30 @@ TEST(Providers, ResponsesFeaturesNeedANativeBackend) {
 
 } // namespace
 } // namespace semrouter::pipeline
+
+namespace semrouter::pipeline {
+namespace {
+
+// A model served only by Anthropic backends reasons through Anthropic's `thinking` block unless
+// its config names another family or none ("").
+TEST(Providers, AnthropicModelsDefaultToTheThinkingFamily) {
+  auto parse = [](const std::string& models) {
+    auto c = config::parse_config(
+        "backends:\n  - {name: a, provider: anthropic, url: 'http://127.0.0.1:1'}\n"
+        "  - {name: o, url: 'http://127.0.0.1:2/v1'}\nmodels:\n" +
+        models);
+    EXPECT_TRUE(c) << c.error().message;
+    return c ? *c : nullptr;
+  };
+  auto c = parse("  - {name: claude, backends: [a]}\n  - {name: mixed, backends: [a, o]}\n"
+                 "  - {name: plain, backends: [a], reasoning_family: ''}\n"
+                 "  - {name: other, backends: [a], reasoning_family: qwen3}\n");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->models[0].reasoning_family, "anthropic");
+  EXPECT_EQ(c->models[1].reasoning_family, ""); // not every backend is Anthropic
+  EXPECT_EQ(c->models[2].reasoning_family, "");
+  EXPECT_EQ(c->models[3].reasoning_family, "qwen3");
+}
+
+} // namespace
+} // namespace semrouter::pipeline
