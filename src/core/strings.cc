@@ -141,6 +141,18 @@ std::string json_number(double v) {
   return std::string(buf, r.ptr);
 }
 
+void append_fixed(std::string& out, double v, int digits) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, digits);
+  out.append(buf, r.ec == std::errc() ? r.ptr : buf);
+}
+
+void append_general(std::string& out, double v, int digits) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, digits);
+  out.append(buf, r.ec == std::errc() ? r.ptr : buf);
+}
+
 std::string_view utf8_prefix(std::string_view s, size_t max) {
   if (s.size() <= max)
     return s;

@@ -24,6 +24,9 @@ void append_json_string(std::string& out, std::string_view s);
 std::string json_string(std::string_view s);
 // A JSON number: integers without a fraction ("1024"), others with 15 significant digits.
 std::string json_number(double v);
+// Appends v as printf's "%.<digits>f" (fixed) or "%.<digits>g" (general) would, without printf.
+void append_fixed(std::string& out, double v, int digits);
+void append_general(std::string& out, double v, int digits);
 
 // At most `max` bytes of `s`, cut at the start of a UTF-8 character.
 std::string_view utf8_prefix(std::string_view s, size_t max);

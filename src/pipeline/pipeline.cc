@@ -648,9 +648,8 @@ std::string debug_signals(const signals::SignalResults& results) {
     if (!out.empty())
       out += ", ";
     out += key;
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "(%.2f", r.confidence);
-    out += buf;
+    out += '(';
+    core::append_fixed(out, r.confidence, 2);
     if (!r.evidence.empty()) {
       out += "; ";
       out += core::join(r.evidence, " ");
@@ -770,10 +769,11 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   const auto t0 = std::chrono::steady_clock::now();
   RouteOutcome out;
   const config::Config& config = *snapshot.config;
-  auto finish = [&]() -> RouteOutcome& {
+  // Every exit is `finish(); return out;`, so the outcome is built in place (returning the
+  // lambda's reference copied it: about 2% of a proxied request's instructions).
+  auto finish = [&] {
     out.route_us =
         std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
-    return out;
   };
 
   auto parsed = openai::parse_request(body, meta.kind);
@@ -783,7 +783,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
     if (auto colon = msg.find(':'); colon != std::string::npos && msg.find(' ') > colon)
       param = msg.substr(0, colon);
     set_error(out, openai::invalid_request(msg, param));
-    return finish();
+    finish();
+    return out;
   }
   const openai::RequestView* view = &*parsed;
   out.stream = view->stream;
@@ -794,7 +795,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
                                                config.auto_model_names.front() +
                                                "\" to let the router choose)",
                                            "model"));
-    return finish();
+    finish();
+    return out;
   }
   out.requested_model = view->model;
 
@@ -910,7 +912,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
     model = config.find_model(view->model);
     if (!model) {
       set_error(out, openai::model_not_found(view->model, model_names(config)));
-      return finish();
+      finish();
+      return out;
     }
     out.decision = "passthrough";
   }
@@ -934,7 +937,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
     // The guard answers itself; nothing goes upstream.
     reply_filtered(out, meta, *view, plugins->block.message, random);
     add_common_headers();
-    return finish();
+    finish();
+    return out;
   }
 
   // PII policy: what the chosen model may not see is redacted, blocked, or sent elsewhere.
@@ -969,7 +973,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
         reply_filtered(out, meta, *view, policy.message, random);
         out.response_headers.emplace_back("x-semrouter-pii", "blocked;types=" + types);
         add_common_headers();
-        return finish();
+        finish();
+        return out;
       }
       if (target) {
         out.pii = "rerouted";
@@ -990,7 +995,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
           reply_filtered(out, meta, *view, policy.message, random);
           out.response_headers.emplace_back("x-semrouter-pii", "blocked;types=" + types);
           add_common_headers();
-          return finish();
+          finish();
+          return out;
         }
         redacted_view = std::move(*rv);
         body = redacted_body;
@@ -1054,17 +1060,18 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
     out.response_headers.emplace_back("x-semrouter-decision", out.decision);
     out.response_headers.emplace_back("x-semrouter-reasoning", out.reasoning);
     if (out.selection.active) {
-      char nums[64];
-      std::snprintf(nums, sizeof nums, ";score=%.4f;threshold=%.4g", out.selection.score,
-                    out.selection.threshold);
-      out.response_headers.emplace_back("x-semrouter-selection", out.selection.choice + nums);
+      std::string value = out.selection.choice + ";score=";
+      core::append_fixed(value, out.selection.score, 4);
+      value += ";threshold=";
+      core::append_general(value, out.selection.threshold, 4);
+      out.response_headers.emplace_back("x-semrouter-selection", std::move(value));
       out.response_headers.emplace_back("x-semrouter-load",
                                         out.selection.pressure ? "pressure" : "normal");
     }
     if (out.decision != "passthrough") {
-      char conf[16];
-      std::snprintf(conf, sizeof conf, "%.3f", out.confidence);
-      out.response_headers.emplace_back("x-semrouter-confidence", conf);
+      std::string conf;
+      core::append_fixed(conf, out.confidence, 3);
+      out.response_headers.emplace_back("x-semrouter-confidence", std::move(conf));
     }
     add_common_headers();
   };
@@ -1075,7 +1082,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
     if (!pending_session.empty()) // the cached answer is this model's: the session starts here
       meta.sessions->put(pending_session, {out.decision, model->name, pending_priority},
                          config.routing.sessions.max_sessions);
-    return finish();
+    finish();
+    return out;
   }
 
   openai::BodyEditor editor(body, *view);
@@ -1138,7 +1146,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   if (!pending_session.empty())
     meta.sessions->put(pending_session, {out.decision, model->name, pending_priority},
                        config.routing.sessions.max_sessions);
-  return finish();
+  finish();
+  return out;
 }
 
 } // namespace semrouter::pipeline

@@ -1,6 +1,7 @@
 #include "pipeline/request_signals.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <chrono>
 #include <cstring>
@@ -32,46 +33,56 @@ bool is_cjk(uint32_t cp) {
 
 bool is_follow_up(std::string_view text, uint32_t max_words) {
   // Runs on every routed chat request: a long turn is not a follow-up, and is not read further.
+  // Words are spans of the text compared without case, so a turn costs no allocation.
   constexpr size_t kMaxBytesPerWord = 24;
   if (text.size() > size_t(max_words) * kMaxBytesPerWord)
     return false;
-  std::vector<std::string> words;
-  std::string w;
-  for (char ch : text) {
-    const unsigned char c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '\'' || c >= 0x80) {
-      w.push_back(static_cast<char>(std::tolower(c)));
-    } else if (!w.empty()) {
-      words.push_back(std::move(w));
-      w.clear();
-      if (words.size() > max_words)
+  constexpr size_t kMaxWords = 100; // the config's limit for follow_up_max_words
+  std::array<std::string_view, kMaxWords + 1> words;
+  size_t n = 0, w = std::string_view::npos;
+  auto word_char = [](unsigned char c) { return std::isalnum(c) || c == '\'' || c >= 0x80; };
+  for (size_t i = 0; i <= text.size(); ++i) {
+    if (i < text.size() && word_char(static_cast<unsigned char>(text[i]))) {
+      if (w == std::string_view::npos)
+        w = i;
+    } else if (w != std::string_view::npos) {
+      if (n >= max_words || n >= kMaxWords)
         return false;
+      words[n++] = text.substr(w, i - w);
+      w = std::string_view::npos;
     }
   }
-  if (!w.empty())
-    words.push_back(std::move(w));
-  if (words.empty() || words.size() > max_words)
+  if (n == 0)
     return false;
   // Openers of a reply, not of a new request ("now tell me a story", "also, what is ..." are new).
-  static const std::set<std::string> kOpeners{
+  static constexpr std::string_view kOpeners[] = {
       "yes", "yeah",   "yep",      "ok",   "okay", "sure",    "no",      "nope",   "and",
       "but", "same",   "continue", "go",   "do",   "again",   "next",    "more",   "what",
       "how", "commit", "apply",    "redo", "ship", "alright", "proceed", "repeat", "other"};
-  static const std::set<std::string> kBack{"it",    "that",  "this",    "those",    "these",
-                                           "them",  "same",  "above",   "previous", "second",
-                                           "first", "third", "last",    "former",   "latter",
-                                           "again", "case",  "instead", "one"};
+  static constexpr std::string_view kBack[] = {"it",    "that",  "this",    "those",    "these",
+                                               "them",  "same",  "above",   "previous", "second",
+                                               "first", "third", "last",    "former",   "latter",
+                                               "again", "case",  "instead", "one"};
+  auto is = [](std::string_view word, std::string_view lower) {
+    return core::iequals(word, lower);
+  };
+  auto in = [&](std::string_view word, const auto& list) {
+    return std::any_of(std::begin(list), std::end(list),
+                       [&](std::string_view x) { return is(word, x); });
+  };
   // "what"/"how" open a follow-up only as "what about ..." / "how about ...".
-  const std::string& first = words.front();
-  bool opener = kOpeners.count(first) > 0;
-  if ((first == "what" || first == "how") && (words.size() < 2 || words[1] != "about"))
+  const std::string_view first = words[0];
+  bool opener = in(first, kOpeners);
+  if ((is(first, "what") || is(first, "how")) && (n < 2 || !is(words[1], "about")))
     opener = false;
-  if (first == "why" && words.size() <= 2) // "why?", "why not?"
+  if (is(first, "why") && n <= 2) // "why?", "why not?"
     opener = true;
-  bool back = false;
-  for (const auto& x : words)
-    back = back || kBack.count(x) > 0;
-  return opener || back;
+  if (opener)
+    return true;
+  for (size_t k = 0; k < n; ++k)
+    if (in(words[k], kBack))
+      return true;
+  return false;
 }
 
 std::string_view signal_text(const openai::RequestView& view, const config::HistoryConfig& history,

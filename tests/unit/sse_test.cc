@@ -34,5 +34,25 @@ TEST(Sse, ParsesUsage) {
   EXPECT_FALSE(parse_usage("{\"usage\": broken").present);
 }
 
+// Only the top-level "usage" counts: not one inside the answer's text or a nested object; the
+// reasoning tokens come from completion_tokens_details; other keys and types are skipped.
+TEST(Sse, ParsesOnlyTheTopLevelUsage) {
+  Usage u = parse_usage(
+      R"({"id":"x","choices":[{"message":{"content":"say \"usage\":{\"prompt_tokens\":999}",)"
+      R"("usage":{"prompt_tokens":555}}}],"usage":{"prompt_tokens":"n/a","total_tokens":9,)"
+      R"("completion_tokens":7,"prompt_tokens_details":{"cached_tokens":1},)"
+      R"("completion_tokens_details":{"audio_tokens":0,"reasoning_tokens":5}},"model":"m"})");
+  EXPECT_TRUE(u.present);
+  EXPECT_EQ(u.prompt_tokens, 0u); // not a number
+  EXPECT_EQ(u.completion_tokens, 7u);
+  EXPECT_EQ(u.reasoning_tokens, 5u);
+  Usage first = parse_usage(R"({"usage":{"prompt_tokens":3,"completion_tokens":4},"choices":[]})");
+  EXPECT_TRUE(first.present);
+  EXPECT_EQ(first.prompt_tokens, 3u);
+  EXPECT_EQ(first.completion_tokens, 4u);
+  EXPECT_FALSE(parse_usage(R"({"choices":[{"usage":{"prompt_tokens":1}}]})").present);
+  EXPECT_FALSE(parse_usage(R"(["usage"])").present);
+}
+
 } // namespace
 } // namespace semrouter::openai
