@@ -42,6 +42,8 @@ using asio::use_awaitable;
 
 namespace {
 
+using namespace std::string_view_literals;
+
 constexpr size_t kMaxHeaderBytes = 64 * 1024;
 constexpr size_t kMaxUpstreamBodyBytes = 256u << 20; // non-streamed upstream bodies
 constexpr size_t kRelayBufferBytes = 16 * 1024;
@@ -233,12 +235,17 @@ using Request = ClientRequest;
 // string can never split a header.
 void append_header(std::string& out, std::string_view name, std::string_view value) {
   out.append(name);
-  out.append(": ");
-  for (char c : value) {
-    if (c != '\r' && c != '\n')
-      out.push_back(c);
+  out.append(": "sv);
+  const size_t n = value.size();
+  if (std::memchr(value.data(), '\r', n) == nullptr &&
+      std::memchr(value.data(), '\n', n) == nullptr) {
+    out.append(value); // the usual case: one copy, not a byte at a time
+  } else {
+    for (char c : value)
+      if (c != '\r' && c != '\n')
+        out.push_back(c);
   }
-  out.append("\r\n");
+  out.append("\r\n"sv);
 }
 
 // How a response body is delimited.
@@ -259,10 +266,10 @@ std::string response_head(int status, unsigned version, std::string_view content
   out.append(std::to_string(status));
   out.push_back(' ');
   out.append(http::obsolete_reason(static_cast<http::status>(status)));
-  out.append("\r\nServer: semrouter\r\n");
+  out.append("\r\nServer: semrouter\r\n"sv);
   append_header(out, "Content-Type", content_type);
   if (no_cache)
-    out.append("Cache-Control: no-cache\r\n");
+    out.append("Cache-Control: no-cache\r\n"sv);
   for (const auto& [k, v] : headers)
     append_header(out, k, v);
   if (more) {
@@ -271,23 +278,23 @@ std::string response_head(int status, unsigned version, std::string_view content
   }
   if (version == 10) {
     if (keep_alive)
-      out.append("Connection: keep-alive\r\n");
+      out.append("Connection: keep-alive\r\n"sv);
   } else if (!keep_alive) {
-    out.append("Connection: close\r\n");
+    out.append("Connection: close\r\n"sv);
   }
   switch (framing) {
   case Framing::ContentLength:
-    out.append("Content-Length: ");
+    out.append("Content-Length: "sv);
     out.append(std::to_string(content_length));
-    out.append("\r\n");
+    out.append("\r\n"sv);
     break;
   case Framing::Chunked:
-    out.append("Transfer-Encoding: chunked\r\n");
+    out.append("Transfer-Encoding: chunked\r\n"sv);
     break;
   case Framing::UntilClose:
     break;
   }
-  out.append("\r\n");
+  out.append("\r\n"sv);
   return out;
 }
 
