@@ -211,6 +211,10 @@ std::string_view text_window(std::string_view text, const config::WindowConfig& 
   const size_t head = window.head_words, tail = window.tail_words;
   if (head == 0 && tail == 0)
     return text;
+  // n words take at least 2n - 1 bytes: a text shorter than that for head + tail + 1 words fits
+  // the window without counting (most prompts).
+  if (text.size() < 2 * (head + tail) + 1)
+    return text;
   auto space = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
   // Where the head ends: after its head-th word.
   size_t words = 0, head_end = 0, i = 0;

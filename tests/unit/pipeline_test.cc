@@ -92,6 +92,9 @@ TEST(TextWindow, LongTextsKeepTheirHeadAndTail) {
   EXPECT_EQ(text_window("a b c d e f g", {0, 0}, storage), "a b c d e f g") << "0, 0: all";
   EXPECT_EQ(text_window("a b c d e f g", {2, 0}, storage), "a b \u2026 ");
   EXPECT_EQ(text_window("a b c d e f g", {0, 1}, storage), " \u2026 g");
+  // At the short-text shortcut's edge: 6 one-letter words (11 bytes) need the window, 5 do not.
+  EXPECT_EQ(text_window("a b c d e f", w, storage), "a b c \u2026 e f");
+  EXPECT_EQ(text_window("a b c d e", w, storage), "a b c d e");
 }
 
 TEST(TextWindow, ClassifiersReadTheWindowKeywordsReadEverything) {
