@@ -89,9 +89,17 @@ uint64_t parse_id(std::string_view id) {
 }
 
 namespace {
+// Eight independent partial sums: the compiler turns the inner loop into vector multiply-adds
+// (a single running sum is a serial chain it may not reorder). The flat scan of a scope below
+// hnsw.min_entries runs this for every entry on every lookup.
 float dot(const float* a, const float* b, size_t n) {
-  float s = 0;
-  for (size_t i = 0; i < n; ++i)
+  float acc[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (size_t j = 0; j < 8; ++j)
+      acc[j] += a[i + j] * b[i + j];
+  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; i < n; ++i)
     s += a[i] * b[i];
   return s;
 }
@@ -345,6 +353,7 @@ Lookup MemoryCache::lookup(const Query& q) {
   auto s = scopes_.find(q.scope);
   if (s == scopes_.end() || s->second->dim() != q.vector->size())
     return out;
+  std::shared_ptr<const VerifierReading> asked; // read once, when a candidate needs checking
   for (const auto& [id, sim] : s->second->search(q.vector->data(), 4)) {
     if (sim < q.threshold)
       break;
@@ -352,7 +361,9 @@ Lookup MemoryCache::lookup(const Query& q) {
     if (it == nodes_.end() || !fits(it->second.entry))
       continue;
     if (q.verifier) {
-      std::string why = q.verifier->check(it->second.entry.text, q.text);
+      if (!asked)
+        asked = q.verifier->prepare(q.text);
+      std::string why = q.verifier->check(it->second.entry.text, *asked);
       if (!why.empty()) {
         if (out.rejected.empty())
           out.rejected = std::move(why);

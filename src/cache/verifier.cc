@@ -319,8 +319,21 @@ double Verifier::alignment(std::string_view x, std::string_view y) const {
                   weakest(wb, wa, *words_, opt_.rare_weight));
 }
 
+struct VerifierReading {
+  Read read;
+};
+
+std::shared_ptr<const VerifierReading> Verifier::prepare(std::string_view text) const {
+  return std::make_shared<const VerifierReading>(VerifierReading{read(text)});
+}
+
 std::string Verifier::check(std::string_view cached, std::string_view asked) const {
-  const Read a = read(cached), b = read(asked);
+  return check(cached, *prepare(asked));
+}
+
+std::string Verifier::check(std::string_view cached, const VerifierReading& asked) const {
+  const Read a = read(cached);
+  const Read& b = asked.read;
   if (opt_.numbers) {
     auto x = a.numbers, y = b.numbers;
     std::sort(x.begin(), x.end());

@@ -15,6 +15,7 @@
 //    "area of Tokyo" or "set up a React project" / "test a React project".
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,8 @@ class WordVectors;
 }
 
 namespace semrouter::cache {
+
+struct VerifierReading; // a text as the verifier reads it (words, numbers, anchors, ...)
 
 struct VerifierOptions {
   bool numbers = true;
@@ -45,6 +48,9 @@ public:
   // "" when `asked` may be answered with `cached`'s answer; otherwise the reason (numbers,
   // negation, anchors, direction, question, wording).
   std::string check(std::string_view cached, std::string_view asked) const;
+  // The same with `asked` read once (prepare) for all of a lookup's candidates.
+  std::shared_ptr<const VerifierReading> prepare(std::string_view text) const;
+  std::string check(std::string_view cached, const VerifierReading& asked) const;
   // The weakest match of a meaningful word of either text in the other (1 without word
   // vectors, or when every such word has the same stem in the other).
   double alignment(std::string_view a, std::string_view b) const;
