@@ -527,6 +527,111 @@ test('messages.stream to an Anthropic backend: the events relayed byte for byte'
   assert.equal(raw.text, anthropicStream(false));
 });
 
+test('an Anthropic tool call to an Anthropic backend (whole): tool_use with its input, tool_use stop, usage; the result back', async () => {
+  anthSeen.length = 0;
+  const first = await anthropic.messages.create({
+    model: 'claude',
+    max_tokens: 512,
+    tools: [WEATHER_TOOL],
+    messages: ask('What is the weather in Paris?'),
+  });
+  // The backend got a Messages request with the tool in its own shape, under the backend's key.
+  assert.equal(anthSeen.length, 1);
+  assert.equal(anthSeen[0].url, '/v1/messages');
+  assert.equal(anthSeen[0].headers['x-api-key'], BACKEND_KEY);
+  assert.equal(anthSeen[0].json.model, CLAUDE);
+  assert.equal(anthSeen[0].json.max_tokens, 512);
+  assert.deepEqual(anthSeen[0].json.tools, [WEATHER_TOOL]);
+  assert.notEqual(anthSeen[0].json.stream, true);
+
+  assert.equal(first.type, 'message');
+  assert.equal(first.id, 'msg_01TestTool');
+  assert.equal(first.stop_reason, 'tool_use');
+  assert.deepEqual(first.usage, { input_tokens: 30, output_tokens: 20 });
+  assert.equal(first.content.length, 2, JSON.stringify(first.content));
+  assert.deepEqual(first.content[0], { type: 'text', text: 'Let me look that up.' });
+  const use = first.content[1];
+  assert.equal(use.type, 'tool_use');
+  assert.equal(use.id, 'toolu_01A');
+  assert.equal(use.name, 'get_weather');
+  assert.deepEqual(use.input, { city: 'Paris', unit: 'celsius' });
+
+  // The second turn: the assistant's tool_use and the user's tool_result reach the backend as
+  // Anthropic blocks, and the text answer comes back.
+  const second = await anthropic.messages.create({
+    model: 'claude',
+    max_tokens: 512,
+    tools: [WEATHER_TOOL],
+    messages: [
+      ...ask('What is the weather in Paris?'),
+      { role: 'assistant', content: first.content },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: '18 degrees, sunny' }] },
+    ],
+  });
+  assert.equal(second.stop_reason, 'end_turn');
+  assert.deepEqual(second.content, [{ type: 'text', text: CLAUDE_TEXT }]);
+  const sent = anthSeen[1].json.messages;
+  assert.deepEqual(sent.map((m) => m.role), ['user', 'assistant', 'user']);
+  assert.deepEqual(sent[1].content.find((b) => b.type === 'tool_use'),
+    { type: 'tool_use', id: 'toolu_01A', name: 'get_weather', input: { city: 'Paris', unit: 'celsius' } });
+  const result = sent[2].content.find((b) => b.type === 'tool_result');
+  assert.equal(result?.tool_use_id, 'toolu_01A', JSON.stringify(sent[2]));
+  const resultText = typeof result.content === 'string' ? result.content : result.content.map((b) => b.text).join('');
+  assert.equal(resultText, '18 degrees, sunny');
+});
+
+test('an Anthropic tool call to an Anthropic backend (streamed): a tool_use block, input_json_delta pieces, tool_use stop', async () => {
+  anthSeen.length = 0;
+  const events = [];
+  const s = anthropic.messages.stream({
+    model: 'claude',
+    max_tokens: 512,
+    tools: [WEATHER_TOOL],
+    messages: ask('What is the weather in Paris? Stream it.'),
+  });
+  s.on('streamEvent', (event) => events.push(event));
+  const msg = await s.finalMessage();
+  assert.equal(anthSeen.length, 1);
+  assert.equal(anthSeen[0].json.stream, true);
+  assert.deepEqual(anthSeen[0].json.tools, [WEATHER_TOOL]);
+
+  const types = events.map((e) => e.type);
+  assert.equal(types[0], 'message_start', types.join(' '));
+  assert.equal(types.at(-1), 'message_stop', types.join(' '));
+  const start = events.find((e) => e.type === 'content_block_start' && e.content_block.type === 'tool_use');
+  assert.ok(start, types.join(' '));
+  assert.equal(start.index, 1);
+  assert.equal(start.content_block.id, 'toolu_01S');
+  assert.equal(start.content_block.name, 'get_weather');
+  const pieces = events
+    .filter((e) => e.type === 'content_block_delta' && e.delta.type === 'input_json_delta')
+    .map((e) => {
+      assert.equal(e.index, 1);
+      return e.delta.partial_json;
+    });
+  assert.deepEqual(pieces, ['{"city": "Pa', 'ris", "unit"', ': "celsius"}']);
+  assert.deepEqual(JSON.parse(pieces.join('')), { city: 'Paris', unit: 'celsius' });
+  const delta = events.find((e) => e.type === 'message_delta');
+  assert.equal(delta?.delta.stop_reason, 'tool_use');
+  assert.equal(delta.usage.output_tokens, 20);
+
+  // The SDK's accumulated message.
+  assert.equal(msg.stop_reason, 'tool_use');
+  assert.equal(msg.usage.input_tokens, 12);
+  assert.equal(msg.usage.output_tokens, 20);
+  assert.equal(msg.content.length, 2, JSON.stringify(msg.content));
+  assert.deepEqual(msg.content[0], { type: 'text', text: 'Let me look that up.' });
+  assert.deepEqual(msg.content[1], { type: 'tool_use', id: 'toolu_01S', name: 'get_weather', input: { city: 'Paris', unit: 'celsius' } });
+
+  // Without the SDK: the relay is byte for byte.
+  const raw = await stream(`${router.url}/v1/messages`,
+    { model: 'claude', max_tokens: 64, stream: true, tools: [WEATHER_TOOL], messages: ask('raw tool') },
+    { headers: { 'x-api-key': CLIENT_KEY, 'anthropic-version': '2023-06-01' } });
+  assert.equal(raw.status, 200);
+  assert.ok(raw.complete);
+  assert.equal(raw.text, anthropicStream(true));
+});
+
 // A Messages request to an Anthropic backend is rebuilt from the chat pivot
 // (build_upstream_call in src/pipeline/dialects.cc calls anthropic::request_from_chat on the
 // routed chat body) instead of being passed on with the routed model. What chat has no place for

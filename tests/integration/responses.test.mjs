@@ -400,6 +400,32 @@ test('an answer cut at the token limit: status incomplete, reason max_output_tok
   assert.deepEqual(events.at(-1).response.incomplete_details, { reason: 'max_output_tokens' });
 });
 
+// OpenAI's Response object echoes the request's parameters (instructions, max_output_tokens,
+// metadata); one translated from a chat answer has them null or empty, whole and streamed:
+//   POST /v1/responses {"model":"local","instructions":"Answer briefly.","max_output_tokens":100,
+//     "metadata":{"k":"v"},"input":"hello"} -> "instructions":null,"max_output_tokens":null,"metadata":{}
+h.knownBug(
+  'a response translated from chat echoes the request\'s instructions, max_output_tokens and metadata',
+  'the Response built from a chat answer has instructions null, max_output_tokens null, metadata {}',
+  async () => {
+    const params = { model: 'local', instructions: 'Answer briefly.', max_output_tokens: 100, metadata: { k: 'v' } };
+    const resp = await client.responses.create({ ...params, input: 'Echo my parameters.' });
+    assert.match(resp.output_text, MOCK_TEXT);
+    assert.equal(resp.instructions, 'Answer briefly.');
+    assert.equal(resp.max_output_tokens, 100);
+    assert.deepEqual(resp.metadata, { k: 'v' });
+
+    const s = await client.responses.create({ ...params, input: 'Echo my parameters, streamed.', stream: true });
+    const events = [];
+    for await (const e of s) events.push(e);
+    for (const e of [events[0], events.at(-1)]) {
+      assert.equal(e.response.instructions, 'Answer briefly.', e.type);
+      assert.equal(e.response.max_output_tokens, 100, e.type);
+      assert.deepEqual(e.response.metadata, { k: 'v' }, e.type);
+    }
+  },
+);
+
 test('a chat backend\'s 429 reaches the Responses client as an OpenAI error with 429', async () => {
   await assert.rejects(client.responses.create({ model: 'rec-limited', input: 'x' }), (e) => {
     assert.ok(e instanceof OpenAI.RateLimitError, `${e.constructor.name}: ${e.message}`);
