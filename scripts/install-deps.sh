@@ -24,6 +24,7 @@ APT_PACKAGES=(
   prometheus          # promtool validates our /metrics exposition in tests
   curl                # integration tests and the demo talk HTTP with it
   wrk nginx-light     # benchmark: load generator and the reference proxy
+  valgrind            # bench/instructions.sh: instructions per request under callgrind
   nodejs npm          # the official openai and anthropic SDKs run in the test suite
   chromium            # the dashboard's browser test drives it headless (puppeteer-core)
 )

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, counted by callgrind: unlike requests per second on a shared
+# 2-core VM, the count repeats to within 0.1% from run to run, so two builds compare exactly.
+#   bench/instructions.sh [BINARY...]        (default: build/bin/semrouter)
+# Env: CONFIG=bench (gateway_bench.sh's keyword config, the same body every time) or
+#      CONFIG=default (config/default.yaml: classifiers, semantic cache, tools; a new question
+#      each time), N (2000 measured requests), N0 (500 warm-up requests), ANNOTATE=1 to print the
+#      top functions (inclusive).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CONFIG=${CONFIG:-bench}
+N=${N:-2000}
+N0=${N0:-500}
+BINS=("$@")
+((${#BINS[@]})) || BINS=("$ROOT/build/bin/semrouter")
+command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+port_of() { sed -E 's/.*"port":([0-9]+).*/\1/' "$1"; }
+wait_file() { for _ in $(seq 1200); do [[ -s $1 ]] && return 0; sleep 0.1; done; echo "timeout waiting for $1" >&2; exit 1; }
+
+"$ROOT/build/bin/mock-upstream" --port 0 --ready-file "$WORK/mock.json" --name bench 2>/dev/null &
+PIDS+=($!)
+wait_file "$WORK/mock.json"
+MOCK=$(port_of "$WORK/mock.json")
+case $CONFIG in
+  bench)
+    sed -n '/cat > "$WORK\/router.yaml" <<YAML/,/^YAML/p' "$ROOT/bench/gateway_bench.sh" | sed '1d;$d' |
+      sed "s/\$WORKERS/1/; s/\$MOCK/$MOCK/" >"$WORK/router.yaml"
+    KIND=same ;;
+  default)
+    cp "$ROOT/config/default.yaml" "$WORK/router.yaml"
+    export SEMROUTER_MOCK_A_PORT=$MOCK SEMROUTER_MOCK_B_PORT=$MOCK
+    KIND=varied ;;
+  *) echo "instructions.sh: CONFIG must be bench or default" >&2; exit 2 ;;
+esac
+
+echo "| binary | config | requests | instructions per request |"
+echo "|---|---|---|---|"
+i=0
+for bin in "${BINS[@]}"; do
+  i=$((i + 1))
+  out=$WORK/cg$i
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" "$bin" serve \
+    --config "$WORK/router.yaml" --port 0 --admin-port 0 --ready-file "$WORK/r$i.json" 2>"$WORK/r$i.log" &
+  pid=$!
+  PIDS+=($pid)
+  wait_file "$WORK/r$i.json"
+  port=$(port_of "$WORK/r$i.json")
+  node "$ROOT/bench/fixed_requests.mjs" "$port" "$N0" 8 0 "$KIND" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null
+  res=$(node "$ROOT/bench/fixed_requests.mjs" "$port" "$N" 8 100000 "$KIND")
+  callgrind_control -i off "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  [[ $res == "done=$N bad=0" ]] || { echo "instructions.sh: $bin: $res" >&2; exit 1; }
+  f=$(ls "$out".* | head -1)
+  total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  echo "| $bin | $CONFIG | $N | $((total / N)) |"
+  if [[ ${ANNOTATE:-0} == 1 ]]; then
+    callgrind_annotate --inclusive=yes "$f" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | grep -v boost::asio |
+      head -40 | cut -c1-160 >&2
+  fi
+done
