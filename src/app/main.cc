@@ -15,6 +15,7 @@
 
 #include "app/commands.h"
 #include "auth/auth.h"
+#include "cache/redis_spend.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "extproc/server.h"
@@ -182,6 +183,10 @@ int cmd_serve(const ServeArgs& args) {
   // Sessions, load state and metrics: one set, whichever front doors serve.
   pipeline::Runtime runtime(store, registry);
   runtime.pool = &pool;
+  // auth.state_redis: the spend store lives in the cache module (hiredis). Configured now rather
+  // than on the first request, so the shared spend is read before traffic arrives.
+  runtime.auth.set_spend_store_factory(cache::make_redis_spend_store);
+  runtime.auth_for(*store.get());
   // Tracing and the access log: built once, at start (declared before the servers, so they
   // outlive them; their threads flush what is queued when they stop).
   std::unique_ptr<trace::BatchExporter> tracer;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <unordered_map>
 
@@ -52,6 +53,38 @@ std::string utc_day(SystemTime t) {
 std::string utc_month(SystemTime t) {
   const std::chrono::year_month_day d{utc_date(t)};
   return fmt::format("{:04d}-{:02d}", static_cast<int>(d.year()), static_cast<unsigned>(d.month()));
+}
+
+int64_t unix_seconds(std::chrono::sys_days d) {
+  return std::chrono::duration_cast<std::chrono::seconds>(d.time_since_epoch()).count();
+}
+
+// The spend store's totals are named by period, then key name (which may hold anything, so it
+// goes last). They may be dropped a day after their period ends: late batches (a replica whose
+// clock is behind, a resend after an outage) still find them.
+constexpr std::chrono::days kTotalGrace{1};
+
+std::string day_total(const std::string& day, const std::string& key) {
+  return "day:" + day + ":" + key;
+}
+
+std::string month_total(const std::string& month, const std::string& key) {
+  return "month:" + month + ":" + key;
+}
+
+int64_t day_total_expiry(SystemTime t) {
+  return unix_seconds(utc_date(t) + std::chrono::days{1} + kTotalGrace);
+}
+
+int64_t month_total_expiry(SystemTime t) {
+  const std::chrono::year_month_day d{utc_date(t)};
+  const std::chrono::year_month next = d.year() / d.month() + std::chrono::months{1};
+  return unix_seconds(std::chrono::sys_days{next / std::chrono::day{1}} + kTotalGrace);
+}
+
+// The tenant metrics show for a key: the configured one, else the name (as routing uses it).
+const std::string& tenant_of(const ApiKeyConfig& k) {
+  return k.tenant.empty() ? k.name : k.tenant;
 }
 
 double seconds_until(SystemTime from, std::chrono::sys_days to) {
@@ -244,7 +277,9 @@ struct Guard::KeyState {
   uint64_t requests = 0, prompt_tokens = 0, completion_tokens = 0;
   double cost_usd = 0;
   Spend spend;
-  // This key's metric children (set on first use; the families own them).
+  // This key's metric children (set on first use and when its tenant changes; the families own
+  // them), and the tenant they are labelled with.
+  std::string metric_tenant;
   metrics::Counter* requests_metric = nullptr;
   metrics::Counter* prompt_metric = nullptr;
   metrics::Counter* completion_metric = nullptr;
@@ -283,24 +318,46 @@ double pressure_of(const std::vector<config::BudgetStep>& curve, const ApiKeyCon
 Guard::Guard(metrics::Registry& registry, Clock clock)
     : requests_total_(registry.counter(
           "semrouter_key_requests_total",
-          "Requests per client API key, counted when settled (answered or failed).", {"key"})),
+          "Requests per client API key, counted when settled (answered or failed).",
+          {"key", "tenant"})),
       tokens_total_(registry.counter("semrouter_key_tokens_total",
                                      "Tokens per client API key, by kind (prompt, completion).",
-                                     {"key", "kind"})),
+                                     {"key", "tenant", "kind"})),
       cost_total_(registry.gauge("semrouter_key_cost_usd_total",
                                  "Cost in USD per client API key since the process started.",
-                                 {"key"})),
+                                 {"key", "tenant"})),
       rejections_total_(registry.counter("semrouter_key_rejections_total",
                                          "Requests refused per client API key, by reason "
                                          "(requests, tokens, budget, revoked, ...).",
-                                         {"key", "reason"})),
+                                         {"key", "tenant", "reason"})),
       budget_remaining_(registry.gauge("semrouter_key_budget_remaining_usd",
                                        "Budget left per client API key in the current UTC period "
                                        "(day, month); only keys with that budget.",
-                                       {"key", "period"})),
-      clock_(std::move(clock)) {}
+                                       {"key", "tenant", "period"})),
+      store_errors_(registry.counter("semrouter_auth_spend_store_errors_total",
+                                     "Failed exchanges with the spend store (auth.state_redis); "
+                                     "spend keeps counting locally and is sent later.")),
+      store_up_metric_(registry.gauge("semrouter_auth_spend_store_up",
+                                      "1 while the spend store (auth.state_redis) answers, 0 "
+                                      "while it fails.")),
+      clock_(std::move(clock)) {
+  std::random_device rd;
+  instance_id_ = fmt::format("{:08x}{:08x}-{}", rd(), rd(), ::getpid());
+}
 
 Guard::~Guard() {
+  stop_flusher();
+  try {
+    bool unsent = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      unsent = store_active_ && (!pending_spend_.empty() || !in_flight_.increments.empty());
+    }
+    if (unsent && !sync_spend())
+      spdlog::warn("auth: spend not yet sent to the spend store is lost (it is unreachable)");
+  } catch (const std::exception& e) {
+    spdlog::warn("auth: cannot send the last spend to the spend store: {}", e.what());
+  }
   try {
     save_state();
   } catch (const std::exception& e) {
@@ -308,16 +365,160 @@ Guard::~Guard() {
   }
 }
 
+void Guard::set_spend_store_factory(SpendStoreFactory factory) {
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  store_factory_ = std::move(factory);
+}
+
+void Guard::start_flusher(uint32_t interval_ms) {
+  {
+    std::lock_guard<std::mutex> lock(flusher_mu_);
+    flusher_stop_ = false;
+  }
+  flusher_ = std::thread([this, interval = std::chrono::milliseconds(interval_ms)] {
+    std::unique_lock<std::mutex> lock(flusher_mu_);
+    while (!flusher_stop_) {
+      lock.unlock();
+      try {
+        sync_spend(); // at once on start: the shared totals, before the first interval
+      } catch (const std::exception& e) {
+        spdlog::warn("auth: spend store exchange failed: {}", e.what());
+      }
+      lock.lock();
+      flusher_cv_.wait_for(lock, interval, [this] { return flusher_stop_; });
+    }
+  });
+}
+
+void Guard::stop_flusher() {
+  {
+    std::lock_guard<std::mutex> lock(flusher_mu_);
+    flusher_stop_ = true;
+  }
+  flusher_cv_.notify_all();
+  if (flusher_.joinable())
+    flusher_.join();
+}
+
+void Guard::configure_spend_store(const config::SpendRedisConfig& cfg) {
+  // reload_mu_ is held, which every writer of store_config_ holds too: reading it needs no
+  // sync_mu_, which an exchange in progress may hold for a while. A reload that leaves
+  // state_redis alone does not wait.
+  if (cfg == store_config_)
+    return;
+  stop_flusher(); // it takes sync_mu_: not held here
+  bool start = false;
+  {
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    store_config_ = cfg;
+    store_.reset();
+    if (cfg.enabled) {
+      if (store_factory_)
+        store_ = store_factory_(cfg);
+      else
+        spdlog::error("auth: state_redis is set but this process has no Redis spend store; "
+                      "spend is kept in this process only");
+    }
+    start = store_ != nullptr;
+    std::lock_guard<std::mutex> state_lock(mu_);
+    store_active_ = start;
+    store_up_ = true;
+    if (start) {
+      store_up_metric_.with({}).set(1);
+      store_errors_.with({});
+      spdlog::info("auth: spend is shared through redis {}:{} (prefix \"{}\", sent every {} ms)",
+                   cfg.host, cfg.port, cfg.prefix, cfg.flush_ms);
+    } else {
+      // Spend not sent stays counted here; nothing would send it any more.
+      pending_spend_.clear();
+      in_flight_ = {};
+    }
+  }
+  if (start)
+    start_flusher(cfg.flush_ms);
+}
+
+void Guard::add_pending_spend_locked(const std::string& total, double usd,
+                                     int64_t expire_at_unix_s) {
+  SpendIncrement& inc = pending_spend_[total];
+  inc.name = total;
+  inc.usd += usd;
+  inc.expire_at_unix_s = expire_at_unix_s;
+}
+
+bool Guard::sync_spend() {
+  std::lock_guard<std::mutex> sync_lock(sync_mu_);
+  if (!store_)
+    return false;
+  const TimePoint t = now();
+  const std::string today = utc_day(t), this_month = utc_month(t);
+  SpendBatch batch;
+  std::vector<std::string> read;
+  std::vector<std::shared_ptr<const ApiKeyConfig>> read_keys;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (in_flight_.increments.empty() && !pending_spend_.empty()) {
+      in_flight_.id = fmt::format("{}-{}", instance_id_, ++batch_seq_);
+      for (auto& [name, inc] : pending_spend_)
+        in_flight_.increments.push_back(std::move(inc));
+      pending_spend_.clear();
+    }
+    batch = in_flight_;
+    if (keys_)
+      for (const auto& k : keys_->keys) {
+        read.push_back(day_total(today, k->name));
+        read.push_back(month_total(this_month, k->name));
+        read_keys.push_back(k);
+      }
+  }
+  auto totals = store_->sync(batch, read);
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!totals) {
+    store_errors_.with({}).inc();
+    store_up_metric_.with({}).set(0);
+    if (store_up_)
+      spdlog::warn("auth: the spend store failed ({}); counting spend here and retrying every "
+                   "{} ms",
+                   totals.error().message, store_config_.flush_ms);
+    store_up_ = false;
+    return false;
+  }
+  if (!store_up_)
+    spdlog::info("auth: the spend store answers again");
+  store_up_ = true;
+  store_up_metric_.with({}).set(1);
+  in_flight_ = {};
+  const TimePoint after = now();
+  auto not_sent = [this](const std::string& total) {
+    auto it = pending_spend_.find(total);
+    return it == pending_spend_.end() ? 0.0 : it->second.usd;
+  };
+  for (size_t i = 0; i < read_keys.size(); ++i) {
+    const ApiKeyConfig& k = *read_keys[i];
+    KeyState& s = state_locked(k, after);
+    // A period that ended during the exchange starts from zero (state_locked rolled it).
+    if (s.spend.day == today)
+      s.spend.day_usd = (*totals)[2 * i] + not_sent(day_total(today, k.name));
+    if (s.spend.month == this_month)
+      s.spend.month_usd = (*totals)[2 * i + 1] + not_sent(month_total(this_month, k.name));
+    publish_budget_locked(s, k, after);
+  }
+  return true;
+}
+
 Guard::KeyState& Guard::state_locked(const ApiKeyConfig& k, TimePoint t) {
   std::unique_ptr<KeyState>& slot = states_[k.name];
   if (!slot)
     slot = std::make_unique<KeyState>();
   KeyState& s = *slot;
-  if (!s.requests_metric) {
-    s.requests_metric = &requests_total_.with({k.name});
-    s.prompt_metric = &tokens_total_.with({k.name, "prompt"});
-    s.completion_metric = &tokens_total_.with({k.name, "completion"});
-    s.cost_metric = &cost_total_.with({k.name});
+  const std::string& tenant = tenant_of(k);
+  if (!s.requests_metric || s.metric_tenant != tenant) {
+    s.metric_tenant = tenant;
+    s.requests_metric = &requests_total_.with({k.name, tenant});
+    s.prompt_metric = &tokens_total_.with({k.name, tenant, "prompt"});
+    s.completion_metric = &tokens_total_.with({k.name, tenant, "completion"});
+    s.cost_metric = &cost_total_.with({k.name, tenant});
   }
   s.spend.roll(t);
   return s;
@@ -352,10 +553,10 @@ void Guard::refill_locked(KeyState& s, const ApiKeyConfig& k, TimePoint t) {
 
 void Guard::publish_budget_locked(KeyState& s, const ApiKeyConfig& k, TimePoint t) {
   if (k.daily_budget_usd > 0)
-    budget_remaining_.with({k.name, "day"})
+    budget_remaining_.with({k.name, tenant_of(k), "day"})
         .set(std::max(0.0, k.daily_budget_usd - s.spend.day_at(t)));
   if (k.monthly_budget_usd > 0)
-    budget_remaining_.with({k.name, "month"})
+    budget_remaining_.with({k.name, tenant_of(k), "month"})
         .set(std::max(0.0, k.monthly_budget_usd - s.spend.month_at(t)));
 }
 
@@ -425,6 +626,7 @@ core::Status Guard::configure(const config::AuthConfig& cfg) {
     }
   }
   core::Status status = rebuild_keys(true);
+  configure_spend_store(cfg.state_redis); // after the keys: its first exchange reads their totals
   last_keys_file_check_ms_.store(
       std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
   enabled_.store(cfg.enabled(), std::memory_order_release);
@@ -558,7 +760,7 @@ Admission Guard::admit(const ApiKeyConfig& k, uint64_t estimated_tokens) {
     a.reason = "budget";
     a.retry_after_s = wait;
     a.message = fmt::format("the {} budget of API key \"{}\" is spent", spent, k.name);
-    rejections_total_.with({k.name, a.reason}).inc();
+    rejections_total_.with({k.name, tenant_of(k), a.reason}).inc();
     return a;
   }
 
@@ -586,7 +788,7 @@ Admission Guard::admit(const ApiKeyConfig& k, uint64_t estimated_tokens) {
       a.message = fmt::format("API key \"{}\" is limited to {} tokens per minute", k.name,
                               k.tokens_per_minute);
     }
-    rejections_total_.with({k.name, a.reason}).inc();
+    rejections_total_.with({k.name, tenant_of(k), a.reason}).inc();
     return a;
   }
   if (rpm > 0)
@@ -618,6 +820,10 @@ void Guard::settle(const ApiKeyConfig& k, uint64_t estimated_tokens, uint64_t pr
     s.cost_usd += cost_usd;
     s.spend.day_usd += cost_usd;
     s.spend.month_usd += cost_usd;
+    if (store_active_ && cost_usd > 0) {
+      add_pending_spend_locked(day_total(s.spend.day, k.name), cost_usd, day_total_expiry(t));
+      add_pending_spend_locked(month_total(s.spend.month, k.name), cost_usd, month_total_expiry(t));
+    }
     s.requests_metric->inc();
     s.prompt_metric->inc(prompt_tokens);
     s.completion_metric->inc(completion_tokens);
@@ -634,7 +840,7 @@ void Guard::settle(const ApiKeyConfig& k, uint64_t estimated_tokens, uint64_t pr
 }
 
 void Guard::count_rejection(const ApiKeyConfig& k, std::string_view reason) {
-  rejections_total_.with({k.name, reason}).inc();
+  rejections_total_.with({k.name, tenant_of(k), reason}).inc();
 }
 
 double Guard::budget_pressure(const ApiKeyConfig& k, double* spent_fraction) const {

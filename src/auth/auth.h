@@ -1,6 +1,7 @@
 // Client API keys: who is calling (authenticate), what they may use (allows_model,
 // allows_decision), how fast (admit / settle: token buckets per key) and how much they may spend
-// (daily and monthly budgets, kept across restarts in auth.state_file).
+// (daily and monthly budgets, kept across restarts in auth.state_file, or shared by every replica
+// through a SpendStore when auth.state_redis is set).
 //
 // Secrets (presented keys, their hashes, the admin token) never reach logs, metrics or
 // usage_json(): keys are known there by their configured name only.
@@ -8,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -16,8 +18,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
+#include "auth/spend_store.h"
 #include "config/auth_config.h"
 #include "core/status.h"
 #include "metrics/metrics.h"
@@ -67,11 +71,17 @@ using Clock = std::function<std::chrono::system_clock::time_point()>;
 // The auth state of one process: the key set (config keys plus auth.keys_file, swapped whole on
 // a reload), and per key name its token buckets, usage and spend, which survive reloads.
 // Thread-safe: every method may be called from any thread. Register one Guard per metrics
-// registry (it creates the semrouter_key_* families).
+// registry (it creates the semrouter_key_* families, labelled by key name and tenant).
+//
+// With auth.state_redis, a flusher thread owned here sends the spend settled since its last
+// exchange to the SpendStore every flush_ms and reads back each key's shared totals for the
+// current day and month, which then drive admit's budget check and budget_pressure. Requests
+// never wait on the store: while it fails, spend keeps counting here and goes with a later
+// exchange.
 class Guard {
 public:
   explicit Guard(metrics::Registry& registry, Clock clock = {});
-  ~Guard(); // saves the spend state
+  ~Guard(); // stops the flusher after a last exchange, and saves the spend state
   Guard(const Guard&) = delete;
   Guard& operator=(const Guard&) = delete;
 
@@ -82,7 +92,13 @@ public:
   // invalid, or clashes with the config's keys: the keys file's previous contents (none on the
   // first call) stay in force, with everything else from `cfg`. Auth is then still enabled if
   // `cfg` enables it, so a broken file never opens the door.
+  // A state_redis that changed stops the flusher (waiting for an exchange in progress, at most
+  // about two of the store's timeouts) and starts one for the new store.
   core::Status configure(const config::AuthConfig& cfg);
+  // How configure() builds the store auth.state_redis names (app sets it before the first
+  // configure: the Redis store lives in the cache module). Without one, a config with
+  // state_redis logs an error and spend is kept in this process only.
+  void set_spend_store_factory(SpendStoreFactory factory);
   bool enabled() const { return enabled_.load(std::memory_order_acquire); }
 
   // Hashes the presented key and looks it up (hash comparison constant-time). Re-reads
@@ -127,6 +143,13 @@ public:
   // Writes the spend state to state_file atomically (a temporary file, then rename). Errors are
   // logged. Without a state_file, does nothing.
   void save_state();
+  // One exchange with the spend store (blocking): sends what was settled since the last
+  // successful one (a failed batch is sent again, as it was, so it counts once) and sets each
+  // configured key's spend for the current day and month to the shared total plus what is not
+  // sent yet. The flusher calls it every state_redis.flush_ms; tests call it directly. False when
+  // there is no store or it failed (counted in semrouter_auth_spend_store_errors_total, logged
+  // once until it works again).
+  bool sync_spend();
 
 private:
   struct KeyState;
@@ -140,12 +163,18 @@ private:
   void load_state_locked(const std::string& path, TimePoint now);
   core::Status rebuild_keys(bool force_read);
   void maybe_reload_keys_file();
+  void configure_spend_store(const config::SpendRedisConfig& cfg);
+  void start_flusher(uint32_t interval_ms);
+  void stop_flusher();
+  void add_pending_spend_locked(const std::string& total, double usd, int64_t expire_at_unix_s);
 
   metrics::Family<metrics::Counter>& requests_total_;
   metrics::Family<metrics::Counter>& tokens_total_;
   metrics::Family<metrics::Gauge>& cost_total_;
   metrics::Family<metrics::Counter>& rejections_total_;
   metrics::Family<metrics::Gauge>& budget_remaining_;
+  metrics::Family<metrics::Counter>& store_errors_;
+  metrics::Family<metrics::Gauge>& store_up_metric_;
   Clock clock_;
   std::atomic<bool> enabled_{false};
 
@@ -165,8 +194,31 @@ private:
   std::string state_file_;
   std::map<std::string, std::unique_ptr<KeyState>> states_; // by key name, kept across reloads
   TimePoint last_save_{};
+  // The spend store's side: settled spend not yet in a batch (by total name, e.g.
+  // "day:2025-03-10:team"), the batch being sent (kept, with its id, until it succeeds), and
+  // whether a store is configured (only then does settle record pending spend).
+  std::map<std::string, SpendIncrement> pending_spend_;
+  SpendBatch in_flight_;
+  uint64_t batch_seq_ = 0;
+  std::string instance_id_; // random, names this process's batches
+  bool store_active_ = false;
+  bool store_up_ = true; // the last exchange worked (for logging each outage once)
 
   std::mutex save_mu_; // one writer of state_file at a time
+
+  // Guards the spend store and its settings; held across an exchange. Taken before mu_, never
+  // after. store_config_ is written with reload_mu_ held too, so configure() reads it under
+  // reload_mu_ alone.
+  std::mutex sync_mu_;
+  SpendStoreFactory store_factory_;
+  config::SpendRedisConfig store_config_;
+  std::unique_ptr<SpendStore> store_;
+
+  // The flusher thread (only with a store).
+  std::mutex flusher_mu_;
+  std::condition_variable flusher_cv_;
+  bool flusher_stop_ = false;
+  std::thread flusher_;
 };
 
 } // namespace semrouter::auth

@@ -2,6 +2,7 @@
 // the spend state file and the admin token; and the keys file, whose entries share the parser.
 //
 // No message here ever shows a key, a hash or the admin token: config errors end up in logs.
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -18,6 +19,10 @@ constexpr int64_t kMaxRequestsPerMinute = 1'000'000'000;
 constexpr int64_t kMaxTokensPerMinute = 1'000'000'000'000;
 constexpr double kMaxBudgetUsd = 1e9;
 constexpr const char* kHashKeyHint = "`semrouter hash-key` prints it";
+constexpr int64_t kMaxRedisTimeoutMs = 60'000;
+constexpr int64_t kMaxRedisReconnectMs = 3'600'000;
+constexpr int64_t kMinFlushMs = 10;
+constexpr int64_t kMaxFlushMs = 60'000;
 
 bool is_hex(const std::string& s) {
   for (char ch : s)
@@ -137,6 +142,70 @@ std::string resolve_admin_token(const Node& n) {
   return "";
 }
 
+// auth.state_redis, in cache.redis's shape: url redis://host[:port][/db] (no password in it),
+// password_env, prefix, timeout_ms, reconnect_ms; plus flush_ms.
+SpendRedisConfig parse_state_redis(const Node& r) {
+  r.require_map();
+  r.check_keys({"url", "password_env", "prefix", "timeout_ms", "reconnect_ms", "flush_ms"});
+  SpendRedisConfig c;
+  c.enabled = true;
+  const std::string url = r.get_string("url", "redis://127.0.0.1:6379");
+  const std::string path = r["url"].path();
+  constexpr std::string_view kScheme = "redis://";
+  if (!url.starts_with(kScheme))
+    fail(path, "\"" + url + "\" is not a redis:// URL (redis://host:port[/db])");
+  std::string rest = url.substr(kScheme.size());
+  if (rest.find('@') != std::string::npos)
+    fail(path, "must not carry a password: put it in an environment variable and name it in "
+               "auth.state_redis.password_env");
+  if (auto slash = rest.find('/'); slash != std::string::npos) {
+    const std::string db = rest.substr(slash + 1);
+    rest.resize(slash);
+    if (!db.empty()) {
+      char* end = nullptr;
+      const long v = std::strtol(db.c_str(), &end, 10);
+      if (*end || v < 0 || v > 1023)
+        fail(path, "\"" + db + "\" is not a database number");
+      c.db = static_cast<uint32_t>(v);
+    }
+  }
+  std::string host = rest;
+  long port = 6379;
+  const auto colon = rest.rfind(':');
+  const bool bracketed = !rest.empty() && rest.front() == '[';
+  if (colon != std::string::npos && (!bracketed || rest.find(']') < colon)) {
+    if (!bracketed && rest.find(':') != colon)
+      fail(path, "an IPv6 address goes in brackets: redis://[::1]:6379");
+    host = rest.substr(0, colon);
+    char* end = nullptr;
+    port = std::strtol(rest.c_str() + colon + 1, &end, 10);
+    if (*end || port < 1 || port > 65535)
+      fail(path, "\"" + rest.substr(colon + 1) + "\" is not a port");
+  }
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host.empty())
+    fail(path, "has no host");
+  c.host = host;
+  c.port = static_cast<uint16_t>(port);
+  if (r.has("password_env")) {
+    const std::string var = r.require_string("password_env");
+    const char* v = std::getenv(var.c_str());
+    if (!v || !*v)
+      fail(r["password_env"].path(), "environment variable " + var + " is not set");
+    c.password = v;
+  }
+  c.prefix = r.get_string("prefix", c.prefix);
+  if (c.prefix.empty())
+    fail(r["prefix"].path(), "must not be empty");
+  c.timeout_ms =
+      static_cast<uint32_t>(r.get_int("timeout_ms", c.timeout_ms, 1, kMaxRedisTimeoutMs));
+  c.reconnect_ms =
+      static_cast<uint32_t>(r.get_int("reconnect_ms", c.reconnect_ms, 1, kMaxRedisReconnectMs));
+  c.flush_ms = static_cast<uint32_t>(r.get_int("flush_ms", c.flush_ms, kMinFlushMs, kMaxFlushMs));
+  return c;
+}
+
 } // namespace
 
 void parse_auth(const Node& root, Config& c) {
@@ -144,8 +213,8 @@ void parse_auth(const Node& root, Config& c) {
     return;
   Node n = root["auth"];
   n.require_map();
-  n.check_keys(
-      {"keys", "keys_file", "degrade", "state_file", "admin_token_env", "admin_token_file"});
+  n.check_keys({"keys", "keys_file", "degrade", "state_file", "state_redis", "admin_token_env",
+                "admin_token_file"});
   AuthConfig& a = c.auth;
   if (n.has("keys"))
     a.keys = parse_api_keys(n["keys"]);
@@ -156,6 +225,13 @@ void parse_auth(const Node& root, Config& c) {
     a.degrade = parse_degrade(n["degrade"]);
   if (n.has("state_file"))
     a.state_file = n.require_string("state_file");
+  if (n.has("state_redis")) {
+    // Two sources of truth for one budget would disagree after the first restart.
+    if (n.has("state_file"))
+      fail(n["state_redis"].path(),
+           "give state_file or state_redis, not both (Redis already keeps spend across restarts)");
+    a.state_redis = parse_state_redis(n["state_redis"]);
+  }
   if (n.has("admin_token_env"))
     a.admin_token_env = n.require_string("admin_token_env");
   if (n.has("admin_token_file"))

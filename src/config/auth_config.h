@@ -31,13 +31,30 @@ struct BudgetStep {
   double pressure = 0;
 };
 
+// auth.state_redis: spend kept in Redis, shared by every replica (one total per key and UTC
+// period) and kept across restarts. Mirrors cache.redis's keys, plus flush_ms.
+struct SpendRedisConfig {
+  bool enabled = false; // the section is present
+  std::string host = "127.0.0.1";
+  uint16_t port = 6379;
+  uint32_t db = 0;
+  std::string password; // resolved from password_env at load time, never in the config text
+  std::string prefix = "semrouter:spend:";
+  uint32_t timeout_ms = 100;   // per round trip; a slower Redis counts as down
+  uint32_t reconnect_ms = 500; // the least time between two connection attempts
+  uint32_t flush_ms = 250;     // how often spend is sent to Redis and the shared totals read back
+  bool operator==(const SpendRedisConfig&) const = default;
+};
+
 struct AuthConfig {
   std::vector<ApiKeyConfig> keys;
   // A YAML file with {keys: [...]} in the same shape, re-read when it changes.
   std::string keys_file;
   std::vector<BudgetStep> degrade{{0.5, 0.25}, {0.75, 0.5}, {0.9, 1.0}};
-  // Where spend is kept across restarts ("" : in memory only).
+  // Where spend is kept across restarts ("" : in memory only). At most one of state_file and
+  // state_redis is set (the loader refuses both).
   std::string state_file;
+  SpendRedisConfig state_redis;
   // The admin port's bearer token, from an environment variable or a file (never the config).
   std::string admin_token_env;
   std::string admin_token_file;

@@ -1,17 +1,23 @@
 // Who may use the router: client API keys (hashed in the config or a hot-reloaded file), the
-// models and decisions each key may reach, rate limits (429 with retry-after, then recovery),
-// per-key usage and budgets that first degrade routing to cheaper models and only then refuse,
-// spend that survives a restart, the admin port's bearer token, and no secret in any log line,
-// metrics page or admin answer.
-import { test, before } from 'node:test';
+// models and decisions each key may reach, rate limits on requests and tokens (429 with
+// retry-after, then recovery), per-key usage (labelled by key and tenant) and budgets that first
+// degrade routing to cheaper models and only then refuse, spend that survives a restart (state
+// file; or Redis, shared by two routers, through a Redis outage and a restart of both), the admin
+// port's bearer token, and no secret in any log line, metrics page or admin answer.
+//
+// The Redis tests need a real redis-server (/usr/bin/redis-server, as cache_redis.test.mjs);
+// it is started on a free loopback port and killed in an `after` hook.
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 
 import {
   setup, request, stream, assertOpenAIError, waitFor, writeFileAtomic, SEMROUTER_BIN,
+  parseMetrics, metricValue, closedPort,
 } from './harness.mjs';
 
 const h = setup('auth');
@@ -22,6 +28,8 @@ const SECRETS = {
   small: 'sk-small-only-1a2b3c4d',
   revoked: 'sk-revoked-9z8y7x',
   limited: 'sk-limited-5u6v7w',
+  tokens: 'sk-tokens-8h9i0j',
+  shared: 'sk-shared-spend-4w5x6y',
   spender: 'sk-spender-3m4n5o',
   broke: 'sk-broke-7p8q9r',
   later: 'sk-later-from-file-2k3l',
@@ -68,7 +76,8 @@ before(async () => {
         { name: 'alpha', sha256: sha(SECRETS.alpha) },
         { name: 'small-only', sha256: sha(SECRETS.small), models: ['small'] },
         { name: 'gone', sha256: sha(SECRETS.revoked), revoked: true },
-        { name: 'limited', sha256: sha(SECRETS.limited), requests_per_minute: 600, burst: 2 },
+        { name: 'limited', sha256: sha(SECRETS.limited), requests_per_minute: 600, burst: 2, tenant: 'acme' },
+        { name: 'tokens', sha256: sha(SECRETS.tokens), tokens_per_minute: 3000 },
         { name: 'spender', sha256: sha(SECRETS.spender), daily_budget_usd: 1.0 },
         { name: 'broke', sha256: sha(SECRETS.broke), daily_budget_usd: 1.0 },
       ],
@@ -147,6 +156,28 @@ test('rate limit: the burst passes, the next request gets 429 with retry-after, 
   });
 });
 
+test('token limit: an answer that uses up the bucket gets the next request 429 with retry-after, then it recovers', async () => {
+  // The first request is admitted on its estimate (body bytes / 4); its answer reports ~3000
+  // tokens, which empties the 3000-per-minute bucket (50 tokens a second refill it).
+  const first = await chat(SECRETS.tokens, { model: 'small', mock: { tokens: 3000 } });
+  assert.equal(first.status, 200, first.text);
+  assert.ok(first.json.usage.completion_tokens >= 3000, JSON.stringify(first.json.usage));
+  const limited = await chat(SECRETS.tokens, { model: 'small' });
+  assertOpenAIError(assert, limited, { status: 429, type: 'rate_limit_error', code: 'rate_limit_exceeded' });
+  assert.equal(limited.headers['x-semrouter-limit'], 'tokens');
+  assert.match(limited.json.error.message, /API key "tokens" is limited to 3000 tokens per minute/);
+  const retry = Number(limited.headers['retry-after']);
+  assert.ok(Number.isInteger(retry) && retry >= 1 && retry <= 2, `retry-after ${limited.headers['retry-after']}`);
+  // Well within the retry-after: polled, not slept.
+  const start = performance.now();
+  await waitFor(async () => (await chat(SECRETS.tokens, { model: 'small' })).status === 200, {
+    timeoutMs: retry * 1000 + 2000, intervalMs: 100, what: 'the token limit to recover',
+  });
+  assert.ok(performance.now() - start <= retry * 1000 + 500, 'recovered within retry-after');
+  const metrics = (await admin('/metrics')).text;
+  assert.match(metrics, /semrouter_key_rejections_total\{key="tokens",tenant="tokens",reason="tokens"\} [1-9]/);
+});
+
 test('a budget past its degrade point sends requests to the cheapest candidate, and says so', async () => {
   const res = await chat(SECRETS.spender);
   assert.equal(res.status, 200, res.text);
@@ -174,8 +205,11 @@ test('usage per key in the admin API and the metrics', async () => {
   assert.equal(alpha.requests, n0 + 1);
   assert.ok(alpha.prompt_tokens > 0 && alpha.cost_usd > 0, JSON.stringify(alpha));
   const metrics = (await admin('/metrics')).text;
-  assert.match(metrics, /semrouter_key_requests_total\{key="alpha"\} \d+/);
-  assert.match(metrics, /semrouter_key_rejections_total\{key="limited",reason="requests"\} [1-9]/);
+  // Labelled by key and tenant (the name unless the key names one).
+  assert.match(metrics, /semrouter_key_requests_total\{key="alpha",tenant="alpha"\} \d+/);
+  assert.match(metrics, /semrouter_key_rejections_total\{key="limited",tenant="acme",reason="requests"\} [1-9]/);
+  assert.match(metrics, /semrouter_key_tokens_total\{key="alpha",tenant="alpha",kind="prompt"\} [1-9]/);
+  assert.match(metrics, /semrouter_key_budget_remaining_usd\{key="spender",tenant="spender",period="day"\} /);
 });
 
 test('keys file: a key added is accepted, and revoking it takes effect without a restart', async () => {
@@ -221,6 +255,191 @@ test('spend survives a restart (state file)', async () => {
   });
   const again = find((await admin('/api/v1/keys')).json, 'spender').budget.day.spent_usd;
   assert.ok(Math.abs(again - spent) < 1e-9, `before ${spent}, after restart ${again}`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Spend in Redis (auth.state_redis): two routers, one redis-server.
+
+const REDIS_SERVER = process.env.REDIS_SERVER || '/usr/bin/redis-server';
+const redisProcs = new Set();
+process.on('exit', () => {
+  for (const p of redisProcs) p.kill('SIGKILL');
+});
+after(() => {
+  for (const p of redisProcs) p.kill('SIGKILL');
+});
+
+// Resolves true once the server at `port` answers PING with +PONG.
+function redisPing(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let got = '';
+    const done = (ok) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), 500);
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (d) => {
+      got += d.toString('latin1');
+      if (got.includes('\r\n')) done(got.startsWith('+PONG'));
+    });
+    socket.on('error', () => done(false));
+    socket.on('close', () => done(false));
+  });
+}
+
+async function startRedis() {
+  if (!fs.existsSync(REDIS_SERVER)) {
+    throw new Error(`${REDIS_SERVER} is missing: the spend-in-Redis tests need a real redis-server ` +
+      '(Debian package redis-server, installed by scripts/install-deps.sh), or set REDIS_SERVER');
+  }
+  const port = await closedPort();
+  const log = fs.openSync(path.join(h.dir, `redis-${port}.log`), 'a');
+  const proc = spawn(REDIS_SERVER,
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', h.dir],
+    { stdio: ['ignore', log, log] });
+  fs.closeSync(log);
+  redisProcs.add(proc);
+  proc.on('exit', () => redisProcs.delete(proc));
+  await waitFor(() => redisPing(port), { timeoutMs: 10_000, intervalMs: 25, what: `redis-server on port ${port}` });
+  return { port, proc };
+}
+
+let redis;
+
+// Budget 1.0 a day; "big" costs 0.1 per completion token (the mock answers 3), "small" nearly
+// nothing; past half the budget every request is degraded to "small".
+function redisConfig() {
+  return {
+    server: { workers: 1, reload_poll_ms: 0, random_seed: 7 },
+    backends: [{ name: 'mock', url: mock.url }],
+    models: [
+      { name: 'big', backends: ['mock'], pricing: { input_per_1m: 0, output_per_1m: 100000 } },
+      { name: 'small', backends: ['mock'], pricing: { input_per_1m: 0.1, output_per_1m: 0.2 } },
+    ],
+    default_model: 'small',
+    decisions: [
+      { name: 'everything', rules: 'always', models: [{ model: 'big', weight: 1000000 }, { model: 'small', weight: 1 }] },
+    ],
+    auth: {
+      keys: [{ name: 'shared', sha256: sha(SECRETS.shared), daily_budget_usd: 1.0 }],
+      degrade: [{ spent: 0.5, pressure: 1.0 }],
+      state_redis: {
+        url: `redis://127.0.0.1:${redis.port}`,
+        prefix: `semrouter-it:${process.pid}:spend:`,
+        timeout_ms: 200,
+        reconnect_ms: 100,
+        flush_ms: 50,
+      },
+    },
+  };
+}
+
+const sharedChat = (r) => request(`${r.url}/v1/chat/completions`, {
+  method: 'POST',
+  headers: { authorization: `Bearer ${SECRETS.shared}` },
+  json: { model: 'auto', messages: [{ role: 'user', content: 'Say hello' }] },
+});
+const spentOn = async (r) => {
+  const res = await request(`${r.adminUrl}/api/v1/keys`);
+  assert.equal(res.status, 200, res.text);
+  return res.json.keys.find((k) => k.name === 'shared').budget.day.spent_usd;
+};
+const near = (a, b) => Math.abs(a - b) < 1e-9;
+// Polls until router r reports `want` spent today (or, with a function, until it holds).
+async function waitForSpent(r, want, what) {
+  let last;
+  await waitFor(async () => {
+    last = await spentOn(r);
+    return typeof want === 'function' ? want(last) : near(last, want);
+  }, { timeoutMs: 5000, intervalMs: 25, what: `${what} (last seen ${last})` });
+  return last;
+}
+
+let r1;
+let r2;
+let sharedTotal;
+
+test('spend in Redis: what one router spends degrades the other\'s routing', async () => {
+  redis = await startRedis();
+  [r1, r2] = await Promise.all([h.startRouter(redisConfig(), { name: 'spend-r1' }), h.startRouter(redisConfig(), { name: 'spend-r2' })]);
+  for (let i = 0; i < 2; i++) {
+    const res = await sharedChat(r1);
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.headers['x-semrouter-model'], 'big', JSON.stringify(res.headers));
+  }
+  const spent = await spentOn(r1);
+  assert.ok(spent >= 0.6 - 1e-9 && spent < 0.7, `r1 spent ${spent}`);
+  // r2 served nothing yet: it sees r1's spend through Redis, and degrades on it.
+  await waitForSpent(r2, spent, 'r2 to see r1\'s spend');
+  const res = await sharedChat(r2);
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.headers['x-semrouter-model'], 'small');
+  assert.match(res.headers['x-semrouter-budget'], /^spent=0\.6\d*;pressure=1\.00;degraded$/);
+  // And back: r2's (small) spend reaches r1; both agree on one total.
+  sharedTotal = await waitForSpent(r2, (v) => v > spent, 'r2 to count its own spend');
+  await waitForSpent(r1, sharedTotal, 'r1 to see r2\'s spend');
+  const metrics = parseMetrics(await r1.metrics());
+  assert.equal(metricValue(metrics, 'semrouter_auth_spend_store_up'), 1);
+});
+
+test('spend in Redis: a Redis that stops answering fails no request; the spend arrives once it is back', async () => {
+  assert.ok(r1 && r2 && sharedTotal, 'needs the previous test');
+  redis.proc.kill('SIGSTOP'); // connections hang: every exchange times out
+  let local;
+  try {
+    const start = performance.now();
+    const res = await sharedChat(r1);
+    assert.equal(res.status, 200, res.text);
+    assert.ok(performance.now() - start < 2000, 'the request did not wait on Redis');
+    local = await waitForSpent(r1, (v) => v > sharedTotal, 'r1 to count spend while Redis is away');
+    await waitFor(async () => {
+      const m = parseMetrics(await r1.metrics());
+      return metricValue(m, 'semrouter_auth_spend_store_errors_total') >= 1 &&
+        metricValue(m, 'semrouter_auth_spend_store_up') === 0;
+    }, { timeoutMs: 5000, intervalMs: 50, what: 'r1 to report the spend store down' });
+    assert.ok(near(await spentOn(r1), local), 'the local count holds while Redis is away');
+  } finally {
+    redis.proc.kill('SIGCONT');
+  }
+  // Sent again once Redis answers: exactly once (a batch that reached Redis while it was paused,
+  // its reply lost, is not counted again when resent).
+  await waitForSpent(r2, local, 'r2 to see the spend made during the outage');
+  await waitForSpent(r1, local, 'r1 to agree');
+  sharedTotal = local;
+  await waitFor(async () => metricValue(parseMetrics(await r1.metrics()), 'semrouter_auth_spend_store_up') === 1, {
+    timeoutMs: 5000, intervalMs: 50, what: 'r1 to report the spend store up again',
+  });
+  assert.ok(near(await spentOn(r2), local), 'counted once');
+  assert.match(r1.log(), /auth: the spend store failed/);
+  assert.match(r1.log(), /auth: the spend store answers again/);
+});
+
+test('spend in Redis survives a restart of both routers', async () => {
+  assert.ok(r1 && r2 && sharedTotal, 'needs the previous tests');
+  await Promise.all([r1.stop(), r2.stop()]);
+  [r1, r2] = await Promise.all([h.startRouter(redisConfig(), { name: 'spend-r1' }), h.startRouter(redisConfig(), { name: 'spend-r2' })]);
+  await waitForSpent(r1, sharedTotal, 'the restarted r1 to read the shared spend');
+  await waitForSpent(r2, sharedTotal, 'the restarted r2 to read the shared spend');
+  const res = await sharedChat(r1);
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.headers['x-semrouter-model'], 'small');
+  assert.match(res.headers['x-semrouter-budget'], /;pressure=1\.00;degraded$/);
+});
+
+test('state_file and state_redis together are refused, naming both keys', () => {
+  const cfg = path.join(h.dir, 'both-states.yaml');
+  fs.writeFileSync(cfg, [
+    `backends: [{name: m, url: "${mock.url}"}]`,
+    'models: [{name: m, backends: [m]}]',
+    'default_model: m',
+    `auth: {state_file: ${path.join(h.dir, 'x.json')}, state_redis: {url: "redis://127.0.0.1:6379"}}`,
+  ].join('\n'));
+  const r = spawnSync(SEMROUTER_BIN, ['config', 'check', cfg], { encoding: 'utf8', timeout: 20000 });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr + r.stdout, /auth\.state_redis: give state_file or state_redis, not both/);
 });
 
 test('no secret appears in any log line, metrics page or admin answer', async () => {

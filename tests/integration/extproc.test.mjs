@@ -481,5 +481,5 @@ test('client API keys on ext_proc: 401 without one, and the client key never rea
   assert.equal(ok.upstreamRequest.headers.authorization, undefined);
   assert.equal(ok.upstreamRequest.headers['x-api-key'], undefined);
   const metrics = await r.metrics();
-  assert.match(metrics, /semrouter_key_requests_total\{key="envoy-client"\} 1/);
+  assert.match(metrics, /semrouter_key_requests_total\{key="envoy-client",tenant="envoy-client"\} 1/);
 });

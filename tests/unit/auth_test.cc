@@ -175,9 +175,9 @@ TEST(AuthGuard, AuthenticateVerdicts) {
   EXPECT_EQ(revoked.verdict, Verdict::Revoked);
   ASSERT_NE(revoked.key, nullptr);
   EXPECT_EQ(revoked.key->name, "old");
-  EXPECT_NE(
-      registry.expose().find(R"(semrouter_key_rejections_total{key="old",reason="revoked"} 1)"),
-      std::string::npos);
+  EXPECT_NE(registry.expose().find(
+                R"(semrouter_key_rejections_total{key="old",tenant="old",reason="revoked"} 1)"),
+            std::string::npos);
 
   // A snapshot outlives the reload that drops its key.
   ASSERT_TRUE(guard.configure(AuthConfig{}));
@@ -326,9 +326,9 @@ TEST(AuthLimits, RequestsRefusedThenRecovered) {
   EXPECT_TRUE(guard.admit(k, 0).ok);
   EXPECT_TRUE(guard.admit(k, 0).ok);
   EXPECT_FALSE(guard.admit(k, 0).ok);
-  EXPECT_NE(
-      registry.expose().find(R"(semrouter_key_rejections_total{key="k",reason="requests"} 4)"),
-      std::string::npos)
+  EXPECT_NE(registry.expose().find(
+                R"(semrouter_key_rejections_total{key="k",tenant="k",reason="requests"} 4)"),
+            std::string::npos)
       << registry.expose();
 }
 
@@ -531,9 +531,9 @@ TEST(AuthBudget, DailyBudgetSpentRefusesUntilUtcMidnight) {
   EXPECT_EQ(refused.reason, "budget");
   EXPECT_DOUBLE_EQ(refused.retry_after_s, 12 * 3600); // noon to midnight
   EXPECT_NE(refused.message.find("daily budget"), std::string::npos);
-  EXPECT_NE(
-      registry.expose().find(R"(semrouter_key_budget_remaining_usd{key="team",period="day"} 0)"),
-      std::string::npos)
+  EXPECT_NE(registry.expose().find(
+                R"(semrouter_key_budget_remaining_usd{key="team",tenant="team",period="day"} 0)"),
+            std::string::npos)
       << registry.expose();
   clock.t += 11h + 59min;
   EXPECT_NEAR(guard.admit(k, 10).retry_after_s, 60, 1e-9);
@@ -541,9 +541,9 @@ TEST(AuthBudget, DailyBudgetSpentRefusesUntilUtcMidnight) {
   clock.t += 1min;
   EXPECT_TRUE(guard.admit(k, 10).ok);
   guard.refresh_metrics();
-  EXPECT_NE(
-      registry.expose().find(R"(semrouter_key_budget_remaining_usd{key="team",period="day"} 1)"),
-      std::string::npos)
+  EXPECT_NE(registry.expose().find(
+                R"(semrouter_key_budget_remaining_usd{key="team",tenant="team",period="day"} 1)"),
+            std::string::npos)
       << registry.expose();
 }
 
@@ -700,22 +700,60 @@ TEST(AuthUsage, UsageJsonAndMetricsHoldNamesOnly) {
 
   const std::string exposed = registry.expose();
   EXPECT_EQ(exposed.find(sha256_hex("sk-team")), std::string::npos);
-  EXPECT_NE(exposed.find(R"(semrouter_key_requests_total{key="team"} 1)"), std::string::npos)
+  EXPECT_NE(exposed.find(R"(semrouter_key_requests_total{key="team",tenant="acme"} 1)"),
+            std::string::npos)
       << exposed;
-  EXPECT_NE(exposed.find(R"(semrouter_key_requests_total{key="other"} 0)"), std::string::npos);
-  EXPECT_NE(exposed.find(R"(semrouter_key_tokens_total{key="team",kind="prompt"} 120)"),
+  EXPECT_NE(exposed.find(R"(semrouter_key_requests_total{key="other",tenant="other"} 0)"),
             std::string::npos);
-  EXPECT_NE(exposed.find(R"(semrouter_key_tokens_total{key="team",kind="completion"} 30)"),
+  EXPECT_NE(
+      exposed.find(R"(semrouter_key_tokens_total{key="team",tenant="acme",kind="prompt"} 120)"),
+      std::string::npos);
+  EXPECT_NE(
+      exposed.find(R"(semrouter_key_tokens_total{key="team",tenant="acme",kind="completion"} 30)"),
+      std::string::npos);
+  EXPECT_NE(exposed.find(R"(semrouter_key_cost_usd_total{key="team",tenant="acme"} 2.5)"),
             std::string::npos);
-  EXPECT_NE(exposed.find(R"(semrouter_key_cost_usd_total{key="team"} 2.5)"), std::string::npos);
-  EXPECT_NE(exposed.find(R"(semrouter_key_budget_remaining_usd{key="team",period="day"} 7.5)"),
+  EXPECT_NE(exposed.find(
+                R"(semrouter_key_budget_remaining_usd{key="team",tenant="acme",period="day"} 7.5)"),
             std::string::npos);
   EXPECT_EQ(exposed.find(R"(semrouter_key_budget_remaining_usd{key="other")"), std::string::npos);
 
   guard.count_rejection(cfg.keys[0], "model");
+  EXPECT_NE(registry.expose().find(
+                R"(semrouter_key_rejections_total{key="team",tenant="acme",reason="model"} 1)"),
+            std::string::npos);
+}
+
+TEST(AuthUsage, MetricsCarryTheTenantAndFollowItsChange) {
+  metrics::Registry registry;
+  FakeClock clock;
+  Guard guard(registry, clock.fn());
+  AuthConfig cfg = budget_config(10, 0);
+  cfg.keys[0].tenant = ""; // built in code without one: the name stands in, as for routing
+  ASSERT_TRUE(guard.configure(cfg));
+  guard.settle(cfg.keys[0], 0, 1, 1, 1);
+  EXPECT_NE(registry.expose().find(R"(semrouter_key_requests_total{key="team",tenant="team"} 1)"),
+            std::string::npos)
+      << registry.expose();
+
+  // A reload moves the key to another tenant: its counts go on under the new label.
+  cfg.keys[0].tenant = "acme";
+  ASSERT_TRUE(guard.configure(cfg));
+  guard.settle(cfg.keys[0], 0, 1, 1, 1);
+  ASSERT_TRUE(guard.admit(cfg.keys[0], 0).ok);
+  guard.count_rejection(cfg.keys[0], "model");
+  const std::string exposed = registry.expose();
+  EXPECT_NE(exposed.find(R"(semrouter_key_requests_total{key="team",tenant="acme"} 1)"),
+            std::string::npos)
+      << exposed;
+  EXPECT_NE(exposed.find(R"(semrouter_key_cost_usd_total{key="team",tenant="acme"} 1)"),
+            std::string::npos);
   EXPECT_NE(
-      registry.expose().find(R"(semrouter_key_rejections_total{key="team",reason="model"} 1)"),
+      exposed.find(R"(semrouter_key_rejections_total{key="team",tenant="acme",reason="model"} 1)"),
       std::string::npos);
+  EXPECT_NE(exposed.find(
+                R"(semrouter_key_budget_remaining_usd{key="team",tenant="acme",period="day"} 8)"),
+            std::string::npos);
 }
 
 // ---------------------------------------------------------------------------------------------
