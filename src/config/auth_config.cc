@@ -149,52 +149,11 @@ SpendRedisConfig parse_state_redis(const Node& r) {
   r.check_keys({"url", "password_env", "prefix", "timeout_ms", "reconnect_ms", "flush_ms"});
   SpendRedisConfig c;
   c.enabled = true;
-  const std::string url = r.get_string("url", "redis://127.0.0.1:6379");
-  const std::string path = r["url"].path();
-  constexpr std::string_view kScheme = "redis://";
-  if (!url.starts_with(kScheme))
-    fail(path, "\"" + url + "\" is not a redis:// URL (redis://host:port[/db])");
-  std::string rest = url.substr(kScheme.size());
-  if (rest.find('@') != std::string::npos)
-    fail(path, "must not carry a password: put it in an environment variable and name it in "
-               "auth.state_redis.password_env");
-  if (auto slash = rest.find('/'); slash != std::string::npos) {
-    const std::string db = rest.substr(slash + 1);
-    rest.resize(slash);
-    if (!db.empty()) {
-      char* end = nullptr;
-      const long v = std::strtol(db.c_str(), &end, 10);
-      if (*end || v < 0 || v > 1023)
-        fail(path, "\"" + db + "\" is not a database number");
-      c.db = static_cast<uint32_t>(v);
-    }
-  }
-  std::string host = rest;
-  long port = 6379;
-  const auto colon = rest.rfind(':');
-  const bool bracketed = !rest.empty() && rest.front() == '[';
-  if (colon != std::string::npos && (!bracketed || rest.find(']') < colon)) {
-    if (!bracketed && rest.find(':') != colon)
-      fail(path, "an IPv6 address goes in brackets: redis://[::1]:6379");
-    host = rest.substr(0, colon);
-    char* end = nullptr;
-    port = std::strtol(rest.c_str() + colon + 1, &end, 10);
-    if (*end || port < 1 || port > 65535)
-      fail(path, "\"" + rest.substr(colon + 1) + "\" is not a port");
-  }
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (host.empty())
-    fail(path, "has no host");
-  c.host = host;
-  c.port = static_cast<uint16_t>(port);
-  if (r.has("password_env")) {
-    const std::string var = r.require_string("password_env");
-    const char* v = std::getenv(var.c_str());
-    if (!v || !*v)
-      fail(r["password_env"].path(), "environment variable " + var + " is not set");
-    c.password = v;
-  }
+  RedisEndpoint e = parse_redis_endpoint(r, "auth.state_redis");
+  c.host = std::move(e.host);
+  c.port = e.port;
+  c.db = e.db;
+  c.password = std::move(e.password);
   c.prefix = r.get_string("prefix", c.prefix);
   if (c.prefix.empty())
     fail(r["prefix"].path(), "must not be empty");

@@ -4,35 +4,36 @@
 #include "config/yaml_node.h"
 
 namespace semrouter::config::detail {
-namespace {
 
-void parse_redis(const Node& r, CacheConfig& c) {
-  r.require_map();
-  r.check_keys({"url", "password_env", "prefix", "timeout_ms", "reconnect_ms"});
-  std::string url = r.get_string("url", "redis://127.0.0.1:6379");
+RedisEndpoint parse_redis_endpoint(const Node& r, const std::string& section) {
+  RedisEndpoint e;
+  const std::string url = r.get_string("url", "redis://127.0.0.1:6379");
   const std::string path = r["url"].path();
-  if (!url.starts_with("redis://"))
+  constexpr std::string_view kScheme = "redis://";
+  if (!url.starts_with(kScheme))
     fail(path, "\"" + url + "\" is not a redis:// URL (redis://host:port[/db])");
-  std::string rest = url.substr(8);
+  std::string rest = url.substr(kScheme.size());
   if (rest.find('@') != std::string::npos)
-    fail(path, "must not carry a password: put it in an environment variable and name it in "
-               "cache.redis.password_env");
+    fail(path, "must not carry a password: put it in an environment variable and name it in " +
+                   section + ".password_env");
   if (auto slash = rest.find('/'); slash != std::string::npos) {
-    std::string db = rest.substr(slash + 1);
+    const std::string db = rest.substr(slash + 1);
     rest.resize(slash);
     if (!db.empty()) {
       char* end = nullptr;
-      long v = std::strtol(db.c_str(), &end, 10);
+      const long v = std::strtol(db.c_str(), &end, 10);
       if (*end || v < 0 || v > 1023)
         fail(path, "\"" + db + "\" is not a database number");
-      c.redis_db = static_cast<uint32_t>(v);
+      e.db = static_cast<uint32_t>(v);
     }
   }
   std::string host = rest;
   long port = 6379;
-  if (auto colon = rest.rfind(':'); colon != std::string::npos && rest.find(']') < colon) {
-    host = rest.substr(0, colon);
-  } else if (colon != std::string::npos && rest.find(':') == colon) {
+  const auto colon = rest.rfind(':');
+  const bool bracketed = !rest.empty() && rest.front() == '[';
+  if (colon != std::string::npos && (!bracketed || rest.find(']') < colon)) {
+    if (!bracketed && rest.find(':') != colon)
+      fail(path, "an IPv6 address goes in brackets: redis://[::1]:6379");
     host = rest.substr(0, colon);
     char* end = nullptr;
     port = std::strtol(rest.c_str() + colon + 1, &end, 10);
@@ -43,15 +44,28 @@ void parse_redis(const Node& r, CacheConfig& c) {
     host = host.substr(1, host.size() - 2);
   if (host.empty())
     fail(path, "has no host");
-  c.redis_host = host;
-  c.redis_port = static_cast<uint16_t>(port);
+  e.host = std::move(host);
+  e.port = static_cast<uint16_t>(port);
   if (r.has("password_env")) {
-    const std::string var = r["password_env"].as_string();
+    const std::string var = r.require_string("password_env");
     const char* v = std::getenv(var.c_str());
     if (!v || !*v)
       fail(r["password_env"].path(), "environment variable " + var + " is not set");
-    c.redis_password = v;
+    e.password = v;
   }
+  return e;
+}
+
+namespace {
+
+void parse_redis(const Node& r, CacheConfig& c) {
+  r.require_map();
+  r.check_keys({"url", "password_env", "prefix", "timeout_ms", "reconnect_ms"});
+  RedisEndpoint e = parse_redis_endpoint(r, "cache.redis");
+  c.redis_host = std::move(e.host);
+  c.redis_port = e.port;
+  c.redis_db = e.db;
+  c.redis_password = std::move(e.password);
   c.redis_prefix = r.get_string("prefix", c.redis_prefix);
   if (c.redis_prefix.empty())
     fail(r["prefix"].path(), "must not be empty");

@@ -301,6 +301,15 @@ ListenerConfig parse_listener(const Node& n, ListenerConfig def, bool allow_tls)
 void parse_extproc(const Node& root, Config& c);
 // cache_config.cc: the `cache` and `tools` sections, and plugins.cache / plugins.tools.
 void parse_cache(const Node& root, Config& c);
+// A Redis server's address from a section's `url` (redis://host[:port][/db], IPv6 in brackets,
+// no password) and `password_env`; `section` names the section in errors ("cache.redis").
+struct RedisEndpoint {
+  std::string host;
+  uint16_t port = 6379;
+  uint32_t db = 0;
+  std::string password;
+};
+RedisEndpoint parse_redis_endpoint(const Node& r, const std::string& section);
 void parse_cache_plugin(const Node& n, CachePluginConfig& p);
 void parse_tools_plugin(const Node& n, ToolsPluginConfig& p);
 // auth_config.cc: the `auth` section (client API keys, budgets, the admin token).
