@@ -583,6 +583,47 @@ json usage_to_chat(const json* u) {
       {"completion_tokens_details", {{"reasoning_tokens", reasoning}}}};
 }
 
+} // namespace
+
+struct RequestEcho::Fields {
+  json values; // the Response's fields the request sets, each as it goes into the Response
+};
+
+namespace {
+
+// What a Response echoes of a request (see RequestEcho); null when the request sets none of it.
+std::shared_ptr<const RequestEcho::Fields> echo_fields(const json& req) {
+  if (!req.is_object())
+    return nullptr;
+  json values = json::object();
+  for (const char* key :
+       {"instructions", "max_output_tokens", "parallel_tool_calls", "previous_response_id",
+        "temperature", "tool_choice", "tools", "top_p", "truncation", "user"})
+    if (const json* v = given(req, key))
+      values[key] = *v;
+  if (const json* v = given(req, "metadata"); v && v->is_object())
+    values["metadata"] = *v;
+  if (const json* v = given(req, "reasoning"); v && v->is_object()) {
+    json reasoning = {{"effort", nullptr}, {"summary", nullptr}};
+    for (const char* key : {"effort", "summary"})
+      if (const json* f = given(*v, key))
+        reasoning[key] = *f;
+    values["reasoning"] = std::move(reasoning);
+  }
+  if (const json* v = given(req, "text"); v && v->is_object()) {
+    json text = {{"format", {{"type", "text"}}}};
+    for (const auto& [key, f] : v->items())
+      if (!f.is_null())
+        text[key] = f;
+    values["text"] = std::move(text);
+  }
+  if (values.empty())
+    return nullptr;
+  auto fields = std::make_shared<RequestEcho::Fields>();
+  fields->values = std::move(values);
+  return fields;
+}
+
 // How a chat answer ended, in Responses terms.
 struct Ending {
   std::string status;            // completed, incomplete, failed, in_progress
@@ -604,7 +645,7 @@ struct ResponseHead {
 };
 
 json response_json(const ResponseHead& head, const Ending& ending, const std::vector<Item>& items,
-                   const json& usage, const json& error) {
+                   const json& usage, const json& error, const RequestEcho& echo) {
   const std::string item_status = ending.status == "completed" || ending.status == "in_progress"
                                       ? ending.status
                                       : std::string("incomplete");
@@ -614,28 +655,34 @@ json response_json(const ResponseHead& head, const Ending& ending, const std::ve
   json incomplete = nullptr;
   if (!ending.incomplete_reason.empty())
     incomplete = {{"reason", ending.incomplete_reason}};
-  return {{"id", head.id},
-          {"object", "response"},
-          {"created_at", head.created_at},
-          {"status", ending.status},
-          {"background", false},
-          {"error", error},
-          {"incomplete_details", std::move(incomplete)},
-          {"instructions", nullptr},
-          {"max_output_tokens", nullptr},
-          {"metadata", json::object()},
-          {"model", head.model},
-          {"output", std::move(output)},
-          {"parallel_tool_calls", true},
-          {"previous_response_id", nullptr},
-          {"reasoning", {{"effort", nullptr}, {"summary", nullptr}}},
-          {"store", false},
-          {"text", {{"format", {{"type", "text"}}}}},
-          {"tool_choice", "auto"},
-          {"tools", json::array()},
-          {"truncation", "disabled"},
-          {"usage", usage},
-          {"user", nullptr}};
+  json r = {{"id", head.id},
+            {"object", "response"},
+            {"created_at", head.created_at},
+            {"status", ending.status},
+            {"background", false},
+            {"error", error},
+            {"incomplete_details", std::move(incomplete)},
+            {"instructions", nullptr},
+            {"max_output_tokens", nullptr},
+            {"metadata", json::object()},
+            {"model", head.model},
+            {"output", std::move(output)},
+            {"parallel_tool_calls", true},
+            {"previous_response_id", nullptr},
+            {"reasoning", {{"effort", nullptr}, {"summary", nullptr}}},
+            {"store", false},
+            {"temperature", nullptr},
+            {"text", {{"format", {{"type", "text"}}}}},
+            {"tool_choice", "auto"},
+            {"tools", json::array()},
+            {"top_p", nullptr},
+            {"truncation", "disabled"},
+            {"usage", usage},
+            {"user", nullptr}};
+  if (const RequestEcho::Fields* echoed = echo.fields())
+    for (const auto& [key, value] : echoed->values.items())
+      r[key] = value; // replaces the default in place: the key order stays
+  return r;
 }
 
 // A tool call's arguments: a string, or (from lax backends) an object to serialise.
@@ -690,13 +737,22 @@ bool request_to_chat(std::string_view body, ChatRequest& out, ApiError& error) {
   }
   try {
     RequestTranslator translator(out, error);
-    if (translator.run(req))
+    if (translator.run(req)) {
+      out.echo.fields_ = echo_fields(req);
       return true;
+    }
   } catch (...) { // allocation failure: nothing else throws
     error = internal_error("The request could not be translated.");
   }
   out = ChatRequest{};
   return false;
+}
+
+RequestEcho::RequestEcho(std::string_view request_body) {
+  try {
+    fields_ = echo_fields(parse(request_body));
+  } catch (...) { // allocation failure: nothing to echo
+  }
 }
 
 std::string new_response_id() {
@@ -797,7 +853,8 @@ std::string passthrough_unguarded(std::string_view original, std::string_view ro
   return dump(req);
 }
 
-std::string response_from_chat_unguarded(std::string_view chat_body, std::string_view response_id) {
+std::string response_from_chat_unguarded(std::string_view chat_body, std::string_view response_id,
+                                         const RequestEcho& echo) {
   const json chat = parse(chat_body);
   if (!chat.is_object())
     return server_error_body("The backend's answer is not valid JSON.");
@@ -841,7 +898,8 @@ std::string response_from_chat_unguarded(std::string_view chat_body, std::string
     add_call(*fn, "");
 
   const Ending ending = ending_from_finish_reason(str(choice, "finish_reason"));
-  return dump(response_json(head, ending, items, usage_from_chat(find(chat, "usage")), nullptr));
+  return dump(
+      response_json(head, ending, items, usage_from_chat(find(chat, "usage")), nullptr, echo));
 }
 
 std::string response_to_chat_unguarded(std::string_view response_body) {
@@ -931,9 +989,10 @@ std::string passthrough_request(std::string_view original, std::string_view rout
   }
 }
 
-std::string response_from_chat(std::string_view chat_body, std::string_view response_id) {
+std::string response_from_chat(std::string_view chat_body, std::string_view response_id,
+                               const RequestEcho& echo) {
   try {
-    return response_from_chat_unguarded(chat_body, response_id);
+    return response_from_chat_unguarded(chat_body, response_id, echo);
   } catch (...) {
     return server_error_body("The backend's answer could not be translated.");
   }
@@ -951,7 +1010,7 @@ std::string response_to_chat(std::string_view response_body) {
 // StreamFromChat
 
 struct StreamFromChat::State {
-  explicit State(std::string response_id) {
+  State(std::string response_id, RequestEcho echo_of_request) : echo(std::move(echo_of_request)) {
     head.id = response_id.empty() ? new_response_id() : std::move(response_id);
     suffix = id_suffix(head.id);
   }
@@ -1029,7 +1088,7 @@ struct StreamFromChat::State {
     started = true;
     head.model = str(chunk, "model");
     head.created_at = integer(chunk, "created");
-    const json r = response_json(head, {"in_progress", ""}, {}, nullptr, nullptr);
+    const json r = response_json(head, {"in_progress", ""}, {}, nullptr, nullptr, echo);
     emit("response.created", {{"response", r}}, out);
     emit("response.in_progress", {{"response", r}}, out);
   }
@@ -1211,7 +1270,7 @@ struct StreamFromChat::State {
       close_item(i, out);
     const Ending e = ending();
     emit(e.status == "completed" ? "response.completed" : "response.incomplete",
-         {{"response", response_json(head, e, items, usage, nullptr)}}, out);
+         {{"response", response_json(head, e, items, usage, nullptr, echo)}}, out);
     over = true;
   }
 
@@ -1226,12 +1285,13 @@ struct StreamFromChat::State {
          out);
     const json error = {{"code", code.empty() ? "server_error" : code}, {"message", message}};
     emit("response.failed",
-         {{"response", response_json(head, {"failed", ""}, items, usage, error)}}, out);
+         {{"response", response_json(head, {"failed", ""}, items, usage, error, echo)}}, out);
     over = true;
   }
 
   SseParser sse;
   ResponseHead head;
+  RequestEcho echo;
   std::string suffix;
   uint64_t seq = 0;
   bool fed = false, started = false, over = false;
@@ -1244,8 +1304,8 @@ struct StreamFromChat::State {
   json usage = nullptr;
 };
 
-StreamFromChat::StreamFromChat(std::string response_id)
-    : state_(std::make_unique<State>(std::move(response_id))) {}
+StreamFromChat::StreamFromChat(std::string response_id, RequestEcho echo)
+    : state_(std::make_unique<State>(std::move(response_id), std::move(echo))) {}
 StreamFromChat::~StreamFromChat() = default;
 StreamFromChat::StreamFromChat(StreamFromChat&&) noexcept = default;
 StreamFromChat& StreamFromChat::operator=(StreamFromChat&&) noexcept = default;

@@ -17,6 +17,33 @@
 
 namespace semrouter::openai::responses_api {
 
+struct ChatRequest;
+
+// What a Response echoes of the request it answers (OpenAI's Response object repeats the request's
+// parameters): instructions, max_output_tokens, metadata, parallel_tool_calls,
+// previous_response_id, reasoning (effort and summary), temperature, text, tool_choice, tools,
+// top_p, truncation and user, as the client sent them. A field the client left out, or sent as
+// null (or, for metadata / reasoning / text, as a non-object), keeps the Response's default; text
+// without a format gets the default {"type": "text"}. `store` is not echoed: it stays false,
+// because the router stores no response (a Response saying true would promise one that
+// GET /v1/responses/{id} or previous_response_id cannot find). Read once per exchange:
+// request_to_chat fills one from the body it parses anyway; copies share the fields, so a copy per
+// attempt or per stream costs a reference count.
+class RequestEcho {
+public:
+  RequestEcho() = default; // nothing to echo: every field keeps its default
+  // From a Responses request body; unreadable bodies echo nothing.
+  explicit RequestEcho(std::string_view request_body);
+
+  bool empty() const { return fields_ == nullptr; }
+  struct Fields; // responses_api.cc: the fields as they go into the Response
+  const Fields* fields() const { return fields_.get(); }
+
+private:
+  friend bool request_to_chat(std::string_view body, ChatRequest& out, ApiError& error);
+  std::shared_ptr<const Fields> fields_;
+};
+
 struct ChatRequest {
   std::string body; // the chat-completions request
   // "" or the first feature chat completions cannot carry, e.g.
@@ -26,6 +53,7 @@ struct ChatRequest {
   // out of `body`.
   std::string unsupported;
   bool stream = false; // the client asked for a stream
+  RequestEcho echo;    // what the Response echoes of the request
 };
 
 // Translates a Responses request to a chat-completions request. false + `error` (400
@@ -50,8 +78,10 @@ std::string new_response_id();
 
 // A chat.completion body as a Response object. An error body ({"error":..}) comes back as it is
 // (the Responses API uses the same shape); anything else that is not a chat.completion gives a
-// server_error body. `response_id` "" means new_response_id(); item ids derive from it.
-std::string response_from_chat(std::string_view chat_body, std::string_view response_id = {});
+// server_error body. `response_id` "" means new_response_id(); item ids derive from it. `echo`:
+// the request's parameters the Response repeats.
+std::string response_from_chat(std::string_view chat_body, std::string_view response_id = {},
+                               const RequestEcho& echo = {});
 
 // A Response object as a chat.completion (content, reasoning_content, refusal, tool_calls,
 // finish_reason, usage), for accounting on native backends. A failed response or an error body
@@ -60,10 +90,11 @@ std::string response_to_chat(std::string_view response_body);
 
 // chat.completion.chunk SSE -> Responses SSE events (`event: <type>\ndata: <json>\n\n`, each
 // with an increasing sequence_number). Only choice 0 is translated. Not thread-safe: one per
-// stream.
+// stream. `echo`: the request's parameters that every Response in the events repeats
+// (response.created, response.in_progress, response.completed / incomplete / failed).
 class StreamFromChat {
 public:
-  explicit StreamFromChat(std::string response_id = {});
+  explicit StreamFromChat(std::string response_id = {}, RequestEcho echo = {});
   ~StreamFromChat();
   StreamFromChat(StreamFromChat&&) noexcept;
   StreamFromChat& operator=(StreamFromChat&&) noexcept;

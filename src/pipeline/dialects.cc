@@ -41,6 +41,7 @@ bool read_client_request(Api api, std::string_view body, ClientRequest& out,
       return false;
     out.pivot = std::move(chat.body);
     out.unsupported = std::move(chat.unsupported);
+    out.echo = std::move(chat.echo);
   }
   return true;
 }
@@ -307,6 +308,7 @@ bool build_upstream_call(const config::BackendConfig& backend, const config::Mod
       call.path = p == Provider::Azure ? azure_path(backend, model, "/chat/completions")
                                        : base + "/chat/completions" + std::string(query);
     }
+    call.wire.echo = request.echo; // the answer is translated back: the Response echoes these
   }
   // Credentials: the backend's own key, in the provider's header; else (when the router checks
   // no keys) the client's.
@@ -353,13 +355,14 @@ std::string stream_error_event(Api client, const openai::ApiError& e) {
   return "data: " + openai::error_body(e) + "\n\n";
 }
 
-std::string reply_for(Api client, int status, std::string_view body, bool event_stream) {
+std::string reply_for(Api client, int status, std::string_view body, bool event_stream,
+                      const openai::responses_api::RequestEcho& echo) {
   if (client != Api::Messages && client != Api::Responses)
     return std::string(body);
   if (status >= 400)
     return client == Api::Messages ? openai::anthropic::error_from_openai(body, status)
                                    : std::string(body);
-  AnswerCodec codec(client, Api::Chat);
+  AnswerCodec codec(client, Wire(Api::Chat, echo));
   std::string pivot;
   if (!event_stream)
     return codec.body(status, body, pivot);
@@ -380,8 +383,8 @@ bool wants_stream_usage(std::string_view chat_body) {
   return inc != so->end() && inc->is_boolean() && inc->get<bool>();
 }
 
-AnswerCodec::AnswerCodec(Api client, Api wire, bool client_wants_usage)
-    : client_(client), wire_(wire) {
+AnswerCodec::AnswerCodec(Api client, const Wire& wire, bool client_wants_usage)
+    : client_(client), wire_(wire), echo_(wire.echo) {
   if (wire_ == Api::Messages)
     from_anthropic_ = std::make_unique<openai::anthropic::StreamToChat>();
   if (wire_ == Api::Messages && client_ == Api::Chat && !client_wants_usage)
@@ -392,7 +395,7 @@ AnswerCodec::AnswerCodec(Api client, Api wire, bool client_wants_usage)
     if (client_ == Api::Messages)
       to_anthropic_ = std::make_unique<openai::anthropic::StreamFromChat>();
     else if (client_ == Api::Responses)
-      to_responses_ = std::make_unique<openai::responses_api::StreamFromChat>();
+      to_responses_ = std::make_unique<openai::responses_api::StreamFromChat>("", echo_);
   }
 }
 
@@ -424,7 +427,7 @@ std::string AnswerCodec::body(int status, std::string_view upstream, std::string
   if (client_ == Api::Messages)
     return openai::anthropic::response_from_chat(chat);
   if (client_ == Api::Responses)
-    return openai::responses_api::response_from_chat(chat);
+    return openai::responses_api::response_from_chat(chat, {}, echo_);
   return std::string(chat);
 }
 

@@ -15,17 +15,13 @@
 
 #include "config/config.h"
 #include "openai/errors.h"
+#include "openai/responses_api.h"
 #include "pipeline/pipeline.h"
 
 namespace semrouter::openai::anthropic {
 class StreamToChat;
 class StreamFromChat;
 } // namespace semrouter::openai::anthropic
-namespace semrouter::openai::responses_api {
-class StreamToChat;
-class StreamFromChat;
-} // namespace semrouter::openai::responses_api
-
 namespace semrouter::pipeline {
 
 enum class Api { Chat, Completions, Messages, Responses, Embeddings };
@@ -39,6 +35,8 @@ struct ClientRequest {
   // Responses: the first feature a chat translation cannot carry ("" : none). Only a backend
   // that speaks the Responses API natively can take such a request.
   std::string unsupported;
+  // Responses: what the Response echoes of the request (read with the pivot, once).
+  openai::responses_api::RequestEcho echo;
   std::string_view routing_body() const { return pivot.empty() ? original : pivot; }
   openai::RequestKind kind() const {
     return api == Api::Completions ? openai::RequestKind::Completions
@@ -54,12 +52,25 @@ bool read_client_request(Api api, std::string_view body, ClientRequest& out,
 // 400/404 error.
 RouteOutcome route_embeddings(const Snapshot& snapshot, std::string_view body);
 
+// The API a backend answers in (it reads as an Api), with what translating the answer back into
+// the client's API needs of the client's request. It travels in UpstreamCall::wire to the
+// AnswerCodec, so that whoever builds a codec from `call.wire` passes both.
+struct Wire {
+  Wire(Api answers_in = Api::Chat, openai::responses_api::RequestEcho echoed = {})
+      : api(answers_in), echo(std::move(echoed)) {}
+  operator Api() const { return api; }
+
+  Api api;
+  // A Responses client whose answer is translated from chat: what its Response echoes.
+  openai::responses_api::RequestEcho echo;
+};
+
 // One upstream call as the backend's provider wants it.
 struct UpstreamCall {
   std::string path;                                         // with the query
   std::vector<std::pair<std::string, std::string>> headers; // the provider's auth and versions
   std::string body;
-  Api wire = Api::Chat; // the API the backend answers in
+  Wire wire = Api::Chat; // the API the backend answers in
 };
 
 // Builds the call to `backend` for a routed request. `client_auth`: the client's own credential
@@ -84,8 +95,10 @@ std::string error_body_for(Api client, const openai::ApiError& e);
 // The event that ends a stream broken off upstream, in the client's API.
 std::string stream_error_event(Api client, const openai::ApiError& e);
 // A reply routing made (an error, a blocked answer, a cache hit: all OpenAI-shaped, SSE when
-// `event_stream`) in the client's API shape.
-std::string reply_for(Api client, int status, std::string_view body, bool event_stream);
+// `event_stream`) in the client's API shape. `echo`: a Responses client's request parameters
+// (ClientRequest::echo) that the Response repeats.
+std::string reply_for(Api client, int status, std::string_view body, bool event_stream,
+                      const openai::responses_api::RequestEcho& echo = {});
 
 // The answer of one call, from the backend's wire to the client's API. `pivot` receives the chat
 // form (for the Exchange); when the wire already is chat, pivot is the upstream bytes themselves
@@ -93,8 +106,9 @@ std::string reply_for(Api client, int status, std::string_view body, bool event_
 class AnswerCodec {
 public:
   // `client_wants_usage`: a chat client asked for the usage chunk (stream_options.include_usage);
-  // the accounting gets it either way.
-  AnswerCodec(Api client, Api wire, bool client_wants_usage = true);
+  // the accounting gets it either way. `wire.echo`: what a Responses answer echoes of the
+  // client's request.
+  AnswerCodec(Api client, const Wire& wire, bool client_wants_usage = true);
   ~AnswerCodec();
   AnswerCodec(const AnswerCodec&) = delete;
   AnswerCodec& operator=(const AnswerCodec&) = delete;
@@ -115,6 +129,7 @@ public:
 
 private:
   Api client_, wire_;
+  openai::responses_api::RequestEcho echo_;
   std::unique_ptr<openai::anthropic::StreamToChat> from_anthropic_;
   std::unique_ptr<openai::responses_api::StreamToChat> from_responses_;
   std::unique_ptr<openai::anthropic::StreamFromChat> to_anthropic_;

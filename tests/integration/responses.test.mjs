@@ -400,31 +400,66 @@ test('an answer cut at the token limit: status incomplete, reason max_output_tok
   assert.deepEqual(events.at(-1).response.incomplete_details, { reason: 'max_output_tokens' });
 });
 
-// OpenAI's Response object echoes the request's parameters (instructions, max_output_tokens,
-// metadata); one translated from a chat answer has them null or empty, whole and streamed:
-//   POST /v1/responses {"model":"local","instructions":"Answer briefly.","max_output_tokens":100,
-//     "metadata":{"k":"v"},"input":"hello"} -> "instructions":null,"max_output_tokens":null,"metadata":{}
-h.knownBug(
-  'a response translated from chat echoes the request\'s instructions, max_output_tokens and metadata',
-  'the Response built from a chat answer has instructions null, max_output_tokens null, metadata {}',
-  async () => {
-    const params = { model: 'local', instructions: 'Answer briefly.', max_output_tokens: 100, metadata: { k: 'v' } };
-    const resp = await client.responses.create({ ...params, input: 'Echo my parameters.' });
-    assert.match(resp.output_text, MOCK_TEXT);
-    assert.equal(resp.instructions, 'Answer briefly.');
-    assert.equal(resp.max_output_tokens, 100);
-    assert.deepEqual(resp.metadata, { k: 'v' });
+// OpenAI's Response object echoes the request's parameters. One translated from a chat answer
+// echoes what the client sent (instructions, max_output_tokens, metadata, sampling, tools,
+// tool_choice, parallel_tool_calls, reasoning, user, text, truncation) in every Response it
+// sends: whole, and in response.created / response.in_progress / response.completed. store stays
+// false: the router stores no response.
+test('a response translated from chat echoes the request\'s instructions, max_output_tokens and metadata', async () => {
+  const params = {
+    model: 'local', instructions: 'Answer briefly.', max_output_tokens: 100, metadata: { k: 'v' },
+    temperature: 0.5, top_p: 0.9, user: 'u-echo', truncation: 'auto', store: true,
+  };
+  const expectEcho = (r, where) => {
+    assert.equal(r.instructions, 'Answer briefly.', where);
+    assert.equal(r.max_output_tokens, 100, where);
+    assert.deepEqual(r.metadata, { k: 'v' }, where);
+    assert.equal(r.temperature, 0.5, where);
+    assert.equal(r.top_p, 0.9, where);
+    assert.equal(r.user, 'u-echo', where);
+    assert.equal(r.truncation, 'auto', where);
+    assert.equal(r.store, false, where);
+    // Not sent: the defaults.
+    assert.deepEqual(r.tools, [], where);
+    assert.equal(r.tool_choice, 'auto', where);
+    assert.equal(r.parallel_tool_calls, true, where);
+    assert.deepEqual(r.reasoning, { effort: null, summary: null }, where);
+    assert.deepEqual(r.text, { format: { type: 'text' } }, where);
+  };
+  const resp = await client.responses.create({ ...params, input: 'Echo my parameters.' });
+  assert.match(resp.output_text, MOCK_TEXT);
+  expectEcho(resp, 'whole');
 
-    const s = await client.responses.create({ ...params, input: 'Echo my parameters, streamed.', stream: true });
-    const events = [];
-    for await (const e of s) events.push(e);
-    for (const e of [events[0], events.at(-1)]) {
-      assert.equal(e.response.instructions, 'Answer briefly.', e.type);
-      assert.equal(e.response.max_output_tokens, 100, e.type);
-      assert.deepEqual(e.response.metadata, { k: 'v' }, e.type);
-    }
-  },
-);
+  const s = await client.responses.create({ ...params, input: 'Echo my parameters, streamed.', stream: true });
+  const events = [];
+  for await (const e of s) events.push(e);
+  const withResponse = events.filter((e) => e.response);
+  assert.deepEqual(withResponse.map((e) => e.type), ['response.created', 'response.in_progress', 'response.completed']);
+  for (const e of withResponse) expectEcho(e.response, e.type);
+
+  // Tools, tool_choice, parallel_tool_calls, reasoning and text as sent, whole and streamed.
+  const tools = [{ type: 'function', name: 'get_weather', description: 'Weather for a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }, strict: false }];
+  const toolParams = { model: 'tooler', input: 'Weather in Paris?', tools, tool_choice: 'required',
+    parallel_tool_calls: false, reasoning: { effort: 'low' }, text: { verbosity: 'low' } };
+  const expectTools = (r, where) => {
+    assert.deepEqual(r.tools, tools, where);
+    assert.equal(r.tool_choice, 'required', where);
+    assert.equal(r.parallel_tool_calls, false, where);
+    assert.deepEqual(r.reasoning, { effort: 'low', summary: null }, where);
+    assert.deepEqual(r.text, { format: { type: 'text' }, verbosity: 'low' }, where);
+    assert.equal(r.instructions, null, where);
+    assert.deepEqual(r.metadata, {}, where);
+  };
+  const called = await client.responses.create(toolParams);
+  assert.equal(called.output.at(-1).type, 'function_call');
+  expectTools(called, 'whole');
+  const ts = await client.responses.create({ ...toolParams, stream: true });
+  const toolEvents = [];
+  for await (const e of ts) toolEvents.push(e);
+  assert.equal(toolEvents.at(-1).type, 'response.completed');
+  for (const e of toolEvents.filter((e) => e.response)) expectTools(e.response, e.type);
+});
 
 test('a chat backend\'s 429 reaches the Responses client as an OpenAI error with 429', async () => {
   await assert.rejects(client.responses.create({ model: 'rec-limited', input: 'x' }), (e) => {

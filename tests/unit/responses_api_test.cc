@@ -471,6 +471,94 @@ TEST(ResponsesApiResponse, FromChat) {
   EXPECT_NE(fresh["id"], json::parse(response_from_chat(kChatBody))["id"]);
 }
 
+// A request that sets every field a Response echoes, and what the Response then holds.
+const std::string kEchoedRequest = R"({"model":"auto","input":"Hi","instructions":"Answer briefly.",
+  "max_output_tokens":100,"metadata":{"k":"v"},"temperature":0.5,"top_p":0.9,
+  "tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}}],
+  "tool_choice":"required","parallel_tool_calls":false,"reasoning":{"effort":"high"},"user":"u1",
+  "store":true,"text":{"verbosity":"low"},"truncation":"auto"})";
+const json kEchoed = json::parse(R"({"instructions":"Answer briefly.","max_output_tokens":100,
+  "metadata":{"k":"v"},"temperature":0.5,"top_p":0.9,
+  "tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}}],
+  "tool_choice":"required","parallel_tool_calls":false,
+  "reasoning":{"effort":"high","summary":null},"user":"u1","previous_response_id":null,
+  "store":false,"text":{"format":{"type":"text"},"verbosity":"low"},"truncation":"auto"})");
+// The defaults of a Response for a request that sets none of them.
+const json kDefaults = json::parse(R"({"instructions":null,"max_output_tokens":null,"metadata":{},
+  "temperature":null,"top_p":null,"tools":[],"tool_choice":"auto","parallel_tool_calls":true,
+  "reasoning":{"effort":null,"summary":null},"user":null,"previous_response_id":null,
+  "store":false,"text":{"format":{"type":"text"}},"truncation":"disabled"})");
+
+// The echoed fields of a Response; every one must be there.
+json echoed_of(const json& response) {
+  json out = json::object();
+  for (const auto& [key, value] : kDefaults.items()) {
+    EXPECT_TRUE(response.contains(key)) << key;
+    out[key] = response.value(key, json());
+  }
+  return out;
+}
+
+TEST(ResponsesApiResponse, FromChatEchoesTheRequest) {
+  ChatRequest req;
+  ApiError error;
+  ASSERT_TRUE(request_to_chat(kEchoedRequest, req, error)) << error.message;
+  EXPECT_FALSE(req.echo.empty());
+  const json r = json::parse(response_from_chat(kChatBody, "resp_abc", req.echo));
+  EXPECT_EQ(echoed_of(r), kEchoed);
+  // The rest of the response is the one without an echo; the key order stays.
+  json plain = json::parse(response_from_chat(kChatBody, "resp_abc"));
+  EXPECT_EQ(echoed_of(plain), kDefaults);
+  for (const auto& [key, value] : kEchoed.items())
+    plain[key] = value;
+  EXPECT_EQ(r, plain);
+  std::vector<std::string> keys, plain_keys;
+  const auto ordered =
+      nlohmann::ordered_json::parse(response_from_chat(kChatBody, "resp_abc", req.echo));
+  const auto plain_ordered =
+      nlohmann::ordered_json::parse(response_from_chat(kChatBody, "resp_abc"));
+  for (const auto& [key, value] : ordered.items())
+    keys.push_back(key);
+  for (const auto& [key, value] : plain_ordered.items())
+    plain_keys.push_back(key);
+  EXPECT_EQ(keys, plain_keys);
+
+  // The same echo read straight from the body.
+  EXPECT_EQ(json::parse(response_from_chat(kChatBody, "resp_abc", RequestEcho(kEchoedRequest))), r);
+  // An error body stays as it is.
+  const std::string err = R"({"error":{"message":"no","type":"x","param":null,"code":null}})";
+  EXPECT_EQ(response_from_chat(err, "resp_abc", req.echo), err);
+}
+
+TEST(ResponsesApiResponse, EchoKeepsTheDefaultsOfWhatWasNotSent) {
+  // Nothing to echo: no fields at all.
+  ChatRequest req;
+  ApiError error;
+  ASSERT_TRUE(request_to_chat(R"({"model":"m","input":"Hi","store":true})", req, error));
+  EXPECT_TRUE(req.echo.empty());
+  EXPECT_EQ(echoed_of(json::parse(response_from_chat(kChatBody, "r", req.echo))), kDefaults);
+  EXPECT_TRUE(RequestEcho().empty());
+  for (const char* body : {"", "not json", "[1]", R"({"instructions":null,"metadata":null})",
+                           R"({"metadata":"x","reasoning":[],"text":7})"}) {
+    EXPECT_TRUE(RequestEcho(body).empty()) << body;
+    EXPECT_EQ(echoed_of(json::parse(response_from_chat(kChatBody, "r", RequestEcho(body)))),
+              kDefaults)
+        << body;
+  }
+  // Some fields: only those change; a summary without effort, a text format as sent.
+  json want = kDefaults;
+  want["instructions"] = "Be brief.";
+  want["reasoning"] = {{"effort", nullptr}, {"summary", "auto"}};
+  want["text"] = json::parse(R"({"format":{"type":"json_object"}})");
+  want["previous_response_id"] = "resp_prev";
+  const RequestEcho some(R"({"instructions":"Be brief.","reasoning":{"summary":"auto"},
+    "text":{"format":{"type":"json_object"}},"previous_response_id":"resp_prev","user":null})");
+  EXPECT_EQ(echoed_of(json::parse(response_from_chat(kChatBody, "r", some))), want);
+  // A refused request echoes nothing.
+  EXPECT_FALSE(request_to_chat(R"({"instructions":"x","input":7})", req, error));
+  EXPECT_TRUE(req.echo.empty());
+}
+
 TEST(ResponsesApiResponse, FinishReasonsAndOddMessages) {
   auto body = [](const std::string& message, const std::string& finish) {
     return R"({"id":"c","created":1,"model":"m","choices":[{"index":0,"message":)" + message +
@@ -607,6 +695,43 @@ TEST(ResponsesApiStreamFromChat, FullEventSequence) {
   EXPECT_EQ(events[23].data["arguments"], "{}");
   // The final response equals the non-streamed translation of the same answer.
   EXPECT_EQ(events.back().data["response"], json::parse(response_from_chat(kChatBody, "resp_abc")));
+}
+
+TEST(ResponsesApiStreamFromChat, EveryResponseEchoesTheRequest) {
+  const RequestEcho echo(kEchoedRequest);
+  const std::string out = run_whole(kChatStream, StreamFromChat("resp_abc", echo));
+  EXPECT_EQ(run_bytewise(kChatStream, StreamFromChat("resp_abc", echo)), out);
+  const std::vector<Event> events = events_of(out);
+  expect_well_formed(events);
+  std::vector<std::string> with_response;
+  for (const Event& e : events)
+    if (e.data.contains("response")) {
+      with_response.push_back(e.name);
+      EXPECT_EQ(echoed_of(e.data["response"]), kEchoed) << e.name;
+    }
+  EXPECT_EQ(with_response, (std::vector<std::string>{"response.created", "response.in_progress",
+                                                     "response.completed"}));
+  // The final response equals the non-streamed translation with the same echo.
+  EXPECT_EQ(events.back().data["response"],
+            json::parse(response_from_chat(kChatBody, "resp_abc", echo)));
+
+  // An incomplete and a failed stream echo too.
+  const std::string cut = chunk(R"({"content":"Once"})", "\"length\"");
+  std::vector<Event> incomplete = events_of(run_whole(cut, StreamFromChat("r", echo)));
+  EXPECT_EQ(incomplete.back().name, "response.incomplete");
+  EXPECT_EQ(echoed_of(incomplete.back().data["response"]), kEchoed);
+  std::vector<Event> failed =
+      events_of(run_whole(chunk(R"({"content":"Half"})"), StreamFromChat("r", echo)));
+  EXPECT_EQ(failed.back().name, "response.failed");
+  EXPECT_EQ(echoed_of(failed.back().data["response"]), kEchoed);
+  std::vector<Event> nothing = events_of(run_whole("data: [DONE]\n\n", StreamFromChat("r", echo)));
+  EXPECT_EQ(nothing.front().name, "response.created");
+  EXPECT_EQ(echoed_of(nothing.front().data["response"]), kEchoed);
+
+  // Without an echo every response keeps the defaults.
+  for (const Event& e : events_of(run_whole(kChatStream, StreamFromChat("resp_abc"))))
+    if (e.data.contains("response"))
+      EXPECT_EQ(echoed_of(e.data["response"]), kDefaults) << e.name;
 }
 
 TEST(ResponsesApiStreamFromChat, BytewiseAndWholeGiveTheSameOutput) {
