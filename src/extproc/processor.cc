@@ -352,6 +352,9 @@ Step StreamProcessor::route(pb::ProcessingResponse& out) {
           if (!set)
             hm->add_remove_headers(name);
         }
+      // A chat stream's usage is asked for on the client's behalf, and hidden from it again in
+      // response_body (STREAMED mode lets each piece be replaced).
+      hide_usage_ = pipeline::request_stream_usage(creq.api, *backend_, call);
       out_.body = std::move(call.body);
     } else {
       // An Anthropic backend answers in its own shape, which only the gateway translates back.
@@ -424,8 +427,11 @@ Step StreamProcessor::response_headers(const pb::HttpHeaders& h, pb::ProcessingR
   }
   for (const auto& [k, v] : out_.response_headers)
     set_header(hm, k, v);
-  if (event_stream_ && phase_ == Phase::ResponseBody)
+  if (event_stream_ && phase_ == Phase::ResponseBody) {
     streamed_response_mode(out.mutable_mode_override());
+    if (hide_usage_) // the client's stream is shorter than the upstream's
+      hm->add_remove_headers("content-length");
+  }
   return Step::Respond;
 }
 
@@ -454,7 +460,15 @@ Step StreamProcessor::response_body(const pb::HttpBody& b, pb::ProcessingRespons
   }
   if (observing())
     return Step::Read;
-  out.mutable_response_body();
+  pb::BodyResponse* answer = out.mutable_response_body();
+  if (hide_usage_ && event_stream_) {
+    std::string to_client;
+    usage_filter_.feed(b.body(), to_client);
+    if (b.end_of_stream())
+      usage_filter_.finish(to_client);
+    if (to_client != b.body()) // the piece as the client gets it (possibly nothing, for now)
+      answer->mutable_response()->mutable_body_mutation()->set_body(std::move(to_client));
+  }
   return Step::Respond;
 }
 

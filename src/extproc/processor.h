@@ -8,7 +8,8 @@
 //   request_body     -> (BUFFERED, whole) route it: body + header mutations, or ImmediateResponse
 //   response_headers -> status, content type; add the x-semrouter-* headers; SSE switches the
 //                       response body to STREAMED (mode_override)
-//   response_body    -> usage and time to first token; the request is counted when it ends
+//   response_body    -> usage and time to first token; the request is counted when it ends;
+//                       the usage chunk the router asked for on the client's behalf is cut out
 #pragma once
 
 #include <memory>
@@ -115,6 +116,9 @@ private:
   bool event_stream_ = false; // the response is SSE
   bool saw_response_body_ = false;
   std::string response_body_; // a buffered response body, collected
+  // The router asked for the stream's usage; the client did not (pipeline::request_stream_usage).
+  bool hide_usage_ = false;
+  openai::StreamUsageFilter usage_filter_;
   bool closed_ = false;
   std::string error_;
 };

@@ -1317,6 +1317,9 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         co_return keep;
       }
     }
+    // A chat stream's usage is asked for whether the client asked or not (the accounting needs
+    // it); a client that did not ask gets the stream without it (usage_filter below).
+    const bool hide_usage = out.stream && pipeline::request_stream_usage(api, *backend, call);
 
     // The request head is written by hand (see response_head); the body is sent from call.body.
     std::string up_head;
@@ -1625,7 +1628,10 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
           co_await asio::async_write(stream.socket(), asio::buffer(kLastChunk),
                                      asio::redirect_error(use_awaitable, wec));
       };
+      // as_is: the client gets the upstream's bytes; with hide_usage, less the usage it did not
+      // ask for (an event split across reads is held until it is whole).
       const bool as_is = codec.passthrough() && codec.pivot_is_upstream();
+      openai::StreamUsageFilter usage_filter;
       std::string to_client, pivot;
       while (!wec) {
         const hp::ParseResult next = co_await next_event(remaining(t.idle_ms));
@@ -1643,11 +1649,15 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
             to_client.clear();
             pivot.clear();
             codec.stream(piece, to_client, pivot);
+          } else if (hide_usage) {
+            to_client.clear();
+            usage_filter.feed(piece, to_client);
           }
           exchange.stream_bytes(codec.pivot_is_upstream() ? piece : std::string_view(pivot));
-          if (as_is || !to_client.empty()) {
+          const bool whole_piece = as_is && !hide_usage;
+          if (whole_piece || !to_client.empty()) {
             client.deadline.set(std::chrono::milliseconds(t.idle_ms));
-            co_await write_chunk(as_is ? piece : std::string_view(to_client));
+            co_await write_chunk(whole_piece ? piece : std::string_view(to_client));
             client.deadline.adjust(wec);
           }
           ubuf.consume(next.consumed);
@@ -1677,11 +1687,15 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         co_return false; // the client saw a 200 header; closing tells it the stream ended
                          // abnormally
       }
-      if (!as_is) {
+      if (!as_is || hide_usage) {
         to_client.clear();
         pivot.clear();
-        codec.finish(to_client, pivot);
-        exchange.stream_bytes(pivot);
+        if (as_is) {
+          usage_filter.finish(to_client);
+        } else {
+          codec.finish(to_client, pivot);
+          exchange.stream_bytes(pivot);
+        }
         if (!to_client.empty()) {
           client.deadline.set(kClientWriteTimeout);
           co_await write_chunk(to_client);

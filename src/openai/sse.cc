@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include "openai/request.h"
+
 namespace semrouter::openai {
 
 const std::vector<std::string>& SseParser::feed(std::string_view bytes) {
@@ -50,6 +52,149 @@ void SseParser::line(std::string_view l) {
     data_.append(value);
     has_data_ = true;
   }
+}
+
+void StreamUsageFilter::feed(std::string_view piece, std::string& out) {
+  size_t begin = 0; // where the current event's bytes in `piece` start
+  // The current event ends before piece[end]: the client gets what is left of it.
+  auto dispatch = [&](size_t end) {
+    const std::string_view tail = piece.substr(begin, end - begin);
+    if (oversized_) {
+      out.append(tail);
+      oversized_ = false;
+    } else if (held_.empty()) {
+      event(tail, out);
+    } else {
+      held_.append(tail);
+      event(held_, out);
+      held_.clear();
+    }
+    begin = end;
+  };
+  for (size_t i = 0; i < piece.size(); ++i) {
+    const char c = piece[i];
+    if (ends_after_cr_) {
+      ends_after_cr_ = false;
+      if (c == '\n') { // the LF of the blank line's CRLF belongs to the event
+        dispatch(i + 1);
+        continue;
+      }
+      dispatch(i); // a lone CR ended it; c starts the next event
+    }
+    if (after_cr_) {
+      after_cr_ = false;
+      if (c == '\n')
+        continue; // CRLF: one line end
+    }
+    if (c != '\n' && c != '\r') {
+      line_start_ = false;
+      continue;
+    }
+    if (!line_start_) { // the end of a field line
+      line_start_ = true;
+      after_cr_ = c == '\r';
+    } else if (c == '\r') { // a blank line: the event is complete once we know whether LF follows
+      ends_after_cr_ = true;
+    } else {
+      dispatch(i + 1);
+    }
+  }
+  const std::string_view rest = piece.substr(begin);
+  if (oversized_) {
+    out.append(rest);
+    return;
+  }
+  held_.append(rest);
+  if (held_.size() > kMaxHeldBytes) { // no usage event is this large: stop holding it back
+    out.append(held_);
+    held_.clear();
+    oversized_ = true;
+  }
+}
+
+void StreamUsageFilter::finish(std::string& out) {
+  if (ends_after_cr_)
+    event(held_, out); // complete: its blank line ended with the stream
+  else
+    out.append(held_); // unfinished: as it is
+  held_.clear();
+  line_start_ = true;
+  after_cr_ = ends_after_cr_ = oversized_ = false;
+}
+
+void StreamUsageFilter::event(std::string_view e, std::string& out) const {
+  if (e.find("\"usage\"") == std::string_view::npos) {
+    out.append(e);
+    return;
+  }
+  // The payload of its data line (an event of several data lines is not a chunk: as it is).
+  size_t payload_begin = 0, payload_end = 0;
+  int data_lines = 0;
+  for (size_t i = 0; i < e.size();) {
+    size_t end = e.find_first_of("\r\n", i);
+    if (end == std::string_view::npos)
+      end = e.size();
+    if (e.substr(i, end - i).starts_with("data:")) {
+      ++data_lines;
+      payload_begin = i + 5;
+      if (payload_begin < end && e[payload_begin] == ' ')
+        ++payload_begin;
+      payload_end = end;
+    }
+    i = end;
+    if (i < e.size() && e[i] == '\r')
+      ++i;
+    if (i < e.size() && e[i] == '\n')
+      ++i;
+  }
+  if (data_lines != 1) {
+    out.append(e);
+    return;
+  }
+  const std::string_view payload = e.substr(payload_begin, payload_end - payload_begin);
+  auto fields = scan_top_level(payload);
+  if (!fields) {
+    out.append(e);
+    return;
+  }
+  size_t usage = fields->size();
+  const TopLevelField* choices = nullptr;
+  for (size_t i = 0; i < fields->size(); ++i) {
+    if ((*fields)[i].key == "usage")
+      usage = i;
+    else if ((*fields)[i].key == "choices")
+      choices = &(*fields)[i];
+  }
+  if (usage == fields->size()) {
+    out.append(e);
+    return;
+  }
+  auto value_of = [&](const TopLevelField& f) {
+    return payload.substr(f.value.begin, f.value.end - f.value.begin);
+  };
+  const TopLevelField& u = (*fields)[usage];
+  const std::string_view value = value_of(u);
+  if (value == "null") {
+    // Cut the member with one of its commas: the one before it, or (first) the one after it.
+    size_t cut_begin = u.key_span.begin, cut_end = u.value.end;
+    if (usage > 0)
+      cut_begin = (*fields)[usage - 1].value.end;
+    else if (fields->size() > 1)
+      cut_end = (*fields)[1].key_span.begin;
+    out.append(e.substr(0, payload_begin + cut_begin));
+    out.append(e.substr(payload_begin + cut_end));
+    return;
+  }
+  bool no_choices = choices == nullptr;
+  if (choices) {
+    const std::string_view c = value_of(*choices);
+    no_choices =
+        c.size() >= 2 && c.front() == '[' && c.find_first_not_of(" \t\r\n", 1) == c.size() - 1;
+  }
+  // The usage-only event is dropped. Usage on a chunk with choices stays: the content must reach
+  // the client, and a server that sends it so sends it unasked too.
+  if (!value.starts_with('{') || !no_choices)
+    out.append(e);
 }
 
 Usage parse_usage(std::string_view json) {

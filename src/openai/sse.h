@@ -24,6 +24,34 @@ private:
   std::vector<std::string> events_;
 };
 
+// Hides from a chat client the usage the router asked its upstream for on its behalf
+// (pipeline::request_stream_usage). A stream requested with stream_options.include_usage carries
+// one more event before [DONE], `"choices": []` with the usage, and at OpenAI `"usage": null` in
+// every other chunk; the client did not ask for either. The filter drops that usage-only event
+// (also one with no "choices" at all) and cuts a top-level `"usage": null` member from the
+// others; every other byte passes unchanged, so the client reads the stream it asked for while
+// the accounting reads the upstream's bytes. Events may be split anywhere across pieces: the
+// unfinished end of a piece is held until its event's blank line arrives (one event at most, up
+// to kMaxHeldBytes, beyond which it goes on unfiltered). Only events that mention "usage" are
+// parsed. Not thread-safe: one per stream.
+class StreamUsageFilter {
+public:
+  static constexpr size_t kMaxHeldBytes = 1u << 20;
+
+  // Appends to `out` what the client gets of the events that `piece` completes.
+  void feed(std::string_view piece, std::string& out);
+  // The stream ended: the rest of an unfinished event goes out as it is.
+  void finish(std::string& out);
+
+private:
+  void event(std::string_view e, std::string& out) const;
+  std::string held_;           // the current event's bytes from earlier pieces
+  bool line_start_ = true;     // the next byte starts a line
+  bool after_cr_ = false;      // the last byte was a CR ending a line (an LF may follow)
+  bool ends_after_cr_ = false; // a CR ended the event's blank line (its LF may follow)
+  bool oversized_ = false;     // the current event outgrew kMaxHeldBytes: it passes as is
+};
+
 struct Usage {
   bool present = false;
   uint64_t prompt_tokens = 0;

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/strings.h"
+#include "pipeline/dialects.h"
 
 namespace semrouter::pipeline {
 
@@ -521,6 +522,55 @@ std::string upstream_base_path(const config::BackendConfig& backend) {
   if (backend.base_path == "/")
     return "";
   return backend.base_path;
+}
+
+bool request_stream_usage(Api client, const config::BackendConfig& backend, UpstreamCall& call) {
+  // Azure takes stream_options from this api-version on (ISO dates compare as strings).
+  constexpr std::string_view kAzureStreamOptionsSince = "2024-09-01";
+  if (client != Api::Chat || call.wire != Api::Chat)
+    return false; // a translated stream asks for usage already (anthropic.cc, responses_api.cc)
+  if (backend.provider == config::Provider::Azure &&
+      std::string_view(backend.api_version) < kAzureStreamOptionsSince)
+    return false;
+  std::string& body = call.body;
+  if (body.find("\"stream\"") == std::string::npos)
+    return false;
+  auto fields = openai::scan_top_level(body);
+  if (!fields || fields->empty())
+    return false;
+  const openai::TopLevelField* stream = nullptr;
+  const openai::TopLevelField* options = nullptr;
+  for (const auto& f : *fields) {
+    if (f.key == "stream")
+      stream = &f;
+    else if (f.key == "stream_options")
+      options = &f;
+  }
+  auto value_of = [&](const openai::TopLevelField& f) {
+    return std::string_view(body).substr(f.value.begin, f.value.end - f.value.begin);
+  };
+  if (!stream || value_of(*stream) != "true")
+    return false;
+  std::string value = R"({"include_usage":true})";
+  if (options) {
+    nlohmann::json so = nlohmann::json::parse(value_of(*options), nullptr, false);
+    if (!so.is_object() && !so.is_null())
+      return false; // the upstream answers a malformed stream_options as it would have
+    if (so.is_object()) {
+      auto asked = [&](const char* key) {
+        auto it = so.find(key);
+        return it != so.end() && it->is_boolean() && it->get<bool>();
+      };
+      if (asked("include_usage") || asked("continuous_usage_stats"))
+        return false;
+      so["include_usage"] = true;
+      value = so.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+    body.replace(options->value.begin, options->value.end - options->value.begin, value);
+  } else {
+    body.insert(fields->back().value.end, ",\"stream_options\":" + value);
+  }
+  return true;
 }
 
 std::string upstream_path(const config::BackendConfig& backend, openai::RequestKind kind) {

@@ -552,6 +552,45 @@ test('a streaming request hits an entry a non-streaming one filled, as valid SSE
   assert.equal(await upstreamCalls(), calls, 'hits do not reach the upstream');
 });
 
+test("an entry stored from a stream that did not ask for usage keeps the answer's usage for every later hit", async () => {
+  // The router asks the upstream for the usage the client did not ask for (and hides it from that
+  // client), so the entry has it: plain, streamed-with-usage and Messages hits all report it.
+  const t = 'stream-usage';
+  const q = 'Tell me quickly: how do cats purr?';
+  const url = `${router.url}/v1/chat/completions`;
+  const s0 = metricValue(await metrics(), 'semrouter_cache_stores_total', { result: 'stored' }) ?? 0;
+  const first = await stream(url, { model: 'small', stream: true, messages: user(q), mock: { tokens: 5 } }, { headers: { 'x-tenant-id': t } });
+  assert.equal(first.status, 200);
+  assert.equal(first.headers['x-semrouter-cache'], 'miss');
+  assert.equal(first.text.includes('"usage"'), false, `no usage chunk unless asked: ${first.text}`);
+  const text = parseSse(first)
+    .filter((e) => e !== '[DONE]')
+    .map((e) => e.choices[0]?.delta?.content ?? '')
+    .join('');
+  await waitFor(async () => (metricValue(await metrics(), 'semrouter_cache_stores_total', { result: 'stored' }) ?? 0) > s0, {
+    what: 'the streamed answer to be stored',
+  });
+  const plain = await ask(router, { text: q, tenant: t, expect: 'hit' });
+  assert.equal(content(plain), text);
+  assert.equal(plain.json.usage.completion_tokens, 5, plain.text);
+  assert.ok(plain.json.usage.prompt_tokens > 0, plain.text);
+  const withUsage = await stream(
+    url,
+    { model: 'small', stream: true, stream_options: { include_usage: true }, messages: user(q) },
+    { headers: { 'x-tenant-id': t } },
+  );
+  checkHitStream(withUsage, { text, usage: plain.json.usage });
+  const msg = await request(`${router.url}/v1/messages`, {
+    method: 'POST',
+    json: { model: 'small', max_tokens: 300, messages: user(q) },
+    headers: { 'x-tenant-id': t },
+  });
+  assert.equal(msg.status, 200, msg.text);
+  assert.equal(msg.headers['x-semrouter-cache'], 'hit', msg.text);
+  assert.equal(msg.json.usage.output_tokens, 5, msg.text);
+  assert.equal(msg.json.usage.input_tokens, plain.json.usage.prompt_tokens, msg.text);
+});
+
 test('the openai SDK reassembles a streamed hit', async () => {
   const OpenAI = loadOpenAI();
   const client = new OpenAI({

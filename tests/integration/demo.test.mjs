@@ -313,22 +313,16 @@ test("the selftest's Anthropic Messages answers: a message, and a stream of Mess
 
 // The tour's streamed Messages request ("Tell me quickly: what is a semantic router?") is a cache
 // hit on the entry stored by the tour's earlier streamed chat request with the same question,
-// which did not ask for stream_options.include_usage: the entry is stored without usage, so every
-// later hit reports 0 tokens, while its text is 12 tokens long. Reproduce with:
-//   POST /v1/chat/completions {"model":"auto","stream":true,"messages":[{"role":"user","content":"Tell me quickly: how do cats purr?"}]}
-//   POST /v1/messages {"model":"auto","max_tokens":300,"stream":true,"messages":[...the same...]}
-//     -> message_delta "usage":{"input_tokens":0,"output_tokens":0} (the same without stream)
-knownBug(
-  "the selftest's streamed Messages answer (a cache hit) reports the answer's usage",
-  'a cache entry stored from a chat stream without include_usage has 0 usage',
-  async () => {
-    await waitForOutput(/selftest: all \d+ requests answered/, START_TIMEOUT_MS, 'the selftest');
-    const streamed = selftestSection(/^\$ curl -sS -N \S+\/v1\/messages /);
-    const events = sseEvents(streamed.body);
-    const delta = events.find((e) => e.event === 'message_delta');
-    assert.equal(delta?.data.usage.output_tokens, 12, streamed.body);
-  },
-);
+// which did not ask for stream_options.include_usage. The router asks the upstream for the usage
+// itself (and hides it from that client), so the entry keeps the answer's usage and the hit
+// reports the answer's 12 tokens.
+test("the selftest's streamed Messages answer (a cache hit) reports the answer's usage", async () => {
+  await waitForOutput(/selftest: all \d+ requests answered/, START_TIMEOUT_MS, 'the selftest');
+  const streamed = selftestSection(/^\$ curl -sS -N \S+\/v1\/messages /);
+  const events = sseEvents(streamed.body);
+  const delta = events.find((e) => e.event === 'message_delta');
+  assert.equal(delta?.data.usage.output_tokens, 12, streamed.body);
+});
 
 test("the selftest's Responses API answers: a response object, and a stream of Responses events", async () => {
   await waitForOutput(/selftest: all \d+ requests answered/, START_TIMEOUT_MS, 'the selftest');

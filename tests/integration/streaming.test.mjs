@@ -1,8 +1,10 @@
 // Server-sent events through the router: every event is relayed as it arrives, broken and stalled
 // upstream streams end for the client instead of hanging, a client that hangs up makes the router
-// hang up on the upstream, and streaming shows up in the metrics.
+// hang up on the upstream, and streaming shows up in the metrics — with the usage the router asks
+// for when the client did not (counted, and cut from that client's stream, on both front doors).
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import net from 'node:net';
 
 import { setup, stream, request, waitFor, parseMetrics, metricValue } from './harness.mjs';
@@ -13,6 +15,8 @@ let mock;
 let router;
 let hold; // an upstream that never answers and records when the router hangs up on it
 const held = [];
+let oai; // an OpenAI-shaped upstream that writes its stream in pieces cut mid-event
+const oaiBodies = []; // the request bodies it received
 
 before(async () => {
   mock = await h.startMock({ name: 'S' });
@@ -25,24 +29,59 @@ before(async () => {
     });
     // No answer: the router has to give up or hang up.
   });
+  oai = await h.startHttpServer((req, res) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (d) => (text += d));
+    req.on('end', async () => {
+      const body = JSON.parse(text);
+      oaiBodies.push(body);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const sse = openAiStream(body.stream_options?.include_usage === true);
+      // 37-byte writes, apart in time: events (the usage chunk too) arrive split across reads.
+      for (let at = 0; at < sse.length; at += 37) {
+        res.write(sse.slice(at, at + 37));
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      res.end();
+    });
+  });
   router = await h.startRouter({
     server: { workers: 2, reload_poll_ms: 0 },
     backends: [
       { name: 'main', url: mock.url },
       { name: 'stall', url: mock.url, timeouts: { idle_ms: IDLE_MS } },
       { name: 'hold', url: hold.url },
+      { name: 'oai', url: oai.url, provider: 'openai' },
     ],
     models: [
       { name: 'qwen3-8b', upstream_model: 'Qwen/Qwen3-8B', backends: ['main'], reasoning_family: 'qwen3' },
       { name: 'plain', backends: ['main'] },
       { name: 'stall-model', backends: ['stall'] },
       { name: 'hold-model', backends: ['hold'] },
+      { name: 'oai-model', upstream_model: 'gpt-x', backends: ['oai'] },
     ],
     default_model: 'plain',
     signals: { keywords: [{ name: 'math', keywords: ['integral'] }] },
     decisions: [{ name: 'math', rules: { keyword: 'math' }, models: [{ model: 'qwen3-8b', reasoning: true }] }],
   });
 });
+
+// A stream as OpenAI sends it: asked for usage, every chunk has "usage":null and a usage-only
+// chunk comes before [DONE]; not asked, neither.
+function openAiStream(asked) {
+  const base = '"id":"chatcmpl-oai","object":"chat.completion.chunk","created":1700000000,"model":"gpt-x"';
+  const u = asked ? ',"usage":null' : '';
+  const chunk = (delta, finish) =>
+    `data: {${base},"choices":[{"index":0,"delta":${delta},"logprobs":null,"finish_reason":${finish}}]${u}}\n\n`;
+  let sse =
+    chunk('{"role":"assistant","content":""}', 'null') +
+    chunk('{"content":"Cats purr"}', 'null') +
+    chunk('{"content":" (\\"usage\\":null stays in text)"}', 'null') +
+    chunk('{}', '"stop"');
+  if (asked) sse += `data: {${base},"choices":[],"usage":{"prompt_tokens":11,"completion_tokens":5,"total_tokens":16}}\n\n`;
+  return sse + 'data: [DONE]\n\n';
+}
 
 const chatUrl = () => `${router.url}/v1/chat/completions`;
 const user = (text) => [{ role: 'user', content: text }];
@@ -222,6 +261,134 @@ test('include_usage: the usage event is relayed and counted in the metrics with 
     tokens(before, 'semrouter_completion_tokens_total') + 7,
   );
   assert.equal(tokens(after, 'semrouter_prompt_tokens_total'), tokens(before, 'semrouter_prompt_tokens_total') + 3);
+});
+
+test('without include_usage the router asks for usage itself: the client gets no usage chunk, the metrics count the tokens', async () => {
+  const before = parseMetrics(await router.metrics());
+  const res = await stream(chatUrl(), {
+    model: 'plain',
+    stream: true,
+    messages: user('three word prompt'),
+    mock: { tokens: 7 },
+  });
+  assert.equal(res.status, 200);
+  const parsed = parseEvents(res.events);
+  // role + 7 content events + the finish event + [DONE]: no usage-only chunk, no usage anywhere
+  assert.equal(parsed.length, 10, res.text);
+  assert.equal(parsed.at(-1), '[DONE]');
+  for (const p of parsed.slice(0, -1)) {
+    assert.equal(p.choices.length, 1, res.text);
+    assert.equal('usage' in p, false, res.text);
+  }
+  const after = parseMetrics(await router.metrics());
+  const tokens = (m, name) => metricValue(m, name, { model: 'plain' }) ?? 0;
+  assert.equal(
+    tokens(after, 'semrouter_completion_tokens_total'),
+    tokens(before, 'semrouter_completion_tokens_total') + 7,
+  );
+  assert.equal(tokens(after, 'semrouter_prompt_tokens_total'), tokens(before, 'semrouter_prompt_tokens_total') + 3);
+});
+
+test('an OpenAI stream split mid-event: the client that did not ask gets it byte for byte as if unasked; one that asked, as sent', async () => {
+  const tokens = (m, name) => metricValue(m, name, { model: 'oai-model' }) ?? 0;
+  const before = parseMetrics(await router.metrics());
+  oaiBodies.length = 0;
+  const unasked = await stream(chatUrl(), { model: 'oai-model', stream: true, messages: user('how do cats purr?') });
+  assert.equal(unasked.status, 200);
+  assert.equal(unasked.complete, true);
+  assert.deepEqual(oaiBodies[0].stream_options, { include_usage: true });
+  assert.equal(unasked.text, openAiStream(false));
+
+  const asked = await stream(chatUrl(), {
+    model: 'oai-model',
+    stream: true,
+    stream_options: { include_usage: true },
+    messages: user('how do cats purr?'),
+  });
+  assert.equal(asked.status, 200);
+  assert.deepEqual(oaiBodies[1].stream_options, { include_usage: true });
+  assert.equal(asked.text, openAiStream(true));
+
+  const after = parseMetrics(await router.metrics());
+  assert.equal(tokens(after, 'semrouter_completion_tokens_total'), tokens(before, 'semrouter_completion_tokens_total') + 10);
+  assert.equal(tokens(after, 'semrouter_prompt_tokens_total'), tokens(before, 'semrouter_prompt_tokens_total') + 22);
+});
+
+test("a key that streams without include_usage is charged the answer's completion tokens", async () => {
+  const secret = 'sk-streaming-usage-5f6e7d';
+  const keyed = await h.startRouter({
+    server: { workers: 1, reload_poll_ms: 0 },
+    backends: [{ name: 'main', url: mock.url }],
+    models: [{ name: 'plain', backends: ['main'], pricing: { input_per_1m: 1, output_per_1m: 1000 } }],
+    default_model: 'plain',
+    auth: { keys: [{ name: 'streamer', sha256: createHash('sha256').update(secret).digest('hex') }] },
+  });
+  const res = await stream(
+    `${keyed.url}/v1/chat/completions`,
+    { model: 'plain', stream: true, messages: user('three word prompt'), mock: { tokens: 7 } },
+    { headers: { authorization: `Bearer ${secret}` } },
+  );
+  assert.equal(res.status, 200);
+  assert.equal(res.events.length, 10, res.text);
+  assert.equal(res.text.includes('"usage"'), false, res.text);
+  const m = await waitFor(async () => {
+    const parsed = parseMetrics(await keyed.metrics());
+    return metricValue(parsed, 'semrouter_key_requests_total', { key: 'streamer' }) === 1 ? parsed : null;
+  }, { what: 'the request settled' });
+  assert.equal(metricValue(m, 'semrouter_key_tokens_total', { key: 'streamer', kind: 'completion' }), 7);
+  assert.equal(metricValue(m, 'semrouter_key_tokens_total', { key: 'streamer', kind: 'prompt' }), 3);
+  const cost = metricValue(m, 'semrouter_key_cost_usd_total', { key: 'streamer' });
+  assert.ok(Math.abs(cost - (3 * 1 + 7 * 1000) / 1e6) < 1e-9, String(cost));
+});
+
+test('ext_proc: the usage chunk the router asked for is cut from the streamed pieces Envoy relays', async () => {
+  // Imported here: only this test needs gRPC (NODE_PATH=tests/node/node_modules, as ctest sets).
+  const { connect, envoyExchange } = await import('./envoy_sim.mjs');
+  const ep = await h.startRouter({
+    server: { workers: 1, reload_poll_ms: 0 },
+    listeners: {
+      gateway: { address: '127.0.0.1', port: 0 },
+      admin: { address: '127.0.0.1', port: 0 },
+      extproc: { address: '127.0.0.1', port: 0 },
+    },
+    backends: [{ name: 'main', url: mock.url }],
+    models: [{ name: 'plain', backends: ['main'] }],
+    default_model: 'plain',
+  });
+  const client = connect(ep.extprocPort);
+  for (const asked of [false, true]) {
+    const before = parseMetrics(await ep.metrics());
+    const json = { model: 'plain', stream: true, messages: user('three word prompt'), mock: { tokens: 4 } };
+    if (asked) json.stream_options = { include_usage: true };
+    const r = await envoyExchange(client, { json, clusters: { main: mock.origin } });
+    assert.equal(r.streamed, true);
+    assert.deepEqual(JSON.parse(r.upstreamRequest.body).stream_options, { include_usage: true });
+    assert.match(r.response.body, /"choices":\[\],"usage":\{/, 'the upstream sent the usage chunk');
+    // What Envoy relays: each piece as the router answered it (a body mutation, or unchanged).
+    const pieces = [...r.response.chunks, Buffer.alloc(0)];
+    const answers = r.messages.filter((m) => m.response_body);
+    assert.equal(answers.length, pieces.length);
+    const relayed = answers
+      .map((m, i) => {
+        const mutation = m.response_body.response?.body_mutation;
+        return mutation?.body !== undefined ? Buffer.from(mutation.body).toString('utf8') : pieces[i].toString('utf8');
+      })
+      .join('');
+    const removed = r.messages.find((m) => m.response_headers)?.response_headers.response?.header_mutation?.remove_headers ?? [];
+    if (asked) {
+      assert.equal(relayed, r.response.body, 'a client that asked gets the stream as sent');
+      assert.equal(removed.includes('content-length'), false);
+    } else {
+      assert.equal(relayed, r.response.body.replace(/data: \{[^\n]*"choices":\[\],"usage":\{[^\n]*\n\n/, ''));
+      assert.equal(relayed.includes('"usage"'), false, relayed);
+      assert.match(relayed, /data: \[DONE\]\n\n$/);
+      assert.ok(removed.includes('content-length'), 'the relayed body is shorter than the upstream\'s');
+    }
+    const after = parseMetrics(await ep.metrics());
+    const delta = (name) => (metricValue(after, name, { model: 'plain' }) ?? 0) - (metricValue(before, name, { model: 'plain' }) ?? 0);
+    assert.equal(delta('semrouter_completion_tokens_total'), 4, `asked=${asked}`);
+  }
+  client.close();
 });
 
 test('streaming /v1/completions is relayed too', async () => {
