@@ -127,24 +127,167 @@ void UpstreamPools::give_back(const config::BackendConfig& backend,
   list.push_back(std::move(conn));
 }
 
+// One caller of resolve(): its wake-up is its timer, cancelled on its own executor when the
+// lookup ends (set to expire at the end of its budget).
+struct HostResolver::Waiter {
+  explicit Waiter(const asio::any_io_executor& ex) : executor(ex), timer(ex) {}
+  const asio::any_io_executor executor;
+  asio::steady_timer timer;
+};
+
+// One lookup of a host and port, shared by the resolver thread that runs it and its callers.
+// Guarded by the resolver's mutex.
+struct HostResolver::Pending {
+  bool done = false;
+  Result result;
+  std::vector<std::shared_ptr<Waiter>> waiters; // the callers still waiting
+};
+
+HostResolver::HostResolver(Lookup lookup, std::size_t threads)
+    : lookup_(std::move(lookup)), pool_(threads) {}
+
+HostResolver::~HostResolver() {
+  pool_.stop();
+  pool_.join();
+}
+
+HostResolver& HostResolver::shared() {
+  static auto* resolver = new HostResolver(); // never destroyed: see the header
+  return *resolver;
+}
+
+HostResolver::Result HostResolver::system_lookup(const std::string& host, std::uint16_t port) {
+  // The synchronous resolve calls getaddrinfo on this thread; the context only owns the
+  // resolver's service.
+  thread_local asio::io_context context;
+  tcp::resolver resolver(context);
+  Result result;
+  const auto found = resolver.resolve(host, std::to_string(port), result.ec);
+  if (result.ec)
+    return result;
+  for (const auto& entry : found)
+    result.endpoints.push_back(entry.endpoint());
+  if (result.endpoints.empty())
+    result.ec = asio::error::host_not_found;
+  return result;
+}
+
+std::shared_ptr<HostResolver::Pending>
+HostResolver::join(const std::string& host, std::uint16_t port, std::shared_ptr<Waiter> waiter) {
+  std::string key = host + ':' + std::to_string(port);
+  std::lock_guard lock(mu_);
+  std::shared_ptr<Pending>& pending = in_flight_[key];
+  if (!pending) {
+    pending = std::make_shared<Pending>();
+    asio::post(pool_, [this, key, host, port, pending] { run(key, host, port, pending); });
+  }
+  pending->waiters.push_back(std::move(waiter));
+  return pending;
+}
+
+void HostResolver::leave(Pending& pending, const Waiter* waiter) {
+  std::lock_guard lock(mu_);
+  std::erase_if(pending.waiters, [&](const auto& w) { return w.get() == waiter; });
+}
+
+void HostResolver::run(const std::string& key, const std::string& host, std::uint16_t port,
+                       const std::shared_ptr<Pending>& pending) {
+  auto forget = [&] {
+    pending->done = true;
+    if (auto it = in_flight_.find(key); it != in_flight_.end() && it->second == pending)
+      in_flight_.erase(it);
+  };
+  {
+    std::lock_guard lock(mu_);
+    if (pending->waiters.empty()) {
+      // Every caller gave up while this waited for a thread: the lookup would only delay the
+      // next. A caller that comes later starts a lookup of its own.
+      forget();
+      return;
+    }
+  }
+  Result result = lookup_(host, port);
+  std::lock_guard lock(mu_);
+  pending->result = std::move(result);
+  forget();
+  // Under the lock: a caller that has left (its loop possibly gone) is no longer in the list.
+  for (auto& waiter : pending->waiters)
+    asio::post(waiter->executor, [waiter] { waiter->timer.cancel(); });
+  pending->waiters.clear();
+}
+
+asio::awaitable<HostResolver::Result> HostResolver::resolve(const std::string& host,
+                                                            std::uint16_t port,
+                                                            std::chrono::milliseconds budget) {
+  auto waiter = std::make_shared<Waiter>(co_await asio::this_coro::executor);
+  waiter->timer.expires_after(budget);
+  const std::shared_ptr<Pending> pending = join(host, port, waiter);
+  // Leaves on every way out, also when this frame is destroyed with its loop, so that the
+  // resolver thread never posts to a loop that is gone.
+  struct Leave {
+    HostResolver& resolver;
+    Pending& pending;
+    const Waiter* waiter;
+    ~Leave() { resolver.leave(pending, waiter); }
+  } leave{*this, *pending, waiter.get()};
+  bool done = false;
+  {
+    std::lock_guard lock(mu_);
+    done = pending->done;
+  }
+  if (!done) {
+    boost::system::error_code ignored; // cancelled: the lookup ended; expired: the budget did
+    co_await waiter->timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  Result result;
+  {
+    std::lock_guard lock(mu_);
+    if (pending->done)
+      result = pending->result; // also when it came just as the budget ran out
+    else
+      result.ec = beast::error::timeout;
+  }
+  co_return result;
+}
+
 namespace {
 
-// Name resolution is cancelled through its resolver, not a socket: a timer of its own does it.
-// Shared with the timer's handler, which may run after the coroutine has moved on.
-struct Resolution {
-  explicit Resolution(const asio::any_io_executor& ex) : resolver(ex), timer(ex) {}
-  tcp::resolver resolver;
-  asio::steady_timer timer;
-  bool timed_out = false;
-};
+// Connects to each address in turn until one answers, within `until`. Each but the last gets half
+// of what is left (at least kMinAddressShare), so an address that never answers leaves time for
+// the next; a refused one moves on at once.
+asio::awaitable<void> connect_in_turn(beast::tcp_stream& stream,
+                                      const std::vector<tcp::endpoint>& endpoints,
+                                      core::TimePoint until, Deadline& deadline,
+                                      boost::system::error_code& ec) {
+  ec = asio::error::host_not_found;
+  for (std::size_t i = 0; i < endpoints.size(); ++i) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - core::SteadyClock::now());
+    if (left <= std::chrono::milliseconds(0)) {
+      if (i == 0) // the lookup used it all
+        ec = beast::error::timeout;
+      co_return; // `ec` is the last address's error
+    }
+    auto share = left;
+    if (i + 1 < endpoints.size())
+      share = std::min(left, std::max(left / 2, kMinAddressShare));
+    boost::system::error_code ignored;
+    stream.socket().close(ignored); // a fresh socket after a failed or abandoned attempt
+    deadline.set(share);
+    co_await stream.async_connect(endpoints[i], asio::redirect_error(asio::use_awaitable, ec));
+    deadline.adjust(ec);
+    deadline.clear();
+    if (!ec || ec == asio::error::operation_aborted) // connected, or cancelled from outside
+      co_return;
+  }
+}
 
 } // namespace
 
-asio::awaitable<std::unique_ptr<UpstreamConn>> connect_backend(const config::BackendConfig& backend,
-                                                               std::chrono::milliseconds timeout,
-                                                               Deadline& deadline, TlsContexts& tls,
-                                                               boost::system::error_code& ec,
-                                                               std::string& detail) {
+asio::awaitable<std::unique_ptr<UpstreamConn>>
+connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds timeout,
+                Deadline& deadline, TlsContexts& tls, boost::system::error_code& ec,
+                std::string& detail, HostResolver* resolver) {
   auto executor = co_await asio::this_coro::executor;
   const auto until = core::SteadyClock::now() + timeout;
   auto left = [&] {
@@ -170,33 +313,31 @@ asio::awaitable<std::unique_ptr<UpstreamConn>> connect_backend(const config::Bac
   boost::system::error_code addr_ec;
   auto address = asio::ip::make_address(backend.host, addr_ec);
   if (!addr_ec) {
+    // An IP address (most configs): no lookup, no thread hop.
     deadline.set(left());
     co_await stream.async_connect(tcp::endpoint(address, backend.port),
                                   asio::redirect_error(asio::use_awaitable, ec));
+    deadline.adjust(ec);
+    deadline.clear();
   } else {
-    auto r = std::make_shared<Resolution>(executor);
-    r->timer.expires_after(left());
-    r->timer.async_wait([r](const boost::system::error_code& e) {
-      if (!e) {
-        r->timed_out = true;
-        r->resolver.cancel();
-      }
-    });
-    auto results = co_await r->resolver.async_resolve(
-        backend.host, std::to_string(backend.port), asio::redirect_error(asio::use_awaitable, ec));
-    r->timer.cancel();
-    if (r->timed_out) {
-      ec = beast::error::timeout;
-      detail = "resolving " + backend.host + " took longer than connect_ms";
+    const auto budget =
+        std::max(std::chrono::milliseconds(1),
+                 std::chrono::ceil<std::chrono::milliseconds>(until - core::SteadyClock::now()));
+    HostResolver::Result found = co_await (resolver ? *resolver : HostResolver::shared())
+                                     .resolve(backend.host, backend.port, budget);
+    if (found.ec == beast::error::timeout) {
+      ec = found.ec;
+      detail = "DNS lookup of host " + backend.host + " timed out after " +
+               std::to_string(budget.count()) + " ms";
+      co_return nullptr;
     }
-    if (!ec) {
-      // Every address the name has, in turn, within what is left of the connect time.
-      deadline.set(left());
-      co_await stream.async_connect(results, asio::redirect_error(asio::use_awaitable, ec));
+    if (found.ec) {
+      ec = found.ec;
+      detail = "DNS lookup of host " + backend.host + " failed: " + ec.message();
+      co_return nullptr;
     }
+    co_await connect_in_turn(stream, found.endpoints, until, deadline, ec);
   }
-  deadline.adjust(ec);
-  deadline.clear();
   if (ec)
     co_return nullptr;
   boost::system::error_code ignored;

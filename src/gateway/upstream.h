@@ -5,6 +5,8 @@
 #include "gateway/beast.h"
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -142,13 +144,72 @@ private:
 // or answered out of turn).
 bool looks_alive(UpstreamConn& conn);
 
-// Resolves (asynchronously; every address in turn), connects and, for https://, does the TLS
-// handshake (SNI, certificate and host name verification), all within `timeout`. On failure
-// `ec` is set and `detail` says what failed (e.g. the certificate check).
+// Host-name lookups for new upstream connections, bounded in time. getaddrinfo blocks and cannot
+// be cancelled, and Asio's own async_resolve runs it on one hidden thread per io_context, where a
+// silent name server holds every later lookup behind the stuck one (6 s per try) whatever the
+// caller's timeout. Here lookups run on a few threads of the resolver's own, so one stuck lookup
+// does not queue the others; a caller waits for the result or its budget, whichever comes first.
+// Concurrent lookups of the same host and port share one run. A lookup that outlives all its
+// callers finishes in the background and its result is dropped; one still queued when all its
+// callers have given up is skipped. Nothing is cached. Thread-safe.
+class HostResolver {
+public:
+  struct Result {
+    boost::system::error_code ec; // beast::error::timeout: the budget ran out first
+    std::vector<boost::asio::ip::tcp::endpoint> endpoints;
+  };
+  // The blocking lookup, run on a resolver thread (system_lookup; tests inject slow ones).
+  using Lookup = std::function<Result(const std::string& host, std::uint16_t port)>;
+  static constexpr std::size_t kThreads = 4;
+
+  explicit HostResolver(Lookup lookup = system_lookup, std::size_t threads = kThreads);
+  // Drops the lookups still queued and waits for the running ones: the caller ends the lookups
+  // it injected first. No resolve() may be waiting.
+  ~HostResolver();
+  HostResolver(const HostResolver&) = delete;
+  HostResolver& operator=(const HostResolver&) = delete;
+
+  // The one connect_backend uses by default, made on first use (a config of IP addresses never
+  // starts its threads) and never destroyed, so a lookup stuck at exit does not hold up the exit.
+  static HostResolver& shared();
+  // getaddrinfo, through Asio's synchronous resolver (its error codes).
+  static Result system_lookup(const std::string& host, std::uint16_t port);
+
+  // The addresses of `host` (a name: the caller handles IP literals) with `port`, or the lookup's
+  // error, or beast::error::timeout after `budget`. Runs on the caller's executor, which must be
+  // a single thread or a strand; the frame may be destroyed while it waits (its loop shut down).
+  boost::asio::awaitable<Result> resolve(const std::string& host, std::uint16_t port,
+                                         std::chrono::milliseconds budget);
+
+private:
+  struct Waiter;
+  struct Pending;
+  std::shared_ptr<Pending> join(const std::string& host, std::uint16_t port,
+                                std::shared_ptr<Waiter> waiter);
+  void leave(Pending& pending, const Waiter* waiter);
+  void run(const std::string& key, const std::string& host, std::uint16_t port,
+           const std::shared_ptr<Pending>& pending);
+
+  Lookup lookup_;
+  std::mutex mu_; // guards in_flight_ and every Pending
+  std::unordered_map<std::string, std::shared_ptr<Pending>> in_flight_; // by "host:port"
+  boost::asio::thread_pool pool_; // last: stopped and joined before the rest goes
+};
+
+// Each address gets at least this long (when the budget has it) before the next is tried; two
+// sweeps, so that a coarse deadline cannot cut it short to nothing.
+constexpr auto kMinAddressShare = std::chrono::milliseconds(100);
+
+// Resolves a host name (on `resolver`), connects and, for https://, does the TLS handshake (SNI,
+// certificate and host name verification), all within `timeout`. An IP address in the URL skips
+// the lookup. A name's addresses are tried in turn, each but the last with half of what is left
+// (at least kMinAddressShare), so one that never answers does not use up the time of the others.
+// On failure `ec` is set and `detail` says what failed (the DNS lookup, the certificate check).
+// `resolver`: HostResolver::shared() when null (tests inject their own).
 boost::asio::awaitable<std::unique_ptr<UpstreamConn>>
 connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds timeout,
                 Deadline& deadline, TlsContexts& tls, boost::system::error_code& ec,
-                std::string& detail);
+                std::string& detail, HostResolver* resolver = nullptr);
 
 using pipeline::order_backends;
 using pipeline::upstream_base_path;
