@@ -387,6 +387,7 @@ test('odd but valid upstream framing is relayed: close-delimited bodies, SSE spl
   const sse = await stream(`${faultRouter.url}/v1/chat/completions`, {
     model: 'fault-model',
     stream: true,
+    stream_options: { include_usage: true }, // the fake upstream always sends a usage chunk
     messages: user('split crlf sse'),
   });
   assert.equal(sse.status, 200);
