@@ -12,12 +12,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 
 import {
   setup, request, stream, assertOpenAIError, waitFor, writeFileAtomic, SEMROUTER_BIN,
-  parseMetrics, metricValue, closedPort,
+  parseMetrics, metricValue, closedPort, redisPing,
 } from './harness.mjs';
 
 const h = setup('auth');
@@ -269,26 +268,6 @@ after(() => {
   for (const p of redisProcs) p.kill('SIGKILL');
 });
 
-// Resolves true once the server at `port` answers PING with +PONG.
-function redisPing(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    let got = '';
-    const done = (ok) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), 500);
-    socket.on('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (d) => {
-      got += d.toString('latin1');
-      if (got.includes('\r\n')) done(got.startsWith('+PONG'));
-    });
-    socket.on('error', () => done(false));
-    socket.on('close', () => done(false));
-  });
-}
 
 async function startRedis() {
   if (!fs.existsSync(REDIS_SERVER)) {

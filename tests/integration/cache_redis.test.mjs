@@ -11,10 +11,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 
-import { setup, request, parseMetrics, metricValue, waitFor, closedPort, delay } from './harness.mjs';
+import { setup, request, parseMetrics, metricValue, waitFor, closedPort, delay, redisPing } from './harness.mjs';
 
 const REDIS_SERVER = process.env.REDIS_SERVER || '/usr/bin/redis-server';
 const HEX16 = /^[0-9a-f]{16}$/;
@@ -35,26 +34,6 @@ process.on('exit', () => {
   }
 });
 
-// Resolves true once the server at `port` answers PING with +PONG.
-function ping(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    let got = '';
-    const done = (ok) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), 500);
-    socket.on('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (d) => {
-      got += d.toString('latin1');
-      if (got.includes('\r\n')) done(got.startsWith('+PONG'));
-    });
-    socket.on('error', () => done(false));
-    socket.on('close', () => done(false));
-  });
-}
 
 class Redis {
   constructor(port) {
@@ -98,7 +77,7 @@ class Redis {
     await waitFor(
       async () => {
         if (exit) throw new Error(`redis-server exited ${JSON.stringify(exit)}: ${this.log()}`);
-        return ping(this.port);
+        return redisPing(this.port);
       },
       { timeoutMs: 10_000, intervalMs: 25, what: `redis-server on port ${this.port} to answer PING` },
     );
@@ -294,7 +273,7 @@ test('Redis dying while traffic flows costs the cache, never a request; it cache
     assert.equal(await backendUp(r2), 1);
 
     await redis.kill('SIGKILL');
-    assert.equal(await ping(redis.port), false, 'redis is down');
+    assert.equal(await redisPing(redis.port), false, 'redis is down');
 
     // Every request is answered by the upstream; the cache is bypassed as unavailable.
     for (let i = 0; i < 6; ++i) {

@@ -654,6 +654,27 @@ export function rawEcho(text) {
 }
 
 // A closed port: bind port 0, note the port, close it.
+// Resolves true once the server at `port` answers PING with +PONG.
+export function redisPing(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let got = '';
+    const done = (ok) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), 500);
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (d) => {
+      got += d.toString('latin1');
+      if (got.includes('\r\n')) done(got.startsWith('+PONG'));
+    });
+    socket.on('error', () => done(false));
+    socket.on('close', () => done(false));
+  });
+}
+
 export function closedPort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
