@@ -212,10 +212,14 @@ Usage parse_usage(std::string_view json) {
   if (parser.iterate(simdjson::padded_string_view(scratch.data(), json.size(), scratch.capacity()))
           .get(doc) != simdjson::SUCCESS)
     return u;
+  // Counts are kept only once the whole "usage" object has been walked: on demand, a malformed
+  // member after a good one ({"prompt_tokens":5,1}) surfaces mid-walk, and half a reading must
+  // not count as one (the fuzzer found this).
   simdjson::ondemand::object top, usage;
   if (doc.get_object().get(top) != simdjson::SUCCESS ||
       top.find_field_unordered("usage").get_object().get(usage) != simdjson::SUCCESS)
     return u;
+  Usage read;
   for (auto field : usage) {
     std::string_view key;
     if (field.unescaped_key().get(key) != simdjson::SUCCESS)
@@ -223,19 +227,19 @@ Usage parse_usage(std::string_view json) {
     uint64_t v = 0;
     if (key == "prompt_tokens") {
       if (field.value().get_uint64().get(v) == simdjson::SUCCESS)
-        u.prompt_tokens = v;
+        read.prompt_tokens = v;
     } else if (key == "completion_tokens") {
       if (field.value().get_uint64().get(v) == simdjson::SUCCESS)
-        u.completion_tokens = v;
+        read.completion_tokens = v;
     } else if (key == "completion_tokens_details") {
       simdjson::ondemand::object details;
       if (field.value().get_object().get(details) == simdjson::SUCCESS &&
           details.find_field_unordered("reasoning_tokens").get_uint64().get(v) == simdjson::SUCCESS)
-        u.reasoning_tokens = v;
+        read.reasoning_tokens = v;
     }
   }
-  u.present = true;
-  return u;
+  read.present = true;
+  return read;
 }
 
 } // namespace semrouter::openai

@@ -54,5 +54,17 @@ TEST(Sse, ParsesOnlyTheTopLevelUsage) {
   EXPECT_FALSE(parse_usage(R"(["usage"])").present);
 }
 
+// A member that breaks the object after good ones gives no counts at all, not half of them.
+TEST(Sse, MalformedUsageAfterGoodMembersCountsNothing) {
+  for (const char* json : {R"({"usage":{"prompt_tokens":5,1}})",
+                           R"({"usage":{"prompt_tokens":5,"completion_tokens":2,})",
+                           R"({"usage":{"completion_tokens":2,"prompt_tokens")"}) {
+    Usage u = parse_usage(json);
+    EXPECT_FALSE(u.present) << json;
+    EXPECT_EQ(u.prompt_tokens, 0u) << json;
+    EXPECT_EQ(u.completion_tokens, 0u) << json;
+  }
+}
+
 } // namespace
 } // namespace semrouter::openai
