@@ -1105,7 +1105,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   if (out.action == pipeline::RouteAction::Reply) {
     const bool sse = out.reply_content_type.starts_with("text/event-stream");
     co_await send(client, req, static_cast<http::status>(out.reply_status),
-                  pipeline::reply_for(api, out.reply_status, out.reply_body, sse),
+                  pipeline::reply_for(api, out.reply_status, out.reply_body, sse, creq.echo),
                   out.reply_content_type, keep, out.response_headers);
     co_return keep;
   }

@@ -589,6 +589,19 @@ test("an entry stored from a stream that did not ask for usage keeps the answer'
   assert.equal(msg.headers['x-semrouter-cache'], 'hit', msg.text);
   assert.equal(msg.json.usage.output_tokens, 5, msg.text);
   assert.equal(msg.json.usage.input_tokens, plain.json.usage.prompt_tokens, msg.text);
+  // A Responses client's hit echoes its own request's parameters, as a forwarded answer does.
+  const resp = await request(`${router.url}/v1/responses`, {
+    method: 'POST',
+    json: { model: 'small', input: q, max_output_tokens: 300, metadata: { run: 'c1' }, user: 'u-c1' },
+    headers: { 'x-tenant-id': t },
+  });
+  assert.equal(resp.status, 200, resp.text);
+  assert.equal(resp.headers['x-semrouter-cache'], 'hit', resp.text);
+  assert.equal(resp.json.output_text ?? resp.json.output[0].content[0].text, text, resp.text);
+  assert.equal(resp.json.max_output_tokens, 300, resp.text);
+  assert.deepEqual(resp.json.metadata, { run: 'c1' }, resp.text);
+  assert.equal(resp.json.user, 'u-c1', resp.text);
+  assert.equal(resp.json.usage.output_tokens, 5, resp.text);
 });
 
 test('the openai SDK reassembles a streamed hit', async () => {
