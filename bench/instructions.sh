@@ -5,7 +5,8 @@
 # Env: CONFIG=bench (gateway_bench.sh's keyword config, the same body every time) or
 #      CONFIG=default (config/default.yaml: classifiers, semantic cache, tools; a new question
 #      each time), N (2000 measured requests), N0 (500 warm-up requests), ANNOTATE=1 to print the
-#      top functions (inclusive).
+#      top functions (inclusive), KEEP=PATH to keep each profile as PATH.1, PATH.2, ... (for
+#      callgrind_annotate --tree=calling).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CONFIG=${CONFIG:-bench}
@@ -59,6 +60,7 @@ for bin in "${BINS[@]}"; do
   f=$(ls "$out".* | head -1)
   total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
   echo "| $bin | $CONFIG | $N | $((total / N)) |"
+  [[ -n ${KEEP:-} ]] && cp "$f" "$KEEP.$i"
   if [[ ${ANNOTATE:-0} == 1 ]]; then
     callgrind_annotate --inclusive=yes "$f" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | grep -v boost::asio |
       head -40 | cut -c1-160 >&2

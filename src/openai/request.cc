@@ -186,10 +186,14 @@ std::vector<Span> scan_array_elements(std::string_view s, Span array) {
 core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kind) {
   RequestView view;
   view.kind = kind;
-  // simdjson needs SIMDJSON_PADDING readable bytes after the input; copy into a padded buffer.
-  simdjson::padded_string padded(body);
+  // simdjson needs SIMDJSON_PADDING readable bytes after the input: the body is copied into a
+  // buffer this thread reuses (no allocation per request once it has grown).
+  thread_local std::string padded;
+  padded.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+  padded.assign(body);
   simdjson::dom::element doc;
-  if (auto err = tl_parser.parse(padded).get(doc); err != simdjson::SUCCESS) {
+  if (auto err = tl_parser.parse(padded.data(), body.size(), /*realloc_if_needed=*/false).get(doc);
+      err != simdjson::SUCCESS) {
     return core::make_error(ErrorCode::InvalidArgument,
                             std::string("the request body is not valid JSON: ") +
                                 simdjson::error_message(err));
@@ -210,31 +214,44 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
     }
   }
 
+  // One walk over the members (the keys are unique, checked above) instead of a lookup each.
   simdjson::dom::object obj = doc.get_object();
-  simdjson::dom::element model;
-  if (obj["model"].get(model) == simdjson::SUCCESS) {
+  simdjson::dom::element model, stream, tools, user, prompt, messages;
+  bool has_stream = false, has_tools = false, has_user = false, has_prompt = false,
+       has_messages = false;
+  for (simdjson::dom::key_value_pair kv : obj) {
+    const std::string_view key = kv.key;
+    if (key == "model")
+      model = kv.value, view.has_model = true;
+    else if (key == "messages")
+      messages = kv.value, has_messages = true;
+    else if (key == "stream")
+      stream = kv.value, has_stream = true;
+    else if (key == "tools")
+      tools = kv.value, has_tools = true;
+    else if (key == "user")
+      user = kv.value, has_user = true;
+    else if (key == "prompt")
+      prompt = kv.value, has_prompt = true;
+  }
+  if (view.has_model) {
     if (!model.is_string())
       return core::make_error(ErrorCode::InvalidArgument, "model: must be a string");
     view.model = std::string(sv(model));
-    view.has_model = true;
   }
-  simdjson::dom::element stream;
-  if (obj["stream"].get(stream) == simdjson::SUCCESS && !stream.is_null()) {
+  if (has_stream && !stream.is_null()) {
     bool b = false;
     if (stream.get(b) != simdjson::SUCCESS)
       return core::make_error(ErrorCode::InvalidArgument, "stream: must be a boolean");
     view.stream = b;
   }
-  simdjson::dom::element tools;
-  if (obj["tools"].get(tools) == simdjson::SUCCESS && tools.is_array()) {
+  if (has_tools && tools.is_array())
     view.has_tools = simdjson::dom::array(tools).size() > 0;
-  }
-  simdjson::dom::element user;
-  if (obj["user"].get(user) == simdjson::SUCCESS && user.is_string())
+  if (has_user && user.is_string())
     view.user = std::string(sv(user));
 
-  view.fields = *fields;
-  for (const auto& f : *fields) {
+  view.fields = std::move(*fields);
+  for (const auto& f : view.fields) {
     if (f.key == "model") {
       view.model_span = f.value;
     } else if (f.key == "messages") {
@@ -243,14 +260,12 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
   }
 
   if (kind == RequestKind::Completions) {
-    simdjson::dom::element prompt;
-    if (obj["prompt"].get(prompt) == simdjson::SUCCESS && prompt.is_string())
+    if (has_prompt && prompt.is_string())
       view.prompt = std::string(sv(prompt));
     return view;
   }
 
-  simdjson::dom::element messages;
-  if (obj["messages"].get(messages) != simdjson::SUCCESS)
+  if (!has_messages)
     return core::make_error(ErrorCode::InvalidArgument, "messages: is required");
   if (!messages.is_array())
     return core::make_error(ErrorCode::InvalidArgument, "messages: must be an array");

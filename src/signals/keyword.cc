@@ -153,6 +153,7 @@ KeywordSignals::create(const std::vector<KeywordSpec>& specs) {
       lit.text = text;
       lit.case_sensitive = spec.case_sensitive;
       lit.word_boundary = spec.word_boundary;
+      lit.plain = !spec.regex;
       lit.at_word_start =
           spec.word_boundary && !text.empty() && is_word_byte(static_cast<unsigned char>(text[0]));
       if (literal && !lit.at_word_start) {
@@ -253,6 +254,18 @@ void KeywordSignals::check_candidate(std::string_view t, size_t at, bool word_st
         ((at > 0 && is_word_byte(static_cast<unsigned char>(t[at - 1]))) ||
          (at + len < n && is_word_byte(static_cast<unsigned char>(t[at + len])))))
       continue;
+    // A plain keyword's pattern is its bytes between non-word neighbours: with the neighbours
+    // ASCII (or the text's ends), the checks above are the pattern's whole answer. A byte past
+    // 0x7F next to it may start or end a Unicode letter, which only the pattern can tell.
+    if (lit.plain) {
+      const bool before_ascii = at == 0 || static_cast<unsigned char>(t[at - 1]) < 0x80;
+      const bool after_ascii = at + len == n || static_cast<unsigned char>(t[at + len]) < 0x80;
+      if (!lit.word_boundary || (before_ascii && after_ascii)) {
+        hit[lit.pattern] = 1;
+        ++found;
+        continue;
+      }
+    }
     // The pattern decides, on the bytes around the candidate with the whole text as context
     // (so ^ and $ mean the text's start and end, as for the set).
     const size_t from = at >= kContextBytes ? at - kContextBytes : 0;

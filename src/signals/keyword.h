@@ -61,6 +61,7 @@ private:
     bool case_sensitive = false;
     bool word_boundary = true;
     bool at_word_start = false;   // whole-word and starts with a word byte: only at word starts
+    bool plain = false;           // a keyword, not a regex: its bytes and ASCII neighbours decide
     uint16_t key = 0;             // its first two bytes, each | 0x20 (pair_key)
     std::unique_ptr<re2::RE2> re; // its own pattern, the set's: the final say on a candidate
   };
