@@ -527,8 +527,10 @@ std::string upstream_base_path(const config::BackendConfig& backend) {
 bool request_stream_usage(Api client, const config::BackendConfig& backend, UpstreamCall& call) {
   // Azure takes stream_options from this api-version on (ISO dates compare as strings).
   constexpr std::string_view kAzureStreamOptionsSince = "2024-09-01";
-  if (client != Api::Chat || call.wire != Api::Chat)
-    return false; // a translated stream asks for usage already (anthropic.cc, responses_api.cc)
+  // Chat and legacy completions streams take stream_options alike (OpenAI, vLLM); a translated
+  // stream asks for usage already (anthropic.cc, responses_api.cc).
+  if ((client != Api::Chat && client != Api::Completions) || call.wire != client)
+    return false;
   if (backend.provider == config::Provider::Azure &&
       std::string_view(backend.api_version) < kAzureStreamOptionsSince)
     return false;

@@ -143,16 +143,16 @@ std::string upstream_path(const config::BackendConfig& backend, openai::RequestK
 enum class Api;
 struct UpstreamCall;
 
-// The usage of a chat stream, asked for on the client's behalf. An OpenAI-compatible server
-// streams usage only when the request asks (stream_options.include_usage); without it the
+// The usage of a chat or completions stream, asked for on the client's behalf. An OpenAI-compatible
+// server streams usage only when the request asks (stream_options.include_usage); without it the
 // completion tokens would go uncounted (key budgets and token rate limits, the token metrics)
-// and the cache would store the answer without usage. When `call` is a chat stream of a chat
-// client (`client`) whose request did not ask, this sets stream_options.include_usage: true in
-// call.body (a splice: the rest goes byte for byte) and returns true: the transport must then
-// pass the answer through an openai::StreamUsageFilter for the client, and the upstream's bytes
-// to the Exchange. False (nothing changed) when the client asked itself, set vLLM's
-// continuous_usage_stats (usage in every chunk, which it did not get before), or the backend may
-// not take the field (an Azure api_version before 2024-09-01).
+// and the cache would store the answer without usage. When `call` is a chat (completions)
+// stream of a chat (completions) client (`client`) whose request did not ask, this sets
+// stream_options.include_usage: true in call.body (a splice: the rest goes byte for byte) and
+// returns true: the transport must then pass the answer through an openai::StreamUsageFilter for
+// the client, and the upstream's bytes to the Exchange. False (nothing changed) when the client
+// asked itself, set vLLM's continuous_usage_stats (usage in every chunk, which it did not get
+// before), or the backend may not take the field (an Azure api_version before 2024-09-01).
 bool request_stream_usage(Api client, const config::BackendConfig& backend, UpstreamCall& call);
 
 // The JSON body of a dry run (POST /api/v1/route) for a routing outcome.

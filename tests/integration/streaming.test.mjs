@@ -391,7 +391,8 @@ test('ext_proc: the usage chunk the router asked for is cut from the streamed pi
   client.close();
 });
 
-test('streaming /v1/completions is relayed too', async () => {
+test('streaming /v1/completions is relayed too, its usage asked for and counted but not shown', async () => {
+  const before = parseMetrics(await router.metrics());
   const res = await stream(`${router.url}/v1/completions`, {
     model: 'auto',
     stream: true,
@@ -404,6 +405,11 @@ test('streaming /v1/completions is relayed too', async () => {
   assert.equal(parsed.at(-1), '[DONE]');
   assert.equal(parsed[0].object, 'text_completion.chunk');
   assert.equal(parsed.filter((p) => p !== '[DONE]' && /^ tok\d$/.test(p.choices[0].text)).length, 4);
+  assert.equal(res.text.includes('"usage"'), false, res.text);
+  const after = parseMetrics(await router.metrics());
+  const model = res.headers['x-semrouter-model'];
+  const tokens = (m) => metricValue(m, 'semrouter_completion_tokens_total', { model }) ?? 0;
+  assert.equal(tokens(after), tokens(before) + 4, `completion tokens of ${model}`);
 });
 
 test('several concurrent streams are relayed independently', async () => {

@@ -250,7 +250,7 @@ TEST(StreamUsageFilter, AnOversizedEventIsNotHeldBack) {
   EXPECT_EQ(out, "\"}}],\"usage\":null}\n\ndata: [DONE]\n\n");
 }
 
-// request_stream_usage: the call of a chat client's chat stream.
+// request_stream_usage: the call of a chat client's chat stream (or a completions client's).
 UpstreamCall chat_call(std::string body) {
   UpstreamCall call;
   call.wire = Api::Chat;
@@ -278,6 +278,12 @@ TEST(RequestStreamUsage, AChatStreamThatDidNotAskAsksTheUpstream) {
   call = chat_call(R"({"stream":true,"stream_options":null,"messages":[]})");
   ASSERT_TRUE(request_stream_usage(Api::Chat, backend, call));
   EXPECT_EQ(call.body, R"({"stream":true,"stream_options":{"include_usage":true},"messages":[]})");
+  // A legacy completions stream takes the same field.
+  call = chat_call(R"({"model":"m","prompt":"x","stream":true})");
+  call.wire = Api::Completions;
+  ASSERT_TRUE(request_stream_usage(Api::Completions, backend, call));
+  EXPECT_EQ(call.body,
+            R"({"model":"m","prompt":"x","stream":true,"stream_options":{"include_usage":true}})");
 }
 
 TEST(RequestStreamUsage, NothingChangesWhenTheClientAskedOrNoChatStreamGoesOut) {
@@ -297,7 +303,8 @@ TEST(RequestStreamUsage, NothingChangesWhenTheClientAskedOrNoChatStreamGoesOut) 
   unchanged(Api::Chat, Api::Chat, R"({"stream":false,"messages":[]})");
   unchanged(Api::Chat, Api::Chat, R"({"stream":true,"stream_options":"usage","messages":[]})");
   unchanged(Api::Chat, Api::Chat, R"({"messages":[{"role":"user","content":"\"stream\""}]})");
-  unchanged(Api::Completions, Api::Completions, R"({"stream":true,"prompt":"x"})");
+  unchanged(Api::Completions, Api::Chat, R"({"stream":true,"prompt":"x"})");
+  unchanged(Api::Chat, Api::Completions, R"({"stream":true,"prompt":"x"})");
   unchanged(Api::Messages, Api::Chat, R"({"stream":true,"messages":[]})");
   unchanged(Api::Chat, Api::Messages, R"({"stream":true,"messages":[]})");
   // Azure before api-version 2024-09-01 refuses the field.
