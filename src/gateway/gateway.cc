@@ -50,7 +50,7 @@ constexpr size_t kRelayBufferBytes = 16 * 1024;
 // Bodies whose routing text is at least this long are routed off the worker's loop (about 5,000
 // words: some 100 us of signals; below it, the hop to the routing thread costs more than it saves).
 constexpr size_t kOffloadRoutingBytes = 32 * 1024;
-constexpr int kRoutingThreadNice = 10;
+constexpr int kRoutingThreadNice = 19;
 constexpr auto kClientWriteTimeout = std::chrono::seconds(30);
 constexpr auto kDashboardPoll = std::chrono::milliseconds(250);
 constexpr auto kDashboardKeepAlive = std::chrono::seconds(15);
@@ -364,8 +364,9 @@ struct Gateway::Impl {
   std::atomic<bool> draining{false};
   std::atomic<bool> stopped{false};
   std::atomic<size_t> next_worker{0};
-  // Routing of bodies over kOffloadRoutingBytes: one thread at a lower priority (nice 10), so
-  // that long prompts yield the CPU to the workers' short requests.
+  // Routing of bodies over kOffloadRoutingBytes: one thread at the lowest priority (nice 19), so
+  // that long prompts yield the CPU to the workers' short requests. Unlike SCHED_IDLE, a nice
+  // thread still gets its share of a saturated CPU: long prompts slow down, never starve.
   asio::thread_pool routing_pool{1};
 
   awaitable<void> accept_loop(tcp::acceptor& acceptor, bool admin);
