@@ -11,7 +11,9 @@
 # With BASELINE_BIN set (another semrouter binary, e.g. one built before a change), it runs the
 # same config on its own port and every round measures both, one after the other.
 # Usage: bench/long_prompt_mix.sh [DURATION_S] [SHORT_CONNECTIONS]   (markdown on stdout)
-#   ROUNDS (3), WORDS (50000), LONG_CONNS (1), LONG_DELAY_MS (0: back to back), BASELINE_BIN.
+#   ROUNDS (3), WORDS (50000), LONG_CONNS (1), LONG_DELAY_MS (0: back to back), BASELINE_BIN,
+#   ECHO (1: the mock echoes each request in its answer, doubling a long prompt's bytes; 0: answers
+#   of a real server's size, mock-upstream --no-echo).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/build/bin
@@ -22,6 +24,9 @@ WORDS=${WORDS:-50000}
 LONG_CONNS=${LONG_CONNS:-1}
 export LONG_DELAY_MS=${LONG_DELAY_MS:-0}
 BASELINE_BIN=${BASELINE_BIN:-}
+ECHO=${ECHO:-1}
+MOCK_FLAGS=()
+[[ $ECHO == 0 ]] && MOCK_FLAGS+=(--no-echo)
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -30,7 +35,7 @@ trap cleanup EXIT
 wait_file() { for _ in $(seq 200); do [[ -s $1 ]] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; exit 1; }
 port_of() { sed -E 's/.*"port":([0-9]+).*/\1/' "$1"; }
 
-"$BIN/mock-upstream" --port 0 --ready-file "$WORK/mock.json" --name bench 2>/dev/null &
+"$BIN/mock-upstream" --port 0 --ready-file "$WORK/mock.json" --name bench "${MOCK_FLAGS[@]}" 2>/dev/null &
 PIDS+=($!)
 wait_file "$WORK/mock.json"
 MOCK=$(port_of "$WORK/mock.json")
@@ -123,7 +128,7 @@ echo "## Short requests while long prompts flow ($(date -u +%F), $(nproc) cores,
 echo
 echo "semrouter on config/default.yaml (embedded classifiers, 1 worker) -> one mock-upstream."
 echo "Short: wrk -t1 -c$CONNS -d${DURATION}s, bench/chat_prompts.lua. Long: wrk -t1 -c$LONG_CONNS, a $WORDS-word"
-echo "prompt ($(stat -c %s "$LONG_BODY")-byte body; the mock echoes it back), delay ${LONG_DELAY_MS} ms. Medians of $ROUNDS"
+echo "prompt ($(stat -c %s "$LONG_BODY")-byte body; $([[ $ECHO == 0 ]] && echo 'answers without the echo' || echo 'the mock echoes it back')), delay ${LONG_DELAY_MS} ms. Medians of $ROUNDS"
 echo "interleaved rounds (each round's p99 in brackets); non-2xx answers in all runs: $BAD."
 echo
 echo "| router | load | short req/s | short p50 ms | short p99 ms | long req/s | long p50 ms | long p99 ms |"

@@ -59,6 +59,7 @@ struct Options {
   int token_delay_ms = 0;
   int first_byte_delay_ms = 0;
   int fail_status = 0;
+  bool echo = true; // mock_headers and mock_echo in non-streamed answers
 };
 
 struct Stats {
@@ -320,6 +321,10 @@ awaitable<bool> completion(beast::tcp_stream& s, const http::request<http::strin
     }
     body += ",\"usage\":" + usage_json(p) + ",\"mock_server\":";
     core::append_json_string(body, g_options.name);
+    if (!g_options.echo) {
+      body += '}';
+      co_return co_await respond_json(s, req.version(), keep, 200, std::move(body));
+    }
     body += ",\"mock_headers\":{";
     // The request headers as they arrived (names lower-cased), so tests can check what the
     // router added, replaced or dropped.
@@ -493,6 +498,9 @@ int main(int argc, char** argv) {
                  "Delay before each response header");
   app.add_option("--fail-status", g_options.fail_status,
                  "Answer every completion with this HTTP status");
+  app.add_flag("!--no-echo", g_options.echo,
+               "Leave the request's headers and body out of non-streamed answers (a real "
+               "server's answer size, for benchmarks with long prompts)");
   CLI11_PARSE(app, argc, argv);
 
   asio::io_context ioc(1);
