@@ -4,6 +4,7 @@
 
 #include <array>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -310,11 +311,11 @@ const HeaderList kAllowGet{{"allow", "GET"}};
 const HeaderList kAllowPost{{"allow", "POST"}};
 const HeaderList kNoHeaders{};
 // Request headers passed on to the upstream (besides authorization, handled separately).
-constexpr std::array<const char*, 6> kForwardedHeaders{"x-request-id",   "accept",
-                                                       "openai-beta",    "openai-organization",
-                                                       "openai-project", "idempotency-key"};
+constexpr std::array<std::string_view, 6> kForwardedHeaders{"x-request-id",   "accept",
+                                                            "openai-beta",    "openai-organization",
+                                                            "openai-project", "idempotency-key"};
 // The W3C trace context: continued (a new parent id) when tracing is on, else passed on as is.
-constexpr std::array<const char*, 2> kTraceHeaders{"traceparent", "tracestate"};
+constexpr std::array<std::string_view, 2> kTraceHeaders{"traceparent", "tracestate"};
 
 std::string_view target_path(std::string_view target) {
   auto q = target.find('?');
@@ -331,11 +332,23 @@ const HeaderList kBearerChallenge{{"www-authenticate", "Bearer"}};
 
 // The Host header for a backend: brackets around an IPv6 address, no port when it is the
 // scheme's default.
-std::string host_header(const config::BackendConfig& b) {
+// "Host: host[:port]\r\n" for a backend, appended in place (no string built per request). The
+// host comes from the config's URL, which holds no CR or LF.
+void append_host_header(std::string& out, const config::BackendConfig& b) {
   const bool v6 = b.host.find(':') != std::string::npos;
-  const bool default_port = b.port == (b.tls ? 443 : 80);
-  return (v6 ? "[" + b.host + "]" : b.host) +
-         (default_port ? std::string() : ":" + std::to_string(b.port));
+  out.append("Host: "sv);
+  if (v6)
+    out.push_back('[');
+  out.append(b.host);
+  if (v6)
+    out.push_back(']');
+  if (b.port != (b.tls ? 443 : 80)) {
+    char digits[8];
+    const auto r = std::to_chars(digits, digits + sizeof digits, b.port);
+    out.push_back(':');
+    out.append(digits, r.ptr);
+  }
+  out.append("\r\n"sv);
 }
 
 } // namespace
@@ -570,7 +583,7 @@ awaitable<void> Gateway::Impl::health_check(Worker& w,
   bool ok = false;
   if (!ec) {
     std::string head = "GET " + backend.health_check_path + " HTTP/1.1\r\n";
-    append_header(head, "Host", host_header(backend));
+    append_host_header(head, backend);
     head.append("User-Agent: semrouter-health-check\r\nConnection: close\r\n\r\n");
     deadline.watch(&conn->tcp());
     deadline.set(timeout);
@@ -1328,7 +1341,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     up_head.append("POST ");
     up_head.append(call.path);
     up_head.append(" HTTP/1.1\r\n");
-    append_header(up_head, "Host", host_header(*backend));
+    append_host_header(up_head, *backend);
     up_head.append("Content-Type: application/json\r\nUser-Agent: semrouter\r\n");
     for (const auto& [k, v] : call.headers)
       append_header(up_head, k, v);
@@ -1343,7 +1356,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
           return true;
       return false;
     };
-    for (const char* h : kForwardedHeaders) {
+    for (std::string_view h : kForwardedHeaders) {
       if (auto v = req[h]; !v.empty() && !overridden(h))
         append_header(up_head, h, v);
     }
@@ -1356,7 +1369,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       if (!trace.tracestate().empty() && !overridden("tracestate"))
         append_header(up_head, "tracestate", trace.tracestate());
     } else {
-      for (const char* h : kTraceHeaders)
+      for (std::string_view h : kTraceHeaders)
         if (auto v = req[h]; !v.empty() && !overridden(h))
           append_header(up_head, h, v);
     }
