@@ -1094,12 +1094,17 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       co_return keep;
     }
   }
-  pipeline::RouteOutcome out;
-  if (api == pipeline::Api::Embeddings) {
-    out = pipeline::route_embeddings(*snap, req.body());
-  } else if (creq.routing_body().size() >= kOffloadRoutingBytes) {
-    // A long prompt's signals take up to about a millisecond: they run on the routing thread so
-    // that this worker's other connections keep flowing meanwhile. The request resumes here.
+  // The usual route is built in place (no default outcome to move over); a long prompt's signals
+  // take up to about a millisecond, so they run on the routing thread while this worker's other
+  // connections keep flowing, and the request resumes here.
+  const bool offload =
+      api != pipeline::Api::Embeddings && creq.routing_body().size() >= kOffloadRoutingBytes;
+  pipeline::RouteOutcome out =
+      api == pipeline::Api::Embeddings ? pipeline::route_embeddings(*snap, req.body())
+      : offload                        ? pipeline::RouteOutcome{}
+                : rt.route(*snap, creq.kind(), headers, creq.routing_body(), w.random, true,
+                           access.caller_for_routing(), &trace);
+  if (offload) {
     core::Random random(w.random.next());
     out = co_await asio::co_spawn(
         routing_pool,
@@ -1108,9 +1113,6 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
                              access.caller_for_routing(), &trace);
         },
         use_awaitable);
-  } else {
-    out = rt.route(*snap, creq.kind(), headers, creq.routing_body(), w.random, true,
-                   access.caller_for_routing(), &trace);
   }
   if (!pipeline::check_route(guard, access, out)) {
     co_await reject(access.error, access.reason.c_str());

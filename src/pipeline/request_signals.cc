@@ -91,7 +91,16 @@ std::string_view signal_text(const openai::RequestView& view, const config::Hist
     return view.prompt;
   if (history.user_turns == 1 && !history.include_system && !history.include_assistant) {
     std::string_view latest = view.latest_user_text();
-    if (!history.follow_ups || !is_follow_up(latest, history.follow_up_max_words))
+    // A first user turn follows nothing: the follow-up test only matters with an earlier one.
+    auto earlier_user_turn = [&] {
+      size_t users = 0;
+      for (const auto& m : view.messages)
+        if (m.role == "user" && ++users == 2)
+          return true;
+      return false;
+    };
+    if (!history.follow_ups || !earlier_user_turn() ||
+        !is_follow_up(latest, history.follow_up_max_words))
       return latest;
     // Route it with the signals of the turn it leans on: back to the first user turn that stands
     // on its own (at most kMaxFollowUpChain turns back). Its own few words would only blur them.
