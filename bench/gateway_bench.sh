@@ -101,16 +101,20 @@ echo
 echo "wrk -t1 -c$CONNS -d${DURATION}s, best of $ROUNDS interleaved rounds; mock-upstream, nginx ($WORKERS worker(s)) and semrouter ($WORKERS worker(s)) share the machine with wrk."
 echo
 declare -A RPS P50 P99 ERR
+RATIOS=() # semrouter / nginx within each round: steadier than the ratio of bests on a busy VM
 for round in $(seq "$ROUNDS"); do
+  declare -A ROUND_RPS=()
   for spec in "direct http://127.0.0.1:$MOCK $ROOT/bench/post_direct.lua" \
               "nginx http://127.0.0.1:$NGINX_PORT $ROOT/bench/post_direct.lua" \
               "semrouter http://127.0.0.1:$ROUTER $ROOT/bench/post.lua"; do
     read -r name url script <<<"$spec"
     read -r n rps p50 p99 err < <(run_wrk "$name" "$url" "$script")
+    ROUND_RPS[$n]=$rps
     if [[ -z ${RPS[$n]:-} ]] || awk -v a="$rps" -v b="${RPS[$n]}" 'BEGIN{exit !(a>b)}'; then
       RPS[$n]=$rps; P50[$n]=$p50; P99[$n]=$p99; ERR[$n]=$err
     fi
   done
+  RATIOS+=("$(awk -v a="${ROUND_RPS[semrouter]}" -v b="${ROUND_RPS[nginx]}" 'BEGIN{printf "%.3f", a/b}')")
 done
 echo "| path | req/s | p50 ms | p99 ms | non-2xx | req/s vs nginx | p99 over direct (ms) |"
 echo "|---|---|---|---|---|---|---|"
@@ -119,6 +123,10 @@ for n in direct nginx semrouter; do
   added=$(awk -v a="${P99[$n]}" -v b="${P99[direct]}" 'BEGIN{printf "%+.3f", a-b}')
   echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${ERR[$n]} | $ratio | $added |"
 done
+echo
+sorted=$(printf '%s\n' "${RATIOS[@]}" | sort -g | xargs)
+median=$(printf '%s\n' "${RATIOS[@]}" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}')
+echo "semrouter / nginx within each round: $sorted (median $median)"
 echo
 
 # Latency at a light load that every path sustains (closed loop, 4 connections).
