@@ -5,6 +5,9 @@
 #   (c) wrk -> semrouter (keyword routing + body rewrite) -> mock-upstream
 # then 500 concurrent streams of 100 chunks through semrouter, with its memory.
 # Usage: bench/gateway_bench.sh [DURATION_S] [CONNECTIONS]   (results: markdown on stdout)
+# Env: ROUNDS, WORKERS, CONFIG=bench (the keyword config below, one body) or CONFIG=default
+#      (config/default.yaml: every classifier, the semantic cache and its verifier, tool
+#      filtering; each request a new question, bench/post_varied.lua, on all three paths).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/build/bin
@@ -53,6 +56,15 @@ NGX
 nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
 PIDS+=($!)
 
+CONFIG=${CONFIG:-bench}
+SCRIPT_DIRECT=$ROOT/bench/post_direct.lua
+SCRIPT_ROUTER=$ROOT/bench/post.lua
+if [[ $CONFIG == default ]]; then
+  SCRIPT_DIRECT=$ROOT/bench/post_varied.lua
+  SCRIPT_ROUTER=$ROOT/bench/post_varied.lua
+  export SEMROUTER_MOCK_A_PORT=$MOCK SEMROUTER_MOCK_B_PORT=$MOCK
+  sed "s/^  workers: 1$/  workers: $WORKERS/" "$ROOT/config/default.yaml" >"$WORK/router.yaml"
+else
 cat > "$WORK/router.yaml" <<YAML
 server: {workers: $WORKERS, reload_poll_ms: 0, log_level: warn}
 backends: [{name: mock, url: "http://127.0.0.1:$MOCK/v1", max_idle_connections: 256}]
@@ -68,6 +80,7 @@ decisions:
   - {name: code, priority: 10, rules: {keyword: code}, models: [{model: gpt-oss-20b, reasoning: true, effort: medium}]}
   - {name: math, priority: 20, rules: {keyword: math}, models: [{model: qwen3-8b, reasoning: true}]}
 YAML
+fi
 "$BIN/semrouter" serve --config "$WORK/router.yaml" --port 0 --admin-port 0 --ready-file "$WORK/router.json" 2>"$WORK/router.log" &
 ROUTER_PID=$!
 PIDS+=($ROUTER_PID)
@@ -98,15 +111,15 @@ run_wrk() { # name url script
 
 echo "## Gateway throughput ($(date -u +%F), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
 echo
-echo "wrk -t1 -c$CONNS -d${DURATION}s, best of $ROUNDS interleaved rounds; mock-upstream, nginx ($WORKERS worker(s)) and semrouter ($WORKERS worker(s)) share the machine with wrk."
+echo "Config: $CONFIG. wrk -t1 -c$CONNS -d${DURATION}s, best of $ROUNDS interleaved rounds; mock-upstream, nginx ($WORKERS worker(s)) and semrouter ($WORKERS worker(s)) share the machine with wrk."
 echo
 declare -A RPS P50 P99 ERR
 RATIOS=() # semrouter / nginx within each round: steadier than the ratio of bests on a busy VM
 for round in $(seq "$ROUNDS"); do
   declare -A ROUND_RPS=()
-  for spec in "direct http://127.0.0.1:$MOCK $ROOT/bench/post_direct.lua" \
-              "nginx http://127.0.0.1:$NGINX_PORT $ROOT/bench/post_direct.lua" \
-              "semrouter http://127.0.0.1:$ROUTER $ROOT/bench/post.lua"; do
+  for spec in "direct http://127.0.0.1:$MOCK $SCRIPT_DIRECT" \
+              "nginx http://127.0.0.1:$NGINX_PORT $SCRIPT_DIRECT" \
+              "semrouter http://127.0.0.1:$ROUTER $SCRIPT_ROUTER"; do
     read -r name url script <<<"$spec"
     read -r n rps p50 p99 err < <(run_wrk "$name" "$url" "$script")
     ROUND_RPS[$n]=$rps
@@ -136,9 +149,9 @@ echo "| path | req/s | p50 ms | p99 ms | p99 over direct (ms) |"
 echo "|---|---|---|---|---|"
 CONNS_SAVE=$CONNS; CONNS=4
 declare -A LP99
-for spec in "direct http://127.0.0.1:$MOCK $ROOT/bench/post_direct.lua" \
-            "nginx http://127.0.0.1:$NGINX_PORT $ROOT/bench/post_direct.lua" \
-            "semrouter http://127.0.0.1:$ROUTER $ROOT/bench/post.lua"; do
+for spec in "direct http://127.0.0.1:$MOCK $SCRIPT_DIRECT" \
+            "nginx http://127.0.0.1:$NGINX_PORT $SCRIPT_DIRECT" \
+            "semrouter http://127.0.0.1:$ROUTER $SCRIPT_ROUTER"; do
   read -r name url script <<<"$spec"
   read -r n rps p50 p99 err < <(run_wrk "$name" "$url" "$script")
   LP99[$n]=$p99

@@ -1,6 +1,9 @@
-// openai::SseParser (the tap on every streamed answer) and parse_usage over what it yields.
-// Input: an upstream's SSE bytes. Checks: the events do not depend on how the bytes are cut.
+// openai::SseParser (the tap on every streamed answer), parse_usage and the cache's AnswerCapture
+// over what it yields. Input: an upstream's SSE bytes (or a whole answer body). Checks: the
+// events do not depend on how the bytes are cut; a captured answer survives the cache's stored
+// form.
 #include "fuzz_util.h"
+#include "openai/answer.h"
 #include "openai/sse.h"
 
 using namespace semrouter;
@@ -24,5 +27,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(u.present || (u.prompt_tokens == 0 && u.completion_tokens == 0));
   }
   openai::parse_usage(bytes); // a whole non-streamed answer
+
+  openai::AnswerCapture streamed, whole_body;
+  for (const auto& e : expected)
+    streamed.event(e);
+  whole_body.body(bytes);
+  for (const openai::AnswerCapture* c : {&streamed, &whole_body}) {
+    if (!c->complete())
+      continue;
+    auto back = openai::answer_from_json(openai::answer_to_json(c->answer()));
+    FUZZ_CHECK(back.has_value());
+    FUZZ_CHECK(back->content == c->answer().content);
+    FUZZ_CHECK(back->model == c->answer().model);
+    FUZZ_CHECK(back->completion_tokens == c->answer().completion_tokens);
+    FUZZ_CHECK(back->tool_calls_json.empty() == c->answer().tool_calls_json.empty());
+  }
   return 0;
 }

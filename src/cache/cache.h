@@ -66,6 +66,7 @@ struct Entry {
 };
 
 class Verifier;
+struct VerifierReading;
 
 struct Query {
   uint64_t scope = 0;

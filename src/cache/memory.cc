@@ -292,7 +292,7 @@ void MemoryCache::remove_locked(uint64_t id, bool capacity) {
         scopes_.erase(s);
     }
   }
-  bytes_ -= n.entry.bytes();
+  bytes_ -= n.entry.bytes() + n.reading_bytes;
   if (capacity && on_evict_)
     on_evict_(n.entry.id);
   nodes_.erase(it);
@@ -363,7 +363,13 @@ Lookup MemoryCache::lookup(const Query& q) {
     if (q.verifier) {
       if (!asked)
         asked = q.verifier->prepare(q.text);
-      std::string why = q.verifier->check(it->second.entry.text, *asked);
+      Node& n = it->second;
+      if (!n.reading) {
+        n.reading = read_for_verifier(n.entry.text);
+        n.reading_bytes = reading_bytes(*n.reading);
+        bytes_ += n.reading_bytes;
+      }
+      std::string why = q.verifier->check(*n.reading, *asked);
       if (!why.empty()) {
         if (out.rejected.empty())
           out.rejected = std::move(why);

@@ -47,6 +47,10 @@ private:
   struct Node {
     Entry entry;
     uint64_t tick = 0; // last access (LRU) or insertion (FIFO)
+    // The entry's text as the verifier reads it, made the first time the entry is a candidate
+    // (most are, again and again); its bytes count in the cache's size.
+    std::shared_ptr<const VerifierReading> reading;
+    size_t reading_bytes = 0;
   };
   using OrderKey = std::tuple<uint64_t, uint64_t, uint64_t>; // eviction order, then id
   OrderKey order_key(uint64_t id, const Node& n) const;

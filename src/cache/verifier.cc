@@ -1,6 +1,7 @@
 #include "cache/verifier.h"
 
 #include <algorithm>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "models/word_vectors.h"
@@ -11,12 +12,6 @@ namespace {
 constexpr std::string_view kAnchorWords[] = {
 #include "cache/anchor_words.inc"
 };
-
-const std::unordered_set<std::string_view>& anchor_set() {
-  static const std::unordered_set<std::string_view> set(std::begin(kAnchorWords),
-                                                        std::end(kAnchorWords));
-  return set;
-}
 
 constexpr std::string_view kNumberWords[] = {
     "zero",     "one",       "two",      "three",    "four",    "five",     "six",      "seven",
@@ -56,19 +51,33 @@ constexpr std::string_view kStopwords[] = {
     "step",      "ways",    "someone's", "is",        "there's",  "it's",     "that's",  "you're",
     "we're",     "they're", "i'll",      "you'll",    "would've", "btw"};
 
-template <size_t N> bool in(const std::string_view (&list)[N], std::string_view w) {
-  for (std::string_view x : list)
-    if (x == w)
-      return true;
-  return false;
+// What the lists above say of a word, from one hash lookup (a linear search of each list cost
+// most of the verifier's time).
+enum WordFlag : uint8_t { kStop = 1, kNegation = 2, kNumberWord = 4, kAnchor = 8 };
+
+uint8_t word_flags(std::string_view w) {
+  static const std::unordered_map<std::string_view, uint8_t> flags = [] {
+    std::unordered_map<std::string_view, uint8_t> m;
+    for (std::string_view x : kStopwords)
+      m[x] |= kStop;
+    for (std::string_view x : kNegations)
+      m[x] |= kNegation;
+    for (std::string_view x : kNumberWords)
+      m[x] |= kNumberWord;
+    for (std::string_view x : kAnchorWords)
+      m[x] |= kAnchor;
+    return m;
+  }();
+  auto it = flags.find(w);
+  return it == flags.end() ? 0 : it->second;
 }
 
 bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
 
-bool is_number(const std::string& w) {
-  if (in(kNumberWords, w))
+bool is_number(std::string_view w, uint8_t flags) {
+  if (flags & kNumberWord)
     return true;
   bool digit = false;
   for (char c : w) {
@@ -126,8 +135,43 @@ struct Read {
   std::vector<std::string> anchors; // in order of appearance
   std::vector<std::string> numbers;
   bool negated = false;
-  std::unordered_set<std::string> stems;
+  // The words' stems: one arena and (offset, length) pairs sorted by text, for binary search
+  // (sorting short pairs is cheap; sorting the strings themselves cost more than the reading).
+  std::string stem_text;
+  std::vector<std::pair<uint32_t, uint32_t>> stems;
+
+  std::string_view stem_at(const std::pair<uint32_t, uint32_t>& s) const {
+    return std::string_view(stem_text).substr(s.first, s.second);
+  }
+  bool has_stem(std::string_view s) const {
+    auto it = std::lower_bound(stems.begin(), stems.end(), s,
+                               [&](const auto& a, std::string_view b) { return stem_at(a) < b; });
+    return it != stems.end() && stem_at(*it) == s;
+  }
+  void add_stem(std::string_view s) {
+    stems.emplace_back(uint32_t(stem_text.size()), uint32_t(s.size()));
+    stem_text += s;
+  }
+  void sort_stems() {
+    std::sort(stems.begin(), stems.end(),
+              [&](const auto& a, const auto& b) { return stem_at(a) < stem_at(b); });
+    stems.erase(std::unique(stems.begin(), stems.end(),
+                            [&](const auto& a, const auto& b) { return stem_at(a) == stem_at(b); }),
+                stems.end());
+  }
+  size_t bytes() const;
 };
+
+// ASCII classes (the C locale's, without a libc call per byte; bytes >= 0x80 are word bytes).
+bool ascii_upper(unsigned char c) {
+  return c >= 'A' && c <= 'Z';
+}
+bool ascii_alpha(unsigned char c) {
+  return ascii_upper(c) || (c >= 'a' && c <= 'z');
+}
+bool ascii_alnum(unsigned char c) {
+  return ascii_alpha(c) || is_digit(static_cast<char>(c));
+}
 
 Read read(std::string_view text) {
   Read r;
@@ -137,7 +181,7 @@ Read read(std::string_view text) {
   size_t i = 0;
   while (i < text.size()) {
     unsigned char c = static_cast<unsigned char>(text[i]);
-    const bool word_char = std::isalnum(c) || c >= 0x80;
+    const bool word_char = ascii_alnum(c) || c >= 0x80;
     if (!word_char) {
       if (c == '.' || c == '!' || c == '?' || c == ':' || c == '\n')
         sentence_start = true;
@@ -145,14 +189,14 @@ Read read(std::string_view text) {
       continue;
     }
     size_t j = i;
-    bool upper_first = std::isupper(c), all_upper = true, letters = 0;
+    bool upper_first = ascii_upper(c), all_upper = true;
     size_t nletters = 0;
     while (j < text.size()) {
       unsigned char d = static_cast<unsigned char>(text[j]);
-      if (std::isalnum(d) || d >= 0x80 || d == '\'') {
-        if (std::isalpha(d)) {
+      if (ascii_alnum(d) || d >= 0x80 || d == '\'') {
+        if (ascii_alpha(d)) {
           ++nletters;
-          all_upper = all_upper && std::isupper(d);
+          all_upper = all_upper && ascii_upper(d);
         }
         ++j;
       } else if ((d == '.' || d == ',') && j + 1 < text.size() && is_digit(text[j - 1]) &&
@@ -162,37 +206,39 @@ Read read(std::string_view text) {
         break;
       }
     }
-    (void)letters;
-    std::string raw(text.substr(i, j - i));
-    std::string w;
-    for (char ch : raw)
-      w += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    std::string w(text.substr(i, j - i));
+    for (char& ch : w)
+      if (ascii_upper(static_cast<unsigned char>(ch)))
+        ch = static_cast<char>(ch - 'A' + 'a');
     while (!w.empty() && w.back() == '\'')
       w.pop_back();
     if (w.ends_with("'s"))
       w.resize(w.size() - 2);
     if (!w.empty()) {
-      r.words.push_back(w);
-      if (in(kNegations, w) || w.ends_with("n't"))
+      const uint8_t flags = word_flags(w);
+      if ((flags & kNegation) || w.ends_with("n't"))
         r.negated = true;
-      if (is_number(w)) {
+      if (is_number(w, flags)) {
         r.numbers.push_back(has_digit(w) ? canonical_number(w) : w);
       } else {
         const bool acronym = all_upper && nletters >= 2 && nletters <= 6;
-        const bool name = upper_first && !sentence_start && w != "i" && !in(kStopwords, w);
-        if (anchor_set().count(w) || acronym || name || has_digit(w))
+        const bool name = upper_first && !sentence_start && w != "i" && !(flags & kStop);
+        if ((flags & kAnchor) || acronym || name || has_digit(w))
           r.anchors.push_back(w);
       }
-      r.stems.insert(stem(w));
+      r.add_stem(stem(w));
+      r.words.push_back(std::move(w));
     }
     sentence_start = false;
     i = j;
   }
+  r.sort_stems();
   return r;
 }
 
-bool is_content(const std::string& w) {
-  return !in(kStopwords, w) && !in(kNegations, w) && !is_number(w) && w.size() > 1;
+bool is_content(std::string_view w) {
+  const uint8_t flags = word_flags(w);
+  return !(flags & (kStop | kNegation)) && !is_number(w, flags) && w.size() > 1;
 }
 
 } // namespace
@@ -209,7 +255,7 @@ std::string target_after(const Read& r, std::string_view marker) {
     if (r.words[i] != marker)
       continue;
     for (size_t j = i + 1; j < r.words.size() && j <= i + 4; ++j)
-      if (!in(kStopwords, r.words[j]))
+      if (!(word_flags(r.words[j]) & kStop))
         return stem(r.words[j]);
     return "";
   }
@@ -323,8 +369,25 @@ struct VerifierReading {
   Read read;
 };
 
-std::shared_ptr<const VerifierReading> Verifier::prepare(std::string_view text) const {
+std::shared_ptr<const VerifierReading> read_for_verifier(std::string_view text) {
   return std::make_shared<const VerifierReading>(VerifierReading{read(text)});
+}
+
+size_t reading_bytes(const VerifierReading& reading) {
+  const Read& r = reading.read;
+  size_t n =
+      sizeof(VerifierReading) + r.stem_text.capacity() + r.stems.capacity() * sizeof(r.stems[0]);
+  for (const auto* list : {&r.words, &r.anchors, &r.numbers}) {
+    n += list->capacity() * sizeof(std::string);
+    for (const std::string& w : *list)
+      if (w.capacity() > 15) // beyond the short-string buffer
+        n += w.capacity() + 1;
+  }
+  return n;
+}
+
+std::shared_ptr<const VerifierReading> Verifier::prepare(std::string_view text) const {
+  return read_for_verifier(text);
 }
 
 std::string Verifier::check(std::string_view cached, std::string_view asked) const {
@@ -332,7 +395,11 @@ std::string Verifier::check(std::string_view cached, std::string_view asked) con
 }
 
 std::string Verifier::check(std::string_view cached, const VerifierReading& asked) const {
-  const Read a = read(cached);
+  return check(VerifierReading{read(cached)}, asked);
+}
+
+std::string Verifier::check(const VerifierReading& cached, const VerifierReading& asked) const {
+  const Read& a = cached.read;
   const Read& b = asked.read;
   if (opt_.numbers) {
     auto x = a.numbers, y = b.numbers;
@@ -345,9 +412,7 @@ std::string Verifier::check(std::string_view cached, const VerifierReading& aske
     return "negation";
   if (opt_.anchors) {
     // Exactly (by stem): names one letter apart are other names (Iceland / Ireland).
-    auto present = [](const std::string& w, const Read& other) {
-      return other.stems.count(stem(w)) > 0;
-    };
+    auto present = [](const std::string& w, const Read& other) { return other.has_stem(stem(w)); };
     for (const auto& w : a.anchors)
       if (!present(w, b))
         return "anchors:" + w;
@@ -360,7 +425,7 @@ std::string Verifier::check(std::string_view cached, const VerifierReading& aske
     // the same words, the other way round.
     for (std::string_view marker : {"to", "from", "into", "than", "in"}) {
       const std::string ta = target_after(a, marker), tb = target_after(b, marker);
-      if (!ta.empty() && !tb.empty() && ta != tb && b.stems.count(ta) && a.stems.count(tb))
+      if (!ta.empty() && !tb.empty() && ta != tb && b.has_stem(ta) && a.has_stem(tb))
         return "direction";
     }
   }

@@ -51,6 +51,8 @@ public:
   // The same with `asked` read once (prepare) for all of a lookup's candidates.
   std::shared_ptr<const VerifierReading> prepare(std::string_view text) const;
   std::string check(std::string_view cached, const VerifierReading& asked) const;
+  // The same with both texts read (the cache keeps each entry's reading, read_for_verifier).
+  std::string check(const VerifierReading& cached, const VerifierReading& asked) const;
   // The weakest match of a meaningful word of either text in the other (1 without word
   // vectors, or when every such word has the same stem in the other).
   double alignment(std::string_view a, std::string_view b) const;
@@ -59,6 +61,12 @@ private:
   VerifierOptions opt_;
   const models::WordVectors* words_;
 };
+
+// A text as the verifier reads it, independent of the verifier's options: the memory cache reads
+// an entry once, the first time it is a candidate, instead of at every lookup.
+std::shared_ptr<const VerifierReading> read_for_verifier(std::string_view text);
+// The heap bytes a reading holds, about (the cache counts them in its size).
+size_t reading_bytes(const VerifierReading& reading);
 
 // Lower-case word tokens of a text as the verifier reads it (letters, digits, '.' inside a
 // number, and apostrophes); exposed for tests.

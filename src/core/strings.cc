@@ -86,7 +86,17 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep) {
 
 void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
-  for (unsigned char c : s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    // The run that needs no escape is copied at once (most text is one run).
+    size_t j = i;
+    while (j < s.size() && static_cast<unsigned char>(s[j]) >= 0x20 && s[j] != '"' && s[j] != '\\')
+      ++j;
+    out.append(s.data() + i, j - i);
+    if (j == s.size())
+      break;
+    const unsigned char c = static_cast<unsigned char>(s[j]);
+    i = j + 1;
     switch (c) {
     case '"':
       out.append("\\\"");
@@ -109,14 +119,11 @@ void append_json_string(std::string& out, std::string_view s) {
     case '\f':
       out.append("\\f");
       break;
-    default:
-      if (c < 0x20) {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\u%04x", c);
-        out.append(buf);
-      } else {
-        out.push_back(static_cast<char>(c));
-      }
+    default: { // another control character
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out.append(buf);
+    }
     }
   }
   out.push_back('"');

@@ -1,6 +1,7 @@
 #include "openai/answer.h"
 
 #include <nlohmann/json.hpp>
+#include <simdjson.h>
 
 #include "core/strings.h"
 #include "openai/responses.h"
@@ -9,6 +10,8 @@ namespace semrouter::openai {
 namespace {
 
 using nlohmann::json;
+using simdjson::dom::element;
+using simdjson::dom::object;
 
 std::string str_or_empty(const json& j, const char* key) {
   auto it = j.find(key);
@@ -21,49 +24,91 @@ uint64_t count_or_zero(const json& j, const char* key) {
   return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
 }
 
-void read_usage(const json& j, Answer& a) {
-  auto u = j.find("usage");
-  if (u == j.end() || !u->is_object())
+// The same two readers on simdjson's DOM, which parses an upstream's answer several times faster
+// than nlohmann (the answer is read once per forwarded request when the cache may store it).
+std::string_view str_or_empty(object o, std::string_view key) {
+  std::string_view out;
+  if (o[key].get(out) != simdjson::SUCCESS)
+    return {};
+  return out;
+}
+
+uint64_t count_or_zero(object o, std::string_view key) {
+  uint64_t v = 0;
+  if (o[key].get_uint64().get(v) != simdjson::SUCCESS)
+    return 0;
+  return v;
+}
+
+bool has(object o, std::string_view key) {
+  return o[key].error() == simdjson::SUCCESS;
+}
+
+// A member that is present and not null.
+bool has_value(object o, std::string_view key) {
+  element e;
+  return o[key].get(e) == simdjson::SUCCESS && !e.is_null();
+}
+
+void read_usage(object j, Answer& a) {
+  object u;
+  if (j["usage"].get_object().get(u) != simdjson::SUCCESS)
     return;
   a.usage = true;
-  a.usage_json = u->dump(-1, ' ', false, json::error_handler_t::replace);
-  a.prompt_tokens = count_or_zero(*u, "prompt_tokens");
-  a.completion_tokens = count_or_zero(*u, "completion_tokens");
-  if (auto d = u->find("completion_tokens_details"); d != u->end() && d->is_object())
-    a.reasoning_tokens = count_or_zero(*d, "reasoning_tokens");
+  a.usage_json = simdjson::minify(u);
+  a.prompt_tokens = count_or_zero(u, "prompt_tokens");
+  a.completion_tokens = count_or_zero(u, "completion_tokens");
+  object d;
+  if (u["completion_tokens_details"].get_object().get(d) == simdjson::SUCCESS)
+    a.reasoning_tokens = count_or_zero(d, "reasoning_tokens");
+}
+
+// Parses `text` into a thread's reused parser: the top-level object, or an error.
+simdjson::simdjson_result<object> parse_object(std::string_view text) {
+  thread_local simdjson::dom::parser parser;
+  thread_local std::string padded;
+  padded.reserve(text.size() + simdjson::SIMDJSON_PADDING);
+  padded.assign(text);
+  return parser.parse(padded.data(), text.size(), /*realloc_if_needed=*/false).get_object();
 }
 
 } // namespace
 
 void AnswerCapture::body(std::string_view text) {
   done_ = true;
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.contains("error")) {
+  object j;
+  if (parse_object(text).get(j) != simdjson::SUCCESS || has(j, "error")) {
     error_ = true;
     return;
   }
   a_.model = str_or_empty(j, "model");
   read_usage(j, a_);
-  auto choices = j.find("choices");
-  if (choices == j.end() || !choices->is_array() || choices->empty()) {
+  simdjson::dom::array choices;
+  if (j["choices"].get_array().get(choices) != simdjson::SUCCESS || choices.size() == 0) {
     error_ = true;
     return;
   }
-  multi_ = choices->size() > 1;
-  const json& c = (*choices)[0];
+  multi_ = choices.size() > 1;
+  object c, m;
+  if (choices.at(0).get_object().get(c) != simdjson::SUCCESS) {
+    // nlohmann's find on a non-object answered "absent": no message, so an error
+    error_ = true;
+    return;
+  }
   a_.finish_reason = str_or_empty(c, "finish_reason");
-  auto m = c.find("message");
-  if (m == c.end() || !m->is_object()) {
+  if (c["message"].get_object().get(m) != simdjson::SUCCESS) {
     error_ = true;
     return;
   }
-  a_.content = str_or_empty(*m, "content");
-  a_.reasoning_content = str_or_empty(*m, "reasoning_content");
-  if (auto t = m->find("tool_calls"); t != m->end() && t->is_array() && !t->empty())
-    a_.tool_calls_json = t->dump(-1, ' ', false, json::error_handler_t::replace);
+  a_.content = str_or_empty(m, "content");
+  a_.reasoning_content = str_or_empty(m, "reasoning_content");
+  simdjson::dom::array tools;
+  if (m["tool_calls"].get_array().get(tools) == simdjson::SUCCESS && tools.size() > 0)
+    a_.tool_calls_json = simdjson::minify(tools);
   // Parts the replay would lose: a refusal, audio, or an answer with no content at all.
-  if ((m->contains("refusal") && !(*m)["refusal"].is_null()) || m->contains("audio") ||
-      (!(m->contains("content") && (*m)["content"].is_string()) && a_.tool_calls_json.empty()))
+  element content;
+  const bool string_content = m["content"].get(content) == simdjson::SUCCESS && content.is_string();
+  if (has_value(m, "refusal") || has(m, "audio") || (!string_content && a_.tool_calls_json.empty()))
     unsupported_ = true;
 }
 
@@ -73,34 +118,37 @@ void AnswerCapture::event(std::string_view data) {
     done_ = true;
     return;
   }
-  json j = json::parse(data, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.contains("error")) {
+  object j;
+  if (parse_object(data).get(j) != simdjson::SUCCESS || has(j, "error")) {
     error_ = true;
     return;
   }
   if (a_.model.empty())
     a_.model = str_or_empty(j, "model");
   read_usage(j, a_);
-  auto choices = j.find("choices");
-  if (choices == j.end() || !choices->is_array())
+  simdjson::dom::array choices;
+  if (j["choices"].get_array().get(choices) != simdjson::SUCCESS)
     return;
-  for (const json& c : *choices) {
-    if (!c.is_object())
+  for (element ce : choices) {
+    object c;
+    if (ce.get_object().get(c) != simdjson::SUCCESS)
       continue;
     if (count_or_zero(c, "index") != 0) {
       multi_ = true;
       continue;
     }
-    if (auto f = c.find("finish_reason"); f != c.end() && f->is_string())
-      a_.finish_reason = f->get<std::string>();
-    auto d = c.find("delta");
-    if (d == c.end() || !d->is_object())
+    std::string_view finish;
+    if (c["finish_reason"].get(finish) == simdjson::SUCCESS)
+      a_.finish_reason = finish;
+    object d;
+    if (c["delta"].get_object().get(d) != simdjson::SUCCESS)
       continue;
-    a_.content += str_or_empty(*d, "content");
-    a_.reasoning_content += str_or_empty(*d, "reasoning_content");
-    if ((d->contains("refusal") && !(*d)["refusal"].is_null()) || d->contains("audio"))
+    a_.content += str_or_empty(d, "content");
+    a_.reasoning_content += str_or_empty(d, "reasoning_content");
+    if (has_value(d, "refusal") || has(d, "audio"))
       unsupported_ = true;
-    if (auto t = d->find("tool_calls"); t != d->end() && t->is_array() && !t->empty())
+    simdjson::dom::array tools;
+    if (d["tool_calls"].get_array().get(tools) == simdjson::SUCCESS && tools.size() > 0)
       streamed_tools_ = true;
   }
 }
@@ -126,20 +174,39 @@ std::string AnswerCapture::why_not() const {
 }
 
 std::string answer_to_json(const Answer& a) {
-  json j = {{"model", a.model},
-            {"content", a.content},
-            {"finish_reason", a.finish_reason},
-            {"prompt_tokens", a.prompt_tokens},
-            {"completion_tokens", a.completion_tokens},
-            {"reasoning_tokens", a.reasoning_tokens},
-            {"usage", a.usage}};
-  if (!a.usage_json.empty())
-    j["usage_object"] = json::parse(a.usage_json, nullptr, false);
-  if (!a.reasoning_content.empty())
-    j["reasoning_content"] = a.reasoning_content;
-  if (!a.tool_calls_json.empty())
-    j["tool_calls"] = json::parse(a.tool_calls_json, nullptr, false);
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  // Written directly, keys in the order nlohmann's object (a std::map) gave them, so stored
+  // entries read the same as before. usage_json and tool_calls_json are compact JSON already
+  // (minified from the upstream's answer).
+  std::string out;
+  out.reserve(a.content.size() + a.reasoning_content.size() + a.tool_calls_json.size() +
+              a.usage_json.size() + a.model.size() + 192);
+  out += "{\"completion_tokens\":";
+  out += std::to_string(a.completion_tokens);
+  out += ",\"content\":";
+  core::append_json_string(out, a.content);
+  out += ",\"finish_reason\":";
+  core::append_json_string(out, a.finish_reason);
+  out += ",\"model\":";
+  core::append_json_string(out, a.model);
+  out += ",\"prompt_tokens\":";
+  out += std::to_string(a.prompt_tokens);
+  if (!a.reasoning_content.empty()) {
+    out += ",\"reasoning_content\":";
+    core::append_json_string(out, a.reasoning_content);
+  }
+  out += ",\"reasoning_tokens\":";
+  out += std::to_string(a.reasoning_tokens);
+  if (!a.tool_calls_json.empty()) {
+    out += ",\"tool_calls\":";
+    out += a.tool_calls_json;
+  }
+  out += a.usage ? ",\"usage\":true" : ",\"usage\":false";
+  if (!a.usage_json.empty()) {
+    out += ",\"usage_object\":";
+    out += a.usage_json;
+  }
+  out += '}';
+  return out;
 }
 
 std::optional<Answer> answer_from_json(std::string_view text) {

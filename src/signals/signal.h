@@ -1,6 +1,8 @@
 // What a signal produces, and the set of results a decision engine reads.
 #pragma once
 
+#include <cstring>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -31,10 +33,19 @@ public:
   }
   // nullptr if the signal was not computed.
   const SignalResult* get(std::string_view type, std::string_view name) const {
+    // Rules look signals up many times a request: the key is composed on the stack when short.
+    char buf[96];
+    if (type.size() + name.size() + 1 <= sizeof buf) {
+      std::memcpy(buf, type.data(), type.size());
+      buf[type.size()] = ':';
+      std::memcpy(buf + type.size() + 1, name.data(), name.size());
+      auto it = results_.find(std::string_view(buf, type.size() + 1 + name.size()));
+      return it == results_.end() ? nullptr : &it->second;
+    }
     auto it = results_.find(key(type, name));
     return it == results_.end() ? nullptr : &it->second;
   }
-  const std::map<std::string, SignalResult>& all() const { return results_; }
+  const std::map<std::string, SignalResult, std::less<>>& all() const { return results_; }
 
 private:
   static std::string key(std::string_view type, std::string_view name) {
@@ -43,7 +54,7 @@ private:
     k += name;
     return k;
   }
-  std::map<std::string, SignalResult> results_;
+  std::map<std::string, SignalResult, std::less<>> results_;
 };
 
 } // namespace semrouter::signals

@@ -206,6 +206,28 @@ TEST(MemoryCache, AdminOperations) {
   EXPECT_EQ(c->stats().bytes, 0u);
 }
 
+TEST(MemoryCache, VerifierReadingsCountInBytesAndLeaveWithTheirEntry) {
+  auto c = cache::make_memory_cache({});
+  cache::Verifier v({}, nullptr);
+  c->store(entry(1, 1, vec(0), "convert 5 miles to km"));
+  const uint64_t stored = c->stats().bytes;
+  auto near = vec(0, 1, 0.1f);
+  auto q = query(1, 2, &near);
+  q.text = "convert 8 miles to km";
+  q.verifier = &v;
+  auto r = c->lookup(q); // a candidate: read once, rejected on its numbers
+  EXPECT_FALSE(r.hit);
+  EXPECT_EQ(r.rejected, "numbers");
+  const uint64_t read = c->stats().bytes;
+  EXPECT_GT(read, stored);
+  q.text = "convert 5 miles to km!";
+  r = c->lookup(q); // the kept reading answers the same way as reading the text again
+  ASSERT_TRUE(r.hit);
+  EXPECT_EQ(c->stats().bytes, read);
+  EXPECT_TRUE(c->erase(r.hit->id));
+  EXPECT_EQ(c->stats().bytes, 0u);
+}
+
 TEST(CacheNormalize, CaseSpacesAndTrailingPunctuation) {
   EXPECT_EQ(cache::normalize("  What IS   the capital of France? "),
             "what is the capital of france");
@@ -258,6 +280,94 @@ TEST(AnswerCapture, StreamedAnswerIsCompleteOnlyWithDoneAndStop) {
   two.body(R"({"choices":[{"index":0,"message":{"content":"a"},"finish_reason":"stop"},)"
            R"({"index":1,"message":{"content":"b"},"finish_reason":"stop"}]})");
   EXPECT_EQ(two.why_not(), "choices");
+}
+
+TEST(AnswerCapture, WholeBodyEdgeCases) {
+  const std::string usage = R"("usage":{"prompt_tokens":3, "completion_tokens":2,)"
+                            R"("completion_tokens_details":{"reasoning_tokens":1}})";
+  openai::AnswerCapture ok;
+  ok.body(R"({"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi",)"
+          R"("refusal":null},"finish_reason":"stop"}],)" +
+          usage + "}");
+  EXPECT_TRUE(ok.complete()) << ok.why_not();
+  EXPECT_EQ(ok.answer().model, "m");
+  EXPECT_EQ(ok.answer().content, "hi");
+  EXPECT_EQ(ok.answer().prompt_tokens, 3u);
+  EXPECT_EQ(ok.answer().completion_tokens, 2u);
+  EXPECT_EQ(ok.answer().reasoning_tokens, 1u);
+  // Kept compact, as the replay sends it.
+  EXPECT_EQ(ok.answer().usage_json,
+            R"({"prompt_tokens":3,"completion_tokens":2,"completion_tokens_details":)"
+            R"({"reasoning_tokens":1}})");
+
+  auto why = [](std::string_view body) {
+    openai::AnswerCapture c;
+    c.body(body);
+    return c.why_not();
+  };
+  EXPECT_EQ(why(R"({"choices":[{"message":{"content":"x","refusal":"no"},)"
+                R"("finish_reason":"stop"}]})"),
+            "unsupported");
+  EXPECT_EQ(why(R"({"choices":[{"message":{"content":"x","audio":null},"finish_reason":"stop"}]})"),
+            "unsupported");
+  EXPECT_EQ(why(R"({"choices":[{"message":{"content":null},"finish_reason":"stop"}]})"),
+            "unsupported");
+  EXPECT_EQ(why(R"({"choices":[7]})"), "error");
+  EXPECT_EQ(why(R"({"choices":[]})"), "error");
+  EXPECT_EQ(why(R"({"choices":[{"message":"x"}]})"), "error");
+  EXPECT_EQ(why("[1,2]"), "error");
+  EXPECT_EQ(why(R"({"choices":[{"message":{"content":"x"},"finish_reason":"stop"}])"), "error");
+  EXPECT_EQ(why(R"({"error":null,"choices":[{"message":{"content":"x"},"finish_reason":"stop"}]})"),
+            "error");
+
+  openai::AnswerCapture tools;
+  tools.body(R"({"choices":[{"message":{"content":null,"tool_calls":[ {"id":"c1", "type":)"
+             R"("function","function":{"name":"f","arguments":"{\"a\": 1}"}} ]},)"
+             R"("finish_reason":"tool_calls"}]})");
+  EXPECT_TRUE(tools.complete()) << tools.why_not();
+  EXPECT_EQ(tools.answer().tool_calls_json,
+            R"([{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\": 1}"}}])");
+}
+
+TEST(AnswerReplay, StoredFormHoldsWhatNlohmannWrote) {
+  // The direct writer stores the members nlohmann's writer did, with the same values (entries
+  // in Redis from older replicas and new ones read the same), and escapes as JSON requires.
+  openai::Answer a;
+  a.model = "m\"1";
+  a.content = "line\nnext \x01 \\ naïve";
+  a.reasoning_content = "because";
+  a.finish_reason = "tool_calls";
+  a.tool_calls_json = R"([{"id":"c1","function":{"name":"f","arguments":"{}"}}])";
+  a.prompt_tokens = 4;
+  a.completion_tokens = 9;
+  a.reasoning_tokens = 2;
+  a.usage = true;
+  a.usage_json = R"({"prompt_tokens":4,"completion_tokens":9})";
+  json j = {{"model", a.model},
+            {"content", a.content},
+            {"finish_reason", a.finish_reason},
+            {"prompt_tokens", a.prompt_tokens},
+            {"completion_tokens", a.completion_tokens},
+            {"reasoning_tokens", a.reasoning_tokens},
+            {"usage", a.usage},
+            {"usage_object", json::parse(a.usage_json)},
+            {"reasoning_content", a.reasoning_content},
+            {"tool_calls", json::parse(a.tool_calls_json)}};
+  EXPECT_EQ(json::parse(openai::answer_to_json(a)), j);
+  auto back = openai::answer_from_json(openai::answer_to_json(a));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->content, a.content);
+  EXPECT_EQ(back->model, a.model);
+  EXPECT_EQ(json::parse(back->tool_calls_json), json::parse(a.tool_calls_json));
+  a.reasoning_content.clear();
+  a.tool_calls_json.clear();
+  a.usage_json.clear();
+  a.usage = false;
+  j.erase("reasoning_content");
+  j.erase("tool_calls");
+  j.erase("usage_object");
+  j["usage"] = false;
+  EXPECT_EQ(openai::answer_to_json(a), j.dump()); // flat members: the same bytes
 }
 
 TEST(AnswerReplay, JsonAndSseCarryTheSameAnswer) {
