@@ -182,6 +182,11 @@ public:
 
 private:
   static constexpr int kMigratePerAdd = 8;
+  // The share of a reused slot's old neighbours whose links are recomputed. Measured on 12,000
+  // stores into a full 2,000-entry scope (100 dimensions): 1.0 (hnswlib's addPoint) cost 816-1313
+  // us per store, 0.1 cost 94-135 us; nearest-neighbour recall of perturbed queries 1000/1000
+  // against 991/1000 (exact vectors: 1000/1000 both).
+  static constexpr float kNeighbourRepair = 0.1f;
 
   // A min-heap on similarity: the front is the worst of the best k.
   static bool worse(const std::pair<uint64_t, float>& a, const std::pair<uint64_t, float>& b) {
@@ -230,7 +235,8 @@ private:
 
   void graph_add(uint64_t id, const float* v) {
     size_t label;
-    if (!free_.empty()) {
+    const bool reused = !free_.empty();
+    if (reused) {
       label = free_.back(); // a deleted slot: hnswlib updates it in place and unmarks it
       free_.pop_back();
     } else {
@@ -239,7 +245,17 @@ private:
         hnsw_->resizeIndex(hnsw_->max_elements_ * 2);
       by_label_.push_back(0);
     }
-    hnsw_->addPoint(padded(v), label);
+    if (reused) {
+      // What hnswlib's addPoint does for a known label, except that only a share of the old
+      // point's neighbours have their links recomputed (addPoint: all of them, with their
+      // neighbours as candidates, about 3.5M instructions per store in a full cache, 15x the
+      // rest of the request). The new point's own links are searched as for an insert.
+      const auto internal = hnsw_->label_lookup_.at(label);
+      hnsw_->unmarkDelete(label);
+      hnsw_->updatePoint(padded(v), internal, kNeighbourRepair);
+    } else {
+      hnsw_->addPoint(padded(v), label);
+    }
     by_label_[label] = id;
     by_id_[id] = label;
   }
