@@ -238,7 +238,7 @@ private:
     size_t label;
     const bool reused = !free_.empty();
     if (reused) {
-      label = free_.back(); // a deleted slot: hnswlib updates it in place and unmarks it
+      label = free_.back(); // a deleted slot, updated in place and unmarked below
       free_.pop_back();
     } else {
       label = by_label_.size();

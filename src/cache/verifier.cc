@@ -159,7 +159,6 @@ struct Read {
                             [&](const auto& a, const auto& b) { return stem_at(a) == stem_at(b); }),
                 stems.end());
   }
-  size_t bytes() const;
 };
 
 // ASCII classes (the C locale's, without a libc call per byte; bytes >= 0x80 are word bytes).

@@ -1,8 +1,6 @@
 // What a signal produces, and the set of results a decision engine reads.
 #pragma once
 
-#include <cstring>
-#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -29,32 +27,27 @@ struct SignalResult {
 class SignalResults {
 public:
   void set(std::string_view type, std::string_view name, SignalResult result) {
-    results_[key(type, name)] = std::move(result);
+    std::string k;
+    key_into(k, type, name);
+    results_[std::move(k)] = std::move(result);
   }
   // nullptr if the signal was not computed.
   const SignalResult* get(std::string_view type, std::string_view name) const {
-    // Rules look signals up many times a request: the key is composed on the stack when short.
-    char buf[96];
-    if (type.size() + name.size() + 1 <= sizeof buf) {
-      std::memcpy(buf, type.data(), type.size());
-      buf[type.size()] = ':';
-      std::memcpy(buf + type.size() + 1, name.data(), name.size());
-      auto it = results_.find(std::string_view(buf, type.size() + 1 + name.size()));
-      return it == results_.end() ? nullptr : &it->second;
-    }
-    auto it = results_.find(key(type, name));
+    // Rules look signals up many times a request: the key is composed in a reused buffer.
+    thread_local std::string k;
+    key_into(k, type, name);
+    auto it = results_.find(k);
     return it == results_.end() ? nullptr : &it->second;
   }
-  const std::map<std::string, SignalResult, std::less<>>& all() const { return results_; }
+  const std::map<std::string, SignalResult>& all() const { return results_; }
 
 private:
-  static std::string key(std::string_view type, std::string_view name) {
-    std::string k(type);
+  static void key_into(std::string& k, std::string_view type, std::string_view name) {
+    k.assign(type);
     k += ':';
     k += name;
-    return k;
   }
-  std::map<std::string, SignalResult, std::less<>> results_;
+  std::map<std::string, SignalResult> results_;
 };
 
 } // namespace semrouter::signals
