@@ -1,10 +1,15 @@
 // Semantic cache lookup latency and memory (docs/benchmarks.md):
 //   cache-bench [--entries 10000,100000,1000000] [--queries 2000] [--redis host:port]
+//   cache-bench --churn 5000 [--stores 30000] [--m 16 --ef-construction 100 --ef-search 64]
 // Fills one scope with N entries (unit vectors of the default embedder's dimension, a question's
 // text and a 400-byte answer), then times lookups of real questions: the embedding alone, the
 // lookup alone, and both (what a request pays). Reports p50/p99, the build time and the resident
 // memory per entry. With --redis, the same against the Redis store (entries in Redis, the index
 // mirrored in process).
+// With --churn N: the HNSW graph's recall under eviction. A full cache of N entries takes --stores
+// more (each evicts the oldest and reuses its graph slot), then perturbed copies of live vectors
+// are looked up and the nearest found compared with a brute-force scan; scattered vectors and
+// clustered ones (questions' embeddings cluster), with the store's cost per entry.
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -47,6 +52,104 @@ const char* kQuestions[] = {
     "How long should I boil an egg for a soft yolk?",
 };
 
+std::vector<float> unit(std::vector<float> v) {
+  float norm = 0;
+  for (float x : v)
+    norm += x * x;
+  for (float& x : v)
+    x /= std::sqrt(norm);
+  return v;
+}
+
+float dot(const std::vector<float>& a, const std::vector<float>& b) {
+  float s = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    s += a[i] * b[i];
+  return s;
+}
+
+struct ChurnOptions {
+  size_t entries = 5000, stores = 30000, queries = 2500, dim = 100;
+  cache::HnswOptions hnsw;
+};
+
+// One row of the churn table: `clusters` 0 draws scattered vectors, else that many centres with
+// noise around each.
+void churn(const ChurnOptions& co, size_t clusters) {
+  cache::Options o;
+  o.max_entries = co.entries;
+  o.max_bytes = 1ull << 40;
+  o.hnsw = co.hnsw;
+  auto c = cache::make_memory_cache(o);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> g;
+  std::vector<std::vector<float>> centres(clusters);
+  for (auto& ce : centres) {
+    ce.resize(co.dim);
+    for (float& x : ce)
+      x = g(rng);
+    ce = unit(std::move(ce));
+  }
+  auto draw = [&] {
+    std::vector<float> v(co.dim);
+    if (clusters == 0) {
+      for (float& x : v)
+        x = g(rng);
+    } else {
+      const auto& ce = centres[rng() % clusters];
+      for (size_t i = 0; i < co.dim; ++i)
+        v[i] = ce[i] + 0.06f * g(rng); // about 0.75 cosine between two of one cluster
+    }
+    return unit(std::move(v));
+  };
+  std::vector<std::vector<float>> live(co.entries); // entry i lives in slot i % entries
+  std::vector<double> store_us;
+  const size_t total = co.entries + co.stores;
+  for (size_t i = 0; i < total; ++i) {
+    cache::Entry e;
+    e.scope = 1;
+    e.exact = i + 1;
+    e.vector = draw();
+    e.text = std::to_string(i);
+    e.answer = "a";
+    live[i % co.entries] = e.vector;
+    const auto a = Clock::now();
+    c->store(std::move(e));
+    if (i >= co.entries)
+      store_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
+    if (total >= 20000 && i % (total / 5) == 0)
+      std::cerr << fmt::format("  {}/{} stored\n", i, total);
+  }
+  size_t nearest = 0, exact = 0;
+  for (size_t qi = 0; qi < co.queries; ++qi) {
+    const size_t j = rng() % co.entries;
+    std::vector<float> q = live[j];
+    for (float& x : q)
+      x += 0.03f * g(rng);
+    q = unit(std::move(q));
+    size_t best = 0;
+    float best_s = -2;
+    for (size_t k = 0; k < co.entries; ++k)
+      if (float s = dot(q, live[k]); s > best_s)
+        best_s = s, best = k;
+    // Entry i was stored as text i and lives in slot i % entries; the live one is the latest.
+    const size_t want = total - co.entries + (best + co.entries - total % co.entries) % co.entries;
+    auto got = c->nearest(q, 1, "");
+    nearest += !got.empty() && got[0].first.text == std::to_string(want);
+    auto same = c->nearest(live[j], 1, "");
+    const size_t want_j = total - co.entries + (j + co.entries - total % co.entries) % co.entries;
+    exact += !same.empty() && same[0].first.text == std::to_string(want_j);
+  }
+  double mean = 0;
+  for (double x : store_us)
+    mean += x / double(store_us.size());
+  std::cout << fmt::format("| {} | {} | {} | {} | {:.1f} | {:.1f} | {} / {} | {} / {} |\n",
+                           clusters ? fmt::format("{} clusters", clusters) : "scattered", co.hnsw.m,
+                           co.hnsw.ef_construction, co.hnsw.ef_search, mean, pct(store_us, 0.99),
+                           nearest, co.queries, exact, co.queries);
+  std::cout.flush();
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -58,7 +161,23 @@ int main(int argc, char** argv) {
   app.add_option("--queries", queries, "Timed lookups per size");
   app.add_option("--redis", redis, "host:port of a Redis to bench the shared store on");
   app.add_option("--models", models_dir, "The embedded default models' folder");
+  ChurnOptions co;
+  app.add_option("--churn", co.entries,
+                 "Measure the graph's recall under eviction in a cache of this many entries "
+                 "(replaces the latency table)");
+  app.add_option("--stores", co.stores, "With --churn: stores after the cache is full");
+  app.add_option("--m", co.hnsw.m, "With --churn: hnsw.m");
+  app.add_option("--ef-construction", co.hnsw.ef_construction,
+                 "With --churn: hnsw.ef_construction");
+  app.add_option("--ef-search", co.hnsw.ef_search, "With --churn: hnsw.ef_search");
   CLI11_PARSE(app, argc, argv);
+  if (app.count("--churn")) {
+    std::cout << "| vectors | m | ef_construction | ef_search | store µs (mean) | store µs (p99) | "
+                 "nearest found | exact found |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
+    churn(co, 0);
+    churn(co, 50);
+    return 0;
+  }
 
   auto reg = models::Registry::load(models::default_model_specs(), models_dir);
   if (!reg || !(*reg)->embeddings) {

@@ -2,6 +2,7 @@
 
 #include "cache/verifier.h"
 #include "models/features.h"
+#include "nn/kernels.h"
 
 #include <algorithm>
 #include <chrono>
@@ -89,20 +90,26 @@ uint64_t parse_id(std::string_view id) {
 }
 
 namespace {
-// Eight independent partial sums: the compiler turns the inner loop into vector multiply-adds
-// (a single running sum is a serial chain it may not reorder). The flat scan of a scope below
-// hnsw.min_entries runs this for every entry on every lookup.
-float dot(const float* a, const float* b, size_t n) {
-  float acc[8] = {};
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (size_t j = 0; j < 8; ++j)
-      acc[j] += a[i + j] * b[i + j];
-  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-  for (; i < n; ++i)
-    s += a[i] * b[i];
-  return s;
-}
+// hnswlib's inner-product space with nn::kernels::dot as its distance: compiled per ISA level
+// and picked when the program loads (AVX-512 or AVX2 with FMA where the CPU has them), where
+// hnswlib's own is fixed when semrouter is built (SSE at the portable x86-64-v2). Most of a
+// store into a full graph and of a search is this function.
+class DotSpace final : public hnswlib::SpaceInterface<float> {
+public:
+  // `stored` floats per element (the padded dimension), of which the first `dim` are compared.
+  DotSpace(size_t stored, size_t dim) : bytes_(stored * sizeof(float)), dim_(dim) {}
+  size_t get_data_size() override { return bytes_; }
+  hnswlib::DISTFUNC<float> get_dist_func() override { return &distance; }
+  void* get_dist_func_param() override { return &dim_; }
+
+private:
+  static float distance(const void* a, const void* b, const void* dim) {
+    return 1.f - nn::kernels::dot(static_cast<const float*>(a), static_cast<const float*>(b),
+                                  int64_t(*static_cast<const size_t*>(dim)));
+  }
+  size_t bytes_;
+  size_t dim_;
+};
 } // namespace
 
 // The vectors of one scope: an exact flat index while the scope is small; past min_entries an
@@ -124,7 +131,7 @@ public:
 
   void add(uint64_t id, const std::vector<float>& v, const HnswOptions& h) {
     if (!hnsw_ && ids_.size() + 1 > h.min_entries) {
-      space_ = std::make_unique<hnswlib::InnerProductSpace>(graph_dim_);
+      space_ = std::make_unique<DotSpace>(graph_dim_, dim_);
       hnsw_ = std::make_unique<hnswlib::HierarchicalNSW<float>>(
           space_.get(), std::max<size_t>(size_t(h.min_entries) * 2, 1024), h.m, h.ef_construction,
           42);
@@ -163,7 +170,7 @@ public:
   std::vector<std::pair<uint64_t, float>> search(const float* q, size_t k) const {
     std::vector<std::pair<uint64_t, float>> out;
     for (size_t i = 0; i < ids_.size(); ++i)
-      keep_best(out, k, ids_[i], dot(q, &flat_[i * dim_], dim_));
+      keep_best(out, k, ids_[i], nn::kernels::dot(q, &flat_[i * dim_], int64_t(dim_)));
     if (hnsw_ && !by_id_.empty()) {
       auto pq = hnsw_->searchKnn(padded(q), std::min(k, by_id_.size()));
       while (!pq.empty()) {
@@ -268,7 +275,7 @@ private:
   std::vector<float> flat_;
   std::unordered_map<uint64_t, size_t> slot_;
   // Graph: label (hnswlib's) <-> entry id, and the labels of deleted slots.
-  std::unique_ptr<hnswlib::InnerProductSpace> space_;
+  std::unique_ptr<DotSpace> space_;
   std::unique_ptr<hnswlib::HierarchicalNSW<float>> hnsw_;
   std::vector<uint64_t> by_label_;
   std::unordered_map<uint64_t, size_t> by_id_;

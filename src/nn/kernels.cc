@@ -107,6 +107,14 @@ SR_CLONES void scale_inplace(float* x, float s, int64_t n) {
     x[i] *= s;
 }
 
+SR_CLONES float dot(const float* a, const float* b, int64_t n) {
+  float s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i)
+    s += a[i] * b[i];
+  return s;
+}
+
 SR_CLONES void to_bf16(const float* x, uint16_t* out, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {

@@ -23,6 +23,8 @@ void softmax_row(float* x, int64_t n);
 // Rotary embedding, half-split: x[i], x[i+d/2] rotated by the angle whose cos/sin are given.
 void rope_row(float* x, const float* cos, const float* sin, int64_t half);
 void scale_inplace(float* x, float s, int64_t n);
+// Σ a[i] · b[i] (the semantic cache's flat scan and its HNSW graph's distance).
+float dot(const float* a, const float* b, int64_t n);
 // f32 -> bf16, round to nearest even.
 void to_bf16(const float* x, uint16_t* out, int64_t n);
 // Symmetric per-row int8 quantisation stored as u8 with zero point 128; returns the row's scale.

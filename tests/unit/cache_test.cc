@@ -9,6 +9,7 @@
 #include "cache/cache.h"
 #include "cache/verifier.h"
 #include "config/config.h"
+#include "nn/kernels.h"
 #include "openai/answer.h"
 #include "openai/sse.h"
 #include "pipeline/tools_stage.h"
@@ -178,6 +179,24 @@ TEST(MemoryCache, HnswReusesTheSlotsOfEvictedEntries) {
   EXPECT_FALSE(c->lookup(query(9, 0, &all[10])).hit.has_value() &&
                c->lookup(query(9, 0, &all[10])).hit->text == "t10")
       << "an evicted entry is gone";
+}
+
+// The distance of the flat scan and the HNSW graph: the clone the CPU runs (AVX-512, AVX2 or the
+// baseline) agrees with a double-precision sum at every length, tails of each vector width
+// included.
+TEST(CacheDot, MatchesAPlainSumAtEveryLength) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (int64_t n : {0, 1, 3, 7, 8, 15, 16, 17, 31, 33, 100, 101, 384, 1000}) {
+    std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n));
+    double want = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      a[size_t(i)] = u(rng), b[size_t(i)] = u(rng);
+      want += double(a[size_t(i)]) * b[size_t(i)];
+    }
+    EXPECT_NEAR(nn::kernels::dot(a.data(), b.data(), n), want, 1e-4 * (1 + std::sqrt(double(n))))
+        << n;
+  }
 }
 
 TEST(MemoryCache, AdminOperations) {
