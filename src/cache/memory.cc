@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <queue>
 #include <random>
+#include <span>
 
 // hnswlib 0.6's SSE path prefetches the entry after the last of a full neighbour list (a read
 // one element past the allocation, harmless on hardware, an error to AddressSanitizer). The
@@ -254,13 +256,9 @@ private:
       by_label_.push_back(0);
     }
     if (reused) {
-      // What hnswlib's addPoint does for a known label, except that only a share of the old
-      // point's neighbours have their links recomputed (addPoint: all of them, with their
-      // neighbours as candidates, about 3.5M instructions per store in a full cache, 15x the
-      // rest of the request). The new point's own links are searched as for an insert.
       const auto internal = hnsw_->label_lookup_.at(label);
       hnsw_->unmarkDelete(label);
-      hnsw_->updatePoint(padded(v), internal, kNeighbourRepair);
+      rewrite_slot(internal, padded(v));
     } else {
       hnsw_->addPoint(padded(v), label);
     }
@@ -268,6 +266,114 @@ private:
     by_id_[id] = label;
   }
 
+  using Graph = hnswlib::HierarchicalNSW<float>;
+  using Tid = hnswlib::tableint;
+  // hnswlib's candidate queue: the farthest on top.
+  using Candidates = std::priority_queue<std::pair<float, Tid>, std::vector<std::pair<float, Tid>>,
+                                         Graph::CompareByFirst>;
+
+  float distance(const void* a, Tid b) const {
+    return hnsw_->fstdistfunc_(a, hnsw_->getDataByInternalId(b), hnsw_->dist_func_param_);
+  }
+  std::span<Tid> links(hnswlib::linklistsizeint* list) const {
+    return {reinterpret_cast<Tid*>(list + 1), hnsw_->getListCount(list)};
+  }
+
+  // A deleted slot takes a new vector. hnswlib's updatePoint (what addPoint does for a known
+  // label) recomputes the links of every old neighbour, with the neighbours' neighbours as
+  // candidates (3.5M instructions per store in a full cache), and gives each new neighbour its
+  // link back by re-running its selection heuristic over all its links (about 1M: 16 neighbours,
+  // each ~500 distances). Here a tenth of the old neighbours are repaired the same way, and a
+  // new neighbour whose list is full swaps its farthest link for the new point when the new point
+  // is nearer (33 distances). The new point's own links are searched and selected as for an
+  // insert. Recall under churn: docs/benchmarks.md (`cache-bench --churn`).
+  void rewrite_slot(Tid id, const float* v) {
+    Graph& g = *hnsw_;
+    std::memcpy(g.getDataByInternalId(id), v, g.data_size_);
+    const int top = g.element_levels_[id];
+    std::uniform_real_distribution<float> coin(0.f, 1.f);
+    for (int level = 0; level <= top; ++level) {
+      const std::span<Tid> old = links(g.get_linklist_at_level(id, level));
+      const std::vector<Tid> around(old.begin(), old.end());
+      for (Tid n : around) {
+        if (coin(rng_) > kNeighbourRepair)
+          continue;
+        // n re-selects its links among its own, the slot's and the slot itself.
+        Candidates c;
+        const char* nv = g.getDataByInternalId(n);
+        auto consider = [&](Tid x) {
+          if (x != n)
+            c.emplace(distance(nv, x), x);
+        };
+        const std::span<Tid> own = links(g.get_linklist_at_level(n, level));
+        std::vector<Tid> seen(own.begin(), own.end());
+        seen.insert(seen.end(), around.begin(), around.end());
+        seen.push_back(id);
+        std::sort(seen.begin(), seen.end());
+        seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+        for (Tid x : seen)
+          consider(x);
+        g.getNeighborsByHeuristic2(c, level ? g.maxM_ : g.maxM0_);
+        set_links(g.get_linklist_at_level(n, level), c);
+      }
+    }
+    // The slot's own links, level by level from the top, as for an insert.
+    Tid cur = g.enterpoint_node_;
+    float d = distance(v, cur);
+    for (int level = g.maxlevel_; level > top; --level) {
+      for (bool moved = true; moved;) {
+        moved = false;
+        for (Tid x : links(g.get_linklist(cur, level)))
+          if (const float dx = distance(v, x); dx < d)
+            d = dx, cur = x, moved = true;
+      }
+    }
+    for (int level = std::min(top, g.maxlevel_); level >= 0; --level) {
+      Candidates found = g.searchBaseLayer(cur, v, level);
+      Candidates c;
+      for (; !found.empty(); found.pop())
+        if (found.top().second != id)
+          c.push(found.top());
+      if (c.empty())
+        continue;
+      g.getNeighborsByHeuristic2(c, g.M_);
+      std::vector<Tid> chosen;
+      for (Candidates k = c; !k.empty(); k.pop())
+        chosen.push_back(k.top().second); // farthest first
+      set_links(g.get_linklist_at_level(id, level), c);
+      const size_t cap = level ? g.maxM_ : g.maxM0_;
+      for (Tid n : chosen) {
+        hnswlib::linklistsizeint* list = g.get_linklist_at_level(n, level);
+        std::span<Tid> nl = links(list);
+        if (std::find(nl.begin(), nl.end(), id) != nl.end())
+          continue;
+        if (nl.size() < cap) {
+          nl.data()[nl.size()] = id;
+          g.setListCount(list, static_cast<unsigned short>(nl.size() + 1));
+          continue;
+        }
+        const char* nv = g.getDataByInternalId(n);
+        float far = distance(nv, id);
+        size_t at = cap;
+        for (size_t i = 0; i < nl.size(); ++i)
+          if (const float dx = distance(nv, nl[i]); dx > far)
+            far = dx, at = i;
+        if (at < cap)
+          nl[at] = id;
+      }
+      cur = chosen.back(); // the nearest: where the next level's search starts
+    }
+  }
+
+  void set_links(hnswlib::linklistsizeint* list, Candidates c) const {
+    Tid* out = reinterpret_cast<Tid*>(list + 1);
+    unsigned short k = 0;
+    for (; !c.empty(); c.pop())
+      out[k++] = c.top().second;
+    hnsw_->setListCount(list, k);
+  }
+
+  std::mt19937 rng_{42};
   size_t dim_;
   size_t graph_dim_;
   // Flat: ids and their vectors, contiguous.
