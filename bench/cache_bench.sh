@@ -2,7 +2,9 @@
 # Semantic cache benchmark (docs/benchmarks.md), in one run:
 #   1. cache-bench: lookup latency (embedding included) and memory per entry at 10k, 100k and
 #      1M entries in memory, and at 100k in Redis (a redis-server started here on loopback);
-#   2. end to end through the gateway: a cache hit against a miss (a new question each time,
+#   2. the HNSW graph under churn: recall and store cost of a full 5,000-entry cache taking
+#      20,000 more stores (cache-bench --churn);
+#   3. end to end through the gateway: a cache hit against a miss (a new question each time,
 #      which goes to the mock upstream and fills the cache), one connection, wrk --latency.
 # Usage: bench/cache_bench.sh [SIZES] [DURATION_S]   (markdown on stdout; progress on stderr)
 set -euo pipefail
@@ -26,6 +28,10 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --l
 PIDS+=($!)
 for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
 "$BIN/cache-bench" --entries 100000 --queries 5000 --redis "127.0.0.1:$REDIS_PORT" | tail -n 1
+echo
+echo "### The graph under churn"
+echo
+"$BIN/cache-bench" --churn 5000 --stores 20000
 
 "$BIN/mock-upstream" --port 0 --ready-file "$WORK/mock.json" --name bench 2>/dev/null &
 PIDS+=($!)
