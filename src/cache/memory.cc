@@ -171,8 +171,12 @@ public:
   // Up to k (id, cosine) pairs, best first.
   std::vector<std::pair<uint64_t, float>> search(const float* q, size_t k) const {
     std::vector<std::pair<uint64_t, float>> out;
+    thread_local std::vector<float> scores;
+    scores.resize(ids_.size());
+    nn::kernels::dot_rows(q, flat_.data(), int64_t(ids_.size()), int64_t(dim_), scores.data());
     for (size_t i = 0; i < ids_.size(); ++i)
-      keep_best(out, k, ids_[i], nn::kernels::dot(q, &flat_[i * dim_], int64_t(dim_)));
+      if (out.size() < k || scores[i] > out.front().second)
+        keep_best(out, k, ids_[i], scores[i]);
     if (hnsw_ && !by_id_.empty()) {
       auto pq = hnsw_->searchKnn(padded(q), std::min(k, by_id_.size()));
       while (!pq.empty()) {

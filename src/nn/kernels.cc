@@ -115,6 +115,17 @@ SR_CLONES float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+SR_CLONES void dot_rows(const float* q, const float* rows, int64_t n, int64_t dim, float* out) {
+  for (int64_t r = 0; r < n; ++r) {
+    const float* x = rows + r * dim;
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < dim; ++i)
+      s += q[i] * x[i];
+    out[r] = s;
+  }
+}
+
 SR_CLONES void to_bf16(const float* x, uint16_t* out, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {

@@ -25,6 +25,8 @@ void rope_row(float* x, const float* cos, const float* sin, int64_t half);
 void scale_inplace(float* x, float s, int64_t n);
 // Σ a[i] · b[i] (the semantic cache's flat scan and its HNSW graph's distance).
 float dot(const float* a, const float* b, int64_t n);
+// out[r] = dot(q, rows + r · dim, dim) for each of n contiguous rows (the cache's flat scan).
+void dot_rows(const float* q, const float* rows, int64_t n, int64_t dim, float* out);
 // f32 -> bf16, round to nearest even.
 void to_bf16(const float* x, uint16_t* out, int64_t n);
 // Symmetric per-row int8 quantisation stored as u8 with zero point 128; returns the row's scale.

@@ -197,6 +197,16 @@ TEST(CacheDot, MatchesAPlainSumAtEveryLength) {
     EXPECT_NEAR(nn::kernels::dot(a.data(), b.data(), n), want, 1e-4 * (1 + std::sqrt(double(n))))
         << n;
   }
+  // Rows at once: each the dot product of its own row.
+  const int64_t dim = 101, rows = 37;
+  std::vector<float> q(dim), m(size_t(dim * rows)), out(rows);
+  for (float& x : q)
+    x = u(rng);
+  for (float& x : m)
+    x = u(rng);
+  nn::kernels::dot_rows(q.data(), m.data(), rows, dim, out.data());
+  for (int64_t r = 0; r < rows; ++r)
+    EXPECT_NEAR(out[size_t(r)], nn::kernels::dot(q.data(), m.data() + r * dim, dim), 1e-4) << r;
 }
 
 TEST(MemoryCache, AdminOperations) {
