@@ -141,6 +141,14 @@ const list = async (r, query = '') => {
   assert.equal(res.status, 200, res.text);
   return res.json;
 };
+// An answer is stored once its last byte has gone to the client, so the client can ask another
+// router (or the admin API) before the store has landed: wait until `r` lists the entry.
+async function storedOn(r, text, tenant) {
+  const query = tenant === undefined ? '' : `?tenant=hdr:${tenant}`;
+  await waitFor(async () => (await list(r, query)).entries.some((e) => e.text === text), {
+    what: `"${text}" to be stored and listed on ${r.name ?? 'the router'}`,
+  });
+}
 const backendUp = async (r) => metricValue(parseMetrics(await r.metrics()), 'semrouter_cache_backend_up', { backend: 'redis' });
 
 // Sends a chat completion through router `r` and checks the cache outcome and the upstream calls.
@@ -170,6 +178,7 @@ const content = (res) => res.json.choices[0].message.content;
 test('an answer stored through one router is a hit on the other; deletions and flushes reach both', async () => {
   // Exact repeat, across routers.
   const first = await ask(r1, { text: 'What is the capital of France?', expect: 'miss', mock: { tokens: 4 } });
+  await storedOn(r2, 'What is the capital of France?');
   const other = await ask(r2, { text: 'What is the capital of France?', expect: 'hit', mock: { tokens: 9 } });
   assert.equal(other.headers['x-semrouter-cache-similarity'], '1.0000');
   assert.equal(content(other), content(first));
@@ -182,10 +191,12 @@ test('an answer stored through one router is a hit on the other; deletions and f
   await ask(r1, { text: 'Which city is the capital of France?', expect: 'hit' });
   // A paraphrase that fills through r2 and hits through r1, by meaning.
   const code = await ask(r2, { text: 'How do I reverse a linked list in Python?', expect: 'miss', mock: { tokens: 5 } });
+  await storedOn(r1, 'How do I reverse a linked list in Python?');
   const codeHit = await ask(r1, { text: 'How can I reverse a linked list using Python?', expect: 'hit' });
   assert.equal(content(codeHit), content(code));
   // The verifier still refuses across routers.
   await ask(r2, { text: 'What is the capital of Germany?', expect: 'miss' });
+  await storedOn(r2, 'What is the capital of Germany?');
 
   // The admin list on r2 shows what r1 stored.
   const l2 = await list(r2);
@@ -205,16 +216,19 @@ test('an answer stored through one router is a hit on the other; deletions and f
   assert.equal(del.json.deleted, 1);
   assert.equal((await request(`${r2.adminUrl}/api/v1/cache/entries/${id}`)).status, 404);
   await ask(r2, { text: 'What is the capital of France?', expect: 'miss' });
+  await storedOn(r1, 'What is the capital of France?');
   await ask(r1, { text: 'What is the capital of France?', expect: 'hit' }); // what r2 just stored
 
   // A tenant's entries, deleted on r2, are gone on r1.
   await ask(r1, { text: 'How many moons does Jupiter have?', tenant: 'acme', expect: 'miss' });
+  await storedOn(r2, 'How many moons does Jupiter have?', 'acme');
   await ask(r2, { text: 'How many moons does Jupiter have?', tenant: 'acme', expect: 'hit' });
   const dt = await request(`${r2.adminUrl}/api/v1/cache?tenant=hdr:acme`, { method: 'DELETE' });
   assert.equal(dt.status, 200, dt.text);
   assert.equal(dt.json.deleted, 1);
   assert.equal((await list(r1, '?tenant=hdr:acme')).total, 0);
   await ask(r1, { text: 'How many moons does Jupiter have?', tenant: 'acme', expect: 'miss' });
+  await storedOn(r2, 'How many moons does Jupiter have?', 'acme');
 
   // Flush on r1 empties both.
   const before = (await list(r2)).total;
@@ -231,6 +245,8 @@ test('an answer stored through one router is a hit on the other; deletions and f
 test('a router restart loses nothing', async () => {
   await ask(r1, { text: 'Who wrote Pride and Prejudice?', tenant: 'restart', expect: 'miss', mock: { tokens: 6 } });
   await ask(r2, { text: 'What is the speed of sound in air?', tenant: 'restart', expect: 'miss' });
+  await storedOn(r1, 'Who wrote Pride and Prejudice?', 'restart');
+  await storedOn(r1, 'What is the speed of sound in air?', 'restart');
   const beforeList = await list(r1, '?tenant=hdr:restart');
   assert.equal(beforeList.total, 2, JSON.stringify(beforeList));
 
@@ -246,6 +262,7 @@ test('a router restart loses nothing', async () => {
   await ask(r1, { text: 'what is the speed of sound in air', tenant: 'restart', expect: 'hit' });
   // And the entries r1 stores after its restart reach r2.
   await ask(r1, { text: 'How far away is the Moon?', tenant: 'restart', expect: 'miss' });
+  await storedOn(r2, 'How far away is the Moon?', 'restart');
   await ask(r2, { text: 'How far away is the Moon?', tenant: 'restart', expect: 'hit' });
 });
 
@@ -268,6 +285,7 @@ test('Redis dying while traffic flows costs the cache, never a request; it cache
 
   try {
     await ask(r1, { text: 'What is the melting point of iron?', tenant: 'outage', expect: 'miss' });
+    await storedOn(r2, 'What is the melting point of iron?', 'outage');
     await ask(r2, { text: 'What is the melting point of iron?', tenant: 'outage', expect: 'hit' });
     assert.equal(await backendUp(r1), 1);
     assert.equal(await backendUp(r2), 1);
@@ -340,6 +358,7 @@ test('Redis dying while traffic flows costs the cache, never a request; it cache
 
 test('a Redis that stops answering counts as down after timeout_ms; requests do not wait on it', async () => {
   await ask(r1, { text: 'How many strings does a violin have?', tenant: 'hung', expect: 'miss' });
+  await storedOn(r2, 'How many strings does a violin have?', 'hung');
   await ask(r2, { text: 'How many strings does a violin have?', tenant: 'hung', expect: 'hit' });
   redis.proc.kill('SIGSTOP'); // the port stays open, nothing answers
   let resumed = false;
