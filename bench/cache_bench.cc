@@ -61,6 +61,7 @@ std::vector<float> unit(std::vector<float> v) {
   return v;
 }
 
+// The brute-force reference: a plain loop, independent of the kernel the cache measures with.
 float dot(const std::vector<float>& a, const std::vector<float>& b) {
   float s = 0;
   for (size_t i = 0; i < a.size(); ++i)

@@ -118,8 +118,8 @@ private:
 // hnswlib HNSW graph (inner product on unit vectors). The flat entries move into the graph a few
 // per insert (kMigratePerAdd), so crossing min_entries never stalls a request; until they have
 // all moved, a search reads both. hnswlib 0.6 cannot free a slot, so a deleted entry's slot
-// (its label) is marked deleted and handed to the next insert, which hnswlib turns into an
-// update of that slot: the graph never grows past the scope's peak and is never rebuilt.
+// (its label) is marked deleted and handed to the next insert, which rewrites it in place
+// (rewrite_slot): the graph never grows past the scope's peak and is never rebuilt.
 //
 // The graph's vectors are padded with a zero to an odd dimension (inner products unchanged):
 // hnswlib stores each element as [links: 8M+4 bytes][vector][label: 8 bytes], so with an odd
@@ -195,8 +195,9 @@ public:
 
 private:
   static constexpr int kMigratePerAdd = 8;
-  // The share of a reused slot's old neighbours whose links are recomputed. Measured on 30,000
-  // stores into a full 5,000-entry scope of 100-dimensional vectors: 1.0 (hnswlib's addPoint)
+  // The share of a reused slot's old neighbours whose links are recomputed. Measured with
+  // hnswlib's updatePoint, before rewrite_slot, on 30,000 stores into a full 5,000-entry scope of
+  // 100-dimensional vectors: 1.0 (hnswlib's addPoint)
   // cost 1,156-1,570 us per store, 0.3 about 280 us, 0.1 about 130 us. The nearest neighbour of
   // a perturbed query was found 2,486 / 2,437 / 2,375 times in 2,500 for scattered vectors, and
   // 2,500 / - / 2,495 for clustered ones (questions' embeddings cluster); an exact vector always.
@@ -303,20 +304,17 @@ private:
         if (coin(rng_) > kNeighbourRepair)
           continue;
         // n re-selects its links among its own, the slot's and the slot itself.
-        Candidates c;
-        const char* nv = g.getDataByInternalId(n);
-        auto consider = [&](Tid x) {
-          if (x != n)
-            c.emplace(distance(nv, x), x);
-        };
         const std::span<Tid> own = links(g.get_linklist_at_level(n, level));
         std::vector<Tid> seen(own.begin(), own.end());
         seen.insert(seen.end(), around.begin(), around.end());
         seen.push_back(id);
         std::sort(seen.begin(), seen.end());
         seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+        Candidates c;
+        const char* nv = g.getDataByInternalId(n);
         for (Tid x : seen)
-          consider(x);
+          if (x != n)
+            c.emplace(distance(nv, x), x);
         g.getNeighborsByHeuristic2(c, level ? g.maxM_ : g.maxM0_);
         set_links(g.get_linklist_at_level(n, level), c);
       }
@@ -341,10 +339,9 @@ private:
       if (c.empty())
         continue;
       g.getNeighborsByHeuristic2(c, g.M_);
-      std::vector<Tid> chosen;
-      for (Candidates k = c; !k.empty(); k.pop())
-        chosen.push_back(k.top().second); // farthest first
       set_links(g.get_linklist_at_level(id, level), c);
+      // The slot's new links, farthest first; the loop below changes only the neighbours' lists.
+      const std::span<Tid> chosen = links(g.get_linklist_at_level(id, level));
       const size_t cap = level ? g.maxM_ : g.maxM0_;
       for (Tid n : chosen) {
         hnswlib::linklistsizeint* list = g.get_linklist_at_level(n, level);
@@ -369,6 +366,7 @@ private:
     }
   }
 
+  // Writes the queue into a link list, farthest first.
   void set_links(hnswlib::linklistsizeint* list, Candidates c) const {
     Tid* out = reinterpret_cast<Tid*>(list + 1);
     unsigned short k = 0;

@@ -263,7 +263,7 @@ float WordVectors::row_cosine(int32_t a, int32_t b) const {
 }
 
 float cosine(const std::vector<float>& a, const std::vector<float>& b) {
-  // Four independent partial sums of each product, so the loop vectorises (see cache's dot).
+  // Four independent partial sums of each product, so the loop vectorises.
   const size_t n = std::min(a.size(), b.size());
   double d[4] = {}, na[4] = {}, nb[4] = {};
   size_t i = 0;

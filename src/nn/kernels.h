@@ -23,7 +23,7 @@ void softmax_row(float* x, int64_t n);
 // Rotary embedding, half-split: x[i], x[i+d/2] rotated by the angle whose cos/sin are given.
 void rope_row(float* x, const float* cos, const float* sin, int64_t half);
 void scale_inplace(float* x, float s, int64_t n);
-// Σ a[i] · b[i] (the semantic cache's flat scan and its HNSW graph's distance).
+// Σ a[i] · b[i] (the semantic cache's HNSW graph distance).
 float dot(const float* a, const float* b, int64_t n);
 // out[r] = dot(q, rows + r · dim, dim) for each of n contiguous rows (the cache's flat scan).
 void dot_rows(const float* q, const float* rows, int64_t n, int64_t dim, float* out);
