@@ -36,14 +36,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto view = openai::parse_request(body, kind);
   if (!view)
     return 0;
+  bool escaped_key_before = false;
   for (const auto& f : view->fields) {
     check_span(f.key_span, body.size());
     check_span(f.value, body.size());
     FUZZ_CHECK(f.key_span.end <= f.value.begin);
+    // The allocation-free walk finds each plain key where the full scan did (keys are unique);
+    // only a key with an escape, this one or one before it, may leave it unsure.
+    const std::string_view raw =
+        body.substr(f.key_span.begin + 1, f.key_span.end - f.key_span.begin - 2);
+    escaped_key_before = escaped_key_before || raw.find('\\') != std::string_view::npos;
+    const openai::TopLevelHit hit = openai::find_top_level(body, f.key);
+    if (!escaped_key_before) {
+      FUZZ_CHECK(hit.result == openai::TopLevelFind::Found);
+      FUZZ_CHECK(hit.value.begin == f.value.begin && hit.value.end == f.value.end);
+    }
   }
   for (const auto& m : view->messages) {
     check_span(m.span, body.size());
-    check_span(m.content_span, body.size());
+    check_span(openai::content_span(body, m), body.size());
   }
   openai::scan_array_elements(body, view->messages_span);
   view->latest_user_text();

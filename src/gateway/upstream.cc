@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <charconv>
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -76,12 +77,22 @@ std::shared_ptr<ssl::context> TlsContexts::get(const config::BackendConfig& back
   return ctx;
 }
 
-std::string UpstreamPools::key(const config::BackendConfig& b) {
-  std::string k = (b.tls ? "https://" : "http://") + b.host + ":" + std::to_string(b.port);
+const std::string& UpstreamPools::key(const config::BackendConfig& b) {
+  // Built twice per proxied request (take, give_back): into this thread's buffer, which keeps
+  // its capacity, so no allocation once it has grown.
+  thread_local std::string k;
+  k.assign(b.tls ? "https://" : "http://");
+  k.append(b.host);
+  k.push_back(':');
+  char port[8];
+  const auto end = std::to_chars(port, port + sizeof port, b.port).ptr;
+  k.append(port, end);
   if (b.tls) {
     const auto& t = b.tls_config;
-    k += '|' + t.server_name + '|' + t.ca_file + '|' + t.client_cert +
-         (t.insecure_skip_verify ? "|insecure" : "");
+    k.append("|").append(t.server_name).append("|").append(t.ca_file).append("|");
+    k.append(t.client_cert);
+    if (t.insecure_skip_verify)
+      k.append("|insecure");
   }
   return k;
 }

@@ -136,7 +136,8 @@ public:
   void give_back(const config::BackendConfig& backend, std::unique_ptr<UpstreamConn> conn);
 
 private:
-  static std::string key(const config::BackendConfig& b);
+  // The pool a backend's connections go to; valid until the next call on this thread.
+  static const std::string& key(const config::BackendConfig& b);
   std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConn>>> idle_;
 };
 

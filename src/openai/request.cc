@@ -164,6 +164,73 @@ core::StatusOr<std::vector<TopLevelField>> scan_top_level(std::string_view s) {
   return core::make_error(ErrorCode::InvalidArgument, "unterminated object");
 }
 
+TopLevelHit find_top_level(std::string_view s, std::string_view key) {
+  TopLevelHit hit;
+  size_t i = skip_ws(s, 0);
+  if (i >= s.size() || s[i] != '{')
+    return hit;
+  i = skip_ws(s, i + 1);
+  if (i < s.size() && s[i] == '}') {
+    hit.result = TopLevelFind::Absent;
+    return hit;
+  }
+  while (i < s.size() && s[i] == '"') {
+    const size_t key_end = skip_string(s, i);
+    if (key_end > s.size() || key_end < i + 2)
+      return hit;
+    const std::string_view raw = s.substr(i + 1, key_end - i - 2);
+    if (raw.find('\\') != std::string_view::npos)
+      return hit; // an escaped key might spell `key`: only a real parser can tell
+    i = skip_ws(s, key_end);
+    if (i >= s.size() || s[i] != ':')
+      return hit;
+    i = skip_ws(s, i + 1);
+    const size_t end = skip_value(s, i);
+    if (end == i)
+      return hit;
+    if (raw == key) {
+      hit.result = TopLevelFind::Found;
+      hit.value = {i, end};
+      return hit;
+    }
+    i = skip_ws(s, end);
+    if (i < s.size() && s[i] == '}') {
+      hit.result = TopLevelFind::Absent;
+      return hit;
+    }
+    if (i >= s.size() || s[i] != ',')
+      return hit;
+    i = skip_ws(s, i + 1);
+  }
+  return hit;
+}
+
+Span content_span(std::string_view body, const MessageView& message) {
+  if (message.span.end > body.size() || message.span.begin >= message.span.end)
+    return {};
+  const std::string_view text =
+      body.substr(message.span.begin, message.span.end - message.span.begin);
+  Span found;
+  const TopLevelHit hit = find_top_level(text, "content");
+  if (hit.result == TopLevelFind::Found) {
+    found = hit.value;
+  } else if (hit.result == TopLevelFind::Unsure) {
+    // A key with an escape ("c\u006fntent"): the full scan decodes the keys.
+    auto fields = scan_top_level(text);
+    if (!fields)
+      return {};
+    for (const auto& f : *fields) {
+      if (f.key == "content") {
+        found = f.value;
+        break;
+      }
+    }
+  }
+  if (found.end <= found.begin)
+    return {};
+  return {found.begin + message.span.begin, found.end + message.span.begin};
+}
+
 std::vector<Span> scan_array_elements(std::string_view s, Span array) {
   std::vector<Span> out;
   if (array.begin >= array.end || array.end > s.size() || s[array.begin] != '[')
@@ -293,18 +360,6 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
     if (index < spans.size()) {
       mv.span = spans[index];
     }
-    // Only system messages are ever edited in place (BodyEditor::set_system_prompt), so only
-    // they need the byte range of their content.
-    if (index < spans.size() && (mv.role == "system" || mv.role == "developer")) {
-      auto inner = scan_top_level(body.substr(mv.span.begin, mv.span.end - mv.span.begin));
-      if (inner) {
-        for (const auto& f : *inner) {
-          if (f.key == "content") {
-            mv.content_span = {f.value.begin + mv.span.begin, f.value.end + mv.span.begin};
-          }
-        }
-      }
-    }
     view.messages.push_back(std::move(mv));
     ++index;
   }
@@ -365,7 +420,8 @@ void BodyEditor::set_system_prompt(std::string_view content, bool replace) {
       break;
     }
   }
-  if (system && system->content_span.end > system->content_span.begin) {
+  const Span found = system ? content_span(body_, *system) : Span{};
+  if (found.end > found.begin) {
     std::string text;
     if (replace) {
       text = core::json_string(content);
@@ -374,14 +430,12 @@ void BodyEditor::set_system_prompt(std::string_view content, bool replace) {
       joined += "\n\n";
       joined += system->text;
       text = core::json_string(joined);
-    } else if (body_[system->content_span.begin] != '[') {
+    } else if (body_[found.begin] != '[') {
       // Empty string, object, number or boolean: nothing of the client's to keep as text.
       text = core::json_string(content);
     } else {
       // Array content: keep the client's parts and put ours first.
-      std::string_view parts =
-          body_.substr(system->content_span.begin + 1,
-                       system->content_span.end - system->content_span.begin - 2);
+      std::string_view parts = body_.substr(found.begin + 1, found.end - found.begin - 2);
       text = "[{\"type\":\"text\",\"text\":" + core::json_string(content) + "}";
       if (!core::trim(parts).empty()) {
         text += ",";
@@ -389,7 +443,7 @@ void BodyEditor::set_system_prompt(std::string_view content, bool replace) {
       }
       text += "]";
     }
-    edits_.push_back({system->content_span.begin, system->content_span.end, std::move(text)});
+    edits_.push_back({found.begin, found.end, std::move(text)});
     return;
   }
   std::string message = "{\"role\":\"system\",\"content\":" + core::json_string(content) + "},";

@@ -22,8 +22,7 @@ struct MessageView {
   std::string role;
   std::string text; // string content, or the text parts of an array content joined by "\n"
   bool content_is_string = false;
-  Span span;         // the whole message object
-  Span content_span; // the content value (system and developer messages only)
+  Span span; // the whole message object (content_span() finds its content value)
   bool has_content = false;
 };
 
@@ -58,6 +57,18 @@ struct RequestView {
 core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kind);
 
 core::StatusOr<std::vector<TopLevelField>> scan_top_level(std::string_view json);
+// The value of one top-level key, found by walking the top level only: no allocation, and the
+// rest of the text is not validated. Unsure when the text is not an object, a key holds an
+// escape, or the walk meets malformed JSON before the key: the caller then parses it fully.
+enum class TopLevelFind { Found, Absent, Unsure };
+struct TopLevelHit {
+  TopLevelFind result = TopLevelFind::Unsure;
+  Span value; // Found only
+};
+TopLevelHit find_top_level(std::string_view json, std::string_view key);
+// The content value of a message, found when an edit needs it (not on every request); `body` is
+// the one the message was parsed from. Empty when the message has no "content".
+Span content_span(std::string_view body, const MessageView& message);
 // Byte ranges of the elements of a JSON array value; none when `array` is not one.
 std::vector<Span> scan_array_elements(std::string_view json, Span array);
 

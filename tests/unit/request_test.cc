@@ -85,6 +85,29 @@ TEST(Request, ScanTopLevelHandlesNestingAndEscapes) {
   EXPECT_EQ(val(3), "null");
 }
 
+// find_top_level gives the span scan_top_level gives, without allocating; it says Absent only
+// after walking every key, and Unsure where only a full parse could answer.
+TEST(Request, FindTopLevelAgreesWithTheScan) {
+  std::string s = R"( { "a" : "x\"}y" , "b":{"c":[1,{"d":"]"}]}, "e" :  -1.5e3 ,"f":null } )";
+  auto f = scan_top_level(s);
+  ASSERT_TRUE(f);
+  for (const auto& field : *f) {
+    TopLevelHit hit = find_top_level(s, field.key);
+    ASSERT_EQ(hit.result, TopLevelFind::Found) << field.key;
+    EXPECT_EQ(hit.value.begin, field.value.begin) << field.key;
+    EXPECT_EQ(hit.value.end, field.value.end) << field.key;
+  }
+  EXPECT_EQ(find_top_level(s, "c").result, TopLevelFind::Absent); // nested, not top level
+  EXPECT_EQ(find_top_level(s, "x").result, TopLevelFind::Absent); // inside a string
+  EXPECT_EQ(find_top_level("{}", "a").result, TopLevelFind::Absent);
+  EXPECT_EQ(find_top_level(R"({"a":1,"b":2})", "a").value.end, 6u); // the first key, 1
+  EXPECT_EQ(find_top_level(R"(["a"])", "a").result, TopLevelFind::Unsure);
+  EXPECT_EQ(find_top_level(R"({"\u0061":1})", "a").result, TopLevelFind::Unsure);
+  EXPECT_EQ(find_top_level(R"({"b":1 "a":2})", "a").result, TopLevelFind::Unsure);
+  EXPECT_EQ(find_top_level(R"({"b":1,)", "a").result, TopLevelFind::Unsure);
+  EXPECT_EQ(find_top_level(R"({"b")", "a").result, TopLevelFind::Unsure);
+}
+
 std::string edit(const std::string& body, const std::function<void(BodyEditor&)>& f) {
   auto v = parse_request(body, RequestKind::ChatCompletions);
   EXPECT_TRUE(v) << v.error().message;
