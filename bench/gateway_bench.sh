@@ -98,22 +98,40 @@ done
 to_ms() { # wrk prints 1.23ms / 456.00us / 1.02s
   awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); printf "%.3f", v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); printf "%.3f", v } else if (v ~ /s$/) { sub(/s$/,"",v); printf "%.3f", v*1000 } else print v }'
 }
-run_wrk() { # name url script
-  local out
+# CPU ticks (user, system) of a proxy: semrouter's one process, or every nginx process.
+proxy_pids() { if [[ $1 == semrouter ]]; then echo "$ROUTER_PID"; elif [[ $1 == nginx ]]; then
+  local m; m=$(cat "$WORK/nginx/nginx.pid"); echo "$m"; pgrep -P "$m" || true; fi; }
+cpu_ticks() { # name -> "user system" summed over the proxy's processes (0 0 for direct)
+  local u=0 s=0 pid f
+  for pid in $(proxy_pids "$1"); do
+    f=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+    read -r -a st <<<"$f"
+    u=$((u + st[11])); s=$((s + st[12]))
+  done
+  echo "$u $s"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+run_wrk() { # name url script -> name rps p50 p99 non2xx user_us_per_req sys_us_per_req
+  local out u0 s0 u1 s1
+  read -r u0 s0 < <(cpu_ticks "$1")
   out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$3" "$2/v1/chat/completions")
-  local rps p50 p99 non2xx
+  read -r u1 s1 < <(cpu_ticks "$1")
+  local rps p50 p99 non2xx total
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  total=$(awk '/requests in/ {print $1}' <<<"$out")
   p50=$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
   p99=$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
   non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  echo "$1 $rps $p50 $p99 ${non2xx:-0}"
+  local cpu
+  cpu=$(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v n="$total" -v t="$TICK_US" 'BEGIN{printf "%.1f %.1f", u*t/n, s*t/n}')
+  echo "$1 $rps $p50 $p99 ${non2xx:-0} $cpu"
 }
 
 echo "## Gateway throughput ($(date -u +%F), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
 echo
 echo "Config: $CONFIG. wrk -t1 -c$CONNS -d${DURATION}s, best of $ROUNDS interleaved rounds; mock-upstream, nginx ($WORKERS worker(s)) and semrouter ($WORKERS worker(s)) share the machine with wrk."
 echo
-declare -A RPS P50 P99 ERR
+declare -A RPS P50 P99 ERR USR SYS
 RATIOS=() # semrouter / nginx within each round: steadier than the ratio of bests on a busy VM
 for round in $(seq "$ROUNDS"); do
   declare -A ROUND_RPS=()
@@ -121,20 +139,21 @@ for round in $(seq "$ROUNDS"); do
               "nginx http://127.0.0.1:$NGINX_PORT $SCRIPT_DIRECT" \
               "semrouter http://127.0.0.1:$ROUTER $SCRIPT_ROUTER"; do
     read -r name url script <<<"$spec"
-    read -r n rps p50 p99 err < <(run_wrk "$name" "$url" "$script")
+    read -r n rps p50 p99 err usr sys < <(run_wrk "$name" "$url" "$script")
     ROUND_RPS[$n]=$rps
     if [[ -z ${RPS[$n]:-} ]] || awk -v a="$rps" -v b="${RPS[$n]}" 'BEGIN{exit !(a>b)}'; then
-      RPS[$n]=$rps; P50[$n]=$p50; P99[$n]=$p99; ERR[$n]=$err
+      RPS[$n]=$rps; P50[$n]=$p50; P99[$n]=$p99; ERR[$n]=$err; USR[$n]=$usr; SYS[$n]=$sys
     fi
   done
   RATIOS+=("$(awk -v a="${ROUND_RPS[semrouter]}" -v b="${ROUND_RPS[nginx]}" 'BEGIN{printf "%.3f", a/b}')")
 done
-echo "| path | req/s | p50 ms | p99 ms | non-2xx | req/s vs nginx | p99 over direct (ms) |"
-echo "|---|---|---|---|---|---|---|"
+echo "| path | req/s | p50 ms | p99 ms | non-2xx | req/s vs nginx | p99 over direct (ms) | proxy CPU µs/request (user + system) |"
+echo "|---|---|---|---|---|---|---|---|"
 for n in direct nginx semrouter; do
   ratio=$(awk -v a="${RPS[$n]}" -v b="${RPS[nginx]}" 'BEGIN{printf "%.2f", a/b}')
   added=$(awk -v a="${P99[$n]}" -v b="${P99[direct]}" 'BEGIN{printf "%+.3f", a-b}')
-  echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${ERR[$n]} | $ratio | $added |"
+  cpu="${USR[$n]} + ${SYS[$n]}"; [[ $n == direct ]] && cpu="–"
+  echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${ERR[$n]} | $ratio | $added | $cpu |"
 done
 echo
 sorted=$(printf '%s\n' "${RATIOS[@]}" | sort -g | xargs)
@@ -153,7 +172,7 @@ for spec in "direct http://127.0.0.1:$MOCK $SCRIPT_DIRECT" \
             "nginx http://127.0.0.1:$NGINX_PORT $SCRIPT_DIRECT" \
             "semrouter http://127.0.0.1:$ROUTER $SCRIPT_ROUTER"; do
   read -r name url script <<<"$spec"
-  read -r n rps p50 p99 err < <(run_wrk "$name" "$url" "$script")
+  read -r n rps p50 p99 err _ _ < <(run_wrk "$name" "$url" "$script")
   LP99[$n]=$p99
   added=$(awk -v a="$p99" -v b="${LP99[direct]}" 'BEGIN{printf "%+.3f", a-b}')
   echo "| $n | $rps | $p50 | $p99 | $added |"
