@@ -6,7 +6,7 @@ ADMIN_PORT ?= 8802
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps configure build demo test sanitize fuzz soak bench bench-cache bench-encoders bench-tls bench-translate format format-check clean
+.PHONY: all deps configure build demo test sanitize tsan fuzz soak bench bench-cache bench-encoders bench-tls bench-translate format format-check clean
 
 all: build
 
@@ -36,6 +36,10 @@ sanitize: deps
 	    -DSEMROUTER_SANITIZE=ON; fi
 	@cmake --build build-asan -j $(JOBS)
 	@bash scripts/sanitize-check.sh build-asan
+
+# The memory cache's concurrent paths under ThreadSanitizer (scripts/tsan-cache.sh, ~1 minute).
+tsan: deps
+	@bash scripts/tsan-cache.sh
 
 # libFuzzer targets (fuzz/) on a clang ASan + UBSan build in build-fuzz, each run FUZZ_SECONDS,
 # $(JOBS) at a time; fails on any crash and prints the input that did it (fuzz/README.md).
@@ -73,4 +77,4 @@ format-check:
 	@clang-format --dry-run --Werror $$(git ls-files --cached --others --exclude-standard '*.cc' '*.h')
 
 clean:
-	@rm -rf $(BUILD_DIR) build-asan build-fuzz
+	@rm -rf $(BUILD_DIR) build-asan build-fuzz build-tsan

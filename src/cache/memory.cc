@@ -9,6 +9,7 @@
 #include <cstring>
 #include <queue>
 #include <random>
+#include <shared_mutex>
 #include <span>
 
 // hnswlib 0.6's SSE path prefetches the entry after the last of a full neighbour list (a read
@@ -390,6 +391,42 @@ private:
   std::vector<size_t> free_;
 };
 
+// One scope's index behind its own lock: searches share it, an insert or removal takes it alone.
+struct MemoryCache::Scope {
+  explicit Scope(size_t dim) : index(dim) {}
+  std::shared_mutex mu;
+  ScopeIndex index;
+  // Entries of this scope with an index key (under mu_). The scope leaves the map when none is
+  // left, and not before: an entry whose insert is still pending keeps its scope there.
+  size_t entries = 0;
+};
+
+// mu_ for the length of a public call. The index removals remove_locked queued run when it ends,
+// after mu_ is released, each under its own scope's lock.
+class MemoryCache::Locked {
+public:
+  explicit Locked(MemoryCache& c) : c_(c), lock_(c.mu_) {}
+  ~Locked() {
+    if (!lock_.owns_lock())
+      lock_.lock();
+    auto pending = std::move(c_.unindex_);
+    c_.unindex_.clear();
+    lock_.unlock();
+    for (auto& [scope, key] : pending) {
+      std::unique_lock scope_lock(scope->mu);
+      scope->index.remove(key);
+    }
+  }
+  Locked(const Locked&) = delete;
+  Locked& operator=(const Locked&) = delete;
+  void lock() { lock_.lock(); }
+  void unlock() { lock_.unlock(); }
+
+private:
+  MemoryCache& c_;
+  std::unique_lock<std::mutex> lock_;
+};
+
 MemoryCache::MemoryCache(const Options& options) : opt_(options) {
   std::random_device rd;
   next_id_ = (uint64_t(rd()) << 32) ^ rd();
@@ -417,10 +454,11 @@ void MemoryCache::remove_locked(uint64_t id, bool capacity) {
   expiry_.erase({n.entry.expires_ms ? n.entry.expires_ms : INT64_MAX, id});
   if (auto x = exact_.find(n.entry.exact); x != exact_.end() && x->second == id)
     exact_.erase(x);
-  if (!n.entry.vector.empty()) {
+  if (n.index_key) {
+    keys_.erase(n.index_key); // from now on, a search that finds it skips it
     if (auto s = scopes_.find(n.entry.scope); s != scopes_.end()) {
-      s->second->remove(id);
-      if (s->second->size() == 0)
+      unindex_.emplace_back(s->second, n.index_key);
+      if (--s->second->entries == 0)
         scopes_.erase(s);
     }
   }
@@ -456,7 +494,7 @@ void MemoryCache::enforce_bounds_locked(uint64_t keep) {
 
 Lookup MemoryCache::lookup(const Query& q) {
   Lookup out;
-  std::lock_guard<std::mutex> lock(mu_);
+  Locked lock(*this);
   const int64_t now = q.now_ms ? q.now_ms : now_ms();
   expire_locked(now);
   auto fits = [&](const Entry& e) {
@@ -483,12 +521,26 @@ Lookup MemoryCache::lookup(const Query& q) {
   if (!q.vector || q.vector->empty())
     return out;
   auto s = scopes_.find(q.scope);
-  if (s == scopes_.end() || s->second->dim() != q.vector->size())
+  if (s == scopes_.end() || s->second->index.dim() != q.vector->size())
     return out;
+  // The search runs under the scope's lock alone; what it finds is read back under mu_, where an
+  // entry removed meanwhile is simply not found.
+  const std::shared_ptr<Scope> scope = s->second;
+  lock.unlock();
+  std::vector<std::pair<uint64_t, float>> found;
+  {
+    std::shared_lock scope_lock(scope->mu);
+    found = scope->index.search(q.vector->data(), 4);
+  }
+  lock.lock();
   std::shared_ptr<const VerifierReading> asked; // read once, when a candidate needs checking
-  for (const auto& [id, sim] : s->second->search(q.vector->data(), 4)) {
+  for (const auto& [key, sim] : found) {
     if (sim < q.threshold)
       break;
+    auto k = keys_.find(key);
+    if (k == keys_.end())
+      continue;
+    const uint64_t id = k->second;
     auto it = nodes_.find(id);
     if (it == nodes_.end() || !fits(it->second.entry))
       continue;
@@ -516,7 +568,7 @@ Lookup MemoryCache::lookup(const Query& q) {
 }
 
 bool MemoryCache::store(Entry e) {
-  std::lock_guard<std::mutex> lock(mu_);
+  Locked lock(*this);
   uint64_t id = parse_id(e.id);
   if (id == 0) {
     id = next_id_ = next_id_ * 6364136223846793005ull + 1442695040888963407ull;
@@ -540,24 +592,45 @@ bool MemoryCache::store(Entry e) {
   n.tick = ++tick_;
   n.entry = std::move(e);
   const Entry& en = n.entry;
+  std::shared_ptr<Scope> scope;
+  std::vector<float> vector;
   if (!en.vector.empty()) {
-    auto& idx = scopes_[en.scope];
-    if (!idx)
-      idx = std::make_unique<ScopeIndex>(en.vector.size());
-    if (idx->dim() == en.vector.size())
-      idx->add(id, en.vector, opt_.hnsw);
+    auto& sc = scopes_[en.scope];
+    if (!sc)
+      sc = std::make_shared<Scope>(en.vector.size());
+    if (sc->index.dim() == en.vector.size()) {
+      n.index_key = ++next_key_;
+      keys_[n.index_key] = id;
+      ++sc->entries;
+      scope = sc;
+      vector = en.vector; // the entry may be gone by the time the insert runs
+    }
   }
+  const uint64_t key = n.index_key;
+  const HnswOptions hnsw = opt_.hnsw;
   exact_[en.exact] = id;
   expiry_.insert({en.expires_ms ? en.expires_ms : INT64_MAX, id});
   bytes_ += en.bytes();
   order_.insert(order_key(id, n));
   nodes_.emplace(id, std::move(n));
   enforce_bounds_locked(id);
+  if (!scope)
+    return true;
+  // The insert into the index, the costly part of a store, holds the scope's lock but not mu_.
+  // Until it lands, a lookup does not find the entry semantically (the exact key already works).
+  lock.unlock();
+  {
+    std::unique_lock scope_lock(scope->mu);
+    scope->index.add(key, vector, hnsw);
+  }
+  lock.lock();
+  if (!keys_.count(key)) // removed (evicted, erased, flushed, replaced) while it was inserted
+    unindex_.emplace_back(std::move(scope), key);
   return true;
 }
 
 std::optional<Entry> MemoryCache::get(std::string_view id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  Locked lock(*this);
   expire_locked(now_ms());
   auto it = nodes_.find(parse_id(id));
   if (it == nodes_.end())
@@ -572,7 +645,7 @@ Summary MemoryCache::summary(const Entry& e) const {
 
 std::pair<std::vector<Summary>, uint64_t> MemoryCache::list(std::string_view tenant,
                                                             uint64_t offset, uint64_t limit) {
-  std::lock_guard<std::mutex> lock(mu_);
+  Locked lock(*this);
   expire_locked(now_ms());
   std::vector<const Entry*> all;
   for (const auto& [id, n] : nodes_)
@@ -589,14 +662,19 @@ std::pair<std::vector<Summary>, uint64_t> MemoryCache::list(std::string_view ten
 
 std::vector<std::pair<Summary, double>> MemoryCache::nearest(const std::vector<float>& v, size_t k,
                                                              std::string_view tenant) {
-  std::lock_guard<std::mutex> lock(mu_);
+  Locked lock(*this);
   std::vector<std::pair<uint64_t, float>> best;
-  for (const auto& [scope, idx] : scopes_) {
-    if (idx->dim() != v.size())
+  for (const auto& [scope_key, scope] : scopes_) {
+    if (scope->index.dim() != v.size())
       continue;
-    for (const auto& hit : idx->search(v.data(), k + 8))
-      if (tenant.empty() || nodes_.at(hit.first).entry.tenant == tenant)
-        best.push_back(hit);
+    std::shared_lock scope_lock(scope->mu);
+    for (const auto& [key, sim] : scope->index.search(v.data(), k + 8)) {
+      auto id = keys_.find(key);
+      if (id == keys_.end()) // an insert that lands after its entry left (store undoes it)
+        continue;
+      if (tenant.empty() || nodes_.at(id->second).entry.tenant == tenant)
+        best.emplace_back(id->second, sim);
+    }
   }
   std::sort(best.begin(), best.end(),
             [](const auto& a, const auto& b) { return a.second > b.second; });
@@ -607,7 +685,7 @@ std::vector<std::pair<Summary, double>> MemoryCache::nearest(const std::vector<f
 }
 
 bool MemoryCache::erase(std::string_view id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  Locked lock(*this);
   uint64_t n = parse_id(id);
   if (!nodes_.count(n))
     return false;
@@ -616,7 +694,7 @@ bool MemoryCache::erase(std::string_view id) {
 }
 
 std::vector<std::string> MemoryCache::ids(std::string_view tenant) {
-  std::lock_guard<std::mutex> lock(mu_);
+  Locked lock(*this);
   std::vector<std::string> out;
   for (const auto& [id, n] : nodes_)
     if (tenant.empty() || n.entry.tenant == tenant)
@@ -625,7 +703,7 @@ std::vector<std::string> MemoryCache::ids(std::string_view tenant) {
 }
 
 uint64_t MemoryCache::erase_tenant(std::string_view tenant) {
-  std::lock_guard<std::mutex> lock(mu_);
+  Locked lock(*this);
   std::vector<uint64_t> gone;
   for (const auto& [id, n] : nodes_)
     if (n.entry.tenant == tenant)
@@ -636,11 +714,12 @@ uint64_t MemoryCache::erase_tenant(std::string_view tenant) {
 }
 
 uint64_t MemoryCache::flush() {
-  std::lock_guard<std::mutex> lock(mu_);
+  Locked lock(*this);
   uint64_t n = nodes_.size();
   nodes_.clear();
   exact_.clear();
-  scopes_.clear();
+  scopes_.clear(); // an insert still running holds its scope until it ends, then undoes itself
+  keys_.clear();
   order_.clear();
   expiry_.clear();
   bytes_ = 0;
@@ -648,7 +727,7 @@ uint64_t MemoryCache::flush() {
 }
 
 Stats MemoryCache::stats() {
-  std::lock_guard<std::mutex> lock(mu_);
+  Locked lock(*this);
   expire_locked(now_ms());
   Stats s;
   s.entries = nodes_.size();
@@ -659,7 +738,7 @@ Stats MemoryCache::stats() {
 }
 
 void MemoryCache::set_options(const Options& o) {
-  std::lock_guard<std::mutex> lock(mu_);
+  Locked lock(*this);
   const bool reorder = o.eviction != opt_.eviction;
   opt_ = o;
   if (reorder) {
@@ -667,8 +746,10 @@ void MemoryCache::set_options(const Options& o) {
     for (const auto& [id, n] : nodes_)
       order_.insert(order_key(id, n));
   }
-  for (auto& [scope, idx] : scopes_)
-    idx->set_ef(o.hnsw.ef_search);
+  for (auto& [scope_key, scope] : scopes_) {
+    std::unique_lock scope_lock(scope->mu);
+    scope->index.set_ef(o.hnsw.ef_search);
+  }
   enforce_bounds_locked();
 }
 

@@ -9,8 +9,10 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <tuple>
 #include <unordered_map>
+#include <vector>
 
 #include "cache/cache.h"
 
@@ -44,8 +46,14 @@ public:
   void on_evict(std::function<void(const std::string&)> cb) { on_evict_ = std::move(cb); }
 
 private:
+  struct Scope;
+  class Locked;
   struct Node {
     Entry entry;
+    // The entry's key in its scope's index (0: not indexed). Never reused, unlike an entry id (a
+    // Redis resync stores the same id again), so an index insert that lands after its entry was
+    // removed or replaced is recognised and undone.
+    uint64_t index_key = 0;
     uint64_t tick = 0; // last access (LRU) or insertion (FIFO)
     // The entry's text as the verifier reads it, made the first time the entry is a candidate
     // (most are, again and again); its bytes count in the cache's size.
@@ -63,7 +71,15 @@ private:
   Options opt_;
   std::unordered_map<uint64_t, Node> nodes_;
   std::unordered_map<uint64_t, uint64_t> exact_; // exact key -> id
-  std::unordered_map<uint64_t, std::unique_ptr<ScopeIndex>> scopes_;
+  // Scope -> its index. The heavy work, a lookup's search and a store's insert into the graph,
+  // runs under the scope's own lock with mu_ released, so workers search and insert in parallel.
+  // Lock order: mu_, then a scope's lock; never the reverse.
+  std::unordered_map<uint64_t, std::shared_ptr<Scope>> scopes_;
+  std::unordered_map<uint64_t, uint64_t> keys_; // index key -> entry id
+  uint64_t next_key_ = 0;
+  // Index removals queued by remove_locked, run once mu_ is released (Locked): a removal waits
+  // for its scope's lock, and must not hold mu_ while an insert into that scope runs.
+  std::vector<std::pair<std::shared_ptr<Scope>, uint64_t>> unindex_;
   std::set<OrderKey> order_;
   std::set<std::pair<int64_t, uint64_t>> expiry_;
   uint64_t bytes_ = 0;
