@@ -5,7 +5,7 @@
 #   (c) wrk -> semrouter (keyword routing + body rewrite) -> mock-upstream
 # then 500 concurrent streams of 100 chunks through semrouter, with its memory.
 # Usage: bench/gateway_bench.sh [DURATION_S] [CONNECTIONS]   (results: markdown on stdout)
-# Env: ROUNDS, WORKERS, CONFIG=bench (the keyword config below, one body) or CONFIG=default
+# Env: ROUNDS, WORKERS, SEMROUTER_BIN (another build to measure), CONFIG=bench (the keyword config below, one body) or CONFIG=default
 #      (config/default.yaml: every classifier, the semantic cache and its verifier, tool
 #      filtering; each request a new question, bench/post_varied.lua, on all three paths).
 set -euo pipefail
@@ -81,7 +81,7 @@ decisions:
   - {name: math, priority: 20, rules: {keyword: math}, models: [{model: qwen3-8b, reasoning: true}]}
 YAML
 fi
-"$BIN/semrouter" serve --config "$WORK/router.yaml" --port 0 --admin-port 0 --ready-file "$WORK/router.json" 2>"$WORK/router.log" &
+"${SEMROUTER_BIN:-$BIN/semrouter}" serve --config "$WORK/router.yaml" --port 0 --admin-port 0 --ready-file "$WORK/router.json" 2>"$WORK/router.log" &
 ROUTER_PID=$!
 PIDS+=($ROUTER_PID)
 wait_file "$WORK/router.json"
