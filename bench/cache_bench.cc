@@ -1,6 +1,7 @@
 // Semantic cache lookup latency and memory (docs/benchmarks.md):
 //   cache-bench [--entries 10000,100000,1000000] [--queries 2000] [--redis host:port]
 //   cache-bench --churn 5000 [--stores 30000] [--m 16 --ef-construction 100 --ef-search 64]
+//   cache-bench --threads 2 [--scopes 8]
 // Fills one scope with N entries (unit vectors of the default embedder's dimension, a question's
 // text and a 400-byte answer), then times lookups of real questions: the embedding alone, the
 // lookup alone, and both (what a request pays). Reports p50/p99, the build time and the resident
@@ -10,11 +11,15 @@
 // more (each evicts the oldest and reuses its graph slot), then perturbed copies of live vectors
 // are looked up and the nearest found compared with a brute-force scan; scattered vectors and
 // clustered ones (questions' embeddings cluster), with the store's cost per entry.
+// With --threads T: how the cache scales with workers. A full cache of 10,000 entries over
+// --scopes S takes 4,000 misses (a lookup, then a store of the same new vector, as a request of
+// the default config does), from 1 thread and from T threads sharing them; pairs per second.
 #include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -151,6 +156,55 @@ void churn(const ChurnOptions& co, size_t clusters) {
   std::cout.flush();
 }
 
+// Misses (lookup + store of a new vector) per second from `threads` threads into a full cache of
+// 10,000 entries of the default embedder's dimension (384) spread over `scopes` scopes.
+double miss_rate(size_t threads, size_t scopes) {
+  constexpr size_t kEntries = 10000, kMisses = 4000, kDim = 384;
+  cache::Options o;
+  o.max_entries = kEntries;
+  o.max_bytes = 1ull << 40;
+  auto c = cache::make_memory_cache(o);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> g;
+  auto draw = [&g](std::mt19937& r) {
+    std::vector<float> v(kDim);
+    for (float& x : v)
+      x = g(r);
+    return unit(std::move(v));
+  };
+  auto entry = [](uint64_t scope, uint64_t exact, std::vector<float> v) {
+    cache::Entry e;
+    e.scope = scope;
+    e.exact = exact;
+    e.vector = std::move(v);
+    e.text = "q";
+    e.answer = "{}";
+    return e;
+  };
+  for (size_t i = 0; i < kEntries + kEntries / 5; ++i)
+    c->store(entry(i % scopes, 1'000'000 + i, draw(rng)));
+  const size_t per = kMisses / threads;
+  const auto t0 = Clock::now();
+  std::vector<std::thread> pool;
+  for (size_t t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      std::mt19937 r(uint32_t(100 + t));
+      for (size_t i = 0; i < per; ++i) {
+        std::vector<float> v = draw(r);
+        cache::Query q;
+        q.scope = (i * threads + t) % scopes;
+        q.vector = &v;
+        q.threshold = 0.9f;
+        c->lookup(q);
+        c->store(entry(q.scope, uint64_t(t) << 32 | (i + 1), std::move(v)));
+      }
+    });
+  }
+  for (auto& th : pool)
+    th.join();
+  return double(per * threads) / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -171,7 +225,21 @@ int main(int argc, char** argv) {
   app.add_option("--ef-construction", co.hnsw.ef_construction,
                  "With --churn: hnsw.ef_construction");
   app.add_option("--ef-search", co.hnsw.ef_search, "With --churn: hnsw.ef_search");
+  size_t threads = 0, scopes = 8;
+  app.add_option("--threads", threads,
+                 "Misses per second (lookup + store) from 1 and from this many threads "
+                 "(replaces the latency table)");
+  app.add_option("--scopes", scopes, "With --threads: scopes the entries spread over")
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
+  if (threads > 0) {
+    std::cout << "| scopes | threads | misses (lookup + store) per second |\n|---:|---:|---:|\n";
+    for (size_t t : {size_t(1), threads}) {
+      std::cout << fmt::format("| {} | {} | {:.0f} |\n", scopes, t, miss_rate(t, scopes));
+      std::cout.flush();
+    }
+    return 0;
+  }
   if (app.count("--churn")) {
     std::cout << "| vectors | m | ef_construction | ef_search | store µs (mean) | store µs (p99) | "
                  "nearest found | exact found |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";

@@ -9,7 +9,6 @@
 #include <memory>
 #include <mutex>
 #include <set>
-#include <shared_mutex>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -72,7 +71,8 @@ private:
   std::unordered_map<uint64_t, Node> nodes_;
   std::unordered_map<uint64_t, uint64_t> exact_; // exact key -> id
   // Scope -> its index. The heavy work, a lookup's search and a store's insert into the graph,
-  // runs under the scope's own lock with mu_ released, so workers search and insert in parallel.
+  // runs under the scope's own lock with mu_ released, so workers in different scopes search and
+  // insert in parallel.
   // Lock order: mu_, then a scope's lock; never the reverse.
   std::unordered_map<uint64_t, std::shared_ptr<Scope>> scopes_;
   std::unordered_map<uint64_t, uint64_t> keys_; // index key -> entry id
