@@ -394,9 +394,12 @@ private:
 // searching one graph at once while a third waited to insert ran 20-30% slower than taking
 // turns (cache-bench --threads 2 --scopes 1); different scopes never wait on each other.
 struct MemoryCache::Scope {
-  explicit Scope(size_t dim) : index(dim) {}
+  Scope(size_t dim, const HnswOptions& h) : index(dim), hnsw(h) {}
   std::mutex mu;
   ScopeIndex index;
+  // The graph's settings, under mu with the index: set_options changes them while an insert may
+  // be about to build the graph, which must then use the new ones.
+  HnswOptions hnsw;
   // Entries of this scope with an index key (under mu_). The scope leaves the map when none is
   // left, and not before: an entry whose insert is still pending keeps its scope there.
   size_t entries = 0;
@@ -533,8 +536,12 @@ Lookup MemoryCache::lookup(const Query& q) {
     std::unique_lock scope_lock(scope->mu);
     found = scope->index.search(q.vector->data(), 4);
   }
+  // The question's reading for the verifier, when a candidate will need checking: made before
+  // mu_ is taken again (results come best first).
+  std::shared_ptr<const VerifierReading> asked;
+  if (q.verifier && !found.empty() && found.front().second >= q.threshold)
+    asked = q.verifier->prepare(q.text);
   lock.lock();
-  std::shared_ptr<const VerifierReading> asked; // read once, when a candidate needs checking
   for (const auto& [key, sim] : found) {
     if (sim < q.threshold)
       break;
@@ -546,8 +553,6 @@ Lookup MemoryCache::lookup(const Query& q) {
     if (it == nodes_.end() || !fits(it->second.entry))
       continue;
     if (q.verifier) {
-      if (!asked)
-        asked = q.verifier->prepare(q.text);
       Node& n = it->second;
       if (!n.reading) {
         n.reading = read_for_verifier(n.entry.text);
@@ -598,7 +603,7 @@ bool MemoryCache::store(Entry e) {
   if (!en.vector.empty()) {
     auto& sc = scopes_[en.scope];
     if (!sc)
-      sc = std::make_shared<Scope>(en.vector.size());
+      sc = std::make_shared<Scope>(en.vector.size(), opt_.hnsw);
     if (sc->index.dim() == en.vector.size()) {
       n.index_key = ++next_key_;
       keys_[n.index_key] = id;
@@ -608,7 +613,6 @@ bool MemoryCache::store(Entry e) {
     }
   }
   const uint64_t key = n.index_key;
-  const HnswOptions hnsw = opt_.hnsw;
   exact_[en.exact] = id;
   expiry_.insert({en.expires_ms ? en.expires_ms : INT64_MAX, id});
   bytes_ += en.bytes();
@@ -624,18 +628,28 @@ bool MemoryCache::store(Entry e) {
   std::vector<std::pair<std::shared_ptr<Scope>, uint64_t>> removals;
   removals.swap(unindex_);
   lock.unlock();
-  {
-    std::unique_lock scope_lock(scope->mu);
-    for (auto& [other, k] : removals)
-      if (other == scope)
-        scope->index.remove(k);
-    scope->index.add(key, vector, hnsw);
-  }
-  for (auto& [other, k] : removals) {
-    if (other != scope) {
-      std::unique_lock scope_lock(other->mu);
-      other->index.remove(k);
+  try {
+    {
+      std::unique_lock scope_lock(scope->mu);
+      for (auto& [other, k] : removals)
+        if (other == scope)
+          scope->index.remove(k);
+      scope->index.add(key, vector, scope->hnsw);
     }
+    for (auto& [other, k] : removals) {
+      if (other != scope) {
+        std::unique_lock scope_lock(other->mu);
+        other->index.remove(k);
+      }
+    }
+  } catch (...) {
+    // Out of memory growing the graph: the entry leaves rather than stay half stored, and the
+    // removals go back in the queue (removing a key twice is a no-op).
+    lock.lock();
+    unindex_.insert(unindex_.end(), removals.begin(), removals.end());
+    if (auto k = keys_.find(key); k != keys_.end())
+      remove_locked(k->second, false);
+    throw;
   }
   lock.lock();
   if (!keys_.count(key)) // removed (evicted, erased, flushed, replaced) while it was inserted
@@ -762,6 +776,7 @@ void MemoryCache::set_options(const Options& o) {
   }
   for (auto& [scope_key, scope] : scopes_) {
     std::unique_lock scope_lock(scope->mu);
+    scope->hnsw = o.hnsw;
     scope->index.set_ef(o.hnsw.ef_search);
   }
   enforce_bounds_locked();

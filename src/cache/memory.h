@@ -1,7 +1,8 @@
 // The in-memory store: entries by id, an exact-key map, and one vector index per scope (an exact
 // flat index while the scope is small, HNSW past HnswOptions::min_entries). Bounded by entries
-// and bytes, with per-entry TTLs and LRU / LFU / FIFO eviction. Thread-safe (one mutex; lookups
-// are tens of microseconds). The Redis store keeps one of these as its mirror.
+// and bytes, with per-entry TTLs and LRU / LFU / FIFO eviction. Thread-safe: one mutex for the
+// entries, and one per scope for its index, under which searches and inserts run (see scopes_).
+// The Redis store keeps one of these as its mirror.
 #pragma once
 
 #include <functional>
