@@ -105,6 +105,44 @@ std::string content_text(simdjson::dom::element content, bool& is_string) {
 
 thread_local simdjson::dom::parser tl_parser;
 
+// A key's text between its quotes, as written (escapes not decoded).
+std::string_view key_text(std::string_view s, Span key) {
+  return s.substr(key.begin + 1, key.end - key.begin - 2);
+}
+
+// Walks the members of the JSON object `s` holds, calling field(key, value) with the byte spans
+// of each (the key with its quotes) until it returns false. Returns nullptr when the object ends
+// or `field` stops the walk, else what was malformed. Values are skipped, not validated.
+template <typename Field> const char* walk_top_level(std::string_view s, Field&& field) {
+  size_t i = skip_ws(s, 0);
+  if (i >= s.size() || s[i] != '{')
+    return "expected a JSON object";
+  i = skip_ws(s, i + 1);
+  if (i < s.size() && s[i] == '}')
+    return nullptr;
+  while (i < s.size()) {
+    if (s[i] != '"')
+      return "expected a key";
+    const Span key{i, skip_string(s, i)};
+    i = skip_ws(s, key.end);
+    if (i >= s.size() || s[i] != ':')
+      return "expected ':'";
+    i = skip_ws(s, i + 1);
+    const Span value{i, skip_value(s, i)};
+    if (!field(key, value))
+      return nullptr;
+    i = skip_ws(s, value.end);
+    if (i < s.size() && s[i] == ',') {
+      i = skip_ws(s, i + 1);
+      continue;
+    }
+    if (i < s.size() && s[i] == '}')
+      return nullptr;
+    return "expected ',' or '}'";
+  }
+  return "unterminated object";
+}
+
 } // namespace
 
 std::string_view RequestView::latest_user_text() const {
@@ -119,89 +157,49 @@ std::string_view RequestView::latest_user_text() const {
 
 core::StatusOr<std::vector<TopLevelField>> scan_top_level(std::string_view s) {
   std::vector<TopLevelField> out;
-  size_t i = skip_ws(s, 0);
-  if (i >= s.size() || s[i] != '{')
-    return core::make_error(ErrorCode::InvalidArgument, "expected a JSON object");
-  i = skip_ws(s, i + 1);
-  if (i < s.size() && s[i] == '}')
-    return out;
-  while (i < s.size()) {
-    if (s[i] != '"')
-      return core::make_error(ErrorCode::InvalidArgument, "expected a key");
+  const char* bad_key = nullptr;
+  const char* bad = walk_top_level(s, [&](Span key, Span value) {
     TopLevelField f;
-    f.key_span.begin = i;
-    i = skip_string(s, i);
-    f.key_span.end = i;
-    std::string_view raw = s.substr(f.key_span.begin + 1, f.key_span.end - f.key_span.begin - 2);
+    f.key_span = key;
+    f.value = value;
+    const std::string_view raw = key_text(s, key);
     if (raw.find('\\') == std::string_view::npos) {
       f.key = std::string(raw);
     } else {
       // "m\u0065ssages" is "messages" to every JSON parser; it must be to us too.
-      auto decoded = nlohmann::json::parse(
-          s.substr(f.key_span.begin, f.key_span.end - f.key_span.begin), nullptr,
-          /*allow_exceptions=*/false);
-      if (!decoded.is_string())
-        return core::make_error(ErrorCode::InvalidArgument, "invalid escape in a key");
+      auto decoded = nlohmann::json::parse(s.substr(key.begin, key.end - key.begin), nullptr,
+                                           /*allow_exceptions=*/false);
+      if (!decoded.is_string()) {
+        bad_key = "invalid escape in a key";
+        return false;
+      }
       f.key = decoded.get<std::string>();
     }
-    i = skip_ws(s, i);
-    if (i >= s.size() || s[i] != ':')
-      return core::make_error(ErrorCode::InvalidArgument, "expected ':'");
-    i = skip_ws(s, i + 1);
-    f.value.begin = i;
-    i = skip_value(s, i);
-    f.value.end = i;
     out.push_back(std::move(f));
-    i = skip_ws(s, i);
-    if (i < s.size() && s[i] == ',') {
-      i = skip_ws(s, i + 1);
-      continue;
-    }
-    if (i < s.size() && s[i] == '}')
-      return out;
-    return core::make_error(ErrorCode::InvalidArgument, "expected ',' or '}'");
-  }
-  return core::make_error(ErrorCode::InvalidArgument, "unterminated object");
+    return true;
+  });
+  if (bad || bad_key)
+    return core::make_error(ErrorCode::InvalidArgument, bad ? bad : bad_key);
+  return out;
 }
 
 TopLevelHit find_top_level(std::string_view s, std::string_view key) {
   TopLevelHit hit;
-  size_t i = skip_ws(s, 0);
-  if (i >= s.size() || s[i] != '{')
-    return hit;
-  i = skip_ws(s, i + 1);
-  if (i < s.size() && s[i] == '}') {
+  bool unsure = false;
+  const char* bad = walk_top_level(s, [&](Span k, Span value) {
+    const std::string_view raw = key_text(s, k);
+    if (raw.find('\\') != std::string_view::npos || value.end == value.begin) {
+      unsure = true; // an escaped key might spell `key`: only a real parser can tell
+      return false;
+    }
+    if (raw != key)
+      return true;
+    hit.result = TopLevelFind::Found;
+    hit.value = value;
+    return false;
+  });
+  if (!bad && !unsure && hit.result != TopLevelFind::Found)
     hit.result = TopLevelFind::Absent;
-    return hit;
-  }
-  while (i < s.size() && s[i] == '"') {
-    const size_t key_end = skip_string(s, i);
-    if (key_end > s.size() || key_end < i + 2)
-      return hit;
-    const std::string_view raw = s.substr(i + 1, key_end - i - 2);
-    if (raw.find('\\') != std::string_view::npos)
-      return hit; // an escaped key might spell `key`: only a real parser can tell
-    i = skip_ws(s, key_end);
-    if (i >= s.size() || s[i] != ':')
-      return hit;
-    i = skip_ws(s, i + 1);
-    const size_t end = skip_value(s, i);
-    if (end == i)
-      return hit;
-    if (raw == key) {
-      hit.result = TopLevelFind::Found;
-      hit.value = {i, end};
-      return hit;
-    }
-    i = skip_ws(s, end);
-    if (i < s.size() && s[i] == '}') {
-      hit.result = TopLevelFind::Absent;
-      return hit;
-    }
-    if (i >= s.size() || s[i] != ',')
-      return hit;
-    i = skip_ws(s, i + 1);
-  }
   return hit;
 }
 
@@ -210,21 +208,26 @@ Span content_span(std::string_view body, const MessageView& message) {
     return {};
   const std::string_view text =
       body.substr(message.span.begin, message.span.end - message.span.begin);
+  // The last "content", as a parser that keeps the last of a duplicated key reads it.
   Span found;
-  const TopLevelHit hit = find_top_level(text, "content");
-  if (hit.result == TopLevelFind::Found) {
-    found = hit.value;
-  } else if (hit.result == TopLevelFind::Unsure) {
-    // A key with an escape ("c\u006fntent"): the full scan decodes the keys.
+  bool escaped = false;
+  const char* bad = walk_top_level(text, [&](Span key, Span value) {
+    const std::string_view raw = key_text(text, key);
+    escaped = raw.find('\\') != std::string_view::npos;
+    if (!escaped && raw == "content")
+      found = value;
+    return !escaped;
+  });
+  if (escaped) { // a key with an escape ("c\u006fntent"): the full scan decodes the keys
+    found = {};
     auto fields = scan_top_level(text);
     if (!fields)
       return {};
-    for (const auto& f : *fields) {
-      if (f.key == "content") {
+    for (const auto& f : *fields)
+      if (f.key == "content")
         found = f.value;
-        break;
-      }
-    }
+  } else if (bad) {
+    return {};
   }
   if (found.end <= found.begin)
     return {};
@@ -454,17 +457,9 @@ void BodyEditor::set_system_prompt(std::string_view content, bool replace) {
 void BodyEditor::set_message_content(size_t index, std::string raw_json_value) {
   if (index >= view_.messages.size())
     return;
-  const Span& m = view_.messages[index].span;
-  auto inner = scan_top_level(body_.substr(m.begin, m.end - m.begin));
-  if (!inner)
-    return;
-  const TopLevelField* content = nullptr;
-  for (const auto& f : *inner)
-    if (f.key == "content")
-      content = &f;
-  if (content)
-    edits_.push_back(
-        {content->value.begin + m.begin, content->value.end + m.begin, std::move(raw_json_value)});
+  const Span content = content_span(body_, view_.messages[index]);
+  if (content.end > content.begin)
+    edits_.push_back({content.begin, content.end, std::move(raw_json_value)});
 }
 
 void BodyEditor::remove_top_level(std::string_view key) {

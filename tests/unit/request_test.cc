@@ -116,6 +116,21 @@ std::string edit(const std::string& body, const std::function<void(BodyEditor&)>
   return e.apply();
 }
 
+// A message's content span is its last "content", the one a last-wins parser upstream reads; a
+// key spelt with an escape is decoded.
+TEST(Request, ContentSpanIsTheLastContentKey) {
+  const std::string body = R"({"messages":[{"role":"system","content":"a","content":"b"},)"
+                           R"({"role":"user","c\u006fntent":"hi"}]})";
+  auto v = parse_request(body, RequestKind::ChatCompletions);
+  ASSERT_TRUE(v) << v.error().message;
+  auto text = [&](Span s) { return body.substr(s.begin, s.end - s.begin); };
+  EXPECT_EQ(text(content_span(body, v->messages[0])), R"("b")");
+  EXPECT_EQ(text(content_span(body, v->messages[1])), R"("hi")");
+  EXPECT_EQ(edit(body, [](BodyEditor& e) { e.set_message_content(0, R"("x")"); }),
+            R"({"messages":[{"role":"system","content":"a","content":"x"},)"
+            R"({"role":"user","c\u006fntent":"hi"}]})");
+}
+
 TEST(BodyEditor, SplicesModelAndKeepsEverythingElseByteForByte) {
   std::string body =
       R"({"model": "auto", "messages":[{"role":"user","content":"hi"}], "temperature": 0.70, "x_vendor": {"ü": [1.0, 2e10]}})";
