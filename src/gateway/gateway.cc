@@ -2,6 +2,7 @@
 
 #include "gateway/beast.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <charconv>
@@ -11,6 +12,7 @@
 #include <deque>
 #include <limits>
 #include <list>
+#include <span>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <thread>
@@ -69,6 +71,25 @@ bool is_hop_by_hop(std::string_view name) {
       return true;
   }
   return false;
+}
+
+// The header names an upstream's Connection fields list ("Connection: x-trace, keep-alive"):
+// hop-by-hop, like the fixed list above. Usually empty (keep-alive and close only).
+std::vector<std::string_view> connection_options(std::span<const hp::Header> fields) {
+  std::vector<std::string_view> out;
+  for (const hp::Header& field : fields) {
+    if (!core::iequals(field.name, "connection"))
+      continue;
+    std::string_view v = field.value;
+    while (!v.empty()) {
+      const size_t comma = v.find(',');
+      const std::string_view token = core::trim(v.substr(0, comma));
+      if (!token.empty() && !core::iequals(token, "keep-alive") && !core::iequals(token, "close"))
+        out.push_back(token);
+      v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+    }
+  }
+  return out;
 }
 
 // Watches the client socket while a request is proxied. If the client goes away, the upstream
@@ -251,6 +272,7 @@ void append_header(std::string& out, std::string_view name, std::string_view val
 
 // How a response body is delimited.
 enum class Framing {
+  None,          // 1xx, 204 and 304: no body can follow, so no framing header either
   ContentLength, // the body's size is known
   Chunked,       // HTTP/1.1 streams
   UntilClose,    // HTTP/1.0 streams: the body ends when the connection closes
@@ -268,7 +290,8 @@ std::string response_head(int status, unsigned version, std::string_view content
   out.push_back(' ');
   out.append(http::obsolete_reason(static_cast<http::status>(status)));
   out.append("\r\nServer: semrouter\r\n"sv);
-  append_header(out, "Content-Type", content_type);
+  if (!content_type.empty()) // none for a 204 or 304
+    append_header(out, "Content-Type", content_type);
   if (no_cache)
     out.append("Cache-Control: no-cache\r\n"sv);
   for (const auto& [k, v] : headers)
@@ -292,6 +315,7 @@ std::string response_head(int status, unsigned version, std::string_view content
   case Framing::Chunked:
     out.append("Transfer-Encoding: chunked\r\n"sv);
     break;
+  case Framing::None:
   case Framing::UntilClose:
     break;
   }
@@ -318,6 +342,16 @@ constexpr std::array<std::string_view, 6> kForwardedHeaders{"x-request-id",   "a
 constexpr std::array<std::string_view, 2> kTraceHeaders{"traceparent", "tracestate"};
 
 std::string_view target_path(std::string_view target) {
+  // Absolute-form ("http://host/v1/models"), what a client set up for a forward proxy sends,
+  // names the same path (RFC 9112 section 3.2.2: a server must accept it).
+  if (!target.starts_with('/')) {
+    if (const auto scheme = target.find("://"); scheme != std::string_view::npos && scheme > 0) {
+      const auto slash = target.find_first_of("/?", scheme + 3);
+      target = slash == std::string_view::npos ? std::string_view("/")
+               : target[slash] == '?'          ? std::string_view("/")
+                                               : target.substr(slash);
+    }
+  }
   auto q = target.find('?');
   return q == std::string_view::npos ? target : target.substr(0, q);
 }
@@ -632,8 +666,15 @@ awaitable<void> Gateway::Impl::send(ClientConn& client, const Request& req, http
                                     bool keep_alive,
                                     const std::vector<std::pair<std::string, std::string>>& headers,
                                     const std::vector<std::pair<std::string, std::string>>* more) {
-  std::string head = response_head(static_cast<int>(status), req.version(), content_type, headers,
-                                   keep_alive, Framing::ContentLength, body.size(), false, more);
+  // A 1xx, 204 or 304 has no body and no framing; the answer to HEAD has the head a GET would
+  // get (its Content-Length included) and no body (RFC 9110 sections 6.4.1 and 9.3.2).
+  const int code = static_cast<int>(status);
+  const bool bodiless = (code >= 100 && code < 200) || code == 204 || code == 304;
+  std::string head = response_head(
+      code, req.version(), bodiless ? std::string_view() : content_type, headers, keep_alive,
+      bodiless ? Framing::None : Framing::ContentLength, body.size(), false, more);
+  if (bodiless || req.method() == hp::Method::Head)
+    body.clear();
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
   boost::system::error_code ec;
   client.deadline.set(kClientWriteTimeout);
@@ -904,11 +945,22 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
   if (admin) {
     std::string_view target(req.target().data(), req.target().size());
     const auto q = target.find('?');
+    const bool head = req.method() == hp::Method::Head; // served as GET, without the body
     const dashboard::Request dreq{
-        std::string_view(req.method_string()), path,
+        head ? std::string_view("GET") : std::string_view(req.method_string()), path,
         q == std::string_view::npos ? std::string_view() : target.substr(q + 1), req.body()};
     if (dashboard.is_stream(path)) {
-      co_await stream_dashboard(client, req, dreq);
+      if (head) { // the stream's head alone
+        const std::string h = response_head(200, req.version(), "text/event-stream", kNoHeaders,
+                                            false, Framing::None, 0, true);
+        boost::system::error_code ec;
+        client.deadline.set(kClientWriteTimeout);
+        co_await asio::async_write(client.stream.socket(), asio::buffer(h),
+                                   asio::redirect_error(use_awaitable, ec));
+        client.deadline.clear();
+      } else {
+        co_await stream_dashboard(client, req, dreq);
+      }
       co_return false;
     }
     if (auto reply = dashboard.handle(dreq)) {
@@ -934,7 +986,8 @@ awaitable<bool> Gateway::Impl::handle(ClientConn& client, Worker& w, Request& re
     co_await send_error(client, req, openai::not_found_path(path), keep);
     co_return keep;
   }
-  if (req.method() != spec->verb) {
+  if (req.method() != spec->verb &&
+      !(req.method() == hp::Method::Head && spec->verb == hp::Method::Get)) {
     const bool get = spec->verb == hp::Method::Get;
     co_await send_error(client, req,
                         openai::method_not_allowed(req.method_string(), path, get ? "GET" : "POST"),
@@ -1543,11 +1596,15 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       if (status >= 500)
         exchange.upstream_error(backend->name, "status_5xx");
       std::vector<std::pair<std::string, std::string>> headers;
+      const std::vector<std::string_view> listed = connection_options(parser.headers());
       for (const hp::Header& field : parser.headers()) {
         // An upstream's own x-semrouter-* headers would contradict ours: ours win.
         if (is_hop_by_hop(field.name) ||
             (field.name.size() >= 12 && core::iequals(field.name.substr(0, 12), "x-semrouter-")))
           continue;
+        if (std::any_of(listed.begin(), listed.end(),
+                        [&](std::string_view o) { return core::iequals(o, field.name); }))
+          continue; // named in Connection: hop-by-hop too (RFC 9110 section 7.6.1)
         headers.emplace_back(field.name, field.value);
       }
       ubuf.consume(head_event.consumed);
@@ -1557,6 +1614,19 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       if (fallback)
         health.count_fallback(out.decision, routed_model.name, model.name);
       bool upstream_ok = true;
+
+      if (status == 204 || status == 304) {
+        // No body can follow: the client gets the status and the headers, unframed, whatever its
+        // API (a translated error body would be a body the client's parser does not expect). The
+        // connection is not pooled: its parser stops at the head.
+        watch->upstream = nullptr;
+        upstream_deadline.clear();
+        upstream_deadline.watch(nullptr);
+        finish(status);
+        co_await send(client, req, static_cast<http::status>(status), std::string(), "", keep,
+                      headers, &out.response_headers);
+        co_return keep;
+      }
 
       if (!event_stream) {
         std::string body;
@@ -1700,8 +1770,9 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         co_await write_last_chunk();
         client.deadline.clear();
         finish(e.status);
-        co_return false; // the client saw a 200 header; closing tells it the stream ended
-                         // abnormally
+        // The client saw a 200 head: the error event, which the SDKs raise, is how it learns
+        // the stream broke off (OpenAI's API reports errors mid-stream the same way).
+        co_return false;
       }
       if (!as_is || hide_usage) {
         to_client.clear();

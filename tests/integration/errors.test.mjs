@@ -246,6 +246,37 @@ test('pipelined requests on one connection are all answered, in order', async ()
   assert.equal(JSON.parse(responses[2].body).mock_echo.messages[0].content, 'pipelined');
 });
 
+test('HEAD gets the head a GET would get and no body; HEAD where only POST is served gets a bodiless 405', async () => {
+  const res = await rawExchange(
+    router.port,
+    'HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n' +
+      'HEAD /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n' +
+      'GET /health HTTP/1.1\r\nHost: x\r\n\r\n',
+    { halfClose: false, timeoutMs: 5000, until: (text) => text.includes('{"status":"ok"}') },
+  );
+  const parts = res.text.split('\r\n\r\n');
+  assert.match(parts[0], /^HTTP\/1\.1 200 OK\r\n/, res.text);
+  assert.match(parts[0], /content-length: 15/i, parts[0]); // what the GET's body would be
+  assert.match(parts[1], /^HTTP\/1\.1 405 /, res.text); // straight after the first head: no body
+  assert.match(parts[1], /allow: POST/i, parts[1]);
+  assert.match(parts[2], /^HTTP\/1\.1 200 OK\r\n/, res.text);
+  assert.equal(parts[3], '{"status":"ok"}');
+});
+
+test('an absolute-form request target (a client set up for a forward proxy) is routed by its path', async () => {
+  const body = JSON.stringify({ model: 'good-model', messages: user('absolute') });
+  const res = await rawExchange(
+    router.port,
+    `POST http://router.example/v1/chat/completions HTTP/1.1\r\nHost: router.example\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}` +
+      'GET http://router.example/health?probe=1 HTTP/1.1\r\nHost: router.example\r\n\r\n',
+    { halfClose: false, timeoutMs: 5000, until: (text) => parseHttpResponses(text).length >= 2 },
+  );
+  const [chat, health] = parseHttpResponses(res.text);
+  assert.equal(chat.status, 200, res.text);
+  assert.equal(JSON.parse(chat.body).mock_echo.messages[0].content, 'absolute');
+  assert.equal(health.status, 200, res.text);
+});
+
 test('Expect: 100-continue gets a 100 before the body, and a 413 instead when the body is too large', async () => {
   const body = JSON.stringify({ model: 'good-model', messages: user('continue') });
   const head = (length) =>
@@ -328,6 +359,13 @@ const SCENARIOS = {
     s.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"ok":true,');
     setTimeout(() => s.end('"usage":{"prompt_tokens":2,"completion_tokens":3}}'), 20);
   },
+  'no content': (s) => {
+    s.write('HTTP/1.1 204 No Content\r\nX-Kept: yes\r\n\r\n');
+  },
+  'connection-listed header': (s) => {
+    s.write('HTTP/1.1 200 OK\r\nConnection: x-secret, keep-alive\r\nX-Secret: hop\r\nX-Kept: yes\r\n' +
+      'Content-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}');
+  },
   'split crlf sse': (s) => {
     const events =
       'data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":9}}\r\n\r\ndata: [DONE]\r\n\r\n';
@@ -377,6 +415,30 @@ test('upstreams that break HTTP: 502 or 504 in the OpenAI shape, and the router 
   assert.equal(metricValue(m, 'semrouter_upstream_errors_total', { backend: 'fault', kind: 'timeout' }), 1);
   assert.equal(metricValue(m, 'semrouter_requests_total', { model: 'fault-model', status: '502' }), 4);
   assert.equal(metricValue(m, 'semrouter_inflight_requests'), 0);
+});
+
+test('an upstream 204 reaches the client as a 204 with no body or framing; Connection-listed headers stay behind', async () => {
+  const body = JSON.stringify({ model: 'fault-model', messages: user('no content') });
+  const post = `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  const health = 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n';
+  // The 204 and the next answer on one connection: a body or a last chunk after the 204 would
+  // be read as the start of the /health answer.
+  const res = await rawExchange(faultRouter.port, post + health, {
+    halfClose: false,
+    timeoutMs: 5000,
+    until: (text) => text.includes('{"status":"ok"}'),
+  });
+  const head = res.text.slice(0, res.text.indexOf('\r\n\r\n') + 4);
+  assert.match(head, /^HTTP\/1\.1 204 /, res.text);
+  assert.doesNotMatch(head, /content-length|transfer-encoding|content-type/i, head);
+  assert.match(head, /x-kept: yes/i, head);
+  assert.match(res.text.slice(head.length), /^HTTP\/1\.1 200 OK\r\n/, res.text);
+
+  const listed = await fault('connection-listed header');
+  assert.equal(listed.status, 200, listed.text);
+  assert.deepEqual(listed.json, { ok: true });
+  assert.equal(listed.headers['x-kept'], 'yes');
+  assert.equal(listed.headers['x-secret'], undefined, JSON.stringify(listed.headers));
 });
 
 test('odd but valid upstream framing is relayed: close-delimited bodies, SSE split mid-event with CRLFs', async () => {
