@@ -9,9 +9,11 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <limits>
 #include <list>
+#include <optional>
 #include <span>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -71,6 +73,24 @@ bool is_hop_by_hop(std::string_view name) {
       return true;
   }
   return false;
+}
+
+// A retry-after value: delay-seconds, or an HTTP-date (RFC 9110 section 10.2.3) as a delay from
+// `now` (0 when it has passed). Empty when it is neither.
+std::optional<std::chrono::milliseconds>
+retry_after_delay(std::string_view value, std::chrono::system_clock::time_point now) {
+  value = core::trim(value);
+  if (uint32_t seconds = 0; core::parse_u32(value, seconds))
+    return std::chrono::milliseconds(uint64_t(seconds) * 1000);
+  // IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT": the form senders must use.
+  const std::string text(value);
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (end == nullptr || *end != '\0')
+    return std::nullopt;
+  const auto when = std::chrono::system_clock::from_time_t(timegm(&tm));
+  return std::max(std::chrono::milliseconds(0),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(when - now));
 }
 
 // The header names an upstream's Connection fields list ("Connection: x-trace, keep-alive"):
@@ -1288,6 +1308,10 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
                                                 guard.enabled()};
   std::string last_error = "no backend configured";
   bool timed_out = false;
+  // The last attempt's 429 or 503, when a retry was to follow it: if none can (no time, every
+  // breaker full), the client gets that status, not a 502.
+  int refused_status = 0;
+  std::chrono::milliseconds refused_after{0};
   bool all_breaking = !plan.empty();
   // Retries: each needs one of max_retries and a ticket from the budget, held until the retry
   // ends. Only failures before any byte reached the client are retried.
@@ -1307,21 +1331,33 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   uint32_t same_backend_retries = 0;
   std::chrono::milliseconds retry_after{0};
   pipeline::BreakerSlot request_slot;
-  pipeline::RouteOutcome retargeted; // the routed request for a fallback model
+  pipeline::AdmissionTicket fallback_slot; // a fallback model's concurrency slot, while on it
+  pipeline::RouteOutcome retargeted;       // the routed request for a fallback model
   size_t next = 0;
   for (uint32_t attempt = 0; attempt <= res.retries.max_retries && !plan.empty(); ++attempt) {
     // The next target whose circuit breaker has room (the plan repeats when retries outnumber
     // it).
     const pipeline::UpstreamHealth::Target* target = nullptr;
     std::shared_ptr<pipeline::BackendHealth> bh;
+    request_slot = {}; // the last attempt's slot is free again: a retry on its backend may take it
+    fallback_slot = {};
     for (size_t k = 0; k < plan.size() && !target; ++k) {
       const auto& t = plan[(next + k) % plan.size()];
+      // A fallback model's max_concurrent holds for the requests it takes over too.
+      if (t.model != &routed_model) {
+        auto ticket = rt.admission.try_model(*t.model);
+        if (!ticket)
+          continue;
+        fallback_slot = std::move(*ticket);
+      }
       auto h = health.backend(t.backend->name);
       request_slot = health.acquire(*t.backend, *h, pipeline::BreakerLimit::Requests);
       if (request_slot) {
         target = &t;
         bh = std::move(h);
         next = (next + k + 1) % plan.size();
+      } else {
+        fallback_slot = {};
       }
     }
     if (!target)
@@ -1334,7 +1370,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       // exponential with full jitter on the same one; at least what a retry-after asked for.
       auto wait = backend == previous ? health.backoff(same_backend_retries++, w.random)
                                       : std::chrono::milliseconds(0);
-      wait = std::max(wait, retry_after);
+      if (backend == previous) // a retry-after is the asking backend's: another goes at once
+        wait = std::max(wait, retry_after);
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           start + std::chrono::milliseconds(backend->timeouts.total_ms) - core::SteadyClock::now());
       if (wait >= left)
@@ -1351,6 +1388,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     }
     previous = backend;
     retry_after = std::chrono::milliseconds(0);
+    timed_out = false; // the final error tells of the last attempt's failure
+    refused_status = 0;
     const bool fallback = &model != &routed_model;
     // The accounting and the header follow the model of this attempt (a retry may come back to
     // the routed model after a fallback failed).
@@ -1454,8 +1493,14 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       bool reused = false;
       std::unique_ptr<UpstreamConn> conn = send_try == 0 ? w.pools.take(*backend) : nullptr;
       if (conn) {
-        reused = true;
-      } else {
+        // In use again: it takes a connection slot (idle, it held none).
+        conn->slot = health.acquire(*backend, *bh, pipeline::BreakerLimit::Connections);
+        if (conn->slot)
+          reused = true;
+        else
+          conn.reset(); // the limit is reached: the path below reports it
+      }
+      if (!conn) {
         pipeline::BreakerSlot pending =
             health.acquire(*backend, *bh, pipeline::BreakerLimit::Pending);
         pipeline::BreakerSlot connection =
@@ -1571,17 +1616,27 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         std::chrono::milliseconds asked{0};
         bool within = true;
         if (auto ra = parser.header("retry-after"); !ra.empty()) {
-          uint32_t seconds = 0;
-          if (core::parse_u32(std::string_view(ra.data(), ra.size()), seconds)) {
-            asked = std::chrono::milliseconds(uint64_t(seconds) * 1000);
-            within = asked.count() <= res.retries.max_retry_after_ms;
-          }
+          // A value that is neither seconds nor an HTTP-date is relayed, not taken as 0.
+          const auto delay = retry_after_delay(ra, std::chrono::system_clock::now());
+          asked = delay.value_or(std::chrono::milliseconds(0));
+          within = delay && asked.count() <= res.retries.max_retry_after_ms;
         }
+        // A retry on this backend that could not start before total_ms ends would only turn
+        // this answer into a 502: the client gets it as it is. (A retry on another backend
+        // goes at once.)
+        const bool same_next = plan[next % plan.size()].backend == backend;
+        within =
+            within && (!same_next || asked < std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 deadline - core::SteadyClock::now()));
         const std::string reason = "status_" + std::to_string(status);
         if (within && may_retry(reason.c_str())) {
           exchange.upstream_error(backend->name, status == 429 ? "status_429" : "status_5xx");
           trace.upstream_failed(reason);
           last_error = fmt::format("{}: answered {}", backend->name, status);
+          if (status == 429 || status == 503) {
+            refused_status = status;
+            refused_after = asked;
+          }
           retry_after = asked;
           retry_next = true;
           watch->upstream = nullptr;
@@ -1812,6 +1867,20 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     const HeaderList retry_after{{"retry-after", "1"}};
     HeaderList extra = out.response_headers;
     extra.insert(extra.end(), retry_after.begin(), retry_after.end());
+    finish(e.status);
+    co_await send_api_error(e, extra);
+    co_return keep;
+  }
+  // Nothing answered: no fallback served it, and the routed model carries the failure.
+  exchange.fallback_to(routed_model);
+  std::erase_if(out.response_headers,
+                [](const auto& h) { return h.first == "x-semrouter-fallback"; });
+  if (refused_status != 0) {
+    const openai::ApiError e =
+        openai::upstream_refused(routed_model.name, refused_status, last_error);
+    HeaderList extra = out.response_headers;
+    const auto seconds = std::max<int64_t>(1, (refused_after.count() + 999) / 1000);
+    extra.emplace_back("retry-after", std::to_string(seconds));
     finish(e.status);
     co_await send_api_error(e, extra);
     co_return keep;

@@ -1,6 +1,7 @@
 #include "gateway/upstream.h"
 
 #include <cerrno>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <sys/stat.h>
@@ -80,8 +81,11 @@ std::shared_ptr<ssl::context> TlsContexts::get(const config::BackendConfig& back
 const std::string& UpstreamPools::key(const config::BackendConfig& b) {
   // Built twice per proxied request (take, give_back): into this thread's buffer, which keeps
   // its capacity, so no allocation once it has grown.
+  // The backend's name leads: two backends on one endpoint (one API, two keys) keep their own
+  // idle connections, each holding its own backend's circuit breaker slot.
   thread_local std::string k;
-  k.assign(b.tls ? "https://" : "http://");
+  k.assign(b.name);
+  k.append(b.tls ? "|https://" : "|http://");
   k.append(b.host);
   k.push_back(':');
   char port[8];
@@ -124,9 +128,15 @@ bool looks_alive(UpstreamConn& conn) {
     return false; // the server closed it
   if (n < 0)
     return errno == EAGAIN || errno == EWOULDBLOCK;
-  // Bytes while idle: on plain HTTP an unsolicited answer (a 408, a close); over TLS a record
-  // (a session ticket is harmless; a close_notify is followed by the close, seen next time).
-  return conn.tls() != nullptr;
+  // Bytes while idle: on plain HTTP an unsolicited answer (a 408, a close). Over TLS a record: a
+  // session ticket is harmless, but a close_notify comes with the server's FIN, which the peek
+  // cannot see behind it (TLS 1.3 encrypts both records alike). POLLRDHUP does.
+  if (conn.tls() == nullptr)
+    return false;
+  pollfd p{socket.native_handle(), POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) < 0)
+    return false;
+  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0;
 }
 
 void UpstreamPools::give_back(const config::BackendConfig& backend,
@@ -134,6 +144,7 @@ void UpstreamPools::give_back(const config::BackendConfig& backend,
   auto& list = idle_[key(backend)];
   if (list.size() >= backend.max_idle_connections)
     return; // dropping closes it
+  conn->slot.release();
   conn->tcp().expires_never();
   list.push_back(std::move(conn));
 }

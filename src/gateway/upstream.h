@@ -104,7 +104,9 @@ public:
         token, b);
   }
 
-  // The backend's circuit-breaker connection slot, held for as long as the connection lives.
+  // The backend's circuit-breaker connection slot, held while a request uses the connection: an
+  // idle pooled connection holds none (UpstreamPools::give_back releases it), so connections
+  // another worker keeps idle never shut this one out.
   pipeline::BreakerSlot slot;
 
 private:

@@ -80,6 +80,14 @@ ApiError upstream_timeout(std::string_view model, std::string_view detail) {
           fmt::format("The backend of model `{}` timed out: {}", model, detail), ""};
 }
 
+ApiError upstream_refused(std::string_view model, int status, std::string_view detail) {
+  if (status == 429)
+    return {429, "rate_limit_error", "upstream_rate_limited",
+            fmt::format("The backends of model `{}` are rate limiting: {}", model, detail), ""};
+  return {503, "server_error", "upstream_unavailable",
+          fmt::format("The backends of model `{}` are unavailable: {}", model, detail), ""};
+}
+
 ApiError internal_error(std::string message) {
   return {500, "server_error", "internal_error", std::move(message), ""};
 }

@@ -25,6 +25,9 @@ ApiError body_too_large(uint64_t limit);
 ApiError upstream_unreachable(std::string_view model, std::string_view detail);
 ApiError upstream_broken(std::string_view model, std::string_view backend, std::string_view detail);
 ApiError upstream_timeout(std::string_view model, std::string_view detail);
+// The last backend tried answered 429 (429 `upstream_rate_limited`) or 503 (503
+// `upstream_unavailable`) and no retry could follow it (none left, or not in time).
+ApiError upstream_refused(std::string_view model, int status, std::string_view detail);
 ApiError internal_error(std::string message);
 // Admission control and circuit breakers: the router (503, `overloaded`) or one model (429,
 // `model_overloaded`) has no room now; the answer carries retry-after.

@@ -89,6 +89,20 @@ Admission::Entry Admission::enter(const config::Config& config, const config::Mo
   return e;
 }
 
+std::optional<AdmissionTicket> Admission::try_model(const config::ModelConfig& model) {
+  if (model.max_concurrent == 0)
+    return AdmissionTicket();
+  std::lock_guard lock(mu_);
+  const bool waiting =
+      std::any_of(queue_.begin(), queue_.end(),
+                  [&](const std::shared_ptr<Waiter>& q) { return q->model == model.name; });
+  const auto it = model_in_flight_.find(model.name);
+  if (waiting || (it != model_in_flight_.end() && it->second >= model.max_concurrent))
+    return std::nullopt;
+  ++model_in_flight_[model.name];
+  return AdmissionTicket(this, model.name, /*global=*/false);
+}
+
 void Admission::leave(const std::string& model, bool global) {
   std::vector<std::shared_ptr<Waiter>> woken;
   {

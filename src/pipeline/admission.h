@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,11 @@ public:
   // The wait ended without a wake (timeout, client gone). Returns the ticket when the slots were
   // given in the meantime (the caller may use them or drop them).
   AdmissionTicket abandon(const std::shared_ptr<Waiter>& waiter);
+
+  // A fallback attempt on `model`: one of its max_concurrent slots, at once or not at all (no
+  // queue: the request waited for its own model already, and holds its global slot). Empty when
+  // the model is at its limit or others wait for it; an empty ticket when it has no limit.
+  std::optional<AdmissionTicket> try_model(const config::ModelConfig& model);
 
   uint32_t in_flight() const;
   uint32_t queued() const;

@@ -51,9 +51,10 @@ UpstreamHealth::UpstreamHealth(metrics::Registry& r)
                        "Requests that found a backend's circuit breaker at its limit, by backend "
                        "and limit (connections, pending, requests).",
                        {"backend", "limit"})),
-      open_connections_(r.gauge("semrouter_upstream_connections",
-                                "Open upstream connections (pooled ones included), by backend.",
-                                {"backend"})),
+      open_connections_(r.gauge(
+          "semrouter_upstream_connections",
+          "Upstream connections in use by a request (idle pooled ones not counted), by backend.",
+          {"backend"})),
       in_flight_(r.gauge("semrouter_upstream_requests_in_flight",
                          "Requests in flight to the backend.", {"backend"})),
       retries_(r.counter("semrouter_retries_total",
@@ -80,13 +81,16 @@ void UpstreamHealth::configure(const config::Config& config, uint64_t generation
     auto it = table_.find(b.name);
     next.emplace(b.name, it != table_.end() ? it->second : std::make_shared<BackendHealth>(b.name));
   }
-  // A backend whose checks were turned off is healthy again.
-  if (config.resilience.health_checks.interval_ms == 0)
-    for (auto& [name, b] : next) {
-      std::lock_guard bl(b->mu_);
-      b->healthy_ = true;
-      b->check_passes_ = b->check_failures_ = 0;
-    }
+  // A backend whose checks were turned off (all of them, or its own) is healthy again: nothing
+  // would ever find it healthy otherwise.
+  for (const auto& bc : config.backends) {
+    if (config.resilience.health_checks.interval_ms != 0 && bc.health_check_enabled)
+      continue;
+    auto& b = next.at(bc.name);
+    std::lock_guard bl(b->mu_);
+    b->healthy_ = true;
+    b->check_passes_ = b->check_failures_ = 0;
+  }
   table_ = std::move(next);
   generation_ = generation;
   configured_ = true;
@@ -140,6 +144,7 @@ std::vector<UpstreamHealth::Target> UpstreamHealth::plan(const config::Config& c
         out.push_back({&m, b});
   };
   add_available(model);
+  const bool own_out = out.empty();
   for (const std::string& name : fallback) {
     const config::ModelConfig* m = config.find_model(name);
     if (m && m != &model)
@@ -147,7 +152,9 @@ std::vector<UpstreamHealth::Target> UpstreamHealth::plan(const config::Config& c
   }
   if (panic)
     *panic = out.empty();
-  if (out.empty())
+  // Every backend of the model is out: they are tried anyway, after the fallbacks' available
+  // ones (an ejected backend may have recovered).
+  if (own_out)
     for (const config::BackendConfig* b : order_backends(config, model, random))
       out.push_back({&model, b});
   return out;

@@ -420,3 +420,174 @@ test('SIGTERM drains: /ready turns 503 first, a stream in flight finishes, then 
   await waitFor(() => router.child.exit !== null, { what: 'exit', timeoutMs: 5000 });
   assert.equal(router.child.exit.code, 0);
 });
+
+// ---------------------------------------------------------------------------------------------
+// Retries that cannot go ahead, slots and fallbacks (found in review).
+
+const always = (status, headers = {}) =>
+  Array.from({ length: 50 }, () => (req, res) => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(JSON.stringify({ error: { message: `scripted ${status}`, type: 'x' } }));
+  });
+
+test('a 429 whose retry-after outlasts total_ms is relayed as it is, not turned into a 502', async () => {
+  const up = await scripted([{ status: 429, headers: { 'retry-after': '3' } }]);
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'b', url: up.url, timeouts: { total_ms: 1500 } }],
+    models: [{ name: 'm', backends: ['b'] }],
+    resilience: { retries: { max_retries: 2, max_retry_after_ms: 5000 } },
+  });
+  const r = await ask(router, 'm');
+  assert.equal(r.status, 429, r.text);
+  assert.equal(r.headers['retry-after'], '3');
+  assert.equal(up.requests, 1);
+  assert.equal(metricValue(await metricsOf(router), 'semrouter_retries_total', { reason: 'status_429' }) ?? 0, 0);
+});
+
+test('a retry-after as an HTTP-date an hour ahead is relayed at once; one that is not a date is not read as 0', async () => {
+  const date = new Date(Date.now() + 3600e3).toUTCString();
+  const up = await scripted([
+    { status: 429, headers: { 'retry-after': date } },
+    { status: 503, headers: { 'retry-after': 'soon' } },
+  ]);
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'b', url: up.url }],
+    models: [{ name: 'm', backends: ['b'] }],
+    resilience: { retries: { max_retries: 2, backoff_ms: 1, max_backoff_ms: 2, max_retry_after_ms: 5000 } },
+  });
+  const dated = await ask(router, 'm');
+  assert.equal(dated.status, 429, dated.text);
+  assert.equal(dated.headers['retry-after'], date);
+  const unreadable = await ask(router, 'm');
+  assert.equal(unreadable.status, 503, unreadable.text);
+  assert.equal(up.requests, 2); // neither was retried
+});
+
+test('a retry on the same backend may take the slot its failed attempt held (max_requests 1)', async () => {
+  const up = await scripted([{ status: 503 }]);
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'b', url: up.url, circuit_breaker: { max_requests: 1 } }],
+    models: [{ name: 'm', backends: ['b'] }],
+    resilience: { retries: { max_retries: 2, backoff_ms: 1, max_backoff_ms: 2 } },
+  });
+  const r = await ask(router, 'm');
+  assert.equal(r.status, 200, r.text);
+  assert.equal(up.requests, 2);
+});
+
+test("one backend's retry-after does not delay the retry on another", async () => {
+  const a = await scripted(always(429, { 'retry-after': '2' }));
+  const b = await scripted();
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'a', url: a.url, weight: 1000 }, { name: 'b', url: b.url, weight: 1 }],
+    models: [{ name: 'm', backends: ['a', 'b'] }],
+  });
+  const t0 = performance.now();
+  const r = await ask(router, 'm');
+  assert.equal(r.status, 200, r.text);
+  assert.ok(performance.now() - t0 < 1000, `took ${performance.now() - t0} ms`);
+  assert.equal(a.requests, 1);
+  assert.equal(b.requests, 1);
+});
+
+test('with every own backend ejected and the fallback failing, the own backends are tried after it', async () => {
+  const primary = await scripted([{ status: 500 }]);
+  const backup = await scripted(always(503));
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'pb', url: primary.url }, { name: 'fb', url: backup.url }],
+    models: [{ name: 'primary', backends: ['pb'] }, { name: 'backup', backends: ['fb'] }],
+    decisions: [{ name: 'all', rules: 'always', models: [{ model: 'primary' }], fallback: ['backup'] }],
+    resilience: {
+      retries: { max_retries: 2, backoff_ms: 1, max_backoff_ms: 2 },
+      outlier_detection: { consecutive_failures: 1, base_ejection_ms: 60000 },
+    },
+  });
+  assert.equal((await ask(router, 'auto')).status, 500); // not retried; ejects pb
+  assert.equal((await upstreams(router)).backends.find((b) => b.name === 'pb').state, 'ejected');
+  const r = await ask(router, 'auto');
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.headers['x-semrouter-fallback'], undefined);
+  assert.equal(primary.requests, 2);
+  assert.ok(backup.requests >= 1);
+});
+
+test('a backend whose own health check is turned off by a reload is healthy again', async () => {
+  const a = await scripted();
+  const b = await scripted();
+  a.health = 500;
+  const cfg = (checkA) => ({
+    ...base,
+    backends: [{ name: 'a', url: a.url, ...(checkA ? {} : { health_check: { enabled: false } }) }, { name: 'b', url: b.url }],
+    models: [{ name: 'm', backends: ['a', 'b'] }],
+    resilience: { health_checks: { interval_ms: 100, unhealthy_threshold: 2, healthy_threshold: 1 } },
+  });
+  const router = await h.startRouter(cfg(true));
+  const stateOf = async (name) => (await upstreams(router)).backends.find((x) => x.name === name).state;
+  await waitFor(async () => (await stateOf('a')) === 'unhealthy', { what: 'a unhealthy' });
+  router.writeConfig(cfg(false));
+  process.kill(router.pid, 'SIGHUP');
+  await waitFor(async () => (await stateOf('a')) === 'available', { what: 'a available after the reload' });
+});
+
+test('idle pooled connections hold no connection slot: other workers are not shut out (max_connections 1)', async () => {
+  const up = await scripted();
+  const router = await h.startRouter({
+    server: { workers: 2, reload_poll_ms: 0, random_seed: 3 },
+    backends: [{ name: 'b', url: up.url, circuit_breaker: { max_connections: 1 } }],
+    models: [{ name: 'm', backends: ['b'] }],
+  });
+  const statuses = [];
+  for (let i = 0; i < 6; i++) statuses.push((await ask(router, 'm')).status); // a new client connection each
+  assert.deepEqual(statuses, [200, 200, 200, 200, 200, 200]);
+  assert.equal((await upstreams(router)).backends[0].connections, 0);
+});
+
+test("a fallback model's max_concurrent holds for the requests it takes over", async () => {
+  let inflight = 0;
+  let peak = 0;
+  const slow = await scripted(Array.from({ length: 10 }, () => (req, res) => {
+    inflight++;
+    peak = Math.max(peak, inflight);
+    setTimeout(() => {
+      inflight--;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(completion('backup'));
+    }, 300);
+  }));
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'pb', url: `http://127.0.0.1:${deadPort}/v1` }, { name: 'fb', url: slow.url }],
+    models: [{ name: 'primary', backends: ['pb'] }, { name: 'backup', backends: ['fb'], max_concurrent: 1 }],
+    decisions: [{ name: 'all', rules: 'always', models: [{ model: 'primary' }], fallback: ['backup'] }],
+    resilience: { retries: { max_retries: 1, min_retry_concurrency: 100 }, outlier_detection: { consecutive_failures: 0 } },
+  });
+  const rs = await Promise.all(Array.from({ length: 4 }, () => ask(router, 'auto')));
+  assert.equal(peak, 1);
+  const served = rs.filter((r) => r.status === 200);
+  assert.ok(served.length >= 1, rs.map((r) => r.status).join(' '));
+  for (const r of served) assert.equal(r.headers['x-semrouter-fallback'], 'backup');
+  // The rest were refused with a clear error, not counted against the fallback.
+  for (const r of rs.filter((x) => x.status !== 200)) assertOpenAIError(assert, r, { status: 502, code: 'upstream_unreachable' });
+});
+
+test('when the fallback fails too, the error is the routed model\'s: no fallback header, counted under it', async () => {
+  const other = await closedPort();
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'pb', url: `http://127.0.0.1:${deadPort}/v1` }, { name: 'fb', url: `http://127.0.0.1:${other}/v1` }],
+    models: [{ name: 'primary', backends: ['pb'] }, { name: 'backup', backends: ['fb'] }],
+    decisions: [{ name: 'all', rules: 'always', models: [{ model: 'primary' }], fallback: ['backup'] }],
+    resilience: { retries: { max_retries: 1 } },
+  });
+  const r = await ask(router, 'auto');
+  assertOpenAIError(assert, r, { status: 502, code: 'upstream_unreachable' });
+  assert.equal(r.headers['x-semrouter-fallback'], undefined);
+  assert.equal(r.headers['x-semrouter-model'], 'primary');
+  const m = await metricsOf(router);
+  assert.equal(metricValue(m, 'semrouter_requests_total', { model: 'primary', status: '502' }), 1);
+  assert.equal(metricValue(m, 'semrouter_requests_total', { model: 'backup', status: '502' }) ?? 0, 0);
+});

@@ -156,6 +156,29 @@ test('keep-alive: consecutive requests reuse one TLS connection', async () => {
   assert.equal(good.state.connections, before, 'no new TLS handshakes for pooled requests');
 });
 
+test('a pooled TLS connection the server has since closed (close_notify, then FIN) is not reused', async () => {
+  const closing = await startTlsUpstream({ cert: 'server.pem', key: 'server.key' });
+  // Each answer's connection is closed 100 ms later, as a server's idle timeout does.
+  closing.server.on('request', (req, res) => {
+    const socket = req.socket;
+    res.on('finish', () => setTimeout(() => {
+      socket.end();
+      setTimeout(() => socket.destroy(), 20);
+    }, 100));
+  });
+  const r = await h.startRouter({
+    server: { workers: 1, reload_poll_ms: 0 },
+    backends: [{ name: 'closing', url: `https://127.0.0.1:${closing.port}/v1`, tls: { ca_file: f('ca.pem') } }],
+    models: [{ name: 'closing', backends: ['closing'] }],
+  });
+  for (let i = 0; i < 3; i++) {
+    const res = await r.chat({ model: 'closing', messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(res.status, 200, res.text);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+  }
+  assert.equal(closing.state.requests.length, 3);
+});
+
 test('a certificate for another host name is refused', async () => {
   const res = await ask('wrong-host');
   assertOpenAIError(assert, res, { status: 502 });

@@ -215,8 +215,13 @@ TEST_F(HealthFixture, PlanSkipsEjectedBackendsThenTriesFallbacksThenPanics) {
   EXPECT_EQ(plan[0].backend->name, "a"); // the heavy backend is out: never tried first
   fail("a", 1, t0);
   plan = health.plan(*c, m1, {"m2"}, random, t0, &panic);
-  ASSERT_EQ(plan.size(), 1u);
+  // Every own backend out: the fallback's available one first, then the own ones anyway (one
+  // may have recovered), as docs/config.md says.
+  ASSERT_EQ(plan.size(), 3u);
+  EXPECT_FALSE(panic);
   EXPECT_EQ(plan[0].model->name, "m2");
+  EXPECT_EQ(plan[1].model->name, "m1");
+  EXPECT_EQ(plan[2].model->name, "m1");
   fail("c", 1, t0);
   plan = health.plan(*c, m1, {"m2"}, random, t0, &panic);
   EXPECT_TRUE(panic); // nothing available: the model's own backends anyway
