@@ -349,10 +349,10 @@ int main(int argc, char** argv) {
   auto* serve = app.add_subcommand(
       "serve", "Run the router: the OpenAI-compatible gateway and/or the Envoy ext_proc gRPC "
                "service,\nand the admin/metrics port.");
-  serve
-      ->add_option("-c,--config", sa.config_path,
-                   "YAML config file (default: the embedded demo config)")
-      ->check(CLI::ExistingFile);
+  serve->add_option("-c,--config", sa.config_path,
+                    "YAML config file (default: the embedded demo config)");
+  // (No CLI11 existence check: a missing file is refused like any bad config, in one line with
+  // exit status 2, as docs/config.md says.)
   serve
       ->add_option("--port", sa.port,
                    "Gateway port (overrides listeners.gateway.port; 0 picks a free port)")

@@ -2,6 +2,10 @@
 // here, after the section, so a backend's partial override inherits the rest).
 #include "config/yaml_node.h"
 
+#include <algorithm>
+#include <cctype>
+#include <string_view>
+
 namespace semrouter::config::detail {
 namespace {
 
@@ -92,6 +96,16 @@ void parse_resilience(const Node& root, Config& c) {
       x.max_queue = get_u32(l, "max_queue", x.max_queue, 0, 1000000);
       x.queue_timeout_ms = get_u32(l, "queue_timeout_ms", x.queue_timeout_ms, 0, kMaxMs);
       x.deadline_header = core::ascii_lower(l.get_string("deadline_header", x.deadline_header));
+      const bool token =
+          !x.deadline_header.empty() &&
+          std::all_of(x.deadline_header.begin(), x.deadline_header.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) ||
+                   std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+          });
+      if (!token)
+        fail(l["deadline_header"].path(),
+             "must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~), e.g. "
+             "x-semrouter-deadline-ms");
     }
   }
   // Each backend's overrides (the loader has checked the backends' keys and names).

@@ -3,6 +3,7 @@
 // header; only the config module's .cc files include it.
 #pragma once
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <initializer_list>
@@ -202,12 +203,18 @@ public:
       out.push_back(list.at(i).as_string());
     return out;
   }
-  // Fails on any key not in `known`: typos must not be silently ignored.
+  // Fails on any key not in `known`: typos must not be silently ignored. Fails on a repeated
+  // key too: YAML forbids it, and the first block would win while the later one, never read,
+  // was what its author meant.
   void check_keys(std::initializer_list<const char*> known) const {
     if (!node_.IsMap())
       return;
+    std::vector<std::string> seen;
     for (const auto& kv : node_) {
       std::string key = kv.first.Scalar();
+      if (std::find(seen.begin(), seen.end(), key) != seen.end())
+        fail(path_, "duplicate key \"" + key + "\" (YAML keys must be unique)");
+      seen.push_back(key);
       bool ok = false;
       for (const char* k : known)
         ok = ok || key == k;

@@ -244,6 +244,9 @@ struct ClientConn {
       : stream(std::move(socket)), deadline(w.deadlines, &stream) {}
   beast::tcp_stream stream;
   Deadline deadline;
+  // A write to the client failed or timed out: what it got is cut short, so nothing more may
+  // follow on this connection (a pipelined answer would land inside the cut one).
+  bool broken = false;
 };
 
 // The per-worker sweep: fires due deadlines and arms disconnect watches.
@@ -429,6 +432,9 @@ struct Gateway::Impl {
   // joins it before returning, so the Gateway is never destroyed under it.
   std::thread shutdown_thread;
   std::atomic<bool> draining{false};
+  // Gateway requests from their head being read to their answer's last byte: what a drain waits
+  // for (the in-flight gauge misses a request that is uploading, queued, or being written out).
+  std::atomic<int64_t> active_requests{0};
   std::atomic<bool> stopped{false};
   std::atomic<size_t> next_worker{0};
   // Routing of bodies over kOffloadRoutingBytes: one thread at the lowest priority (nice 19), so
@@ -577,6 +583,9 @@ void Gateway::run() {
     t.join();
   if (im.shutdown_thread.joinable())
     im.shutdown_thread.join();
+  // The loops are gone: waiters still queued could never be woken, and their wake-ups hold
+  // timers of those loops. Dropped now, before the loops are destroyed.
+  im.rt.admission.close();
 }
 
 void Gateway::shutdown(uint32_t grace_ms, uint32_t delay_ms) {
@@ -602,7 +611,8 @@ void Gateway::shutdown(uint32_t grace_ms, uint32_t delay_ms) {
       im.signals->cancel(ec);
   });
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
-  while (im.m.inflight.value() > 0 && std::chrono::steady_clock::now() < deadline)
+  while ((im.active_requests.load() > 0 || im.m.inflight.value() > 0) &&
+         std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   for (auto& w : im.workers)
     w->ioc.stop();
@@ -690,6 +700,7 @@ awaitable<void> Gateway::Impl::send(ClientConn& client, const Request& req, http
   // get (its Content-Length included) and no body (RFC 9110 sections 6.4.1 and 9.3.2).
   const int code = static_cast<int>(status);
   const bool bodiless = (code >= 100 && code < 200) || code == 204 || code == 304;
+  keep_alive = keep_alive && !draining; // a draining router closes after each answer: it says so
   std::string head = response_head(
       code, req.version(), bodiless ? std::string_view() : content_type, headers, keep_alive,
       bodiless ? Framing::None : Framing::ContentLength, body.size(), false, more);
@@ -701,6 +712,8 @@ awaitable<void> Gateway::Impl::send(ClientConn& client, const Request& req, http
   co_await asio::async_write(client.stream.socket(), buffers,
                              asio::redirect_error(use_awaitable, ec));
   client.deadline.clear();
+  if (ec)
+    client.broken = true;
 }
 
 awaitable<void>
@@ -788,7 +801,25 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
   hp::RequestParser parser(options);
   ReadBuffer in;
   ClientRequest req;
+  // Counts this connection's current request in active_requests (gateway port only: the admin
+  // port's dashboard streams never end, and a drain must not wait for them).
+  struct Active {
+    std::atomic<int64_t>& n;
+    bool on = false;
+    void start() {
+      if (!on)
+        n.fetch_add(1);
+      on = true;
+    }
+    void stop() {
+      if (on)
+        n.fetch_sub(1);
+      on = false;
+    }
+    ~Active() { stop(); }
+  } active{active_requests};
   while (true) {
+    active.stop();
     parser.reset();
     req.clear();
     // The whole request (head and body) within client_header_timeout_ms of the first read;
@@ -798,6 +829,8 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
     while (true) {
       const hp::ParseResult r = parser.parse(in.view());
       if (r.event == hp::Event::Head) {
+        if (!admin)
+          active.start();
         req.set_head(parser, in.view().substr(0, r.consumed));
         in.consume(r.consumed);
         // curl and others wait for "100 Continue" before sending a large body.
@@ -875,7 +908,7 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
       co_await send_error(client, req, openai::internal_error("internal error: " + failure), false);
       break;
     }
-    if (!keep || draining)
+    if (!keep || draining || client.broken)
       break;
   }
   boost::system::error_code ignored;
@@ -1743,7 +1776,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       // HTTP/1.0 has no chunked encoding: such a client gets the stream until the connection
       // closes.
       const bool chunked = req.version() != 10;
-      const bool stream_keep = keep && chunked;
+      const bool stream_keep = keep && chunked && !draining;
       std::string head = response_head(status, req.version(), content_type, headers, stream_keep,
                                        chunked ? Framing::Chunked : Framing::UntilClose, 0,
                                        /*no_cache=*/true, &out.response_headers);

@@ -54,39 +54,88 @@ void Admission::take(const std::string& model) {
 Admission::Entry Admission::enter(const config::Config& config, const config::ModelConfig& model,
                                   int priority, std::function<void()> wake) {
   Entry e;
-  std::lock_guard lock(mu_);
-  global_limit_ = config.resilience.limits.max_concurrent;
-  max_queue_ = config.resilience.limits.max_queue;
-  // Nobody jumps the queue: a waiter for the same model with no lower priority goes first. (With
-  // the global limit not full, the waiters are held back by their own models' limits only, so a
-  // request for another model need not wait behind them.)
-  const bool waiting_ahead =
-      std::any_of(queue_.begin(), queue_.end(), [&](const std::shared_ptr<Waiter>& q) {
-        return q->model == model.name && q->priority >= priority;
-      });
-  if (!waiting_ahead && fits(model.name, model.max_concurrent)) {
-    take(model.name);
-    e.ticket = AdmissionTicket(this, model.name, true);
-    return e;
+  std::vector<std::shared_ptr<Waiter>> woken;
+  {
+    std::lock_guard lock(mu_);
+    const uint32_t limit = config.resilience.limits.max_concurrent;
+    const bool changed = limit != global_limit_;
+    global_limit_ = limit;
+    max_queue_ = config.resilience.limits.max_queue;
+    // A reload raised (or lifted) the limit: waiters that fit now go first, not at the next leave.
+    if (changed)
+      admit_locked(woken);
+    // Nobody jumps the queue: a waiter for the same model with no lower priority goes first.
+    // (With the global limit not full, the waiters are held back by their own models' limits
+    // only, so a request for another model need not wait behind them.)
+    const bool waiting_ahead =
+        std::any_of(queue_.begin(), queue_.end(), [&](const std::shared_ptr<Waiter>& q) {
+          return q->model == model.name && q->priority >= priority;
+        });
+    if (closed_) {
+      e.verdict = Verdict::Rejected;
+      e.limit = "global";
+    } else if (!waiting_ahead && fits(model.name, model.max_concurrent)) {
+      take(model.name);
+      e.ticket = AdmissionTicket(this, model.name, true);
+    } else {
+      e.limit = global_limit_ > 0 && global_in_flight_ >= global_limit_ ? "global" : "model";
+      if (queue_.size() >= max_queue_) {
+        e.verdict = Verdict::Rejected;
+      } else {
+        auto w = std::make_shared<Waiter>();
+        w->priority = priority;
+        w->seq = ++seq_;
+        w->model = model.name;
+        w->model_limit = model.max_concurrent;
+        w->wake = std::move(wake);
+        auto pos =
+            std::find_if(queue_.begin(), queue_.end(),
+                         [&](const std::shared_ptr<Waiter>& q) { return q->priority < priority; });
+        queue_.insert(pos, w);
+        queued_gauge_.set(static_cast<double>(queue_.size()));
+        e.verdict = Verdict::Queued;
+        e.waiter = std::move(w);
+      }
+    }
   }
-  e.limit = global_limit_ > 0 && global_in_flight_ >= global_limit_ ? "global" : "model";
-  if (queue_.size() >= max_queue_) {
-    e.verdict = Verdict::Rejected;
-    return e;
-  }
-  auto w = std::make_shared<Waiter>();
-  w->priority = priority;
-  w->seq = ++seq_;
-  w->model = model.name;
-  w->model_limit = model.max_concurrent;
-  w->wake = std::move(wake);
-  auto pos = std::find_if(queue_.begin(), queue_.end(),
-                          [&](const std::shared_ptr<Waiter>& q) { return q->priority < priority; });
-  queue_.insert(pos, w);
-  queued_gauge_.set(static_cast<double>(queue_.size()));
-  e.verdict = Verdict::Queued;
-  e.waiter = std::move(w);
+  for (auto& w : woken)
+    if (w->wake)
+      w->wake();
   return e;
+}
+
+void Admission::admit_locked(std::vector<std::shared_ptr<Waiter>>& woken) {
+  if (closed_)
+    return;
+  // In queue order, every waiter that now fits (a waiter held back by its own model's limit
+  // does not block those behind it).
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (global_limit_ > 0 && global_in_flight_ >= global_limit_)
+      break;
+    if (!fits((*it)->model, (*it)->model_limit)) {
+      ++it;
+      continue;
+    }
+    take((*it)->model);
+    (*it)->admitted = true;
+    woken.push_back(*it);
+    it = queue_.erase(it);
+  }
+  queued_gauge_.set(static_cast<double>(queue_.size()));
+  in_flight_gauge_.set(global_in_flight_);
+}
+
+void Admission::close() {
+  std::vector<std::shared_ptr<Waiter>> dropped;
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    dropped.swap(queue_);
+    for (auto& w : dropped)
+      w->gone = true;
+    queued_gauge_.set(0);
+  }
+  // The waiters' wake functions (and what they hold) go here, outside the lock, unwoken.
 }
 
 std::optional<AdmissionTicket> Admission::try_model(const config::ModelConfig& model) {
@@ -115,22 +164,7 @@ void Admission::leave(const std::string& model, bool global) {
       else
         model_in_flight_.erase(it);
     }
-    // Admit, in queue order, every waiter that now fits (a waiter held back by its own model's
-    // limit does not block those behind it).
-    for (auto it = queue_.begin(); it != queue_.end();) {
-      if (global_limit_ > 0 && global_in_flight_ >= global_limit_)
-        break;
-      if (!fits((*it)->model, (*it)->model_limit)) {
-        ++it;
-        continue;
-      }
-      take((*it)->model);
-      (*it)->admitted = true;
-      woken.push_back(*it);
-      it = queue_.erase(it);
-    }
-    queued_gauge_.set(static_cast<double>(queue_.size()));
-    in_flight_gauge_.set(global_in_flight_);
+    admit_locked(woken);
   }
   for (auto& w : woken)
     if (w->wake)

@@ -89,6 +89,10 @@ public:
   // the model is at its limit or others wait for it; an empty ticket when it has no limit.
   std::optional<AdmissionTicket> try_model(const config::ModelConfig& model);
 
+  // Shutdown, once the workers' loops have stopped: the queue is dropped without waking anyone
+  // (their loops are gone), and nothing is admitted or queued any more.
+  void close();
+
   uint32_t in_flight() const;
   uint32_t queued() const;
 
@@ -97,6 +101,9 @@ private:
   void leave(const std::string& model, bool global);
   bool fits(const std::string& model, uint32_t model_limit) const; // under mu_
   void take(const std::string& model);                             // under mu_
+  // Admits, in queue order, the waiters that fit now; the caller wakes them outside mu_.
+  void admit_locked(std::vector<std::shared_ptr<Waiter>>& woken); // under mu_
+  bool closed_ = false;                                           // under mu_
 
   metrics::Gauge& in_flight_gauge_;
   metrics::Gauge& queued_gauge_;

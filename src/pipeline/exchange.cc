@@ -165,7 +165,8 @@ void Exchange::fallback_to(const config::ModelConfig& model) {
 
 auth::Guard& Runtime::auth_for(const Snapshot& snapshot) {
   std::lock_guard lock(auth_mu_);
-  if (!auth_configured_ || auth_generation_ != snapshot.generation) {
+  // Only forward (a request on an older snapshot must not put the old keys back).
+  if (!auth_configured_ || auth_generation_ < snapshot.generation) {
     auth_configured_ = true;
     auth_generation_ = snapshot.generation;
     if (auto st = auth.configure(snapshot.config->auth); !st)

@@ -67,13 +67,15 @@ UpstreamHealth::UpstreamHealth(metrics::Registry& r)
                            {"decision", "from", "to"})) {}
 
 void UpstreamHealth::configure(const config::Config& config, uint64_t generation) {
+  // Only forward: a request still holding an older snapshot (one that waited in the admission
+  // queue across a reload) must not put the old settings and backend table back.
   {
     std::shared_lock lock(table_mu_);
-    if (configured_ && generation_ == generation)
+    if (configured_ && generation_ >= generation)
       return;
   }
   std::unique_lock lock(table_mu_);
-  if (configured_ && generation_ == generation)
+  if (configured_ && generation_ >= generation)
     return;
   settings_ = config.resilience;
   std::map<std::string, std::shared_ptr<BackendHealth>, std::less<>> next;

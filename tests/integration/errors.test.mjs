@@ -4,6 +4,9 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 
 import {
   setup,
@@ -14,6 +17,7 @@ import {
   assertOpenAIError,
   closedPort,
   parseMetrics,
+  SEMROUTER_BIN,
   metricValue,
 } from './harness.mjs';
 
@@ -472,4 +476,25 @@ test('after all of this the router still routes and answers', async () => {
   const m = await router.metrics();
   assert.match(m, /semrouter_inflight_requests 0\n/);
   assert.equal(router.child.exit, null);
+});
+
+test('serve refuses a missing config file or a repeated key with one line and exit status 2', () => {
+  const dup = path.join(h.dir, 'duplicate.yaml');
+  fs.writeFileSync(dup, [
+    `backends: [{name: a, url: "${mock.url}"}]`,
+    'models: [{name: m, backends: [a]}]',
+    'server: {workers: 1}',
+    'server: {workers: 2}',
+  ].join('\n'));
+  for (const [file, message] of [
+    [path.join(h.dir, 'nonexistent.yaml'), /cannot open config file .*nonexistent\.yaml/],
+    [dup, /duplicate key "server"/],
+  ]) {
+    const r = spawnSync(SEMROUTER_BIN, ['serve', '--config', file, '--port', '0', '--admin-port', '0'],
+      { encoding: 'utf8', timeout: 20000 });
+    assert.equal(r.status, 2, r.stderr);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], message);
+  }
 });

@@ -591,3 +591,65 @@ test('when the fallback fails too, the error is the routed model\'s: no fallback
   assert.equal(metricValue(m, 'semrouter_requests_total', { model: 'primary', status: '502' }), 1);
   assert.equal(metricValue(m, 'semrouter_requests_total', { model: 'backup', status: '502' }) ?? 0, 0);
 });
+
+test('SIGTERM drain waits for a queued request and a half-uploaded one; answers in drain say Connection: close', async () => {
+  const mock = await h.startMock({ name: 'M', tokens: 2, firstByteDelayMs: 600 });
+  const router = await h.startRouter({
+    ...base,
+    server: { ...base.server, drain_timeout_ms: 10000, drain_delay_ms: 0 },
+    backends: [{ name: 'b', url: mock.url }],
+    models: [{ name: 'm', backends: ['b'] }],
+    resilience: { limits: { max_concurrent: 1, max_queue: 4, queue_timeout_ms: 8000 } },
+  });
+  const first = ask(router, 'm');
+  await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_in_flight') === 1, { what: 'first admitted' });
+  const queued = ask(router, 'm');
+  await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_queued') === 1, { what: 'second queued' });
+  // A third client has sent its head and half its body.
+  const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }] });
+  const sock = net.connect(router.port, '127.0.0.1');
+  await new Promise((resolve) => sock.on('connect', resolve));
+  let reply = '';
+  sock.on('data', (d) => (reply += d));
+  const closed = new Promise((resolve) => sock.on('close', resolve));
+  sock.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 10)}`);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  router.child.signal('SIGTERM');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  sock.write(body.slice(10));
+  const [a, b] = await Promise.all([first, queued]);
+  assert.equal(a.status, 200, a.text);
+  assert.equal(b.status, 200, b.text);
+  assert.equal(b.headers.connection, 'close');
+  await closed;
+  assert.match(reply, /^HTTP\/1\.1 200 OK\r\n/, reply);
+  assert.match(reply, /\r\nConnection: close\r\n/i, reply);
+  await waitFor(() => router.child.exit !== null, { what: 'exit', timeoutMs: 5000 });
+  assert.equal(router.child.exit.code, 0);
+});
+
+test('a reload that raises max_concurrent admits the queued requests at once', async () => {
+  const slow = await h.startMock({ name: 'S', tokens: 2, firstByteDelayMs: 3000 });
+  const fast = await h.startMock({ name: 'F', tokens: 2 });
+  const cfg = (limit) => ({
+    ...base,
+    backends: [{ name: 's', url: slow.url }, { name: 'f', url: fast.url }],
+    models: [{ name: 'slow', backends: ['s'] }, { name: 'fast', backends: ['f'] }],
+    resilience: { limits: { max_concurrent: limit, max_queue: 4, queue_timeout_ms: 8000 } },
+  });
+  const router = await h.startRouter(cfg(1));
+  const hog = ask(router, 'slow');
+  await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_in_flight') === 1, { what: 'hog admitted' });
+  const t0 = performance.now();
+  const waiting = ask(router, 'fast');
+  await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_queued') === 1, { what: 'queued' });
+  router.writeConfig(cfg(10));
+  process.kill(router.pid, 'SIGHUP');
+  await waitFor(async () => (await request(`${router.adminUrl}/api/v1/config`)).json?.generation >= 2, { what: 'reloaded' });
+  const after = await ask(router, 'fast'); // the first request under the new limits
+  assert.equal(after.status, 200, after.text);
+  const w = await waiting;
+  assert.equal(w.status, 200, w.text);
+  assert.ok(performance.now() - t0 < 2500, `the queued request waited ${performance.now() - t0} ms`);
+  assert.equal((await hog).status, 200);
+});

@@ -85,6 +85,23 @@ TEST(Config, UnknownKeysAreErrors) {
       "drain_delay_ms)");
 }
 
+// A repeated key: the first block would win and the later one, never read, is what its author
+// meant. Refused, naming the key.
+TEST(Config, DuplicateKeysAreErrors) {
+  EXPECT_EQ(error_of(std::string(kBase) + "\nresilience: {limits: {max_concurrent: 1}}\n"
+                                          "resilience: {limits: {max_concurrent: 7}}\n"),
+            "duplicate key \"resilience\" (YAML keys must be unique)");
+  EXPECT_EQ(error_of(std::string(kBase) +
+                     "\nresilience: {limits: {max_concurrent: 1, max_concurrent: 2}}\n"),
+            "resilience.limits: duplicate key \"max_concurrent\" (YAML keys must be unique)");
+  for (const char* bad : {"\"\"", "\"x bad:\""})
+    EXPECT_EQ(
+        error_of(std::string(kBase) + "\nresilience: {limits: {deadline_header: " + bad + "}}\n"),
+        "resilience.limits.deadline_header: must be an HTTP header name (letters, digits and "
+        "!#$%&'*+-.^_`|~), e.g. x-semrouter-deadline-ms")
+        << bad;
+}
+
 TEST(Config, ErrorsNameTheKey) {
   struct Case {
     std::string yaml;
