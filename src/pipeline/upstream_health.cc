@@ -93,6 +93,13 @@ void UpstreamHealth::configure(const config::Config& config, uint64_t generation
     b->healthy_ = true;
     b->check_passes_ = b->check_failures_ = 0;
   }
+  // Outlier detection turned off: ejections under way end now, not at their hour's end.
+  if (config.resilience.outlier.consecutive_failures == 0)
+    for (auto& [name, b] : next) {
+      std::lock_guard bl(b->mu_);
+      b->ejected_until_ = {};
+      b->consecutive_failures_ = 0;
+    }
   table_ = std::move(next);
   generation_ = generation;
   configured_ = true;
@@ -263,7 +270,9 @@ BreakerSlot UpstreamHealth::acquire(const config::BackendConfig& cfg, BackendHea
       return {};
     }
   } while (!counter->compare_exchange_weak(now, now + 1, std::memory_order_relaxed));
-  return BreakerSlot(backend(b.name()), counter);
+  // The slot keeps `b` itself alive, not whatever the table now holds under its name (a reload
+  // may have replaced it): its counter lives in `b`.
+  return BreakerSlot(b.shared_from_this(), counter);
 }
 
 RetryTicket UpstreamHealth::try_retry(std::string_view reason) {

@@ -37,7 +37,7 @@ enum class BreakerLimit { Connections, Pending, Requests };
 const char* breaker_limit_name(BreakerLimit l);
 
 // One backend's shared state. Counts are process-wide (all workers).
-class BackendHealth {
+class BackendHealth : public std::enable_shared_from_this<BackendHealth> {
 public:
   explicit BackendHealth(std::string name) : name_(std::move(name)) {}
   const std::string& name() const { return name_; }

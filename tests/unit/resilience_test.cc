@@ -257,6 +257,21 @@ TEST_F(HealthFixture, HealthChecksNeedThresholdsInARow) {
   EXPECT_EQ(health.state(*a, t0), BackendState::Available);
 }
 
+TEST_F(HealthFixture, TurningOutlierDetectionOffEndsEjectionsAndOlderConfigsDoNotComeBack) {
+  auto c = load("resilience: {outlier_detection: {consecutive_failures: 1, base_ejection_ms: "
+                "60000}}\n");
+  use(*c, 1);
+  fail("a", 1, t0);
+  EXPECT_EQ(health.state(*health.backend("a"), t0), BackendState::Ejected);
+  auto off = load("resilience: {outlier_detection: {consecutive_failures: 0}}\n");
+  use(*off, 2);
+  EXPECT_EQ(health.state(*health.backend("a"), t0), BackendState::Available);
+  // A request still on generation 1 does not put its settings back.
+  use(*c, 1);
+  fail("a", 1, t0);
+  EXPECT_EQ(health.state(*health.backend("a"), t0), BackendState::Available);
+}
+
 TEST_F(HealthFixture, CircuitBreakerSlotsAreLimitedAndReturned) {
   auto c = load("resilience: {circuit_breaker: {max_requests: 2, max_pending: 1}}\n");
   use(*c);
