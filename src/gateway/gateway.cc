@@ -88,9 +88,14 @@ retry_after_delay(std::string_view value, std::chrono::system_clock::time_point 
   const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
   if (end == nullptr || *end != '\0')
     return std::nullopt;
-  const auto when = std::chrono::system_clock::from_time_t(timegm(&tm));
-  return std::max(std::chrono::milliseconds(0),
-                  std::chrono::duration_cast<std::chrono::milliseconds>(when - now));
+  const time_t when = timegm(&tm);
+  if (when == time_t(-1))
+    return std::nullopt;
+  // In seconds, clamped to a day: a date in the year 9999 overflows nanoseconds.
+  const int64_t left =
+      int64_t(when) -
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  return std::chrono::milliseconds(std::clamp<int64_t>(left, 0, 86400) * 1000);
 }
 
 // The header names an upstream's Connection fields list ("Connection: x-trace, keep-alive"):
@@ -422,6 +427,10 @@ struct Gateway::Impl {
   pipeline::SnapshotStore& store;
   pipeline::RequestMetrics& m;
   metrics::Gauge& connections;
+  // Gateway requests from their head being read to their answer's last byte: what a drain waits
+  // for (the in-flight gauge misses a request that is uploading, queued, or being written out).
+  // Declared before the workers: their sessions' frames, destroyed with them, decrement it.
+  std::atomic<int64_t> active_requests{0};
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<tcp::acceptor> gateway_acceptor; // null in admin-only mode
   std::unique_ptr<tcp::acceptor> admin_acceptor;
@@ -432,9 +441,6 @@ struct Gateway::Impl {
   // joins it before returning, so the Gateway is never destroyed under it.
   std::thread shutdown_thread;
   std::atomic<bool> draining{false};
-  // Gateway requests from their head being read to their answer's last byte: what a drain waits
-  // for (the in-flight gauge misses a request that is uploading, queued, or being written out).
-  std::atomic<int64_t> active_requests{0};
   std::atomic<bool> stopped{false};
   std::atomic<size_t> next_worker{0};
   // Routing of bodies over kOffloadRoutingBytes: one thread at the lowest priority (nice 19), so
@@ -1260,6 +1266,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   // Admission: a slot under the global and the model's concurrency limits, or a bounded wait
   // (without limits, nothing to take: no lock on the hot path).
   pipeline::AdmissionTicket admitted;
+  rt.admission.configure(config, snap->generation); // a reload's limits, queued waiters included
   if (res.limits.max_concurrent > 0 || routed_model.max_concurrent > 0) {
     struct Wake {
       asio::steady_timer timer;
@@ -1362,7 +1369,9 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   };
   const config::BackendConfig* previous = nullptr;
   uint32_t same_backend_retries = 0;
-  std::chrono::milliseconds retry_after{0};
+  // What each backend's retry-after asked: no attempt goes to it before then (another backend
+  // goes at once).
+  std::vector<std::pair<const config::BackendConfig*, core::TimePoint>> not_before;
   pipeline::BreakerSlot request_slot;
   pipeline::AdmissionTicket fallback_slot; // a fallback model's concurrency slot, while on it
   pipeline::RouteOutcome retargeted;       // the routed request for a fallback model
@@ -1403,8 +1412,10 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       // exponential with full jitter on the same one; at least what a retry-after asked for.
       auto wait = backend == previous ? health.backoff(same_backend_retries++, w.random)
                                       : std::chrono::milliseconds(0);
-      if (backend == previous) // a retry-after is the asking backend's: another goes at once
-        wait = std::max(wait, retry_after);
+      for (const auto& [b, t] : not_before)
+        if (b == backend)
+          wait = std::max(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    t - core::SteadyClock::now()));
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           start + std::chrono::milliseconds(backend->timeouts.total_ms) - core::SteadyClock::now());
       if (wait >= left)
@@ -1420,7 +1431,6 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       }
     }
     previous = backend;
-    retry_after = std::chrono::milliseconds(0);
     timed_out = false; // the final error tells of the last attempt's failure
     refused_status = 0;
     const bool fallback = &model != &routed_model;
@@ -1530,8 +1540,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         conn->slot = health.acquire(*backend, *bh, pipeline::BreakerLimit::Connections);
         if (conn->slot)
           reused = true;
-        else
-          conn.reset(); // the limit is reached: the path below reports it
+        else // the limit is reached (the path below reports it): the connection stays pooled
+          w.pools.give_back(*backend, std::move(conn));
       }
       if (!conn) {
         pipeline::BreakerSlot pending =
@@ -1670,7 +1680,15 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
             refused_status = status;
             refused_after = asked;
           }
-          retry_after = asked;
+          if (asked.count() > 0) {
+            const auto until = core::SteadyClock::now() + asked;
+            auto it = std::find_if(not_before.begin(), not_before.end(),
+                                   [&](const auto& nb) { return nb.first == backend; });
+            if (it == not_before.end())
+              not_before.emplace_back(backend, until);
+            else
+              it->second = std::max(it->second, until);
+          }
           retry_next = true;
           watch->upstream = nullptr;
           break; // dropping the connection discards the rest of this answer

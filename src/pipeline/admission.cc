@@ -57,13 +57,9 @@ Admission::Entry Admission::enter(const config::Config& config, const config::Mo
   std::vector<std::shared_ptr<Waiter>> woken;
   {
     std::lock_guard lock(mu_);
-    const uint32_t limit = config.resilience.limits.max_concurrent;
-    const bool changed = limit != global_limit_;
-    global_limit_ = limit;
-    max_queue_ = config.resilience.limits.max_queue;
-    // A reload raised (or lifted) the limit: waiters that fit now go first, not at the next leave.
-    if (changed)
-      admit_locked(woken);
+    // Without configure() (no config generations: tests, tools), each request brings its limits.
+    if (generation_.load(std::memory_order_relaxed) == 0)
+      apply_limits_locked(config, woken);
     // Nobody jumps the queue: a waiter for the same model with no lower priority goes first.
     // (With the global limit not full, the waiters are held back by their own models' limits
     // only, so a request for another model need not wait behind them.)
@@ -102,6 +98,35 @@ Admission::Entry Admission::enter(const config::Config& config, const config::Mo
     if (w->wake)
       w->wake();
   return e;
+}
+
+void Admission::configure(const config::Config& config, uint64_t generation) {
+  if (generation <= generation_.load(std::memory_order_acquire))
+    return; // the usual case: one load per request
+  std::vector<std::shared_ptr<Waiter>> woken;
+  {
+    std::lock_guard lock(mu_);
+    if (generation <= generation_.load(std::memory_order_relaxed))
+      return;
+    generation_.store(generation, std::memory_order_release);
+    apply_limits_locked(config, woken);
+  }
+  for (auto& w : woken)
+    if (w->wake)
+      w->wake();
+}
+
+void Admission::apply_limits_locked(const config::Config& config,
+                                    std::vector<std::shared_ptr<Waiter>>& woken) {
+  global_limit_ = config.resilience.limits.max_concurrent;
+  max_queue_ = config.resilience.limits.max_queue;
+  // The waiters' own model limits follow the config too (a model may be gone: then it has none).
+  for (auto& w : queue_) {
+    const config::ModelConfig* m = config.find_model(w->model);
+    w->model_limit = m ? m->max_concurrent : 0;
+  }
+  // A raised or lifted limit: the waiters that fit now go at once, not at the next leave.
+  admit_locked(woken);
 }
 
 void Admission::admit_locked(std::vector<std::shared_ptr<Waiter>>& woken) {

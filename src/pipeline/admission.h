@@ -9,6 +9,7 @@
 // the waiter's own thread).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -74,8 +75,12 @@ public:
     const char* limit = "";         // Queued / Rejected: "global" or "model"
   };
 
-  // Asks for a slot for a request to `model` (with the config's limits). `wake` is kept only
-  // when the request is queued.
+  // The limits of config `generation`, when it is newer than those in force (a request still on
+  // an older snapshot changes nothing). Waiters that fit under a raised or lifted limit are
+  // admitted at once. Called for every request, limits or not: one atomic load when unchanged.
+  void configure(const config::Config& config, uint64_t generation);
+  // Asks for a slot for a request to `model` (with the limits configure() set; without it, with
+  // `config`'s). `wake` is kept only when the request is queued.
   Entry enter(const config::Config& config, const config::ModelConfig& model, int priority,
               std::function<void()> wake);
   // After the wake: the ticket of the slots taken for the waiter (empty if it was abandoned).
@@ -103,7 +108,10 @@ private:
   void take(const std::string& model);                             // under mu_
   // Admits, in queue order, the waiters that fit now; the caller wakes them outside mu_.
   void admit_locked(std::vector<std::shared_ptr<Waiter>>& woken); // under mu_
-  bool closed_ = false;                                           // under mu_
+  void apply_limits_locked(const config::Config& config,
+                           std::vector<std::shared_ptr<Waiter>>& woken); // under mu_
+  bool closed_ = false;                                                  // under mu_
+  std::atomic<uint64_t> generation_{0}; // the config generation the limits are from (0: none)
 
   metrics::Gauge& in_flight_gauge_;
   metrics::Gauge& queued_gauge_;

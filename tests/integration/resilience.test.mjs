@@ -447,9 +447,11 @@ test('a 429 whose retry-after outlasts total_ms is relayed as it is, not turned 
 
 test('a retry-after as an HTTP-date an hour ahead is relayed at once; one that is not a date is not read as 0', async () => {
   const date = new Date(Date.now() + 3600e3).toUTCString();
+  const far = 'Fri, 31 Dec 9999 23:59:59 GMT';
   const up = await scripted([
     { status: 429, headers: { 'retry-after': date } },
     { status: 503, headers: { 'retry-after': 'soon' } },
+    { status: 429, headers: { 'retry-after': far } },
   ]);
   const router = await h.startRouter({
     ...base,
@@ -462,7 +464,9 @@ test('a retry-after as an HTTP-date an hour ahead is relayed at once; one that i
   assert.equal(dated.headers['retry-after'], date);
   const unreadable = await ask(router, 'm');
   assert.equal(unreadable.status, 503, unreadable.text);
-  assert.equal(up.requests, 2); // neither was retried
+  const distant = await ask(router, 'm');
+  assert.equal(distant.status, 429, distant.text);
+  assert.equal(up.requests, 3); // none was retried
 });
 
 test('a retry on the same backend may take the slot its failed attempt held (max_requests 1)', async () => {
@@ -476,6 +480,28 @@ test('a retry on the same backend may take the slot its failed attempt held (max
   const r = await ask(router, 'm');
   assert.equal(r.status, 200, r.text);
   assert.equal(up.requests, 2);
+});
+
+test("each backend's retry-after holds for that backend when the retries come back to it", async () => {
+  const t0 = performance.now();
+  const calls = [];
+  const limited = (name) => Array.from({ length: 10 }, () => (req, res) => {
+    calls.push([name, performance.now() - t0]);
+    res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '1' });
+    res.end(JSON.stringify({ error: { message: 'slow down', type: 'x' } }));
+  });
+  const a = await scripted(limited('a'));
+  const b = await scripted(limited('b'));
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'a', url: a.url, weight: 1000 }, { name: 'b', url: b.url, weight: 1 }],
+    models: [{ name: 'm', backends: ['a', 'b'] }],
+    resilience: { retries: { max_retries: 2, max_retry_after_ms: 5000 } },
+  });
+  const r = await ask(router, 'm');
+  assert.equal(r.status, 429, r.text);
+  assert.deepEqual(calls.map((c) => c[0]), ['a', 'b', 'a']);
+  assert.ok(calls[2][1] - calls[0][1] >= 900, `a was asked again ${calls[2][1] - calls[0][1]} ms after its retry-after: 1`);
 });
 
 test("one backend's retry-after does not delay the retry on another", async () => {
@@ -628,7 +654,7 @@ test('SIGTERM drain waits for a queued request and a half-uploaded one; answers 
   assert.equal(router.child.exit.code, 0);
 });
 
-test('a reload that raises max_concurrent admits the queued requests at once', async () => {
+for (const raised of [10, 0]) test(`a reload that ${raised ? 'raises' : 'lifts'} max_concurrent admits the queued requests at once`, async () => {
   const slow = await h.startMock({ name: 'S', tokens: 2, firstByteDelayMs: 3000 });
   const fast = await h.startMock({ name: 'F', tokens: 2 });
   const cfg = (limit) => ({
@@ -643,7 +669,7 @@ test('a reload that raises max_concurrent admits the queued requests at once', a
   const t0 = performance.now();
   const waiting = ask(router, 'fast');
   await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_queued') === 1, { what: 'queued' });
-  router.writeConfig(cfg(10));
+  router.writeConfig(cfg(raised));
   process.kill(router.pid, 'SIGHUP');
   await waitFor(async () => (await request(`${router.adminUrl}/api/v1/config`)).json?.generation >= 2, { what: 'reloaded' });
   const after = await ask(router, 'fast'); // the first request under the new limits
