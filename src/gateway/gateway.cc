@@ -1582,6 +1582,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       }
       watch->upstream = &conn->tcp();
       upstream_deadline.watch(&conn->tcp());
+      // first_byte_ms covers writing the request and reading the whole response head.
+      const core::TimePoint head_until = core::SteadyClock::now() + remaining(t.first_byte_ms);
       upstream_deadline.set(remaining(t.first_byte_ms));
       co_await asio::async_write(*conn, up_buffers, asio::redirect_error(use_awaitable, ec));
       upstream_deadline.adjust(ec);
@@ -1594,17 +1596,23 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       hp::ResponseParser parser;
       PooledReadBuffer ubuf(w);
       boost::system::error_code rec; // why the last read failed
-      auto next_event = [&](std::chrono::milliseconds timeout) -> awaitable<hp::ParseResult> {
+      size_t upstream_bytes = 0;     // read from this connection for this attempt
+      // The next parsed event, by `until`: an absolute time, so bytes that trickle in without
+      // completing an event (a head or a chunk line one byte at a time) do not push it back.
+      auto next_event = [&](core::TimePoint until) -> awaitable<hp::ParseResult> {
         while (true) {
           const hp::ParseResult r = parser.parse(ubuf.view());
           if (r.event != hp::Event::NeedMore)
             co_return r;
           ubuf.consume(r.consumed);
-          upstream_deadline.set(timeout);
+          upstream_deadline.set(std::max(std::chrono::milliseconds(1),
+                                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             until - core::SteadyClock::now())));
           const size_t n = co_await conn->async_read_some(ubuf.prepare(kRelayBufferBytes),
                                                           asio::redirect_error(use_awaitable, rec));
           upstream_deadline.adjust(rec);
           ubuf.commit(n);
+          upstream_bytes += n;
           if (rec) {
             if (rec == asio::error::eof || rec == asio::ssl::error::stream_truncated) {
               const hp::ParseResult e = parser.on_eof();
@@ -1627,10 +1635,20 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       };
       hp::ParseResult head_event;
       if (!ec)
-        head_event = co_await next_event(remaining(t.first_byte_ms));
+        head_event = co_await next_event(head_until);
       if (watch->client_gone) {
         finish(kClientClosedRequest);
         co_return false;
+      }
+      // A pooled connection the server closed just as it was reused (its idle timeout) looks
+      // like one it read the request on and then failed: a POST is sent again only when the
+      // client's Idempotency-Key makes that safe (as Go's HTTP client does).
+      if (!ec && head_event.event != hp::Event::Head && reused && upstream_bytes == 0 &&
+          (rec == asio::error::eof || rec == asio::error::connection_reset ||
+           rec == asio::ssl::error::stream_truncated) &&
+          !req["idempotency-key"].empty()) {
+        watch->upstream = nullptr;
+        continue;
       }
       if (ec || head_event.event != hp::Event::Head) {
         watch->upstream = nullptr;
@@ -1738,7 +1756,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         std::string body;
         bool complete = false, failed = false;
         while (true) {
-          const hp::ParseResult piece = co_await next_event(remaining(t.idle_ms));
+          const hp::ParseResult piece =
+              co_await next_event(core::SteadyClock::now() + remaining(t.idle_ms));
           if (piece.event == hp::Event::Body) {
             body.append(piece.body);
             ubuf.consume(piece.consumed);
@@ -1803,6 +1822,10 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       co_await asio::async_write(stream.socket(), asio::buffer(head),
                                  asio::redirect_error(use_awaitable, wec));
       client.deadline.adjust(wec);
+      // Cleared after each write: a deadline left armed would fire while the upstream is quiet,
+      // cancel the client socket, and end the disconnect watch with it (a client leaving after
+      // that would go unnoticed until idle_ms).
+      client.deadline.clear();
       auto write_chunk = [&](std::string_view data) -> awaitable<void> {
         if (!chunked) {
           co_await asio::async_write(stream.socket(), asio::buffer(data),
@@ -1826,7 +1849,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       openai::StreamUsageFilter usage_filter;
       std::string to_client, pivot;
       while (!wec) {
-        const hp::ParseResult next = co_await next_event(remaining(t.idle_ms));
+        const hp::ParseResult next =
+            co_await next_event(core::SteadyClock::now() + remaining(t.idle_ms));
         if (next.event == hp::Event::Done) {
           ubuf.consume(next.consumed);
           break;
@@ -1851,6 +1875,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
             client.deadline.set(std::chrono::milliseconds(t.idle_ms));
             co_await write_chunk(whole_piece ? piece : std::string_view(to_client));
             client.deadline.adjust(wec);
+            client.deadline.clear();
           }
           ubuf.consume(next.consumed);
         }

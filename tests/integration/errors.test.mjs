@@ -338,8 +338,20 @@ function scriptedUpstream(socket) {
     if (buf.length < end + 4 + length) return;
     const body = JSON.parse(buf.slice(end + 4, end + 4 + length));
     buf = '';
+    socket.answered = (socket.answered || 0) + 1;
     SCENARIOS[body.messages[0].content](socket);
   });
+}
+
+// Writes `head`, then `line` over and over, one byte every 50 ms, until the socket closes.
+function trickle(s, head, line) {
+  s.write(head);
+  let i = 0;
+  const t = setInterval(() => {
+    if (s.destroyed) return clearInterval(t);
+    s.write(line[i++ % line.length]);
+  }, 50);
+  s.on('close', () => clearInterval(t));
 }
 
 const SCENARIOS = {
@@ -362,6 +374,21 @@ const SCENARIOS = {
   'close-delimited json': (s) => {
     s.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"ok":true,');
     setTimeout(() => s.end('"usage":{"prompt_tokens":2,"completion_tokens":3}}'), 20);
+  },
+  // The head arrives one byte every 50 ms, never ending: first_byte_ms bounds the whole head.
+  'trickled head': (s) => trickle(s, 'HTTP/1.1 200 OK\r\n', 'X-Trickle: 1\r\n'),
+  // A stream whose next chunk-size line grows a byte at a time: idle_ms bounds it.
+  'trickled chunk line': (s) => {
+    const event = 'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n';
+    s.write('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n' +
+      `${event.length.toString(16)}\r\n${event}\r\n`);
+    trickle(s, '10;ext=', 'a');
+  },
+  // Answers the first request of a connection and keeps it alive; closes at the second, as a
+  // server whose idle timeout ends just as the router reuses the connection.
+  'closed on reuse': (s) => {
+    if (s.answered > 1) return s.destroy();
+    s.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}');
   },
   'no content': (s) => {
     s.write('HTTP/1.1 204 No Content\r\nX-Kept: yes\r\n\r\n');
@@ -466,6 +493,34 @@ test('odd but valid upstream framing is relayed: close-delimited bodies, SSE spl
   assert.equal(metricValue(m, 'semrouter_prompt_tokens_total', { model: 'fault-model' }), 2 + 4);
   assert.equal(metricValue(m, 'semrouter_completion_tokens_total', { model: 'fault-model' }), 3 + 9);
   assert.equal(metricValue(m, 'semrouter_time_to_first_token_seconds_count', { model: 'fault-model' }), 1);
+});
+
+test('an upstream that trickles bytes is held to first_byte_ms (the head) and idle_ms (each event), not per read', async () => {
+  const t0 = performance.now();
+  const head = await fault('trickled head');
+  const elapsed = performance.now() - t0;
+  assertOpenAIError(assert, head, { status: 504, type: 'upstream_error', code: 'upstream_timeout' });
+  assert.ok(elapsed < 2000 + 1000, `the trickled head took ${elapsed} ms with first_byte_ms 2000`);
+
+  const t1 = performance.now();
+  const s = await stream(`${faultRouter.url}/v1/chat/completions`, {
+    model: 'fault-model', stream: true, messages: user('trickled chunk line'),
+  }, { timeoutMs: 5000 });
+  const streamed = performance.now() - t1;
+  assert.equal(s.status, 200);
+  assert.ok(streamed < FAULT_IDLE_MS + 1000, `the trickled stream took ${streamed} ms with idle_ms ${FAULT_IDLE_MS}`);
+  assert.match(s.events.at(-1).data, /upstream_timeout/, JSON.stringify(s.events));
+});
+
+test('a pooled connection closed as it is reused: resent when the client sent Idempotency-Key, else a 502', async () => {
+  const ask = (headers) => request(`${faultRouter.url}/v1/chat/completions`, {
+    method: 'POST', json: { model: 'fault-model', messages: user('closed on reuse') }, headers,
+  });
+  assert.equal((await ask({})).status, 200); // a new connection, now pooled
+  const keyed = await ask({ 'idempotency-key': 'k-1' });
+  assert.equal(keyed.status, 200, keyed.text); // resent on a new connection
+  const unkeyed = await ask({});
+  assertOpenAIError(assert, unkeyed, { status: 502, type: 'upstream_error', code: 'upstream_unreachable' });
 });
 
 test('after all of this the router still routes and answers', async () => {
