@@ -705,7 +705,7 @@ awaitable<void> Gateway::Impl::send(ClientConn& client, const Request& req, http
   // A 1xx, 204 or 304 has no body and no framing; the answer to HEAD has the head a GET would
   // get (its Content-Length included) and no body (RFC 9110 sections 6.4.1 and 9.3.2).
   const int code = static_cast<int>(status);
-  const bool bodiless = (code >= 100 && code < 200) || code == 204 || code == 304;
+  const bool bodiless = !hp::status_has_body(code);
   keep_alive = keep_alive && !draining; // a draining router closes after each answer: it says so
   std::string head = response_head(
       code, req.version(), bodiless ? std::string_view() : content_type, headers, keep_alive,
@@ -1375,6 +1375,10 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   pipeline::BreakerSlot request_slot;
   pipeline::AdmissionTicket fallback_slot; // a fallback model's concurrency slot, while on it
   pipeline::RouteOutcome retargeted;       // the routed request for a fallback model
+  auto drop_fallback_header = [&out] {
+    std::erase_if(out.response_headers,
+                  [](const auto& h) { return h.first == "x-semrouter-fallback"; });
+  };
   size_t next = 0;
   for (uint32_t attempt = 0; attempt <= res.retries.max_retries && !plan.empty(); ++attempt) {
     // The next target whose circuit breaker has room (the plan repeats when retries outnumber
@@ -1437,8 +1441,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     // The accounting and the header follow the model of this attempt (a retry may come back to
     // the routed model after a fallback failed).
     exchange.fallback_to(model);
-    std::erase_if(out.response_headers,
-                  [](const auto& h) { return h.first == "x-semrouter-fallback"; });
+    drop_fallback_header();
     if (fallback) {
       if (retargeted.model != &model) {
         retargeted = out;
@@ -1584,7 +1587,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       upstream_deadline.watch(&conn->tcp());
       // first_byte_ms covers writing the request and reading the whole response head.
       const core::TimePoint head_until = core::SteadyClock::now() + remaining(t.first_byte_ms);
-      upstream_deadline.set(remaining(t.first_byte_ms));
+      upstream_deadline.set_at(head_until);
       co_await asio::async_write(*conn, up_buffers, asio::redirect_error(use_awaitable, ec));
       upstream_deadline.adjust(ec);
       if (ec && reused && ec != beast::error::timeout && !watch->client_gone) {
@@ -1605,9 +1608,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
           if (r.event != hp::Event::NeedMore)
             co_return r;
           ubuf.consume(r.consumed);
-          upstream_deadline.set(std::max(std::chrono::milliseconds(1),
-                                         std::chrono::duration_cast<std::chrono::milliseconds>(
-                                             until - core::SteadyClock::now())));
+          upstream_deadline.set_at(until);
           const size_t n = co_await conn->async_read_some(ubuf.prepare(kRelayBufferBytes),
                                                           asio::redirect_error(use_awaitable, rec));
           upstream_deadline.adjust(rec);
@@ -1739,7 +1740,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         health.count_fallback(out.decision, routed_model.name, model.name);
       bool upstream_ok = true;
 
-      if (status == 204 || status == 304) {
+      if (parser.framing() == hp::Framing::None) { // a 204 or 304
         // No body can follow: the client gets the status and the headers, unframed, whatever its
         // API (a translated error body would be a body the client's parser does not expect). The
         // connection is not pooled: its parser stops at the head.
@@ -1949,8 +1950,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   }
   // Nothing answered: no fallback served it, and the routed model carries the failure.
   exchange.fallback_to(routed_model);
-  std::erase_if(out.response_headers,
-                [](const auto& h) { return h.first == "x-semrouter-fallback"; });
+  drop_fallback_header();
   if (refused_status != 0) {
     const openai::ApiError e =
         openai::upstream_refused(routed_model.name, refused_status, last_error);

@@ -37,8 +37,9 @@ public:
   Deadline& operator=(const Deadline&) = delete;
 
   void watch(boost::beast::tcp_stream* stream) { stream_ = stream; }
-  void set(std::chrono::milliseconds d) {
-    at_ = core::SteadyClock::now() + d;
+  void set(std::chrono::milliseconds d) { set_at(core::SteadyClock::now() + d); }
+  void set_at(core::TimePoint at) {
+    at_ = at;
     fired_ = false;
   }
   void clear() { at_ = core::TimePoint::max(); }

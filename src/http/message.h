@@ -35,6 +35,12 @@ struct Header {
 // The first header named `name` (ASCII case-insensitive), or nullptr.
 const Header* find_header(std::span<const Header> headers, std::string_view name);
 
+// Whether a response with this status can carry a body: 1xx, 204 and 304 never do (RFC 9112
+// section 6.3), whatever their framing fields say.
+constexpr bool status_has_body(int status) {
+  return status >= 200 && status != 204 && status != 304;
+}
+
 // How a message body is delimited.
 enum class Framing : uint8_t {
   None,          // no body: a request without Content-Length, a 204/304 or a response to HEAD

@@ -8,8 +8,6 @@ constexpr size_t kInitialHeaderCapacity = 16;
 constexpr int kFirstFinalStatus = 200;
 constexpr int kMinStatus = 100;
 constexpr int kSwitchingProtocols = 101;
-constexpr int kNoContent = 204;
-constexpr int kNotModified = 304;
 
 } // namespace
 
@@ -189,7 +187,7 @@ ParseError ResponseParser::finish_head(std::string_view head) {
   if (framing_ != Framing::Chunked)
     framing_ = fields_.has_content_length ? Framing::ContentLength : Framing::UntilClose;
   // RFC 9112 §6.3 rule 1: whatever these say, they have no body.
-  if (head_request_ || status_ == kNoContent || status_ == kNotModified)
+  if (head_request_ || !status_has_body(status_))
     framing_ = Framing::None;
   if (framing_ == Framing::ContentLength && fields_.content_length > options_.max_body_bytes)
     return ParseError::BodyTooLarge;

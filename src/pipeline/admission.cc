@@ -51,6 +51,17 @@ void Admission::take(const std::string& model) {
   in_flight_gauge_.set(global_in_flight_);
 }
 
+namespace {
+
+// Wakes admitted waiters, outside the admission lock (a wake posts to a worker's loop).
+void wake_all(const std::vector<std::shared_ptr<Admission::Waiter>>& woken) {
+  for (const auto& w : woken)
+    if (w->wake)
+      w->wake();
+}
+
+} // namespace
+
 Admission::Entry Admission::enter(const config::Config& config, const config::ModelConfig& model,
                                   int priority, std::function<void()> wake) {
   Entry e;
@@ -94,9 +105,7 @@ Admission::Entry Admission::enter(const config::Config& config, const config::Mo
       }
     }
   }
-  for (auto& w : woken)
-    if (w->wake)
-      w->wake();
+  wake_all(woken);
   return e;
 }
 
@@ -111,9 +120,7 @@ void Admission::configure(const config::Config& config, uint64_t generation) {
     generation_.store(generation, std::memory_order_release);
     apply_limits_locked(config, woken);
   }
-  for (auto& w : woken)
-    if (w->wake)
-      w->wake();
+  wake_all(woken);
 }
 
 void Admission::apply_limits_locked(const config::Config& config,
@@ -191,9 +198,7 @@ void Admission::leave(const std::string& model, bool global) {
     }
     admit_locked(woken);
   }
-  for (auto& w : woken)
-    if (w->wake)
-      w->wake();
+  wake_all(woken);
 }
 
 AdmissionTicket Admission::claim(const std::shared_ptr<Waiter>& w) {
