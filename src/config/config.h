@@ -71,6 +71,8 @@ struct BackendConfig {
   uint32_t weight = 1;
   TimeoutsConfig timeouts;
   uint32_t max_idle_connections = 64;
+  // A pooled connection idle longer than this is closed (0: kept until the server closes it).
+  uint32_t idle_connection_timeout_ms = 60000;
   // resilience.circuit_breaker unless the backend sets its own `circuit_breaker`.
   CircuitBreakerConfig circuit_breaker;
   bool circuit_breaker_set = false;

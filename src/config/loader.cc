@@ -465,7 +465,8 @@ void parse_document(const Node& root, Config& c) {
     for_each_named(root, "backends", "backend",
                    {"name", "url", "provider", "api_key_env", "api_key_file", "tls", "api_version",
                     "anthropic_version", "responses_api", "weight", "timeouts",
-                    "max_idle_connections", "api_key", "circuit_breaker", "health_check"},
+                    "max_idle_connections", "idle_connection_timeout_ms", "api_key", "circuit_breaker",
+                    "health_check"},
                    backend_names, [&](const Node& b, std::string name) {
                      BackendConfig bc;
                      bc.name = std::move(name);
@@ -476,6 +477,9 @@ void parse_document(const Node& root, Config& c) {
                      bc.timeouts = parse_timeouts(b["timeouts"]);
                      bc.max_idle_connections = static_cast<uint32_t>(
                          b.get_int("max_idle_connections", bc.max_idle_connections, 0, 100000));
+                     bc.idle_connection_timeout_ms = static_cast<uint32_t>(
+                         b.get_int("idle_connection_timeout_ms", bc.idle_connection_timeout_ms, 0,
+                                   86400000));
                      c.backends.push_back(std::move(bc));
                    });
   }

@@ -160,6 +160,8 @@ awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<DisconnectWatc
 // requests in flight for longer than kWatchDelay. A client that leaves costs the upstream at
 // most about that long of wasted work.
 constexpr auto kWatchDelay = std::chrono::milliseconds(100);
+// How often each worker looks over its idle upstream connections (UpstreamPools::sweep).
+constexpr auto kPoolSweepInterval = std::chrono::milliseconds(1000);
 
 // Bytes read from a connection and not yet parsed. The parser keeps offsets until a
 // head is complete, so the unparsed bytes may move (compaction) between reads.
@@ -454,6 +456,7 @@ struct Gateway::Impl {
   awaitable<bool> proxy(ClientConn& client, Worker& w, Request& req, pipeline::Api api);
   // resilience.health_checks: every interval, one GET per backend (on worker 0's loop).
   awaitable<void> health_check_loop(Worker& w);
+  awaitable<void> pool_sweep_loop(Worker& w);
   awaitable<void> health_check(Worker& w, std::shared_ptr<const pipeline::Snapshot> snap,
                                const config::BackendConfig& backend);
   TlsContexts tls; // shared by the workers
@@ -566,8 +569,10 @@ void Gateway::run() {
     asio::co_spawn(w0.ioc, im.accept_loop(*im.gateway_acceptor, false), asio::detached);
   asio::co_spawn(w0.ioc, im.accept_loop(*im.admin_acceptor, true), asio::detached);
 
-  for (auto& w : im.workers)
+  for (auto& w : im.workers) {
     asio::co_spawn(w->ioc, sweeper(*w), asio::detached);
+    asio::co_spawn(w->ioc, im.pool_sweep_loop(*w), asio::detached);
+  }
   asio::co_spawn(w0.ioc, im.health_check_loop(w0), asio::detached);
   // Linux: a thread's nice value is set through its thread id.
   asio::post(im.routing_pool, [] {
@@ -639,6 +644,20 @@ awaitable<void> Gateway::Impl::health_check_loop(Worker& w) {
     timer.expires_after(std::chrono::milliseconds(hc.interval_ms > 0 ? hc.interval_ms : 1000));
     boost::system::error_code ec;
     co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+}
+
+// Closes the worker's idle upstream connections that the server closed, that timed out, or whose
+// backend a reload removed.
+awaitable<void> Gateway::Impl::pool_sweep_loop(Worker& w) {
+  asio::steady_timer timer(w.ioc);
+  while (!stopped) {
+    timer.expires_after(kPoolSweepInterval);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    if (ec)
+      co_return;
+    w.pools.sweep(store.get()->config->backends, core::SteadyClock::now());
   }
 }
 

@@ -146,7 +146,35 @@ void UpstreamPools::give_back(const config::BackendConfig& backend,
     return; // dropping closes it
   conn->slot.release();
   conn->tcp().expires_never();
+  conn->idle_since = core::SteadyClock::now();
   list.push_back(std::move(conn));
+}
+
+void UpstreamPools::sweep(const std::vector<config::BackendConfig>& backends, core::TimePoint now) {
+  if (idle_.empty())
+    return;
+  decltype(idle_) kept;
+  for (const auto& b : backends) {
+    auto it = idle_.find(key(b));
+    if (it == idle_.end())
+      continue;
+    auto& list = it->second;
+    const auto limit = std::chrono::milliseconds(b.idle_connection_timeout_ms);
+    std::erase_if(list, [&](const std::unique_ptr<UpstreamConn>& c) {
+      return (b.idle_connection_timeout_ms > 0 && now - c->idle_since >= limit) ||
+             !looks_alive(*c);
+    });
+    if (!list.empty())
+      kept.emplace(it->first, std::move(list));
+  }
+  idle_.swap(kept); // what is left in `kept` (backends gone from the config) closes here
+}
+
+size_t UpstreamPools::idle_count() const {
+  size_t n = 0;
+  for (const auto& [key, list] : idle_)
+    n += list.size();
+  return n;
 }
 
 // One caller of resolve(): its wake-up is its timer, cancelled on its own executor when the

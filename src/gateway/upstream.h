@@ -109,6 +109,7 @@ public:
   // idle pooled connection holds none (UpstreamPools::give_back releases it), so connections
   // another worker keeps idle never shut this one out.
   pipeline::BreakerSlot slot;
+  core::TimePoint idle_since{}; // when it went back to the pool
 
 private:
   std::shared_ptr<boost::asio::ssl::context> ctx_; // outlives the TLS stream made from it
@@ -137,6 +138,12 @@ public:
   std::unique_ptr<UpstreamConn> take(const config::BackendConfig& backend);
   // Returns a connection whose response was read completely and which the server keeps alive.
   void give_back(const config::BackendConfig& backend, std::unique_ptr<UpstreamConn> conn);
+  // Closes the idle connections the server has closed (they would sit in CLOSE_WAIT until
+  // reused, and the oldest of a deep pool may never be), those idle longer than their backend's
+  // idle_connection_timeout_ms, and all of those whose backend is not in `backends` (a reload
+  // removed it or changed its endpoint). The worker calls it about once a second.
+  void sweep(const std::vector<config::BackendConfig>& backends, core::TimePoint now);
+  size_t idle_count() const;
 
 private:
   // The pool a backend's connections go to; valid until the next call on this thread.

@@ -679,3 +679,50 @@ for (const raised of [10, 0]) test(`a reload that ${raised ? 'raises' : 'lifts'}
   assert.ok(performance.now() - t0 < 2500, `the queued request waited ${performance.now() - t0} ms`);
   assert.equal((await hog).status, 200);
 });
+
+// The upstream's open connections: each socket the router opened, and whether it is closed yet.
+function trackConnections(up) {
+  up.sockets = [];
+  up.server.keepAliveTimeout = 0; // the upstream never closes an idle connection itself
+  up.server.on('connection', (socket) => {
+    const entry = { closed: false };
+    up.sockets.push(entry);
+    socket.on('close', () => (entry.closed = true));
+  });
+  up.open = () => up.sockets.filter((s) => !s.closed).length;
+  return up;
+}
+
+test('a pooled upstream connection idle longer than idle_connection_timeout_ms is closed', async () => {
+  const up = trackConnections(await scripted());
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'b', url: up.url, idle_connection_timeout_ms: 200 }],
+    models: [{ name: 'm', backends: ['b'] }],
+  });
+  assert.equal((await ask(router, 'm')).status, 200);
+  assert.equal(up.sockets.length, 1);
+  await waitFor(() => up.open() === 0, { timeoutMs: 5000, what: 'the idle connection closed by the router' });
+  // The next request opens a new connection and is answered.
+  const r = await ask(router, 'm');
+  assert.equal(r.status, 200, r.text);
+  assert.equal(up.sockets.length, 2);
+});
+
+test('a reload that removes a backend closes the idle connections pooled for it', async () => {
+  const up = trackConnections(await scripted());
+  const other = await scripted();
+  const config = (backend) => ({
+    server: { workers: 2, reload_poll_ms: 50, random_seed: 3 },
+    backends: [backend],
+    models: [{ name: 'm', backends: [backend.name] }],
+  });
+  const router = await h.startRouter(config({ name: 'old', url: up.url }));
+  for (let i = 0; i < 4; i++) assert.equal((await ask(router, 'm')).status, 200);
+  assert.ok(up.open() >= 1);
+  router.writeConfig(config({ name: 'new', url: other.url }));
+  await waitFor(async () => (await router.adminConfig()).generation === 2, { timeoutMs: 5000, what: 'the reload' });
+  assert.equal((await ask(router, 'm')).status, 200);
+  assert.equal(other.requests, 1);
+  await waitFor(() => up.open() === 0, { timeoutMs: 5000, what: "the removed backend's idle connections closed" });
+});
