@@ -80,6 +80,10 @@ struct BackendConfig {
   // `health_check.enabled: false` leaves the backend out (a hosted API without a health path).
   std::string health_check_path;
   bool health_check_enabled = true;
+  // Which idle upstream connections this backend may reuse: its name, endpoint and TLS identity
+  // (connection_key()). Set by the loader; built on use when empty (a config made in code).
+  std::string pool_key;
+  std::string connection_key() const;
 };
 
 struct ModelBackendRef {

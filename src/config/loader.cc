@@ -480,6 +480,7 @@ void parse_document(const Node& root, Config& c) {
                      bc.idle_connection_timeout_ms = static_cast<uint32_t>(
                          b.get_int("idle_connection_timeout_ms", bc.idle_connection_timeout_ms, 0,
                                    86400000));
+                     bc.pool_key = bc.connection_key();
                      c.backends.push_back(std::move(bc));
                    });
   }
@@ -1180,6 +1181,21 @@ const BackendConfig* Config::find_backend(std::string_view name) const {
       return &b;
   }
   return nullptr;
+}
+
+std::string BackendConfig::connection_key() const {
+  // The backend's name leads: two backends on one endpoint (one API, two keys) keep their own
+  // idle connections, each holding its own backend's circuit breaker slot.
+  std::string k = name;
+  k.append(tls ? "|https://" : "|http://").append(host).append(":").append(std::to_string(port));
+  if (tls) {
+    const auto& t = tls_config;
+    k.append("|").append(t.server_name).append("|").append(t.ca_file).append("|");
+    k.append(t.client_cert);
+    if (t.insecure_skip_verify)
+      k.append("|insecure");
+  }
+  return k;
 }
 
 bool ModelConfig::allows_pii(std::string_view type) const {

@@ -79,25 +79,10 @@ std::shared_ptr<ssl::context> TlsContexts::get(const config::BackendConfig& back
 }
 
 const std::string& UpstreamPools::key(const config::BackendConfig& b) {
-  // Built twice per proxied request (take, give_back): into this thread's buffer, which keeps
-  // its capacity, so no allocation once it has grown.
-  // The backend's name leads: two backends on one endpoint (one API, two keys) keep their own
-  // idle connections, each holding its own backend's circuit breaker slot.
+  if (!b.pool_key.empty())
+    return b.pool_key; // the loader's
   thread_local std::string k;
-  k.assign(b.name);
-  k.append(b.tls ? "|https://" : "|http://");
-  k.append(b.host);
-  k.push_back(':');
-  char port[8];
-  const auto end = std::to_chars(port, port + sizeof port, b.port).ptr;
-  k.append(port, end);
-  if (b.tls) {
-    const auto& t = b.tls_config;
-    k.append("|").append(t.server_name).append("|").append(t.ca_file).append("|");
-    k.append(t.client_cert);
-    if (t.insecure_skip_verify)
-      k.append("|insecure");
-  }
+  k = b.connection_key();
   return k;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -63,7 +64,10 @@ public:
         bounds_(std::move(bounds)) {}
 
   // The child for these label values (in the order of the label names). Allocation-free once the
-  // child exists: the lookup key is built in a reused thread-local buffer.
+  // child exists: the lookup key is built in a reused thread-local buffer. Each thread keeps its
+  // recent answers in a small cache, so the few children a request path asks for on every
+  // request cost neither the lock nor the map (children are never removed, and a family's id is
+  // never reused, so a cached answer stays valid).
   T& with(std::initializer_list<std::string_view> values) {
     thread_local std::string key;
     key.clear();
@@ -71,20 +75,21 @@ public:
       key.append(v);
       key.push_back('\x1f'); // unit separator: cannot appear in a sane label value
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = children_.find(std::string_view(key));
-    if (it != children_.end())
-      return *it->second.metric;
-    Child child;
-    child.values.assign(values.begin(), values.end());
-    if constexpr (std::is_same_v<T, Histogram>) {
-      child.metric = std::make_unique<T>(bounds_);
-    } else {
-      child.metric = std::make_unique<T>();
-    }
-    T& ref = *child.metric;
-    children_.emplace(key, std::move(child));
-    return ref;
+    struct Recent {
+      uint64_t family = 0;
+      std::string key;
+      T* metric = nullptr;
+    };
+    thread_local std::array<Recent, kRecent> recent;
+    Recent& slot =
+        recent[(std::hash<std::string_view>{}(key) + id_ * 0x9e3779b97f4a7c15ull) % kRecent];
+    if (slot.family == id_ && slot.key == key)
+      return *slot.metric;
+    T& found = find_or_add(key, values);
+    slot.family = id_;
+    slot.key.assign(key);
+    slot.metric = &found;
+    return found;
   }
 
   // Visits children ordered by label values, so the exposition is stable.
@@ -104,6 +109,27 @@ public:
   const std::vector<std::string>& labels() const { return labels_; }
 
 private:
+  static constexpr size_t kRecent = 32;
+  static inline std::atomic<uint64_t> next_id_{1};
+
+  // with()'s slow path: the child under `key`, made if new.
+  T& find_or_add(std::string_view key, std::initializer_list<std::string_view> values) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = children_.find(key);
+    if (it != children_.end())
+      return *it->second.metric;
+    Child child;
+    child.values.assign(values.begin(), values.end());
+    if constexpr (std::is_same_v<T, Histogram>) {
+      child.metric = std::make_unique<T>(bounds_);
+    } else {
+      child.metric = std::make_unique<T>();
+    }
+    T& ref = *child.metric;
+    children_.emplace(std::string(key), std::move(child));
+    return ref;
+  }
+
   struct Child {
     std::vector<std::string> values;
     std::unique_ptr<T> metric;
@@ -112,6 +138,7 @@ private:
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
+  const uint64_t id_ = next_id_.fetch_add(1);
   std::string name_, help_;
   std::vector<std::string> labels_;
   std::vector<double> bounds_;
