@@ -6,7 +6,8 @@
 #      CONFIG=default (config/default.yaml: classifiers, semantic cache, tools; a new question
 #      each time), N (2000 measured requests), N0 (500 warm-up requests), ANNOTATE=1 to print the
 #      top functions (inclusive), KEEP=PATH to keep each profile as PATH.1, PATH.2, ... (for
-#      callgrind_annotate --tree=calling).
+#      callgrind_annotate --tree=calling), NGINX=1 to count nginx too (gateway_bench.sh's nginx
+#      config, one process: master_process off), proxying the same requests to the same mock.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CONFIG=${CONFIG:-bench}
@@ -66,3 +67,49 @@ for bin in "${BINS[@]}"; do
       head -40 | cut -c1-160 >&2
   fi
 done
+
+if [[ ${NGINX:-0} == 1 ]]; then
+  command -v nginx >/dev/null || { echo "instructions.sh: nginx is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
+  NPORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+  mkdir -p "$WORK/nginx"
+  # gateway_bench.sh's nginx, in one process so that callgrind sees the worker.
+  cat >"$WORK/nginx/nginx.conf" <<NGX
+master_process off;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx;
+  proxy_temp_path $WORK/nginx;
+  upstream mock { server 127.0.0.1:$MOCK; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NPORT;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+NGX
+  out=$WORK/cgnginx
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" nginx -c "$WORK/nginx/nginx.conf" \
+    2>"$WORK/nginx.log" &
+  pid=$!
+  PIDS+=($pid)
+  for _ in $(seq 1200); do curl -sf "http://127.0.0.1:$NPORT/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  node "$ROOT/bench/fixed_requests.mjs" "$NPORT" "$N0" 8 0 "$KIND" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null
+  res=$(node "$ROOT/bench/fixed_requests.mjs" "$NPORT" "$N" 8 100000 "$KIND")
+  callgrind_control -i off "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  [[ $res == "done=$N bad=0" ]] || { echo "instructions.sh: nginx: $res" >&2; exit 1; }
+  f=$(ls "$out".* | head -1)
+  total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  echo "| nginx $(nginx -v 2>&1 | sed 's/.*\///') (proxy_pass, no routing) | $CONFIG | $N | $((total / N)) |"
+  [[ -n ${KEEP:-} ]] && cp "$f" "$KEEP.nginx"
+fi

@@ -16,6 +16,8 @@
 #include <optional>
 #include <span>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <thread>
 #include <unistd.h>
@@ -351,6 +353,36 @@ std::string response_head(int status, unsigned version, std::string_view content
   }
   out.append("\r\n"sv);
   return out;
+}
+
+// Sends as much of `buffers` as the socket takes now, with one non-blocking sendmsg, and drops
+// it from the front of `buffers`; true when nothing is left. A request to a model server, and most
+// answers, fit the socket's send buffer whole: then they skip Asio's write operation and its trip
+// through the event loop. `ec` is set on an error other than a full socket (EPIPE and ECONNRESET
+// read as they do from Asio's writes).
+bool send_now(int fd, std::array<asio::const_buffer, 2>& buffers, boost::system::error_code& ec) {
+  std::array<iovec, 2> iov{};
+  for (size_t i = 0; i < 2; ++i)
+    iov[i] = {const_cast<void*>(buffers[i].data()), buffers[i].size()};
+  msghdr msg{};
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = iov.size();
+  ssize_t n;
+  do
+    n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      ec.assign(errno, boost::system::system_category());
+    return false;
+  }
+  size_t sent = static_cast<size_t>(n);
+  for (auto& b : buffers) {
+    const size_t used = std::min(sent, b.size());
+    b += used;
+    sent -= used;
+  }
+  return buffers[0].size() == 0 && buffers[1].size() == 0;
 }
 
 // "<hex size>\r\n" for one chunk of a chunked body.
@@ -733,10 +765,12 @@ awaitable<void> Gateway::Impl::send(ClientConn& client, const Request& req, http
     body.clear();
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
   boost::system::error_code ec;
-  client.deadline.set(kClientWriteTimeout);
-  co_await asio::async_write(client.stream.socket(), buffers,
-                             asio::redirect_error(use_awaitable, ec));
-  client.deadline.clear();
+  if (!send_now(client.stream.socket().native_handle(), buffers, ec) && !ec) {
+    client.deadline.set(kClientWriteTimeout);
+    co_await asio::async_write(client.stream.socket(), buffers,
+                               asio::redirect_error(use_awaitable, ec));
+    client.deadline.clear();
+  }
   if (ec)
     client.broken = true;
 }
@@ -1607,7 +1641,9 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       // first_byte_ms covers writing the request and reading the whole response head.
       const core::TimePoint head_until = core::SteadyClock::now() + remaining(t.first_byte_ms);
       upstream_deadline.set_at(head_until);
-      co_await asio::async_write(*conn, up_buffers, asio::redirect_error(use_awaitable, ec));
+      if (auto rest = up_buffers; conn->tls() != nullptr ||
+                                  (!send_now(conn->tcp().socket().native_handle(), rest, ec) && !ec))
+        co_await asio::async_write(*conn, rest, asio::redirect_error(use_awaitable, ec));
       upstream_deadline.adjust(ec);
       if (ec && reused && ec != beast::error::timeout && !watch->client_gone) {
         watch->upstream = nullptr;
