@@ -1056,6 +1056,7 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   out.model = model;
   out.reasoning = reasoning.header;
   auto add_route_headers = [&] {
+    out.response_headers.reserve(out.response_headers.size() + 8); // one allocation, no regrowth
     out.response_headers.emplace_back("x-semrouter-model", model->name);
     out.response_headers.emplace_back("x-semrouter-decision", out.decision);
     out.response_headers.emplace_back("x-semrouter-reasoning", out.reasoning);
