@@ -6,7 +6,8 @@
 #      CONFIG=default (config/default.yaml: classifiers, semantic cache, tools; a new question
 #      each time), N (2000 measured requests), N0 (500 warm-up requests), ANNOTATE=1 to print the
 #      top functions (inclusive), KEEP=PATH to keep each profile as PATH.1, PATH.2, ... (for
-#      callgrind_annotate --tree=calling), NGINX=1 to count nginx too (gateway_bench.sh's nginx
+#      callgrind_annotate --tree=calling), STREAM=1 (bench config: streamed answers of 50 chunks,
+#      per request), NGINX=1 to count nginx too (gateway_bench.sh's nginx
 #      config, one process: master_process off), proxying the same requests to the same mock.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +24,9 @@ trap cleanup EXIT
 port_of() { sed -E 's/.*"port":([0-9]+).*/\1/' "$1"; }
 wait_file() { for _ in $(seq 1200); do [[ -s $1 ]] && return 0; sleep 0.1; done; echo "timeout waiting for $1" >&2; exit 1; }
 
-"$ROOT/build/bin/mock-upstream" --port 0 --ready-file "$WORK/mock.json" --name bench 2>/dev/null &
+MOCK_FLAGS=()
+[[ ${STREAM:-0} == 1 ]] && MOCK_FLAGS+=(--tokens 50)
+"$ROOT/build/bin/mock-upstream" --port 0 --ready-file "$WORK/mock.json" --name bench "${MOCK_FLAGS[@]}" 2>/dev/null &
 PIDS+=($!)
 wait_file "$WORK/mock.json"
 MOCK=$(port_of "$WORK/mock.json")
@@ -31,7 +34,8 @@ case $CONFIG in
   bench)
     sed -n '/cat > "$WORK\/router.yaml" <<YAML/,/^YAML/p' "$ROOT/bench/gateway_bench.sh" | sed '1d;$d' |
       sed "s/\$WORKERS/1/; s/\$MOCK/$MOCK/" >"$WORK/router.yaml"
-    KIND=same ;;
+    KIND=same
+    [[ ${STREAM:-0} == 1 ]] && KIND=stream ;;
   default)
     cp "$ROOT/config/default.yaml" "$WORK/router.yaml"
     export SEMROUTER_MOCK_A_PORT=$MOCK SEMROUTER_MOCK_B_PORT=$MOCK

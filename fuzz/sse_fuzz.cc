@@ -1,7 +1,7 @@
 // openai::SseParser (the tap on every streamed answer), parse_usage and the cache's AnswerCapture
 // over what it yields. Input: an upstream's SSE bytes (or a whole answer body). Checks: the
 // events do not depend on how the bytes are cut; a captured answer survives the cache's stored
-// form.
+// form; the usage filter's output does not depend on the cuts either.
 #include "fuzz_util.h"
 #include "openai/answer.h"
 #include "openai/sse.h"
@@ -12,15 +12,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes = fuzz::as_text(data, size);
 
   openai::SseParser whole;
-  const std::vector<std::string> expected = whole.feed(bytes);
+  const auto all = whole.feed(bytes);
+  const std::vector<std::string> expected(all.begin(), all.end());
 
   openai::SseParser cut;
   std::vector<std::string> events;
   for (std::string_view piece : fuzz::split_pieces(bytes, static_cast<uint32_t>(size))) {
-    const auto& got = cut.feed(piece);
+    const auto got = cut.feed(piece);
     events.insert(events.end(), got.begin(), got.end());
   }
   FUZZ_CHECK(events == expected);
+
+  // The usage filter gives a client the same bytes however the stream was cut.
+  std::string filtered_whole, filtered_cut;
+  openai::StreamUsageFilter fw, fc;
+  fw.feed(bytes, filtered_whole);
+  fw.finish(filtered_whole);
+  for (std::string_view piece : fuzz::split_pieces(bytes, static_cast<uint32_t>(size) ^ 0x5bd1u))
+    fc.feed(piece, filtered_cut);
+  fc.finish(filtered_cut);
+  FUZZ_CHECK(filtered_whole == filtered_cut);
 
   for (const auto& e : expected) {
     openai::Usage u = openai::parse_usage(e);

@@ -4,6 +4,11 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace semrouter::core {
 
@@ -54,6 +59,37 @@ std::string_view trim(std::string_view s) {
   while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r' || s[e - 1] == '\n'))
     --e;
   return s.substr(b, e - b);
+}
+
+size_t find_short(std::string_view s, std::string_view needle) {
+  const size_t k = needle.size();
+  if (k < 2)
+    return s.find(needle);
+  if (s.size() < k)
+    return std::string_view::npos;
+  const size_t last = s.size() - k; // the last position a match can start at
+  size_t i = 0;
+#if defined(__SSE2__)
+  // Candidates: positions where the needle's first two bytes are (a JSON key's quote and first
+  // letter: rare; first and last byte would both be quotes, which JSON is full of).
+  const __m128i b0 = _mm_set1_epi8(needle[0]), b1 = _mm_set1_epi8(needle[1]);
+  for (; i + 16 <= last + 1 && i + 17 <= s.size(); i += 16) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i + 1));
+    for (unsigned m = unsigned(
+             _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, b0), _mm_cmpeq_epi8(b, b1))));
+         m != 0; m &= m - 1) {
+      const size_t at = i + static_cast<size_t>(__builtin_ctz(m));
+      if (std::memcmp(s.data() + at + 2, needle.data() + 2, k - 2) == 0)
+        return at;
+    }
+  }
+#endif
+  for (; i <= last; ++i)
+    if (s[i] == needle[0] && s[i + 1] == needle[1] &&
+        std::memcmp(s.data() + i + 2, needle.data() + 2, k - 2) == 0)
+      return i;
+  return std::string_view::npos;
 }
 
 bool starts_with(std::string_view s, std::string_view prefix) {

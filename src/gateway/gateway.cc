@@ -17,8 +17,8 @@
 #include <span>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <thread>
 #include <unistd.h>
 #include <unordered_map>
@@ -360,9 +360,10 @@ std::string response_head(int status, unsigned version, std::string_view content
 // answers, fit the socket's send buffer whole: then they skip Asio's write operation and its trip
 // through the event loop. `ec` is set on an error other than a full socket (EPIPE and ECONNRESET
 // read as they do from Asio's writes).
-bool send_now(int fd, std::array<asio::const_buffer, 2>& buffers, boost::system::error_code& ec) {
-  std::array<iovec, 2> iov{};
-  for (size_t i = 0; i < 2; ++i)
+template <size_t N>
+bool send_now(int fd, std::array<asio::const_buffer, N>& buffers, boost::system::error_code& ec) {
+  std::array<iovec, N> iov{};
+  for (size_t i = 0; i < N; ++i)
     iov[i] = {const_cast<void*>(buffers[i].data()), buffers[i].size()};
   msghdr msg{};
   msg.msg_iov = iov.data();
@@ -382,12 +383,16 @@ bool send_now(int fd, std::array<asio::const_buffer, 2>& buffers, boost::system:
     b += used;
     sent -= used;
   }
-  return buffers[0].size() == 0 && buffers[1].size() == 0;
+  return std::all_of(buffers.begin(), buffers.end(), [](const auto& b) { return b.size() == 0; });
 }
 
 // "<hex size>\r\n" for one chunk of a chunked body.
 std::string chunk_head(size_t n) {
-  return fmt::format("{:x}\r\n", n);
+  char digits[2 * sizeof(size_t) + 2];
+  char* end = std::to_chars(digits, digits + sizeof digits - 2, n, 16).ptr;
+  *end++ = '\r';
+  *end++ = '\n';
+  return std::string(digits, end);
 }
 constexpr std::string_view kCrLf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
@@ -1641,8 +1646,9 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       // first_byte_ms covers writing the request and reading the whole response head.
       const core::TimePoint head_until = core::SteadyClock::now() + remaining(t.first_byte_ms);
       upstream_deadline.set_at(head_until);
-      if (auto rest = up_buffers; conn->tls() != nullptr ||
-                                  (!send_now(conn->tcp().socket().native_handle(), rest, ec) && !ec))
+      if (auto rest = up_buffers;
+          conn->tls() != nullptr ||
+          (!send_now(conn->tcp().socket().native_handle(), rest, ec) && !ec))
         co_await asio::async_write(*conn, rest, asio::redirect_error(use_awaitable, ec));
       upstream_deadline.adjust(ec);
       if (ec && reused && ec != beast::error::timeout && !watch->client_gone) {
@@ -1875,8 +1881,15 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
                                        /*no_cache=*/true, &out.response_headers);
       boost::system::error_code wec;
       client.deadline.set(kClientWriteTimeout);
-      co_await asio::async_write(stream.socket(), asio::buffer(head),
-                                 asio::redirect_error(use_awaitable, wec));
+      // Each write below goes out with send_now when the socket takes it whole (nearly always:
+      // a chunk is a few hundred bytes), through Asio only when it is full.
+      const int client_fd = stream.socket().native_handle();
+      auto write_all = [&]<size_t N>(std::array<asio::const_buffer, N> parts) -> awaitable<void> {
+        if (!send_now(client_fd, parts, wec) && !wec)
+          co_await asio::async_write(stream.socket(), parts,
+                                     asio::redirect_error(use_awaitable, wec));
+      };
+      co_await write_all(std::array{asio::const_buffer(asio::buffer(head))});
       client.deadline.adjust(wec);
       // Cleared after each write: a deadline left armed would fire while the upstream is quiet,
       // cancel the client socket, and end the disconnect watch with it (a client leaving after
@@ -1884,20 +1897,16 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       client.deadline.clear();
       auto write_chunk = [&](std::string_view data) -> awaitable<void> {
         if (!chunked) {
-          co_await asio::async_write(stream.socket(), asio::buffer(data),
-                                     asio::redirect_error(use_awaitable, wec));
+          co_await write_all(std::array{asio::const_buffer(asio::buffer(data))});
           co_return;
         }
-        std::string size_line = chunk_head(data.size());
-        std::array<asio::const_buffer, 3> parts{asio::buffer(size_line), asio::buffer(data),
-                                                asio::buffer(kCrLf)};
-        co_await asio::async_write(stream.socket(), parts,
-                                   asio::redirect_error(use_awaitable, wec));
+        const std::string size_line = chunk_head(data.size());
+        co_await write_all(std::array<asio::const_buffer, 3>{
+            asio::buffer(size_line), asio::buffer(data), asio::buffer(kCrLf)});
       };
       auto write_last_chunk = [&]() -> awaitable<void> {
         if (chunked)
-          co_await asio::async_write(stream.socket(), asio::buffer(kLastChunk),
-                                     asio::redirect_error(use_awaitable, wec));
+          co_await write_all(std::array{asio::const_buffer(asio::buffer(kLastChunk))});
       };
       // as_is: the client gets the upstream's bytes; with hide_usage, less the usage it did not
       // ask for (an event split across reads is held until it is whole).

@@ -146,8 +146,7 @@ void UpstreamPools::sweep(const std::vector<config::BackendConfig>& backends, co
     auto& list = it->second;
     const auto limit = std::chrono::milliseconds(b.idle_connection_timeout_ms);
     std::erase_if(list, [&](const std::unique_ptr<UpstreamConn>& c) {
-      return (b.idle_connection_timeout_ms > 0 && now - c->idle_since >= limit) ||
-             !looks_alive(*c);
+      return (b.idle_connection_timeout_ms > 0 && now - c->idle_since >= limit) || !looks_alive(*c);
     });
     if (!list.empty())
       kept.emplace(it->first, std::move(list));

@@ -2,39 +2,48 @@
 
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <simdjson.h>
 
+#include "core/strings.h"
 #include "openai/request.h"
 
 namespace semrouter::openai {
 
-const std::vector<std::string>& SseParser::feed(std::string_view bytes) {
-  events_.clear();
+std::span<const std::string> SseParser::feed(std::string_view bytes) {
+  ready_ = 0;
   size_t start = 0;
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    if (bytes[i] != '\n')
-      continue;
-    std::string_view piece = bytes.substr(start, i - start);
+  while (start < bytes.size()) {
+    const void* lf = std::memchr(bytes.data() + start, '\n', bytes.size() - start);
+    if (lf == nullptr)
+      break;
+    const size_t i = static_cast<size_t>(static_cast<const char*>(lf) - bytes.data());
+    const std::string_view piece = bytes.substr(start, i - start);
     if (!partial_line_.empty()) {
       partial_line_.append(piece);
-      std::string whole = std::move(partial_line_);
+      line(partial_line_);
       partial_line_.clear();
-      line(whole);
     } else {
       line(piece);
     }
     start = i + 1;
   }
   partial_line_.append(bytes.substr(start));
-  return events_;
+  return {events_.data(), ready_};
 }
 
 void SseParser::line(std::string_view l) {
   if (!l.empty() && l.back() == '\r')
     l.remove_suffix(1);
   if (l.empty()) { // dispatch
-    if (has_data_)
-      events_.push_back(std::move(data_));
+    if (has_data_) {
+      if (ready_ == events_.size())
+        events_.emplace_back();
+      events_[ready_++].swap(data_); // data_ takes the old event's buffer
+    }
     data_.clear();
     has_data_ = false;
     return;
@@ -56,6 +65,34 @@ void SseParser::line(std::string_view l) {
   }
 }
 
+namespace {
+
+// The first CR or LF at or after i, or s.size(): sixteen bytes at a time.
+size_t find_line_break(std::string_view s, size_t i) {
+  const char* p = s.data();
+  const size_t n = s.size();
+#if defined(__SSE2__)
+  const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    if (const unsigned mask =
+            unsigned(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)))))
+      return i + static_cast<size_t>(__builtin_ctz(mask));
+  }
+#endif
+  for (; i < n; ++i)
+    if (p[i] == '\r' || p[i] == '\n')
+      return i;
+  return n;
+}
+
+// Whether `text` holds the key "usage" (with its quotes). Asked of every event of a stream.
+bool mentions_usage(std::string_view text) {
+  return core::find_short(text, "\"usage\"") != std::string_view::npos;
+}
+
+} // namespace
+
 void StreamUsageFilter::feed(std::string_view piece, std::string& out) {
   size_t begin = 0; // where the current event's bytes in `piece` start
   // The current event ends before piece[end]: the client gets what is left of it.
@@ -74,6 +111,15 @@ void StreamUsageFilter::feed(std::string_view piece, std::string& out) {
     begin = end;
   };
   for (size_t i = 0; i < piece.size(); ++i) {
+    if (!ends_after_cr_ && !after_cr_) {
+      // Up to the next line break every byte is an ordinary one: jump there.
+      const size_t j = find_line_break(piece, i);
+      if (j > i)
+        line_start_ = false;
+      if (j == piece.size())
+        break;
+      i = j;
+    }
     const char c = piece[i];
     if (ends_after_cr_) {
       ends_after_cr_ = false;
@@ -125,7 +171,7 @@ void StreamUsageFilter::finish(std::string& out) {
 }
 
 void StreamUsageFilter::event(std::string_view e, std::string& out) const {
-  if (e.find("\"usage\"") == std::string_view::npos) {
+  if (!mentions_usage(e)) {
     out.append(e);
     return;
   }
@@ -231,9 +277,7 @@ Usage read_usage(simdjson::ondemand::object usage) {
 } // namespace
 
 Usage parse_usage(std::string_view json) {
-  // memmem, not string_view::find: find calls memchr once per quote of the answer.
-  constexpr std::string_view kKey = "\"usage\"";
-  if (::memmem(json.data(), json.size(), kKey.data(), kKey.size()) == nullptr)
+  if (!mentions_usage(json))
     return {};
   // Only "usage" is read. The top level is walked by find_top_level (no tree, no copy of the
   // answer), and simdjson parses the usage object alone: running simdjson over the whole answer
@@ -241,6 +285,10 @@ Usage parse_usage(std::string_view json) {
   // cannot follow, falls back to simdjson over the whole text.
   const TopLevelHit hit = find_top_level(json, "usage");
   if (hit.result == TopLevelFind::Absent)
+    return {};
+  // "usage": null, in every chunk of an OpenAI stream asked to include usage.
+  if (hit.result == TopLevelFind::Found &&
+      json.substr(hit.value.begin, hit.value.end - hit.value.begin) == "null")
     return {};
   const bool whole = hit.result == TopLevelFind::Unsure;
   const std::string_view text =

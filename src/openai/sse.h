@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,15 +14,17 @@ namespace semrouter::openai {
 class SseParser {
 public:
   // Feeds bytes; returns the `data` payloads of events completed by them (multi-line data
-  // joined with '\n'). The returned views are valid until the next call.
-  const std::vector<std::string>& feed(std::string_view bytes);
+  // joined with '\n'). The returned strings are valid until the next call (and keep their
+  // memory for the events after it: no allocation per event once a stream is going).
+  std::span<const std::string> feed(std::string_view bytes);
 
 private:
   void line(std::string_view l);
   std::string partial_line_;
   std::string data_;
   bool has_data_ = false;
-  std::vector<std::string> events_;
+  std::vector<std::string> events_; // the first ready_ are this feed's
+  size_t ready_ = 0;
 };
 
 // Hides from a chat client the usage the router asked its upstream for on its behalf
