@@ -1438,6 +1438,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
                   [](const auto& h) { return h.first == "x-semrouter-fallback"; });
   };
   size_t next = 0;
+  bool fallback_full = false; // a fallback was passed over: its model's max_concurrent was reached
   for (uint32_t attempt = 0; attempt <= res.retries.max_retries && !plan.empty(); ++attempt) {
     // The next target whose circuit breaker has room (the plan repeats when retries outnumber
     // it).
@@ -1450,8 +1451,10 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       // A fallback model's max_concurrent holds for the requests it takes over too.
       if (t.model != &routed_model) {
         auto ticket = rt.admission.try_model(*t.model);
-        if (!ticket)
+        if (!ticket) {
+          fallback_full = true;
           continue;
+        }
         fallback_slot = std::move(*ticket);
       }
       auto h = health.backend(t.backend->name);
@@ -2002,9 +2005,10 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   }
   if (all_breaking) {
     // Every backend (and fallback) is at its circuit breaker's limit: shed the request fast.
-    const openai::ApiError e = openai::overloaded(
-        fmt::format("Every backend of model `{}` is at its circuit breaker's limit; retry shortly.",
-                    routed_model.name));
+    const openai::ApiError e = openai::overloaded(fmt::format(
+        "Every backend of model `{}` is at its circuit breaker's limit{}; retry shortly.",
+        routed_model.name,
+        fallback_full ? ", and its fallback models are at their max_concurrent limit" : ""));
     const HeaderList retry_after{{"retry-after", "1"}};
     HeaderList extra = out.response_headers;
     extra.insert(extra.end(), retry_after.begin(), retry_after.end());

@@ -726,3 +726,29 @@ test('a reload that removes a backend closes the idle connections pooled for it'
   assert.equal(other.requests, 1);
   await waitFor(() => up.open() === 0, { timeoutMs: 5000, what: "the removed backend's idle connections closed" });
 });
+
+test('when the breakers are full and the fallback model is at its max_concurrent, the 503 says both', async () => {
+  const hold = () => (req, res) =>
+    setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(completion('x')), 800);
+  const pb = await scripted([hold()]);
+  const fb = await scripted([hold()]);
+  const router = await h.startRouter({
+    ...base,
+    backends: [{ name: 'pb', url: pb.url, circuit_breaker: { max_requests: 1 } }, { name: 'fb', url: fb.url }],
+    models: [{ name: 'primary', backends: ['pb'] }, { name: 'backup', backends: ['fb'], max_concurrent: 1 }],
+    decisions: [{ name: 'all', rules: 'always', models: [{ model: 'primary' }], fallback: ['backup'] }],
+  });
+  const first = ask(router, 'auto'); // holds the primary's one request slot
+  await waitFor(() => pb.requests === 1, { what: 'the primary busy' });
+  const second = ask(router, 'auto'); // goes to the fallback and holds its one slot
+  await waitFor(() => fb.requests === 1, { what: 'the fallback busy' });
+  const third = await ask(router, 'auto');
+  assertOpenAIError(assert, third, { status: 503, code: 'overloaded' });
+  assert.match(third.json.error.message,
+    /Every backend of model `primary` is at its circuit breaker's limit, and its fallback models are at their max_concurrent limit/);
+  assert.equal(third.headers['retry-after'], '1');
+  assert.equal((await first).status, 200);
+  const s = await second;
+  assert.equal(s.status, 200, s.text);
+  assert.equal(s.headers['x-semrouter-fallback'], 'backup');
+});
