@@ -31,28 +31,8 @@ MOCK=$(port_of "$WORK/mock.json")
 
 # nginx: WORKERS workers, keep-alive to the upstream, no access log (semrouter logs nothing per request either).
 NGINX_PORT=$(free_port)
-mkdir -p "$WORK/nginx"
-cat > "$WORK/nginx/nginx.conf" <<NGX
-worker_processes $WORKERS;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx;
-  proxy_temp_path $WORK/nginx;
-  upstream mock { server 127.0.0.1:$MOCK; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location / {
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-NGX
+. "$ROOT/bench/nginx_conf.sh"
+nginx_conf "$WORK/nginx" "$NGINX_PORT" "$MOCK" "worker_processes $WORKERS;"
 nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
 PIDS+=($!)
 

@@ -43,6 +43,27 @@ case $CONFIG in
   *) echo "instructions.sh: CONFIG must be bench or default" >&2; exit 2 ;;
 esac
 
+# measure LABEL PID PORT OUT KEEP_SUFFIX: warms the process under callgrind up with N0 requests,
+# counts N, prints the table row and stops it.
+measure() {
+  local label=$1 pid=$2 port=$3 out=$4 res f total
+  node "$ROOT/bench/fixed_requests.mjs" "$port" "$N0" 8 0 "$KIND" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null
+  res=$(node "$ROOT/bench/fixed_requests.mjs" "$port" "$N" 8 100000 "$KIND")
+  callgrind_control -i off "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  [[ $res == "done=$N bad=0" ]] || { echo "instructions.sh: $label: $res" >&2; exit 1; }
+  f=$(ls "$out".* | head -1)
+  total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  echo "| $label | $CONFIG | $N | $((total / N)) |"
+  [[ -n ${KEEP:-} ]] && cp "$f" "$KEEP.$5"
+  if [[ ${ANNOTATE:-0} == 1 ]]; then
+    callgrind_annotate --inclusive=yes "$f" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | grep -v boost::asio |
+      head -40 | cut -c1-160 >&2
+  fi
+}
+
 echo "| binary | config | requests | instructions per request |"
 echo "|---|---|---|---|"
 i=0
@@ -54,66 +75,20 @@ for bin in "${BINS[@]}"; do
   pid=$!
   PIDS+=($pid)
   wait_file "$WORK/r$i.json"
-  port=$(port_of "$WORK/r$i.json")
-  node "$ROOT/bench/fixed_requests.mjs" "$port" "$N0" 8 0 "$KIND" >/dev/null
-  callgrind_control -i on "$pid" >/dev/null
-  res=$(node "$ROOT/bench/fixed_requests.mjs" "$port" "$N" 8 100000 "$KIND")
-  callgrind_control -i off "$pid" >/dev/null
-  callgrind_control -d "$pid" >/dev/null
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-  [[ $res == "done=$N bad=0" ]] || { echo "instructions.sh: $bin: $res" >&2; exit 1; }
-  f=$(ls "$out".* | head -1)
-  total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-  echo "| $bin | $CONFIG | $N | $((total / N)) |"
-  [[ -n ${KEEP:-} ]] && cp "$f" "$KEEP.$i"
-  if [[ ${ANNOTATE:-0} == 1 ]]; then
-    callgrind_annotate --inclusive=yes "$f" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | grep -v boost::asio |
-      head -40 | cut -c1-160 >&2
-  fi
+  measure "$bin" "$pid" "$(port_of "$WORK/r$i.json")" "$out" "$i"
 done
 
 if [[ ${NGINX:-0} == 1 ]]; then
   command -v nginx >/dev/null || { echo "instructions.sh: nginx is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
   NPORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-  mkdir -p "$WORK/nginx"
   # gateway_bench.sh's nginx, in one process so that callgrind sees the worker.
-  cat >"$WORK/nginx/nginx.conf" <<NGX
-master_process off;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx;
-  proxy_temp_path $WORK/nginx;
-  upstream mock { server 127.0.0.1:$MOCK; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NPORT;
-    location / {
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-NGX
+  . "$ROOT/bench/nginx_conf.sh"
+  nginx_conf "$WORK/nginx" "$NPORT" "$MOCK" "master_process off; daemon off;"
   out=$WORK/cgnginx
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" nginx -c "$WORK/nginx/nginx.conf" \
     2>"$WORK/nginx.log" &
   pid=$!
   PIDS+=($pid)
   for _ in $(seq 1200); do curl -sf "http://127.0.0.1:$NPORT/health" >/dev/null 2>&1 && break; sleep 0.1; done
-  node "$ROOT/bench/fixed_requests.mjs" "$NPORT" "$N0" 8 0 "$KIND" >/dev/null
-  callgrind_control -i on "$pid" >/dev/null
-  res=$(node "$ROOT/bench/fixed_requests.mjs" "$NPORT" "$N" 8 100000 "$KIND")
-  callgrind_control -i off "$pid" >/dev/null
-  callgrind_control -d "$pid" >/dev/null
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-  [[ $res == "done=$N bad=0" ]] || { echo "instructions.sh: nginx: $res" >&2; exit 1; }
-  f=$(ls "$out".* | head -1)
-  total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-  echo "| nginx $(nginx -v 2>&1 | sed 's/.*\///') (proxy_pass, no routing) | $CONFIG | $N | $((total / N)) |"
-  [[ -n ${KEEP:-} ]] && cp "$f" "$KEEP.nginx"
+  measure "nginx $(nginx -v 2>&1 | sed 's/.*\///') (proxy_pass, no routing)" "$pid" "$NPORT" "$out" nginx
 fi
