@@ -730,7 +730,7 @@ awaitable<void> Gateway::Impl::health_check(Worker& w,
   }
   if (ec && detail.empty())
     detail = ec.message();
-  rt.upstreams.record_check(*rt.upstreams.backend(backend.name), ok, detail);
+  rt.upstreams.record_check(*rt.upstreams.backend(backend.name), ok, detail, snap->generation);
 }
 
 awaitable<void> Gateway::Impl::accept_loop(tcp::acceptor& acceptor, bool admin) {

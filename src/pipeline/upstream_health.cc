@@ -226,13 +226,15 @@ void UpstreamHealth::record_success(BackendHealth& b) {
   b.consecutive_failures_ = 0;
 }
 
-void UpstreamHealth::record_check(BackendHealth& b, bool ok, std::string_view detail) {
-  config::HealthCheckConfig h;
-  {
-    std::shared_lock lock(table_mu_);
-    h = settings_.health_checks;
-  }
+void UpstreamHealth::record_check(BackendHealth& b, bool ok, std::string_view detail,
+                                  uint64_t generation) {
   checks_.with({b.name(), ok ? "ok" : "failed"}).inc();
+  // Held until the result is recorded, so that a reload's configure() comes wholly before or
+  // after it.
+  std::shared_lock table_lock(table_mu_);
+  if (generation != 0 && configured_ && generation != generation_)
+    return;
+  const config::HealthCheckConfig& h = settings_.health_checks;
   std::lock_guard lock(b.mu_);
   if (ok) {
     b.check_failures_ = 0;

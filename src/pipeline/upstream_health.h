@@ -147,8 +147,11 @@ public:
   // ejected is at its cap). Returns true when this failure ejected it.
   bool record_failure(BackendHealth& b, std::string_view kind, core::TimePoint now);
   void record_success(BackendHealth& b);
-  // An active health check's result.
-  void record_check(BackendHealth& b, bool ok, std::string_view detail);
+  // An active health check's result, from a check started under config `generation` (0: the
+  // current one). A check that started before a reload is counted in the metric but changes no
+  // state: a reload that turned checks off would otherwise find the backend marked unhealthy by
+  // a check still in flight, with nothing left to mark it healthy again.
+  void record_check(BackendHealth& b, bool ok, std::string_view detail, uint64_t generation = 0);
 
   // Circuit breakers: a slot on one of the backend's limits, or an empty slot (and a trip
   // counted) when the limit is reached.

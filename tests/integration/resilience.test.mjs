@@ -752,3 +752,39 @@ test('when the breakers are full and the fallback model is at its max_concurrent
   assert.equal(s.status, 200, s.text);
   assert.equal(s.headers['x-semrouter-fallback'], 'backup');
 });
+
+test('a health check in flight when a reload turns checks off does not leave its backend unhealthy', async () => {
+  let asked = 0;
+  let answered = 0;
+  const up = await h.startHttpServer((req, res) => {
+    if (req.url.startsWith('/health')) {
+      asked++;
+      // A slow failure: the reload lands while the router waits for it.
+      setTimeout(() => {
+        res.writeHead(503).end();
+        answered++;
+      }, 1500);
+      return;
+    }
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(completion('m')));
+  });
+  const config = (interval) => ({
+    server: { workers: 1, reload_poll_ms: 50, random_seed: 3 },
+    backends: [{ name: 'b', url: up.url }],
+    models: [{ name: 'm', backends: ['b'] }],
+    resilience: { health_checks: { interval_ms: interval, timeout_ms: 3000, unhealthy_threshold: 1 } },
+  });
+  const router = await h.startRouter(config(60000)); // one check, at start
+  await waitFor(() => asked === 1, { what: 'the first health check' });
+  router.writeConfig(config(0)); // checks off
+  await waitFor(async () => (await router.adminConfig()).generation === 2, { timeoutMs: 5000, what: 'the reload' });
+  assert.equal((await ask(router, 'm')).status, 200); // the request path takes the new config
+  assert.equal(answered, 0, 'the reload was too slow for this test: the check had already failed');
+  await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_upstream_health_checks_total', { backend: 'b', result: 'failed' }) === 1,
+    { timeoutMs: 5000, what: 'the check in flight to fail' });
+  const b = (await upstreams(router)).backends[0];
+  assert.equal(b.state, 'available', JSON.stringify(b));
+  assert.equal(b.healthy, true);
+  assert.equal((await ask(router, 'm')).status, 200);
+});
