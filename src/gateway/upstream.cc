@@ -154,13 +154,6 @@ void UpstreamPools::sweep(const std::vector<config::BackendConfig>& backends, co
   idle_.swap(kept); // what is left in `kept` (backends gone from the config) closes here
 }
 
-size_t UpstreamPools::idle_count() const {
-  size_t n = 0;
-  for (const auto& [key, list] : idle_)
-    n += list.size();
-  return n;
-}
-
 // One caller of resolve(): its wake-up is its timer, cancelled on its own executor when the
 // lookup ends (set to expire at the end of its budget).
 struct HostResolver::Waiter {

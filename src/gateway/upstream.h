@@ -143,7 +143,6 @@ public:
   // idle_connection_timeout_ms, and all of those whose backend is not in `backends` (a reload
   // removed it or changed its endpoint). The worker calls it about once a second.
   void sweep(const std::vector<config::BackendConfig>& backends, core::TimePoint now);
-  size_t idle_count() const;
 
 private:
   // The pool a backend's connections go to; valid until the next call on this thread.
