@@ -4,6 +4,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 
+import fs from 'node:fs';
 import net from 'node:net';
 
 import {
@@ -166,6 +167,14 @@ test('a long prompt (routed on the routing thread) gets the same decision and re
     assert.equal(s.status, 200, s.text);
     assert.equal(routeHeaders(s).decision, 'code');
   }
+  // The routing thread runs under SCHED_IDLE (policy 5, field 41 of /proc/.../stat), so a worker
+  // waking for a short request takes the CPU from a long prompt's routing at once.
+  const tasks = fs.readdirSync(`/proc/${router.pid}/task`);
+  const routing = tasks.filter((t) => fs.readFileSync(`/proc/${router.pid}/task/${t}/comm`, 'utf8').trim() === 'sr-routing');
+  assert.equal(routing.length, 1, `one sr-routing thread among ${tasks.length}`);
+  const stat = fs.readFileSync(`/proc/${router.pid}/task/${routing[0]}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3
+  assert.equal(fields[41 - 3], '5', 'sr-routing scheduling policy');
 });
 
 test('insert mode puts the decision prompt before an existing system message', async () => {
