@@ -78,8 +78,8 @@ void lower_routing_thread_priority() {
   if (const int err = pthread_setschedparam(pthread_self(), SCHED_IDLE, &param); err != 0) {
     // Linux: a thread's nice value is set through its thread id.
     setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kRoutingThreadNice);
-    spdlog::debug("routing thread: SCHED_IDLE refused ({}); running at nice {}", std::strerror(err),
-                  kRoutingThreadNice);
+    spdlog::info("routing thread: SCHED_IDLE refused ({}); running at nice {}", std::strerror(err),
+                 kRoutingThreadNice);
   }
 }
 
