@@ -1,6 +1,7 @@
 #include "core/strings.h"
 #include "core/query.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
@@ -67,27 +68,57 @@ size_t find_short(std::string_view s, std::string_view needle) {
     return s.find(needle);
   if (s.size() < k)
     return std::string_view::npos;
+  const char* p = s.data();
   const size_t last = s.size() - k; // the last position a match can start at
   size_t i = 0;
 #if defined(__SSE2__)
-  // Candidates: positions where the needle's first two bytes are (a JSON key's quote and first
-  // letter: rare; first and last byte would both be quotes, which JSON is full of).
-  const __m128i b0 = _mm_set1_epi8(needle[0]), b1 = _mm_set1_epi8(needle[1]);
-  for (; i + 16 <= last + 1 && i + 17 <= s.size(); i += 16) {
-    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i + 1));
-    for (unsigned m = unsigned(
-             _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, b0), _mm_cmpeq_epi8(b, b1))));
-         m != 0; m &= m - 1) {
-      const size_t at = i + static_cast<size_t>(__builtin_ctz(m));
-      if (std::memcmp(s.data() + at + 2, needle.data() + 2, k - 2) == 0)
-        return at;
+  if (s.size() >= 17) {
+    // Candidates: positions where the needle's first two bytes are (a JSON key's quote and first
+    // letter: rare; first and last byte would both be quotes, which JSON is full of). Bit b of
+    // candidates(at) is position at + b; it reads bytes at .. at + 16.
+    const __m128i b0 = _mm_set1_epi8(needle[0]), b1 = _mm_set1_epi8(needle[1]);
+    auto candidates = [&](size_t at) {
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + at));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + at + 1));
+      return unsigned(
+          _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, b0), _mm_cmpeq_epi8(b, b1))));
+    };
+    auto check = [&](size_t at, unsigned m) {
+      for (; m != 0; m &= m - 1) {
+        const size_t pos = at + static_cast<size_t>(__builtin_ctz(m));
+        if (std::memcmp(p + pos + 2, needle.data() + 2, k - 2) == 0)
+          return pos;
+      }
+      return std::string_view::npos;
+    };
+    const size_t end = s.size() - 17; // the last position a block can start at
+    // Thirty-two positions a round, one branch for both halves; every position <= last.
+    for (; i + 31 <= last && i + 16 <= end; i += 32) {
+      const unsigned m0 = candidates(i), m1 = candidates(i + 16);
+      if ((m0 | m1) != 0) {
+        if (const size_t r = check(i, m0); r != std::string_view::npos)
+          return r;
+        if (const size_t r = check(i + 16, m1); r != std::string_view::npos)
+          return r;
+      }
     }
+    for (; i + 15 <= last && i <= end; i += 16)
+      if (const size_t r = check(i, candidates(i)); r != std::string_view::npos)
+        return r;
+    if (i > last)
+      return std::string_view::npos;
+    // The rest, i .. last (under 16 positions): one block that ends at the text's end, or starts
+    // at i when that fits, with the positions outside i .. last masked off.
+    const size_t at = std::min(i, end);
+    unsigned m = candidates(at) & (0xFFFFu << (i - at));
+    if (last - at < 15)
+      m &= (2u << (last - at)) - 1;
+    return check(at, m);
   }
 #endif
   for (; i <= last; ++i)
-    if (s[i] == needle[0] && s[i + 1] == needle[1] &&
-        std::memcmp(s.data() + i + 2, needle.data() + 2, k - 2) == 0)
+    if (p[i] == needle[0] && p[i + 1] == needle[1] &&
+        std::memcmp(p + i + 2, needle.data() + 2, k - 2) == 0)
       return i;
   return std::string_view::npos;
 }

@@ -23,7 +23,7 @@ TEST(Strings, FindShortAgreesWithFind) {
     std::string needle;
     for (size_t i = 0; i < k; ++i)
       needle.push_back(static_cast<char>('a' + next() % 3));
-    for (size_t n = 0; n <= 70; ++n) {
+    for (size_t n = 0; n <= 100; ++n) { // the scalar path, one, two and three SIMD rounds
       for (int trial = 0; trial < 8; ++trial) {
         std::string text;
         for (size_t i = 0; i < n; ++i)
@@ -39,6 +39,22 @@ TEST(Strings, FindShortAgreesWithFind) {
             << "needle " << needle << " in " << text;
       }
     }
+  }
+  // Every position of every length, for the block boundaries and the masked tail: the needle
+  // alone, and its first two bytes alone (a candidate that must not match, also at the very end).
+  for (size_t k : {2u, 3u, 7u, 16u}) {
+    const std::string needle = std::string("ab") + std::string(k - 2, 'c');
+    for (size_t n = k; n <= 100; ++n)
+      for (size_t pos = 0; pos + k <= n; ++pos) {
+        std::string text(n, 'd');
+        text.replace(pos, k, needle);
+        ASSERT_EQ(find_short(text, needle), pos) << "k " << k << " n " << n;
+        if (k > 2) {
+          text.assign(n, 'd');
+          text.replace(pos, 2, "ab");
+          ASSERT_EQ(find_short(text, needle), std::string_view::npos) << "k " << k << " n " << n;
+        }
+      }
   }
   EXPECT_EQ(find_short("{\"id\":1,\"usage\":null}", "\"usage\""), 8u);
   EXPECT_EQ(find_short("\"usag", "\"usage\""), std::string_view::npos);
