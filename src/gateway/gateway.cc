@@ -416,6 +416,28 @@ std::string chunk_head(size_t n) {
 }
 constexpr std::string_view kCrLf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+// One piece of a relayed body as the buffers of one sendmsg: "<hex size>\r\n", the data and
+// "\r\n" (chunked framing), or the data alone. `parts` points into `head`: not copyable.
+struct ChunkOut {
+  char head[2 * sizeof(size_t) + 2];
+  std::array<asio::const_buffer, 3> parts;
+  ChunkOut(std::string_view data, bool chunked) {
+    if (!chunked) {
+      parts = {asio::const_buffer(data.data(), data.size()), asio::const_buffer(),
+               asio::const_buffer()};
+      return;
+    }
+    char* end = std::to_chars(head, head + sizeof head - 2, data.size(), 16).ptr;
+    *end++ = '\r';
+    *end++ = '\n';
+    parts = {asio::const_buffer(head, static_cast<size_t>(end - head)),
+             asio::const_buffer(data.data(), data.size()),
+             asio::const_buffer(kCrLf.data(), kCrLf.size())};
+  }
+  ChunkOut(const ChunkOut&) = delete;
+  ChunkOut& operator=(const ChunkOut&) = delete;
+};
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 // Named constants: g++ 12 miscompiles braced temporaries inside co_await expressions.
 const HeaderList kAllowGet{{"allow", "GET"}};
@@ -1916,13 +1938,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       // that would go unnoticed until idle_ms).
       client.deadline.clear();
       auto write_chunk = [&](std::string_view data) -> awaitable<void> {
-        if (!chunked) {
-          co_await write_all(std::array{asio::const_buffer(asio::buffer(data))});
-          co_return;
-        }
-        const std::string size_line = chunk_head(data.size());
-        co_await write_all(std::array<asio::const_buffer, 3>{
-            asio::buffer(size_line), asio::buffer(data), asio::buffer(kCrLf)});
+        ChunkOut chunk(data, chunked);
+        co_await write_all(chunk.parts);
       };
       auto write_last_chunk = [&]() -> awaitable<void> {
         if (chunked)
@@ -1934,8 +1951,12 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       openai::StreamUsageFilter usage_filter;
       std::string to_client, pivot;
       while (!wec) {
-        const hp::ParseResult next =
-            co_await next_event(core::SteadyClock::now() + remaining(t.idle_ms));
+        // What is buffered already is parsed here: next_event (a coroutine frame) only to read.
+        hp::ParseResult next = parser.parse(ubuf.view());
+        if (next.event == hp::Event::NeedMore) {
+          ubuf.consume(next.consumed);
+          next = co_await next_event(core::SteadyClock::now() + remaining(t.idle_ms));
+        }
         if (next.event == hp::Event::Done) {
           ubuf.consume(next.consumed);
           break;
@@ -1958,7 +1979,11 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
           const bool whole_piece = as_is && !hide_usage;
           if (whole_piece || !to_client.empty()) {
             client.deadline.set(std::chrono::milliseconds(t.idle_ms));
-            co_await write_chunk(whole_piece ? piece : std::string_view(to_client));
+            // Inline, not write_chunk: no coroutine frame per chunk when the socket takes it.
+            ChunkOut chunk(whole_piece ? piece : std::string_view(to_client), chunked);
+            if (!send_now(client_fd, chunk.parts, wec) && !wec)
+              co_await asio::async_write(stream.socket(), chunk.parts,
+                                         asio::redirect_error(use_awaitable, wec));
             client.deadline.adjust(wec);
             client.deadline.clear();
           }
