@@ -7,7 +7,8 @@
 #      each time), N (2000 measured requests), N0 (500 warm-up requests), ANNOTATE=1 to print the
 #      top functions (inclusive), KEEP=PATH to keep each profile as PATH.1, PATH.2, ... (for
 #      callgrind_annotate --tree=calling), STREAM=1 (bench config: streamed answers of 50 chunks,
-#      per request), NGINX=1 to count nginx too (gateway_bench.sh's nginx
+#      per request), TOKEN_DELAY_MS (with STREAM=1: the mock waits this long before each chunk),
+#      NGINX=1 to count nginx too (gateway_bench.sh's nginx
 #      config, one process: master_process off), proxying the same requests to the same mock.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +27,9 @@ wait_file() { for _ in $(seq 1200); do [[ -s $1 ]] && return 0; sleep 0.1; done;
 
 MOCK_FLAGS=()
 [[ ${STREAM:-0} == 1 ]] && MOCK_FLAGS+=(--tokens 50)
+# A paced server: each chunk then reaches the router alone, as a model's tokens do (without it the
+# mock's chunks pile up while callgrind slows the router, and one read brings several).
+[[ -n ${TOKEN_DELAY_MS:-} ]] && MOCK_FLAGS+=(--token-delay-ms "$TOKEN_DELAY_MS")
 "$ROOT/build/bin/mock-upstream" --port 0 --ready-file "$WORK/mock.json" --name bench "${MOCK_FLAGS[@]}" 2>/dev/null &
 PIDS+=($!)
 wait_file "$WORK/mock.json"
