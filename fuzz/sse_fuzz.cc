@@ -1,7 +1,8 @@
 // openai::SseParser (the tap on every streamed answer), parse_usage and the cache's AnswerCapture
 // over what it yields. Input: an upstream's SSE bytes (or a whole answer body). Checks: the
 // events do not depend on how the bytes are cut; a captured answer survives the cache's stored
-// form; the usage filter's output does not depend on the cuts either.
+// form; the usage filter's output does not depend on the cuts either, and the events it hands
+// the accounting tap are the ones SseParser reads.
 #include "fuzz_util.h"
 #include "openai/answer.h"
 #include "openai/sse.h"
@@ -23,15 +24,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   FUZZ_CHECK(events == expected);
 
-  // The usage filter gives a client the same bytes however the stream was cut.
-  std::string filtered_whole, filtered_cut;
-  openai::StreamUsageFilter fw, fc;
-  fw.feed(bytes, filtered_whole);
-  fw.finish(filtered_whole);
+  // The usage filter gives a client the same bytes however the stream was cut, and hands its
+  // sink (the accounting tap) exactly the events SseParser reads from them.
+  struct Sink final : openai::SseEventSink {
+    std::vector<std::string> data;
+    void sse_event(std::string_view d, bool mentions_usage) override {
+      FUZZ_CHECK(mentions_usage || d.find("\"usage\"") == std::string_view::npos);
+      data.emplace_back(d);
+    }
+  } sink_whole, sink_cut;
+  std::string filtered_whole, filtered_cut, filtered_plain;
+  openai::StreamUsageFilter fw, fc, fp;
+  fw.feed(bytes, filtered_whole, &sink_whole);
+  fw.finish(filtered_whole, &sink_whole);
   for (std::string_view piece : fuzz::split_pieces(bytes, static_cast<uint32_t>(size) ^ 0x5bd1u))
-    fc.feed(piece, filtered_cut);
-  fc.finish(filtered_cut);
+    fc.feed(piece, filtered_cut, &sink_cut);
+  fc.finish(filtered_cut, &sink_cut);
+  fp.feed(bytes, filtered_plain);
+  fp.finish(filtered_plain);
   FUZZ_CHECK(filtered_whole == filtered_cut);
+  FUZZ_CHECK(filtered_whole == filtered_plain);
+  FUZZ_CHECK(sink_whole.data == expected);
+  FUZZ_CHECK(sink_cut.data == expected);
 
   for (const auto& e : expected) {
     openai::Usage u = openai::parse_usage(e);

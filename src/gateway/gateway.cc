@@ -1972,10 +1972,12 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
             pivot.clear();
             codec.stream(piece, to_client, pivot);
           } else if (hide_usage) {
+            // One pass: the filter also hands the exchange the events it reads.
             to_client.clear();
-            usage_filter.feed(piece, to_client);
+            usage_filter.feed(piece, to_client, &exchange);
           }
-          exchange.stream_bytes(codec.pivot_is_upstream() ? piece : std::string_view(pivot));
+          if (!as_is || !hide_usage)
+            exchange.stream_bytes(codec.pivot_is_upstream() ? piece : std::string_view(pivot));
           const bool whole_piece = as_is && !hide_usage;
           if (whole_piece || !to_client.empty()) {
             client.deadline.set(std::chrono::milliseconds(t.idle_ms));
@@ -2019,7 +2021,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         to_client.clear();
         pivot.clear();
         if (as_is) {
-          usage_filter.finish(to_client);
+          usage_filter.finish(to_client, &exchange);
         } else {
           codec.finish(to_client, pivot);
           exchange.stream_bytes(pivot);

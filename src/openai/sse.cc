@@ -13,58 +13,6 @@
 
 namespace semrouter::openai {
 
-std::span<const std::string> SseParser::feed(std::string_view bytes) {
-  ready_ = 0;
-  size_t start = 0;
-  while (start < bytes.size()) {
-    const void* lf = std::memchr(bytes.data() + start, '\n', bytes.size() - start);
-    if (lf == nullptr)
-      break;
-    const size_t i = static_cast<size_t>(static_cast<const char*>(lf) - bytes.data());
-    const std::string_view piece = bytes.substr(start, i - start);
-    if (!partial_line_.empty()) {
-      partial_line_.append(piece);
-      line(partial_line_);
-      partial_line_.clear();
-    } else {
-      line(piece);
-    }
-    start = i + 1;
-  }
-  partial_line_.append(bytes.substr(start));
-  return {events_.data(), ready_};
-}
-
-void SseParser::line(std::string_view l) {
-  if (!l.empty() && l.back() == '\r')
-    l.remove_suffix(1);
-  if (l.empty()) { // dispatch
-    if (has_data_) {
-      if (ready_ == events_.size())
-        events_.emplace_back();
-      events_[ready_++].swap(data_); // data_ takes the old event's buffer
-    }
-    data_.clear();
-    has_data_ = false;
-    return;
-  }
-  if (l.front() == ':')
-    return; // comment
-  std::string_view field = l, value;
-  if (auto colon = l.find(':'); colon != std::string_view::npos) {
-    field = l.substr(0, colon);
-    value = l.substr(colon + 1);
-    if (!value.empty() && value.front() == ' ')
-      value.remove_prefix(1);
-  }
-  if (field == "data") {
-    if (has_data_)
-      data_.push_back('\n');
-    data_.append(value);
-    has_data_ = true;
-  }
-}
-
 namespace {
 
 // The first CR or LF at or after i, or s.size(): sixteen bytes at a time.
@@ -91,21 +39,93 @@ bool mentions_usage(std::string_view text) {
   return core::find_short(text, "\"usage\"") != std::string_view::npos;
 }
 
+// A field line (not blank): its value when it is a data line ("data", "data:" or "data: x"; a
+// comment starts with ':' and is no field).
+bool data_value(std::string_view l, std::string_view& value) {
+  if (!l.starts_with("data"))
+    return false;
+  if (l.size() == 4) {
+    value = {};
+    return true;
+  }
+  if (l[4] != ':')
+    return false;
+  value = l.substr(5);
+  if (!value.empty() && value.front() == ' ')
+    value.remove_prefix(1);
+  return true;
+}
+
 } // namespace
 
-void StreamUsageFilter::feed(std::string_view piece, std::string& out) {
+std::span<const std::string> SseParser::feed(std::string_view bytes) {
+  ready_ = 0;
+  size_t start = 0;
+  if (after_cr_ && !bytes.empty()) {
+    after_cr_ = false;
+    if (bytes.front() == '\n')
+      start = 1; // the LF of a CRLF cut between pieces
+  }
+  while (start < bytes.size()) {
+    size_t i = find_line_break(bytes, start);
+    if (i == bytes.size())
+      break;
+    const std::string_view piece = bytes.substr(start, i - start);
+    if (!partial_line_.empty()) {
+      partial_line_.append(piece);
+      line(partial_line_);
+      partial_line_.clear();
+    } else {
+      line(piece);
+    }
+    if (bytes[i] == '\r') {
+      if (i + 1 == bytes.size())
+        after_cr_ = true;
+      else if (bytes[i + 1] == '\n')
+        ++i;
+    }
+    start = i + 1;
+  }
+  partial_line_.append(bytes.substr(start));
+  return {events_.data(), ready_};
+}
+
+void SseParser::line(std::string_view l) {
+  if (l.empty()) { // dispatch
+    if (has_data_) {
+      if (ready_ == events_.size())
+        events_.emplace_back();
+      events_[ready_++].swap(data_); // data_ takes the old event's buffer
+    }
+    data_.clear();
+    has_data_ = false;
+    return;
+  }
+  std::string_view value;
+  if (!data_value(l, value))
+    return; // a comment, or a field the tap does not read (event, id, retry)
+  if (has_data_)
+    data_.push_back('\n');
+  data_.append(value);
+  has_data_ = true;
+}
+
+
+void StreamUsageFilter::feed(std::string_view piece, std::string& out, SseEventSink* events) {
   size_t begin = 0; // where the current event's bytes in `piece` start
   // The current event ends before piece[end]: the client gets what is left of it.
   auto dispatch = [&](size_t end) {
     const std::string_view tail = piece.substr(begin, end - begin);
     if (oversized_) {
       out.append(tail);
+      pass_oversized(tail, events);
       oversized_ = false;
+      oversized_tap_ = SseParser{};
     } else if (held_.empty()) {
-      event(tail, out);
+      event(tail, out, events);
     } else {
       held_.append(tail);
-      event(held_, out);
+      event(held_, out, events);
       held_.clear();
     }
     begin = end;
@@ -150,28 +170,71 @@ void StreamUsageFilter::feed(std::string_view piece, std::string& out) {
   const std::string_view rest = piece.substr(begin);
   if (oversized_) {
     out.append(rest);
+    pass_oversized(rest, events);
     return;
   }
   held_.append(rest);
   if (held_.size() > kMaxHeldBytes) { // no usage event is this large: stop holding it back
     out.append(held_);
+    pass_oversized(held_, events);
     held_.clear();
     oversized_ = true;
   }
 }
 
-void StreamUsageFilter::finish(std::string& out) {
-  if (ends_after_cr_)
-    event(held_, out); // complete: its blank line ended with the stream
+void StreamUsageFilter::pass_oversized(std::string_view bytes, SseEventSink* events) {
+  if (events)
+    for (const std::string& data : oversized_tap_.feed(bytes))
+      events->sse_event(data, mentions_usage(data));
+}
+
+void StreamUsageFilter::finish(std::string& out, SseEventSink* events) {
+  if (ends_after_cr_ && !oversized_)
+    event(held_, out, events); // complete: its blank line ended with the stream
   else
     out.append(held_); // unfinished: as it is
   held_.clear();
   line_start_ = true;
   after_cr_ = ends_after_cr_ = oversized_ = false;
+  oversized_tap_ = SseParser{};
 }
 
-void StreamUsageFilter::event(std::string_view e, std::string& out) const {
-  if (!mentions_usage(e)) {
+void StreamUsageFilter::tap(std::string_view e, bool usage, SseEventSink& events) {
+  // Nearly every event is one data line and its blank line: its value, in place.
+  std::string_view value;
+  if (const size_t j = find_line_break(e, 0);
+      j < e.size() && data_value(e.substr(0, j), value)) {
+    const size_t k = j + (e[j] == '\r' && j + 1 < e.size() && e[j + 1] == '\n' ? 2 : 1);
+    const size_t rest = e.size() - k;
+    if (rest == 1 || (rest == 2 && e[k] == '\r' && e[k + 1] == '\n')) {
+      events.sse_event(value, usage);
+      return;
+    }
+  }
+  // Otherwise line by line, as SseParser reads them, up to the event's blank line.
+  data_.clear();
+  bool has_data = false;
+  for (size_t i = 0; i < e.size();) {
+    const size_t j = find_line_break(e, i);
+    if (j == i || j == e.size())
+      break;
+    if (data_value(e.substr(i, j - i), value)) {
+      if (has_data)
+        data_.push_back('\n');
+      data_.append(value);
+      has_data = true;
+    }
+    i = j + (e[j] == '\r' && j + 1 < e.size() && e[j + 1] == '\n' ? 2 : 1);
+  }
+  if (has_data)
+    events.sse_event(data_, usage);
+}
+
+void StreamUsageFilter::event(std::string_view e, std::string& out, SseEventSink* events) {
+  const bool mentioned = mentions_usage(e);
+  if (events)
+    tap(e, mentioned, *events);
+  if (!mentioned) {
     out.append(e);
     return;
   }

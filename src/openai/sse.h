@@ -14,8 +14,9 @@ namespace semrouter::openai {
 class SseParser {
 public:
   // Feeds bytes; returns the `data` payloads of events completed by them (multi-line data
-  // joined with '\n'). The returned strings are valid until the next call (and keep their
-  // memory for the events after it: no allocation per event once a stream is going).
+  // joined with '\n'). A line ends at CR, LF or CRLF, as the SSE format has it. The returned
+  // strings are valid until the next call (and keep their memory for the events after it: no
+  // allocation per event once a stream is going).
   std::span<const std::string> feed(std::string_view bytes);
 
 private:
@@ -23,8 +24,20 @@ private:
   std::string partial_line_;
   std::string data_;
   bool has_data_ = false;
+  bool after_cr_ = false; // the last piece ended with a CR: an LF first in the next is its CRLF
   std::vector<std::string> events_; // the first ready_ are this feed's
   size_t ready_ = 0;
+};
+
+// Receives the events a StreamUsageFilter passes on (or drops): each event's data as SseParser
+// yields it, and whether the event's bytes hold the key "usage" (when not, its data cannot carry
+// usage). The data is valid during the call only.
+class SseEventSink {
+public:
+  virtual void sse_event(std::string_view data, bool mentions_usage) = 0;
+
+protected:
+  ~SseEventSink() = default;
 };
 
 // Hides from a chat client the usage the router asked its upstream for on its behalf
@@ -41,14 +54,21 @@ class StreamUsageFilter {
 public:
   static constexpr size_t kMaxHeldBytes = 1u << 20;
 
-  // Appends to `out` what the client gets of the events that `piece` completes.
-  void feed(std::string_view piece, std::string& out);
+  // Appends to `out` what the client gets of the events that `piece` completes. With `events`,
+  // also hands it every complete event that has data, dropped or not, in the same pass over the
+  // bytes: the accounting tap then needs no SseParser of its own (the events are the ones an
+  // SseParser fed the same bytes yields, however the bytes are cut).
+  void feed(std::string_view piece, std::string& out, SseEventSink* events = nullptr);
   // The stream ended: the rest of an unfinished event goes out as it is.
-  void finish(std::string& out);
+  void finish(std::string& out, SseEventSink* events = nullptr);
 
 private:
-  void event(std::string_view e, std::string& out) const;
+  void event(std::string_view e, std::string& out, SseEventSink* events);
+  void tap(std::string_view e, bool usage, SseEventSink& events);
+  void pass_oversized(std::string_view bytes, SseEventSink* events);
   std::string held_;           // the current event's bytes from earlier pieces
+  std::string data_;           // an event's data when it is not one data line (joined lines)
+  SseParser oversized_tap_;    // an oversized event's data for `events` (it is not held)
   bool line_start_ = true;     // the next byte starts a line
   bool after_cr_ = false;      // the last byte was a CR ending a line (an LF may follow)
   bool ends_after_cr_ = false; // a CR ended the event's blank line (its LF may follow)

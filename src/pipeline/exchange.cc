@@ -394,12 +394,16 @@ void Exchange::response_head(int status, bool event_stream) {
 }
 
 void Exchange::stream_bytes(std::string_view piece) {
-  for (const std::string& event : sse_.feed(piece)) {
-    first_token();
-    count_usage(openai::parse_usage(event));
-    if (fill_)
-      capture_.event(event);
-  }
+  for (const std::string& event : sse_.feed(piece))
+    sse_event(event, true);
+}
+
+void Exchange::sse_event(std::string_view data, bool mentions_usage) {
+  first_token();
+  if (mentions_usage)
+    count_usage(openai::parse_usage(data));
+  if (fill_)
+    capture_.event(data);
 }
 
 void Exchange::count_usage(const openai::Usage& usage) {

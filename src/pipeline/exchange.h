@@ -163,7 +163,7 @@ std::string dry_run_body(const RouteOutcome& out);
 // destruction. Feed it what the upstream answers. The request is counted exactly once: by
 // finish(), or as 499 (client closed) when destroyed unfinished. Not thread-safe: one transport
 // thread at a time.
-class Exchange {
+class Exchange final : public openai::SseEventSink {
 public:
   // `trace` (may be null) is told how the answer ended; it must outlive the exchange.
   Exchange(Runtime& runtime, const RouteOutcome& out, core::TimePoint start,
@@ -184,6 +184,9 @@ public:
   // A piece of a streamed (SSE) body as it arrived: the first complete event is the time to
   // first token, and every event carrying `usage` adds to the token counters.
   void stream_bytes(std::string_view piece);
+  // Or, where the transport runs a StreamUsageFilter over the same bytes, the events it passes
+  // on (feed(piece, out, &exchange)): one pass over the stream instead of two. Not both.
+  void sse_event(std::string_view data, bool mentions_usage) override;
   // A complete non-streamed body (its usage counts when the status was 200; a cache miss stores
   // it when finish(200) follows).
   void body(std::string_view body);

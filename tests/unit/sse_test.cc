@@ -23,6 +23,67 @@ TEST(Sse, EventsSplitAcrossArbitraryPieces) {
   }
 }
 
+TEST(Sse, ACarriageReturnAloneEndsALineAsCrlfAndLfDo) {
+  // The SSE format's three line ends, a CRLF cut between pieces counting once.
+  const std::string stream = "data: a\r\rdata: b\r\n\r\ndata: c\n\ndata\r\n\r\n";
+  for (size_t step = 1; step <= stream.size(); ++step) {
+    SseParser p;
+    std::vector<std::string> got;
+    for (size_t i = 0; i < stream.size(); i += step)
+      for (const auto& e : p.feed(std::string_view(stream).substr(i, step)))
+        got.push_back(e);
+    EXPECT_EQ(got, (std::vector<std::string>{"a", "b", "c", ""})) << "step " << step;
+  }
+}
+
+// Collects what a StreamUsageFilter hands its sink.
+struct Collected final : SseEventSink {
+  std::vector<std::string> data;
+  std::vector<bool> usage;
+  void sse_event(std::string_view d, bool mentions_usage) override {
+    data.emplace_back(d);
+    usage.push_back(mentions_usage);
+  }
+};
+
+TEST(Sse, TheUsageFilterHandsItsSinkTheEventsAnSseParserReads) {
+  // Every kind of event: one data line, several, "data" alone, other fields, comments only,
+  // the three line ends, usage events the client does not get, and one past kMaxHeldBytes.
+  std::string stream =
+      "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n"
+      ": keep-alive\n\n"
+      "event: x\nid: 7\ndata: one\ndata: two\r\n\r\n"
+      "data\n\n"
+      "data: lone\r\rdata: crlf\r\n\r\n"
+      "data:{\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n";
+  stream += "data: " + std::string(StreamUsageFilter::kMaxHeldBytes + 10, 'x') + "\n\n";
+  stream += "data: [DONE]\n\n";
+  SseParser reference;
+  std::vector<std::string> expected;
+  for (const auto& e : reference.feed(stream))
+    expected.push_back(e);
+  ASSERT_EQ(expected.size(), 8u);
+  for (size_t step : {size_t{1}, size_t{2}, size_t{5}, size_t{64}, size_t{4096}, stream.size()}) {
+    StreamUsageFilter filter;
+    Collected sink;
+    std::string out;
+    for (size_t i = 0; i < stream.size(); i += step)
+      filter.feed(std::string_view(stream).substr(i, step), out, &sink);
+    filter.finish(out, &sink);
+    EXPECT_EQ(sink.data, expected) << "step " << step;
+    ASSERT_EQ(sink.usage.size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i)
+      EXPECT_EQ(sink.usage[i], expected[i].find("\"usage\"") != std::string::npos) << i;
+    // The client's stream is the one the filter gives without a sink.
+    StreamUsageFilter plain;
+    std::string plain_out;
+    plain.feed(stream, plain_out);
+    plain.finish(plain_out);
+    EXPECT_EQ(out, plain_out) << "step " << step;
+    EXPECT_EQ(out.find("prompt_tokens"), std::string::npos);
+  }
+}
+
 TEST(Sse, ParsesUsage) {
   Usage u = parse_usage(
       R"({"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46}})");
