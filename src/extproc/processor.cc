@@ -446,7 +446,15 @@ Step StreamProcessor::response_body(const pb::HttpBody& b, pb::ProcessingRespons
     return fail("response_body arrived before response_headers");
   }
   saw_response_body_ = true;
-  if (event_stream_) {
+  // A stream the client did not ask usage for: the filter that hides it also hands the exchange
+  // the events it reads (one pass over the bytes, as in the gateway).
+  const bool filter = hide_usage_ && event_stream_ && !observing();
+  std::string to_client;
+  if (filter) {
+    usage_filter_.feed(b.body(), to_client, &*exchange_);
+    if (b.end_of_stream())
+      usage_filter_.finish(to_client, &*exchange_);
+  } else if (event_stream_) {
     exchange_->stream_bytes(b.body());
   } else if (response_body_.size() < kMaxResponseBodyBytes) {
     response_body_.append(b.body());
@@ -461,14 +469,8 @@ Step StreamProcessor::response_body(const pb::HttpBody& b, pb::ProcessingRespons
   if (observing())
     return Step::Read;
   pb::BodyResponse* answer = out.mutable_response_body();
-  if (hide_usage_ && event_stream_) {
-    std::string to_client;
-    usage_filter_.feed(b.body(), to_client);
-    if (b.end_of_stream())
-      usage_filter_.finish(to_client);
-    if (to_client != b.body()) // the piece as the client gets it (possibly nothing, for now)
-      answer->mutable_response()->mutable_body_mutation()->set_body(std::move(to_client));
-  }
+  if (filter && to_client != b.body()) // the piece as the client gets it (possibly nothing, yet)
+    answer->mutable_response()->mutable_body_mutation()->set_body(std::move(to_client));
   return Step::Respond;
 }
 

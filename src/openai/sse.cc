@@ -110,7 +110,6 @@ void SseParser::line(std::string_view l) {
   has_data_ = true;
 }
 
-
 void StreamUsageFilter::feed(std::string_view piece, std::string& out, SseEventSink* events) {
   size_t begin = 0; // where the current event's bytes in `piece` start
   // The current event ends before piece[end]: the client gets what is left of it.
@@ -202,8 +201,7 @@ void StreamUsageFilter::finish(std::string& out, SseEventSink* events) {
 void StreamUsageFilter::tap(std::string_view e, bool usage, SseEventSink& events) {
   // Nearly every event is one data line and its blank line: its value, in place.
   std::string_view value;
-  if (const size_t j = find_line_break(e, 0);
-      j < e.size() && data_value(e.substr(0, j), value)) {
+  if (const size_t j = find_line_break(e, 0); j < e.size() && data_value(e.substr(0, j), value)) {
     const size_t k = j + (e[j] == '\r' && j + 1 < e.size() && e[j + 1] == '\n' ? 2 : 1);
     const size_t rest = e.size() - k;
     if (rest == 1 || (rest == 2 && e[k] == '\r' && e[k + 1] == '\n')) {

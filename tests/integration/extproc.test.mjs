@@ -168,6 +168,34 @@ test('a streamed answer: STREAMED through mode_override, pieces relayed, time to
   assert.equal(delta('semrouter_completion_tokens_total', { model: 'qwen3-8b' }), 4);
 });
 
+test('a stream the client did not ask usage for: the usage event is hidden and still counted', async () => {
+  const before = await metrics();
+  const r = await envoyExchange(client, {
+    json: { model: 'auto', stream: true, messages: user('Tell me quickly: what is a semantic router?') },
+    clusters,
+  });
+  assert.equal(r.streamed, true);
+  assert.match(JSON.parse(r.upstreamRequest.body).stream_options ? 'asked' : '', /asked/, 'the router asks the upstream for usage');
+  // What the client reads: each piece as the router's body mutation left it (or as it was).
+  const answers = r.messages.filter((m) => m.response_body);
+  const pieces = [...r.response.chunks, Buffer.alloc(0)];
+  assert.equal(answers.length, pieces.length);
+  const clientBody = answers
+    .map((a, i) => {
+      const mutation = a.response_body.response?.body_mutation;
+      return (mutation?.body !== undefined ? Buffer.from(mutation.body) : pieces[i]).toString('utf8');
+    })
+    .join('');
+  assert.match(r.response.body, /prompt_tokens/, 'the upstream sent usage');
+  assert.match(clientBody, /"content":" tok3"/);
+  assert.match(clientBody, /data: \[DONE\]\n\n$/);
+  assert.doesNotMatch(clientBody, /prompt_tokens/, 'the client gets no usage event');
+  const after = await metrics();
+  const delta = (name, labels) => (metricValue(after, name, labels) ?? 0) - (metricValue(before, name, labels) ?? 0);
+  assert.equal(delta('semrouter_time_to_first_token_seconds_count', { model: 'qwen3-8b' }), 1);
+  assert.equal(delta('semrouter_completion_tokens_total', { model: 'qwen3-8b' }), 4);
+});
+
 test('a concrete model passes through with only the model name rewritten', async () => {
   const body = '{"model":"deepseek-v3","messages":[{"role":"user","content":"Hello!"}],"temperature":0.70}';
   const r = await envoyExchange(client, { body, clusters });
