@@ -46,6 +46,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(filtered_whole == filtered_plain);
   FUZZ_CHECK(sink_whole.data == expected);
   FUZZ_CHECK(sink_cut.data == expected);
+  // With a tiny hold limit most events outgrow it and pass unfiltered: the sink must still get
+  // every event (through the filter's own SseParser), however the bytes are cut.
+  const size_t limit = 1 + (size ? data[0] % 48 : 0);
+  openai::StreamUsageFilter small_whole(limit), small_cut(limit);
+  Sink sink_small_whole, sink_small_cut;
+  std::string small_out_whole, small_out_cut;
+  small_whole.feed(bytes, small_out_whole, &sink_small_whole);
+  small_whole.finish(small_out_whole, &sink_small_whole);
+  for (std::string_view piece : fuzz::split_pieces(bytes, static_cast<uint32_t>(size) ^ 0x77u))
+    small_cut.feed(piece, small_out_cut, &sink_small_cut);
+  small_cut.finish(small_out_cut, &sink_small_cut);
+  FUZZ_CHECK(sink_small_whole.data == expected);
+  FUZZ_CHECK(sink_small_cut.data == expected);
 
   for (const auto& e : expected) {
     openai::Usage u = openai::parse_usage(e);

@@ -480,6 +480,11 @@ void StreamProcessor::on_close(bool cancelled) {
   closed_ = true;
   if (!exchange_ || exchange_->finished())
     return;
+  if (hide_usage_ && event_stream_ && !observing()) {
+    // An event whose blank line was a lone CR is complete: the tap counts it (see the gateway).
+    std::string dropped;
+    usage_filter_.finish(dropped, &*exchange_);
+  }
   // A response body that started and never ended was abandoned (the client went away). A stream
   // closed cleanly after the response head, with no body seen, is a complete answer whose body
   // the filter does not send us (response_body_mode NONE). Anything that broke off is abandoned.

@@ -78,7 +78,7 @@ void lower_routing_thread_priority() {
   if (const int err = pthread_setschedparam(pthread_self(), SCHED_IDLE, &param); err != 0) {
     // Linux: a thread's nice value is set through its thread id.
     setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kRoutingThreadNice);
-    spdlog::info("routing thread: SCHED_IDLE refused ({}); running at nice {}", std::strerror(err),
+    spdlog::warn("routing thread: SCHED_IDLE refused ({}); running at nice {}", std::strerror(err),
                  kRoutingThreadNice);
   }
 }
@@ -1993,6 +1993,13 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         }
       }
       watch->upstream = nullptr;
+      if (as_is && hide_usage && (wec || watch->client_gone || !upstream_ok)) {
+        // Broken off: an event whose blank line was a lone CR is complete, though the filter
+        // waits for the next byte to send it. The tap counts it (as SseParser would); the
+        // client, which gets no more of this stream, does not.
+        std::string dropped;
+        usage_filter.finish(dropped, &exchange);
+      }
       if (wec || watch->client_gone) {
         // The client went away: dropping `conn` closes the upstream connection, which is how an
         // OpenAI-compatible server learns to stop generating.

@@ -173,7 +173,7 @@ void StreamUsageFilter::feed(std::string_view piece, std::string& out, SseEventS
     return;
   }
   held_.append(rest);
-  if (held_.size() > kMaxHeldBytes) { // no usage event is this large: stop holding it back
+  if (held_.size() > max_held_) { // no usage event is this large: stop holding it back
     out.append(held_);
     pass_oversized(held_, events);
     held_.clear();

@@ -53,6 +53,8 @@ protected:
 class StreamUsageFilter {
 public:
   static constexpr size_t kMaxHeldBytes = 1u << 20;
+  // `max_held`: where an event stops being held back (tests and the fuzzer use small ones).
+  explicit StreamUsageFilter(size_t max_held = kMaxHeldBytes) : max_held_(max_held) {}
 
   // Appends to `out` what the client gets of the events that `piece` completes. With `events`,
   // also hands it every complete event that has data, dropped or not, in the same pass over the
@@ -66,9 +68,10 @@ private:
   void event(std::string_view e, std::string& out, SseEventSink* events);
   void tap(std::string_view e, bool usage, SseEventSink& events);
   void pass_oversized(std::string_view bytes, SseEventSink* events);
-  std::string held_;           // the current event's bytes from earlier pieces
-  std::string data_;           // an event's data when it is not one data line (joined lines)
-  SseParser oversized_tap_;    // an oversized event's data for `events` (it is not held)
+  std::string held_;        // the current event's bytes from earlier pieces
+  std::string data_;        // an event's data when it is not one data line (joined lines)
+  SseParser oversized_tap_; // an oversized event's data for `events` (it is not held)
+  size_t max_held_;
   bool line_start_ = true;     // the next byte starts a line
   bool after_cr_ = false;      // the last byte was a CR ending a line (an LF may follow)
   bool ends_after_cr_ = false; // a CR ended the event's blank line (its LF may follow)

@@ -84,6 +84,44 @@ TEST(Sse, TheUsageFilterHandsItsSinkTheEventsAnSseParserReads) {
   }
 }
 
+TEST(Sse, AnEventEndedByALoneCrReachesTheSinkAtTheNextByteOrAtFinish) {
+  // The filter waits to see whether an LF follows the CR (it belongs to the event's bytes); a
+  // stream that breaks off there still hands the complete event over on finish(), which the
+  // gateway and ext_proc call with the output dropped.
+  const std::string usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\r\r";
+  StreamUsageFilter filter;
+  Collected sink;
+  std::string out;
+  filter.feed(usage, out, &sink);
+  EXPECT_TRUE(sink.data.empty());
+  std::string dropped;
+  filter.finish(dropped, &sink);
+  ASSERT_EQ(sink.data.size(), 1u);
+  EXPECT_TRUE(sink.usage[0]);
+  EXPECT_EQ(parse_usage(sink.data[0]).prompt_tokens, 1u);
+  EXPECT_EQ(out + dropped, ""); // the usage-only event is not the client's
+}
+
+TEST(Sse, ASmallHoldLimitStillHandsTheSinkEveryEvent) {
+  const std::string stream =
+      "data: first event, longer than the limit\n\n: c\n\ndata: a\rdata: b\r\r"
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":2}}\r\n\r\ndata: [DONE]\n\n";
+  SseParser reference;
+  std::vector<std::string> expected;
+  for (const auto& e : reference.feed(stream))
+    expected.push_back(e);
+  for (size_t limit : {size_t{1}, size_t{4}, size_t{16}})
+    for (size_t step : {size_t{1}, size_t{3}, size_t{7}, stream.size()}) {
+      StreamUsageFilter filter(limit);
+      Collected sink;
+      std::string out;
+      for (size_t i = 0; i < stream.size(); i += step)
+        filter.feed(std::string_view(stream).substr(i, step), out, &sink);
+      filter.finish(out, &sink);
+      EXPECT_EQ(sink.data, expected) << "limit " << limit << " step " << step;
+    }
+}
+
 TEST(Sse, ParsesUsage) {
   Usage u = parse_usage(
       R"({"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46}})");

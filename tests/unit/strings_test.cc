@@ -42,7 +42,7 @@ TEST(Strings, FindShortAgreesWithFind) {
   }
   // Every position of every length, for the block boundaries and the masked tail: the needle
   // alone, and its first two bytes alone (a candidate that must not match, also at the very end).
-  for (size_t k : {2u, 3u, 7u, 16u}) {
+  for (size_t k : {2u, 3u, 7u, 16u, 17u, 18u, 33u}) {
     const std::string needle = std::string("ab") + std::string(k - 2, 'c');
     for (size_t n = k; n <= 100; ++n)
       for (size_t pos = 0; pos + k <= n; ++pos) {
