@@ -462,18 +462,26 @@ test('the semantic cache serves both front doors: filled through ext_proc, hit o
     env: { SEMROUTER_MOCK_A_PORT: String(mockA.port), SEMROUTER_MOCK_B_PORT: String(mockB.port) },
   });
   const c2 = connect(cached.extprocPort);
+  // An answer is stored once its exchange is over (after the last byte, never delaying it): the
+  // next request waits for the store, as a client a moment later would not need to.
+  const stored = async () =>
+    metricValue(parseMetrics(await cached.metrics()), 'semrouter_cache_stores_total', { result: 'stored' }) ?? 0;
   try {
     const q1 = { model: 'auto', messages: user('What is the boiling point of water at sea level?') };
+    const s0 = await stored();
     const first = await envoyExchange(c2, { json: q1, clusters });
     assert.equal(first.response.headers['x-semrouter-cache'], 'miss');
+    await waitFor(async () => (await stored()) > s0, { what: 'the answer filled through ext_proc to be stored' });
     const again = await request(`${cached.url}/v1/chat/completions`, { method: 'POST', json: q1 });
     assert.equal(again.headers['x-semrouter-cache'], 'hit', JSON.stringify(again.headers));
     assert.equal(again.json.choices[0].message.content, first.response.json.choices[0].message.content);
 
     // Filled by the gateway, answered by ext_proc itself: an ImmediateResponse, nothing upstream.
     const q2 = { model: 'auto', stream: true, messages: user('Who painted the ceiling of the Sistine Chapel?') };
+    const s1 = await stored();
     const gw = await request(`${cached.url}/v1/chat/completions`, { method: 'POST', json: q2 });
     assert.equal(gw.headers['x-semrouter-cache'], 'miss');
+    await waitFor(async () => (await stored()) > s1, { what: "the gateway's answer to be stored" });
     const ep = await envoyExchange(c2, { json: q2, clusters });
     assert.ok(ep.immediate, 'a cache hit is answered by the service');
     assert.equal(ep.immediate.status, 200);
