@@ -90,6 +90,10 @@ bool StreamProcessor::observing() const {
   return observe_;
 }
 
+bool StreamProcessor::filtering_stream() const {
+  return hide_usage_ && event_stream_ && !observing();
+}
+
 Step StreamProcessor::unchanged(const void* /*answer*/) {
   // The answer message was just created empty (CONTINUE, no mutation). Observing, Envoy waits
   // for nothing: it is left unsent (`out` is cleared before the next message).
@@ -448,7 +452,7 @@ Step StreamProcessor::response_body(const pb::HttpBody& b, pb::ProcessingRespons
   saw_response_body_ = true;
   // A stream the client did not ask usage for: the filter that hides it also hands the exchange
   // the events it reads (one pass over the bytes, as in the gateway).
-  const bool filter = hide_usage_ && event_stream_ && !observing();
+  const bool filter = filtering_stream();
   std::string to_client;
   if (filter) {
     usage_filter_.feed(b.body(), to_client, &*exchange_);
@@ -480,7 +484,7 @@ void StreamProcessor::on_close(bool cancelled) {
   closed_ = true;
   if (!exchange_ || exchange_->finished())
     return;
-  if (hide_usage_ && event_stream_ && !observing()) {
+  if (filtering_stream()) {
     // An event whose blank line was a lone CR is complete: the tap counts it (see the gateway).
     std::string dropped;
     usage_filter_.finish(dropped, &*exchange_);

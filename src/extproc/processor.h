@@ -90,6 +90,9 @@ private:
   Step reply_error(pb::ProcessingResponse& out, const openai::ApiError& e);
   std::optional<std::string_view> header(std::string_view name) const;
   bool observing() const;
+  // A stream whose usage the client did not ask for: the usage filter rewrites its pieces and
+  // taps them for the exchange.
+  bool filtering_stream() const;
   // Envoy's message passes unchanged: answer with the empty (CONTINUE) `answer` just created in
   // the response, or say nothing when observing.
   Step unchanged(const void* answer);

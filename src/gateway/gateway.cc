@@ -406,14 +406,6 @@ bool send_now(int fd, std::array<asio::const_buffer, N>& buffers, boost::system:
   return std::all_of(buffers.begin(), buffers.end(), [](const auto& b) { return b.size() == 0; });
 }
 
-// "<hex size>\r\n" for one chunk of a chunked body.
-std::string chunk_head(size_t n) {
-  char digits[2 * sizeof(size_t) + 2];
-  char* end = std::to_chars(digits, digits + sizeof digits - 2, n, 16).ptr;
-  *end++ = '\r';
-  *end++ = '\n';
-  return std::string(digits, end);
-}
 constexpr std::string_view kCrLf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
@@ -836,17 +828,10 @@ awaitable<void> Gateway::Impl::stream_dashboard(ClientConn& client, const Reques
                                    chunked ? Framing::Chunked : Framing::UntilClose, 0, true);
   // `raw`: the head and the last chunk, written as they are.
   auto write = [&](std::string_view text, bool raw) -> awaitable<bool> {
-    std::string out;
-    if (chunked && !raw) {
-      out = chunk_head(text.size());
-      out.append(text);
-      out.append(kCrLf);
-    } else {
-      out.assign(text);
-    }
+    ChunkOut out(text, chunked && !raw);
     boost::system::error_code ec;
     client.deadline.set(kClientWriteTimeout);
-    co_await asio::async_write(client.stream.socket(), asio::buffer(out),
+    co_await asio::async_write(client.stream.socket(), out.parts,
                                asio::redirect_error(use_awaitable, ec));
     client.deadline.adjust(ec);
     client.deadline.clear();
@@ -1948,6 +1933,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       // as_is: the client gets the upstream's bytes; with hide_usage, less the usage it did not
       // ask for (an event split across reads is held until it is whole).
       const bool as_is = codec.passthrough() && codec.pivot_is_upstream();
+      // The usage filter also taps the stream for the exchange (one pass over the bytes).
+      const bool filter_taps = as_is && hide_usage;
       openai::StreamUsageFilter usage_filter;
       std::string to_client, pivot;
       while (!wec) {
@@ -1972,11 +1959,10 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
             pivot.clear();
             codec.stream(piece, to_client, pivot);
           } else if (hide_usage) {
-            // One pass: the filter also hands the exchange the events it reads.
             to_client.clear();
             usage_filter.feed(piece, to_client, &exchange);
           }
-          if (!as_is || !hide_usage)
+          if (!filter_taps)
             exchange.stream_bytes(codec.pivot_is_upstream() ? piece : std::string_view(pivot));
           const bool whole_piece = as_is && !hide_usage;
           if (whole_piece || !to_client.empty()) {
@@ -1993,7 +1979,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         }
       }
       watch->upstream = nullptr;
-      if (as_is && hide_usage && (wec || watch->client_gone || !upstream_ok)) {
+      if (filter_taps && (wec || watch->client_gone || !upstream_ok)) {
         // Broken off: an event whose blank line was a lone CR is complete, though the filter
         // waits for the next byte to send it. The tap counts it (as SseParser would); the
         // client, which gets no more of this stream, does not.

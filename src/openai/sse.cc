@@ -119,7 +119,7 @@ void StreamUsageFilter::feed(std::string_view piece, std::string& out, SseEventS
       out.append(tail);
       pass_oversized(tail, events);
       oversized_ = false;
-      oversized_tap_ = SseParser{};
+      reader_ = SseParser{};
     } else if (held_.empty()) {
       event(tail, out, events);
     } else {
@@ -183,7 +183,7 @@ void StreamUsageFilter::feed(std::string_view piece, std::string& out, SseEventS
 
 void StreamUsageFilter::pass_oversized(std::string_view bytes, SseEventSink* events) {
   if (events)
-    for (const std::string& data : oversized_tap_.feed(bytes))
+    for (const std::string& data : reader_.feed(bytes))
       events->sse_event(data, mentions_usage(data));
 }
 
@@ -195,7 +195,7 @@ void StreamUsageFilter::finish(std::string& out, SseEventSink* events) {
   held_.clear();
   line_start_ = true;
   after_cr_ = ends_after_cr_ = oversized_ = false;
-  oversized_tap_ = SseParser{};
+  reader_ = SseParser{};
 }
 
 void StreamUsageFilter::tap(std::string_view e, bool usage, SseEventSink& events) {
@@ -209,23 +209,10 @@ void StreamUsageFilter::tap(std::string_view e, bool usage, SseEventSink& events
       return;
     }
   }
-  // Otherwise line by line, as SseParser reads them, up to the event's blank line.
-  data_.clear();
-  bool has_data = false;
-  for (size_t i = 0; i < e.size();) {
-    const size_t j = find_line_break(e, i);
-    if (j == i || j == e.size())
-      break;
-    if (data_value(e.substr(i, j - i), value)) {
-      if (has_data)
-        data_.push_back('\n');
-      data_.append(value);
-      has_data = true;
-    }
-    i = j + (e[j] == '\r' && j + 1 < e.size() && e[j + 1] == '\n' ? 2 : 1);
-  }
-  if (has_data)
-    events.sse_event(data_, usage);
+  // Otherwise (several lines, comments, other fields) SseParser reads the event.
+  for (const std::string& data : reader_.feed(e))
+    events.sse_event(data, usage);
+  reader_ = SseParser{}; // a CR-ended event leaves it waiting for an LF
 }
 
 void StreamUsageFilter::event(std::string_view e, std::string& out, SseEventSink* events) {

@@ -68,9 +68,10 @@ private:
   void event(std::string_view e, std::string& out, SseEventSink* events);
   void tap(std::string_view e, bool usage, SseEventSink& events);
   void pass_oversized(std::string_view bytes, SseEventSink* events);
-  std::string held_;        // the current event's bytes from earlier pieces
-  std::string data_;        // an event's data when it is not one data line (joined lines)
-  SseParser oversized_tap_; // an oversized event's data for `events` (it is not held)
+  std::string held_; // the current event's bytes from earlier pieces
+  // Reads for `events` what the one-data-line fast path does not: an event of several lines, or
+  // an oversized one (it is not held); fresh at each event's start.
+  SseParser reader_;
   size_t max_held_;
   bool line_start_ = true;     // the next byte starts a line
   bool after_cr_ = false;      // the last byte was a CR ending a line (an LF may follow)
