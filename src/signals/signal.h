@@ -1,9 +1,12 @@
 // What a signal produces, and the set of results a decision engine reads.
 #pragma once
 
-#include <map>
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace semrouter::signals {
@@ -23,31 +26,91 @@ struct SignalResult {
   std::vector<std::string> evidence; // e.g. the keywords that matched
 };
 
-// Results keyed by (type, name), e.g. ("keyword", "math_terms").
+// Results keyed by (type, name), e.g. ("keyword", "math_terms"), as "type:name". Kept flat: the
+// entries in the order they were set, and their positions sorted by key (binary search, and
+// all() in key order). A request sets a few dozen and rules read them a hundred times; a tree
+// paid a node allocation per set, and a sorted vector of the entries moved strings on insert.
 class SignalResults {
 public:
+  using Entry = std::pair<std::string, SignalResult>;
+
+  // The entries in key order (iterates as `const Entry&`).
+  class Sorted {
+  public:
+    class iterator {
+    public:
+      using value_type = Entry;
+      using difference_type = std::ptrdiff_t;
+      iterator() = default;
+      iterator(const SignalResults* r, const uint32_t* at) : r_(r), at_(at) {}
+      const Entry& operator*() const { return r_->entries_[*at_]; }
+      const Entry* operator->() const { return &r_->entries_[*at_]; }
+      iterator& operator++() {
+        ++at_;
+        return *this;
+      }
+      bool operator==(const iterator& o) const { return at_ == o.at_; }
+
+    private:
+      const SignalResults* r_ = nullptr;
+      const uint32_t* at_ = nullptr;
+    };
+    explicit Sorted(const SignalResults& r) : r_(r) {}
+    iterator begin() const { return {&r_, r_.order_.data()}; }
+    iterator end() const { return {&r_, r_.order_.data() + r_.order_.size()}; }
+    size_t size() const { return r_.order_.size(); }
+    bool empty() const { return r_.order_.empty(); }
+
+  private:
+    const SignalResults& r_;
+  };
+
   void set(std::string_view type, std::string_view name, SignalResult result) {
-    std::string k;
+    if (entries_.capacity() == 0) { // the default config's signals, in one allocation each
+      entries_.reserve(32);
+      order_.reserve(32);
+    }
+    std::string& k = scratch_key();
     key_into(k, type, name);
-    results_[std::move(k)] = std::move(result);
+    auto it = lower(k);
+    if (it != order_.end() && entries_[*it].first == k) {
+      entries_[*it].second = std::move(result);
+      return;
+    }
+    order_.insert(it, uint32_t(entries_.size()));
+    entries_.emplace_back(k, std::move(result));
   }
   // nullptr if the signal was not computed.
   const SignalResult* get(std::string_view type, std::string_view name) const {
     // Rules look signals up many times a request: the key is composed in a reused buffer.
-    thread_local std::string k;
+    std::string& k = scratch_key();
     key_into(k, type, name);
-    auto it = results_.find(k);
-    return it == results_.end() ? nullptr : &it->second;
+    return find(k);
   }
-  const std::map<std::string, SignalResult>& all() const { return results_; }
+  // By the whole key, "type:name".
+  const SignalResult* find(std::string_view key) const {
+    auto it = lower(key);
+    return it != order_.end() && entries_[*it].first == key ? &entries_[*it].second : nullptr;
+  }
+  Sorted all() const { return Sorted(*this); }
 
 private:
+  static std::string& scratch_key() {
+    thread_local std::string k;
+    return k;
+  }
   static void key_into(std::string& k, std::string_view type, std::string_view name) {
     k.assign(type);
     k += ':';
     k += name;
   }
-  std::map<std::string, SignalResult> results_;
+  std::vector<uint32_t>::const_iterator lower(std::string_view key) const {
+    return std::lower_bound(order_.begin(), order_.end(), key, [&](uint32_t i, std::string_view k) {
+      return std::string_view(entries_[i].first) < k;
+    });
+  }
+  std::vector<Entry> entries_;  // in the order they were set
+  std::vector<uint32_t> order_; // positions in entries_, sorted by key
 };
 
 } // namespace semrouter::signals

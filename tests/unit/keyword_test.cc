@@ -12,7 +12,7 @@ std::unique_ptr<KeywordSignals> make(std::vector<KeywordSpec> specs) {
 }
 
 bool matched(const KeywordSignals& ks, std::string_view text, const std::string& name) {
-  SignalResults r;
+  semrouter::signals::SignalResults r;
   ks.evaluate({text}, r);
   const SignalResult* res = r.get("keyword", name);
   EXPECT_NE(res, nullptr);
@@ -39,7 +39,7 @@ TEST(Keyword, AnyAllCaseAndWordBoundaries) {
 
 TEST(Keyword, RegexAndEvidence) {
   auto ks = make({{"code", {"c\\+\\+", "py(thon)?"}, KeywordOperator::Any, false, true, true}});
-  SignalResults r;
+  semrouter::signals::SignalResults r;
   ks->evaluate({"Port this Python to C++"}, r);
   const SignalResult* res = r.get("keyword", "code");
   ASSERT_NE(res, nullptr);
@@ -61,7 +61,7 @@ TEST(Keyword, Utf8Text) {
   auto ks = make({{"de", {"Übersetzung"}, KeywordOperator::Any, false, false, false}});
   EXPECT_TRUE(matched(*ks, "Bitte eine Übersetzung", "de"));
   auto none = make({});
-  SignalResults r;
+  semrouter::signals::SignalResults r;
   none->evaluate({"anything"}, r);
   EXPECT_TRUE(r.all().empty());
 }
@@ -85,3 +85,31 @@ TEST(Keyword, BoundariesAroundPunctuationAndUnicodeLetters) {
 
 } // namespace
 } // namespace semrouter::signals
+
+TEST(SignalResults, KeepsOneResultPerKeyInKeyOrder) {
+  semrouter::signals::SignalResults r;
+  auto result = [](double confidence) {
+    semrouter::signals::SignalResult x;
+    x.matched = true;
+    x.confidence = confidence;
+    return x;
+  };
+  r.set("pii", "email", result(0.1));
+  r.set("keyword", "math", result(0.2));
+  r.set("pii_extra", "x", result(0.3)); // "pii_extra:x" sorts after "pii:email" (':' < '_')
+  r.set("domain", "law", result(0.4));
+  r.set("keyword", "math", result(0.5)); // a second set replaces the first
+  std::vector<std::string> keys;
+  for (const auto& [key, x] : r.all())
+    keys.push_back(key);
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{"domain:law", "keyword:math", "pii:email", "pii_extra:x"}));
+  ASSERT_NE(r.get("keyword", "math"), nullptr);
+  EXPECT_EQ(r.get("keyword", "math")->confidence, 0.5);
+  ASSERT_NE(r.find("pii_extra:x"), nullptr);
+  EXPECT_EQ(r.find("pii_extra:x")->confidence, 0.3);
+  EXPECT_EQ(r.get("keyword", "mat"), nullptr);
+  EXPECT_EQ(r.get("keyword", "mathematics"), nullptr);
+  EXPECT_EQ(r.get("pii", "phone"), nullptr);
+  EXPECT_EQ(r.find("zzz:last"), nullptr);
+}
