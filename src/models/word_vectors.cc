@@ -1,5 +1,6 @@
 #include "models/word_vectors.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/features.h"
+#include "nn/kernels.h"
 #include "nn/safetensors.h"
 
 namespace semrouter::models {
@@ -282,6 +284,36 @@ float cosine(const std::vector<float>& a, const std::vector<float>& b) {
     bb += double(b[i]) * b[i];
   }
   return aa > 0 && bb > 0 ? float(dd / std::sqrt(aa * bb)) : 0.f;
+}
+
+UnitRows::UnitRows(const std::vector<std::vector<float>>& vectors) : count_(vectors.size()) {
+  dim_ = vectors.empty() ? 0 : int64_t(vectors.front().size());
+  rows_.assign(count_ * size_t(dim_), 0.f);
+  for (size_t k = 0; k < count_; ++k) {
+    const auto& v = vectors[k];
+    double ss = 0;
+    for (float x : v)
+      ss += double(x) * x;
+    if (ss <= 0 || int64_t(v.size()) != dim_)
+      continue; // zero (or, never from one embedder, another length): cosine 0
+    const double inv = 1.0 / std::sqrt(ss);
+    for (int64_t i = 0; i < dim_; ++i)
+      rows_[k * size_t(dim_) + size_t(i)] = float(v[size_t(i)] * inv);
+  }
+}
+
+void UnitRows::cosines(std::span<const float> query, float* out) const {
+  double ss = 0;
+  for (float x : query)
+    ss += double(x) * x;
+  if (ss <= 0 || int64_t(query.size()) != dim_) {
+    std::fill(out, out + count_, 0.f);
+    return;
+  }
+  nn::kernels::dot_rows(query.data(), rows_.data(), int64_t(count_), dim_, out);
+  const float inv = float(1.0 / std::sqrt(ss));
+  for (size_t k = 0; k < count_; ++k)
+    out[k] *= inv;
 }
 
 } // namespace semrouter::models

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,5 +77,26 @@ private:
 };
 
 float cosine(const std::vector<float>& a, const std::vector<float>& b);
+
+// Fixed vectors (an embedding signal's phrases), each scaled to unit length once, so that the
+// cosine of a query against all of them is one row of dot products (nn::kernels::dot_rows) and
+// one norm, instead of three sums in double per pair. A zero vector stays zero: its cosine is 0,
+// as cosine() says.
+class UnitRows {
+public:
+  UnitRows() = default;
+  // Every vector must have the same length (an embedder's dimension).
+  explicit UnitRows(const std::vector<std::vector<float>>& vectors);
+  size_t size() const { return count_; }
+  int64_t dim() const { return dim_; }
+  // out[k] = cosine(query, vectors[k]) for every k; 0 for all when the query's length differs
+  // from dim() or it is zero. `out` must hold size() values.
+  void cosines(std::span<const float> query, float* out) const;
+
+private:
+  std::vector<float> rows_; // [count_, dim_]
+  size_t count_ = 0;
+  int64_t dim_ = 0;
+};
 
 } // namespace semrouter::models

@@ -175,12 +175,10 @@ double cache_threshold(const config::CacheConfig& cc, const config::CachePluginC
   return t;
 }
 
-std::vector<float> cache_embedding(const models::Embedder& embedder, std::string_view text) {
-  std::string_view one[1] = {text};
-  auto v = embedder.embed(one);
-  if (!v || v->empty())
-    return {};
-  std::vector<float> vec = std::move((*v)[0]);
+namespace {
+
+// `vec` at unit length; empty when it is zero.
+std::vector<float> unit_length(std::vector<float> vec) {
   double norm = 0;
   for (float x : vec)
     norm += double(x) * x;
@@ -190,6 +188,16 @@ std::vector<float> cache_embedding(const models::Embedder& embedder, std::string
   for (float& x : vec)
     x *= inv;
   return vec;
+}
+
+} // namespace
+
+std::vector<float> cache_embedding(const models::Embedder& embedder, std::string_view text) {
+  std::string_view one[1] = {text};
+  auto v = embedder.embed(one);
+  if (!v || v->empty())
+    return {};
+  return unit_length(std::move((*v)[0]));
 }
 
 cache::Verifier cache_verifier(const config::CacheConfig& cc, const models::Embedder* embedder) {
@@ -318,7 +326,7 @@ void CacheRuntime::refresh_metrics() {
 StageResult cache_lookup(const Snapshot& snapshot, const RequestMeta& meta,
                          const openai::RequestView& view, std::string_view body_text,
                          const config::DecisionConfig* decision, const config::ModelConfig& model,
-                         RouteOutcome& out) {
+                         const TextEmbedding* known, RouteOutcome& out) {
   const config::Config& config = *snapshot.config;
   if (!meta.cache || view.kind != openai::RequestKind::ChatCompletions ||
       !cache_enabled(config, decision))
@@ -440,7 +448,10 @@ StageResult cache_lookup(const Snapshot& snapshot, const RequestMeta& meta,
   const models::Embedder* embedder =
       snapshot.models && snapshot.models->embeddings ? snapshot.models->embeddings.get() : nullptr;
   if (embedder && words <= cc.max_words) {
-    entry.vector = cache_embedding(*embedder, text);
+    // The embedding signals may have embedded this very text with this embedder already.
+    entry.vector = known && !known->vector.empty() && known->text == text
+                       ? unit_length(known->vector)
+                       : cache_embedding(*embedder, text);
     entry.text = std::string(text);
   } else {
     entry.text = std::string(core::utf8_prefix(text, 4096));

@@ -79,11 +79,13 @@ enum class StageResult {
 
 // The cache lookup stage. On a hit `out` becomes the Reply (JSON or SSE as the request asks);
 // on a miss `out.cache_fill` says what to store later. `body` is the text `view` reads. Always sets
-// x-semrouter-cache when the decision caches.
+// x-semrouter-cache when the decision caches. `known` (may be null): an embedding the signals
+// computed, used when its text is the one the cache embeds.
+struct TextEmbedding;
 StageResult cache_lookup(const Snapshot& snapshot, const RequestMeta& meta,
                          const openai::RequestView& view, std::string_view body,
                          const config::DecisionConfig* decision, const config::ModelConfig& model,
-                         RouteOutcome& out);
+                         const TextEmbedding* known, RouteOutcome& out);
 
 // The least similarity a semantic hit needs: the decision's plugins.cache.similarity, else
 // cache.similarity; at least cache.short_similarity for texts of at most short_words words.

@@ -212,7 +212,7 @@ build_snapshot(std::shared_ptr<const config::Config> config, uint64_t generation
           return core::make_error(v.error().code,
                                   "signals.embeddings (" + es.name +
                                       "): embedding the phrases failed: " + v.error().message);
-        snap->embedding_phrases.push_back(std::move(*v));
+        snap->embedding_phrases.emplace_back(*v);
       }
     }
   }
@@ -809,12 +809,14 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   double p_reason = -1;              // the reasoning classifier's P(reason), when computed
   uint32_t reasoning_max_tokens = 0; // signals.reasoning.max_tokens for the effort, when on
 
+  TextEmbedding signal_embedding; // what the embedding signals computed, for the cache
   if (config.is_auto_name(view->model)) {
     signals::SignalResults results;
     std::string storage;
     std::string pii_storage;
     RequestFacts facts = request_facts(snapshot, *view, meta, storage,
                                        snapshot.referenced.pii ? &pii_storage : nullptr);
+    facts.embedding_out = &signal_embedding;
     if (snapshot.referenced.any())
       compute_signals(snapshot, facts, snapshot.referenced, meta.pool, results);
     if (const auto* r = results.get("reasoning", "reason"))
@@ -1078,7 +1080,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   };
 
   // Cache lookup: a stored answer to the same question (in this scope) answers now.
-  if (cache_lookup(snapshot, meta, *view, body, decision, *model, out) == StageResult::Reply) {
+  if (cache_lookup(snapshot, meta, *view, body, decision, *model, &signal_embedding, out) ==
+      StageResult::Reply) {
     add_route_headers();
     if (!pending_session.empty()) // the cached answer is this model's: the session starts here
       meta.sessions->put(pending_session, {out.decision, model->name, pending_priority},

@@ -15,6 +15,7 @@
 #include "core/status.h"
 #include "models/quality_router.h"
 #include "models/registry.h"
+#include "models/word_vectors.h"
 #include "openai/errors.h"
 #include "openai/request.h"
 #include "pipeline/activity.h"
@@ -39,8 +40,8 @@ struct Snapshot {
   // Every configured signal: what POST /api/v1/classify reports.
   SignalSelection all_signals;
   // Per signals.embeddings entry, the embedding of each phrase (computed once, when the models
-  // load).
-  std::vector<std::vector<std::vector<float>>> embedding_phrases;
+  // load), scaled to unit length.
+  std::vector<models::UnitRows> embedding_phrases;
   // The cost-quality routers of `routers`, loaded with the models.
   std::map<std::string, std::shared_ptr<const models::QualityRouter>> routers;
   uint64_t generation = 0;

@@ -477,13 +477,16 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
         break;
       auto t0 = Clock::now();
       double best = -1, sum = 0;
-      std::string best_phrase;
+      size_t best_k = 0;
       const auto& phrases = snapshot.embedding_phrases[i];
+      thread_local std::vector<float> cos;
+      cos.resize(phrases.size());
+      phrases.cosines(a.embedding, cos.data());
       for (size_t k = 0; k < phrases.size(); ++k) {
-        double c = models::cosine(a.embedding, phrases[k]);
+        const double c = cos[k];
         sum += c;
         if (c > best)
-          best = c, best_phrase = e.phrases[k];
+          best = c, best_k = k;
       }
       double score = e.aggregation == config::EmbeddingAggregation::Max
                          ? best
@@ -493,7 +496,8 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
       r.confidence = std::clamp(score, 0.0, 1.0);
       r.score = score;
       r.latency_us = embedding_us + us_since(t0);
-      r.evidence.push_back(best_phrase);
+      r.evidence.push_back(best > -1 && best_k < e.phrases.size() ? e.phrases[best_k]
+                                                                  : std::string());
       out.set("embedding", e.name, std::move(r));
       sims.emplace_back(e.name, score);
     }
@@ -521,6 +525,14 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
     }
   }
 
+  if (facts.embedding_out && a.has_embedding && !a.embedding.empty() &&
+      model_text.size() == facts.text.size()) {
+    facts.embedding_out->text.assign(model_text);
+    if (details)
+      facts.embedding_out->vector = a.embedding;
+    else
+      facts.embedding_out->vector = std::move(a.embedding);
+  }
   if (details) {
     details->analysis = std::move(a);
     details->pii = std::move(pii);

@@ -28,6 +28,13 @@ struct Snapshot;
 using HeaderLookup = std::function<std::optional<std::string_view>(std::string_view)>;
 
 // What signals read of a request.
+// An embedding of a text, kept so that a later stage embedding the same text (the semantic
+// cache, with the same embedder) reads it instead of computing it again.
+struct TextEmbedding {
+  std::string text;
+  std::vector<float> vector; // as the embedder returned it (not normalised again)
+};
+
 struct RequestFacts {
   std::string_view text; // the signal text (routing.history)
   // What the PII signals scan: every message (all of it goes upstream), joined; empty: `text`.
@@ -37,6 +44,9 @@ struct RequestFacts {
   bool has_tools = false;
   bool stream = false;
   const HeaderLookup* headers = nullptr;
+  // When set and the embedding signals embed the whole signal text (not a window of it), that
+  // embedding is left here.
+  TextEmbedding* embedding_out = nullptr;
 };
 
 // Which signal types to compute.

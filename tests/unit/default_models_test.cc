@@ -376,3 +376,79 @@ decisions:
   EXPECT_EQ(out.action, pipeline::RouteAction::Forward);
   EXPECT_FALSE(out.blocked);
 }
+
+TEST(WordVectors, UnitRowsGiveTheCosineOfEachRow) {
+  // Rows of odd lengths (the kernel's tail), a zero row and a scaled copy of the query.
+  for (int64_t dim : {1, 7, 8, 17, 100}) {
+    std::vector<std::vector<float>> rows;
+    for (int r = 0; r < 5; ++r) {
+      std::vector<float> v(static_cast<size_t>(dim));
+      for (int64_t i = 0; i < dim; ++i)
+        v[size_t(i)] = float(((r + 3) * (i + 1) * 37) % 23) - 11.f;
+      rows.push_back(v);
+    }
+    rows.push_back(std::vector<float>(size_t(dim), 0.f));
+    std::vector<float> q(static_cast<size_t>(dim));
+    for (int64_t i = 0; i < dim; ++i)
+      q[size_t(i)] = float((i * 13) % 7) - 2.5f;
+    std::vector<float> scaled = q;
+    for (float& x : scaled)
+      x *= 40.f;
+    rows.push_back(scaled);
+    const models::UnitRows unit(rows);
+    ASSERT_EQ(unit.size(), rows.size());
+    std::vector<float> out(rows.size(), -9.f);
+    unit.cosines(q, out.data());
+    for (size_t k = 0; k < rows.size(); ++k)
+      EXPECT_NEAR(out[k], models::cosine(q, rows[k]), 1e-5) << "dim " << dim << " row " << k;
+    EXPECT_EQ(out[5], 0.f);
+    EXPECT_NEAR(out.back(), 1.f, 1e-5);
+    // A zero query, and one of another length: 0 against every row.
+    unit.cosines(std::vector<float>(size_t(dim), 0.f), out.data());
+    unit.cosines(std::vector<float>(size_t(dim) + 1, 1.f), out.data());
+    for (float c : out)
+      EXPECT_EQ(c, 0.f);
+  }
+}
+
+TEST(CacheEmbedding, TheSignalsEmbeddingOfTheWholeTextIsTheCachesEmbedding) {
+  auto cfg = config::parse_config(R"(
+backends: [{name: b, url: "http://127.0.0.1:9/v1"}]
+models: [{name: m, backends: [{name: b}]}]
+signals: {embeddings: [{name: pw, phrases: ["reset my password"], threshold: 0.5}]}
+routing: {window: {head_words: 8, tail_words: 2}}
+decisions: [{name: d, rules: {embedding: pw}, models: [{model: m}]}]
+)");
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message;
+  auto snap = pipeline::build_snapshot(*cfg, 1, /*load_models=*/true);
+  ASSERT_TRUE(snap.has_value()) << snap.error().message;
+  ASSERT_TRUE((*snap)->models && (*snap)->models->embeddings);
+  auto signal_embedding = [&](std::string_view text) {
+    pipeline::RequestFacts facts;
+    facts.text = text;
+    pipeline::TextEmbedding kept;
+    facts.embedding_out = &kept;
+    signals::SignalResults results;
+    pipeline::compute_signals(**snap, facts, (*snap)->referenced, nullptr, results);
+    EXPECT_NE(results.get("embedding", "pw"), nullptr);
+    return kept;
+  };
+  const std::string text = "How do I reset my forgotten password?";
+  const pipeline::TextEmbedding kept = signal_embedding(text);
+  EXPECT_EQ(kept.text, text);
+  const std::vector<float> cache = pipeline::cache_embedding(*(*snap)->models->embeddings, text);
+  ASSERT_EQ(kept.vector.size(), cache.size());
+  ASSERT_FALSE(cache.empty());
+  double norm = 0;
+  for (float x : kept.vector)
+    norm += double(x) * x;
+  ASSERT_GT(norm, 0);
+  for (size_t i = 0; i < cache.size(); ++i)
+    EXPECT_NEAR(kept.vector[i] / std::sqrt(norm), cache[i], 1e-5) << i;
+  // A text longer than the window: the signals embedded a part of it, which the cache must not
+  // take for the whole.
+  const pipeline::TextEmbedding part =
+      signal_embedding("one two three four five six seven eight nine ten eleven twelve password");
+  EXPECT_TRUE(part.text.empty());
+  EXPECT_TRUE(part.vector.empty());
+}
