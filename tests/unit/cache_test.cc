@@ -251,16 +251,27 @@ TEST(CacheDot, MatchesAPlainSumAtEveryLength) {
     EXPECT_NEAR(nn::kernels::dot(a.data(), b.data(), n), want, 1e-4 * (1 + std::sqrt(double(n))))
         << n;
   }
-  // Rows at once: each the dot product of its own row.
-  const int64_t dim = 101, rows = 37;
-  std::vector<float> q(dim), m(size_t(dim * rows)), out(rows);
-  for (float& x : q)
-    x = u(rng);
-  for (float& x : m)
-    x = u(rng);
-  nn::kernels::dot_rows(q.data(), m.data(), rows, dim, out.data());
-  for (int64_t r = 0; r < rows; ++r)
-    EXPECT_NEAR(out[size_t(r)], nn::kernels::dot(q.data(), m.data() + r * dim, dim), 1e-4) << r;
+  // Rows at once (four at a time, then one by one): each the dot product of its own row, at
+  // widths with and without a tail of each vector width.
+  for (int64_t dim : {1, 7, 8, 9, 16, 24, 100, 101, 384}) {
+    for (int64_t rows : {0, 1, 3, 4, 5, 37}) {
+      std::vector<float> q(static_cast<size_t>(dim)), m(static_cast<size_t>(dim * rows)),
+          out(static_cast<size_t>(rows) + 1, -7.f);
+      for (float& x : q)
+        x = u(rng);
+      for (float& x : m)
+        x = u(rng);
+      nn::kernels::dot_rows(q.data(), m.data(), rows, dim, out.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        double want = 0;
+        for (int64_t i = 0; i < dim; ++i)
+          want += double(q[size_t(i)]) * m[size_t(r * dim + i)];
+        EXPECT_NEAR(out[size_t(r)], want, 1e-4 * (1 + std::sqrt(double(dim))))
+            << "dim " << dim << " row " << r << " of " << rows;
+      }
+      EXPECT_EQ(out[size_t(rows)], -7.f) << "wrote past row " << rows;
+    }
+  }
 }
 
 TEST(MemoryCache, AdminOperations) {
