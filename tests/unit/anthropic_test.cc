@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -906,6 +907,20 @@ TEST(AnthropicStreamFromChat, TranslatesAFullStream) {
     "usage": {"input_tokens": 15, "output_tokens": 10, "cache_read_input_tokens": 5}})"));
 }
 
+TEST(AnthropicStreamFromChat, EveryLineEndGivesTheSameOutput) {
+  // An upstream's chat stream with CRLF or lone-CR line ends (all three are SSE line ends).
+  const std::string out = run_all_ways<StreamFromChat>(kChatStream);
+  std::string crlf, cr = kChatStream;
+  for (char c : kChatStream) {
+    if (c == '\n')
+      crlf += '\r';
+    crlf += c;
+  }
+  std::replace(cr.begin(), cr.end(), '\n', '\r');
+  EXPECT_EQ(run_all_ways<StreamFromChat>(crlf), out);
+  EXPECT_EQ(run_all_ways<StreamFromChat>(cr), out);
+}
+
 TEST(AnthropicStreamFromChat, FinishIsIdempotentAndClosesOpenStreams) {
   StreamFromChat s;
   std::string out;
@@ -1080,6 +1095,10 @@ TEST(AnthropicStreamToChat, TranslatesAFullStream) {
     crlf += c;
   }
   EXPECT_EQ(run_all_ways<StreamToChat>(crlf, kCreated, true), out);
+  // So do lone CRs, the SSE format's third line end.
+  std::string cr = kAnthropicStream;
+  std::replace(cr.begin(), cr.end(), '\n', '\r');
+  EXPECT_EQ(run_all_ways<StreamToChat>(cr, kCreated, true), out);
 }
 
 TEST(AnthropicStreamToChat, WithoutUsageChunk) {

@@ -745,6 +745,10 @@ TEST(ResponsesApiStreamFromChat, BytewiseAndWholeGiveTheSameOutput) {
     crlf += c;
   }
   EXPECT_EQ(run_bytewise(crlf, StreamFromChat("resp_abc")), whole);
+  // Lone CRs too.
+  std::string cr = ": keep-alive\n\n" + kChatStream;
+  std::replace(cr.begin(), cr.end(), '\n', '\r');
+  EXPECT_EQ(run_bytewise(cr, StreamFromChat("resp_abc")), whole);
 }
 
 TEST(ResponsesApiStreamFromChat, LengthGivesIncompleteAndFinishCloses) {
@@ -921,6 +925,16 @@ TEST(ResponsesApiStreamToChat, RoundTripThroughResponsesEvents) {
   const std::string responses = run_whole(kChatStream, StreamFromChat("resp_abc"));
   const std::string chat = run_whole(responses, StreamToChat());
   EXPECT_EQ(run_bytewise(responses, StreamToChat()), chat);
+  // A Responses backend's events with CRLF or lone-CR line ends read the same.
+  std::string crlf, cr = responses;
+  for (char c : responses) {
+    if (c == '\n')
+      crlf += '\r';
+    crlf += c;
+  }
+  std::replace(cr.begin(), cr.end(), '\n', '\r');
+  EXPECT_EQ(run_bytewise(crlf, StreamToChat()), chat);
+  EXPECT_EQ(run_bytewise(cr, StreamToChat()), chat);
   Reassembled r = reassemble(chat);
   EXPECT_TRUE(r.role);
   EXPECT_EQ(r.content, "Hello wörld");
