@@ -294,8 +294,8 @@ UnitRows::UnitRows(const std::vector<std::vector<float>>& vectors) : count_(vect
     double ss = 0;
     for (float x : v)
       ss += double(x) * x;
-    if (ss <= 0 || int64_t(v.size()) != dim_)
-      continue; // zero (or, never from one embedder, another length): cosine 0
+    if (!(ss > 0) || !std::isfinite(ss) || int64_t(v.size()) != dim_)
+      continue; // zero, not finite (or, never from one embedder, another length): cosine 0
     const double inv = 1.0 / std::sqrt(ss);
     for (int64_t i = 0; i < dim_; ++i)
       rows_[k * size_t(dim_) + size_t(i)] = float(v[size_t(i)] * inv);
@@ -306,7 +306,7 @@ void UnitRows::cosines(std::span<const float> query, float* out) const {
   double ss = 0;
   for (float x : query)
     ss += double(x) * x;
-  if (ss <= 0 || int64_t(query.size()) != dim_) {
+  if (!(ss > 0) || !std::isfinite(ss) || int64_t(query.size()) != dim_) {
     std::fill(out, out + count_, 0.f);
     return;
   }

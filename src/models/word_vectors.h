@@ -90,7 +90,7 @@ public:
   size_t size() const { return count_; }
   int64_t dim() const { return dim_; }
   // out[k] = cosine(query, vectors[k]) for every k; 0 for all when the query's length differs
-  // from dim() or it is zero. `out` must hold size() values.
+  // from dim() or it is zero or not finite (as cosine() says). `out` must hold size() values.
   void cosines(std::span<const float> query, float* out) const;
 
 private:

@@ -112,18 +112,14 @@ namespace {
 // Eight floats as one GCC vector: each clone compiles it to its ISA (one ymm register with AVX2,
 // two xmm with the baseline). The dot products below are written with it because the plain loop
 // vectorised into a single accumulator (one FMA chain: its latency, not the FMA rate, set the
-// pace) and summed its tail through the stack.
+// pace) and summed its tail through the stack. Loads go through an unaligned, may_alias variant
+// of the type; they and the horizontal sum are macros, not inline functions, because a helper
+// compiled for the file's -march cannot be inlined into a clone of another ISA level.
 typedef float F8 __attribute__((vector_size(32)));
-
-[[gnu::always_inline]] inline F8 load8(const float* p) {
-  F8 v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-
-[[gnu::always_inline]] inline float hsum(F8 v) {
-  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-}
+typedef float F8u __attribute__((vector_size(32), aligned(4), may_alias));
+#define SR_LOAD8(p) (*reinterpret_cast<const F8u*>(p))
+#define SR_HSUM(v)                                                                                 \
+  ((((v)[0] + (v)[4]) + ((v)[1] + (v)[5])) + (((v)[2] + (v)[6]) + ((v)[3] + (v)[7])))
 
 } // namespace
 
@@ -132,14 +128,15 @@ SR_CLONES float dot(const float* a, const float* b, int64_t n) {
   F8 s0 = {}, s1 = {}, s2 = {}, s3 = {};
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    s0 += load8(a + i) * load8(b + i);
-    s1 += load8(a + i + 8) * load8(b + i + 8);
-    s2 += load8(a + i + 16) * load8(b + i + 16);
-    s3 += load8(a + i + 24) * load8(b + i + 24);
+    s0 += SR_LOAD8(a + i) * SR_LOAD8(b + i);
+    s1 += SR_LOAD8(a + i + 8) * SR_LOAD8(b + i + 8);
+    s2 += SR_LOAD8(a + i + 16) * SR_LOAD8(b + i + 16);
+    s3 += SR_LOAD8(a + i + 24) * SR_LOAD8(b + i + 24);
   }
   for (; i + 8 <= n; i += 8)
-    s0 += load8(a + i) * load8(b + i);
-  float s = hsum((s0 + s1) + (s2 + s3));
+    s0 += SR_LOAD8(a + i) * SR_LOAD8(b + i);
+  const F8 t = (s0 + s1) + (s2 + s3);
+  float s = SR_HSUM(t);
   for (; i < n; ++i)
     s += a[i] * b[i];
   return s;
@@ -158,19 +155,20 @@ SR_CLONES void dot_rows(const float* q, const float* rows, int64_t n, int64_t di
     F8 a0 = {}, a1 = {}, a2 = {}, a3 = {}, b0 = {}, b1 = {}, b2 = {}, b3 = {};
     int64_t i = 0;
     for (; i + 16 <= d8; i += 16) {
-      const F8 u = load8(q + i), v = load8(q + i + 8);
-      a0 += u * load8(x0 + i), b0 += v * load8(x0 + i + 8);
-      a1 += u * load8(x1 + i), b1 += v * load8(x1 + i + 8);
-      a2 += u * load8(x2 + i), b2 += v * load8(x2 + i + 8);
-      a3 += u * load8(x3 + i), b3 += v * load8(x3 + i + 8);
+      const F8 u = SR_LOAD8(q + i), v = SR_LOAD8(q + i + 8);
+      a0 += u * SR_LOAD8(x0 + i), b0 += v * SR_LOAD8(x0 + i + 8);
+      a1 += u * SR_LOAD8(x1 + i), b1 += v * SR_LOAD8(x1 + i + 8);
+      a2 += u * SR_LOAD8(x2 + i), b2 += v * SR_LOAD8(x2 + i + 8);
+      a3 += u * SR_LOAD8(x3 + i), b3 += v * SR_LOAD8(x3 + i + 8);
     }
     if (i < d8) {
-      const F8 u = load8(q + i);
-      a0 += u * load8(x0 + i), a1 += u * load8(x1 + i);
-      a2 += u * load8(x2 + i), a3 += u * load8(x3 + i);
+      const F8 u = SR_LOAD8(q + i);
+      a0 += u * SR_LOAD8(x0 + i), a1 += u * SR_LOAD8(x1 + i);
+      a2 += u * SR_LOAD8(x2 + i), a3 += u * SR_LOAD8(x3 + i);
       i += 8;
     }
-    float s0 = hsum(a0 + b0), s1 = hsum(a1 + b1), s2 = hsum(a2 + b2), s3 = hsum(a3 + b3);
+    const F8 t0 = a0 + b0, t1 = a1 + b1, t2 = a2 + b2, t3 = a3 + b3;
+    float s0 = SR_HSUM(t0), s1 = SR_HSUM(t1), s2 = SR_HSUM(t2), s3 = SR_HSUM(t3);
     for (; i < dim; ++i) {
       s0 += q[i] * x0[i], s1 += q[i] * x1[i];
       s2 += q[i] * x2[i], s3 += q[i] * x3[i];
@@ -180,6 +178,9 @@ SR_CLONES void dot_rows(const float* q, const float* rows, int64_t n, int64_t di
   for (; r < n; ++r)
     out[r] = dot(q, rows + r * dim, dim);
 }
+
+#undef SR_LOAD8
+#undef SR_HSUM
 
 SR_CLONES void to_bf16(const float* x, uint16_t* out, int64_t n) {
 #pragma omp simd

@@ -77,11 +77,12 @@ enum class StageResult {
   Reply,    // `out` is a complete answer for the client
 };
 
+struct TextEmbedding;
+
 // The cache lookup stage. On a hit `out` becomes the Reply (JSON or SSE as the request asks);
 // on a miss `out.cache_fill` says what to store later. `body` is the text `view` reads. Always sets
 // x-semrouter-cache when the decision caches. `known` (may be null): an embedding the signals
 // computed, used when its text is the one the cache embeds.
-struct TextEmbedding;
 StageResult cache_lookup(const Snapshot& snapshot, const RequestMeta& meta,
                          const openai::RequestView& view, std::string_view body,
                          const config::DecisionConfig* decision, const config::ModelConfig& model,

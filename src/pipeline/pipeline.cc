@@ -816,7 +816,8 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
     std::string pii_storage;
     RequestFacts facts = request_facts(snapshot, *view, meta, storage,
                                        snapshot.referenced.pii ? &pii_storage : nullptr);
-    facts.embedding_out = &signal_embedding;
+    if (meta.cache) // only the cache reads it
+      facts.embedding_out = &signal_embedding;
     if (snapshot.referenced.any())
       compute_signals(snapshot, facts, snapshot.referenced, meta.pool, results);
     if (const auto* r = results.get("reasoning", "reason"))

@@ -27,7 +27,6 @@ struct Snapshot;
 // A request header by lower-case name; nullopt when absent.
 using HeaderLookup = std::function<std::optional<std::string_view>(std::string_view)>;
 
-// What signals read of a request.
 // An embedding of a text, kept so that a later stage embedding the same text (the semantic
 // cache, with the same embedder) reads it instead of computing it again.
 struct TextEmbedding {
@@ -35,6 +34,7 @@ struct TextEmbedding {
   std::vector<float> vector; // as the embedder returned it (not normalised again)
 };
 
+// What signals read of a request.
 struct RequestFacts {
   std::string_view text; // the signal text (routing.history)
   // What the PII signals scan: every message (all of it goes upstream), joined; empty: `text`.

@@ -80,7 +80,8 @@ public:
     order_.insert(it, uint32_t(entries_.size()));
     entries_.emplace_back(k, std::move(result));
   }
-  // nullptr if the signal was not computed.
+  // nullptr if the signal was not computed. A set() invalidates the pointers get() and find()
+  // returned and any iteration of all() (as with a vector).
   const SignalResult* get(std::string_view type, std::string_view name) const {
     // Rules look signals up many times a request: the key is composed in a reused buffer.
     std::string& k = scratch_key();

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -378,7 +379,8 @@ decisions:
 }
 
 TEST(WordVectors, UnitRowsGiveTheCosineOfEachRow) {
-  // Rows of odd lengths (the kernel's tail), a zero row and a scaled copy of the query.
+  // Rows of odd lengths (the kernel's tail), a zero row, a row that is not finite and a scaled
+  // copy of the query.
   for (int64_t dim : {1, 7, 8, 17, 100}) {
     std::vector<std::vector<float>> rows;
     for (int r = 0; r < 5; ++r) {
@@ -388,6 +390,9 @@ TEST(WordVectors, UnitRowsGiveTheCosineOfEachRow) {
       rows.push_back(v);
     }
     rows.push_back(std::vector<float>(size_t(dim), 0.f));
+    std::vector<float> inf_row(size_t(dim), 1.f);
+    inf_row[0] = std::numeric_limits<float>::infinity();
+    rows.push_back(inf_row);
     std::vector<float> q(static_cast<size_t>(dim));
     for (int64_t i = 0; i < dim; ++i)
       q[size_t(i)] = float((i * 13) % 7) - 2.5f;
@@ -400,14 +405,21 @@ TEST(WordVectors, UnitRowsGiveTheCosineOfEachRow) {
     std::vector<float> out(rows.size(), -9.f);
     unit.cosines(q, out.data());
     for (size_t k = 0; k < rows.size(); ++k)
-      EXPECT_NEAR(out[k], models::cosine(q, rows[k]), 1e-5) << "dim " << dim << " row " << k;
+      if (k != 6)
+        EXPECT_NEAR(out[k], models::cosine(q, rows[k]), 1e-5) << "dim " << dim << " row " << k;
     EXPECT_EQ(out[5], 0.f);
+    EXPECT_EQ(out[6], 0.f); // not NaN: a broken phrase vector matches nothing
     EXPECT_NEAR(out.back(), 1.f, 1e-5);
-    // A zero query, and one of another length: 0 against every row.
-    unit.cosines(std::vector<float>(size_t(dim), 0.f), out.data());
-    unit.cosines(std::vector<float>(size_t(dim) + 1, 1.f), out.data());
-    for (float c : out)
-      EXPECT_EQ(c, 0.f);
+    // A zero query, one of another length and one that is not finite: 0 against every row.
+    std::vector<float> nan_query = q;
+    nan_query[0] = std::nanf("");
+    for (const std::vector<float>& bad : {std::vector<float>(size_t(dim), 0.f),
+                                          std::vector<float>(size_t(dim) + 1, 1.f), nan_query}) {
+      std::fill(out.begin(), out.end(), -9.f);
+      unit.cosines(bad, out.data());
+      for (float c : out)
+        EXPECT_EQ(c, 0.f) << "dim " << dim << ", a query of length " << bad.size();
+    }
   }
 }
 
@@ -451,4 +463,47 @@ decisions: [{name: d, rules: {embedding: pw}, models: [{model: m}]}]
       signal_embedding("one two three four five six seven eight nine ten eleven twelve password");
   EXPECT_TRUE(part.text.empty());
   EXPECT_TRUE(part.vector.empty());
+}
+
+TEST(CacheEmbedding, TheCacheTakesAKnownEmbeddingOnlyForItsOwnText) {
+  auto cfg = config::parse_config(R"(
+backends: [{name: b, url: "http://127.0.0.1:9/v1"}]
+models: [{name: m, backends: [{name: b}]}]
+cache: {enabled: true, backend: memory}
+decisions: [{name: d, rules: always, models: [{model: m}]}]
+)");
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().message;
+  auto snap = pipeline::build_snapshot(*cfg, 1, /*load_models=*/true);
+  ASSERT_TRUE(snap.has_value()) << snap.error().message;
+  const pipeline::Snapshot& s = **snap;
+  ASSERT_TRUE(s.models && s.models->embeddings);
+  metrics::Registry registry;
+  pipeline::CacheRuntime cache(registry);
+  pipeline::RequestMeta meta;
+  meta.cache = &cache;
+  const std::string text = "How do I reset my forgotten password?";
+  const std::string body =
+      nlohmann::json{{"model", "m"}, {"messages", {{{"role", "user"}, {"content", text}}}}}.dump();
+  auto view = openai::parse_request(body, openai::RequestKind::ChatCompletions);
+  ASSERT_TRUE(view.has_value());
+  const std::vector<float> own = pipeline::cache_embedding(*s.models->embeddings, text);
+  ASSERT_FALSE(own.empty());
+  // A vector no embedder gives: where it shows up, the known embedding was taken.
+  std::vector<float> marker(own.size(), 0.f);
+  marker[0] = 3.f;
+  auto stored_vector = [&](const pipeline::TextEmbedding* known) {
+    pipeline::RouteOutcome out;
+    out.decision = "d";
+    pipeline::cache_lookup(s, meta, *view, body, &s.config->decisions[0],
+                           *s.config->find_model("m"), known, out);
+    EXPECT_TRUE(out.cache_fill) << out.cache;
+    return out.cache_fill ? out.cache_fill->entry.vector : std::vector<float>{};
+  };
+  const pipeline::TextEmbedding same{text, marker};
+  std::vector<float> unit(own.size(), 0.f);
+  unit[0] = 1.f; // the marker at unit length
+  EXPECT_EQ(stored_vector(&same), unit);
+  const pipeline::TextEmbedding other{"How do I reset my password?", marker};
+  EXPECT_EQ(stored_vector(&other), own);
+  EXPECT_EQ(stored_vector(nullptr), own);
 }
