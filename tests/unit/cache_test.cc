@@ -332,6 +332,58 @@ TEST(CacheNormalize, CaseSpacesAndTrailingPunctuation) {
   EXPECT_EQ(cache::normalize("compute 10!"), "compute 10!");
 }
 
+// The byte-at-a-time normalisation normalize() replaced: the reference it must agree with.
+std::string reference_normalize(std::string_view text) {
+  std::string out;
+  bool line_start = true, space = false;
+  for (unsigned char c : text) {
+    if (c == '\r')
+      continue;
+    if (c == '\n') {
+      while (!out.empty() && out.back() == ' ')
+        out.pop_back();
+      if (!out.empty() && out.back() != '\n')
+        out += '\n';
+      line_start = true;
+      space = false;
+      continue;
+    }
+    if (c == ' ' || c == '\t' || c == '\f' || c == '\v') {
+      if (line_start && !out.empty())
+        out += c == '\t' ? '\t' : ' ';
+      else if (!line_start)
+        space = true;
+      continue;
+    }
+    if (space && !out.empty() && out.back() != '\n')
+      out += ' ';
+    space = false;
+    line_start = false;
+    out += (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : char(c);
+  }
+  while (!out.empty() && (out.back() == '?' || out.back() == '.' || out.back() == ' ' ||
+                          out.back() == '\n' || out.back() == '\t'))
+    out.pop_back();
+  return out;
+}
+
+TEST(CacheNormalize, AgreesWithTheByteAtATimeReference) {
+  // Random texts over the bytes every branch reads: each blank, CR, the trailing punctuation,
+  // both ends of A-Z, bytes next to them, UTF-8 and NUL.
+  const std::string alphabet = std::string(" \t\n\r\f\v?.!AZaz@[`{09\xc3\xa9", 21) + '\0';
+  std::mt19937 rng(7);
+  for (int t = 0; t < 20000; ++t) {
+    std::string text(rng() % 40, ' ');
+    for (char& c : text)
+      c = alphabet[rng() % alphabet.size()];
+    ASSERT_EQ(cache::normalize(text), reference_normalize(text)) << testing::PrintToString(text);
+  }
+  std::string all;
+  for (int c = 0; c < 256; ++c)
+    all += char(c), all += ' ', all += char(c);
+  EXPECT_EQ(cache::normalize(all), reference_normalize(all));
+}
+
 TEST(Verifier, RejectsNearMissesAndKeepsSurfaceVariants) {
   cache::Verifier v({}, nullptr); // no word vectors: the rule checks only
   EXPECT_EQ(v.check("convert 5 miles to km", "convert 8 miles to km"), "numbers");
