@@ -88,7 +88,6 @@ public:
   // Every vector must have the same length (an embedder's dimension).
   explicit UnitRows(const std::vector<std::vector<float>>& vectors);
   size_t size() const { return count_; }
-  int64_t dim() const { return dim_; }
   // out[k] = cosine(query, vectors[k]) for every k; 0 for all when the query's length differs
   // from dim() or it is zero or not finite (as cosine() says). `out` must hold size() values.
   void cosines(std::span<const float> query, float* out) const;

@@ -496,8 +496,8 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
       r.confidence = std::clamp(score, 0.0, 1.0);
       r.score = score;
       r.latency_us = embedding_us + us_since(t0);
-      r.evidence.push_back(best > -1 && best_k < e.phrases.size() ? e.phrases[best_k]
-                                                                  : std::string());
+      // (phrases has one row per e.phrases entry; none: best stays -1)
+      r.evidence.push_back(best > -1 ? e.phrases[best_k] : std::string());
       out.set("embedding", e.name, std::move(r));
       sims.emplace_back(e.name, score);
     }

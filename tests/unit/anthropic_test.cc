@@ -3,11 +3,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "core/clock.h"
+#include "sse_line_ends.h"
 
 namespace semrouter::openai::anthropic {
 namespace {
@@ -910,15 +910,8 @@ TEST(AnthropicStreamFromChat, TranslatesAFullStream) {
 TEST(AnthropicStreamFromChat, EveryLineEndGivesTheSameOutput) {
   // An upstream's chat stream with CRLF or lone-CR line ends (all three are SSE line ends).
   const std::string out = run_all_ways<StreamFromChat>(kChatStream);
-  std::string crlf, cr = kChatStream;
-  for (char c : kChatStream) {
-    if (c == '\n')
-      crlf += '\r';
-    crlf += c;
-  }
-  std::replace(cr.begin(), cr.end(), '\n', '\r');
-  EXPECT_EQ(run_all_ways<StreamFromChat>(crlf), out);
-  EXPECT_EQ(run_all_ways<StreamFromChat>(cr), out);
+  EXPECT_EQ(run_all_ways<StreamFromChat>(test_support::with_line_ends(kChatStream, "\r\n")), out);
+  EXPECT_EQ(run_all_ways<StreamFromChat>(test_support::with_line_ends(kChatStream, "\r")), out);
 }
 
 TEST(AnthropicStreamFromChat, FinishIsIdempotentAndClosesOpenStreams) {
@@ -1088,17 +1081,13 @@ TEST(AnthropicStreamToChat, TranslatesAFullStream) {
   EXPECT_TRUE(a.done);
 
   // CRLF line ends give the same output.
-  std::string crlf;
-  for (char c : kAnthropicStream) {
-    if (c == '\n')
-      crlf += '\r';
-    crlf += c;
-  }
-  EXPECT_EQ(run_all_ways<StreamToChat>(crlf, kCreated, true), out);
+  EXPECT_EQ(run_all_ways<StreamToChat>(test_support::with_line_ends(kAnthropicStream, "\r\n"),
+                                       kCreated, true),
+            out);
   // So do lone CRs, the SSE format's third line end.
-  std::string cr = kAnthropicStream;
-  std::replace(cr.begin(), cr.end(), '\n', '\r');
-  EXPECT_EQ(run_all_ways<StreamToChat>(cr, kCreated, true), out);
+  EXPECT_EQ(run_all_ways<StreamToChat>(test_support::with_line_ends(kAnthropicStream, "\r"),
+                                       kCreated, true),
+            out);
 }
 
 TEST(AnthropicStreamToChat, WithoutUsageChunk) {

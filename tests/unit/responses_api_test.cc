@@ -1,4 +1,5 @@
 #include "openai/responses_api.h"
+#include "sse_line_ends.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -738,17 +739,13 @@ TEST(ResponsesApiStreamFromChat, BytewiseAndWholeGiveTheSameOutput) {
   const std::string whole = run_whole(kChatStream, StreamFromChat("resp_abc"));
   EXPECT_EQ(run_bytewise(kChatStream, StreamFromChat("resp_abc")), whole);
   // CRLF line ends and comments from the upstream change nothing.
-  std::string crlf;
-  for (char c : ": keep-alive\n\n" + kChatStream) {
-    if (c == '\n')
-      crlf += '\r';
-    crlf += c;
-  }
-  EXPECT_EQ(run_bytewise(crlf, StreamFromChat("resp_abc")), whole);
+  const std::string commented = ": keep-alive\n\n" + kChatStream;
+  EXPECT_EQ(
+      run_bytewise(test_support::with_line_ends(commented, "\r\n"), StreamFromChat("resp_abc")),
+      whole);
   // Lone CRs too.
-  std::string cr = ": keep-alive\n\n" + kChatStream;
-  std::replace(cr.begin(), cr.end(), '\n', '\r');
-  EXPECT_EQ(run_bytewise(cr, StreamFromChat("resp_abc")), whole);
+  EXPECT_EQ(run_bytewise(test_support::with_line_ends(commented, "\r"), StreamFromChat("resp_abc")),
+            whole);
 }
 
 TEST(ResponsesApiStreamFromChat, LengthGivesIncompleteAndFinishCloses) {
@@ -926,15 +923,8 @@ TEST(ResponsesApiStreamToChat, RoundTripThroughResponsesEvents) {
   const std::string chat = run_whole(responses, StreamToChat());
   EXPECT_EQ(run_bytewise(responses, StreamToChat()), chat);
   // A Responses backend's events with CRLF or lone-CR line ends read the same.
-  std::string crlf, cr = responses;
-  for (char c : responses) {
-    if (c == '\n')
-      crlf += '\r';
-    crlf += c;
-  }
-  std::replace(cr.begin(), cr.end(), '\n', '\r');
-  EXPECT_EQ(run_bytewise(crlf, StreamToChat()), chat);
-  EXPECT_EQ(run_bytewise(cr, StreamToChat()), chat);
+  EXPECT_EQ(run_bytewise(test_support::with_line_ends(responses, "\r\n"), StreamToChat()), chat);
+  EXPECT_EQ(run_bytewise(test_support::with_line_ends(responses, "\r"), StreamToChat()), chat);
   Reassembled r = reassemble(chat);
   EXPECT_TRUE(r.role);
   EXPECT_EQ(r.content, "Hello wörld");
