@@ -7,6 +7,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <queue>
 #include <random>
 #include <span>
@@ -22,7 +25,27 @@
 namespace semrouter::cache {
 
 uint64_t hash_bytes(std::string_view s, uint64_t h) {
-  return models::fnv1a(s, h);
+  // FNV-1a waits for one multiply per byte: 0.3-0.4 ms for a pasted 300 kB document's exact
+  // key. From 32 bytes on, four lanes take 8 bytes each per step (independent multiplies), and
+  // a final mix folds them and the tail together. Short keys keep plain FNV-1a.
+  constexpr uint64_t prime = 0x100000001b3ull;
+  if (s.size() < 32)
+    return models::fnv1a(s, h);
+  uint64_t lane[4] = {h, h ^ 0x9e3779b97f4a7c15ull, h ^ 0xc2b2ae3d27d4eb4full,
+                      h ^ 0x165667b19e3779f9ull};
+  const char* p = s.data();
+  size_t n = s.size();
+  for (; n >= 32; p += 32, n -= 32)
+    for (int k = 0; k < 4; ++k) {
+      uint64_t w;
+      std::memcpy(&w, p + 8 * k, 8);
+      lane[k] = (lane[k] ^ w) * prime;
+      lane[k] ^= lane[k] >> 29;
+    }
+  uint64_t out = s.size();
+  for (uint64_t l : lane)
+    out = (out ^ l) * 0x9fb21c651e98df25ull, out ^= out >> 32;
+  return models::fnv1a(std::string_view(p, n), out);
 }
 
 int64_t now_ms() {
@@ -76,12 +99,42 @@ std::string normalize(std::string_view text) {
     space = false;
     line_start = false;
     size_t j = i;
-    while (j < n && !blank(static_cast<unsigned char>(text[j])))
-      ++j;
-    for (size_t k = i; k < j; ++k) {
-      const unsigned char d = static_cast<unsigned char>(text[k]);
-      w[o + (k - i)] = char(d - 'A' < 26u ? d + ('a' - 'A') : d);
+#if defined(__SSE2__)
+    // Sixteen bytes at a time while the text is words and single spaces: such a stretch is its
+    // own normal form, lower-cased, as long as it does not end in a space that a blank follows
+    // (the rules for a space before a line break or a second space). The stores may run past
+    // the stretch: o + (j - i) <= j (the output is never longer than what it has read), so
+    // they stay inside `out`, and what lies past the stretch is written over or cut.
+    bool stopped = false;
+    for (; j + 16 <= n; j += 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + j));
+      const __m128i upper =
+          _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('A' - 1)),
+                        _mm_cmplt_epi8(v, _mm_set1_epi8('Z' + 1))); // bytes >= 0x80 are < 0
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(w + o + (j - i)),
+                       _mm_add_epi8(v, _mm_and_si128(upper, _mm_set1_epi8(0x20))));
+      const unsigned sp = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(' '))));
+      const unsigned ctrl = unsigned(_mm_movemask_epi8(
+          _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('\t' - 1)),
+                        _mm_cmplt_epi8(v, _mm_set1_epi8('\r' + 1))))); // \t \n \v \f \r
+      const unsigned stop = ctrl | (sp & (sp >> 1));
+      size_t len = stop ? size_t(__builtin_ctz(stop)) : 16;
+      // A space at the stretch's end is its own normal form when a word byte follows it.
+      if (len > 0 && ((sp >> (len - 1)) & 1u) &&
+          !(len == 16 && j + 16 < n && !blank(static_cast<unsigned char>(text[j + 16]))))
+        --len;
+      if (len < 16) {
+        j += len;
+        stopped = true;
+        break;
+      }
     }
+    if (!stopped)
+#endif
+      for (; j < n && !blank(static_cast<unsigned char>(text[j])); ++j) {
+        const unsigned char d = static_cast<unsigned char>(text[j]);
+        w[o + (j - i)] = char(unsigned(d - 'A') < 26u ? d + ('a' - 'A') : d);
+      }
     o += j - i;
     i = j;
   }

@@ -4,6 +4,9 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -158,7 +161,21 @@ std::optional<std::string_view> header(const RequestMeta& meta, std::string_view
 size_t cache_word_count(std::string_view s) {
   size_t n = 0;
   bool in = false;
-  for (char c : s) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  // A word starts at a byte that is not a blank after one that is: sixteen bytes at a time.
+  for (; i + 16 <= s.size(); i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
+    const __m128i blank = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\t')),
+                     _mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))));
+    const unsigned word = ~unsigned(_mm_movemask_epi8(blank)) & 0xFFFFu;
+    n += size_t(__builtin_popcount(word & ~((word << 1) | unsigned(in))));
+    in = (word >> 15) & 1u;
+  }
+#endif
+  for (char c : s.substr(i)) {
     const bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
     if (!space && !in)
       ++n;

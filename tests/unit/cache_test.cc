@@ -14,6 +14,7 @@
 #include "nn/kernels.h"
 #include "openai/answer.h"
 #include "openai/sse.h"
+#include "pipeline/cache_stage.h"
 #include "pipeline/tools_stage.h"
 
 namespace semrouter {
@@ -382,6 +383,74 @@ TEST(CacheNormalize, AgreesWithTheByteAtATimeReference) {
   for (int c = 0; c < 256; ++c)
     all += char(c), all += ' ', all += char(c);
   EXPECT_EQ(cache::normalize(all), reference_normalize(all));
+}
+
+// Prose: long stretches of words and single spaces (what normalize() takes sixteen bytes at a
+// time), broken now and then by a double space, a tab, a line break or a CR, at every offset.
+std::string random_prose(std::mt19937& rng, size_t size) {
+  const std::string letters = "abcdefghijklmnopqrstuvwxyzAZ09?.!\xc3\xa9@[`{";
+  const std::string rare = std::string(" \t\n\r\f\v", 6);
+  std::string text(size, ' ');
+  for (char& c : text) {
+    const unsigned r = rng() % 100;
+    c = r < 80 ? letters[rng() % letters.size()] : r < 97 ? ' ' : rare[rng() % rare.size()];
+  }
+  return text;
+}
+
+TEST(CacheNormalize, AgreesWithTheReferenceOnProse) {
+  std::mt19937 rng(11);
+  for (int t = 0; t < 20000; ++t) {
+    const std::string text = random_prose(rng, rng() % 200);
+    ASSERT_EQ(cache::normalize(text), reference_normalize(text)) << testing::PrintToString(text);
+  }
+  // Upper case at both ends of a stretch, and a stretch that fills the text exactly.
+  for (const std::string text :
+       {"ABCDEFGHIJKLMNOP", "ABCDEFGH IJKLMNO Q", "Hello World Again Now "})
+    EXPECT_EQ(cache::normalize(text), reference_normalize(text));
+}
+
+TEST(CacheWordCount, CountsRunsBetweenBlanksAtEveryOffset) {
+  auto reference = [](std::string_view s) {
+    size_t n = 0;
+    bool in = false;
+    for (char c : s) {
+      const bool blank = c == ' ' || c == '\n' || c == '\t' || c == '\r';
+      n += !blank && !in;
+      in = !blank;
+    }
+    return n;
+  };
+  std::mt19937 rng(5);
+  for (int t = 0; t < 20000; ++t) {
+    const std::string text = random_prose(rng, rng() % 200);
+    ASSERT_EQ(pipeline::cache_word_count(text), reference(text)) << testing::PrintToString(text);
+  }
+  EXPECT_EQ(pipeline::cache_word_count(std::string(40, 'a')), 1u);
+  EXPECT_EQ(pipeline::cache_word_count("one two\tthree\nfour\r\nfive  six seven eight nine"), 9u);
+}
+
+TEST(CacheHash, EveryByteOfALongTextCounts) {
+  // Past 32 bytes the hash reads eight bytes per lane: a change anywhere (in a lane's word, in
+  // the tail, or only the length) changes it, and so does the seed it chains from.
+  std::mt19937 rng(3);
+  for (size_t size : {31u, 32u, 33u, 63u, 64u, 100u, 1000u}) {
+    const std::string text = random_prose(rng, size);
+    const uint64_t h = cache::hash_bytes(text);
+    EXPECT_NE(cache::hash_bytes(text, 1), h);
+    EXPECT_NE(cache::hash_bytes(text + ' '), h);
+    for (size_t i = 0; i < size; ++i) {
+      std::string changed = text;
+      changed[i] ^= 1;
+      ASSERT_NE(cache::hash_bytes(changed), h) << size << " " << i;
+    }
+  }
+  // Swapping two 8-byte words of different lanes changes it too.
+  std::string a(64, 'a');
+  a.replace(8, 8, "BBBBBBBB");
+  std::string b(64, 'a');
+  b.replace(16, 8, "BBBBBBBB");
+  EXPECT_NE(cache::hash_bytes(a), cache::hash_bytes(b));
 }
 
 TEST(Verifier, RejectsNearMissesAndKeepsSurfaceVariants) {
