@@ -516,8 +516,9 @@ bool policy_covers(const config::PiiPluginConfig& policy, const signals::PiiEnti
           std::find(policy.types.begin(), policy.types.end(), e.type) != policy.types.end());
 }
 
+// `known`: what the PII signals found in one of these texts, read instead of scanning it again.
 PiiFinding find_request_pii(const Snapshot& snapshot, const openai::RequestView& view,
-                            const config::PiiPluginConfig& policy) {
+                            const config::PiiPluginConfig& policy, const KnownPii& known) {
   PiiFinding f;
   auto keep = [&](std::vector<signals::PiiEntity> all) {
     std::vector<signals::PiiEntity> kept;
@@ -530,11 +531,17 @@ PiiFinding find_request_pii(const Snapshot& snapshot, const openai::RequestView&
     }
     return kept;
   };
+  auto detect = [&](const std::string& text) {
+    // The same text, not an equal one: the signals scanned this very string.
+    if (known.set && known.text.data() == text.data() && known.text.size() == text.size())
+      return known.entities;
+    return detect_pii(snapshot.models.get(), text);
+  };
   if (view.kind == openai::RequestKind::Completions) {
-    f.per_message.push_back(keep(detect_pii(snapshot.models.get(), view.prompt)));
+    f.per_message.push_back(keep(detect(view.prompt)));
   } else {
     for (const auto& m : view.messages)
-      f.per_message.push_back(keep(detect_pii(snapshot.models.get(), m.text)));
+      f.per_message.push_back(keep(detect(m.text)));
   }
   return f;
 }
@@ -810,6 +817,7 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   uint32_t reasoning_max_tokens = 0; // signals.reasoning.max_tokens for the effort, when on
 
   TextEmbedding signal_embedding; // what the embedding signals computed, for the cache
+  KnownPii signal_pii;            // what the PII signals found, for the PII policy
   if (config.is_auto_name(view->model)) {
     signals::SignalResults results;
     std::string storage;
@@ -818,6 +826,7 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
                                        snapshot.referenced.pii ? &pii_storage : nullptr);
     if (meta.cache) // only the cache reads it
       facts.embedding_out = &signal_embedding;
+    facts.pii_out = &signal_pii;
     if (snapshot.referenced.any())
       compute_signals(snapshot, facts, snapshot.referenced, meta.pool, results);
     if (const auto* r = results.get("reasoning", "reason"))
@@ -949,7 +958,7 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   std::optional<openai::RequestView> redacted_view;
   if (plugins && plugins->pii.enabled) {
     const config::PiiPluginConfig& policy = plugins->pii;
-    PiiFinding found = find_request_pii(snapshot, *view, policy);
+    PiiFinding found = find_request_pii(snapshot, *view, policy, signal_pii);
     if (!found.types.empty() && !model_allows(*model, found.types)) {
       std::string types = core::join(found.types, ",");
       const config::ModelConfig* target = nullptr;

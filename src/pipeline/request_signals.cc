@@ -504,6 +504,11 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
   }
 
   // --- PII signals. ---
+  if (which.pii && facts.pii_out) {
+    facts.pii_out->text = pii_text;
+    facts.pii_out->entities = pii;
+    facts.pii_out->set = true;
+  }
   if (which.pii) {
     for (const auto& p : config.signals.pii) {
       signals::SignalResult r;

@@ -34,6 +34,14 @@ struct TextEmbedding {
   std::vector<float> vector; // as the embedder returned it (not normalised again)
 };
 
+// The PII entities found in a text (patterns and the model, as detect_pii() merges them), kept
+// so that the PII policy reads them instead of scanning the same text again.
+struct KnownPii {
+  std::string_view text; // the text scanned: a view of the request's own message or prompt
+  std::vector<signals::PiiEntity> entities;
+  bool set = false;
+};
+
 // What signals read of a request.
 struct RequestFacts {
   std::string_view text; // the signal text (routing.history)
@@ -47,6 +55,8 @@ struct RequestFacts {
   // When set and the embedding signals embed the whole signal text (not a window of it), that
   // embedding is left here.
   TextEmbedding* embedding_out = nullptr;
+  // When set and the PII signals run, what they found in pii_text is left here.
+  KnownPii* pii_out = nullptr;
 };
 
 // Which signal types to compute.

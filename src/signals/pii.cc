@@ -34,6 +34,8 @@ constexpr size_t kIbanMaxLength = 34;
 constexpr size_t kMaxIbanGroups = 8; // after the first four characters
 constexpr size_t kMaxDomainLabel = 63;
 constexpr size_t kSsnLength = 11; // "AAA-GG-SSSS"
+constexpr size_t kSsnDigits = 9;
+constexpr size_t kIpv4MinDigits = 4; // "1.2.3.4"
 constexpr size_t kIpv6Groups = 8;
 constexpr size_t kIpv6MaxGroupLength = 4;
 
@@ -696,16 +698,36 @@ std::vector<PiiEntity> resolve_overlaps(std::vector<PiiEntity> all) {
   return kept;
 }
 
-// Every recogniser over `t`, each in turn; hits are shifted by `offset`.
-void scan_all(std::string_view t, size_t offset, std::vector<PiiEntity>& out) {
+// Every recogniser over `t`, each in turn; hits are shifted by `offset`. `gated`: a recogniser
+// runs only when `t` has what every one of its entities holds: 8 digits for a phone (NANP has
+// 10, international numbers 8 or more), 13 for a card, 9 for an SSN, 4 digits for an IPv4
+// address, two ':' for IPv6, and an upper-case letter and kIbanMinLength bytes for an IBAN.
+// A segment of digit-heavy text (a table, a log) is mostly short numbers that none of them needs
+// to read.
+void scan_all(std::string_view t, size_t offset, std::vector<PiiEntity>& out, bool gated) {
   const size_t first = out.size();
+  size_t digits = t.size(), colons = 2, upper = 1;
+  if (gated) {
+    digits = colons = upper = 0;
+    for (char c : t) {
+      digits += is_digit(c);
+      colons += c == ':';
+      upper += is_upper(c);
+    }
+  }
   scan_email(t, out);
-  scan_phone(t, out);
-  scan_credit_card(t, out);
-  scan_us_ssn(t, out);
-  scan_ipv4(t, out);
-  scan_ipv6(t, out);
-  scan_iban(t, out);
+  if (digits >= kPhoneMinDigits)
+    scan_phone(t, out);
+  if (digits >= kCardMinDigits)
+    scan_credit_card(t, out);
+  if (digits >= kSsnDigits)
+    scan_us_ssn(t, out);
+  if (digits >= kIpv4MinDigits)
+    scan_ipv4(t, out);
+  if (colons >= 2)
+    scan_ipv6(t, out);
+  if (upper > 0 && t.size() >= kIbanMinLength)
+    scan_iban(t, out);
   for (size_t k = first; k < out.size(); ++k)
     out[k].begin += offset, out[k].end += offset;
 }
@@ -781,7 +803,7 @@ const std::vector<std::string>& pattern_pii_types() {
 
 std::vector<PiiEntity> find_pii_unfiltered(std::string_view text) {
   std::vector<PiiEntity> hits;
-  scan_all(text, 0, hits);
+  scan_all(text, 0, hits, false);
   return resolve_overlaps(std::move(hits));
 }
 
@@ -799,7 +821,7 @@ std::vector<PiiEntity> find_pii(std::string_view text) {
       --begin;
     while (end < n && in_segment(text, end))
       ++end;
-    scan_all(text.substr(begin, end - begin), begin, hits);
+    scan_all(text.substr(begin, end - begin), begin, hits, true);
     from = end;
   }
   return resolve_overlaps(std::move(hits));
