@@ -35,23 +35,24 @@ constexpr size_t kMaxIbanGroups = 8; // after the first four characters
 constexpr size_t kMaxDomainLabel = 63;
 constexpr size_t kSsnLength = 11; // "AAA-GG-SSSS"
 constexpr size_t kSsnDigits = 9;
-constexpr size_t kIpv4MinDigits = 4; // "1.2.3.4"
+constexpr size_t kIpv4MinDigits = 4;  // "1.2.3.4"
+constexpr size_t kMinEntityBytes = 4; // "1::2" (IPv6); every other entity is longer
 constexpr size_t kIpv6Groups = 8;
 constexpr size_t kIpv6MaxGroupLength = 4;
 
-bool is_digit(char c) {
+constexpr bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
-bool is_upper(char c) {
+constexpr bool is_upper(char c) {
   return c >= 'A' && c <= 'Z';
 }
-bool is_lower(char c) {
+constexpr bool is_lower(char c) {
   return c >= 'a' && c <= 'z';
 }
-bool is_alpha(char c) {
+constexpr bool is_alpha(char c) {
   return is_upper(c) || is_lower(c);
 }
-bool is_alnum(char c) {
+constexpr bool is_alnum(char c) {
   return is_digit(c) || is_alpha(c);
 }
 bool is_hex(char c) {
@@ -698,35 +699,50 @@ std::vector<PiiEntity> resolve_overlaps(std::vector<PiiEntity> all) {
   return kept;
 }
 
-// Every recogniser over `t`, each in turn; hits are shifted by `offset`. `gated`: a recogniser
-// runs only when `t` has what every one of its entities holds: 8 digits for a phone (NANP has
-// 10, international numbers 8 or more), 13 for a card, 9 for an SSN, 4 digits for an IPv4
-// address, two ':' for IPv6, and an upper-case letter and kIbanMinLength bytes for an IBAN.
-// A segment of digit-heavy text (a table, a log) is mostly short numbers that none of them needs
-// to read.
-void scan_all(std::string_view t, size_t offset, std::vector<PiiEntity>& out, bool gated) {
-  const size_t first = out.size();
-  size_t digits = t.size(), colons = 2, upper = 1;
-  if (gated) {
-    digits = colons = upper = 0;
-    for (char c : t) {
-      digits += is_digit(c);
-      colons += c == ':';
-      upper += is_upper(c);
-    }
+// What a text holds that some recogniser needs: every entity has 8 digits or more for a phone
+// (NANP has 10, international numbers 8 or more), 13 for a card, 9 for an SSN, 4 digits and 3
+// dots for an IPv4 address, two ':' for IPv6, an upper-case letter and kIbanMinLength bytes
+// for an IBAN, an '@' for an e-mail address.
+struct Holds {
+  size_t digits = 0, colons = 0, upper = 0, dots = 0, at = 0, bytes = 0;
+  void add(char c) {
+    digits += is_digit(c);
+    colons += c == ':';
+    upper += is_upper(c);
+    dots += c == '.';
+    at += c == '@';
+    ++bytes;
   }
-  scan_email(t, out);
-  if (digits >= kPhoneMinDigits)
+  bool email() const { return at > 0; }
+  bool phone() const { return digits >= kPhoneMinDigits; }
+  bool card() const { return digits >= kCardMinDigits; }
+  bool ssn() const { return digits >= kSsnDigits; }
+  bool ipv4() const { return digits >= kIpv4MinDigits && dots >= 3; }
+  bool ipv6() const { return colons >= 2; }
+  bool iban() const { return upper > 0 && bytes >= kIbanMinLength; }
+  // Most segments of digit-heavy text (a table, a log) are short numbers none of them reads.
+  // (A card's or an SSN's digits are enough for a phone.)
+  bool any() const { return email() || phone() || ipv4() || ipv6() || iban(); }
+  static_assert(kPhoneMinDigits <= kCardMinDigits && kPhoneMinDigits <= kSsnDigits);
+};
+
+// Every recogniser over `t`, each in turn; hits are shifted by `offset`. With `holds` (what `t`
+// holds), only the recognisers whose entities `t` could hold.
+void scan_all(std::string_view t, size_t offset, std::vector<PiiEntity>& out, const Holds* holds) {
+  const size_t first = out.size();
+  if (!holds || holds->email())
+    scan_email(t, out);
+  if (!holds || holds->phone())
     scan_phone(t, out);
-  if (digits >= kCardMinDigits)
+  if (!holds || holds->card())
     scan_credit_card(t, out);
-  if (digits >= kSsnDigits)
+  if (!holds || holds->ssn())
     scan_us_ssn(t, out);
-  if (digits >= kIpv4MinDigits)
+  if (!holds || holds->ipv4())
     scan_ipv4(t, out);
-  if (colons >= 2)
+  if (!holds || holds->ipv6())
     scan_ipv6(t, out);
-  if (upper > 0 && t.size() >= kIbanMinLength)
+  if (!holds || holds->iban())
     scan_iban(t, out);
   for (size_t k = first; k < out.size(); ++k)
     out[k].begin += offset, out[k].end += offset;
@@ -749,9 +765,16 @@ void scan_all(std::string_view t, size_t offset, std::vector<PiiEntity>& out, bo
 //  - Every entity holds a digit or an '@' (an IPv6 address without a decimal digit is not
 //    reported), so a segment without either is skipped.
 
+constexpr std::array<bool, 256> kSegmentBytes = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c)
+    t[size_t(c)] = is_alnum(char(c)) || c == '.' || c == '-' || c == '_' || c == '%' || c == '+' ||
+                   c == '@' || c == ':' || c == '(' || c == ')';
+  return t;
+}();
+
 bool is_segment_byte(char c) {
-  return is_alnum(c) || c == '.' || c == '-' || c == '_' || c == '%' || c == '+' || c == '@' ||
-         c == ':' || c == '(' || c == ')';
+  return kSegmentBytes[static_cast<unsigned char>(c)];
 }
 
 // Is text[i] inside a segment (not a cut)?
@@ -803,7 +826,7 @@ const std::vector<std::string>& pattern_pii_types() {
 
 std::vector<PiiEntity> find_pii_unfiltered(std::string_view text) {
   std::vector<PiiEntity> hits;
-  scan_all(text, 0, hits, false);
+  scan_all(text, 0, hits, nullptr);
   return resolve_overlaps(std::move(hits));
 }
 
@@ -821,8 +844,14 @@ std::vector<PiiEntity> find_pii(std::string_view text) {
       --begin;
     while (end < n && in_segment(text, end))
       ++end;
-    scan_all(text.substr(begin, end - begin), begin, hits, true);
     from = end;
+    if (end - begin < kMinEntityBytes)
+      continue;
+    Holds holds;
+    for (size_t i = begin; i < end; ++i)
+      holds.add(text[i]);
+    if (holds.any())
+      scan_all(text.substr(begin, end - begin), begin, hits, &holds);
   }
   return resolve_overlaps(std::move(hits));
 }
