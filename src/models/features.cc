@@ -199,10 +199,6 @@ const std::array<float, kTfTable>& tf_table() {
 
 void FeatureHasher::from_ids(std::vector<uint32_t>& ids, SparseVec& out) {
   sort_ids(ids);
-  from_sorted_ids(ids, out);
-}
-
-void FeatureHasher::from_sorted_ids(const std::vector<uint32_t>& ids, SparseVec& out) {
   const auto& tf = tf_table();
   const size_t n = ids.size();
   // Where each run of equal ids starts, without a branch per id: every position is written to

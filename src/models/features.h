@@ -43,8 +43,6 @@ public:
   uint32_t bigram_id(const std::string& a, const std::string& b) const;
   // Sorts and counts `ids` (destroyed) into a normalised SparseVec.
   static void from_ids(std::vector<uint32_t>& ids, SparseVec& out);
-  // The same for ids already in ascending order.
-  static void from_sorted_ids(const std::vector<uint32_t>& ids, SparseVec& out);
 
 private:
   FeatureOptions o_;

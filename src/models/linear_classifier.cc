@@ -16,8 +16,6 @@ namespace {
 // Window scoring keeps each word's weighted vector (400 bytes) for texts up to this long: a
 // window-sized text, not a 50k-word document read whole.
 constexpr size_t kMaxWeightedWords = 4096;
-// Window scoring merges at most this many blocks per window (score_windows).
-constexpr size_t kMaxWindowBlocks = 16;
 
 } // namespace
 
@@ -102,24 +100,17 @@ void LinearTextClassifier::prepare(std::string_view text, PreparedText& p) const
 
 void LinearTextClassifier::span_logits(const PreparedText& p, size_t a, size_t b,
                                        std::vector<float>& z) const {
-  if (a == 0 && b == p.words.size()) {
-    span_logits(p, a, b, p.hashed, z);
-    return;
-  }
   thread_local std::vector<uint32_t> span_ids;
   thread_local SparseVec x;
-  span_ids.assign(p.ids.begin() + p.offsets[a], p.ids.begin() + p.offsets[b]);
-  if (cfg_.features.word_bigrams && b < p.words.size())
-    span_ids.pop_back(); // the bigram reaching past the span
-  FeatureHasher::from_ids(span_ids, x);
-  span_logits(p, a, b, x, z);
-}
-
-void LinearTextClassifier::span_logits(const PreparedText& p, size_t a, size_t b,
-                                       const SparseVec& hx, std::vector<float>& z) const {
   thread_local std::vector<float> dense;
+  const SparseVec* hx = &p.hashed;
   const std::vector<float>* dv = &p.dense;
   if (a != 0 || b != p.words.size()) {
+    span_ids.assign(p.ids.begin() + p.offsets[a], p.ids.begin() + p.offsets[b]);
+    if (cfg_.features.word_bigrams && b < p.words.size())
+      span_ids.pop_back(); // the bigram reaching past the span
+    FeatureHasher::from_ids(span_ids, x);
+    hx = &x;
     dense.clear();
     if (vectors_ && !p.weighted.empty()) {
       // The words' weighted vectors summed in order, then finished: sentence_vector_rows()'s
@@ -147,7 +138,7 @@ void LinearTextClassifier::span_logits(const PreparedText& p, size_t a, size_t b
     dv = &dense;
   }
   z.resize(model_.classes);
-  model_.logits(hx, z.data());
+  model_.logits(*hx, z.data());
   if (!dv->empty()) // dense features live after the hashed buckets
     model_.add_dense(dv->data(), dv->size(), cfg_.vector_scale, hasher_.dim(), z.data());
 }
@@ -200,74 +191,14 @@ double LinearTextClassifier::positive_probability(const PreparedText& p) const {
   }
   // Windows of words, for long texts without sentence breaks.
   const size_t W = size_t(cfg_.window_words), step = size_t(std::max(1, cfg_.window_stride));
-  if (words.size() > W) {
-    if (W % step == 0 && W / step <= kMaxWindowBlocks) {
-      score_windows(p, W, step, best);
-    } else {
-      for (size_t k = 0; k < words.size(); k += step) {
-        size_t e = std::min(words.size(), k + W);
-        score(k, e);
-        if (e == words.size())
-          break;
-      }
+  if (words.size() > W)
+    for (size_t k = 0; k < words.size(); k += step) {
+      size_t e = std::min(words.size(), k + W);
+      score(k, e);
+      if (e == words.size())
+        break;
     }
-  }
   return best;
-}
-
-void LinearTextClassifier::score_windows(const PreparedText& p, size_t W, size_t step,
-                                         double& best) const {
-  // A window [k, k + W) with k a multiple of step is the union of W / step blocks of `step`
-  // words. Each block's ids are sorted once and a window merges its blocks' sorted runs: the
-  // same multiset as sorting the window's ids, so the same features, without sorting every id
-  // W / step times (most of a long prompt's jailbreak scoring).
-  //
-  // A block's ids are its words' ids and the bigrams between them. The bigram from its last
-  // word into the next block is kept aside: a window has it only when the next block is in it.
-  const size_t n = p.words.size();
-  const bool bigrams = cfg_.features.word_bigrams;
-  const size_t blocks = (n + step - 1) / step;
-  thread_local std::vector<uint32_t> ids, begin, joins, merged, scratch;
-  thread_local SparseVec x;
-  thread_local std::vector<float> z;
-  ids.clear();
-  begin.assign(1, 0);
-  joins.assign(blocks, 0);
-  for (size_t m = 0; m < blocks; ++m) {
-    const size_t b = std::min(n, (m + 1) * step);
-    const auto first = p.ids.begin() + p.offsets[m * step];
-    auto last = p.ids.begin() + p.offsets[b];
-    if (bigrams && b < n)
-      joins[m] = *--last;
-    const size_t at = ids.size();
-    ids.insert(ids.end(), first, last);
-    std::sort(ids.begin() + ptrdiff_t(at), ids.end());
-    begin.push_back(uint32_t(ids.size()));
-  }
-  for (size_t m0 = 0; m0 < blocks; ++m0) {
-    const size_t m1 = std::min(blocks, m0 + W / step); // blocks [m0, m1)
-    merged.assign(ids.begin() + begin[m0], ids.begin() + begin[m0 + 1]);
-    uint32_t inner[kMaxWindowBlocks];
-    size_t n_inner = 0;
-    for (size_t m = m0 + 1; m < m1; ++m) {
-      scratch.resize(merged.size() + (begin[m + 1] - begin[m]));
-      std::merge(merged.begin(), merged.end(), ids.begin() + begin[m], ids.begin() + begin[m + 1],
-                 scratch.begin());
-      merged.swap(scratch);
-      if (bigrams)
-        inner[n_inner++] = joins[m - 1];
-    }
-    for (size_t k = 0; k < n_inner; ++k)
-      merged.insert(std::upper_bound(merged.begin(), merged.end(), inner[k]), inner[k]);
-    const size_t a = m0 * step, e = std::min(n, m0 * step + W);
-    if (!(a == 0 && e == n)) {
-      FeatureHasher::from_sorted_ids(merged, x);
-      span_logits(p, a, e, x, z);
-      best = std::max(best, positive_from_logits(z));
-    }
-    if (e == n)
-      break;
-  }
 }
 
 double LinearTextClassifier::positive_probability(std::string_view text) const {

@@ -93,11 +93,6 @@ private:
   double positive_from_logits(const std::vector<float>& z) const;
   // Logits of words [a, b) of a prepared text (the whole text reuses its precomputed features).
   void span_logits(const PreparedText& p, size_t a, size_t b, std::vector<float>& z) const;
-  // The logits of words [a, b) whose hashed features are `hx` (span_logits without the ids).
-  void span_logits(const PreparedText& p, size_t a, size_t b, const SparseVec& hx,
-                   std::vector<float>& z) const;
-  // Scores the windows of `W` words every `step` words, W a multiple of step, into `best`.
-  void score_windows(const PreparedText& p, size_t W, size_t step, double& best) const;
   LinearClassifierConfig cfg_;
   LinearModel model_;
   FeatureHasher hasher_;

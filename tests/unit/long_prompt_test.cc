@@ -410,8 +410,8 @@ std::vector<std::string> classifier_texts() {
   for (int i = 0; i < 300; ++i)
     runon += "word" + std::to_string(i % 37) + " ";
   texts.push_back(runon);
-  // An attack inside a run-on text with no sentence break: only a window finds it, at every
-  // offset against the windows' blocks, in texts whose last block is partial.
+  // An attack inside a run-on text with no sentence break: only a window finds it, at several
+  // offsets against the windows' stride.
   for (size_t at : {0u, 3u, 7u, 8u, 13u, 21u, 40u}) {
     std::string text;
     for (size_t i = 0; i < 61; ++i) {
