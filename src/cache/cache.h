@@ -134,7 +134,11 @@ std::unique_ptr<Cache> make_redis_cache(const Options& options, const RedisOptio
 // trailing ? or . characters.
 std::string normalize(std::string_view text);
 
-// FNV-1a over bytes, chainable.
+// A 64-bit hash of `s`, chainable through `h` (the seed): FNV-1a for texts under
+// kLaneHashBytes, four interleaved FNV-style lanes and a final mix for longer ones (a pasted
+// document's key in microseconds, not a third of a millisecond). Chaining is not the same as
+// hashing the joined text.
+constexpr size_t kLaneHashBytes = 4096;
 uint64_t hash_bytes(std::string_view s, uint64_t h = 0xcbf29ce484222325ull);
 
 int64_t now_ms();

@@ -26,10 +26,11 @@ namespace semrouter::cache {
 
 uint64_t hash_bytes(std::string_view s, uint64_t h) {
   // FNV-1a waits for one multiply per byte: 0.3-0.4 ms for a pasted 300 kB document's exact
-  // key. From 32 bytes on, four lanes take 8 bytes each per step (independent multiplies), and
-  // a final mix folds them and the tail together. Short keys keep plain FNV-1a.
+  // key. From kLaneHashBytes on, four lanes take 8 bytes each per step (independent
+  // multiplies), and a final mix folds them and the tail together. Anything shorter (tenant
+  // keys, system prompts, chat turns) keeps plain FNV-1a, and so the key it had before.
   constexpr uint64_t prime = 0x100000001b3ull;
-  if (s.size() < 32)
+  if (s.size() < kLaneHashBytes)
     return models::fnv1a(s, h);
   uint64_t lane[4] = {h, h ^ 0x9e3779b97f4a7c15ull, h ^ 0xc2b2ae3d27d4eb4full,
                       h ^ 0x165667b19e3779f9ull};

@@ -37,7 +37,9 @@ struct TextEmbedding {
 // The PII entities found in a text (patterns and the model, as detect_pii() merges them), kept
 // so that the PII policy reads them instead of scanning the same text again.
 struct KnownPii {
-  std::string_view text; // the text scanned: a view of the request's own message or prompt
+  // The text scanned: the request's one message or prompt, or (several messages) a joined copy
+  // that route() drops before its PII policy runs. Compared by address and size only, never read.
+  std::string_view text;
   std::vector<signals::PiiEntity> entities;
   bool set = false;
 };

@@ -430,11 +430,22 @@ TEST(CacheWordCount, CountsRunsBetweenBlanksAtEveryOffset) {
   EXPECT_EQ(pipeline::cache_word_count("one two\tthree\nfour\r\nfive  six seven eight nine"), 9u);
 }
 
-TEST(CacheHash, EveryByteOfALongTextCounts) {
-  // Past 32 bytes the hash reads eight bytes per lane: a change anywhere (in a lane's word, in
-  // the tail, or only the length) changes it, and so does the seed it chains from.
+TEST(CacheHash, ShortTextsKeepFnv1aAndEveryByteOfALongTextCounts) {
+  // Under kLaneHashBytes the hash is FNV-1a, so tenant names and the keys of ordinary prompts
+  // stay what earlier versions (and other replicas on a shared Redis) computed.
+  auto fnv1a = [](std::string_view text, uint64_t h) {
+    for (unsigned char c : text)
+      h = (h ^ c) * 0x100000001b3ull;
+    return h;
+  };
+  EXPECT_EQ(cache::hash_bytes("key-abc"), fnv1a("key-abc", 0xcbf29ce484222325ull));
   std::mt19937 rng(3);
-  for (size_t size : {31u, 32u, 33u, 63u, 64u, 100u, 1000u}) {
+  const std::string short_text = random_prose(rng, cache::kLaneHashBytes - 1);
+  EXPECT_EQ(cache::hash_bytes(short_text, 42), fnv1a(short_text, 42));
+  // From kLaneHashBytes on, eight bytes per lane: a change anywhere (in a lane's word, in the
+  // tail, or only the length) changes it, and so does the seed it chains from.
+  const size_t n = cache::kLaneHashBytes;
+  for (size_t size : {n, n + 1, n + 31, n + 100}) {
     const std::string text = random_prose(rng, size);
     const uint64_t h = cache::hash_bytes(text);
     EXPECT_NE(cache::hash_bytes(text, 1), h);
@@ -446,9 +457,9 @@ TEST(CacheHash, EveryByteOfALongTextCounts) {
     }
   }
   // Swapping two 8-byte words of different lanes changes it too.
-  std::string a(64, 'a');
+  std::string a(n, 'a');
   a.replace(8, 8, "BBBBBBBB");
-  std::string b(64, 'a');
+  std::string b(n, 'a');
   b.replace(16, 8, "BBBBBBBB");
   EXPECT_NE(cache::hash_bytes(a), cache::hash_bytes(b));
 }
