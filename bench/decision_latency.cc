@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,7 +18,9 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "metrics/metrics.h"
 #include "models/quality_router.h"
+#include "pipeline/cache_stage.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/request_signals.h"
 #include "signals/keyword.h"
@@ -115,6 +118,14 @@ void print_breakdown(const pipeline::Snapshot& snap, const std::vector<std::stri
 
 } // namespace
 
+// "miss 72, bypass 8": how often the cache stage gave each answer.
+std::string outcome_list(const std::map<std::string, int>& outcomes) {
+  std::string out;
+  for (const auto& [name, count] : outcomes)
+    out += (out.empty() ? "" : ", ") + name + " " + std::to_string(count);
+  return out;
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"Routing-decision latency of the default config (p50/p99 per concurrency)."};
   std::vector<int> concurrency{1, 64};
@@ -138,7 +149,16 @@ int main(int argc, char** argv) {
   bool breakdown = false;
   app.add_flag("--breakdown", breakdown,
                "With --words: also time each stage of route() on its own (p50 per stage)");
+  bool with_cache = false;
+  app.add_flag("--cache", with_cache,
+               "With --words: route with the config's semantic cache, as the server does (an "
+               "in-memory store that stays empty, so each lookup misses as a new long prompt "
+               "does; the table's cache column says what the stage answered)");
   CLI11_PARSE(app, argc, argv);
+  if (with_cache && words.empty()) {
+    std::fprintf(stderr, "--cache: only with --words\n");
+    return 2;
+  }
 
   if (!router_dir.empty()) {
     auto r = models::QualityRouter::load(router_dir);
@@ -208,7 +228,13 @@ int main(int argc, char** argv) {
     for (std::string line; std::getline(tin, line);)
       if (!line.empty())
         texts.push_back(nlohmann::json::parse(line)["text"].get<std::string>());
-    std::printf("| words | window | requests | p50 µs | p99 µs |\n|---|---|---|---|---|\n");
+    metrics::Registry registry;
+    pipeline::CacheRuntime cache(registry);
+    pipeline::RequestMeta meta;
+    if (with_cache)
+      meta.cache = &cache;
+    std::printf(
+        "| words | window | cache | requests | p50 µs | p99 µs |\n|---|---|---|---|---|---|\n");
     std::vector<std::vector<std::string>> long_sets;
     for (int n : words) {
       std::vector<std::string> longs;
@@ -228,19 +254,22 @@ int main(int argc, char** argv) {
       }
       core::Random random(1);
       for (const auto& b : longs) // warm-up
-        pipeline::route(**snap, {}, b, random);
+        pipeline::route(**snap, meta, b, random);
       std::vector<double> lat;
+      std::map<std::string, int> outcomes; // the cache stage's answers
       for (int r = 0; r < rounds; ++r)
         for (const auto& b : longs) {
           auto t0 = std::chrono::steady_clock::now();
-          pipeline::route(**snap, {}, b, random);
+          const auto out = pipeline::route(**snap, meta, b, random);
+          ++outcomes[out.cache.empty() ? "none" : out.cache];
           lat.push_back(
               std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
                   .count());
         }
       std::sort(lat.begin(), lat.end());
-      std::printf("| %d | %s | %zu | %.1f | %.1f |\n", n, no_window ? "off" : "on", lat.size(),
-                  lat[lat.size() / 2], lat[std::min(lat.size() - 1, size_t(0.99 * lat.size()))]);
+      std::printf("| %d | %s | %s | %zu | %.1f | %.1f |\n", n, no_window ? "off" : "on",
+                  outcome_list(outcomes).c_str(), lat.size(), lat[lat.size() / 2],
+                  lat[std::min(lat.size() - 1, size_t(0.99 * lat.size()))]);
       long_sets.push_back(std::move(longs));
     }
     if (breakdown) {
