@@ -229,6 +229,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads,
                  "Misses per second (lookup + store) from 1 and from this many threads "
                  "(replaces the latency table)");
+  uint32_t min_entries = cache::HnswOptions{}.min_entries;
+  app.add_option("--min-entries", min_entries,
+                 "hnsw.min_entries for the latency table: a scope larger than this is "
+                 "searched by HNSW, a smaller one exactly (default: the config's default)");
   app.add_option("--scopes", scopes, "With --threads: scopes the entries spread over")
       ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
@@ -269,6 +273,7 @@ int main(int argc, char** argv) {
     cache::Options o;
     o.max_entries = n + 1 + std::size(kQuestions);
     o.max_bytes = 1ull << 40;
+    o.hnsw.min_entries = min_entries;
     std::unique_ptr<cache::Cache> c;
     if (redis.empty()) {
       c = cache::make_memory_cache(o);
