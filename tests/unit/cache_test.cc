@@ -442,6 +442,9 @@ TEST(CacheHash, ShortTextsKeepFnv1aAndEveryByteOfALongTextCounts) {
   std::mt19937 rng(3);
   const std::string short_text = random_prose(rng, cache::kLaneHashBytes - 1);
   EXPECT_EQ(cache::hash_bytes(short_text, 42), fnv1a(short_text, 42));
+  // ... and only there: at kLaneHashBytes the lanes take over.
+  const std::string at_threshold = short_text + 'x';
+  EXPECT_NE(cache::hash_bytes(at_threshold, 42), fnv1a(at_threshold, 42));
   // From kLaneHashBytes on, eight bytes per lane: a change anywhere (in a lane's word, in the
   // tail, or only the length) changes it, and so does the seed it chains from.
   const size_t n = cache::kLaneHashBytes;
