@@ -533,7 +533,7 @@ PiiFinding find_request_pii(const Snapshot& snapshot, const openai::RequestView&
   };
   auto detect = [&](const std::string& text) {
     // The same text, not an equal one: the signals scanned this very string.
-    if (known.set && known.text.data() == text.data() && known.text.size() == text.size())
+    if (known.text.data() == text.data() && known.text.size() == text.size())
       return known.entities;
     return detect_pii(snapshot.models.get(), text);
   };

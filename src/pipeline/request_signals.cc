@@ -504,11 +504,6 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
   }
 
   // --- PII signals. ---
-  if (which.pii && facts.pii_out) {
-    facts.pii_out->text = pii_text;
-    facts.pii_out->entities = pii;
-    facts.pii_out->set = true;
-  }
   if (which.pii) {
     for (const auto& p : config.signals.pii) {
       signals::SignalResult r;
@@ -530,6 +525,10 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
     }
   }
 
+  if (which.pii && facts.pii_out) {
+    facts.pii_out->text = pii_text;
+    facts.pii_out->entities = details ? pii : std::move(pii);
+  }
   if (facts.embedding_out && a.has_embedding && !a.embedding.empty() &&
       model_text.size() == facts.text.size()) {
     facts.embedding_out->text.assign(model_text);

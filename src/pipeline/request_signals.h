@@ -37,11 +37,11 @@ struct TextEmbedding {
 // The PII entities found in a text (patterns and the model, as detect_pii() merges them), kept
 // so that the PII policy reads them instead of scanning the same text again.
 struct KnownPii {
-  // The text scanned: the request's one message or prompt, or (several messages) a joined copy
-  // that route() drops before its PII policy runs. Compared by address and size only, never read.
+  // The text scanned (empty: nothing was): the request's one message or prompt, or (several
+  // messages) a joined copy that route() drops before its PII policy runs. Compared by address
+  // and size only, never read.
   std::string_view text;
   std::vector<signals::PiiEntity> entities;
-  bool set = false;
 };
 
 // What signals read of a request.

@@ -705,13 +705,14 @@ std::vector<PiiEntity> resolve_overlaps(std::vector<PiiEntity> all) {
 // for an IBAN, an '@' for an e-mail address.
 struct Holds {
   size_t digits = 0, colons = 0, upper = 0, dots = 0, at = 0, bytes = 0;
-  void add(char c) {
-    digits += is_digit(c);
-    colons += c == ':';
-    upper += is_upper(c);
-    dots += c == '.';
-    at += c == '@';
-    ++bytes;
+  explicit Holds(std::string_view t) : bytes(t.size()) {
+    for (char c : t) {
+      digits += is_digit(c);
+      colons += c == ':';
+      upper += is_upper(c);
+      dots += c == '.';
+      at += c == '@';
+    }
   }
   bool email() const { return at > 0; }
   bool phone() const { return digits >= kPhoneMinDigits; }
@@ -847,11 +848,10 @@ std::vector<PiiEntity> find_pii(std::string_view text) {
     from = end;
     if (end - begin < kMinEntityBytes)
       continue;
-    Holds holds;
-    for (size_t i = begin; i < end; ++i)
-      holds.add(text[i]);
+    const std::string_view segment = text.substr(begin, end - begin);
+    const Holds holds(segment);
     if (holds.any())
-      scan_all(text.substr(begin, end - begin), begin, hits, &holds);
+      scan_all(segment, begin, hits, &holds);
   }
   return resolve_overlaps(std::move(hits));
 }
