@@ -1,6 +1,7 @@
 #include "openai/request.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -9,9 +10,9 @@
 #endif
 
 #include <nlohmann/json.hpp>
-#include <simdjson.h>
 
 #include "core/strings.h"
+#include "openai/json_reader.h"
 
 namespace semrouter::openai {
 namespace {
@@ -104,38 +105,20 @@ size_t skip_value(std::string_view s, size_t i) {
   return i;
 }
 
-std::string_view sv(simdjson::dom::element e) {
-  std::string_view out;
-  if (e.get(out) != simdjson::SUCCESS)
-    return {};
-  return out;
+std::string decoded(std::string_view body, Span span) {
+  return json_text(body.substr(span.begin, span.end - span.begin));
 }
 
-// Concatenates the text parts of a content value.
-std::string content_text(simdjson::dom::element content, bool& is_string) {
-  is_string = false;
-  if (content.is_string()) {
-    is_string = true;
-    return std::string(sv(content));
-  }
-  std::string out;
-  if (content.is_array()) {
-    for (simdjson::dom::element part : content.get_array()) {
-      if (!part.is_object())
-        continue;
-      simdjson::dom::element type, text;
-      if (part["type"].get(type) == simdjson::SUCCESS && sv(type) == "text" &&
-          part["text"].get(text) == simdjson::SUCCESS && text.is_string()) {
-        if (!out.empty())
-          out.push_back('\n');
-        out.append(sv(text));
-      }
-    }
-  }
-  return out;
+// A key as JSON parsers read it: "m\u0065ssages" is "messages".
+std::string key_of(std::string_view body, Span key, bool escaped) {
+  if (!escaped)
+    return std::string(body.substr(key.begin + 1, key.end - key.begin - 2));
+  return decoded(body, key);
 }
 
-thread_local simdjson::dom::parser tl_parser;
+bool is_string_at(std::string_view body, Span span) {
+  return span.end > span.begin && body[span.begin] == '"';
+}
 
 // A key's text between its quotes, as written (escapes not decoded).
 std::string_view key_text(std::string_view s, Span key) {
@@ -173,6 +156,47 @@ template <typename Field> const char* walk_top_level(std::string_view s, Field&&
     return "expected ',' or '}'";
   }
   return "unterminated object";
+}
+
+// What the one pass records of a message: its span and its first "role" and "content" values (a
+// duplicated key in a message reads as its first, as it did with simdjson's DOM).
+struct MessageSpans {
+  Span span, role, content;
+  bool is_object = false, has_role = false, has_content = false;
+};
+
+// The text of a message's content value: a string's text, or the text parts of an array
+// ({"type":"text","text":...}) joined by "\n". The body is already validated.
+std::string content_text(std::string_view body, Span content, bool& is_string) {
+  is_string = is_string_at(body, content);
+  if (is_string)
+    return decoded(body, content);
+  std::string out;
+  if (body[content.begin] != '[')
+    return out;
+  for (const Span part : scan_array_elements(body, content)) {
+    if (body[part.begin] != '{')
+      continue;
+    const std::string_view obj = body.substr(part.begin, part.end - part.begin);
+    Span type, text;
+    bool has_type = false, has_text = false;
+    walk_top_level(obj, [&](Span key, Span value) {
+      const std::string k =
+          key_of(obj, key, key_text(obj, key).find('\\') != std::string_view::npos);
+      if (k == "type" && !has_type)
+        type = value, has_type = true;
+      else if (k == "text" && !has_text)
+        text = value, has_text = true;
+      return true;
+    });
+    if (has_type && has_text && is_string_at(obj, type) && is_string_at(obj, text) &&
+        decoded(obj, type) == "text") {
+      if (!out.empty())
+        out.push_back('\n');
+      append_json_text(out, obj.substr(text.begin, text.end - text.begin));
+    }
+  }
+  return out;
 }
 
 } // namespace
@@ -289,115 +313,164 @@ std::vector<Span> scan_array_elements(std::string_view s, Span array) {
 core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kind) {
   RequestView view;
   view.kind = kind;
-  // simdjson needs SIMDJSON_PADDING readable bytes after the input: the body is copied into a
-  // buffer this thread reuses (no allocation per request once it has grown).
-  thread_local std::string padded;
-  padded.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-  padded.assign(body);
-  simdjson::dom::element doc;
-  if (auto err = tl_parser.parse(padded.data(), body.size(), /*realloc_if_needed=*/false).get(doc);
-      err != simdjson::SUCCESS) {
+  JsonReader r(body);
+  auto invalid = [&] {
     return core::make_error(ErrorCode::InvalidArgument,
-                            std::string("the request body is not valid JSON: ") +
-                                simdjson::error_message(err));
-  }
-  if (!doc.is_object())
+                            std::string("the request body is not valid JSON: ") + r.error() +
+                                " at byte " + std::to_string(r.pos()));
+  };
+  r.skip_ws();
+  if (r.peek() != '{') {
+    // JSON that is not an object is told apart from what is not JSON at all.
+    if (!r.value(0))
+      return invalid();
+    r.skip_ws();
+    if (r.pos() != body.size()) {
+      r.fail("text after the JSON value");
+      return invalid();
+    }
     return core::make_error(ErrorCode::InvalidArgument, "the request body must be a JSON object");
+  }
 
-  auto fields = scan_top_level(body);
-  if (!fields)
-    return core::make_error(ErrorCode::InvalidArgument, "the request body is not valid JSON");
+  // One pass: every top-level member's span, and the messages array's elements with their first
+  // "role" and "content" values. What they must hold is checked after the whole body proved to
+  // be JSON, so a syntax error anywhere is reported as one.
+  std::vector<MessageSpans> messages;
+  bool messages_read = false;
+  view.fields.reserve(8); // a request's usual fields in one allocation
+  auto message_member = [&](MessageSpans& m, Span key, bool escaped, int depth) {
+    Span value{r.pos(), 0};
+    if (!r.value(depth))
+      return false;
+    value.end = r.pos();
+    const std::string_view raw = key_text(body, key);
+    const std::string k = escaped ? key_of(body, key, escaped) : std::string();
+    const std::string_view name = escaped ? std::string_view(k) : raw;
+    if (name == "role" && !m.has_role)
+      m.role = value, m.has_role = true;
+    else if (name == "content" && !m.has_content)
+      m.content = value, m.has_content = true;
+    return true;
+  };
+  auto message = [&](int depth) {
+    MessageSpans m;
+    m.span.begin = r.pos();
+    if (r.peek() == '{') {
+      m.is_object = true;
+      if (!r.object(depth + 1, [&](Span key, bool escaped, int d) {
+            return message_member(m, key, escaped, d);
+          }))
+        return false;
+    } else if (!r.value(depth)) {
+      return false;
+    }
+    m.span.end = r.pos();
+    messages.push_back(m);
+    return true;
+  };
+  const bool parsed = r.object(1, [&](Span key, bool escaped, int depth) {
+    TopLevelField f;
+    f.key_span = key;
+    f.key = key_of(body, key, escaped);
+    f.value.begin = r.pos();
+    bool read;
+    if (kind == RequestKind::ChatCompletions && !messages_read &&
+        std::string_view(f.key) == "messages" && r.peek() == '[') {
+      messages_read = true;
+      read = r.array(depth + 1, message);
+    } else {
+      read = r.value(depth);
+    }
+    f.value.end = r.pos();
+    view.fields.push_back(std::move(f));
+    return read;
+  });
+  if (!parsed)
+    return invalid();
+  r.skip_ws();
+  if (r.pos() != body.size()) {
+    r.fail("text after the JSON value");
+    return invalid();
+  }
+
   // Parsers disagree on duplicate keys (first wins here, last wins elsewhere): routing one
   // "messages" while the upstream reads another is a bypass. Refuse the ambiguity.
-  for (size_t i = 0; i < fields->size(); ++i) {
-    for (size_t j = i + 1; j < fields->size(); ++j) {
-      if ((*fields)[i].key == (*fields)[j].key)
+  const auto& fields = view.fields;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    for (size_t j = i + 1; j < fields.size(); ++j) {
+      if (fields[i].key == fields[j].key)
         return core::make_error(ErrorCode::InvalidArgument,
-                                (*fields)[i].key + ": duplicate key in the request body");
+                                fields[i].key + ": duplicate key in the request body");
     }
   }
 
-  // One walk over the members (the keys are unique, checked above) instead of a lookup each.
-  simdjson::dom::object obj = doc.get_object();
-  simdjson::dom::element model, stream, tools, user, prompt, messages;
+  Span stream, tools, user, prompt;
   bool has_stream = false, has_tools = false, has_user = false, has_prompt = false,
        has_messages = false;
-  for (simdjson::dom::key_value_pair kv : obj) {
-    const std::string_view key = kv.key;
+  for (const auto& f : fields) {
+    const std::string_view key = f.key;
     if (key == "model")
-      model = kv.value, view.has_model = true;
+      view.model_span = f.value, view.has_model = true;
     else if (key == "messages")
-      messages = kv.value, has_messages = true;
+      view.messages_span = f.value, has_messages = true;
     else if (key == "stream")
-      stream = kv.value, has_stream = true;
+      stream = f.value, has_stream = true;
     else if (key == "tools")
-      tools = kv.value, has_tools = true;
+      tools = f.value, has_tools = true;
     else if (key == "user")
-      user = kv.value, has_user = true;
+      user = f.value, has_user = true;
     else if (key == "prompt")
-      prompt = kv.value, has_prompt = true;
+      prompt = f.value, has_prompt = true;
   }
+  auto text_of = [&](Span s) { return body.substr(s.begin, s.end - s.begin); };
   if (view.has_model) {
-    if (!model.is_string())
+    if (!is_string_at(body, view.model_span))
       return core::make_error(ErrorCode::InvalidArgument, "model: must be a string");
-    view.model = std::string(sv(model));
+    view.model = decoded(body, view.model_span);
   }
-  if (has_stream && !stream.is_null()) {
-    bool b = false;
-    if (stream.get(b) != simdjson::SUCCESS)
+  if (has_stream && text_of(stream) != "null") {
+    if (text_of(stream) != "true" && text_of(stream) != "false")
       return core::make_error(ErrorCode::InvalidArgument, "stream: must be a boolean");
-    view.stream = b;
+    view.stream = text_of(stream) == "true";
   }
-  if (has_tools && tools.is_array())
-    view.has_tools = simdjson::dom::array(tools).size() > 0;
-  if (has_user && user.is_string())
-    view.user = std::string(sv(user));
-
-  view.fields = std::move(*fields);
-  for (const auto& f : view.fields) {
-    if (std::string_view(f.key) == "model") {
-      view.model_span = f.value;
-    } else if (std::string_view(f.key) == "messages") {
-      view.messages_span = f.value;
-    }
+  if (has_tools && body[tools.begin] == '[') {
+    JsonReader after(text_of(tools).substr(1));
+    after.skip_ws();
+    view.has_tools = after.peek() != ']';
   }
+  if (has_user && is_string_at(body, user))
+    view.user = decoded(body, user);
 
   if (kind == RequestKind::Completions) {
-    if (has_prompt && prompt.is_string())
-      view.prompt = std::string(sv(prompt));
+    if (has_prompt && is_string_at(body, prompt))
+      view.prompt = decoded(body, prompt);
     return view;
   }
 
   if (!has_messages)
     return core::make_error(ErrorCode::InvalidArgument, "messages: is required");
-  if (!messages.is_array())
+  if (body[view.messages_span.begin] != '[')
     return core::make_error(ErrorCode::InvalidArgument, "messages: must be an array");
-  simdjson::dom::array arr = messages.get_array();
-  if (arr.size() == 0)
+  if (messages.empty())
     return core::make_error(ErrorCode::InvalidArgument, "messages: must not be empty");
-  std::vector<Span> spans = scan_array_elements(body, view.messages_span);
-  size_t index = 0;
-  for (simdjson::dom::element m : arr) {
-    if (!m.is_object())
+  view.messages.reserve(messages.size());
+  for (size_t index = 0; index < messages.size(); ++index) {
+    const MessageSpans& m = messages[index];
+    if (!m.is_object)
       return core::make_error(ErrorCode::InvalidArgument,
                               "messages[" + std::to_string(index) + "]: must be an object");
-    MessageView mv;
-    simdjson::dom::element role;
-    if (m["role"].get(role) != simdjson::SUCCESS || !role.is_string())
+    if (!m.has_role || !is_string_at(body, m.role))
       return core::make_error(ErrorCode::InvalidArgument,
                               "messages[" + std::to_string(index) +
                                   "].role: is required and must be a string");
-    mv.role = std::string(sv(role));
-    simdjson::dom::element content;
-    if (m["content"].get(content) == simdjson::SUCCESS && !content.is_null()) {
-      mv.text = content_text(content, mv.content_is_string);
+    MessageView mv;
+    mv.role = decoded(body, m.role);
+    if (m.has_content && text_of(m.content) != "null") {
+      mv.text = content_text(body, m.content, mv.content_is_string);
       mv.has_content = true;
     }
-    if (index < spans.size()) {
-      mv.span = spans[index];
-    }
+    mv.span = m.span;
     view.messages.push_back(std::move(mv));
-    ++index;
   }
   return view;
 }

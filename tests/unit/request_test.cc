@@ -52,6 +52,110 @@ TEST(Request, RejectsBadBodies) {
   }
 }
 
+// The one-pass reader holds the body to RFC 8259, byte for byte what nlohmann accepts (numbers
+// included: one past a double's range is refused) (the fuzz
+// target's oracle): every case here is checked against it too.
+TEST(Request, RefusesWhatIsNotJsonAsJsonParsersDo) {
+  const std::string msgs = R"("messages":[{"role":"user","content":"x"}])";
+  const std::vector<std::string> bad = {
+      "{" + msgs + ",}",                           // trailing comma
+      "{" + msgs + ",\"n\":01}",                   // leading zero
+      "{" + msgs + ",\"n\":1.}",                   // no fraction digits
+      "{" + msgs + ",\"n\":.5}",                   // no integer part
+      "{" + msgs + ",\"n\":-}",                    // a sign alone
+      "{" + msgs + ",\"n\":+1}",                   // a plus sign
+      "{" + msgs + ",\"n\":1e}",                   // no exponent digits
+      "{" + msgs + ",\"n\":tru}",                  // a cut literal
+      "{" + msgs + ",\"n\":nulls}",                // a literal running on
+      "{" + msgs + ",\"n\":NaN}",                  // not JSON
+      "{" + msgs + ",\"n\":'x'}",                  // single quotes
+      "{" + msgs + ",\"n\":\"a\tb\"}",             // a control byte in a string
+      "{" + msgs + ",\"n\":\"\\x41\"}",            // no such escape
+      "{" + msgs + ",\"n\":\"\\u12G4\"}",          // not hex
+      "{" + msgs + ",\"n\":\"\\ud800\"}",          // a lone high surrogate
+      "{" + msgs + ",\"n\":\"\\udc00\"}",          // a lone low surrogate
+      "{" + msgs + ",\"n\":\"\\ud800\\u0041\"}",   // a high surrogate, then no low one
+      "{" + msgs + ",\"n\":\"\xC0\x80\"}",         // an overlong NUL
+      "{" + msgs + ",\"n\":\"\xED\xA0\x80\"}",     // a surrogate in UTF-8
+      "{" + msgs + ",\"n\":\"\xF4\x90\x80\x80\"}", // past U+10FFFF
+      "{" + msgs + ",\"n\":\"\xE2\x82\"}",         // a cut sequence
+      "{" + msgs + ",\"n\":\"\xFF\"}",             // never UTF-8
+      "{" + msgs + "} {}",                         // two values
+      "{" + msgs + "} x",                          // text after the value
+      "{" + msgs + ",\"n\" 1}",                    // no colon
+      "{" + msgs + ",\"n\":[1,]}",                 // trailing comma in an array
+      "{" + msgs + ",\"n\":[1 2]}",                // no comma in an array
+      "{" + msgs + ",\"n\":{1:2}}",                // a key that is not a string
+      "{" + msgs + ",\"n\":\"abc",                 // unterminated
+      "{" + msgs + ",/*c*/\"n\":1}",               // comments
+      "\xEF\xBB\xBF{" + msgs + "}",                // a byte-order mark (nlohmann skips it)
+      "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}", // unclosed
+  };
+  for (const auto& body : bad) {
+    auto v = parse_request(body, RequestKind::ChatCompletions);
+    ASSERT_FALSE(v) << body;
+    EXPECT_EQ(v.error().message.rfind("the request body is not valid JSON: ", 0), 0u)
+        << body << " -> " << v.error().message;
+    EXPECT_NE(v.error().message.find(" at byte "), std::string::npos) << v.error().message;
+    if (!body.starts_with("\xEF\xBB\xBF"))
+      EXPECT_FALSE(json::accept(body)) << body;
+  }
+  // Nesting past 1,024 levels is refused (as simdjson did); 1,000 is fine.
+  auto nested = [&](int levels) {
+    return "{" + msgs + ",\"n\":" + std::string(levels, '[') + std::string(levels, ']') + "}";
+  };
+  EXPECT_TRUE(parse_request(nested(1000), RequestKind::ChatCompletions));
+  auto deep = parse_request(nested(1100), RequestKind::ChatCompletions);
+  ASSERT_FALSE(deep);
+  EXPECT_NE(deep.error().message.find("nested too deep"), std::string::npos);
+}
+
+TEST(Request, AcceptsTheWholeGrammarAndDecodesEscapes) {
+  const std::string body =
+      " \t\r\n{ \"m\\u006fdel\" : \"a\\/b\" , "
+      "\"n\":[-0,1e-400,1e308,1E+2,-1.5e-3,123456789012345678901234,"
+      "true,false,null,{},[],\"\\u0000\"],\"messages\":[{\"r\\u006fle\":\"user\",\"role\":"
+      "\"ignored\","
+      "\"content\":[{\"typ\\u0065\":\"text\",\"text\":\"\\ud83d\\ude00 \\\"q\\\" \\\\ "
+      "\\b\\f\\n\\r\\t "
+      "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\"},{\"type\":\"image_url\",\"text\":\"no\"},"
+      "{\"type\":\"text\",\"text\":\"second\",\"text\":\"dup\"}]}]} \n";
+  ASSERT_TRUE(json::accept(body));
+  auto v = parse_request(body, RequestKind::ChatCompletions);
+  ASSERT_TRUE(v) << v.error().message;
+  EXPECT_EQ(v->model, "a/b");
+  ASSERT_EQ(v->messages.size(), 1u);
+  EXPECT_EQ(v->messages[0].role,
+            "user"); // the first of a duplicated key, as simdjson's DOM read it
+  EXPECT_FALSE(v->messages[0].content_is_string);
+  EXPECT_EQ(v->messages[0].text, "\xF0\x9F\x98\x80 \"q\" \\ \b\f\n\r\t "
+                                 "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\nsecond");
+  ASSERT_EQ(v->fields.size(), 3u);
+  EXPECT_EQ(v->fields[0].key, "model");
+  EXPECT_EQ(body.substr(v->model_span.begin, v->model_span.end - v->model_span.begin), "\"a\\/b\"");
+  // Every span is the value's bytes, whitespace excluded.
+  EXPECT_EQ(body[v->messages[0].span.begin], '{');
+  EXPECT_EQ(body[v->messages[0].span.end - 1], '}');
+  EXPECT_EQ(body[v->messages_span.end - 1], ']');
+}
+
+TEST(Request, ToolsAndStreamAreRead) {
+  auto with = [](const std::string& extra) {
+    return parse_request("{" + extra + R"("messages":[{"role":"user","content":"x"}]})",
+                         RequestKind::ChatCompletions);
+  };
+  EXPECT_FALSE(with(R"("tools":[ ],)")->has_tools);
+  EXPECT_TRUE(with(R"("tools":[ {} ],)")->has_tools);
+  EXPECT_FALSE(with(R"("tools":{},)")->has_tools);
+  EXPECT_FALSE(with(R"("stream":null,)")->stream);
+  EXPECT_TRUE(with(R"("stream":true,)")->stream);
+  EXPECT_FALSE(with(R"("stream":0,)"));
+  EXPECT_FALSE(with(R"("messages":1,)")); // a duplicate, even when the first is not an array
+  auto null_content = with(R"("user":"u\u00e9",)");
+  ASSERT_TRUE(null_content);
+  EXPECT_EQ(null_content->user, "u\xC3\xA9");
+}
+
 TEST(Request, CompletionsNeedNoMessages) {
   auto v = parse_request(R"({"model":"m","prompt":"hello there"})", RequestKind::Completions);
   ASSERT_TRUE(v);

@@ -153,6 +153,28 @@ TEST(Sse, ParsesOnlyTheTopLevelUsage) {
   EXPECT_FALSE(parse_usage(R"(["usage"])").present);
 }
 
+// A key with an escape before "usage" has the whole answer read; counts must be whole numbers
+// within 64 bits; the first reasoning_tokens of a details object counts. ("us\u0061ge" itself is
+// not looked for: no backend escapes it.)
+TEST(Sse, UsageEdgeCases) {
+  Usage escaped =
+      parse_usage(R"({"ch\u006fices":[],"usage":{"prompt_tokens":2,"completion_tokens":3}})");
+  EXPECT_TRUE(escaped.present);
+  EXPECT_EQ(escaped.prompt_tokens, 2u);
+  EXPECT_EQ(escaped.completion_tokens, 3u);
+  EXPECT_FALSE(parse_usage(R"({"\u0069d":1,"usage":null})").present);
+  Usage odd =
+      parse_usage(R"({"usage":{"prompt_tokens":1.5,"completion_tokens":18446744073709551616,)"
+                  R"("completion_tokens_details":{"reasoning_tokens":4,"reasoning_tokens":9}}})");
+  EXPECT_TRUE(odd.present);
+  EXPECT_EQ(odd.prompt_tokens, 0u);
+  EXPECT_EQ(odd.completion_tokens, 0u);
+  EXPECT_EQ(odd.reasoning_tokens, 4u);
+  Usage max = parse_usage(R"({"usage":{"completion_tokens":18446744073709551615}})");
+  EXPECT_EQ(max.completion_tokens, 18446744073709551615u);
+  EXPECT_EQ(parse_usage(R"({"usage":{"prompt_t\u006fkens":7}})").prompt_tokens, 7u);
+}
+
 // A member that breaks the object after good ones gives no counts at all, not half of them.
 TEST(Sse, MalformedUsageAfterGoodMembersCountsNothing) {
   for (const char* json : {R"({"usage":{"prompt_tokens":5,1}})",
