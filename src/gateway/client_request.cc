@@ -1,8 +1,18 @@
 #include "gateway/client_request.h"
 
+#include <algorithm>
+
 namespace semrouter::gateway {
 
 namespace hp = ::semrouter::http;
+
+namespace {
+
+uint64_t size_bit(size_t n) {
+  return uint64_t{1} << std::min<size_t>(n, 63);
+}
+
+} // namespace
 
 void ClientRequest::set_head(const hp::RequestParser& parser, std::string_view head) {
   head_.assign(head);
@@ -18,8 +28,11 @@ void ClientRequest::set_head(const hp::RequestParser& parser, std::string_view h
   version_ = hp::version_number(parser.version());
   keep_alive_ = parser.keep_alive();
   headers_.clear();
-  for (const hp::Header& h : parser.headers())
+  name_sizes_ = 0;
+  for (const hp::Header& h : parser.headers()) {
     headers_.push_back({rebase(h.name), rebase(h.value)});
+    name_sizes_ |= size_bit(h.name.size());
+  }
   body_.clear();
 }
 
@@ -31,16 +44,21 @@ void ClientRequest::clear() {
   version_ = 11;
   keep_alive_ = false;
   headers_.clear();
+  name_sizes_ = 0;
   body_.clear();
 }
 
 std::optional<std::string_view> ClientRequest::find(std::string_view name) const {
+  if (!(name_sizes_ & size_bit(name.size())))
+    return std::nullopt;
   if (const hp::Header* h = hp::find_header(headers_, name))
     return h->value;
   return std::nullopt;
 }
 
 std::string_view ClientRequest::operator[](std::string_view name) const {
+  if (!(name_sizes_ & size_bit(name.size())))
+    return {};
   const hp::Header* h = hp::find_header(headers_, name);
   return h ? h->value : std::string_view();
 }

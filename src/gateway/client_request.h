@@ -5,6 +5,7 @@
 // request once its buffers have grown. Beast-free.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,6 +45,9 @@ private:
   unsigned version_ = 11;
   bool keep_alive_ = false;
   std::vector<::semrouter::http::Header> headers_;
+  // Bit min(n, 63) is set when a header name of n bytes was sent: most lookups are for headers a
+  // request lacks (x-semrouter-*, authorization, ...), and they end here without a scan.
+  uint64_t name_sizes_ = 0;
   std::string body_;
 };
 

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/client_request.h"
 #include "http/request_parser.h"
 #include "http/response_parser.h"
 #include "http/writer.h"
@@ -1277,6 +1278,31 @@ TEST(HttpWriter, RoundTripsThroughTheParsers) {
   ASSERT_EQ(r.error, ParseError::None);
   EXPECT_EQ(r.messages.at(0).body, kChatBody);
   EXPECT_EQ(r.messages.at(0).headers.at(0).second, "up:8000");
+}
+
+// The gateway's copy of a request head: lookups ignore case, find names of every length (the
+// size filter in front of the scan has one bit for all names of 63 bytes or more), and miss
+// what was not sent.
+TEST(ClientRequest, LooksUpHeadersByName) {
+  const std::string long_name(70, 'x'), other_long(64, 'y');
+  const std::string wire = "POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nX-Tenant-ID: t1\r\n" +
+                           long_name + ": long\r\nContent-Length: 0\r\n\r\n";
+  RequestParser p;
+  ParseResult r = p.parse(wire);
+  ASSERT_EQ(r.event, Event::Head);
+  gateway::ClientRequest req;
+  req.set_head(p, std::string_view(wire).substr(0, r.consumed));
+  EXPECT_EQ(req["x-tenant-id"], "t1");
+  EXPECT_EQ(req["HOST"], "a");
+  EXPECT_EQ(req[long_name], "long");
+  EXPECT_EQ(req[other_long], "");
+  EXPECT_EQ(req["x-tenant-ix"], "");
+  EXPECT_EQ(req["authorization"], "");
+  EXPECT_FALSE(req.find("x-semrouter-decision"));
+  ASSERT_TRUE(req.find("content-length"));
+  EXPECT_EQ(*req.find("content-length"), "0");
+  req.clear();
+  EXPECT_EQ(req["host"], "");
 }
 
 } // namespace
