@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include "pipeline/pipeline.h"
 
@@ -62,6 +63,26 @@ void BM_RouteMathWithReasoningAndSystemPrompt(benchmark::State& state) {
   route_body(state, body);
 }
 BENCHMARK(BM_RouteMathWithReasoningAndSystemPrompt)->Arg(10)->Arg(50)->Arg(300);
+
+// An agent's request: 0 or 50 function tools (about 17 kB of JSON) before the messages. The
+// parse and every top-level walk (the body rewrite's, the cache scope's) pass over the tools.
+void BM_RouteWithTools(benchmark::State& state) {
+  std::string tools = "[";
+  for (int i = 0; i < state.range(0); ++i) {
+    if (i)
+      tools += ",";
+    tools += R"({"type":"function","function":{"name":"get_weather_)" + std::to_string(i) +
+             R"(","description":"Get the \"current\" weather in a given location","parameters":)"
+             R"({"type":"object","properties":{"location":{"type":"string","description":)"
+             R"("The city and state, e.g. San Francisco, CA"},"unit":{"type":"string","enum":)"
+             R"(["celsius","fahrenheit"]}},"required":["location"]}}})";
+  }
+  tools += "]";
+  route_body(state, R"({"model":"auto","tools":)" + tools +
+                        R"(,"messages":[{"role":"user","content":"what is the weather in )" +
+                        words(20) + R"("}],"temperature":0.7})");
+}
+BENCHMARK(BM_RouteWithTools)->Arg(0)->Arg(50);
 
 void BM_PassthroughConcreteModel(benchmark::State& state) {
   route_body(state,

@@ -73,6 +73,91 @@ inline size_t skip_string(std::string_view s, size_t i) {
   }
 }
 
+#if defined(__SSE2__)
+// Bit k set where p[k] (k < 64) is one of the bytes `match` picks out of 16 loaded at a time.
+template <typename Match> inline uint64_t mask64(const char* p, Match&& match) {
+  uint64_t m = 0;
+  for (int j = 0; j < 4; ++j) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * j));
+    m |= uint64_t(uint32_t(_mm_movemask_epi8(match(v)))) << (16 * j);
+  }
+  return m;
+}
+
+// Bit k of the result is the parity of bits 0..k of x: set from an opening quote up to (not
+// including) its closing one.
+inline uint64_t prefix_xor(uint64_t x) {
+  x ^= x << 1;
+  x ^= x << 2;
+  x ^= x << 4;
+  x ^= x << 8;
+  x ^= x << 16;
+  x ^= x << 32;
+  return x;
+}
+
+// i points at '{' or '['; returns one past the bracket that closes it (s.size() when none does).
+// Sixty-four bytes at a time, as bit masks: quotes that no backslash escapes delimit strings
+// (a running parity), and only the brackets outside strings are walked. A container's strings
+// cost nothing each, where a walk from one special byte to the next stops at every quote.
+size_t skip_container(std::string_view s, size_t i) {
+  const char* p = s.data();
+  const size_t n = s.size();
+  uint64_t in_string = 0;    // all ones when the last block ended inside a string
+  bool escape_first = false; // the last block ended on a backslash that escapes this block's byte 0
+  int64_t depth = 0;
+  alignas(16) char tail[64];
+  for (size_t base = i; base < n; base += 64) {
+    const char* b = p + base;
+    if (n - base < 64) { // the last bytes, padded with NULs (neither a quote nor a bracket)
+      std::memset(tail, 0, sizeof tail);
+      std::memcpy(tail, b, n - base);
+      b = tail;
+    }
+    uint64_t quotes = mask64(b, [](__m128i v) { return _mm_cmpeq_epi8(v, _mm_set1_epi8('"')); });
+    const uint64_t backslashes =
+        mask64(b, [](__m128i v) { return _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')); });
+    // With 0x20 set, '[' and '{' both read 0x7B, ']' and '}' both 0x7D; no other byte does.
+    const uint64_t opens = mask64(b, [](__m128i v) {
+      return _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8(0x7B));
+    });
+    const uint64_t closes = mask64(b, [](__m128i v) {
+      return _mm_cmpeq_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8(0x7D));
+    });
+    if (backslashes || escape_first) {
+      // Each backslash not itself escaped escapes the byte after it, in order.
+      uint64_t escaped = escape_first ? 1 : 0;
+      uint64_t pending = backslashes & ~escaped;
+      escape_first = false;
+      while (pending) {
+        const int k = __builtin_ctzll(pending);
+        if (k == 63) {
+          escape_first = true;
+          break;
+        }
+        escaped |= uint64_t{1} << (k + 1);
+        pending &= k + 2 < 64 ? ~((uint64_t{1} << (k + 2)) - 1) : 0; // bits k+1 and below done
+      }
+      quotes &= ~escaped;
+    }
+    const uint64_t strings = prefix_xor(quotes) ^ in_string;
+    in_string = uint64_t(int64_t(strings) >> 63);
+    const uint64_t open = opens & ~strings;
+    uint64_t brackets = (opens | closes) & ~strings;
+    while (brackets) {
+      const int k = __builtin_ctzll(brackets);
+      if ((open >> k) & 1) {
+        ++depth;
+      } else if (--depth == 0) {
+        return base + static_cast<size_t>(k) + 1;
+      }
+      brackets &= brackets - 1;
+    }
+  }
+  return n;
+}
+#endif
+
 // i points at the first byte of a value; returns one past its end.
 size_t skip_value(std::string_view s, size_t i) {
   if (i >= s.size())
@@ -81,6 +166,9 @@ size_t skip_value(std::string_view s, size_t i) {
   if (c == '"')
     return skip_string(s, i);
   if (c == '{' || c == '[') {
+#if defined(__SSE2__)
+    return skip_container(s, i);
+#else
     int depth = 0;
     while (true) {
       i = find_special<true>(s, i);
@@ -98,6 +186,7 @@ size_t skip_value(std::string_view s, size_t i) {
       }
       ++i;
     }
+#endif
   }
   while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\n' &&
          s[i] != '\r' && s[i] != '\t')

@@ -1,5 +1,7 @@
 #include "openai/request.h"
 
+#include <functional>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -154,6 +156,88 @@ TEST(Request, ToolsAndStreamAreRead) {
   auto null_content = with(R"("user":"u\u00e9",)");
   ASSERT_TRUE(null_content);
   EXPECT_EQ(null_content->user, "u\xC3\xA9");
+}
+
+// find_top_level and scan_array_elements skip containers 64 bytes at a time with bit masks;
+// their spans must be the strict reader's, wherever a string, an escape run or a bracket falls
+// against a block's edge. Random documents, seeded: strings of every length up to 150 bytes
+// with runs of backslashes, escaped quotes and brackets inside, nested a few levels.
+TEST(Request, BlockSkipAgreesWithTheStrictReaderOnRandomDocuments) {
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  auto next = [&](uint64_t bound) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x % bound;
+  };
+  std::function<std::string(int)> value = [&](int depth) -> std::string {
+    const uint64_t kind = depth > 3 ? next(3) : next(6);
+    if (kind == 0 || kind == 1) {
+      std::string str = "\"";
+      const uint64_t len = next(150);
+      for (uint64_t k = 0; k < len; ++k) {
+        switch (next(12)) {
+        case 0:
+          str += "\\\\";
+          break;
+        case 1:
+          str += "\\\"";
+          break;
+        case 2:
+          str += "\\\\\\\"";
+          break;
+        case 3:
+          str += next(2) ? "{" : "]";
+          break;
+        case 4:
+          str += "\\u00e9";
+          break;
+        default:
+          str += static_cast<char>('a' + next(26));
+          break;
+        }
+      }
+      return str + "\"";
+    }
+    if (kind == 2)
+      return std::to_string(next(100000));
+    std::string out = kind == 3 ? "[" : "{";
+    const uint64_t count = next(5);
+    for (uint64_t k = 0; k < count; ++k) {
+      if (k)
+        out += next(2) ? "," : " ,\n ";
+      if (kind != 3)
+        out += "\"k" + std::to_string(k) + "\":";
+      out += value(depth + 1);
+    }
+    return out + (kind == 3 ? "]" : "}");
+  };
+  for (int doc = 0; doc < 3000; ++doc) {
+    std::string body = "{";
+    const uint64_t keys = 1 + next(5);
+    for (uint64_t k = 0; k < keys; ++k)
+      body += "\"f" + std::to_string(k) + "\":" + value(1) + ",";
+    body += R"("messages":[)";
+    const uint64_t messages = 1 + next(4);
+    for (uint64_t m = 0; m < messages; ++m)
+      body += (m ? "," : "") + std::string(R"({"role":"user","content":)") + value(2) + "}";
+    body += "]}";
+    ASSERT_TRUE(json::accept(body)) << body;
+    auto v = parse_request(body, RequestKind::ChatCompletions);
+    ASSERT_TRUE(v) << v.error().message << "\n" << body;
+    for (const auto& f : v->fields) {
+      const TopLevelHit hit = find_top_level(body, f.key);
+      ASSERT_EQ(hit.result, TopLevelFind::Found) << f.key << "\n" << body;
+      ASSERT_EQ(hit.value.begin, f.value.begin) << f.key << "\n" << body;
+      ASSERT_EQ(hit.value.end, f.value.end) << f.key << "\n" << body;
+    }
+    const std::vector<Span> elements = scan_array_elements(body, v->messages_span);
+    ASSERT_EQ(elements.size(), v->messages.size()) << body;
+    for (size_t m = 0; m < elements.size(); ++m) {
+      ASSERT_EQ(elements[m].begin, v->messages[m].span.begin) << body;
+      ASSERT_EQ(elements[m].end, v->messages[m].span.end) << body;
+    }
+  }
 }
 
 TEST(Request, CompletionsNeedNoMessages) {
