@@ -7,6 +7,7 @@
 #include <cstring>
 #include <latch>
 #include <set>
+#include <type_traits>
 #include <vector>
 
 #include "core/strings.h"
@@ -423,7 +424,13 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
 
   // --- Classifier signals: (type, name) is true when the classifier answers `name`. ---
   const bool domain_other = a.has_domain && a.domain.confidence < config.signals.domain_threshold;
-  for (const auto& [type, name] : snapshot.engine->referenced_signals()) {
+  const bool classified =
+      a.has_domain || a.has_complexity || a.has_reasoning || a.has_jailbreak || a.has_language;
+  // Without a classifier's answer there is nothing to set: a keyword-only config skips the walk
+  // over its referenced signals and their type names.
+  static const std::remove_cvref_t<decltype(snapshot.engine->referenced_signals())> kNone;
+  const auto& referenced = classified ? snapshot.engine->referenced_signals() : kNone;
+  for (const auto& [type, name] : referenced) {
     std::string value;
     double p_name = 0; // the classifier's probability of `name`
     double us = 0;
