@@ -236,20 +236,6 @@ std::string_view utf8_prefix(std::string_view s, size_t max) {
   return s.substr(0, n);
 }
 
-namespace {
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-} // namespace
-
 std::optional<std::string> query_param(std::string_view query, std::string_view name) {
   if (!query.empty() && query.front() == '?')
     query.remove_prefix(1);

@@ -33,6 +33,17 @@ std::string json_number(double v);
 void append_fixed(std::string& out, double v, int digits);
 void append_general(std::string& out, double v, int digits);
 
+// The value of a hex digit (0-9, a-f, A-F), or -1.
+inline int hex_digit(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
 // At most `max` bytes of `s`, cut at the start of a UTF-8 character.
 std::string_view utf8_prefix(std::string_view s, size_t max);
 

@@ -8,6 +8,8 @@
 #include <emmintrin.h>
 #endif
 
+#include "core/strings.h"
+
 namespace semrouter::http::detail {
 
 namespace {
@@ -27,16 +29,6 @@ std::string_view trim_ows(std::string_view s) {
   while (!s.empty() && is_ows(s.back()))
     s.remove_suffix(1);
   return s;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
 }
 
 // Calls fn(element) for each non-empty element of a comma-separated list, OWS trimmed
@@ -444,7 +436,7 @@ ParseResult BodyDecoder::chunked(std::string_view data) {
       return fail(ParseError::HeaderTooLarge);
     switch (state_) {
     case State::Size: {
-      const int v = hex_value(c);
+      const int v = core::hex_digit(c);
       if (v >= 0) {
         if (++size_digits_ > kMaxChunkSizeDigits)
           return fail(ParseError::BadChunkSize);

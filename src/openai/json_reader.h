@@ -13,6 +13,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "core/strings.h"
 #include "openai/request.h"
 
 namespace semrouter::openai {
@@ -25,15 +26,6 @@ inline bool is_ws(char c) {
 inline bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
-inline int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
 
 // The 16-bit value of the four hex digits at p (n bytes readable), or -1.
 inline int hex4(const char* p, size_t n) {
@@ -41,7 +33,7 @@ inline int hex4(const char* p, size_t n) {
     return -1;
   int v = 0;
   for (int k = 0; k < 4; ++k) {
-    const int d = hex_value(p[k]);
+    const int d = core::hex_digit(p[k]);
     if (d < 0)
       return -1;
     v = v * 16 + d;
@@ -199,14 +191,9 @@ public:
   // At a '{': member(key span with quotes, whether the key holds an escape, depth) must read the
   // member's value; i_ ends past the '}'.
   template <typename Member> bool object(int depth, Member&& member) {
-    if (depth > kMaxDepth)
-      return fail("nested too deep");
-    ++i_;
-    skip_ws();
-    if (peek() == '}') {
-      ++i_;
-      return true;
-    }
+    bool empty = false;
+    if (!enter(depth, '}', empty) || empty)
+      return !err_;
     while (true) {
       if (peek() != '"')
         return fail("expected a key");
@@ -222,48 +209,55 @@ public:
       skip_ws();
       if (!member(key, escaped, depth))
         return false;
-      skip_ws();
-      if (peek() == ',') {
-        ++i_;
-        skip_ws();
-        continue;
-      }
-      if (peek() == '}') {
-        ++i_;
-        return true;
-      }
-      return fail("expected ',' or '}'");
+      if (const After after = after_item('}', "expected ',' or '}'"); after != After::Next)
+        return after == After::Closed;
     }
   }
 
   // At a '[': element(depth) must read each element; i_ ends past the ']'.
   template <typename Element> bool array(int depth, Element&& element) {
-    if (depth > kMaxDepth)
-      return fail("nested too deep");
-    ++i_;
-    skip_ws();
-    if (peek() == ']') {
-      ++i_;
-      return true;
-    }
+    bool empty = false;
+    if (!enter(depth, ']', empty) || empty)
+      return !err_;
     while (true) {
       if (!element(depth))
         return false;
-      skip_ws();
-      if (peek() == ',') {
-        ++i_;
-        skip_ws();
-        continue;
-      }
-      if (peek() == ']') {
-        ++i_;
-        return true;
-      }
-      return fail("expected ',' or ']'");
+      if (const After after = after_item(']', "expected ',' or ']'"); after != After::Next)
+        return after == After::Closed;
     }
   }
 
 private:
+  // At an opening bracket: checks the depth and moves past it; `empty` when `close` follows at
+  // once (then past it too).
+  bool enter(int depth, char close, bool& empty) {
+    if (depth > kMaxDepth)
+      return fail("nested too deep");
+    ++i_;
+    skip_ws();
+    empty = peek() == close;
+    if (empty)
+      ++i_;
+    return true;
+  }
+
+  // After a member or an element: Next past a ',', Closed past `close`, else Failed.
+  enum class After { Next, Closed, Failed };
+  After after_item(char close, const char* expected) {
+    skip_ws();
+    if (peek() == ',') {
+      ++i_;
+      skip_ws();
+      return After::Next;
+    }
+    if (peek() == close) {
+      ++i_;
+      return After::Closed;
+    }
+    fail(expected);
+    return After::Failed;
+  }
+
   // A number past a double's range (1e400) is refused, as nlohmann and simdjson refuse it.
   bool finite(size_t start) {
     const std::string text(p_ + start, i_ - start);
