@@ -1,8 +1,14 @@
 #include "openai/json_reader.h"
 
+#include <simdjson.h>
+
 #include "text/unicode.h"
 
 namespace semrouter::openai {
+
+bool json_detail::valid_utf8(std::string_view s) {
+  return simdjson::validate_utf8(s.data(), s.size());
+}
 
 void append_json_text(std::string& out, std::string_view quoted) {
   const std::string_view s = quoted.substr(1, quoted.size() - 2);

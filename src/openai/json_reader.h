@@ -41,25 +41,9 @@ inline int hex4(const char* p, size_t n) {
   return v;
 }
 
-// The length of the well-formed UTF-8 sequence at p (Unicode's table 3-7: no overlong form, no
-// surrogate, nothing past U+10FFFF), or 0.
-inline size_t utf8_sequence(const unsigned char* p, size_t n) {
-  const unsigned c = p[0];
-  auto cont = [&](size_t k, unsigned lo = 0x80, unsigned hi = 0xBF) {
-    return k < n && p[k] >= lo && p[k] <= hi;
-  };
-  if (c >= 0xC2 && c <= 0xDF)
-    return cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    const unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    return cont(1, lo, hi) && cont(2) ? 3 : 0;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    const unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0;
-  }
-  return 0;
-}
+// Well-formed UTF-8 (Unicode's table 3-7: no overlong form, no surrogate, nothing past
+// U+10FFFF), checked with simdjson's validator.
+bool valid_utf8(std::string_view s);
 
 } // namespace json_detail
 
@@ -90,16 +74,20 @@ public:
   // At a quote: validates the string and moves past its closing quote. `escaped` is set when it
   // holds a backslash (its text then needs decoding).
   bool string(bool& escaped) {
-    ++i_;
+    const size_t begin = ++i_;
+    bool high = false; // a byte >= 0x80 passed by: the string's UTF-8 is checked at its end
     while (true) {
 #if defined(__SSE2__)
-      // Sixteen bytes at a time up to the next quote, backslash, control byte or non-ASCII byte
-      // (the signed compare takes 0x80-0xFF as negative, so below 0x20 too).
+      // Sixteen bytes at a time up to the next quote, backslash or control byte. Non-ASCII bytes
+      // do not stop the walk (text in most scripts is all of them); they are validated at once.
       while (i_ + 16 <= n_) {
         const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p_ + i_));
+        const __m128i control = // a byte <= 0x1F, unsigned
+            _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v);
         const __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
                                                       _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-                                         _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+                                         control);
+        high = high || _mm_movemask_epi8(v) != 0; // (bytes past the stop may set it: harmless)
         if (const unsigned mask = unsigned(_mm_movemask_epi8(hit))) {
           i_ += static_cast<size_t>(__builtin_ctz(mask));
           break;
@@ -111,6 +99,8 @@ public:
         return fail("unterminated string");
       const unsigned char c = static_cast<unsigned char>(p_[i_]);
       if (c == '"') {
+        if (high && !json_detail::valid_utf8(std::string_view(p_ + begin, i_ - begin)))
+          return fail("invalid UTF-8 in a string");
         ++i_;
         return true;
       }
@@ -120,14 +110,9 @@ public:
           return false;
       } else if (c < 0x20) {
         return fail("a control character in a string");
-      } else if (c < 0x80) {
-        ++i_;
       } else {
-        const size_t len =
-            json_detail::utf8_sequence(reinterpret_cast<const unsigned char*>(p_ + i_), n_ - i_);
-        if (len == 0)
-          return fail("invalid UTF-8 in a string");
-        i_ += len;
+        high = high || c >= 0x80;
+        ++i_;
       }
     }
   }
@@ -259,6 +244,7 @@ private:
   }
 
   // A number past a double's range (1e400) is refused, as nlohmann and simdjson refuse it.
+  // (strtod reads '.' as the decimal point: the process never leaves the C locale.)
   bool finite(size_t start) {
     const std::string text(p_ + start, i_ - start);
     if (!std::isfinite(std::strtod(text.c_str(), nullptr)))

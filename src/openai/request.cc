@@ -247,37 +247,52 @@ template <typename Field> const char* walk_top_level(std::string_view s, Field&&
   return "unterminated object";
 }
 
-// What the one pass records of a message: its span and its first "role" and "content" values (a
-// duplicated key in a message reads as its first, as it did with simdjson's DOM).
+// What the one pass records of a message: its span, its "role" and "content" values, and the
+// first of those two keys it holds twice. Parsers disagree on which duplicate wins (simdjson's
+// DOM kept the first, Python keeps the last): classifying one content while the upstream reads
+// another is a bypass, so a repeated key is refused, as at the top level.
 struct MessageSpans {
   Span span, role, content;
   bool is_object = false, has_role = false, has_content = false;
+  const char* duplicate = nullptr;
 };
 
 // The text of a message's content value: a string's text, or the text parts of an array
-// ({"type":"text","text":...}) joined by "\n". The body is already validated.
-std::string content_text(std::string_view body, Span content, bool& is_string) {
+// ({"type":"text","text":...}) joined by "\n". The body is already validated. A part that
+// holds "type" or "text" twice sets `duplicate` to that key and `part` to its index (the request
+// is refused, for the reason MessageSpans gives).
+std::string content_text(std::string_view body, Span content, bool& is_string,
+                         const char*& duplicate, size_t& part) {
   is_string = is_string_at(body, content);
   if (is_string)
     return decoded(body, content);
   std::string out;
   if (body[content.begin] != '[')
     return out;
-  for (const Span part : scan_array_elements(body, content)) {
-    if (body[part.begin] != '{')
+  const std::vector<Span> parts = scan_array_elements(body, content);
+  for (part = 0; part < parts.size(); ++part) {
+    if (body[parts[part].begin] != '{')
       continue;
-    const std::string_view obj = body.substr(part.begin, part.end - part.begin);
+    const std::string_view obj =
+        body.substr(parts[part].begin, parts[part].end - parts[part].begin);
     Span type, text;
     bool has_type = false, has_text = false;
     walk_top_level(obj, [&](Span key, Span value) {
       const std::string k =
           key_of(obj, key, key_text(obj, key).find('\\') != std::string_view::npos);
-      if (k == "type" && !has_type)
-        type = value, has_type = true;
-      else if (k == "text" && !has_text)
-        text = value, has_text = true;
+      if (k == "type" || k == "text") {
+        bool& seen = k == "type" ? has_type : has_text;
+        if (seen) {
+          duplicate = k == "type" ? "type" : "text";
+          return false;
+        }
+        seen = true;
+        (k == "type" ? type : text) = value;
+      }
       return true;
     });
+    if (duplicate)
+      return {};
     if (has_type && has_text && is_string_at(obj, type) && is_string_at(obj, text) &&
         decoded(obj, type) == "text") {
       if (!out.empty())
@@ -435,10 +450,13 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
     const std::string_view raw = key_text(body, key);
     const std::string k = escaped ? key_of(body, key, escaped) : std::string();
     const std::string_view name = escaped ? std::string_view(k) : raw;
-    if (name == "role" && !m.has_role)
-      m.role = value, m.has_role = true;
-    else if (name == "content" && !m.has_content)
-      m.content = value, m.has_content = true;
+    if (name == "role" || name == "content") {
+      bool& seen = name == "role" ? m.has_role : m.has_content;
+      if (seen && !m.duplicate)
+        m.duplicate = name == "role" ? "role" : "content";
+      seen = true;
+      (name == "role" ? m.role : m.content) = value;
+    }
     return true;
   };
   auto message = [&](int depth) {
@@ -548,6 +566,10 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
     if (!m.is_object)
       return core::make_error(ErrorCode::InvalidArgument,
                               "messages[" + std::to_string(index) + "]: must be an object");
+    if (m.duplicate)
+      return core::make_error(ErrorCode::InvalidArgument, "messages[" + std::to_string(index) +
+                                                              "]." + m.duplicate +
+                                                              ": duplicate key in a message");
     if (!m.has_role || !is_string_at(body, m.role))
       return core::make_error(ErrorCode::InvalidArgument,
                               "messages[" + std::to_string(index) +
@@ -555,7 +577,14 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
     MessageView mv;
     mv.role = decoded(body, m.role);
     if (m.has_content && text_of(m.content) != "null") {
-      mv.text = content_text(body, m.content, mv.content_is_string);
+      const char* duplicate = nullptr;
+      size_t part = 0;
+      mv.text = content_text(body, m.content, mv.content_is_string, duplicate, part);
+      if (duplicate)
+        return core::make_error(ErrorCode::InvalidArgument,
+                                "messages[" + std::to_string(index) + "].content[" +
+                                    std::to_string(part) + "]." + duplicate +
+                                    ": duplicate key in a content part");
       mv.has_content = true;
     }
     mv.span = m.span;

@@ -1,7 +1,7 @@
 // A read-only view of an OpenAI chat/completions request body, and the edits routing makes to it.
-// The body is parsed once (simdjson); edits are byte splices, so every field routing does not
-// touch — tools, response_format, n, logprobs, unknown vendor fields — reaches the upstream
-// byte for byte as the client sent it.
+// The body is read once (JsonReader, json_reader.h); edits are byte splices, so every field
+// routing does not touch — tools, response_format, n, logprobs, unknown vendor fields — reaches
+// the upstream byte for byte as the client sent it.
 #pragma once
 
 #include <optional>
