@@ -10,7 +10,22 @@ namespace semrouter::core {
 
 // ASCII lower-casing; bytes >= 0x80 are left as they are.
 std::string ascii_lower(std::string_view s);
-bool iequals(std::string_view a, std::string_view b);
+// ASCII case-insensitive equality. Inline: header names are compared on every message, and
+// most comparisons end at the size check.
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size())
+    return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z')
+      x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z')
+      y = static_cast<char>(y - 'A' + 'a');
+    if (x != y)
+      return false;
+  }
+  return true;
+}
 std::string_view trim(std::string_view s);
 // A decimal number in [0, 2^32) with optional surrounding whitespace (header values such as
 // retry-after); false on anything else.

@@ -57,10 +57,7 @@ std::optional<std::string_view> ClientRequest::find(std::string_view name) const
 }
 
 std::string_view ClientRequest::operator[](std::string_view name) const {
-  if (!(name_sizes_ & size_bit(name.size())))
-    return {};
-  const hp::Header* h = hp::find_header(headers_, name);
-  return h ? h->value : std::string_view();
+  return find(name).value_or(std::string_view());
 }
 
 } // namespace semrouter::gateway

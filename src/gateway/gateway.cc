@@ -91,7 +91,7 @@ bool is_hop_by_hop(std::string_view name) {
       "trailer",    "upgrade",     "proxy-authenticate", "proxy-connection", "server",
       "date",       "content-type"};
   for (auto k : kSkip) {
-    if (k.size() == name.size() && core::iequals(name, k)) // the size first: no call for most
+    if (core::iequals(name, k))
       return true;
   }
   return false;
@@ -125,7 +125,7 @@ retry_after_delay(std::string_view value, std::chrono::system_clock::time_point 
 std::vector<std::string_view> connection_options(std::span<const hp::Header> fields) {
   std::vector<std::string_view> out;
   for (const hp::Header& field : fields) {
-    if (field.name.size() != 10 || !core::iequals(field.name, "connection"))
+    if (!core::iequals(field.name, "connection"))
       continue;
     std::string_view v = field.value;
     while (!v.empty()) {

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/strings.h"
 #include "http/message.h"
 
 namespace semrouter::http::detail {
@@ -53,22 +54,7 @@ inline bool is_ows(char c) {
 // "HTTP/1.1" → Http11. Syntax errors are BadVersion, other major versions UnsupportedVersion.
 ParseError parse_version(std::string_view s, Version& out);
 
-// ASCII case-insensitive equality, inlined: header names are compared on every message.
-inline bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size())
-    return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    char y = b[i];
-    if (x >= 'A' && x <= 'Z')
-      x = static_cast<char>(x + ('a' - 'A'));
-    if (y >= 'A' && y <= 'Z')
-      y = static_cast<char>(y + ('a' - 'A'));
-    if (x != y)
-      return false;
-  }
-  return true;
-}
+using core::iequals;
 
 // What the fields say about framing and the connection, gathered as they are parsed.
 struct FieldSummary {

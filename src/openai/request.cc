@@ -198,11 +198,14 @@ std::string decoded(std::string_view body, Span span) {
   return json_text(body.substr(span.begin, span.end - span.begin));
 }
 
-// A key as JSON parsers read it: "m\u0065ssages" is "messages".
-std::string key_of(std::string_view body, Span key, bool escaped) {
+// A key as JSON parsers read it ("m\u0065ssages" is "messages"): its bytes between the quotes,
+// or, when it holds an escape, its decoded text in `scratch`.
+inline std::string_view key_name(std::string_view body, Span key, bool escaped,
+                                 std::string& scratch) {
   if (!escaped)
-    return std::string(body.substr(key.begin + 1, key.end - key.begin - 2));
-  return decoded(body, key);
+    return body.substr(key.begin + 1, key.end - key.begin - 2);
+  scratch = decoded(body, key);
+  return scratch;
 }
 
 bool is_string_at(std::string_view body, Span span) {
@@ -277,9 +280,10 @@ std::string content_text(std::string_view body, Span content, bool& is_string,
         body.substr(parts[part].begin, parts[part].end - parts[part].begin);
     Span type, text;
     bool has_type = false, has_text = false;
+    std::string scratch;
     walk_top_level(obj, [&](Span key, Span value) {
-      const std::string k =
-          key_of(obj, key, key_text(obj, key).find('\\') != std::string_view::npos);
+      const std::string_view k =
+          key_name(obj, key, key_text(obj, key).find('\\') != std::string_view::npos, scratch);
       if (k == "type" || k == "text") {
         bool& seen = k == "type" ? has_type : has_text;
         if (seen) {
@@ -436,10 +440,11 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
     return core::make_error(ErrorCode::InvalidArgument, "the request body must be a JSON object");
   }
 
-  // One pass: every top-level member's span, and the messages array's elements with their first
-  // "role" and "content" values. What they must hold is checked after the whole body proved to
-  // be JSON, so a syntax error anywhere is reported as one.
+  // One pass: every top-level member's span, and the messages array's elements with their "role"
+  // and "content" values. What they must hold is checked after the whole body proved to be JSON,
+  // so a syntax error anywhere is reported as one.
   std::vector<MessageSpans> messages;
+  std::string scratch; // an escaped key's decoded text
   bool messages_read = false;
   view.fields.reserve(8); // a request's usual fields in one allocation
   auto message_member = [&](MessageSpans& m, Span key, bool escaped, int depth) {
@@ -447,9 +452,7 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
     if (!r.value(depth))
       return false;
     value.end = r.pos();
-    const std::string_view raw = key_text(body, key);
-    const std::string k = escaped ? key_of(body, key, escaped) : std::string();
-    const std::string_view name = escaped ? std::string_view(k) : raw;
+    const std::string_view name = key_name(body, key, escaped, scratch);
     if (name == "role" || name == "content") {
       bool& seen = name == "role" ? m.has_role : m.has_content;
       if (seen && !m.duplicate)
@@ -478,7 +481,7 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
   const bool parsed = r.object(1, [&](Span key, bool escaped, int depth) {
     TopLevelField f;
     f.key_span = key;
-    f.key = key_of(body, key, escaped);
+    f.key = std::string(key_name(body, key, escaped, scratch));
     f.value.begin = r.pos();
     bool read;
     if (kind == RequestKind::ChatCompletions && !messages_read &&
@@ -540,11 +543,8 @@ core::StatusOr<RequestView> parse_request(std::string_view body, RequestKind kin
       return core::make_error(ErrorCode::InvalidArgument, "stream: must be a boolean");
     view.stream = text_of(stream) == "true";
   }
-  if (has_tools && body[tools.begin] == '[') {
-    JsonReader after(text_of(tools).substr(1));
-    after.skip_ws();
-    view.has_tools = after.peek() != ']';
-  }
+  if (has_tools && body[tools.begin] == '[')
+    view.has_tools = body[body.find_first_not_of(" \t\r\n", tools.begin + 1)] != ']';
   if (has_user && is_string_at(body, user))
     view.user = decoded(body, user);
 
