@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "openai/request.h"
 #include "pipeline/pipeline.h"
 
 namespace {
@@ -83,6 +84,23 @@ void BM_RouteWithTools(benchmark::State& state) {
                         words(20) + R"("}],"temperature":0.7})");
 }
 BENCHMARK(BM_RouteWithTools)->Arg(0)->Arg(50);
+
+// parse_request alone on a 90 kB user message: ASCII, accented Latin, Chinese. The reader's
+// string walk passes non-ASCII bytes and validates a string holding them once, at its end.
+void BM_ParseLongMessage(benchmark::State& state) {
+  static const char* kUnits[] = {"plain ascii ", "caf\xC3\xA9 na\xC3\xAFve ",
+                                 "\xE4\xBD\xA0\xE5\xA5\xBD\xE4\xB8\x96\xE7\x95\x8C "};
+  std::string text;
+  while (text.size() < 90000)
+    text += kUnits[state.range(0)];
+  const std::string body =
+      R"({"model":"auto","messages":[{"role":"user","content":")" + text + R"("}]})";
+  for (auto _ : state) {
+    auto view = openai::parse_request(body, openai::RequestKind::ChatCompletions);
+    benchmark::DoNotOptimize(view->messages.data());
+  }
+}
+BENCHMARK(BM_ParseLongMessage)->ArgName("ascii0_latin1_chinese2")->Arg(0)->Arg(1)->Arg(2);
 
 void BM_PassthroughConcreteModel(benchmark::State& state) {
   route_body(state,
