@@ -139,19 +139,6 @@ std::vector<std::string_view> connection_options(std::span<const hp::Header> fie
   return out;
 }
 
-// Asio 1.74 starts every read with a recv() and waits on epoll only when that finds nothing. For
-// a proxy that recv fails on nearly every request under load: the client's next request and the
-// upstream's answer arrive some microseconds after we ask, and a failed recv costs about as much
-// as a successful one (1.2 µs on the 2-core VM of docs/benchmarks.md). When other requests are in
-// flight on the worker, we first let the loop run what else is ready, which includes an epoll
-// poll: the bytes are then usually there and the first recv returns them. nginx gets the same
-// effect by reading only after epoll reports a socket ready. A turn costs about 1,500
-// instructions, so with few requests in flight, where a turn is short, we read at once.
-constexpr size_t kTurnWhenOthersInFlight = 4;
-bool worth_a_turn(size_t others_in_flight) {
-  return others_in_flight >= kTurnWhenOthersInFlight;
-}
-
 // Watches the client socket while a request is proxied. If the client goes away, the upstream
 // connection is closed so the model server stops generating.
 struct DisconnectWatch {
@@ -249,6 +236,8 @@ struct Worker {
   // (ASan caught the other order at exit).
   ~Worker() { ioc.shutdown_now(); }
   Loop ioc;
+  // The loop's watcher of peers' FINs, for async_read_ready (use_service locks on every call).
+  PeerClosePoller* poller = &asio::use_service<PeerClosePoller>(ioc);
   core::Random random;
   UpstreamPools pools;
   std::list<std::shared_ptr<DisconnectWatch>> watches; // requests in flight on this worker
@@ -283,7 +272,11 @@ private:
 // The client side of one connection: its stream and the deadline of its current operation.
 struct ClientConn {
   ClientConn(tcp::socket socket, Worker& w)
-      : stream(std::move(socket)), deadline(w.deadlines, &stream) {}
+      : stream(std::move(socket)), deadline(w.deadlines, &stream) {
+    peer_watch.socket = &stream.socket();
+    w.poller->watch(peer_watch);
+  }
+  PeerWatch peer_watch; // outlives the socket: see PeerWatch
   beast::tcp_stream stream;
   Deadline deadline;
   // A write to the client failed or timed out: what it got is cut short, so nothing more may
@@ -962,10 +955,9 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
       // NeedMore
       in.consume(r.consumed);
       boost::system::error_code ec;
-      if (in.view().empty() && worth_a_turn(w.watches.size()))
-        co_await asio::post(stream.get_executor(), use_awaitable); // see worth_a_turn
-      const size_t n = co_await stream.socket().async_read_some(
-          in.prepare(kReadChunkBytes), asio::redirect_error(use_awaitable, ec));
+      const size_t n = co_await async_read_ready(*w.poller, client.peer_watch, stream.socket(),
+                                                 in.prepare(kReadChunkBytes),
+                                                 asio::redirect_error(use_awaitable, ec));
       in.commit(n);
       if (ec) {
         // The peer closed, reset or stalled past the deadline: a half-sent request has nobody
@@ -1712,8 +1704,6 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
             co_return r;
           ubuf.consume(r.consumed);
           upstream_deadline.set_at(until);
-          if (upstream_bytes == 0 && worth_a_turn(w.watches.size() - 1)) // ours is one
-            co_await asio::post(conn->get_executor(), use_awaitable);    // see worth_a_turn
           const size_t n = co_await conn->async_read_some(ubuf.prepare(kRelayBufferBytes),
                                                           asio::redirect_error(use_awaitable, rec));
           upstream_deadline.adjust(rec);

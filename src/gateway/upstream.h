@@ -3,6 +3,7 @@
 #pragma once
 
 #include "gateway/beast.h"
+#include "gateway/ready_read.h"
 
 #include <chrono>
 #include <cstdint>
@@ -75,7 +76,11 @@ class UpstreamConn {
 public:
   using executor_type = boost::beast::tcp_stream::executor_type;
   explicit UpstreamConn(const executor_type& ex)
-      : plain_(std::make_unique<boost::beast::tcp_stream>(ex)) {}
+      : plain_(std::make_unique<boost::beast::tcp_stream>(ex)),
+        poller_(&boost::asio::use_service<PeerClosePoller>(
+            boost::asio::query(ex, boost::asio::execution::context))) {
+    peer_watch_.socket = &plain_->socket();
+  }
   UpstreamConn(const executor_type& ex, std::shared_ptr<boost::asio::ssl::context> ctx)
       : ctx_(std::move(ctx)),
         tls_(std::make_unique<boost::beast::ssl_stream<boost::beast::tcp_stream>>(ex, *ctx_)) {}
@@ -89,8 +94,13 @@ public:
         [this](auto handler, const Buffers& bufs) {
           if (tls_)
             tls_->async_read_some(bufs, std::move(handler));
-          else
-            plain_->socket().async_read_some(bufs, std::move(handler));
+          else {
+            if (!peer_watch_.tried) { // connected by now: watch it from its first read on
+              peer_watch_.tried = true;
+              poller_->watch(peer_watch_);
+            }
+            async_read_ready(*poller_, peer_watch_, plain_->socket(), bufs, std::move(handler));
+          }
         },
         token, b);
   }
@@ -113,8 +123,10 @@ public:
 
 private:
   std::shared_ptr<boost::asio::ssl::context> ctx_; // outlives the TLS stream made from it
+  PeerWatch peer_watch_;                           // plain: outlives the socket, see PeerWatch
   std::unique_ptr<boost::beast::tcp_stream> plain_;
   std::unique_ptr<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls_;
+  PeerClosePoller* poller_ = nullptr; // plain: reads go through async_read_ready
 };
 
 // TLS client contexts, one per distinct TLS setting (CA file, client certificate, verification),

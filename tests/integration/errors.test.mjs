@@ -19,6 +19,8 @@ import {
   parseMetrics,
   SEMROUTER_BIN,
   metricValue,
+  waitFor,
+  delay,
 } from './harness.mjs';
 
 const h = setup('errors');
@@ -248,6 +250,31 @@ test('pipelined requests on one connection are all answered, in order', async ()
   assert.equal(JSON.parse(responses[0].body).mock_echo.messages[0].content, 'pipelined');
   assert.deepEqual(JSON.parse(responses[1].body), { status: 'ok' });
   assert.equal(JSON.parse(responses[2].body).mock_echo.messages[0].content, 'pipelined');
+});
+
+// A keep-alive client's second request arrives with its FIN in one segment, after the router has
+// queued its read: the read that takes the request leaves the end of stream behind it, with no
+// edge of its own on the socket. The router must still see it (src/gateway/ready_read.h) and
+// close, not hold the connection until client_header_timeout_ms.
+test("a request that arrives together with the client's FIN is answered, then the connection closes at once", async () => {
+  const get = 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n';
+  const socket = net.connect({ host: '127.0.0.1', port: router.port });
+  let text = '';
+  socket.on('data', (d) => (text += d.toString('latin1')));
+  const closed = new Promise((resolve) => socket.on('close', resolve));
+  socket.on('error', () => {});
+  await new Promise((resolve) => socket.on('connect', resolve));
+  socket.write(get);
+  await waitFor(() => parseHttpResponses(text).length === 1, { what: 'the first answer' });
+  await delay(20); // the router is back in its read of the next request
+  const t0 = performance.now();
+  socket.end(get); // the second request and the FIN, one write
+  const timer = setTimeout(() => socket.destroy(), 5000);
+  await closed;
+  clearTimeout(timer);
+  const elapsed = performance.now() - t0;
+  assert.equal(parseHttpResponses(text).length, 2, text);
+  assert.ok(elapsed < HEADER_TIMEOUT_MS / 2, `closed ${elapsed} ms after the FIN`);
 });
 
 test('HEAD gets the head a GET would get and no body; HEAD where only POST is served gets a bodiless 405', async () => {

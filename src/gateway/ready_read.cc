@@ -1,0 +1,94 @@
+#include "gateway/ready_read.h"
+
+#include <cerrno>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+namespace semrouter::gateway {
+
+namespace asio = boost::asio;
+
+asio::execution_context::id PeerClosePoller::id;
+
+void PeerWatch::on_peer_closed() {
+  peer_closed = true;
+  if (socket == nullptr || !socket->is_open())
+    return;
+  // A wait to write re-arms the socket's edge-triggered registration (Asio runs epoll_ctl MOD for
+  // a wait when none is queued), and epoll then reports it readable again: a read queued on it
+  // runs and finds the end of stream. The socket is writable, so the wait itself ends at once.
+  socket->async_wait(asio::ip::tcp::socket::wait_write, [](const boost::system::error_code&) {});
+}
+
+// Queued on the poller's epoll descriptor for as long as the loop lives, without counting as
+// work (like Asio's own signal pipe): each time the loop's epoll reports the poller's set ready,
+// it takes every event from it and tells the sockets.
+struct PeerClosePoller::DrainOp : asio::detail::reactor_op {
+  explicit DrainOp(int fd)
+      : asio::detail::reactor_op(boost::system::error_code(), &DrainOp::do_perform,
+                                 &DrainOp::do_complete),
+        epoll_fd(fd) {}
+  static status do_perform(asio::detail::reactor_op* base) {
+    auto* op = static_cast<DrainOp*>(base);
+    epoll_event events[64];
+    int n = 0;
+    do {
+      n = ::epoll_wait(op->epoll_fd, events, 64, 0);
+      for (int i = 0; i < n; ++i)
+        static_cast<PeerWatch*>(events[i].data.ptr)->on_peer_closed();
+    } while (n == 64 || (n < 0 && errno == EINTR));
+    return not_done; // stays queued
+  }
+  // Runs only when the loop is torn down with the operation queued (owner null): free it.
+  static void do_complete(void*, asio::detail::operation* base, const boost::system::error_code&,
+                          std::size_t) {
+    delete static_cast<DrainOp*>(base);
+  }
+  int epoll_fd;
+};
+
+PeerClosePoller::PeerClosePoller(asio::execution_context& context)
+    : asio::execution_context::service(context),
+      reactor_(asio::use_service<asio::detail::reactor>(context)) {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0)
+    return;
+  auto* op = new DrainOp(epoll_fd_);
+  if (reactor_.register_internal_descriptor(asio::detail::reactor::read_op, epoll_fd_,
+                                            registration_, op) != 0) {
+    // Not registered: nothing will run or free the operation.
+    delete op;
+    ::close(epoll_fd_);
+    epoll_fd_ = -1;
+  }
+}
+
+PeerClosePoller::~PeerClosePoller() {
+  shutdown();
+}
+
+void PeerClosePoller::shutdown() {
+  if (epoll_fd_ < 0)
+    return;
+  // Destroys the queued DrainOp (through do_complete without an owner) and drops the descriptor
+  // from the loop's epoll set.
+  reactor_.deregister_internal_descriptor(epoll_fd_, registration_);
+  reactor_.cleanup_descriptor_data(registration_);
+  ::close(epoll_fd_);
+  epoll_fd_ = -1;
+}
+
+bool PeerClosePoller::watch(PeerWatch& watch) {
+  if (epoll_fd_ < 0 || watch.socket == nullptr || !watch.socket->is_open())
+    return false;
+  const int fd = watch.socket->native_handle();
+  epoll_event ev{};
+  ev.events = EPOLLRDHUP | EPOLLET; // errors and hang-ups are always reported
+  ev.data.ptr = &watch;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0)
+    return false;
+  watch.fd = fd;
+  return true;
+}
+
+} // namespace semrouter::gateway

@@ -1,0 +1,162 @@
+// async_read_ready: a socket read that, like nginx, calls recv() only when the socket may hold
+// bytes.
+//
+// Asio 1.74 starts every read of a stream socket with a recv() and queues it on epoll only when
+// that recv finds nothing (its "speculative" read). For a proxy that first recv fails on nearly
+// every request: a keep-alive client's next request, and an upstream's answer, arrive some
+// microseconds after the read is started. On the 2-core VM of docs/benchmarks.md each failed recv
+// costs about 1.2 µs, two per proxied request, and one per chunk of a paced stream.
+//
+// Asio's reactor has the switch for this already: an operation that reports "done and exhausted"
+// turns the speculative read off for its socket until epoll next reports the socket readable.
+// Asio's own receive reports that only at end of stream. ReadOp also reports it after a short read
+// (fewer bytes than asked for): the receive queue was empty then, and a byte that arrives later
+// raises a new edge on the socket's edge-triggered registration, which performs the queued read
+// or turns speculation back on. That is nginx's rule too, with one hole it also has to close: a
+// FIN (or a reset) that arrived together with the last bytes raises no edge of its own, and the
+// short read that took the bytes leaves the end of stream unread. nginx watches EPOLLRDHUP for
+// it; Asio does not register that event, so PeerClosePoller does, in an epoll set of its own
+// (one per loop, itself watched by the loop). When it reports a socket, the socket's PeerWatch
+// marks it closing (from then on its reads stay speculative) and re-arms the socket's Asio
+// registration, which reports it readable again and so performs a read that was already queued.
+//
+// Everything else is Asio's: the registration, cancel() and close() (they complete the read with
+// operation_aborted), the handler's allocator and executor. Plain TCP sockets only; TLS streams
+// read through Asio as before, and so does any socket without a PeerWatch.
+#pragma once
+
+#include "gateway/beast.h"
+
+namespace semrouter::gateway {
+
+// Per socket: whether PeerClosePoller watches it, and whether the peer has closed or reset it.
+// It must outlive the socket's descriptor (declare it before the socket), since the poller's
+// epoll set refers to it until the descriptor is closed.
+struct PeerWatch {
+  boost::asio::ip::tcp::socket* socket = nullptr;
+  int fd = -1;              // the descriptor the poller watches; -1: none (reads as Asio's)
+  bool tried = false;       // PeerClosePoller::watch was called (for callers that watch lazily)
+  bool peer_closed = false; // a FIN or a reset arrived: reads try recv() first again
+  // Called by the poller: marks the socket and re-arms its Asio registration.
+  void on_peer_closed();
+};
+
+// The per-loop epoll set of sockets whose FIN or reset matters (an io_context service).
+class PeerClosePoller : public boost::asio::execution_context::service {
+public:
+  static boost::asio::execution_context::id id;
+  explicit PeerClosePoller(boost::asio::execution_context& context);
+  ~PeerClosePoller() override;
+  PeerClosePoller(const PeerClosePoller&) = delete;
+  PeerClosePoller& operator=(const PeerClosePoller&) = delete;
+
+  // Starts watching `watch.socket` (open, and not watched yet); false when it cannot, and the
+  // socket's reads then stay Asio's. One epoll_ctl per connection.
+  bool watch(PeerWatch& watch);
+  boost::asio::detail::reactor& reactor() { return reactor_; }
+
+private:
+  void shutdown() override;
+  struct DrainOp;
+  boost::asio::detail::reactor& reactor_;
+  int epoll_fd_ = -1;
+  boost::asio::detail::reactor::per_descriptor_data registration_ = nullptr;
+};
+
+namespace ready_read_detail {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+// The socket's implementation (its descriptor, state flags and reactor registration), which
+// basic_socket keeps protected. A pointer to the protected member, formed in a derived class,
+// may be applied to any socket.
+struct SocketAccess : tcp::socket {
+  static auto& implementation(tcp::socket& s) {
+    return (s.*(&SocketAccess::impl_)).get_implementation();
+  }
+};
+
+template <class Handler, class IoExecutor> class ReadOp : public asio::detail::reactor_op {
+public:
+  BOOST_ASIO_DEFINE_HANDLER_PTR(ReadOp);
+
+  ReadOp(int fd, const PeerWatch& watch, asio::mutable_buffer buffer, Handler& handler,
+         const IoExecutor& io_ex)
+      : asio::detail::reactor_op(boost::system::error_code(), &ReadOp::do_perform,
+                                 &ReadOp::do_complete),
+        fd_(fd), watch_(watch), buffer_(buffer), handler_(std::move(handler)),
+        work_(handler_, io_ex) {}
+
+  static status do_perform(asio::detail::reactor_op* base) {
+    auto* o = static_cast<ReadOp*>(base);
+    if (!asio::detail::socket_ops::non_blocking_recv1(o->fd_, o->buffer_.data(), o->buffer_.size(),
+                                                      0, true, o->ec_, o->bytes_transferred_))
+      return not_done; // nothing there: wait for epoll
+    if (o->ec_)
+      return done_and_exhausted; // end of stream (ec = eof) or an error
+    if (o->bytes_transferred_ < o->buffer_.size() && !o->watch_.peer_closed)
+      return done_and_exhausted; // a short read emptied the queue: the next read waits for epoll
+    return done; // a full buffer (more may wait), or a closing peer: the next read tries at once
+  }
+
+  static void do_complete(void* owner, asio::detail::operation* base,
+                          const boost::system::error_code& /*ec*/, std::size_t /*bytes*/) {
+    auto* o = static_cast<ReadOp*>(base);
+    ptr p = {asio::detail::addressof(o->handler_), o, o};
+    asio::detail::handler_work<Handler, IoExecutor> w(std::move(o->work_));
+    // The handler is moved out before the operation's memory is freed: it may own that memory.
+    asio::detail::binder2<Handler, boost::system::error_code, std::size_t> handler(
+        o->handler_, o->ec_, o->bytes_transferred_);
+    p.h = asio::detail::addressof(handler.handler_);
+    p.reset();
+    if (owner) { // null when the loop is destroyed with the read still queued
+      asio::detail::fenced_block b(asio::detail::fenced_block::half);
+      w.complete(handler, handler.handler_);
+    }
+  }
+
+private:
+  int fd_;
+  const PeerWatch& watch_;
+  asio::mutable_buffer buffer_;
+  Handler handler_;
+  asio::detail::handler_work<Handler, IoExecutor> work_;
+};
+
+} // namespace ready_read_detail
+
+// Reads some bytes from `socket` into `buffer` (not empty), like socket.async_read_some, with
+// the rule above when `watch` watches this socket (else it is socket.async_read_some).
+template <class Token>
+auto async_read_ready(PeerClosePoller& poller, PeerWatch& watch,
+                      boost::asio::ip::tcp::socket& socket, boost::asio::mutable_buffer buffer,
+                      Token&& token) {
+  namespace asio = boost::asio;
+  return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+      [&poller, &watch, &socket](auto handler, asio::mutable_buffer buf) {
+        auto& impl = ready_read_detail::SocketAccess::implementation(socket);
+        if (watch.fd < 0 || watch.fd != impl.socket_ || watch.socket != &socket) {
+          socket.async_read_some(buf, std::move(handler));
+          return;
+        }
+        using Handler = std::decay_t<decltype(handler)>;
+        using IoExecutor = asio::ip::tcp::socket::executor_type;
+        using Op = ready_read_detail::ReadOp<Handler, IoExecutor>;
+        const bool is_continuation = boost_asio_handler_cont_helpers::is_continuation(handler);
+        typename Op::ptr p = {asio::detail::addressof(handler), Op::ptr::allocate(handler), 0};
+        p.p = new (p.v) Op(impl.socket_, watch, buf, handler, socket.get_executor());
+        // Asio makes a socket non-blocking on its first asynchronous operation; so do we.
+        if ((impl.state_ & asio::detail::socket_ops::non_blocking) ||
+            asio::detail::socket_ops::set_internal_non_blocking(impl.socket_, impl.state_, true,
+                                                                p.p->ec_))
+          poller.reactor().start_op(asio::detail::reactor::read_op, impl.socket_,
+                                    impl.reactor_data_, p.p, is_continuation, true);
+        else
+          poller.reactor().post_immediate_completion(p.p, is_continuation);
+        p.v = p.p = 0;
+      },
+      token, buffer);
+}
+
+} // namespace semrouter::gateway
