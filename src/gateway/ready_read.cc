@@ -12,8 +12,11 @@ asio::execution_context::id PeerClosePoller::id;
 
 void PeerWatch::on_peer_closed() {
   peer_closed = true;
-  if (socket == nullptr || !socket->is_open())
+  // Only a read that ended short turned the socket's speculation off; otherwise the next read
+  // tries recv() first anyway and finds the end of stream.
+  if (!exhausted || socket == nullptr || !socket->is_open())
     return;
+  exhausted = false;
   // A wait to write re-arms the socket's edge-triggered registration (Asio runs epoll_ctl MOD for
   // a wait when none is queued), and epoll then reports it readable again: a read queued on it
   // runs and finds the end of stream. The socket is writable, so the wait itself ends at once.
@@ -53,14 +56,11 @@ PeerClosePoller::PeerClosePoller(asio::execution_context& context)
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0)
     return;
-  auto* op = new DrainOp(epoll_fd_);
+  // Asio queues the operation before it adds the descriptor to its epoll set: on failure the
+  // deregistration takes it back out and frees it.
   if (reactor_.register_internal_descriptor(asio::detail::reactor::read_op, epoll_fd_,
-                                            registration_, op) != 0) {
-    // Not registered: nothing will run or free the operation.
-    delete op;
-    ::close(epoll_fd_);
-    epoll_fd_ = -1;
-  }
+                                            registration_, new DrainOp(epoll_fd_)) != 0)
+    shutdown(); // reads then stay Asio's: watch() answers false
 }
 
 PeerClosePoller::~PeerClosePoller() {

@@ -23,21 +23,46 @@
 // Everything else is Asio's: the registration, cancel() and close() (they complete the read with
 // operation_aborted), the handler's allocator and executor. Plain TCP sockets only; TLS streams
 // read through Asio as before, and so does any socket without a PeerWatch.
+//
+// Rules for callers:
+// - No async_read_ready while a write is queued on the same socket: the re-arm is a wait to
+//   write, which Asio only queues behind a pending write. (The gateway reads a client socket
+//   only between answers, and an upstream socket once its request is written.)
+// - Watch a socket once it is connected, and never reopen it afterwards: the watch is tied to
+//   the descriptor (closing it ends the watch).
+// - TCP urgent data is not expected: recv() stops short of the urgent mark, which this rule would
+//   take for an empty queue (no client or model server sends it).
 #pragma once
 
+#include <type_traits>
+
+#include <boost/version.hpp>
+
 #include "gateway/beast.h"
+
+// This leans on Asio 1.74's epoll reactor (its speculative-read flag, the epoll_ctl a wait does
+// on an idle queue, basic_socket's members): another Boost must be checked before it builds.
+static_assert(BOOST_VERSION == 107400, "ready_read.h was written against Boost 1.74's Asio");
+static_assert(std::is_same_v<boost::asio::detail::reactor, boost::asio::detail::epoll_reactor>,
+              "ready_read.h needs Asio's epoll reactor");
 
 namespace semrouter::gateway {
 
 // Per socket: whether PeerClosePoller watches it, and whether the peer has closed or reset it.
 // It must outlive the socket's descriptor (declare it before the socket), since the poller's
 // epoll set refers to it until the descriptor is closed.
+// Neither copied nor moved: the poller's epoll set holds its address.
 struct PeerWatch {
+  PeerWatch() = default;
+  PeerWatch(const PeerWatch&) = delete;
+  PeerWatch& operator=(const PeerWatch&) = delete;
+
   boost::asio::ip::tcp::socket* socket = nullptr;
   int fd = -1;              // the descriptor the poller watches; -1: none (reads as Asio's)
-  bool tried = false;       // PeerClosePoller::watch was called (for callers that watch lazily)
   bool peer_closed = false; // a FIN or a reset arrived: reads try recv() first again
-  // Called by the poller: marks the socket and re-arms its Asio registration.
+  bool exhausted = false;   // the last read ended short: the socket's next read waits for epoll
+  // Called by the poller: marks the socket and, if a short read turned its speculation off,
+  // re-arms its Asio registration.
   void on_peer_closed();
 };
 
@@ -50,8 +75,8 @@ public:
   PeerClosePoller(const PeerClosePoller&) = delete;
   PeerClosePoller& operator=(const PeerClosePoller&) = delete;
 
-  // Starts watching `watch.socket` (open, and not watched yet); false when it cannot, and the
-  // socket's reads then stay Asio's. One epoll_ctl per connection.
+  // Starts watching `watch.socket` (connected, and not watched yet); false when it cannot, and
+  // the socket's reads then stay Asio's. One epoll_ctl per connection.
   bool watch(PeerWatch& watch);
   boost::asio::detail::reactor& reactor() { return reactor_; }
 
@@ -81,7 +106,7 @@ template <class Handler, class IoExecutor> class ReadOp : public asio::detail::r
 public:
   BOOST_ASIO_DEFINE_HANDLER_PTR(ReadOp);
 
-  ReadOp(int fd, const PeerWatch& watch, asio::mutable_buffer buffer, Handler& handler,
+  ReadOp(int fd, PeerWatch& watch, asio::mutable_buffer buffer, Handler& handler,
          const IoExecutor& io_ex)
       : asio::detail::reactor_op(boost::system::error_code(), &ReadOp::do_perform,
                                  &ReadOp::do_complete),
@@ -93,10 +118,13 @@ public:
     if (!asio::detail::socket_ops::non_blocking_recv1(o->fd_, o->buffer_.data(), o->buffer_.size(),
                                                       0, true, o->ec_, o->bytes_transferred_))
       return not_done; // nothing there: wait for epoll
+    o->watch_.exhausted = false;
     if (o->ec_)
       return done_and_exhausted; // end of stream (ec = eof) or an error
-    if (o->bytes_transferred_ < o->buffer_.size() && !o->watch_.peer_closed)
+    if (o->bytes_transferred_ < o->buffer_.size() && !o->watch_.peer_closed) {
+      o->watch_.exhausted = true;
       return done_and_exhausted; // a short read emptied the queue: the next read waits for epoll
+    }
     return done; // a full buffer (more may wait), or a closing peer: the next read tries at once
   }
 
@@ -118,7 +146,7 @@ public:
 
 private:
   int fd_;
-  const PeerWatch& watch_;
+  PeerWatch& watch_;
   asio::mutable_buffer buffer_;
   Handler handler_;
   asio::detail::handler_work<Handler, IoExecutor> work_;
@@ -136,7 +164,9 @@ auto async_read_ready(PeerClosePoller& poller, PeerWatch& watch,
   return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
       [&poller, &watch, &socket](auto handler, asio::mutable_buffer buf) {
         auto& impl = ready_read_detail::SocketAccess::implementation(socket);
-        if (watch.fd < 0 || watch.fd != impl.socket_ || watch.socket != &socket) {
+        if (watch.fd < 0 || watch.fd != impl.socket_ || watch.socket != &socket ||
+            buf.size() == 0) { // Asio completes an empty read at once, with no recv
+
           socket.async_read_some(buf, std::move(handler));
           return;
         }

@@ -94,13 +94,8 @@ public:
         [this](auto handler, const Buffers& bufs) {
           if (tls_)
             tls_->async_read_some(bufs, std::move(handler));
-          else {
-            if (!peer_watch_.tried) { // connected by now: watch it from its first read on
-              peer_watch_.tried = true;
-              poller_->watch(peer_watch_);
-            }
+          else
             async_read_ready(*poller_, peer_watch_, plain_->socket(), bufs, std::move(handler));
-          }
         },
         token, b);
   }
@@ -113,6 +108,12 @@ public:
             plain_->socket().async_write_some(bufs, std::move(handler));
         },
         token, b);
+  }
+
+  // Plain TCP, once connected: reads from now on wait for epoll (see ready_read.h).
+  void watch_peer_close() {
+    if (!tls_)
+      poller_->watch(peer_watch_);
   }
 
   // The backend's circuit-breaker connection slot, held while a request uses the connection: an

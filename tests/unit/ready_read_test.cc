@@ -1,0 +1,196 @@
+// async_read_ready (gateway/ready_read.h): after a short read the next read waits for epoll, and
+// the end of stream that arrives together with the last bytes (a FIN or a reset, which raise no
+// edge of their own) is still delivered, through PeerClosePoller. Every network event of a case
+// is made to happen before the loop runs, so each case is the race's bad order, every time.
+// Sockets are on 127.0.0.1 only.
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "gateway/ready_read.h"
+
+namespace semrouter::gateway {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+// One accepted loopback connection: `server` is the socket under test, on `loop`; `peer` is a
+// plain blocking descriptor the test writes to and closes.
+struct Pair {
+  asio::io_context loop{1};
+  tcp::socket server{loop};
+  int peer = -1;
+
+  Pair() {
+    tcp::acceptor acceptor(loop, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    peer = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(acceptor.local_endpoint().port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(peer, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    acceptor.accept(server);
+  }
+  ~Pair() {
+    if (peer >= 0)
+      ::close(peer);
+  }
+  void send(std::string_view bytes) const {
+    ASSERT_EQ(::send(peer, bytes.data(), bytes.size(), 0), ssize_t(bytes.size()));
+  }
+  // Waits (outside the loop) until the server's socket shows `events`: the bytes and the FIN are
+  // in its queue before the loop looks.
+  void wait_for(short events) {
+    pollfd p{server.native_handle(), events, 0};
+    for (int i = 0; i < 200 && (p.revents & events) != events; ++i) {
+      p.revents = 0;
+      ::poll(&p, 1, 10);
+    }
+    ASSERT_EQ(p.revents & events, events);
+  }
+};
+
+struct Result {
+  bool done = false;
+  boost::system::error_code ec;
+  std::string bytes;
+};
+
+// One read into a 64-byte buffer, run on the loop until it completes or 2 s pass.
+Result read_once(Pair& p, PeerClosePoller& poller, PeerWatch& watch, size_t size = 64) {
+  Result r;
+  std::vector<char> buffer(size);
+  async_read_ready(poller, watch, p.server, asio::buffer(buffer),
+                   [&](const boost::system::error_code& ec, size_t n) {
+                     r.done = true;
+                     r.ec = ec;
+                     r.bytes.assign(buffer.data(), n);
+                   });
+  p.loop.restart();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (!r.done && std::chrono::steady_clock::now() < until)
+    p.loop.run_for(std::chrono::milliseconds(20));
+  return r;
+}
+
+TEST(ReadyRead, AShortReadThenDataWithTheFinDeliversBothAndTheEndOfStream) {
+  Pair p;
+  auto& poller = asio::use_service<PeerClosePoller>(p.loop);
+  PeerWatch watch;
+  watch.socket = &p.server;
+  ASSERT_TRUE(poller.watch(watch));
+  p.send("first");
+  p.wait_for(POLLIN);
+  Result r = read_once(p, poller, watch);
+  ASSERT_TRUE(r.done);
+  EXPECT_FALSE(r.ec);
+  EXPECT_EQ(r.bytes, "first");
+  EXPECT_TRUE(watch.exhausted); // short: the next read waits for epoll
+
+  // The last bytes and the FIN, both queued before the loop runs again: one edge for both.
+  p.send("last");
+  ::shutdown(p.peer, SHUT_WR);
+  p.wait_for(POLLIN | POLLRDHUP);
+  r = read_once(p, poller, watch);
+  ASSERT_TRUE(r.done);
+  EXPECT_FALSE(r.ec);
+  EXPECT_EQ(r.bytes, "last");
+  r = read_once(p, poller, watch);
+  ASSERT_TRUE(r.done) << "the end of stream behind the last bytes was never delivered";
+  EXPECT_EQ(r.ec, asio::error::eof);
+}
+
+TEST(ReadyRead, AResetAfterTheLastBytesEndsTheNextRead) {
+  Pair p;
+  auto& poller = asio::use_service<PeerClosePoller>(p.loop);
+  PeerWatch watch;
+  watch.socket = &p.server;
+  ASSERT_TRUE(poller.watch(watch));
+  p.send("first");
+  p.wait_for(POLLIN);
+  ASSERT_TRUE(read_once(p, poller, watch).done);
+  p.send("last");
+  linger hard{1, 0}; // close with a reset
+  ::setsockopt(p.peer, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  ::close(p.peer);
+  p.peer = -1;
+  p.wait_for(POLLHUP);
+  // Linux may drop the queued bytes on a reset; either way the reads end, with an error.
+  Result r = read_once(p, poller, watch);
+  ASSERT_TRUE(r.done);
+  if (!r.ec) {
+    EXPECT_EQ(r.bytes, "last");
+    r = read_once(p, poller, watch);
+    ASSERT_TRUE(r.done) << "the reset behind the last bytes was never delivered";
+  }
+  EXPECT_TRUE(r.ec);
+}
+
+TEST(ReadyRead, AFinThatArrivedBeforeTheWatchIsStillSeen) {
+  Pair p;
+  auto& poller = asio::use_service<PeerClosePoller>(p.loop);
+  // The bytes and the FIN arrive, and the loop takes their edge, before the socket is watched.
+  p.send("only");
+  ::shutdown(p.peer, SHUT_WR);
+  p.wait_for(POLLIN | POLLRDHUP);
+  {
+    auto work = asio::make_work_guard(p.loop); // without work, poll() returns before epoll
+    p.loop.restart();
+    p.loop.poll();
+  }
+  PeerWatch watch;
+  watch.socket = &p.server;
+  ASSERT_TRUE(poller.watch(watch)); // reports the FIN already there
+  Result r = read_once(p, poller, watch);
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.bytes, "only");
+  r = read_once(p, poller, watch);
+  ASSERT_TRUE(r.done) << "the end of stream that came before the watch was never delivered";
+  EXPECT_EQ(r.ec, asio::error::eof);
+}
+
+TEST(ReadyRead, AFullBufferLeavesTheNextReadTryingAtOnce) {
+  Pair p;
+  auto& poller = asio::use_service<PeerClosePoller>(p.loop);
+  PeerWatch watch;
+  watch.socket = &p.server;
+  ASSERT_TRUE(poller.watch(watch));
+  p.send("abcdefgh");
+  p.wait_for(POLLIN);
+  Result r = read_once(p, poller, watch, 4);
+  EXPECT_EQ(r.bytes, "abcd");
+  EXPECT_FALSE(watch.exhausted);
+  r = read_once(p, poller, watch, 4);
+  EXPECT_EQ(r.bytes, "efgh");
+}
+
+TEST(ReadyRead, WithoutAWatchOrWithAnEmptyBufferItIsAsiosOwnRead) {
+  Pair p;
+  auto& poller = asio::use_service<PeerClosePoller>(p.loop);
+  PeerWatch unwatched; // never given to the poller
+  unwatched.socket = &p.server;
+  p.send("x");
+  ::shutdown(p.peer, SHUT_WR);
+  p.wait_for(POLLIN | POLLRDHUP);
+  Result r = read_once(p, poller, unwatched, 0);
+  ASSERT_TRUE(r.done);
+  EXPECT_FALSE(r.ec); // an empty read completes at once, not as the end of stream
+  EXPECT_EQ(r.bytes, "");
+  r = read_once(p, poller, unwatched);
+  EXPECT_EQ(r.bytes, "x");
+  r = read_once(p, poller, unwatched);
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.ec, asio::error::eof);
+  EXPECT_FALSE(unwatched.exhausted);
+}
+
+} // namespace
+} // namespace semrouter::gateway
