@@ -274,7 +274,6 @@ struct ClientConn {
   ClientConn(tcp::socket socket, Worker& w)
       : stream(std::move(socket)), deadline(w.deadlines, &stream) {
     peer_watch.socket = &stream.socket();
-    w.poller->watch(peer_watch);
   }
   PeerWatch peer_watch; // outlives the socket: see PeerWatch
   beast::tcp_stream stream;
@@ -912,7 +911,11 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
     }
     ~Active() { stop(); }
   } active{active_requests};
-  while (true) {
+  for (bool first = true;; first = false) {
+    // From the second request on: a keep-alive client, whose reads then wait for epoll (see
+    // ready_read.h). A client that sends one request and closes never costs the epoll_ctl.
+    if (!first && client.peer_watch.fd < 0)
+      w.poller->watch(client.peer_watch);
     active.stop();
     parser.reset();
     req.clear();
@@ -1674,6 +1677,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
           break;
         }
         conn->slot = std::move(connection);
+        conn->watch_peer_close(); // a connection for the pool; health checks' go unwatched
       }
       watch->upstream = &conn->tcp();
       upstream_deadline.watch(&conn->tcp());

@@ -369,7 +369,6 @@ connect_backend(const config::BackendConfig& backend, std::chrono::milliseconds 
     co_return nullptr;
   boost::system::error_code ignored;
   stream.socket().set_option(tcp::no_delay(true), ignored);
-  conn->watch_peer_close();
   if (auto* s = conn->tls()) {
     const auto& t = backend.tls_config;
     const std::string& name = t.server_name.empty() ? backend.host : t.server_name;

@@ -110,7 +110,8 @@ public:
         token, b);
   }
 
-  // Plain TCP, once connected: reads from now on wait for epoll (see ready_read.h).
+  // Plain TCP, once connected (and never reopened): reads from now on wait for epoll (see
+  // ready_read.h). Costs one epoll_ctl, worth it for a connection that will be reused.
   void watch_peer_close() {
     if (!tls_)
       poller_->watch(peer_watch_);
