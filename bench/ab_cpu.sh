@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Two semrouter builds against nginx, interleaved round by round under the same keyword load
+# (gateway_bench.sh's config, one mock upstream): per round, each proxy's requests per second
+# and CPU per request (user + system, from /proc/PID/stat). On a noisy VM the ratio of two
+# builds within a round, and their CPU per request, say more than one build's best round.
+#   bench/ab_cpu.sh BUILD_A BUILD_B [WORKERS] [ROUNDS] [SECONDS]
+# Env: CONNS (64), ENV_A / ENV_B (an environment assignment for that build, e.g. X=1).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+(($# >= 2)) || { echo "usage: bench/ab_cpu.sh BUILD_A BUILD_B [WORKERS] [ROUNDS] [SECONDS]" >&2; exit 2; }
+BIN_A=$1; BIN_B=$2; W=${3:-1}; ROUNDS=${4:-6}; DUR=${5:-3}; CONNS=${CONNS:-64}
+for b in "$BIN_A" "$BIN_B"; do [[ -x $b ]] || { echo "ab_cpu.sh: $b is not an executable" >&2; exit 2; }; done
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+wait_file() { for _ in $(seq 200); do [[ -s $1 ]] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; exit 1; }
+port_of() { sed -E 's/.*"port":([0-9]+).*/\1/' "$1"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+"$ROOT/build/bin/mock-upstream" --port 0 --ready-file "$WORK/mock.json" --name bench 2>/dev/null &
+PIDS+=($!)
+wait_file "$WORK/mock.json"
+MOCK=$(port_of "$WORK/mock.json")
+sed -n '/cat > "$WORK\/router.yaml" <<YAML/,/^YAML/p' "$ROOT/bench/gateway_bench.sh" | sed '1d;$d' |
+  sed "s/\$WORKERS/$W/; s/\$MOCK/$MOCK/" >"$WORK/router.yaml"
+env ${ENV_A:-AB_BUILD=A} "$BIN_A" serve --config "$WORK/router.yaml" --port 0 --admin-port 0 --ready-file "$WORK/a.json" 2>"$WORK/a.log" &
+PA=$!; PIDS+=($PA)
+env ${ENV_B:-AB_BUILD=B} "$BIN_B" serve --config "$WORK/router.yaml" --port 0 --admin-port 0 --ready-file "$WORK/b.json" 2>"$WORK/b.log" &
+PB=$!; PIDS+=($PB)
+wait_file "$WORK/a.json"; wait_file "$WORK/b.json"
+A=$(port_of "$WORK/a.json"); B=$(port_of "$WORK/b.json")
+NGINX_PORT=$(free_port)
+. "$ROOT/bench/nginx_conf.sh"
+nginx_conf "$WORK/nginx" "$NGINX_PORT" "$MOCK" "worker_processes $W;"
+nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
+PIDS+=($!)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$NGINX_PORT/health" >/dev/null && break; sleep 0.05; done
+
+ticks() { local t=0 p; for p in $1; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+run() { # port script pids -> "req/s cpu_us_per_request"
+  local t0 t1 out
+  t0=$(ticks "$3")
+  out=$(wrk -t1 -c"$CONNS" -d"${DUR}s" -s "$2" "http://127.0.0.1:$1/v1/chat/completions")
+  t1=$(ticks "$3")
+  awk -v d=$((t1 - t0)) -v t="$TICK_US" '/requests in/ {n=$1} /Requests\/sec/ {r=$2} END {printf "%s %.1f\n", r, d*t/n}' <<<"$out"
+}
+echo "| round | nginx req/s (CPU µs/req) | A req/s (CPU µs/req) | B req/s (CPU µs/req) | B / A req/s |"
+echo "|---:|---|---|---|---:|"
+for i in $(seq "$ROUNDS"); do
+  NP="$(cat "$WORK/nginx/nginx.pid") $(pgrep -P "$(cat "$WORK/nginx/nginx.pid")" | xargs)"
+  read -r n nc < <(run "$NGINX_PORT" "$ROOT/bench/post_direct.lua" "$NP")
+  read -r a ac < <(run "$A" "$ROOT/bench/post.lua" "$PA")
+  read -r b bc < <(run "$B" "$ROOT/bench/post.lua" "$PB")
+  awk -v i="$i" -v n="$n" -v a="$a" -v b="$b" -v nc="$nc" -v ac="$ac" -v bc="$bc" \
+    'BEGIN {printf "| %d | %.0f (%s) | %.0f (%s) | %.0f (%s) | %.3f |\n", i, n, nc, a, ac, b, bc, b/a}'
+done
