@@ -912,9 +912,11 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
     ~Active() { stop(); }
   } active{active_requests};
   for (bool first = true;; first = false) {
-    // From the second request on: a keep-alive client, whose reads then wait for epoll (see
-    // ready_read.h). A client that sends one request and closes never costs the epoll_ctl.
-    if (!first && client.peer_watch.fd < 0)
+    // From the second request on: a keep-alive client, whose reads then wait for epoll after
+    // their first short read (see ready_read.h), so from its third request on no read tries a
+    // recv that finds nothing. A client that sends one request and closes never costs the
+    // epoll_ctl.
+    if (!first && client.peer_watch.fd == -1)
       w.poller->watch(client.peer_watch);
     active.stop();
     parser.reset();

@@ -1,5 +1,6 @@
 #include "gateway/ready_read.h"
 
+#include <cassert>
 #include <cerrno>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -79,14 +80,21 @@ void PeerClosePoller::shutdown() {
 }
 
 bool PeerClosePoller::watch(PeerWatch& watch) {
-  if (epoll_fd_ < 0 || watch.socket == nullptr || !watch.socket->is_open())
+  // The reads use this loop's reactor on the socket's registration: they must be the same loop's.
+  assert(watch.socket == nullptr ||
+         &asio::query(watch.socket->get_executor(), asio::execution::context) == &context());
+  if (epoll_fd_ < 0 || watch.socket == nullptr || !watch.socket->is_open()) {
+    watch.fd = -2;
     return false;
+  }
   const int fd = watch.socket->native_handle();
   epoll_event ev{};
   ev.events = EPOLLRDHUP | EPOLLET; // errors and hang-ups are always reported
   ev.data.ptr = &watch;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0)
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    watch.fd = -2; // not tried again (epoll_ctl fails so when fs.epoll.max_user_watches is hit)
     return false;
+  }
   watch.fd = fd;
   return true;
 }

@@ -17,12 +17,14 @@
 // short read that took the bytes leaves the end of stream unread. nginx watches EPOLLRDHUP for
 // it; Asio does not register that event, so PeerClosePoller does, in an epoll set of its own
 // (one per loop, itself watched by the loop). When it reports a socket, the socket's PeerWatch
-// marks it closing (from then on its reads stay speculative) and re-arms the socket's Asio
-// registration, which reports it readable again and so performs a read that was already queued.
+// marks it closing (from then on its reads stay speculative) and, if the socket's last read
+// ended short, re-arms the socket's Asio registration, which reports it readable again and so
+// performs a read that was already queued.
 //
 // Everything else is Asio's: the registration, cancel() and close() (they complete the read with
 // operation_aborted), the handler's allocator and executor. Plain TCP sockets only; TLS streams
-// read through Asio as before, and so does any socket without a PeerWatch.
+// read through Asio as before, and so does any socket the poller does not watch (yet): the
+// gateway watches a client from its second request on and the upstream connections it opens.
 //
 // Rules for callers:
 // - No async_read_ready while a write is queued on the same socket: the re-arm is a wait to
@@ -58,7 +60,7 @@ struct PeerWatch {
   PeerWatch& operator=(const PeerWatch&) = delete;
 
   boost::asio::ip::tcp::socket* socket = nullptr;
-  int fd = -1;              // the descriptor the poller watches; -1: none (reads as Asio's)
+  int fd = -1; // the descriptor the poller watches; -1: none (reads as Asio's); -2: watch failed
   bool peer_closed = false; // a FIN or a reset arrived: reads try recv() first again
   bool exhausted = false;   // the last read ended short: the socket's next read waits for epoll
   // Called by the poller: marks the socket and, if a short read turned its speculation off,
@@ -154,7 +156,7 @@ private:
 
 } // namespace ready_read_detail
 
-// Reads some bytes from `socket` into `buffer` (not empty), like socket.async_read_some, with
+// Reads some bytes from `socket` into `buffer`, like socket.async_read_some, with
 // the rule above when `watch` watches this socket (else it is socket.async_read_some).
 template <class Token>
 auto async_read_ready(PeerClosePoller& poller, PeerWatch& watch,

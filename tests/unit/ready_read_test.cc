@@ -78,13 +78,20 @@ Result read_once(Pair& p, PeerClosePoller& poller, PeerWatch& watch, size_t size
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (!r.done && std::chrono::steady_clock::now() < until)
     p.loop.run_for(std::chrono::milliseconds(20));
+  if (!r.done) { // a failure: end the read before its buffer and result go
+    Result timed_out = r;
+    p.server.cancel();
+    while (!r.done)
+      p.loop.run_for(std::chrono::milliseconds(20));
+    return timed_out;
+  }
   return r;
 }
 
 TEST(ReadyRead, AShortReadThenDataWithTheFinDeliversBothAndTheEndOfStream) {
+  PeerWatch watch; // outlives the socket, as in the gateway
   Pair p;
   auto& poller = asio::use_service<PeerClosePoller>(p.loop);
-  PeerWatch watch;
   watch.socket = &p.server;
   ASSERT_TRUE(poller.watch(watch));
   p.send("first");
@@ -109,9 +116,9 @@ TEST(ReadyRead, AShortReadThenDataWithTheFinDeliversBothAndTheEndOfStream) {
 }
 
 TEST(ReadyRead, AResetAfterTheLastBytesEndsTheNextRead) {
+  PeerWatch watch; // outlives the socket, as in the gateway
   Pair p;
   auto& poller = asio::use_service<PeerClosePoller>(p.loop);
-  PeerWatch watch;
   watch.socket = &p.server;
   ASSERT_TRUE(poller.watch(watch));
   p.send("first");
@@ -135,6 +142,7 @@ TEST(ReadyRead, AResetAfterTheLastBytesEndsTheNextRead) {
 }
 
 TEST(ReadyRead, AFinThatArrivedBeforeTheWatchIsStillSeen) {
+  PeerWatch watch;
   Pair p;
   auto& poller = asio::use_service<PeerClosePoller>(p.loop);
   // The bytes and the FIN arrive, and the loop takes their edge, before the socket is watched.
@@ -146,7 +154,6 @@ TEST(ReadyRead, AFinThatArrivedBeforeTheWatchIsStillSeen) {
     p.loop.restart();
     p.loop.poll();
   }
-  PeerWatch watch;
   watch.socket = &p.server;
   ASSERT_TRUE(poller.watch(watch)); // reports the FIN already there
   Result r = read_once(p, poller, watch);
@@ -158,9 +165,9 @@ TEST(ReadyRead, AFinThatArrivedBeforeTheWatchIsStillSeen) {
 }
 
 TEST(ReadyRead, AFullBufferLeavesTheNextReadTryingAtOnce) {
+  PeerWatch watch; // outlives the socket, as in the gateway
   Pair p;
   auto& poller = asio::use_service<PeerClosePoller>(p.loop);
-  PeerWatch watch;
   watch.socket = &p.server;
   ASSERT_TRUE(poller.watch(watch));
   p.send("abcdefgh");
@@ -172,10 +179,49 @@ TEST(ReadyRead, AFullBufferLeavesTheNextReadTryingAtOnce) {
   EXPECT_EQ(r.bytes, "efgh");
 }
 
-TEST(ReadyRead, WithoutAWatchOrWithAnEmptyBufferItIsAsiosOwnRead) {
+TEST(ReadyRead, AFullReadBeforeTheFinNeedsNoRearmAndStillEndsTheStream) {
+  PeerWatch watch;
   Pair p;
   auto& poller = asio::use_service<PeerClosePoller>(p.loop);
+  watch.socket = &p.server;
+  ASSERT_TRUE(poller.watch(watch));
+  p.send("abcdefgh");
+  ::shutdown(p.peer, SHUT_WR);
+  p.wait_for(POLLIN | POLLRDHUP);
+  Result r = read_once(p, poller, watch, 4); // the buffer fills: no short read, nothing to re-arm
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.bytes, "abcd");
+  EXPECT_FALSE(watch.exhausted);
+  r = read_once(p, poller, watch, 64);
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.bytes, "efgh");
+  r = read_once(p, poller, watch);
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.ec, asio::error::eof);
+}
+
+TEST(ReadyRead, AnEmptyBufferOnAWatchedSocketCompletesAtOnceAndConsumesNothing) {
+  PeerWatch watch;
+  Pair p;
+  auto& poller = asio::use_service<PeerClosePoller>(p.loop);
+  watch.socket = &p.server;
+  ASSERT_TRUE(poller.watch(watch));
+  p.send("x");
+  ::shutdown(p.peer, SHUT_WR);
+  p.wait_for(POLLIN | POLLRDHUP);
+  Result r = read_once(p, poller, watch, 0);
+  ASSERT_TRUE(r.done);
+  EXPECT_FALSE(r.ec); // not taken for the end of stream
+  EXPECT_EQ(r.bytes, "");
+  r = read_once(p, poller, watch);
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.bytes, "x");
+}
+
+TEST(ReadyRead, WithoutAWatchOrWithAnEmptyBufferItIsAsiosOwnRead) {
   PeerWatch unwatched; // never given to the poller
+  Pair p;
+  auto& poller = asio::use_service<PeerClosePoller>(p.loop);
   unwatched.socket = &p.server;
   p.send("x");
   ::shutdown(p.peer, SHUT_WR);
