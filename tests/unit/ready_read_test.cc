@@ -25,8 +25,10 @@ using tcp = asio::ip::tcp;
 // One accepted loopback connection: `server` is the socket under test, on `loop`; `peer` is a
 // plain blocking descriptor the test writes to and closes.
 struct Pair {
+  PeerWatch watch; // first: it outlives the socket, as in the gateway
   asio::io_context loop{1};
   tcp::socket server{loop};
+  PeerClosePoller& poller = asio::use_service<PeerClosePoller>(loop);
   int peer = -1;
 
   Pair() {
@@ -38,6 +40,15 @@ struct Pair {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     EXPECT_EQ(::connect(peer, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
     acceptor.accept(server);
+    watch.socket = &server;
+  }
+  // Hands the socket to the poller; without it, reads are Asio's own.
+  bool watched() { return poller.watch(watch); }
+  // The last bytes, then the FIN, both in the server's queue before the loop looks again.
+  void send_then_fin(std::string_view bytes) {
+    send(bytes);
+    ::shutdown(peer, SHUT_WR);
+    wait_for(POLLIN | POLLRDHUP);
   }
   ~Pair() {
     if (peer >= 0)
@@ -65,10 +76,10 @@ struct Result {
 };
 
 // One read into a 64-byte buffer, run on the loop until it completes or 2 s pass.
-Result read_once(Pair& p, PeerClosePoller& poller, PeerWatch& watch, size_t size = 64) {
+Result read_once(Pair& p, size_t size = 64) {
   Result r;
   std::vector<char> buffer(size);
-  async_read_ready(poller, watch, p.server, asio::buffer(buffer),
+  async_read_ready(p.poller, p.watch, p.server, asio::buffer(buffer),
                    [&](const boost::system::error_code& ec, size_t n) {
                      r.done = true;
                      r.ec = ec;
@@ -89,41 +100,33 @@ Result read_once(Pair& p, PeerClosePoller& poller, PeerWatch& watch, size_t size
 }
 
 TEST(ReadyRead, AShortReadThenDataWithTheFinDeliversBothAndTheEndOfStream) {
-  PeerWatch watch; // outlives the socket, as in the gateway
   Pair p;
-  auto& poller = asio::use_service<PeerClosePoller>(p.loop);
-  watch.socket = &p.server;
-  ASSERT_TRUE(poller.watch(watch));
+  ASSERT_TRUE(p.watched());
   p.send("first");
   p.wait_for(POLLIN);
-  Result r = read_once(p, poller, watch);
+  Result r = read_once(p);
   ASSERT_TRUE(r.done);
   EXPECT_FALSE(r.ec);
   EXPECT_EQ(r.bytes, "first");
-  EXPECT_TRUE(watch.exhausted); // short: the next read waits for epoll
+  EXPECT_TRUE(p.watch.exhausted); // short: the next read waits for epoll
 
   // The last bytes and the FIN, both queued before the loop runs again: one edge for both.
-  p.send("last");
-  ::shutdown(p.peer, SHUT_WR);
-  p.wait_for(POLLIN | POLLRDHUP);
-  r = read_once(p, poller, watch);
+  p.send_then_fin("last");
+  r = read_once(p);
   ASSERT_TRUE(r.done);
   EXPECT_FALSE(r.ec);
   EXPECT_EQ(r.bytes, "last");
-  r = read_once(p, poller, watch);
+  r = read_once(p);
   ASSERT_TRUE(r.done) << "the end of stream behind the last bytes was never delivered";
   EXPECT_EQ(r.ec, asio::error::eof);
 }
 
 TEST(ReadyRead, AResetAfterTheLastBytesEndsTheNextRead) {
-  PeerWatch watch; // outlives the socket, as in the gateway
   Pair p;
-  auto& poller = asio::use_service<PeerClosePoller>(p.loop);
-  watch.socket = &p.server;
-  ASSERT_TRUE(poller.watch(watch));
+  ASSERT_TRUE(p.watched());
   p.send("first");
   p.wait_for(POLLIN);
-  ASSERT_TRUE(read_once(p, poller, watch).done);
+  ASSERT_TRUE(read_once(p).done);
   p.send("last");
   linger hard{1, 0}; // close with a reset
   ::setsockopt(p.peer, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
@@ -131,111 +134,88 @@ TEST(ReadyRead, AResetAfterTheLastBytesEndsTheNextRead) {
   p.peer = -1;
   p.wait_for(POLLHUP);
   // Linux may drop the queued bytes on a reset; either way the reads end, with an error.
-  Result r = read_once(p, poller, watch);
+  Result r = read_once(p);
   ASSERT_TRUE(r.done);
   if (!r.ec) {
     EXPECT_EQ(r.bytes, "last");
-    r = read_once(p, poller, watch);
+    r = read_once(p);
     ASSERT_TRUE(r.done) << "the reset behind the last bytes was never delivered";
   }
   EXPECT_TRUE(r.ec);
 }
 
 TEST(ReadyRead, AFinThatArrivedBeforeTheWatchIsStillSeen) {
-  PeerWatch watch;
   Pair p;
-  auto& poller = asio::use_service<PeerClosePoller>(p.loop);
   // The bytes and the FIN arrive, and the loop takes their edge, before the socket is watched.
-  p.send("only");
-  ::shutdown(p.peer, SHUT_WR);
-  p.wait_for(POLLIN | POLLRDHUP);
+  p.send_then_fin("only");
   {
     auto work = asio::make_work_guard(p.loop); // without work, poll() returns before epoll
     p.loop.restart();
     p.loop.poll();
   }
-  watch.socket = &p.server;
-  ASSERT_TRUE(poller.watch(watch)); // reports the FIN already there
-  Result r = read_once(p, poller, watch);
+  ASSERT_TRUE(p.watched()); // reports the FIN already there
+  Result r = read_once(p);
   ASSERT_TRUE(r.done);
   EXPECT_EQ(r.bytes, "only");
-  r = read_once(p, poller, watch);
+  r = read_once(p);
   ASSERT_TRUE(r.done) << "the end of stream that came before the watch was never delivered";
   EXPECT_EQ(r.ec, asio::error::eof);
 }
 
 TEST(ReadyRead, AFullBufferLeavesTheNextReadTryingAtOnce) {
-  PeerWatch watch; // outlives the socket, as in the gateway
   Pair p;
-  auto& poller = asio::use_service<PeerClosePoller>(p.loop);
-  watch.socket = &p.server;
-  ASSERT_TRUE(poller.watch(watch));
+  ASSERT_TRUE(p.watched());
   p.send("abcdefgh");
   p.wait_for(POLLIN);
-  Result r = read_once(p, poller, watch, 4);
+  Result r = read_once(p, 4);
   EXPECT_EQ(r.bytes, "abcd");
-  EXPECT_FALSE(watch.exhausted);
-  r = read_once(p, poller, watch, 4);
+  EXPECT_FALSE(p.watch.exhausted);
+  r = read_once(p, 4);
   EXPECT_EQ(r.bytes, "efgh");
 }
 
 TEST(ReadyRead, AFullReadBeforeTheFinNeedsNoRearmAndStillEndsTheStream) {
-  PeerWatch watch;
   Pair p;
-  auto& poller = asio::use_service<PeerClosePoller>(p.loop);
-  watch.socket = &p.server;
-  ASSERT_TRUE(poller.watch(watch));
-  p.send("abcdefgh");
-  ::shutdown(p.peer, SHUT_WR);
-  p.wait_for(POLLIN | POLLRDHUP);
-  Result r = read_once(p, poller, watch, 4); // the buffer fills: no short read, nothing to re-arm
+  ASSERT_TRUE(p.watched());
+  p.send_then_fin("abcdefgh");
+  Result r = read_once(p, 4); // the buffer fills: no short read, nothing to re-arm
   ASSERT_TRUE(r.done);
   EXPECT_EQ(r.bytes, "abcd");
-  EXPECT_FALSE(watch.exhausted);
-  r = read_once(p, poller, watch, 64);
+  EXPECT_FALSE(p.watch.exhausted);
+  r = read_once(p, 64);
   ASSERT_TRUE(r.done);
   EXPECT_EQ(r.bytes, "efgh");
-  r = read_once(p, poller, watch);
+  r = read_once(p);
   ASSERT_TRUE(r.done);
   EXPECT_EQ(r.ec, asio::error::eof);
 }
 
 TEST(ReadyRead, AnEmptyBufferOnAWatchedSocketCompletesAtOnceAndConsumesNothing) {
-  PeerWatch watch;
   Pair p;
-  auto& poller = asio::use_service<PeerClosePoller>(p.loop);
-  watch.socket = &p.server;
-  ASSERT_TRUE(poller.watch(watch));
-  p.send("x");
-  ::shutdown(p.peer, SHUT_WR);
-  p.wait_for(POLLIN | POLLRDHUP);
-  Result r = read_once(p, poller, watch, 0);
+  ASSERT_TRUE(p.watched());
+  p.send_then_fin("x");
+  Result r = read_once(p, 0);
   ASSERT_TRUE(r.done);
   EXPECT_FALSE(r.ec); // not taken for the end of stream
   EXPECT_EQ(r.bytes, "");
-  r = read_once(p, poller, watch);
+  r = read_once(p);
   ASSERT_TRUE(r.done);
   EXPECT_EQ(r.bytes, "x");
 }
 
 TEST(ReadyRead, WithoutAWatchOrWithAnEmptyBufferItIsAsiosOwnRead) {
-  PeerWatch unwatched; // never given to the poller
-  Pair p;
-  auto& poller = asio::use_service<PeerClosePoller>(p.loop);
-  unwatched.socket = &p.server;
-  p.send("x");
-  ::shutdown(p.peer, SHUT_WR);
-  p.wait_for(POLLIN | POLLRDHUP);
-  Result r = read_once(p, poller, unwatched, 0);
+  Pair p; // never handed to the poller
+  p.send_then_fin("x");
+  Result r = read_once(p, 0);
   ASSERT_TRUE(r.done);
   EXPECT_FALSE(r.ec); // an empty read completes at once, not as the end of stream
   EXPECT_EQ(r.bytes, "");
-  r = read_once(p, poller, unwatched);
+  r = read_once(p);
   EXPECT_EQ(r.bytes, "x");
-  r = read_once(p, poller, unwatched);
+  r = read_once(p);
   ASSERT_TRUE(r.done);
   EXPECT_EQ(r.ec, asio::error::eof);
-  EXPECT_FALSE(unwatched.exhausted);
+  EXPECT_FALSE(p.watch.exhausted);
 }
 
 } // namespace
