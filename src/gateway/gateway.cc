@@ -960,8 +960,7 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
       // NeedMore
       in.consume(r.consumed);
       boost::system::error_code ec;
-      const size_t n = co_await async_read_ready(*w.poller, client.peer_watch, stream.socket(),
-                                                 in.prepare(kReadChunkBytes),
+      const size_t n = co_await async_read_ready(client.peer_watch, in.prepare(kReadChunkBytes),
                                                  asio::redirect_error(use_awaitable, ec));
       in.commit(n);
       if (ec) {

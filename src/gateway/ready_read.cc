@@ -96,6 +96,7 @@ bool PeerClosePoller::watch(PeerWatch& watch) {
     return false;
   }
   watch.fd = fd;
+  watch.poller = this;
   return true;
 }
 

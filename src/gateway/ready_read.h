@@ -50,6 +50,8 @@ static_assert(std::is_same_v<boost::asio::detail::reactor, boost::asio::detail::
 
 namespace semrouter::gateway {
 
+class PeerClosePoller;
+
 // Per socket: whether PeerClosePoller watches it, and whether the peer has closed or reset it.
 // It must outlive the socket's descriptor (declare it before the socket), since the poller's
 // epoll set refers to it until the descriptor is closed.
@@ -59,7 +61,8 @@ struct PeerWatch {
   PeerWatch(const PeerWatch&) = delete;
   PeerWatch& operator=(const PeerWatch&) = delete;
 
-  boost::asio::ip::tcp::socket* socket = nullptr;
+  boost::asio::ip::tcp::socket* socket = nullptr; // set by the owner; what async_read_ready reads
+  PeerClosePoller* poller = nullptr; // the poller that watches it (set by its watch()), else null
   int fd = -1; // the descriptor the poller watches; -1: none (reads as Asio's); -2: watch failed
   bool peer_closed = false; // a FIN or a reset arrived: reads try recv() first again
   bool exhausted = false;   // the last read ended short: the socket's next read waits for epoll
@@ -156,22 +159,21 @@ private:
 
 } // namespace ready_read_detail
 
-// Reads some bytes from `socket` into `buffer`, like socket.async_read_some, with
-// the rule above when `watch` watches this socket (else it is socket.async_read_some).
+// Reads some bytes from `*watch.socket` into `buffer`, like its async_read_some, with the rule
+// above when the poller watches that socket (else it is the socket's async_read_some).
 template <class Token>
-auto async_read_ready(PeerClosePoller& poller, PeerWatch& watch,
-                      boost::asio::ip::tcp::socket& socket, boost::asio::mutable_buffer buffer,
-                      Token&& token) {
+auto async_read_ready(PeerWatch& watch, boost::asio::mutable_buffer buffer, Token&& token) {
   namespace asio = boost::asio;
   return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
-      [&poller, &watch, &socket](auto handler, asio::mutable_buffer buf) {
+      [&watch](auto handler, asio::mutable_buffer buf) {
+        asio::ip::tcp::socket& socket = *watch.socket;
         auto& impl = ready_read_detail::SocketAccess::implementation(socket);
-        if (watch.fd < 0 || watch.fd != impl.socket_ || watch.socket != &socket ||
+        if (watch.poller == nullptr || watch.fd != impl.socket_ ||
             buf.size() == 0) { // Asio completes an empty read at once, with no recv
-
           socket.async_read_some(buf, std::move(handler));
           return;
         }
+        PeerClosePoller& poller = *watch.poller;
         using Handler = std::decay_t<decltype(handler)>;
         using IoExecutor = asio::ip::tcp::socket::executor_type;
         using Op = ready_read_detail::ReadOp<Handler, IoExecutor>;

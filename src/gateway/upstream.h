@@ -95,7 +95,7 @@ public:
           if (tls_)
             tls_->async_read_some(bufs, std::move(handler));
           else
-            async_read_ready(*poller_, peer_watch_, plain_->socket(), bufs, std::move(handler));
+            async_read_ready(peer_watch_, bufs, std::move(handler));
         },
         token, b);
   }
@@ -128,7 +128,7 @@ private:
   PeerWatch peer_watch_;                           // plain: outlives the socket, see PeerWatch
   std::unique_ptr<boost::beast::tcp_stream> plain_;
   std::unique_ptr<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls_;
-  PeerClosePoller* poller_ = nullptr; // plain: reads go through async_read_ready
+  PeerClosePoller* poller_ = nullptr; // plain: the loop's, for watch_peer_close
 };
 
 // TLS client contexts, one per distinct TLS setting (CA file, client certificate, verification),

@@ -79,7 +79,7 @@ struct Result {
 Result read_once(Pair& p, size_t size = 64) {
   Result r;
   std::vector<char> buffer(size);
-  async_read_ready(p.poller, p.watch, p.server, asio::buffer(buffer),
+  async_read_ready(p.watch, asio::buffer(buffer),
                    [&](const boost::system::error_code& ec, size_t n) {
                      r.done = true;
                      r.ec = ec;
