@@ -55,30 +55,33 @@ void header(std::string& out, const std::string& name, const std::string& help, 
 } // namespace
 
 Histogram::Histogram(const std::vector<double>& bounds)
-    : bounds_(bounds), buckets_(new std::atomic<uint64_t>[bounds.size() + 1]) {
-  for (size_t i = 0; i <= bounds_.size(); ++i)
-    buckets_[i].store(0);
-}
+    : bounds_(bounds), lines_per_shard_((bounds.size() + 2 + 7) / 8),
+      lines_(kShards * lines_per_shard_) {}
 
 void Histogram::observe(double v) {
   size_t i = 0;
   while (i < bounds_.size() && v > bounds_[i])
     ++i;
-  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  const size_t shard = core::thread_shard() % kShards;
+  cell(shard, i).fetch_add(1, std::memory_order_relaxed);
   if (v > 0)
-    sum_micros_.fetch_add(static_cast<uint64_t>(std::llround(v * 1e6)), std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
+    cell(shard, bounds_.size() + 1)
+        .fetch_add(static_cast<uint64_t>(std::llround(v * 1e6)), std::memory_order_relaxed);
 }
 
 void Histogram::read(std::vector<uint64_t>& cumulative, double& sum, uint64_t& count) const {
   cumulative.assign(bounds_.size() + 1, 0);
   uint64_t running = 0;
+  uint64_t sum_micros = 0;
   for (size_t i = 0; i <= bounds_.size(); ++i) {
-    running += buckets_[i].load(std::memory_order_relaxed);
+    for (size_t s = 0; s < kShards; ++s)
+      running += cell(s, i).load(std::memory_order_relaxed);
     cumulative[i] = running;
   }
+  for (size_t s = 0; s < kShards; ++s)
+    sum_micros += cell(s, bounds_.size() + 1).load(std::memory_order_relaxed);
   count = running; // consistent with the buckets even while observations race
-  sum = static_cast<double>(sum_micros_.load(std::memory_order_relaxed)) / 1e6;
+  sum = static_cast<double>(sum_micros) / 1e6;
 }
 
 Family<Counter>& Registry::counter(std::string name, std::string help,

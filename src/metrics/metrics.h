@@ -16,15 +16,31 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/shard.h"
+
 namespace semrouter::metrics {
 
+// Increments from several threads land in separate shards, each on a cache line of its own (see
+// Histogram); value() adds them up.
 class Counter {
 public:
-  void inc(uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
-  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+  void inc(uint64_t n = 1) {
+    shards_[core::thread_shard() % kShards].value.fetch_add(n, std::memory_order_relaxed);
+  }
+  uint64_t value() const {
+    uint64_t sum = 0;
+    for (const Line& l : shards_)
+      sum += l.value.load(std::memory_order_relaxed);
+    return sum;
+  }
+
+  static constexpr size_t kShards = 4;
 
 private:
-  std::atomic<uint64_t> value_{0};
+  struct alignas(64) Line {
+    std::atomic<uint64_t> value{0};
+  };
+  std::array<Line, kShards> shards_;
 };
 
 // A value that goes up and down; fractional values (a share, a threshold) are allowed.
@@ -38,6 +54,9 @@ private:
   std::atomic<double> value_{0};
 };
 
+// Observations from several threads land in separate shards (a thread keeps one for life), each
+// on cache lines of its own: the gateway's workers observe the same histograms on every request,
+// and one shared set of counters passed its lines from core to core. read() adds the shards up.
 class Histogram {
 public:
   explicit Histogram(const std::vector<double>& bounds);
@@ -46,11 +65,23 @@ public:
   void read(std::vector<uint64_t>& cumulative, double& sum, uint64_t& count) const;
   const std::vector<double>& bounds() const { return bounds_; }
 
+  static constexpr size_t kShards = Counter::kShards;
+
 private:
+  struct alignas(64) Line {
+    std::atomic<uint64_t> cell[8] = {};
+  };
+  // Cell i of shard s: buckets 0..bounds_.size(), then the sum (in millionths, to stay atomic).
+  // The count is the buckets' total.
+  std::atomic<uint64_t>& cell(size_t shard, size_t i) {
+    return lines_[shard * lines_per_shard_ + i / 8].cell[i % 8];
+  }
+  const std::atomic<uint64_t>& cell(size_t shard, size_t i) const {
+    return lines_[shard * lines_per_shard_ + i / 8].cell[i % 8];
+  }
   std::vector<double> bounds_;
-  std::unique_ptr<std::atomic<uint64_t>[]> buckets_; // bounds_.size() + 1
-  std::atomic<uint64_t> sum_micros_{0};              // sum kept in millionths to stay atomic
-  std::atomic<uint64_t> count_{0};
+  size_t lines_per_shard_;
+  std::vector<Line> lines_;
 };
 
 enum class Type { Counter, Gauge, Histogram };

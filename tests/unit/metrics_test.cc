@@ -1,6 +1,7 @@
 #include "metrics/metrics.h"
 
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -52,6 +53,34 @@ TEST(Metrics, ConcurrentIncrementsAreCounted) {
   for (auto& t : threads)
     t.join();
   EXPECT_EQ(c.with({"v"}).value(), 40000u);
+}
+
+// Threads observe into separate shards (more threads than shards, so some share one); read()
+// adds them all up, buckets and sum alike.
+TEST(Metrics, ConcurrentObservationsAreCountedAcrossShards) {
+  Histogram h({1, 10});
+  constexpr int kThreads = int(Histogram::kShards) + 2;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) {
+        h.observe(0.5);
+        h.observe(5);
+        h.observe(50);
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  std::vector<uint64_t> cumulative;
+  double sum = 0;
+  uint64_t count = 0;
+  h.read(cumulative, sum, count);
+  ASSERT_EQ(cumulative.size(), 3u);
+  EXPECT_EQ(cumulative[0], 1000u * kThreads);
+  EXPECT_EQ(cumulative[1], 2000u * kThreads);
+  EXPECT_EQ(cumulative[2], 3000u * kThreads);
+  EXPECT_EQ(count, 3000u * kThreads);
+  EXPECT_DOUBLE_EQ(sum, 55.5 * 1000 * kThreads);
 }
 
 } // namespace
