@@ -1,63 +1,105 @@
 #include "pipeline/cost_quality.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace semrouter::pipeline {
 
 namespace {
-constexpr size_t kTtftWindow = 200;
 constexpr size_t kTtftMinSamples = 10;
 constexpr auto kTtftMaxAge = std::chrono::seconds(30);
 constexpr size_t kMinScores = 50; // the quantile is used once the window holds this many
 constexpr size_t kRecomputeEvery = 16;
 } // namespace
 
-LoadTracker::PerModel& LoadTracker::get(const std::string& model) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto& p = models_[model];
-  if (!p)
-    p = std::make_unique<PerModel>();
-  return *p;
+namespace {
+std::atomic<uint64_t> next_tracker_id{1};
+
+uint32_t tenths_since(std::chrono::steady_clock::time_point epoch,
+                      std::chrono::steady_clock::time_point now) {
+  return static_cast<uint32_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now - epoch).count() / 100);
+}
+} // namespace
+
+LoadTracker::LoadTracker()
+    : id_(next_tracker_id.fetch_add(1, std::memory_order_relaxed)),
+      epoch_(std::chrono::steady_clock::now()) {}
+LoadTracker::~LoadTracker() = default;
+
+LoadTracker::Model& LoadTracker::model(const std::string& name) {
+  struct Recent {
+    uint64_t tracker = 0;
+    std::string name;
+    Model* model = nullptr;
+  };
+  constexpr size_t kRecent = 8;
+  thread_local std::array<Recent, kRecent> recent;
+  Recent& slot =
+      recent[(std::hash<std::string_view>{}(name) + id_ * 0x9e3779b97f4a7c15ull) % kRecent];
+  if (slot.tracker == id_ && slot.name == name)
+    return *slot.model;
+  Model* found = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& e = models_[name];
+    if (!e)
+      e = std::make_unique<Entry>(epoch_);
+    found = &e->handle;
+  }
+  slot.tracker = id_;
+  slot.name = name;
+  slot.model = found;
+  return *found;
+}
+
+void LoadTracker::Model::record_ttft(double seconds) {
+  const uint32_t at = tenths_since(epoch_, std::chrono::steady_clock::now()) + 1;
+  const float value = static_cast<float>(seconds);
+  uint32_t bits = 0;
+  std::memcpy(&bits, &value, sizeof bits);
+  Shard& shard = state_.shard();
+  const uint64_t i = shard.ttft_next.fetch_add(1, std::memory_order_relaxed) % kTtftWindow;
+  shard.ttft[i].store(uint64_t(at) << 32 | bits, std::memory_order_relaxed);
 }
 
 const LoadTracker::PerModel* LoadTracker::find(const std::string& model) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = models_.find(model);
-  return it == models_.end() ? nullptr : it->second.get();
-}
-
-void LoadTracker::start(const std::string& model) {
-  get(model).inflight.fetch_add(1);
-}
-void LoadTracker::finish(const std::string& model) {
-  get(model).inflight.fetch_sub(1);
-}
-
-void LoadTracker::record_ttft(const std::string& model, double seconds) {
-  PerModel& p = get(model);
-  std::lock_guard<std::mutex> lock(mu_);
-  p.ttft.emplace_back(std::chrono::steady_clock::now(), seconds);
-  if (p.ttft.size() > kTtftWindow)
-    p.ttft.pop_front();
+  return it == models_.end() ? nullptr : &it->second->state;
 }
 
 int64_t LoadTracker::inflight(const std::string& model) const {
   const PerModel* p = find(model);
-  return p ? p->inflight.load() : 0;
+  if (!p)
+    return 0;
+  int64_t sum = 0;
+  for (const Shard& s : p->shards)
+    sum += s.inflight.load(std::memory_order_relaxed);
+  return sum;
 }
 
 std::optional<double> LoadTracker::ttft_p95(const std::string& model) const {
   const PerModel* p = find(model);
   if (!p)
     return std::nullopt;
+  const uint32_t now = tenths_since(epoch_, std::chrono::steady_clock::now()) + 1;
+  const uint32_t max_age = static_cast<uint32_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(kTtftMaxAge).count() / 100);
   std::vector<double> v;
-  const auto oldest = std::chrono::steady_clock::now() - kTtftMaxAge;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [at, secs] : p->ttft)
-      if (at >= oldest)
-        v.push_back(secs);
-  }
+  v.reserve(kTtftWindow);
+  for (const Shard& shard : p->shards)
+    for (const auto& slot : shard.ttft) {
+      const uint64_t word = slot.load(std::memory_order_relaxed);
+      const uint32_t at = static_cast<uint32_t>(word >> 32);
+      // Empty, or too old (a sample another thread took after `now` was read is not).
+      if (at == 0 || (now > at && now - at > max_age))
+        continue;
+      const uint32_t bits = static_cast<uint32_t>(word);
+      float value = 0;
+      std::memcpy(&value, &bits, sizeof value);
+      v.push_back(value);
+    }
   if (v.size() < kTtftMinSamples)
     return std::nullopt;
   size_t k = std::min(v.size() - 1, size_t(0.95 * double(v.size())));

@@ -4,6 +4,7 @@
 // load pressure (with hysteresis, so the shift does not flap).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -16,30 +17,78 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/shard.h"
 
 namespace semrouter::pipeline {
 
 class LoadTracker {
+  struct PerModel;
+
 public:
-  // The gateway calls these around each upstream request.
-  void start(const std::string& model);
-  void finish(const std::string& model);
-  void record_ttft(const std::string& model, double seconds);
+  LoadTracker();
+  ~LoadTracker();
+  LoadTracker(const LoadTracker&) = delete;
+  LoadTracker& operator=(const LoadTracker&) = delete;
+
+  // One model's state, made on first use and kept for the tracker's life (models are never
+  // removed), so a request looks its model up once and keeps the reference. Each thread keeps its
+  // recent answers in a small cache: the lookup on every request takes no lock.
+  class Model {
+  public:
+    // The gateway calls these around each upstream request (lock-free).
+    void start() { state_.shard().inflight.fetch_add(1, std::memory_order_relaxed); }
+    void finish() { state_.shard().inflight.fetch_sub(1, std::memory_order_relaxed); }
+    void record_ttft(double seconds);
+
+  private:
+    friend class LoadTracker;
+    Model(PerModel& state, std::chrono::steady_clock::time_point epoch)
+        : state_(state), epoch_(epoch) {}
+    PerModel& state_;
+    std::chrono::steady_clock::time_point epoch_;
+  };
+  Model& model(const std::string& name);
+
+  // By name, for tests and callers outside the request path.
+  void start(const std::string& name) { model(name).start(); }
+  void finish(const std::string& name) { model(name).finish(); }
+  void record_ttft(const std::string& name, double seconds) { model(name).record_ttft(seconds); }
 
   int64_t inflight(const std::string& model) const;
-  // p95 of the last 200 times to first token of the past 30 s (seconds); nullopt with fewer
-  // than 10 such samples (old samples expire, so a model that gets no traffic recovers).
+  // p95 of the recent times to first token, the last 200 each thread recorded, of the past 30 s
+  // (seconds; ages are counted in tenths of a second); nullopt with fewer than 10 such samples
+  // (old samples expire, so a model that gets no traffic recovers).
   std::optional<double> ttft_p95(const std::string& model) const;
 
+  static constexpr size_t kTtftWindow = 200;
+  static constexpr size_t kShards = 4;
+
 private:
-  struct PerModel {
-    std::atomic<int64_t> inflight{0};
-    std::deque<std::pair<std::chrono::steady_clock::time_point, double>> ttft; // guarded by mu_
+  // Every request writes its model's state twice or three times, from whichever worker runs it:
+  // each thread writes a shard of its own (core::thread_shard), on cache lines of its own, and the
+  // readers add the shards up.
+  struct alignas(64) Shard {
+    std::atomic<int64_t> inflight{0}; // starts minus finishes on this shard (may be negative)
+    // A ring of the thread's last kTtftWindow samples, each one word: the time it was taken
+    // (tenths of a second since the tracker's epoch, plus one; 0: an empty slot) in the high 32
+    // bits, the seconds as a float in the low 32.
+    std::atomic<uint64_t> ttft_next{0};
+    std::array<std::atomic<uint64_t>, kTtftWindow> ttft{};
   };
-  PerModel& get(const std::string& model);
+  struct PerModel {
+    std::array<Shard, kShards> shards;
+    Shard& shard() { return shards[core::thread_shard() % kShards]; }
+  };
+  struct Entry {
+    PerModel state;
+    Model handle;
+    explicit Entry(std::chrono::steady_clock::time_point epoch) : handle(state, epoch) {}
+  };
   const PerModel* find(const std::string& model) const;
+  const uint64_t id_; // never reused, so a thread's cached answer cannot name another tracker
+  const std::chrono::steady_clock::time_point epoch_;
   mutable std::mutex mu_;
-  std::map<std::string, std::unique_ptr<PerModel>> models_;
+  std::map<std::string, std::unique_ptr<Entry>, std::less<>> models_;
 };
 
 // What selection decided, for headers and metrics.

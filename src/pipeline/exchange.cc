@@ -156,14 +156,17 @@ UpstreamHealth& Runtime::upstreams_for(const Snapshot& snapshot) {
 void Exchange::fallback_to(const config::ModelConfig& model) {
   if (model.name == model_)
     return;
-  rt_.cost_quality.load.finish(model_);
+  load_->finish();
   model_ = model.name;
   model_config_ = &model;
-  rt_.cost_quality.load.start(model_);
+  load_ = &rt_.cost_quality.load.model(model_);
+  load_->start();
   fill_.reset();
 }
 
 auth::Guard& Runtime::auth_for(const Snapshot& snapshot) {
+  if (auth_through_.load(std::memory_order_acquire) > snapshot.generation)
+    return auth; // configured from this generation or a later one
   std::lock_guard lock(auth_mu_);
   // Only forward (a request on an older snapshot must not put the old keys back).
   if (!auth_configured_ || auth_generation_ < snapshot.generation) {
@@ -171,6 +174,7 @@ auth::Guard& Runtime::auth_for(const Snapshot& snapshot) {
     auth_generation_ = snapshot.generation;
     if (auto st = auth.configure(snapshot.config->auth); !st)
       spdlog::error("auth: {} (the previous keys stay in force)", st.error().message);
+    auth_through_.store(auth_generation_ + 1, std::memory_order_release);
   }
   return auth;
 }
@@ -351,7 +355,8 @@ Exchange::Exchange(Runtime& runtime, const RouteOutcome& out, core::TimePoint st
                    RequestTrace* trace)
     : rt_(runtime), model_(out.model ? out.model->name : std::string("-")), decision_(out.decision),
       start_(start), fill_(out.cache_fill), key_(out.key), model_config_(out.model),
-      estimated_tokens_(out.estimated_tokens), trace_(trace) {
+      estimated_tokens_(out.estimated_tokens), trace_(trace),
+      load_(&runtime.cost_quality.load.model(model_)) {
   if (trace_ && key_)
     trace_->set_key(key_->name);
   if (out.observed) {
@@ -359,7 +364,7 @@ Exchange::Exchange(Runtime& runtime, const RouteOutcome& out, core::TimePoint st
     activity_ = activity_record(out);
   }
   rt_.metrics.inflight.add(1);
-  rt_.cost_quality.load.start(model_);
+  load_->start();
 }
 
 Exchange::~Exchange() {
@@ -383,7 +388,7 @@ void Exchange::first_token() {
   ttft_s_ = s;
   if (streamed_)
     rt_.metrics.ttft.with({model_}).observe(s);
-  rt_.cost_quality.load.record_ttft(model_, s);
+  load_->record_ttft(s);
 }
 
 void Exchange::response_head(int status, bool event_stream) {
@@ -439,7 +444,7 @@ void Exchange::finish(int status) {
   rt_.metrics.requests.with({model_, decision_, std::to_string(status)}).inc();
   const double seconds = core::seconds_between(start_, core::SteadyClock::now());
   rt_.metrics.duration.with({model_}).observe(seconds);
-  rt_.cost_quality.load.finish(model_);
+  load_->finish();
   rt_.metrics.inflight.add(-1);
   settle();
   if (observed_)

@@ -6,6 +6,7 @@
 // exactly the same metrics for the same traffic.
 #pragma once
 
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -102,6 +103,9 @@ private:
   std::mutex auth_mu_;
   uint64_t auth_generation_ = 0;
   bool auth_configured_ = false;
+  // The generation the keys were last configured from, plus one (0: never): the per-request
+  // check takes no lock.
+  std::atomic<uint64_t> auth_through_{0};
 
 public:
   // Who is calling, as routing sees it (from the API key; empty without keys).
@@ -224,6 +228,7 @@ private:
   bool observed_ = false;   // the dashboard records this request (dashboard.enabled)
   ActivityRecord activity_; // its record so far: what routing decided
   RequestTrace* trace_ = nullptr;
+  LoadTracker::Model* load_; // the model's in-flight count and times to first token
 };
 
 } // namespace semrouter::pipeline

@@ -3,6 +3,7 @@
 // inference pool running transformer-backed signals, and the classify API.
 #include <chrono>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -322,6 +323,42 @@ TEST(CostQuality, LoadPressureHasHysteresis) {
   ASSERT_TRUE(load.ttft_p95("slow"));
   EXPECT_DOUBLE_EQ(*load.ttft_p95("slow"), 2.0);
   EXPECT_TRUE(st.pressure("e", slo, load, "slow"));
+}
+
+// A request keeps its model's handle: the handle and the name reach the same counts; the
+// time-to-first-token window keeps the last 200 samples; two trackers do not share a thread's
+// cached lookups.
+TEST(CostQuality, LoadTrackerHandlesAndWindow) {
+  auto a = std::make_unique<pipeline::LoadTracker>();
+  pipeline::LoadTracker::Model& big = a->model("big");
+  EXPECT_EQ(&big, &a->model("big"));
+  EXPECT_NE(&big, &a->model("small"));
+  big.start();
+  big.start();
+  a->start("big");
+  big.finish();
+  EXPECT_EQ(a->inflight("big"), 2);
+  EXPECT_EQ(a->inflight("small"), 0);
+
+  for (int i = 0; i < 100; ++i)
+    big.record_ttft(10.0); // pushed out of the window by the 200 below
+  for (int i = 0; i < 200; ++i)
+    big.record_ttft(i < 190 ? 0.25 : 1.0);
+  ASSERT_TRUE(a->ttft_p95("big"));
+  EXPECT_DOUBLE_EQ(*a->ttft_p95("big"), 1.0) << "the 95th percentile of 190 × 0.25 and 10 × 1.0";
+  for (int i = 0; i < 190; ++i)
+    big.record_ttft(0.25);
+  EXPECT_DOUBLE_EQ(*a->ttft_p95("big"), 1.0) << "the ten 1.0 samples are all still in the window";
+  big.record_ttft(0.25);
+  EXPECT_DOUBLE_EQ(*a->ttft_p95("big"), 0.25);
+
+  // A new tracker (possibly at the old one's address) starts empty, whatever this thread cached.
+  a.reset();
+  pipeline::LoadTracker b;
+  EXPECT_EQ(b.inflight("big"), 0);
+  b.model("big").start();
+  EXPECT_EQ(b.inflight("big"), 1);
+  EXPECT_FALSE(b.ttft_p95("big"));
 }
 
 // The routers learn the fixture's pattern and survive a save/load round trip.
