@@ -1478,7 +1478,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
     // The next target whose circuit breaker has room (the plan repeats when retries outnumber
     // it).
     const pipeline::UpstreamHealth::Target* target = nullptr;
-    std::shared_ptr<pipeline::BackendHealth> bh;
+    pipeline::BackendHealth* bh = nullptr; // the target's, kept alive by `plan`
     request_slot = {}; // the last attempt's slot is free again: a retry on its backend may take it
     fallback_slot = {};
     for (size_t k = 0; k < plan.size() && !target; ++k) {
@@ -1492,11 +1492,10 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         }
         fallback_slot = std::move(*ticket);
       }
-      auto h = health.backend(t.backend->name);
-      request_slot = health.acquire(*t.backend, *h, pipeline::BreakerLimit::Requests);
+      request_slot = health.acquire(*t.backend, *t.health, pipeline::BreakerLimit::Requests);
       if (request_slot) {
         target = &t;
-        bh = std::move(h);
+        bh = t.health.get();
         next = (next + k + 1) % plan.size();
       } else {
         fallback_slot = {};

@@ -69,11 +69,8 @@ UpstreamHealth::UpstreamHealth(metrics::Registry& r)
 void UpstreamHealth::configure(const config::Config& config, uint64_t generation) {
   // Only forward: a request still holding an older snapshot (one that waited in the admission
   // queue across a reload) must not put the old settings and backend table back.
-  {
-    std::shared_lock lock(table_mu_);
-    if (configured_ && generation_ >= generation)
-      return;
-  }
+  if (configured_through_.load(std::memory_order_acquire) > generation)
+    return;
   std::unique_lock lock(table_mu_);
   if (configured_ && generation_ >= generation)
     return;
@@ -97,12 +94,13 @@ void UpstreamHealth::configure(const config::Config& config, uint64_t generation
   if (config.resilience.outlier.consecutive_failures == 0)
     for (auto& [name, b] : next) {
       std::lock_guard bl(b->mu_);
-      b->ejected_until_ = {};
+      b->ejected_until_.store(core::TimePoint{});
       b->consecutive_failures_ = 0;
     }
   table_ = std::move(next);
   generation_ = generation;
   configured_ = true;
+  configured_through_.store(generation + 1, std::memory_order_release);
 }
 
 config::ResilienceConfig UpstreamHealth::settings() const {
@@ -124,10 +122,10 @@ std::shared_ptr<BackendHealth> UpstreamHealth::backend(std::string_view name) {
 }
 
 BackendState UpstreamHealth::state(BackendHealth& b, core::TimePoint now) {
-  std::lock_guard lock(b.mu_);
-  if (b.ejected_until_ > now)
+  // Without the lock: read on every request by every worker, written rarely.
+  if (b.ejected_until_.load(std::memory_order_acquire) > now)
     return BackendState::Ejected;
-  if (!b.healthy_)
+  if (!b.healthy_.load(std::memory_order_acquire))
     return BackendState::Unhealthy;
   return BackendState::Available;
 }
@@ -136,7 +134,7 @@ uint32_t UpstreamHealth::ejected_count(core::TimePoint now) {
   uint32_t n = 0;
   for (const auto& [name, b] : table_) {
     std::lock_guard lock(b->mu_);
-    n += b->ejected_until_ > now;
+    n += b->ejected_until_.load() > now;
   }
   return n;
 }
@@ -149,8 +147,8 @@ std::vector<UpstreamHealth::Target> UpstreamHealth::plan(const config::Config& c
   std::vector<Target> out;
   auto add_available = [&](const config::ModelConfig& m) {
     for (const config::BackendConfig* b : order_backends(config, m, random))
-      if (state(*backend(b->name), now) == BackendState::Available)
-        out.push_back({&m, b});
+      if (auto h = backend(b->name); state(*h, now) == BackendState::Available)
+        out.push_back({&m, b, std::move(h)});
   };
   add_available(model);
   const bool own_out = out.empty();
@@ -165,7 +163,7 @@ std::vector<UpstreamHealth::Target> UpstreamHealth::plan(const config::Config& c
   // ones (an ejected backend may have recovered).
   if (own_out)
     for (const config::BackendConfig* b : order_backends(config, model, random))
-      out.push_back({&model, b});
+      out.push_back({&model, b, backend(b->name)});
   return out;
 }
 
@@ -181,7 +179,7 @@ bool UpstreamHealth::record_failure(BackendHealth& b, std::string_view kind, cor
   {
     std::lock_guard lock(b.mu_);
     b.last_failure_ = std::string(kind);
-    if (b.ejected_until_ > now)
+    if (b.ejected_until_.load() > now)
       return false; // already out (a request that started before the ejection)
     failures = ++b.consecutive_failures_;
   }
@@ -210,8 +208,8 @@ bool UpstreamHealth::record_failure(BackendHealth& b, std::string_view kind, cor
     const uint64_t ms =
         std::min<uint64_t>(uint64_t(o.base_ejection_ms) * b.times_ejected_, o.max_ejection_ms);
     span = std::chrono::milliseconds(ms);
-    b.ejected_until_ = now + span;
-    b.last_ejection_end_ = b.ejected_until_;
+    b.ejected_until_.store(now + span, std::memory_order_release);
+    b.last_ejection_end_ = now + span;
     b.consecutive_failures_ = 0;
     ++b.ejections_total_;
   }
@@ -222,6 +220,10 @@ bool UpstreamHealth::record_failure(BackendHealth& b, std::string_view kind, cor
 }
 
 void UpstreamHealth::record_success(BackendHealth& b) {
+  // Every answered request lands here: a backend with no failures in a row is not written to, so
+  // the workers do not pass its cache line back and forth.
+  if (b.consecutive_failures_.load(std::memory_order_relaxed) == 0)
+    return;
   std::lock_guard lock(b.mu_);
   b.consecutive_failures_ = 0;
 }
@@ -334,10 +336,10 @@ std::string UpstreamHealth::json(const config::Config& config, core::TimePoint n
     auto b = backend(bc.name);
     const BackendState s = state(*b, now);
     std::lock_guard lock(b->mu_);
+    const core::TimePoint until = b->ejected_until_.load();
     const int64_t left =
-        b->ejected_until_ > now
-            ? std::chrono::duration_cast<std::chrono::milliseconds>(b->ejected_until_ - now).count()
-            : 0;
+        until > now ? std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count()
+                    : 0;
     out += first ? "" : ",";
     first = false;
     out += fmt::format(
@@ -347,7 +349,7 @@ std::string UpstreamHealth::json(const config::Config& config, core::TimePoint n
         "\"breaker_trips_total\":{},\"circuit_breaker\":{{\"max_connections\":{},"
         "\"max_pending\":{},\"max_requests\":{}}},\"health_check\":{}}}",
         core::json_string(bc.name), core::json_string(bc.url), backend_state_name(s),
-        b->healthy_ ? "true" : "false", b->consecutive_failures_, left, b->times_ejected_,
+        b->healthy_ ? "true" : "false", b->consecutive_failures_.load(), left, b->times_ejected_,
         b->ejections_total_, core::json_string(b->last_failure_), b->connections.load(),
         b->pending.load(), b->requests.load(), b->trips_total_, bc.circuit_breaker.max_connections,
         bc.circuit_breaker.max_pending, bc.circuit_breaker.max_requests,

@@ -42,19 +42,21 @@ public:
   explicit BackendHealth(std::string name) : name_(std::move(name)) {}
   const std::string& name() const { return name_; }
 
-  std::atomic<uint32_t> connections{0}; // open upstream connections (pooled ones included)
-  std::atomic<uint32_t> pending{0};     // requests waiting for a connection
-  std::atomic<uint32_t> requests{0};    // requests in flight
+  // Written by every request from every worker: on a cache line of their own, apart from the
+  // state below that every request reads.
+  alignas(64) std::atomic<uint32_t> connections{0}; // open upstream connections (pooled included)
+  std::atomic<uint32_t> pending{0};                 // requests waiting for a connection
+  std::atomic<uint32_t> requests{0};                // requests in flight
 
 private:
   friend class UpstreamHealth;
-  std::string name_;
-  std::mutex mu_;
-  uint32_t consecutive_failures_ = 0;
+  alignas(64) std::string name_;
+  std::mutex mu_; // written under it; the three atomics are also read without it (state())
+  std::atomic<uint32_t> consecutive_failures_{0};
   uint32_t times_ejected_ = 0;
-  core::TimePoint ejected_until_{};
+  std::atomic<core::TimePoint> ejected_until_{core::TimePoint{}};
   core::TimePoint last_ejection_end_{};
-  bool healthy_ = true; // active checks (true until checks say otherwise)
+  std::atomic<bool> healthy_{true}; // active checks (true until checks say otherwise)
   uint32_t check_passes_ = 0, check_failures_ = 0;
   uint64_t ejections_total_ = 0;
   uint64_t trips_total_ = 0;
@@ -137,6 +139,7 @@ public:
   struct Target {
     const config::ModelConfig* model;
     const config::BackendConfig* backend;
+    std::shared_ptr<BackendHealth> health; // the backend's state (kept alive across reloads)
   };
   std::vector<Target> plan(const config::Config& config, const config::ModelConfig& model,
                            const std::vector<std::string>& fallback, core::Random& random,
@@ -197,6 +200,8 @@ private:
   config::ResilienceConfig settings_;
   uint64_t generation_ = 0;
   bool configured_ = false;
+  // generation_ + 1 once configured (0: never), for configure()'s check without the lock.
+  std::atomic<uint64_t> configured_through_{0};
   std::atomic<uint32_t> active_requests_{0};
   std::atomic<uint32_t> active_retries_{0};
 };

@@ -209,6 +209,8 @@ TEST_F(HealthFixture, PlanSkipsEjectedBackendsThenTriesFallbacksThenPanics) {
   EXPECT_FALSE(panic);
   EXPECT_EQ(plan[2].model->name, "m2");
   EXPECT_EQ(plan[2].backend->name, "c");
+  for (const auto& t : plan) // each target carries its backend's state for the attempt
+    EXPECT_EQ(t.health, health.backend(t.backend->name)) << t.backend->name;
   fail("b", 1, t0);
   plan = health.plan(*c, m1, {"m2"}, random, t0, &panic);
   ASSERT_EQ(plan.size(), 2u);
@@ -227,6 +229,8 @@ TEST_F(HealthFixture, PlanSkipsEjectedBackendsThenTriesFallbacksThenPanics) {
   EXPECT_TRUE(panic); // nothing available: the model's own backends anyway
   ASSERT_EQ(plan.size(), 2u);
   EXPECT_EQ(plan[0].model->name, "m1");
+  for (const auto& t : plan) // the panic targets too
+    EXPECT_EQ(t.health, health.backend(t.backend->name)) << t.backend->name;
 }
 
 TEST_F(HealthFixture, HealthChecksNeedThresholdsInARow) {
