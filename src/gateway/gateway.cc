@@ -243,6 +243,22 @@ struct Worker {
   std::list<std::shared_ptr<DisconnectWatch>> watches; // requests in flight on this worker
   Deadline::List deadlines;                            // every live Deadline of this worker
   std::vector<std::vector<char>> read_buffers;         // free list; see PooledReadBuffer
+
+  // The store's current snapshot, as this worker holds it. Its copies count references on a
+  // control block of the worker's own, not on the one every worker shares (whose cache line the
+  // workers would pass back and forth on every request), and taking one needs no lock. A reload
+  // is seen at the worker's next request; until then the worker keeps the snapshot it replaced.
+  std::shared_ptr<const pipeline::Snapshot> snapshot(const pipeline::SnapshotStore& store) {
+    const uint64_t version = store.version(); // read first: the copy below is at least as new
+    if (!local_snapshot || version != local_version) {
+      auto holder = std::make_shared<std::shared_ptr<const pipeline::Snapshot>>(store.get());
+      local_snapshot = std::shared_ptr<const pipeline::Snapshot>(holder, holder->get());
+      local_version = version;
+    }
+    return local_snapshot;
+  }
+  std::shared_ptr<const pipeline::Snapshot> local_snapshot;
+  uint64_t local_version = 0;
 };
 
 // An upstream read buffer borrowed from the worker's free list: a fresh 16 KiB buffer per request
@@ -1257,7 +1273,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
   beast::tcp_stream& stream = client.stream;
   const auto start = core::SteadyClock::now();
   const bool keep = req.keep_alive();
-  auto snap = store.get(); // this request finishes on this snapshot, whatever reloads happen
+  auto snap = w.snapshot(store); // this request finishes on it, whatever reloads happen
   const config::Config& config = *snap->config;
   pipeline::HeaderLookup headers = header_lookup(req);
   // Tracing and the access log (inert when both are off). Destroyed last, after the answer.

@@ -238,6 +238,7 @@ core::Status SnapshotStore::reload_from_file(const std::string& path) {
     std::lock_guard<std::mutex> lock(mu_);
     keep_previous();
     current_ = *snap;
+    version_.fetch_add(1, std::memory_order_release);
     last_error_.clear();
   }
   reloads_ok_.fetch_add(1);

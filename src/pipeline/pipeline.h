@@ -75,7 +75,11 @@ public:
     std::lock_guard<std::mutex> lock(mu_);
     keep_previous();
     current_ = std::move(next);
+    version_.fetch_add(1, std::memory_order_release);
   }
+  // Counts the swaps: a reader that keeps its own copy of get() (a gateway worker) takes a new
+  // one when this changes, and so pays no lock on its requests.
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
   // Loads and compiles `path`; on success swaps it in. On failure the old snapshot stays and
   // the error is returned (and kept for the admin API).
   core::Status reload_from_file(const std::string& path);
@@ -103,6 +107,7 @@ private:
   std::shared_ptr<const config::Config> previous_config_;
   uint64_t previous_generation_ = 0;
   std::shared_ptr<const Snapshot> current_;
+  std::atomic<uint64_t> version_{0};
   std::string last_error_;
   std::atomic<uint64_t> reloads_ok_{0};
   std::atomic<uint64_t> reloads_failed_{0};

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <thread>
 
@@ -358,6 +359,26 @@ TEST(DashboardRouting, SignalsAreTimedByType) {
   const auto k = size_t(pipeline::signal_type_index("keyword"));
   EXPECT_GE(out.signal_us.us[k], 0.0f);
   EXPECT_LT(out.signal_us.us[size_t(pipeline::signal_type_index("domain"))], 0.0f);
+}
+
+// Every swap moves version() on (a gateway worker keeps its own copy of the snapshot until it
+// does); a failed reload does not.
+TEST(SnapshotStore, VersionCountsSwaps) {
+  auto snap = snapshot_of(kRoutingConfig);
+  pipeline::SnapshotStore store(snap);
+  const uint64_t v0 = store.version();
+  store.set(snapshot_of(kRoutingConfig));
+  EXPECT_EQ(store.version(), v0 + 1);
+  EXPECT_NE(store.get(), snap);
+  EXPECT_FALSE(store.reload_from_file("/nonexistent/semrouter.yaml"));
+  EXPECT_EQ(store.version(), v0 + 1);
+  const std::string path = testing::TempDir() + "semrouter_version_test.yaml";
+  std::ofstream(path) << kRoutingConfig;
+  auto before = store.get();
+  ASSERT_TRUE(store.reload_from_file(path));
+  EXPECT_EQ(store.version(), v0 + 2);
+  EXPECT_NE(store.get(), before);
+  std::remove(path.c_str());
 }
 
 TEST(DashboardRouting, DryRunShowsEverySignalAndTheDecisionPath) {
