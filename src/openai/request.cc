@@ -1,6 +1,7 @@
 #include "openai/request.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -692,41 +693,65 @@ void BodyEditor::remove_top_level(std::string_view key) {
 }
 
 std::string BodyEditor::apply() const {
-  std::vector<Edit> edits = edits_;
   // Removed keys: a key followed by a kept one goes up to that key's start (its comma with it);
   // the keys after the last kept one go from the end of its value (taking the comma before
   // them). Deciding per key at remove_top_level() time left a comma behind when two adjacent
   // keys went, e.g. {"messages":[],"tools":[],"tool_choice":"auto"} without the last two.
   const size_t n = fields_.size();
-  std::vector<bool> gone(n, false);
-  for (size_t i : removed_)
-    gone[i] = true;
   size_t last_kept = n; // n: none is kept
-  for (size_t i = 0; i < n; ++i)
-    if (!gone[i])
-      last_kept = i;
-  for (size_t i = 0; i < n; ++i) {
-    if (!gone[i])
-      continue;
-    if (last_kept != n && i < last_kept) {
-      edits.push_back({fields_[i].key_span.begin, fields_[i + 1].key_span.begin, {}});
-      continue;
+  std::vector<Edit> removals;
+  if (removed_.empty()) {
+    last_kept = n == 0 ? n : n - 1;
+  } else {
+    std::vector<bool> gone(n, false);
+    for (size_t i : removed_)
+      gone[i] = true;
+    for (size_t i = 0; i < n; ++i)
+      if (!gone[i])
+        last_kept = i;
+    for (size_t i = 0; i < n; ++i) {
+      if (!gone[i])
+        continue;
+      if (last_kept != n && i < last_kept) {
+        removals.push_back({fields_[i].key_span.begin, fields_[i + 1].key_span.begin, {}});
+        continue;
+      }
+      size_t begin = last_kept == n ? fields_[i].key_span.begin : fields_[last_kept].value.end;
+      removals.push_back({begin, fields_.back().value.end, {}});
+      break;
     }
-    size_t begin = last_kept == n ? fields_[i].key_span.begin : fields_[last_kept].value.end;
-    edits.push_back({begin, fields_.back().value.end, {}});
-    break;
   }
 
-  std::vector<const Edit*> sorted;
-  for (const auto& e : edits)
-    sorted.push_back(&e);
-  std::stable_sort(sorted.begin(), sorted.end(),
-                   [](const Edit* a, const Edit* b) { return a->begin < b->begin; });
+  // Applied in order of position; edits at one position in the order they were made, the
+  // removals last. An insertion sort of pointers: a request has a handful of edits, and this
+  // sorts them without a heap allocation when there are at most kInline.
+  constexpr size_t kInline = 16;
+  const size_t total = edits_.size() + removals.size();
+  std::array<const Edit*, kInline> inline_order;
+  std::vector<const Edit*> heap_order;
+  const Edit** order = inline_order.data();
+  if (total > kInline) {
+    heap_order.resize(total);
+    order = heap_order.data();
+  }
+  size_t count = 0;
+  auto insert = [&](const Edit* e) {
+    size_t j = count++;
+    for (; j > 0 && order[j - 1]->begin > e->begin; --j)
+      order[j] = order[j - 1];
+    order[j] = e;
+  };
+  for (const Edit& e : edits_)
+    insert(&e);
+  for (const Edit& e : removals)
+    insert(&e);
+
   std::string out;
   out.reserve(body_.size() + 256);
   size_t pos = 0;
   bool has_key = last_kept != n; // whether an appended key needs a comma before it
-  for (const Edit* e : sorted) {
+  for (size_t k = 0; k < count; ++k) {
+    const Edit* e = order[k];
     if (e->begin < pos)
       continue; // overlapping edit: the earlier one wins
     out.append(body_.substr(pos, e->begin - pos));

@@ -129,7 +129,8 @@ struct RouteOutcome {
   RouteAction action = RouteAction::Reply;
   int reply_status = 500;
   std::string reply_body;
-  std::string reply_content_type = "application/json"; // text/event-stream for a blocked stream
+  // "application/json", or "text/event-stream" for a blocked stream (literals only: no allocation)
+  std::string_view reply_content_type = "application/json";
   bool blocked = false;   // the decision's block plugin answered (a Reply with status 200)
   std::string error_type; // for metrics when action == Reply
 

@@ -415,6 +415,30 @@ TEST(BodyEditor, RemovesAdjacentKeysAndAppendsAfterRemovals) {
   EXPECT_EQ(e.apply(), R"({"model":"m"})");
 }
 
+// More edits than apply() orders without a heap buffer (16): every one lands, in order of
+// position; two at one position keep the order they were made in.
+TEST(BodyEditor, ManyEditsApplyInPositionOrder) {
+  std::string body = "{";
+  for (int i = 0; i < 20; ++i)
+    body += (i ? "," : "") + std::string("\"k") + std::to_string(i) + "\":" + std::to_string(i);
+  body += R"(,"messages":[{"role":"user","content":"hi"}]})";
+  auto v = parse_request(body, RequestKind::ChatCompletions);
+  ASSERT_TRUE(v) << v.error().message;
+  BodyEditor e(body, *v);
+  for (int i = 19; i >= 0; --i) // made from the last key to the first
+    e.set_top_level("k" + std::to_string(i), std::to_string(100 + i));
+  e.set_top_level("extra1", "1");
+  e.set_top_level("extra2", "2");
+  e.remove_top_level("k3");
+  std::string want = "{";
+  for (int i = 0; i < 20; ++i)
+    if (i != 3)
+      want +=
+          (i ? "," : "") + std::string("\"k") + std::to_string(i) + "\":" + std::to_string(100 + i);
+  want += R"(,"messages":[{"role":"user","content":"hi"}],"extra1":1,"extra2":2})";
+  EXPECT_EQ(e.apply(), want);
+}
+
 TEST(BodyEditor, SystemPromptInsertAndReplace) {
   std::string no_system = R"({"model":"auto","messages":[{"role":"user","content":"hi"}]})";
   auto j =
