@@ -1,17 +1,30 @@
 // A small number fixed per thread, for spreading state that every worker writes on every request
-// (metric counts, recent samples) over cache lines of their own: threads take the numbers in turn
-// as they first ask, so a process's first few threads (the gateway's workers) get distinct ones.
+// (metric counts, in-flight counts, recent samples) over cache lines of their own. The gateway
+// numbers its worker threads 0, 1, ... (set_thread_shard); any other thread takes the next
+// number of a process-wide count when it first asks. Users reduce it modulo their shard count,
+// so two threads may share a shard: only speed depends on the numbering, never a result.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
+#include <limits>
 
 namespace semrouter::core {
 
+namespace detail {
+inline constexpr size_t kNoShard = std::numeric_limits<size_t>::max();
+inline thread_local size_t thread_shard = kNoShard;
+inline std::atomic<size_t> next_thread_shard{0};
+} // namespace detail
+
+inline void set_thread_shard(size_t shard) {
+  detail::thread_shard = shard;
+}
+
 inline size_t thread_shard() {
-  static std::atomic<size_t> next{0};
-  thread_local const size_t shard = next.fetch_add(1, std::memory_order_relaxed);
-  return shard;
+  if (detail::thread_shard == detail::kNoShard) [[unlikely]]
+    detail::thread_shard = detail::next_thread_shard.fetch_add(1, std::memory_order_relaxed);
+  return detail::thread_shard;
 }
 
 } // namespace semrouter::core

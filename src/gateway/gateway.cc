@@ -28,6 +28,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/clock.h"
+#include "core/shard.h"
 #include "core/strings.h"
 #include "dashboard/dashboard.h"
 #include "gateway/client_request.h"
@@ -247,7 +248,8 @@ struct Worker {
   // The store's current snapshot, as this worker holds it. Its copies count references on a
   // control block of the worker's own, not on the one every worker shares (whose cache line the
   // workers would pass back and forth on every request), and taking one needs no lock. A reload
-  // is seen at the worker's next request; until then the worker keeps the snapshot it replaced.
+  // is seen at the worker's next request; an idle worker drops the replaced one at its next pool
+  // sweep (pool_sweep_loop).
   std::shared_ptr<const pipeline::Snapshot> snapshot(const pipeline::SnapshotStore& store) {
     const uint64_t version = store.version(); // read first: the copy below is at least as new
     if (!local_snapshot || version != local_version) {
@@ -673,9 +675,15 @@ void Gateway::run() {
   for (auto& w : im.workers)
     guards.push_back(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
         w->ioc.get_executor()));
+  // Each worker writes its own shard of the shared counters (core/shard.h), whichever threads
+  // touched them first.
   for (size_t i = 1; i < im.workers.size(); ++i)
-    threads.emplace_back([&im, i] { im.workers[i]->ioc.run(); });
+    threads.emplace_back([&im, i] {
+      core::set_thread_shard(i);
+      im.workers[i]->ioc.run();
+    });
   // Guards keep idle loops alive; shutdown() stops the loops directly.
+  core::set_thread_shard(0);
   w0.ioc.run();
   for (auto& w : im.workers)
     w->ioc.stop();
@@ -747,6 +755,9 @@ awaitable<void> Gateway::Impl::pool_sweep_loop(Worker& w) {
     if (ec)
       co_return;
     w.pools.sweep(store.get()->config->backends, core::SteadyClock::now());
+    // A worker without requests lets go of the snapshot a reload replaced (its models with it).
+    if (w.local_snapshot && store.version() != w.local_version)
+      w.local_snapshot.reset();
   }
 }
 

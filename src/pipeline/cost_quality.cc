@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
 namespace semrouter::pipeline {
 
@@ -27,7 +28,7 @@ LoadTracker::LoadTracker()
       epoch_(std::chrono::steady_clock::now()) {}
 LoadTracker::~LoadTracker() = default;
 
-LoadTracker::Model& LoadTracker::model(const std::string& name) {
+LoadTracker::Model& LoadTracker::model(const std::string& name) const {
   struct Recent {
     uint64_t tracker = 0;
     std::string name;
@@ -63,45 +64,43 @@ void LoadTracker::Model::record_ttft(double seconds) {
   shard.ttft[i].store(uint64_t(at) << 32 | bits, std::memory_order_relaxed);
 }
 
-const LoadTracker::PerModel* LoadTracker::find(const std::string& model) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = models_.find(model);
-  return it == models_.end() ? nullptr : &it->second->state;
-}
-
-int64_t LoadTracker::inflight(const std::string& model) const {
-  const PerModel* p = find(model);
-  if (!p)
-    return 0;
+int64_t LoadTracker::Model::inflight() const {
   int64_t sum = 0;
-  for (const Shard& s : p->shards)
+  for (const Shard& s : state_.shards)
     sum += s.inflight.load(std::memory_order_relaxed);
   return sum;
 }
 
-std::optional<double> LoadTracker::ttft_p95(const std::string& model) const {
-  const PerModel* p = find(model);
-  if (!p)
-    return std::nullopt;
+std::optional<double> LoadTracker::Model::ttft_p95() const {
   const uint32_t now = tenths_since(epoch_, std::chrono::steady_clock::now()) + 1;
   const uint32_t max_age = static_cast<uint32_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(kTtftMaxAge).count() / 100);
-  std::vector<double> v;
-  v.reserve(kTtftWindow);
-  for (const Shard& shard : p->shards)
+  std::vector<uint64_t> recent; // the packed words: ordered by time when compared whole
+  recent.reserve(kShards * kTtftWindow);
+  for (const Shard& shard : state_.shards)
     for (const auto& slot : shard.ttft) {
       const uint64_t word = slot.load(std::memory_order_relaxed);
       const uint32_t at = static_cast<uint32_t>(word >> 32);
       // Empty, or too old (a sample another thread took after `now` was read is not).
       if (at == 0 || (now > at && now - at > max_age))
         continue;
-      const uint32_t bits = static_cast<uint32_t>(word);
-      float value = 0;
-      std::memcpy(&value, &bits, sizeof value);
-      v.push_back(value);
+      recent.push_back(word);
     }
-  if (v.size() < kTtftMinSamples)
+  if (recent.size() > kTtftWindow) { // the newest kTtftWindow of all the threads' samples
+    std::nth_element(recent.begin(), recent.begin() + long(kTtftWindow), recent.end(),
+                     std::greater<>());
+    recent.resize(kTtftWindow);
+  }
+  if (recent.size() < kTtftMinSamples)
     return std::nullopt;
+  std::vector<double> v;
+  v.reserve(recent.size());
+  for (uint64_t word : recent) {
+    const uint32_t bits = static_cast<uint32_t>(word);
+    float value = 0;
+    std::memcpy(&value, &bits, sizeof value);
+    v.push_back(value);
+  }
   size_t k = std::min(v.size() - 1, size_t(0.95 * double(v.size())));
   std::nth_element(v.begin(), v.begin() + long(k), v.end());
   return v[k];

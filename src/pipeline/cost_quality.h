@@ -40,6 +40,12 @@ public:
     void finish() { state_.shard().inflight.fetch_sub(1, std::memory_order_relaxed); }
     void record_ttft(double seconds);
 
+    int64_t inflight() const;
+    // p95 of the model's last 200 times to first token (the newest across the threads' rings,
+    // timed to a tenth of a second) of the past 30 s, in seconds (kept as floats); nullopt with
+    // fewer than 10 such samples (old samples expire, so a model that gets no traffic recovers).
+    std::optional<double> ttft_p95() const;
+
   private:
     friend class LoadTracker;
     Model(PerModel& state, std::chrono::steady_clock::time_point epoch)
@@ -47,18 +53,17 @@ public:
     PerModel& state_;
     std::chrono::steady_clock::time_point epoch_;
   };
-  Model& model(const std::string& name);
+  // (Const: a model not seen yet is made with nothing in flight and no samples, which is what
+  // the readers would report for it anyway.)
+  Model& model(const std::string& name) const;
 
   // By name, for tests and callers outside the request path.
   void start(const std::string& name) { model(name).start(); }
   void finish(const std::string& name) { model(name).finish(); }
   void record_ttft(const std::string& name, double seconds) { model(name).record_ttft(seconds); }
 
-  int64_t inflight(const std::string& model) const;
-  // p95 of the recent times to first token, the last 200 each thread recorded, of the past 30 s
-  // (seconds; ages are counted in tenths of a second); nullopt with fewer than 10 such samples
-  // (old samples expire, so a model that gets no traffic recovers).
-  std::optional<double> ttft_p95(const std::string& model) const;
+  int64_t inflight(const std::string& name) const { return model(name).inflight(); }
+  std::optional<double> ttft_p95(const std::string& name) const { return model(name).ttft_p95(); }
 
   static constexpr size_t kTtftWindow = 200;
   static constexpr size_t kShards = 4;
@@ -70,8 +75,8 @@ private:
   struct alignas(64) Shard {
     std::atomic<int64_t> inflight{0}; // starts minus finishes on this shard (may be negative)
     // A ring of the thread's last kTtftWindow samples, each one word: the time it was taken
-    // (tenths of a second since the tracker's epoch, plus one; 0: an empty slot) in the high 32
-    // bits, the seconds as a float in the low 32.
+    // (tenths of a second since the tracker's epoch, plus one; 0: an empty slot; it would wrap
+    // after 13 years) in the high 32 bits, the seconds as a float in the low 32.
     std::atomic<uint64_t> ttft_next{0};
     std::array<std::atomic<uint64_t>, kTtftWindow> ttft{};
   };
@@ -84,11 +89,10 @@ private:
     Model handle;
     explicit Entry(std::chrono::steady_clock::time_point epoch) : handle(state, epoch) {}
   };
-  const PerModel* find(const std::string& model) const;
   const uint64_t id_; // never reused, so a thread's cached answer cannot name another tracker
   const std::chrono::steady_clock::time_point epoch_;
   mutable std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Entry>, std::less<>> models_;
+  mutable std::map<std::string, std::unique_ptr<Entry>, std::less<>> models_;
 };
 
 // What selection decided, for headers and metrics.

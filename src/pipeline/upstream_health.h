@@ -51,7 +51,7 @@ public:
 private:
   friend class UpstreamHealth;
   alignas(64) std::string name_;
-  std::mutex mu_; // written under it; the three atomics are also read without it (state())
+  std::mutex mu_; // written under it; the atomics are also read without it
   std::atomic<uint32_t> consecutive_failures_{0};
   uint32_t times_ejected_ = 0;
   std::atomic<core::TimePoint> ejected_until_{core::TimePoint{}};
