@@ -43,15 +43,33 @@ private:
   std::array<Line, kShards> shards_;
 };
 
-// A value that goes up and down; fractional values (a share, a threshold) are allowed.
+// A value that goes up and down; fractional values (a share, a threshold) are allowed. A gauge is
+// either set (a level) or added to (things in progress, from every worker: the adds go to
+// per-thread shards like Counter's), not both: set() clears what was added.
 class Gauge {
 public:
-  void add(double n) { value_.fetch_add(n, std::memory_order_relaxed); }
-  void set(double v) { value_.store(v, std::memory_order_relaxed); }
-  double value() const { return value_.load(std::memory_order_relaxed); }
+  void add(double n) {
+    shards_[core::thread_shard() % kShards].value.fetch_add(n, std::memory_order_relaxed);
+  }
+  void set(double v) {
+    shards_[0].value.store(v, std::memory_order_relaxed);
+    for (size_t i = 1; i < kShards; ++i)
+      shards_[i].value.store(0, std::memory_order_relaxed);
+  }
+  double value() const {
+    double sum = 0;
+    for (const Line& l : shards_)
+      sum += l.value.load(std::memory_order_relaxed);
+    return sum;
+  }
+
+  static constexpr size_t kShards = 4;
 
 private:
-  std::atomic<double> value_{0};
+  struct alignas(64) Line {
+    std::atomic<double> value{0};
+  };
+  std::array<Line, kShards> shards_;
 };
 
 // Observations from several threads land in separate shards (a thread keeps one for life), each

@@ -55,6 +55,26 @@ TEST(Metrics, ConcurrentIncrementsAreCounted) {
   EXPECT_EQ(c.with({"v"}).value(), 40000u);
 }
 
+// Adds from many threads (more than the shards) all count; set() replaces them.
+TEST(Metrics, GaugeAddsFromThreadsSumAndSetReplaces) {
+  Gauge g;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < int(Gauge::kShards) + 2; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) {
+        g.add(1);
+        g.add(-0.5);
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  EXPECT_DOUBLE_EQ(g.value(), 500.0 * (Gauge::kShards + 2));
+  g.set(3);
+  EXPECT_DOUBLE_EQ(g.value(), 3.0);
+  g.add(1);
+  EXPECT_DOUBLE_EQ(g.value(), 4.0);
+}
+
 // Threads observe into separate shards (more threads than shards, so some share one); read()
 // adds them all up, buckets and sum alike.
 TEST(Metrics, ConcurrentObservationsAreCountedAcrossShards) {
