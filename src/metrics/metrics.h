@@ -20,61 +20,59 @@
 
 namespace semrouter::metrics {
 
-// Increments from several threads land in separate shards, each on a cache line of its own (see
-// Histogram); value() adds them up.
-class Counter {
+// kShards atomics, each on a cache line of its own: a thread adds to its own shard
+// (core::thread_shard()) and readers add the shards up. The gateway's workers write the same
+// metrics on every request, and one shared atomic passed its line from core to core.
+inline constexpr size_t kShards = 4;
+template <typename T> class ShardedSum {
 public:
-  void inc(uint64_t n = 1) {
+  void add(T n) {
     shards_[core::thread_shard() % kShards].value.fetch_add(n, std::memory_order_relaxed);
   }
-  uint64_t value() const {
-    uint64_t sum = 0;
-    for (const Line& l : shards_)
-      sum += l.value.load(std::memory_order_relaxed);
-    return sum;
+  // Sets the total: `v` in one shard, the others cleared (adds racing with it may be lost).
+  void set(T v) {
+    shards_[0].value.store(v, std::memory_order_relaxed);
+    for (size_t i = 1; i < kShards; ++i)
+      shards_[i].value.store(T{}, std::memory_order_relaxed);
   }
-
-  static constexpr size_t kShards = 4;
+  T sum() const {
+    T total{};
+    for (const Line& l : shards_)
+      total += l.value.load(std::memory_order_relaxed);
+    return total;
+  }
 
 private:
   struct alignas(64) Line {
-    std::atomic<uint64_t> value{0};
+    std::atomic<T> value{};
   };
   std::array<Line, kShards> shards_;
+};
+
+class Counter {
+public:
+  void inc(uint64_t n = 1) { value_.add(n); }
+  uint64_t value() const { return value_.sum(); }
+
+private:
+  ShardedSum<uint64_t> value_;
 };
 
 // A value that goes up and down; fractional values (a share, a threshold) are allowed. A gauge is
-// either set (a level) or added to (things in progress, from every worker: the adds go to
-// per-thread shards like Counter's), not both: set() clears what was added.
+// either set (a level) or added to (things in progress, from every worker), not both: set()
+// clears what was added.
 class Gauge {
 public:
-  void add(double n) {
-    shards_[core::thread_shard() % kShards].value.fetch_add(n, std::memory_order_relaxed);
-  }
-  void set(double v) {
-    shards_[0].value.store(v, std::memory_order_relaxed);
-    for (size_t i = 1; i < kShards; ++i)
-      shards_[i].value.store(0, std::memory_order_relaxed);
-  }
-  double value() const {
-    double sum = 0;
-    for (const Line& l : shards_)
-      sum += l.value.load(std::memory_order_relaxed);
-    return sum;
-  }
-
-  static constexpr size_t kShards = 4;
+  void add(double n) { value_.add(n); }
+  void set(double v) { value_.set(v); }
+  double value() const { return value_.sum(); }
 
 private:
-  struct alignas(64) Line {
-    std::atomic<double> value{0};
-  };
-  std::array<Line, kShards> shards_;
+  ShardedSum<double> value_;
 };
 
-// Observations from several threads land in separate shards (a thread keeps one for life), each
-// on cache lines of its own: the gateway's workers observe the same histograms on every request,
-// and one shared set of counters passed its lines from core to core. read() adds the shards up.
+// Observations from several threads land in separate shards, as ShardedSum's adds do: each
+// shard's buckets and sum on cache lines of their own. read() adds the shards up.
 class Histogram {
 public:
   explicit Histogram(const std::vector<double>& bounds);
@@ -82,8 +80,6 @@ public:
   // Snapshot for exposition: cumulative counts per bound (+Inf last), sum, count.
   void read(std::vector<uint64_t>& cumulative, double& sum, uint64_t& count) const;
   const std::vector<double>& bounds() const { return bounds_; }
-
-  static constexpr size_t kShards = Counter::kShards;
 
 private:
   struct alignas(64) Line {

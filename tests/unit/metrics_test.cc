@@ -59,7 +59,7 @@ TEST(Metrics, ConcurrentIncrementsAreCounted) {
 TEST(Metrics, GaugeAddsFromThreadsSumAndSetReplaces) {
   Gauge g;
   std::vector<std::thread> threads;
-  for (int t = 0; t < int(Gauge::kShards) + 2; ++t)
+  for (int t = 0; t < int(kShards) + 2; ++t)
     threads.emplace_back([&] {
       for (int i = 0; i < 1000; ++i) {
         g.add(1);
@@ -68,7 +68,7 @@ TEST(Metrics, GaugeAddsFromThreadsSumAndSetReplaces) {
     });
   for (auto& t : threads)
     t.join();
-  EXPECT_DOUBLE_EQ(g.value(), 500.0 * (Gauge::kShards + 2));
+  EXPECT_DOUBLE_EQ(g.value(), 500.0 * (kShards + 2));
   g.set(3);
   EXPECT_DOUBLE_EQ(g.value(), 3.0);
   g.add(1);
@@ -79,7 +79,7 @@ TEST(Metrics, GaugeAddsFromThreadsSumAndSetReplaces) {
 // adds them all up, buckets and sum alike.
 TEST(Metrics, ConcurrentObservationsAreCountedAcrossShards) {
   Histogram h({1, 10});
-  constexpr int kThreads = int(Histogram::kShards) + 2;
+  constexpr int kThreads = int(kShards) + 2;
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t)
     threads.emplace_back([&] {
