@@ -17,8 +17,13 @@ inline thread_local size_t thread_shard = kNoShard;
 inline std::atomic<size_t> next_thread_shard{0};
 } // namespace detail
 
+// Also moves the count past `shard`, so threads numbered later do not take the same one.
 inline void set_thread_shard(size_t shard) {
   detail::thread_shard = shard;
+  size_t next = detail::next_thread_shard.load(std::memory_order_relaxed);
+  while (next <= shard && !detail::next_thread_shard.compare_exchange_weak(
+                              next, shard + 1, std::memory_order_relaxed)) {
+  }
 }
 
 inline size_t thread_shard() {

@@ -525,9 +525,11 @@ struct Gateway::Impl {
   metrics::Gauge& connections;
   // Gateway requests from their head being read to their answer's last byte: what a drain waits
   // for (the in-flight gauge misses a request that is uploading, queued, or being written out).
-  // Declared before the workers: their sessions' frames, destroyed with them, decrement it.
-  std::atomic<int64_t> active_requests{0};
-  std::vector<std::unique_ptr<Worker>> workers;
+  // Declared before the workers: their sessions' frames, destroyed with them, decrement it. Every
+  // request of every worker writes it: on a cache line of its own, not on the one that holds the
+  // members every request reads.
+  alignas(64) std::atomic<int64_t> active_requests{0};
+  alignas(64) std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<tcp::acceptor> gateway_acceptor; // null in admin-only mode
   std::unique_ptr<tcp::acceptor> admin_acceptor;
   std::function<void()> reload_callback;
@@ -668,7 +670,11 @@ void Gateway::run() {
     asio::co_spawn(w->ioc, im.pool_sweep_loop(*w), asio::detached);
   }
   asio::co_spawn(w0.ioc, im.health_check_loop(w0), asio::detached);
-  asio::post(im.routing_pool, [] { lower_routing_thread_priority(); });
+  // The routing thread counts into a shard of its own, after the workers'.
+  asio::post(im.routing_pool, [n = im.workers.size()] {
+    lower_routing_thread_priority();
+    core::set_thread_shard(n);
+  });
 
   std::vector<std::thread> threads;
   std::vector<std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>>> guards;
@@ -912,9 +918,15 @@ awaitable<void> Gateway::Impl::session(tcp::socket socket, Worker& w, bool admin
   ClientConn client(std::move(socket), w);
   beast::tcp_stream& stream = client.stream;
   connections.add(1);
-  const uint64_t max_body = store.get()->config->server.max_body_bytes;
-  const auto header_timeout =
-      std::chrono::milliseconds(store.get()->config->server.client_header_timeout_ms);
+  // From the worker's copy of the snapshot (a new connection takes no lock either), not kept: a
+  // long keep-alive connection must not hold a snapshot a reload replaced.
+  uint64_t max_body = 0;
+  std::chrono::milliseconds header_timeout{0};
+  {
+    const auto snap = w.snapshot(store);
+    max_body = snap->config->server.max_body_bytes;
+    header_timeout = std::chrono::milliseconds(snap->config->server.client_header_timeout_ms);
+  }
   hp::Options options;
   options.max_header_bytes = kMaxHeaderBytes;
   options.max_body_bytes = max_body;

@@ -29,11 +29,13 @@ public:
   void add(T n) {
     shards_[core::thread_shard() % kShards].value.fetch_add(n, std::memory_order_relaxed);
   }
-  // Sets the total: `v` in one shard, the others cleared (adds racing with it may be lost).
+  // Sets the total: `v` in one shard, the others cleared (adds racing with it may be lost). A
+  // set-only value writes one cache line: the others are written only when not already zero.
   void set(T v) {
     shards_[0].value.store(v, std::memory_order_relaxed);
     for (size_t i = 1; i < kShards; ++i)
-      shards_[i].value.store(T{}, std::memory_order_relaxed);
+      if (shards_[i].value.load(std::memory_order_relaxed) != T{})
+        shards_[i].value.store(T{}, std::memory_order_relaxed);
   }
   T sum() const {
     T total{};

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <functional>
 
 namespace semrouter::pipeline {
 
@@ -18,6 +17,8 @@ std::atomic<uint64_t> next_tracker_id{1};
 
 uint32_t tenths_since(std::chrono::steady_clock::time_point epoch,
                       std::chrono::steady_clock::time_point now) {
+  if (now <= epoch) // a time given from before the tracker was made counts as its start
+    return 0;
   return static_cast<uint32_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(now - epoch).count() / 100);
 }
@@ -54,8 +55,8 @@ LoadTracker::Model& LoadTracker::model(const std::string& name) const {
   return *found;
 }
 
-void LoadTracker::Model::record_ttft(double seconds) {
-  const uint32_t at = tenths_since(epoch_, std::chrono::steady_clock::now()) + 1;
+void LoadTracker::Model::record_ttft(double seconds, std::chrono::steady_clock::time_point when) {
+  const uint32_t at = tenths_since(epoch_, when) + 1;
   const float value = static_cast<float>(seconds);
   uint32_t bits = 0;
   std::memcpy(&bits, &value, sizeof bits);
@@ -75,7 +76,7 @@ std::optional<double> LoadTracker::Model::ttft_p95() const {
   const uint32_t now = tenths_since(epoch_, std::chrono::steady_clock::now()) + 1;
   const uint32_t max_age = static_cast<uint32_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(kTtftMaxAge).count() / 100);
-  std::vector<uint64_t> recent; // the packed words: ordered by time when compared whole
+  std::vector<uint64_t> recent; // the packed words
   recent.reserve(kShards * kTtftWindow);
   for (const Shard& shard : state_.shards)
     for (const auto& slot : shard.ttft) {
@@ -87,8 +88,10 @@ std::optional<double> LoadTracker::Model::ttft_p95() const {
       recent.push_back(word);
     }
   if (recent.size() > kTtftWindow) { // the newest kTtftWindow of all the threads' samples
+    // By time alone: the whole word would break ties within a tenth by the value, keeping the
+    // slowest.
     std::nth_element(recent.begin(), recent.begin() + long(kTtftWindow), recent.end(),
-                     std::greater<>());
+                     [](uint64_t a, uint64_t b) { return (a >> 32) > (b >> 32); });
     recent.resize(kTtftWindow);
   }
   if (recent.size() < kTtftMinSamples)
@@ -157,8 +160,10 @@ bool SelectionState::pressure(const std::string& decision, const config::LoadShi
                               const LoadTracker& load, const std::string& model) {
   if (!l.enabled())
     return false;
-  const double inflight = double(load.inflight(model));
-  const std::optional<double> p95 = load.ttft_p95(model);
+  const LoadTracker::Model& m = load.model(model);
+  const double inflight = double(m.inflight());
+  // The p95 reads every thread's ring: only when a limit asks for it.
+  const std::optional<double> p95 = l.ttft_p95_ms > 0 ? m.ttft_p95() : std::nullopt;
   const double p95_ms = p95 ? *p95 * 1000.0 : 0.0;
   const bool over = (l.max_inflight > 0 && inflight > double(l.max_inflight)) ||
                     (l.ttft_p95_ms > 0 && p95_ms > double(l.ttft_p95_ms));

@@ -38,12 +38,15 @@ public:
     // The gateway calls these around each upstream request (lock-free).
     void start() { state_.shard().inflight.fetch_add(1, std::memory_order_relaxed); }
     void finish() { state_.shard().inflight.fetch_sub(1, std::memory_order_relaxed); }
-    void record_ttft(double seconds);
+    // `when`: when the first token came (the caller's clock reading; a test's chosen time).
+    void record_ttft(double seconds,
+                     std::chrono::steady_clock::time_point when = std::chrono::steady_clock::now());
 
     int64_t inflight() const;
-    // p95 of the model's last 200 times to first token (the newest across the threads' rings,
-    // timed to a tenth of a second) of the past 30 s, in seconds (kept as floats); nullopt with
-    // fewer than 10 such samples (old samples expire, so a model that gets no traffic recovers).
+    // p95 of the model's last 200 times to first token (the newest across the threads' rings;
+    // samples of the same tenth of a second count as equally new) of the past 30 s, in seconds
+    // (kept as floats); nullopt with fewer than 10 such samples (old samples expire, so a model
+    // that gets no traffic recovers).
     std::optional<double> ttft_p95() const;
 
   private:

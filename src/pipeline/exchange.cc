@@ -384,11 +384,12 @@ void Exchange::first_token() {
   if (ttft_recorded_)
     return;
   ttft_recorded_ = true;
-  const double s = core::seconds_between(start_, core::SteadyClock::now());
+  const auto now = core::SteadyClock::now();
+  const double s = core::seconds_between(start_, now);
   ttft_s_ = s;
   if (streamed_)
     rt_.metrics.ttft.with({model_}).observe(s);
-  load_->record_ttft(s);
+  load_->record_ttft(s, now);
 }
 
 void Exchange::response_head(int status, bool event_stream) {

@@ -3,14 +3,16 @@
 // inference pool running transformer-backed signals, and the classify API.
 #include <chrono>
 #include <fstream>
-#include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "config/config.h"
+#include "core/shard.h"
 #include "models/inference_pool.h"
 #include "models/quality_router.h"
 #include "models/word_vectors.h"
@@ -353,17 +355,48 @@ TEST(CostQuality, LoadTrackerHandlesAndWindow) {
   big.record_ttft(0.25);
   EXPECT_DOUBLE_EQ(*a->ttft_p95("big"), 0.25);
 
-  // A new tracker starts empty, whatever this thread cached, even when the allocator gives it
-  // the old one's address (as it usually does here): the cache is keyed by an id, not `this`.
-  const void* old_address = a.get();
+  // A new tracker starts empty, whatever this thread cached, even at the old one's address: the
+  // cache is keyed by an id, not `this`.
   a.reset();
-  auto b = std::make_unique<pipeline::LoadTracker>();
-  if (b.get() != old_address)
-    std::cerr << "note: the new tracker is not at the old one's address\n";
-  EXPECT_EQ(b->inflight("big"), 0);
-  b->model("big").start();
-  EXPECT_EQ(b->inflight("big"), 1);
-  EXPECT_FALSE(b->ttft_p95("big"));
+  std::optional<pipeline::LoadTracker> slot;
+  slot.emplace();
+  slot->model("big").start();
+  const void* address = &*slot;
+  slot.reset();
+  slot.emplace();
+  ASSERT_EQ(&*slot, address);
+  EXPECT_EQ(slot->inflight("big"), 0);
+  slot->model("big").start();
+  EXPECT_EQ(slot->inflight("big"), 1);
+  EXPECT_FALSE(slot->ttft_p95("big"));
+}
+
+// Threads record into shards of their own; the p95 reads the newest 200 samples across them, and
+// in-flight counts add up whichever thread started or finished a request.
+TEST(CostQuality, LoadTrackerWindowSpansThreads) {
+  pipeline::LoadTracker load;
+  pipeline::LoadTracker::Model& m = load.model("m");
+  // Times after the tracker's start (ahead of the clock: a reader keeps those).
+  const auto now = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  core::set_thread_shard(0);
+  for (int i = 0; i < 200; ++i)
+    m.record_ttft(1.0, now - std::chrono::seconds(2)); // older
+  m.start();
+  std::thread other([&] {
+    core::set_thread_shard(1);
+    for (int i = 0; i < 200; ++i)
+      m.record_ttft(0.25, now - std::chrono::seconds(1)); // newer, on the other shard
+    m.start();
+    m.finish();
+    m.finish(); // the main thread's request, finished here
+  });
+  other.join();
+  ASSERT_TRUE(m.ttft_p95());
+  EXPECT_DOUBLE_EQ(*m.ttft_p95(), 0.25) << "the newer shard's 200 push the older ones out";
+  EXPECT_EQ(m.inflight(), 0);
+  for (int i = 0; i < 20; ++i)
+    m.record_ttft(1.0, now); // the newest now: 20 of the 200
+  EXPECT_DOUBLE_EQ(*m.ttft_p95(), 1.0);
 }
 
 // The routers learn the fixture's pattern and survive a save/load round trip.
