@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/recent.h"
 #include "core/shard.h"
 
 namespace semrouter::metrics {
@@ -122,20 +123,10 @@ public:
       key.append(v);
       key.push_back('\x1f'); // unit separator: cannot appear in a sane label value
     }
-    struct Recent {
-      uint64_t family = 0;
-      std::string key;
-      T* metric = nullptr;
-    };
-    thread_local std::array<Recent, kRecent> recent;
-    Recent& slot =
-        recent[(std::hash<std::string_view>{}(key) + id_ * 0x9e3779b97f4a7c15ull) % kRecent];
-    if (slot.family == id_ && slot.key == key)
-      return *slot.metric;
+    if (T* cached = Recent::find(id_, key))
+      return *cached;
     T& found = find_or_add(key, values);
-    slot.family = id_;
-    slot.key.assign(key);
-    slot.metric = &found;
+    Recent::put(id_, key, &found);
     return found;
   }
 
@@ -156,8 +147,7 @@ public:
   const std::vector<std::string>& labels() const { return labels_; }
 
 private:
-  static constexpr size_t kRecent = 32;
-  static inline std::atomic<uint64_t> next_id_{1};
+  using Recent = core::RecentAnswers<T, 32>;
 
   // with()'s slow path: the child under `key`, made if new.
   T& find_or_add(std::string_view key, std::initializer_list<std::string_view> values) {
@@ -185,7 +175,7 @@ private:
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  const uint64_t id_ = next_id_.fetch_add(1);
+  const uint64_t id_ = core::new_owner_id();
   std::string name_, help_;
   std::vector<std::string> labels_;
   std::vector<double> bounds_;

@@ -13,8 +13,6 @@ constexpr size_t kRecomputeEvery = 16;
 } // namespace
 
 namespace {
-std::atomic<uint64_t> next_tracker_id{1};
-
 uint32_t tenths_since(std::chrono::steady_clock::time_point epoch,
                       std::chrono::steady_clock::time_point now) {
   if (now <= epoch) // a time given from before the tracker was made counts as its start
@@ -24,23 +22,13 @@ uint32_t tenths_since(std::chrono::steady_clock::time_point epoch,
 }
 } // namespace
 
-LoadTracker::LoadTracker()
-    : id_(next_tracker_id.fetch_add(1, std::memory_order_relaxed)),
-      epoch_(std::chrono::steady_clock::now()) {}
+LoadTracker::LoadTracker() : id_(core::new_owner_id()), epoch_(std::chrono::steady_clock::now()) {}
 LoadTracker::~LoadTracker() = default;
 
 LoadTracker::Model& LoadTracker::model(const std::string& name) const {
-  struct Recent {
-    uint64_t tracker = 0;
-    std::string name;
-    Model* model = nullptr;
-  };
-  constexpr size_t kRecent = 8;
-  thread_local std::array<Recent, kRecent> recent;
-  Recent& slot =
-      recent[(std::hash<std::string_view>{}(name) + id_ * 0x9e3779b97f4a7c15ull) % kRecent];
-  if (slot.tracker == id_ && slot.name == name)
-    return *slot.model;
+  using Recent = core::RecentAnswers<Model, 8>;
+  if (Model* cached = Recent::find(id_, name))
+    return *cached;
   Model* found = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -49,9 +37,7 @@ LoadTracker::Model& LoadTracker::model(const std::string& name) const {
       e = std::make_unique<Entry>(epoch_);
     found = &e->handle;
   }
-  slot.tracker = id_;
-  slot.name = name;
-  slot.model = found;
+  Recent::put(id_, name, found);
   return *found;
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/recent.h"
 #include "core/shard.h"
 
 namespace semrouter::pipeline {

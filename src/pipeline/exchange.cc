@@ -169,12 +169,10 @@ auth::Guard& Runtime::auth_for(const Snapshot& snapshot) {
     return auth; // configured from this generation or a later one
   std::lock_guard lock(auth_mu_);
   // Only forward (a request on an older snapshot must not put the old keys back).
-  if (!auth_configured_ || auth_generation_ < snapshot.generation) {
-    auth_configured_ = true;
-    auth_generation_ = snapshot.generation;
+  if (auth_through_.load(std::memory_order_relaxed) <= snapshot.generation) {
     if (auto st = auth.configure(snapshot.config->auth); !st)
       spdlog::error("auth: {} (the previous keys stay in force)", st.error().message);
-    auth_through_.store(auth_generation_ + 1, std::memory_order_release);
+    auth_through_.store(snapshot.generation + 1, std::memory_order_release);
   }
   return auth;
 }

@@ -100,11 +100,9 @@ public:
 
 private:
   void record_reply(const RouteOutcome& out); // an answer routing made itself, for the dashboard
-  std::mutex auth_mu_;
-  uint64_t auth_generation_ = 0;
-  bool auth_configured_ = false;
-  // The generation the keys were last configured from, plus one (0: never): the per-request
-  // check takes no lock.
+  std::mutex auth_mu_;                        // serialises configuring the keys
+  // The generation the keys were last configured from, plus one (0: never); written under
+  // auth_mu_, read without it by the per-request check.
   std::atomic<uint64_t> auth_through_{0};
 
 public:

@@ -236,9 +236,7 @@ core::Status SnapshotStore::reload_from_file(const std::string& path) {
     return fail(snap.error());
   {
     std::lock_guard<std::mutex> lock(mu_);
-    keep_previous();
-    current_ = *snap;
-    version_.fetch_add(1, std::memory_order_release);
+    install(*snap);
     last_error_.clear();
   }
   reloads_ok_.fetch_add(1);

@@ -73,9 +73,7 @@ public:
   }
   void set(std::shared_ptr<const Snapshot> next) {
     std::lock_guard<std::mutex> lock(mu_);
-    keep_previous();
-    current_ = std::move(next);
-    version_.fetch_add(1, std::memory_order_release);
+    install(std::move(next));
   }
   // Counts the swaps: a reader that keeps its own copy of get() (a gateway worker) takes a new
   // one when this changes, and so pays no lock on its requests.
@@ -97,11 +95,14 @@ public:
   }
 
 private:
-  void keep_previous() { // under mu_
+  // Swaps `next` in, keeping the config it replaces; under mu_.
+  void install(std::shared_ptr<const Snapshot> next) {
     if (current_) {
       previous_config_ = current_->config;
       previous_generation_ = current_->generation;
     }
+    current_ = std::move(next);
+    version_.fetch_add(1, std::memory_order_release);
   }
   mutable std::mutex mu_;
   std::shared_ptr<const config::Config> previous_config_;

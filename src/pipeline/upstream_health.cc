@@ -72,7 +72,7 @@ void UpstreamHealth::configure(const config::Config& config, uint64_t generation
   if (configured_through_.load(std::memory_order_acquire) > generation)
     return;
   std::unique_lock lock(table_mu_);
-  if (configured_ && generation_ >= generation)
+  if (configured_through_.load(std::memory_order_relaxed) > generation)
     return;
   settings_ = config.resilience;
   std::map<std::string, std::shared_ptr<BackendHealth>, std::less<>> next;
@@ -98,8 +98,6 @@ void UpstreamHealth::configure(const config::Config& config, uint64_t generation
       b->consecutive_failures_ = 0;
     }
   table_ = std::move(next);
-  generation_ = generation;
-  configured_ = true;
   configured_through_.store(generation + 1, std::memory_order_release);
 }
 
@@ -234,7 +232,8 @@ void UpstreamHealth::record_check(BackendHealth& b, bool ok, std::string_view de
   // Held until the result is recorded, so that a reload's configure() comes wholly before or
   // after it.
   std::shared_lock table_lock(table_mu_);
-  if (generation != 0 && configured_ && generation != generation_)
+  const uint64_t through = configured_through_.load(std::memory_order_relaxed);
+  if (generation != 0 && through != 0 && generation != through - 1)
     return;
   const config::HealthCheckConfig& h = settings_.health_checks;
   std::lock_guard lock(b.mu_);

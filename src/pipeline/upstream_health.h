@@ -198,9 +198,8 @@ private:
   mutable std::shared_mutex table_mu_;
   std::map<std::string, std::shared_ptr<BackendHealth>, std::less<>> table_;
   config::ResilienceConfig settings_;
-  uint64_t generation_ = 0;
-  bool configured_ = false;
-  // generation_ + 1 once configured (0: never), for configure()'s check without the lock.
+  // The generation configure() last took, plus one (0: never); written under table_mu_, read
+  // without it by configure()'s per-request check.
   std::atomic<uint64_t> configured_through_{0};
   std::atomic<uint32_t> active_requests_{0};
   std::atomic<uint32_t> active_retries_{0};
