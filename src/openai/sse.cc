@@ -1,14 +1,15 @@
 #include "openai/sse.h"
 
+#include <charconv>
 #include <cstring>
+#include <string>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
-#include <simdjson.h>
-
 #include "core/strings.h"
+#include "openai/json_reader.h"
 #include "openai/request.h"
 
 namespace semrouter::openai {
@@ -295,29 +296,60 @@ void StreamUsageFilter::event(std::string_view e, std::string& out, SseEventSink
 
 namespace {
 
-// Reads the members of a "usage" object. Counts are kept only once the whole object has been
-// walked: on demand, a malformed member after a good one ({"prompt_tokens":5,1}) surfaces
-// mid-walk, and half a reading must not count as one (the fuzzer found this).
-Usage read_usage(simdjson::ondemand::object usage) {
+// A count: a whole number within 64 bits (JsonReader checked the value's grammar). Anything else
+// (a string, 1.5, 1e3, -1, 2^64) leaves `out` as it was.
+void read_count(std::string_view value, uint64_t& out) {
+  uint64_t v = 0;
+  const char* end = value.data() + value.size();
+  const auto [ptr, ec] = std::from_chars(value.data(), end, v);
+  if (ec == std::errc() && ptr == end)
+    out = v;
+}
+
+// A member's key as parsers read it: its bytes between the quotes, or decoded when escaped.
+std::string_view member_key(std::string_view s, Span key, bool escaped, std::string& scratch) {
+  if (!escaped)
+    return s.substr(key.begin + 1, key.end - key.begin - 2);
+  scratch = json_text(s.substr(key.begin, key.end - key.begin));
+  return scratch;
+}
+
+// Reads a "usage" object (its text, braces included). The object is validated whole before any
+// count is kept: a malformed member after a good one ({"prompt_tokens":5,1}) gives nothing, not
+// half a reading (the fuzzer found this). A repeated count keeps its last reading; of
+// completion_tokens_details, the first "reasoning_tokens" counts.
+Usage read_usage(std::string_view usage) {
   Usage read;
-  for (auto field : usage) {
-    std::string_view key;
-    if (field.unescaped_key().get(key) != simdjson::SUCCESS)
-      return {};
-    uint64_t v = 0;
-    if (key == "prompt_tokens") {
-      if (field.value().get_uint64().get(v) == simdjson::SUCCESS)
-        read.prompt_tokens = v;
-    } else if (key == "completion_tokens") {
-      if (field.value().get_uint64().get(v) == simdjson::SUCCESS)
-        read.completion_tokens = v;
-    } else if (key == "completion_tokens_details") {
-      simdjson::ondemand::object details;
-      if (field.value().get_object().get(details) == simdjson::SUCCESS &&
-          details.find_field_unordered("reasoning_tokens").get_uint64().get(v) == simdjson::SUCCESS)
-        read.reasoning_tokens = v;
+  std::string scratch;
+  JsonReader r(usage);
+  if (r.peek() != '{')
+    return {};
+  const bool ok = r.object(1, [&](Span key, bool escaped, int depth) {
+    const size_t begin = r.pos();
+    if (!r.value(depth))
+      return false;
+    const std::string_view value = usage.substr(begin, r.pos() - begin);
+    const std::string_view name = member_key(usage, key, escaped, scratch);
+    if (name == "prompt_tokens") {
+      read_count(value, read.prompt_tokens);
+    } else if (name == "completion_tokens") {
+      read_count(value, read.completion_tokens);
+    } else if (name == "completion_tokens_details" && value.front() == '{') {
+      JsonReader details(value); // valid JSON already: the walk stops at the first match
+      details.object(1, [&](Span k, bool, int d) {
+        const size_t b = details.pos();
+        if (!details.value(d))
+          return false;
+        if (value.substr(k.begin + 1, k.end - k.begin - 2) != "reasoning_tokens")
+          return true;
+        read_count(value.substr(b, details.pos() - b), read.reasoning_tokens);
+        return false;
+      });
     }
-  }
+    return true;
+  });
+  if (!ok || r.pos() != usage.size())
+    return {};
   read.present = true;
   return read;
 }
@@ -327,39 +359,39 @@ Usage read_usage(simdjson::ondemand::object usage) {
 Usage parse_usage(std::string_view json) {
   if (!mentions_usage(json))
     return {};
-  // Only "usage" is read. The top level is walked by find_top_level (no tree, no copy of the
-  // answer), and simdjson parses the usage object alone: running simdjson over the whole answer
-  // was about 7% of a proxied request's instructions. A key with an escape, or JSON the walk
-  // cannot follow, falls back to simdjson over the whole text.
+  // Only "usage" is read. find_top_level walks the top level (no tree, no copy of the answer)
+  // and JsonReader reads the usage object alone: running simdjson over the whole answer was
+  // about 7% of a proxied request's instructions, and over the usage object alone 2%. A key
+  // with an escape, or JSON the walk cannot follow, has the whole answer read strictly.
   const TopLevelHit hit = find_top_level(json, "usage");
   if (hit.result == TopLevelFind::Absent)
     return {};
-  // "usage": null, in every chunk of an OpenAI stream asked to include usage.
-  if (hit.result == TopLevelFind::Found &&
-      json.substr(hit.value.begin, hit.value.end - hit.value.begin) == "null")
-    return {};
-  const bool whole = hit.result == TopLevelFind::Unsure;
-  const std::string_view text =
-      whole ? json : json.substr(hit.value.begin, hit.value.end - hit.value.begin);
-  // The copy into a reused buffer gives simdjson the padding it reads past the end.
-  thread_local simdjson::ondemand::parser parser;
-  thread_local std::string scratch;
-  scratch.reserve(text.size() + simdjson::SIMDJSON_PADDING);
-  scratch.assign(text);
-  simdjson::ondemand::document doc;
-  if (parser.iterate(simdjson::padded_string_view(scratch.data(), text.size(), scratch.capacity()))
-          .get(doc) != simdjson::SUCCESS)
-    return {};
-  simdjson::ondemand::object usage;
-  if (whole) {
-    simdjson::ondemand::object top;
-    if (doc.get_object().get(top) != simdjson::SUCCESS ||
-        top.find_field_unordered("usage").get_object().get(usage) != simdjson::SUCCESS)
+  std::string_view usage;
+  if (hit.result == TopLevelFind::Found) {
+    usage = json.substr(hit.value.begin, hit.value.end - hit.value.begin);
+  } else {
+    // The first member whose key is "usage" as written, in an answer that is JSON throughout.
+    JsonReader r(json);
+    r.skip_ws();
+    if (r.peek() != '{')
       return {};
-  } else if (doc.get_object().get(usage) != simdjson::SUCCESS) {
-    return {};
+    bool found = false;
+    const bool ok = r.object(1, [&](Span key, bool, int depth) {
+      const size_t begin = r.pos();
+      if (!r.value(depth))
+        return false;
+      if (!found && json.substr(key.begin + 1, key.end - key.begin - 2) == "usage") {
+        found = true;
+        usage = json.substr(begin, r.pos() - begin);
+      }
+      return true;
+    });
+    if (!ok || !found)
+      return {};
   }
-  // (The span find_top_level gives ends at the object's closing brace: nothing trails it.)
+  // "usage": null, in every chunk of an OpenAI stream asked to include usage.
+  if (usage == "null")
+    return {};
   return read_usage(usage);
 }
 

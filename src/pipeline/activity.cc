@@ -119,10 +119,10 @@ void ActivityLog::add_to(std::vector<NameTotals>& list, uint16_t id, const Activ
   t->cost += r.cost;
 }
 
-void ActivityLog::record(ActivityRecord r) {
+void ActivityLog::record(ActivityRecord&& r) {
   const int64_t start = r.unix_ms - ((r.unix_ms % bucket_ms_) + bucket_ms_) % bucket_ms_;
   const bool error = r.status >= 500;
-  std::unique_lock lock(mu_);
+  std::lock_guard lock(mu_);
   r.seq = next_seq_++;
   // Within the span of the newest bucket seen? (A clock step backwards by more than the span, or
   // a record from before the start, only enters the ring.)
@@ -176,7 +176,6 @@ void ActivityLog::record(ActivityRecord r) {
   }
   // The old record leaves the lock with `r` and is freed outside it.
   std::swap(ring_[(r.seq - 1) % ring_.size()], r);
-  lock.unlock();
 }
 
 uint64_t ActivityLog::next_seq() const {

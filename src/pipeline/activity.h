@@ -127,8 +127,9 @@ public:
   ActivityLog& operator=(const ActivityLog&) = delete;
 
   // Stores an outcome (assigning its seq) and adds it to its time's bucket. A record older than
-  // the history's span only enters the ring.
-  void record(ActivityRecord r);
+  // the history's span only enters the ring. `r` takes the record it displaces from the ring
+  // (freed by the caller, outside the log's lock).
+  void record(ActivityRecord&& r);
 
   // The seq the next record will get (records so far + 1).
   uint64_t next_seq() const;

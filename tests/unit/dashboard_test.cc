@@ -133,17 +133,17 @@ TEST(ActivityHistory, BucketsCountOutcomesPerInterval) {
   a.ttft_ms = 20;
   a.stream = true;
   a.signal_us.us[size_t(pipeline::signal_type_index("domain"))] = 40;
-  log.record(a);
+  log.record(ActivityRecord(a));
   ActivityRecord b = rec(kT0 + 2000, "math", "qwen", 502);
   b.fallback = "llama";
   b.signal_us.us[size_t(pipeline::signal_type_index("domain"))] = 60;
-  log.record(b);
+  log.record(ActivityRecord(b));
   ActivityRecord c = rec(kT0 + 12000, "code", "qwen", 200);
   c.cache = "hit";
-  log.record(c);
+  log.record(ActivityRecord(c));
   ActivityRecord d = rec(kT0 + 13000, "guard", "", 200);
   d.blocked = true;
-  log.record(d);
+  log.record(ActivityRecord(d));
   log.record(rec(kT0 + 14000, "", "", 404));
   log.record(rec(kT0 + 15000, "math", "qwen", 499));
 

@@ -175,6 +175,30 @@ TEST(Sse, UsageEdgeCases) {
   EXPECT_EQ(parse_usage(R"({"usage":{"prompt_t\u006fkens":7}})").prompt_tokens, 7u);
 }
 
+// The usage object is read as JSON: whitespace anywhere, counts only as whole numbers (not -1,
+// 1e3 or a string); a number JSON does not allow (01) spoils the object. When a key with an
+// escape has the whole answer read, the answer must be JSON throughout.
+TEST(Sse, UsageIsReadAsStrictJson) {
+  Usage spaced = parse_usage("{ \"usage\" :\n { \"prompt_tokens\" : 3 ,\t\"completion_tokens\":4 ,"
+                             " \"completion_tokens_details\" : { \"reasoning_tokens\" : 2 } } }");
+  EXPECT_TRUE(spaced.present);
+  EXPECT_EQ(spaced.prompt_tokens, 3u);
+  EXPECT_EQ(spaced.completion_tokens, 4u);
+  EXPECT_EQ(spaced.reasoning_tokens, 2u);
+  Usage odd = parse_usage(R"({"usage":{"prompt_tokens":-1,"completion_tokens":1e3,)"
+                          R"("completion_tokens_details":{"reasoning_tokens":"2"}}})");
+  EXPECT_TRUE(odd.present);
+  EXPECT_EQ(odd.prompt_tokens, 0u);
+  EXPECT_EQ(odd.completion_tokens, 0u);
+  EXPECT_EQ(odd.reasoning_tokens, 0u);
+  EXPECT_FALSE(parse_usage(R"({"usage":{"prompt_tokens":01}})").present);
+  EXPECT_FALSE(parse_usage(R"({"usage":[1,2]})").present);
+  Usage escaped = parse_usage(R"({"\u0069d":1,"usage":{"prompt_tokens":2},"x":true})");
+  EXPECT_TRUE(escaped.present);
+  EXPECT_EQ(escaped.prompt_tokens, 2u);
+  EXPECT_FALSE(parse_usage(R"({"\u0069d":1,"usage":{"prompt_tokens":2},"x":[})").present);
+}
+
 // A member that breaks the object after good ones gives no counts at all, not half of them.
 TEST(Sse, MalformedUsageAfterGoodMembersCountsNothing) {
   for (const char* json : {R"({"usage":{"prompt_tokens":5,1}})",
