@@ -8,6 +8,7 @@
 #      top functions (inclusive), KEEP=PATH to keep each profile as PATH.1, PATH.2, ... (for
 #      callgrind_annotate --tree=calling), STREAM=1 (bench config: streamed answers of 50 chunks,
 #      per request), TOKEN_DELAY_MS (with STREAM=1: the mock waits this long before each chunk),
+#      VALGRIND_ARGS (more callgrind options for the semrouter runs, e.g. --demangle=no),
 #      NGINX=1 to count nginx too (gateway_bench.sh's nginx
 #      config, one process: master_process off), proxying the same requests to the same mock.
 set -euo pipefail
@@ -74,7 +75,8 @@ i=0
 for bin in "${BINS[@]}"; do
   i=$((i + 1))
   out=$WORK/cg$i
-  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" "$bin" serve \
+  # shellcheck disable=SC2086 # VALGRIND_ARGS is a list of options
+  valgrind --tool=callgrind --instr-atstart=no ${VALGRIND_ARGS:-} --callgrind-out-file="$out" "$bin" serve \
     --config "$WORK/router.yaml" --port 0 --admin-port 0 --ready-file "$WORK/r$i.json" 2>"$WORK/r$i.log" &
   pid=$!
   PIDS+=($pid)
