@@ -26,21 +26,34 @@ profile keyword 1000 300 CONFIG=bench
 profile stream 300 100 CONFIG=bench STREAM=1
 profile default 300 100 CONFIG=default
 
+# The binary's own function names, and each with the others at its address: callgrind names one
+# of a constructor's or destructor's aliases (C1/C2, D1/D2), and the section carries the other's.
+nm --defined-only "$BIN" | awk '$2 ~ /^[tTwW]$/ { print $1 "\t" $3 }' >"$WORK/symbols.txt"
+
 # Tier by tier: the keyword path's functions first (every proxied request runs most of them),
 # then what only streaming adds, then what only the default config's classifiers, cache and
 # tools add; each tier hottest first. (One list by summed weight spread the keyword path over
 # 150 pages instead of 100: the other loads' functions fell in between.)
 for name in keyword stream default; do
-  # "  1,234 ( 0.5%)  ???:_ZN9semrouter... [/path/to/semrouter]" (FILE:NAME with debug info):
-  # the binary's own functions only.
+  # "  1,234 ( 0.5%)  ???:_ZN9semrouter... [/path/to/semrouter]", or FILE:NAME with debug info,
+  # where inlined code adds lines of its own without the [object]: costs are summed by name,
+  # a recursion level's suffix ('2) dropped, and only the binary's own functions kept.
   callgrind_annotate --threshold=100 "$WORK/$name.1" 2>/dev/null |
-    awk -v bin="[$BIN]" '$NF == bin {
-        ir = $1; gsub(",", "", ir); fn = $(NF - 1); sub(/.*:/, "", fn); print ir "\t" fn }' |
+    awk -F'\t' -v quote="'" 'NR == FNR { own[$2] = 1; next }
+      $0 ~ /^ *[0-9,]+ \(/ {
+        n = split($0, f, " +"); ir = ""; fn = ""
+        for (i = 1; i <= n; i++) {
+          if (f[i] == "") continue
+          if (ir == "") { ir = f[i]; gsub(",", "", ir); continue }
+          if (f[i] ~ /%\)$/ || f[i] == "(") continue
+          fn = f[i]; break
+        }
+        sub(/.*:/, "", fn); sub(quote "[0-9]+$", "", fn)
+        if (fn in own) cost[fn] += ir
+      }
+      END { for (fn in cost) print cost[fn] "\t" fn }' "$WORK/symbols.txt" - |
     sort -t$'\t' -k1,1gr | cut -f2
 done | awk '!seen[$0]++' >"$WORK/profiled.txt"
-# Each name with the others at its address: callgrind names one of a constructor's or
-# destructor's aliases (C1/C2, D1/D2), and the section carries the other's name.
-nm --defined-only "$BIN" | awk '$2 ~ /^[tTwW]$/ { print $1 "\t" $3 }' >"$WORK/symbols.txt"
 awk -F'\t' 'NR == FNR { at[$2] = $1; names[$1] = names[$1] ? names[$1] "\n" $2 : $2; next }
      { print ($1 in at) ? names[at[$1]] : $1 }' "$WORK/symbols.txt" "$WORK/profiled.txt" |
   awk '!seen[$0]++' >"$WORK/order.txt"

@@ -69,14 +69,14 @@ measure() {
   fi
 }
 
+read -ra EXTRA_VALGRIND <<<"${VALGRIND_ARGS:-}"
 echo "| binary | config | requests | instructions per request |"
 echo "|---|---|---|---|"
 i=0
 for bin in "${BINS[@]}"; do
   i=$((i + 1))
   out=$WORK/cg$i
-  # shellcheck disable=SC2086 # VALGRIND_ARGS is a list of options
-  valgrind --tool=callgrind --instr-atstart=no ${VALGRIND_ARGS:-} --callgrind-out-file="$out" "$bin" serve \
+  valgrind --tool=callgrind --instr-atstart=no "${EXTRA_VALGRIND[@]}" --callgrind-out-file="$out" "$bin" serve \
     --config "$WORK/router.yaml" --port 0 --admin-port 0 --ready-file "$WORK/r$i.json" 2>"$WORK/r$i.log" &
   pid=$!
   PIDS+=($pid)

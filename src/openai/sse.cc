@@ -316,8 +316,10 @@ std::string_view member_key(std::string_view s, Span key, bool escaped, std::str
 
 // Reads a "usage" object (its text, braces included). The object is validated whole before any
 // count is kept: a malformed member after a good one ({"prompt_tokens":5,1}) gives nothing, not
-// half a reading (the fuzzer found this). A repeated count keeps its last reading; of
-// completion_tokens_details, the first "reasoning_tokens" counts.
+// half a reading (the fuzzer found this). Stricter than simdjson's on-demand reading was: a
+// member this reads past (1e400, a lone surrogate escape) spoils the object too. A repeated
+// count keeps its last valid reading; of completion_tokens_details, the first
+// "reasoning_tokens" counts.
 Usage read_usage(std::string_view usage) {
   Usage read;
   std::string scratch;
@@ -335,7 +337,9 @@ Usage read_usage(std::string_view usage) {
     } else if (name == "completion_tokens") {
       read_count(value, read.completion_tokens);
     } else if (name == "completion_tokens_details" && value.front() == '{') {
-      JsonReader details(value); // valid JSON already: the walk stops at the first match
+      // Valid JSON already: the walk stops at the first key spelled "reasoning_tokens" as
+      // written (an escaped spelling is not looked for, as simdjson's find_field did not).
+      JsonReader details(value);
       details.object(1, [&](Span k, bool, int d) {
         const size_t b = details.pos();
         if (!details.value(d))
@@ -386,7 +390,8 @@ Usage parse_usage(std::string_view json) {
       }
       return true;
     });
-    if (!ok || !found)
+    r.skip_ws();
+    if (!ok || !found || r.pos() != json.size())
       return {};
   }
   // "usage": null, in every chunk of an OpenAI stream asked to include usage.

@@ -470,6 +470,7 @@ void Exchange::record_activity(int status, double seconds) {
     r.cost = (double(prompt_tokens_) * model_config_->pricing.input_per_1m +
               double(completion_tokens_) * model_config_->pricing.output_per_1m) /
              1e6;
+  // activity_ takes the record the ring displaced; it goes with this Exchange, off the log's lock.
   rt_.activity.record(std::move(r));
 }
 

@@ -176,8 +176,9 @@ TEST(Sse, UsageEdgeCases) {
 }
 
 // The usage object is read as JSON: whitespace anywhere, counts only as whole numbers (not -1,
-// 1e3 or a string); a number JSON does not allow (01) spoils the object. When a key with an
-// escape has the whole answer read, the answer must be JSON throughout.
+// 1e3 or a string); a number JSON does not allow (01), or one past a double (1e400), spoils the
+// object. When a key with an escape has the whole answer read, the answer must be one JSON
+// object throughout, with nothing after it.
 TEST(Sse, UsageIsReadAsStrictJson) {
   Usage spaced = parse_usage("{ \"usage\" :\n { \"prompt_tokens\" : 3 ,\t\"completion_tokens\":4 ,"
                              " \"completion_tokens_details\" : { \"reasoning_tokens\" : 2 } } }");
@@ -197,6 +198,8 @@ TEST(Sse, UsageIsReadAsStrictJson) {
   EXPECT_TRUE(escaped.present);
   EXPECT_EQ(escaped.prompt_tokens, 2u);
   EXPECT_FALSE(parse_usage(R"({"\u0069d":1,"usage":{"prompt_tokens":2},"x":[})").present);
+  EXPECT_FALSE(parse_usage(R"({"\u0069d":1,"usage":{"prompt_tokens":2}} trailing)").present);
+  EXPECT_FALSE(parse_usage(R"({"usage":{"prompt_tokens":2,"x":1e400}})").present);
 }
 
 // A member that breaks the object after good ones gives no counts at all, not half of them.
