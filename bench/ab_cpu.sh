@@ -2,7 +2,8 @@
 # Two semrouter builds against nginx, interleaved round by round under the same keyword load
 # (gateway_bench.sh's config, one mock upstream): per round, each proxy's requests per second
 # and CPU per request (user + system, from /proc/PID/stat). On a noisy VM the ratio of two
-# builds within a round, and their CPU per request, say more than one build's best round.
+# builds within a round, and their CPU per request, say more than one build's best round. A and
+# B take turns going first; the last line gives the median per-round CPU difference, B - A.
 #   bench/ab_cpu.sh BUILD_A BUILD_B [WORKERS] [ROUNDS] [SECONDS]
 # Env: CONNS (64), ENV_A / ENV_B (an environment assignment for that build, e.g. X=1).
 set -euo pipefail
@@ -51,8 +52,21 @@ echo "|---:|---|---|---|---:|"
 for i in $(seq "$ROUNDS"); do
   NP="$(cat "$WORK/nginx/nginx.pid") $(pgrep -P "$(cat "$WORK/nginx/nginx.pid")" | xargs)"
   read -r n nc < <(run "$NGINX_PORT" "$ROOT/bench/post_direct.lua" "$NP")
-  read -r a ac < <(run "$A" "$ROOT/bench/post.lua" "$PA")
-  read -r b bc < <(run "$B" "$ROOT/bench/post.lua" "$PB")
+  # A and B take turns going first: the second of two back-to-back runs did up to 1 µs of CPU
+  # per request worse, whichever build it was.
+  if ((i % 2)); then
+    read -r a ac < <(run "$A" "$ROOT/bench/post.lua" "$PA")
+    read -r b bc < <(run "$B" "$ROOT/bench/post.lua" "$PB")
+  else
+    read -r b bc < <(run "$B" "$ROOT/bench/post.lua" "$PB")
+    read -r a ac < <(run "$A" "$ROOT/bench/post.lua" "$PA")
+  fi
+  echo "$ac $bc" >>"$WORK/cpu.txt"
   awk -v i="$i" -v n="$n" -v a="$a" -v b="$b" -v nc="$nc" -v ac="$ac" -v bc="$bc" \
     'BEGIN {printf "| %d | %.0f (%s) | %.0f (%s) | %.0f (%s) | %.3f |\n", i, n, nc, a, ac, b, bc, b/a}'
 done
+# The per-round CPU difference, B - A: its median, and in how many rounds B used less.
+awk '{print $2 - $1}' "$WORK/cpu.txt" | sort -g |
+  awk '{d[NR] = $1; if ($1 < 0) lower++}
+    END {m = NR % 2 ? d[(NR + 1) / 2] : (d[NR / 2] + d[NR / 2 + 1]) / 2
+         printf "\nCPU per request, B - A: median %+.2f µs; B lower in %d of %d rounds (A first in odd rounds)\n", m, lower, NR}'
