@@ -307,4 +307,18 @@ private:
 void append_json_text(std::string& out, std::string_view quoted);
 std::string json_text(std::string_view quoted);
 
+// A key's text between its quotes, as written (escapes not decoded); `key` spans the quotes.
+inline std::string_view key_text(std::string_view s, Span key) {
+  return s.substr(key.begin + 1, key.end - key.begin - 2);
+}
+
+// A key as JSON parsers read it ("m\u0065ssages" is "messages"): its bytes between the quotes,
+// or, when it holds an escape, its decoded text in `scratch`.
+inline std::string_view key_name(std::string_view s, Span key, bool escaped, std::string& scratch) {
+  if (!escaped)
+    return key_text(s, key);
+  scratch = json_text(s.substr(key.begin, key.end - key.begin));
+  return scratch;
+}
+
 } // namespace semrouter::openai

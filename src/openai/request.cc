@@ -199,23 +199,8 @@ std::string decoded(std::string_view body, Span span) {
   return json_text(body.substr(span.begin, span.end - span.begin));
 }
 
-// A key as JSON parsers read it ("m\u0065ssages" is "messages"): its bytes between the quotes,
-// or, when it holds an escape, its decoded text in `scratch`.
-inline std::string_view key_name(std::string_view body, Span key, bool escaped,
-                                 std::string& scratch) {
-  if (!escaped)
-    return body.substr(key.begin + 1, key.end - key.begin - 2);
-  scratch = decoded(body, key);
-  return scratch;
-}
-
 bool is_string_at(std::string_view body, Span span) {
   return span.end > span.begin && body[span.begin] == '"';
-}
-
-// A key's text between its quotes, as written (escapes not decoded).
-std::string_view key_text(std::string_view s, Span key) {
-  return s.substr(key.begin + 1, key.end - key.begin - 2);
 }
 
 // Walks the members of the JSON object `s` holds, calling field(key, value) with the byte spans

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #if defined(__SSE2__)
@@ -306,12 +307,28 @@ void read_count(std::string_view value, uint64_t& out) {
     out = v;
 }
 
-// A member's key as parsers read it: its bytes between the quotes, or decoded when escaped.
-std::string_view member_key(std::string_view s, Span key, bool escaped, std::string& scratch) {
-  if (!escaped)
-    return s.substr(key.begin + 1, key.end - key.begin - 2);
-  scratch = json_text(s.substr(key.begin, key.end - key.begin));
-  return scratch;
+// The value of the first member whose key, as written, is `key` (an escaped spelling is not
+// looked for, as simdjson's find_field did not), in the JSON object `text` holds: whitespace
+// around it, nothing else. Empty when no member has the key; nullopt when `text` is no such
+// object.
+std::optional<std::string_view> first_member(std::string_view text, std::string_view key) {
+  JsonReader r(text);
+  r.skip_ws();
+  if (r.peek() != '{')
+    return std::nullopt;
+  std::string_view found;
+  const bool ok = r.object(1, [&](Span k, bool, int depth) {
+    const size_t begin = r.pos();
+    if (!r.value(depth))
+      return false;
+    if (found.empty() && key_text(text, k) == key)
+      found = text.substr(begin, r.pos() - begin);
+    return true;
+  });
+  r.skip_ws();
+  if (!ok || r.pos() != text.size())
+    return std::nullopt;
+  return found;
 }
 
 // Reads a "usage" object (its text, braces included). The object is validated whole before any
@@ -331,24 +348,14 @@ Usage read_usage(std::string_view usage) {
     if (!r.value(depth))
       return false;
     const std::string_view value = usage.substr(begin, r.pos() - begin);
-    const std::string_view name = member_key(usage, key, escaped, scratch);
+    const std::string_view name = key_name(usage, key, escaped, scratch);
     if (name == "prompt_tokens") {
       read_count(value, read.prompt_tokens);
     } else if (name == "completion_tokens") {
       read_count(value, read.completion_tokens);
-    } else if (name == "completion_tokens_details" && value.front() == '{') {
-      // Valid JSON already: the walk stops at the first key spelled "reasoning_tokens" as
-      // written (an escaped spelling is not looked for, as simdjson's find_field did not).
-      JsonReader details(value);
-      details.object(1, [&](Span k, bool, int d) {
-        const size_t b = details.pos();
-        if (!details.value(d))
-          return false;
-        if (value.substr(k.begin + 1, k.end - k.begin - 2) != "reasoning_tokens")
-          return true;
-        read_count(value.substr(b, details.pos() - b), read.reasoning_tokens);
-        return false;
-      });
+    } else if (name == "completion_tokens_details") {
+      if (const auto reasoning = first_member(value, "reasoning_tokens"))
+        read_count(*reasoning, read.reasoning_tokens);
     }
     return true;
   });
@@ -375,24 +382,10 @@ Usage parse_usage(std::string_view json) {
     usage = json.substr(hit.value.begin, hit.value.end - hit.value.begin);
   } else {
     // The first member whose key is "usage" as written, in an answer that is JSON throughout.
-    JsonReader r(json);
-    r.skip_ws();
-    if (r.peek() != '{')
+    const auto found = first_member(json, "usage");
+    if (!found)
       return {};
-    bool found = false;
-    const bool ok = r.object(1, [&](Span key, bool, int depth) {
-      const size_t begin = r.pos();
-      if (!r.value(depth))
-        return false;
-      if (!found && json.substr(key.begin + 1, key.end - key.begin - 2) == "usage") {
-        found = true;
-        usage = json.substr(begin, r.pos() - begin);
-      }
-      return true;
-    });
-    r.skip_ws();
-    if (!ok || !found || r.pos() != json.size())
-      return {};
+    usage = *found;
   }
   // "usage": null, in every chunk of an OpenAI stream asked to include usage.
   if (usage == "null")
