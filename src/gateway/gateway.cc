@@ -1671,7 +1671,8 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       Deadline upstream_deadline(w.deadlines, nullptr);
       boost::system::error_code ec;
       bool reused = false;
-      std::unique_ptr<UpstreamConn> conn = send_try == 0 ? w.pools.take(*backend) : nullptr;
+      std::unique_ptr<UpstreamConn> conn =
+          send_try == 0 ? w.pools.take(*backend, core::SteadyClock::now()) : nullptr;
       if (conn) {
         // In use again: it takes a connection slot (idle, it held none).
         conn->slot = health.acquire(*backend, *bh, pipeline::BreakerLimit::Connections);

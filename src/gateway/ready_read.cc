@@ -3,6 +3,7 @@
 #include <cassert>
 #include <cerrno>
 #include <sys/epoll.h>
+#include <type_traits>
 #include <unistd.h>
 
 namespace semrouter::gateway {
@@ -10,6 +11,29 @@ namespace semrouter::gateway {
 namespace asio = boost::asio;
 
 asio::execution_context::id PeerClosePoller::id;
+
+namespace {
+
+// Asio's reactor keeps a socket's readiness flags private. An explicit instantiation may name a
+// private member, and the friend function it defines hands the member out.
+using DescriptorState = std::remove_pointer_t<asio::detail::reactor::per_descriptor_data>;
+using ReadinessFlags = bool[asio::detail::reactor::max_ops];
+template <ReadinessFlags DescriptorState::*Member> struct ReadinessAccess {
+  friend ReadinessFlags& readiness(DescriptorState& d) { return d.*Member; }
+};
+ReadinessFlags& readiness(DescriptorState& d);
+template struct ReadinessAccess<&DescriptorState::try_speculative_>;
+
+} // namespace
+
+bool quiet_since_short_read(PeerWatch& watch) {
+  if (watch.poller == nullptr || watch.socket == nullptr || !watch.exhausted || watch.peer_closed)
+    return false;
+  auto& impl = ready_read_detail::SocketAccess::implementation(*watch.socket);
+  if (impl.socket_ != watch.fd || impl.reactor_data_ == nullptr)
+    return false;
+  return !readiness(*impl.reactor_data_)[asio::detail::reactor::read_op];
+}
 
 void PeerWatch::on_peer_closed() {
   peer_closed = true;

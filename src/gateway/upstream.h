@@ -116,6 +116,9 @@ public:
     if (!tls_)
       poller_->watch(peer_watch_);
   }
+  // Nothing has come in since the last read ended short, as far as the loop has seen (plain TCP
+  // watched by the poller only; see quiet_since_short_read).
+  bool quiet() { return !tls_ && quiet_since_short_read(peer_watch_); }
 
   // The backend's circuit-breaker connection slot, held while a request uses the connection: an
   // idle pooled connection holds none (UpstreamPools::give_back releases it), so connections
@@ -148,8 +151,8 @@ private:
 // thread: not thread-safe.
 class UpstreamPools {
 public:
-  // An idle connection to this backend's endpoint, or nullptr.
-  std::unique_ptr<UpstreamConn> take(const config::BackendConfig& backend);
+  // An idle connection to this backend's endpoint that looks alive at `now`, or nullptr.
+  std::unique_ptr<UpstreamConn> take(const config::BackendConfig& backend, core::TimePoint now);
   // Returns a connection whose response was read completely and which the server keeps alive.
   void give_back(const config::BackendConfig& backend, std::unique_ptr<UpstreamConn> conn);
   // Closes the idle connections the server has closed (they would sit in CLOSE_WAIT until
@@ -165,8 +168,12 @@ private:
 };
 
 // A pooled connection that is still open and has nothing unread (the server has not closed it
-// or answered out of turn).
-bool looks_alive(UpstreamConn& conn);
+// or answered out of turn). One idle for less than kQuietIdle whose socket has been quiet since
+// its answer was read is taken as alive without a system call; any other is peeked at.
+bool looks_alive(UpstreamConn& conn, core::TimePoint now);
+// Below the shortest keep-alive timeouts servers ship with (gunicorn 2 s; uvicorn, Node and
+// llama.cpp 5 s): a connection idle this briefly is closed only by a server going down.
+constexpr auto kQuietIdle = std::chrono::milliseconds(250);
 
 // Host-name lookups for new upstream connections, bounded in time. getaddrinfo blocks and cannot
 // be cancelled, and Asio's own async_resolve runs it on one hidden thread per io_context, where a
