@@ -75,7 +75,7 @@ before(async () => {
         { name: 'alpha', sha256: sha(SECRETS.alpha) },
         { name: 'small-only', sha256: sha(SECRETS.small), models: ['small'] },
         { name: 'gone', sha256: sha(SECRETS.revoked), revoked: true },
-        { name: 'limited', sha256: sha(SECRETS.limited), requests_per_minute: 600, burst: 2, tenant: 'acme' },
+        { name: 'limited', sha256: sha(SECRETS.limited), requests_per_minute: 60, burst: 2, tenant: 'acme' },
         { name: 'tokens', sha256: sha(SECRETS.tokens), tokens_per_minute: 3000 },
         { name: 'spender', sha256: sha(SECRETS.spender), daily_budget_usd: 1.0 },
         { name: 'broke', sha256: sha(SECRETS.broke), daily_budget_usd: 1.0 },
@@ -149,9 +149,9 @@ test('rate limit: the burst passes, the next request gets 429 with retry-after, 
   assertOpenAIError(assert, limited, { status: 429, type: 'rate_limit_error', code: 'rate_limit_exceeded' });
   assert.equal(limited.headers['retry-after'], '1');
   assert.equal(limited.headers['x-semrouter-limit'], 'requests');
-  // 600 per minute refills one request every 100 ms.
+  // 60 per minute refills one request a second (so the third request has a second to arrive).
   await waitFor(async () => (await chat(SECRETS.limited)).status === 200, {
-    timeoutMs: 3000, intervalMs: 50, what: 'the rate limit to recover',
+    timeoutMs: 5000, intervalMs: 100, what: 'the rate limit to recover',
   });
 });
 

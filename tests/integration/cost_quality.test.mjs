@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 
-import { setup, request, delay, parseMetrics, metricValue } from './harness.mjs';
+import { setup, request, waitFor, parseMetrics, metricValue } from './harness.mjs';
 
 const BIN = process.env.SEMROUTER_BIN;
 const SRC = process.env.SEMROUTER_SOURCE_DIR;
@@ -86,7 +86,7 @@ test('calibrate finds the threshold for a target share of strong calls', () => {
 });
 
 test('under load the router shifts to the cheap model, visibly, and shifts back', async () => {
-  const strong = await h.startMock({ name: 'S', firstByteDelayMs: 800 });
+  const strong = await h.startMock({ name: 'S', firstByteDelayMs: 2000 });
   const weak = await h.startMock({ name: 'W' });
   const router = await h.startRouter({
     server: { workers: 1, reload_poll_ms: 0 },
@@ -113,7 +113,9 @@ test('under load the router shifts to the cheap model, visibly, and shifts back'
 
   // Two slow strong calls in flight put the strong model over max_inflight (1).
   const slow = [ask(HARD), ask(HARD)];
-  await delay(300);
+  await waitFor(async () => metricValue(parseMetrics((await request(`${router.adminUrl}/metrics`)).text), 'semrouter_inflight_requests') >= 2, {
+    what: 'two requests in flight',
+  });
   const shifted = await ask(HARD);
   assert.equal(shifted.status, 200);
   assert.equal(shifted.headers['x-semrouter-load'], 'pressure');
