@@ -135,7 +135,7 @@ const lastUserHasToolResult = (json) => {
 };
 
 const SLOW_TOKENS = 5;
-const SLOW_DELAY_MS = 60;
+const SLOW_DELAY_MS = 250; // the spread asserted on it leaves 500 ms for stalls of a loaded machine
 let mock, slowMock, chatServer, anthServer, router, Anthropic, OpenAI, anthropic, openai;
 
 before(async () => {

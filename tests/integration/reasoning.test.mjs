@@ -130,8 +130,9 @@ test('under load the effort steps down a level, with hysteresis, and comes back 
   const calm = await send();
   assert.equal(calm.headers['x-semrouter-reasoning'], 'on;effort=high');
   assert.equal(calm.headers['x-semrouter-reasoning-load'], undefined);
-  // Two slow requests in flight put the model over max_inflight 1.
-  const slow = [send({ mock: { first_byte_delay_ms: 800 } }), send({ mock: { first_byte_delay_ms: 800 } })];
+  // Two slow requests in flight put the model over max_inflight 1. They are slow enough (as in
+  // cost_quality) to outlast the metrics polling below and the next request on a loaded machine.
+  const slow = [send({ mock: { first_byte_delay_ms: 2000 } }), send({ mock: { first_byte_delay_ms: 2000 } })];
   await waitFor(async () => metricValue(parseMetrics(await r2.metrics()), 'semrouter_inflight_requests') >= 2, {
     what: 'two requests in flight',
   });

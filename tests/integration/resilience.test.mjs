@@ -54,6 +54,16 @@ async function scripted(script = []) {
   return Object.assign(up, server);
 }
 
+// A hold the test ends itself: step (for scripted()) answers 200 only once release() is called.
+// Load made with it outlasts the test's own steps however slow the machine, and ends at once.
+function held() {
+  let release;
+  const released = new Promise((resolve) => (release = resolve));
+  const step = (req, res) =>
+    released.then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(completion('x')));
+  return { step, release, released };
+}
+
 const ask = (router, model, extra = {}, headers = {}) =>
   request(`${router.url}/v1/chat/completions`, {
     method: 'POST', json: { model, messages: [{ role: 'user', content: 'hello' }], ...extra }, headers,
@@ -269,17 +279,20 @@ test('a trickling upstream is relayed whole; a stream that dies midway ends with
 });
 
 test('circuit breaker: a backend at max_requests sheds the excess fast with 503 and retry-after', async () => {
-  const mock = await h.startMock({ name: 'M', tokens: 2, firstByteDelayMs: 400 });
+  const hold = held();
+  const up = await scripted([hold.step]);
   const router = await h.startRouter({
     ...base,
-    backends: [{ name: 'narrow', url: mock.url, circuit_breaker: { max_requests: 1 } }],
+    backends: [{ name: 'narrow', url: up.url, circuit_breaker: { max_requests: 1 } }],
     models: [{ name: 'm', backends: ['narrow'] }],
   });
   const slow = ask(router, 'm');
   await waitFor(async () => (await upstreams(router)).backends[0].requests === 1, { what: 'one request in flight' });
   const t0 = performance.now();
   const shed = await ask(router, 'm');
-  assert.ok(performance.now() - t0 < 300, 'shed without waiting');
+  const took = performance.now() - t0;
+  hold.release();
+  assert.ok(took < 1000, `shed after ${took} ms: it waited for the slot`);
   assertOpenAIError(assert, shed, { status: 503, code: 'overloaded' });
   assert.equal(shed.headers['retry-after'], '1');
   assert.equal((await slow).status, 200);
@@ -289,10 +302,12 @@ test('circuit breaker: a backend at max_requests sheds the excess fast with 503 
 });
 
 test('admission: a bounded queue, then fast refusals; a client deadline bounds the wait; a model limit answers 429', async () => {
-  const mock = await h.startMock({ name: 'M', tokens: 2, firstByteDelayMs: 300 });
+  const [one, two] = [held(), held()];
+  // Upstream requests: the first (held), the queued one (answered at once), the busy one (held).
+  const up = await scripted([one.step, null, two.step]);
   const router = await h.startRouter({
     ...base,
-    backends: [{ name: 'b', url: mock.url }],
+    backends: [{ name: 'b', url: up.url }],
     models: [{ name: 'm', backends: ['b'] }, { name: 'one', backends: ['b'], max_concurrent: 1 }],
     resilience: { limits: { max_concurrent: 1, max_queue: 1, queue_timeout_ms: 5000 } },
   });
@@ -303,6 +318,7 @@ test('admission: a bounded queue, then fast refusals; a client deadline bounds t
   const refused = await ask(router, 'm');
   assertOpenAIError(assert, refused, { status: 503, code: 'overloaded' });
   assert.equal(refused.headers['retry-after'], '1');
+  one.release();
   assert.equal((await first).status, 200);
   assert.equal((await queued).status, 200); // it waited for the first one's slot
   const m = await metricsOf(router);
@@ -311,21 +327,23 @@ test('admission: a bounded queue, then fast refusals; a client deadline bounds t
 
   // A client's deadline header cuts the wait short.
   const busy = ask(router, 'm');
-  await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_in_flight') === 1, { what: 'busy' });
+  await waitFor(() => up.requests === 3, { what: 'busy upstream, holding the slot' });
   const t0 = performance.now();
   const late = await ask(router, 'm', {}, { 'x-semrouter-deadline-ms': '50' });
   const waited = performance.now() - t0;
+  two.release();
   assertOpenAIError(assert, late, { status: 503, code: 'overloaded' });
-  assert.ok(waited >= 40 && waited < 280, `waited ${waited} ms`);
+  assert.ok(waited >= 40 && waited < 1000, `waited ${waited} ms`);
   assert.match(late.json.error.message, /waited 50 ms/);
-  await busy;
+  assert.equal((await busy).status, 200);
 });
 
 test('a client that leaves while queued for admission gives its place up at once', async () => {
-  const mock = await h.startMock({ name: 'M', tokens: 2, firstByteDelayMs: 1500 });
+  const hold = held();
+  const up = await scripted([hold.step]);
   const router = await h.startRouter({
     ...base,
-    backends: [{ name: 'b', url: mock.url }],
+    backends: [{ name: 'b', url: up.url }],
     models: [{ name: 'm', backends: ['b'] }],
     resilience: { limits: { max_concurrent: 1, max_queue: 1, queue_timeout_ms: 20000 } },
   });
@@ -338,23 +356,25 @@ test('a client that leaves while queued for admission gives its place up at once
   sock.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
   await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_queued') === 1, { what: 'second queued' });
   sock.destroy();
-  // Noticed while the first request is still upstream (1.5 s): the queue is empty again and a new
+  // Noticed while the first request is still upstream (held): the queue is empty again and a new
   // request takes the freed place instead of being refused as queue_full.
   await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_rejected_total',
-    { limit: 'global', reason: 'client_gone' }) === 1, { what: 'client_gone counted', timeoutMs: 1000 });
+    { limit: 'global', reason: 'client_gone' }) === 1, { what: 'client_gone counted', timeoutMs: 2000 });
   assert.equal(metricValue(await metricsOf(router), 'semrouter_admission_queued'), 0);
   assert.equal(metricValue(await metricsOf(router), 'semrouter_admission_in_flight'), 1);
   const third = ask(router, 'm');
   await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_queued') === 1, { what: 'third queued' });
+  hold.release();
   assert.equal((await first).status, 200);
   assert.equal((await third).status, 200);
 });
 
 test('a model\'s own concurrency limit answers 429 in the client\'s API shape', async () => {
-  const mock = await h.startMock({ name: 'M', tokens: 2, firstByteDelayMs: 300 });
+  const hold = held();
+  const up = await scripted([hold.step]);
   const router = await h.startRouter({
     ...base,
-    backends: [{ name: 'b', url: mock.url }],
+    backends: [{ name: 'b', url: up.url }],
     models: [{ name: 'one', backends: ['b'], max_concurrent: 1 }],
     resilience: { limits: { max_queue: 0 } },
   });
@@ -365,6 +385,7 @@ test('a model\'s own concurrency limit answers 429 in the client\'s API shape', 
   const a = await request(`${router.url}/v1/messages`, {
     method: 'POST', json: { model: 'one', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] },
   });
+  hold.release();
   assert.equal(a.status, 429);
   assert.equal(a.json.type, 'error');
   assert.equal(a.json.error.type, 'rate_limit_error');
@@ -393,11 +414,19 @@ test('active health checks take a failing backend out and bring it back', async 
 });
 
 test('SIGTERM drains: /ready turns 503 first, a stream in flight finishes, then connections are refused, exit 0', async () => {
-  const mock = await h.startMock({ name: 'M', tokens: 8, tokenDelayMs: 60 });
+  // A stream held open after its first event until the test lets it end: it outlasts the listener.
+  const rest = held();
+  const chunk = (delta, finish = null) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk',
+    created: 1, model: 'm', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+  const up = await scripted([(req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(chunk({ role: 'assistant', content: 'still' }));
+    rest.released.then(() => res.end(chunk({ content: ' here' }) + chunk({}, 'stop') + 'data: [DONE]\n\n'));
+  }]);
   const router = await h.startRouter({
     ...base,
-    server: { ...base.server, drain_timeout_ms: 10000, drain_delay_ms: 300 },
-    backends: [{ name: 'b', url: mock.url }],
+    server: { ...base.server, drain_timeout_ms: 10000, drain_delay_ms: 1000 },
+    backends: [{ name: 'b', url: up.url }],
     models: [{ name: 'm', backends: ['b'] }],
   });
   const s = stream(`${router.url}/v1/chat/completions`, { model: 'm', stream: true, messages: [{ role: 'user', content: 'x' }] });
@@ -413,6 +442,7 @@ test('SIGTERM drains: /ready turns 503 first, a stream in flight finishes, then 
       return /ECONNREFUSED/.test(String(e));
     }
   }, { what: 'listener closed' });
+  rest.release();
   const done = await s;
   assert.equal(done.status, 200);
   assert.ok(done.complete, 'the stream finished');
@@ -619,11 +649,12 @@ test('when the fallback fails too, the error is the routed model\'s: no fallback
 });
 
 test('SIGTERM drain waits for a queued request and a half-uploaded one; answers in drain say Connection: close', async () => {
-  const mock = await h.startMock({ name: 'M', tokens: 2, firstByteDelayMs: 600 });
+  const hold = held();
+  const up = await scripted([hold.step]);
   const router = await h.startRouter({
     ...base,
     server: { ...base.server, drain_timeout_ms: 10000, drain_delay_ms: 0 },
-    backends: [{ name: 'b', url: mock.url }],
+    backends: [{ name: 'b', url: up.url }],
     models: [{ name: 'm', backends: ['b'] }],
     resilience: { limits: { max_concurrent: 1, max_queue: 4, queue_timeout_ms: 8000 } },
   });
@@ -643,6 +674,7 @@ test('SIGTERM drain waits for a queued request and a half-uploaded one; answers 
   router.child.signal('SIGTERM');
   await new Promise((resolve) => setTimeout(resolve, 100));
   sock.write(body.slice(10));
+  hold.release();
   const [a, b] = await Promise.all([first, queued]);
   assert.equal(a.status, 200, a.text);
   assert.equal(b.status, 200, b.text);
@@ -728,10 +760,9 @@ test('a reload that removes a backend closes the idle connections pooled for it'
 });
 
 test('when the breakers are full and the fallback model is at its max_concurrent, the 503 says both', async () => {
-  const hold = () => (req, res) =>
-    setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(completion('x')), 800);
-  const pb = await scripted([hold()]);
-  const fb = await scripted([hold()]);
+  const [p, f] = [held(), held()];
+  const pb = await scripted([p.step]);
+  const fb = await scripted([f.step]);
   const router = await h.startRouter({
     ...base,
     backends: [{ name: 'pb', url: pb.url, circuit_breaker: { max_requests: 1 } }, { name: 'fb', url: fb.url }],
@@ -743,6 +774,8 @@ test('when the breakers are full and the fallback model is at its max_concurrent
   const second = ask(router, 'auto'); // goes to the fallback and holds its one slot
   await waitFor(() => fb.requests === 1, { what: 'the fallback busy' });
   const third = await ask(router, 'auto');
+  p.release();
+  f.release();
   assertOpenAIError(assert, third, { status: 503, code: 'overloaded' });
   assert.match(third.json.error.message,
     /Every backend of model `primary` is at its circuit breaker's limit, and its fallback models are at their max_concurrent limit/);
@@ -755,15 +788,12 @@ test('when the breakers are full and the fallback model is at its max_concurrent
 
 test('a health check in flight when a reload turns checks off does not leave its backend unhealthy', async () => {
   let asked = 0;
-  let answered = 0;
+  const check = held();
   const up = await h.startHttpServer((req, res) => {
     if (req.url.startsWith('/health')) {
       asked++;
-      // A slow failure: the reload lands while the router waits for it.
-      setTimeout(() => {
-        res.writeHead(503).end();
-        answered++;
-      }, 1500);
+      // A failure held until the reload has landed: the router waits for it meanwhile.
+      check.released.then(() => res.writeHead(503).end());
       return;
     }
     req.resume();
@@ -773,14 +803,14 @@ test('a health check in flight when a reload turns checks off does not leave its
     server: { workers: 1, reload_poll_ms: 50, random_seed: 3 },
     backends: [{ name: 'b', url: up.url }],
     models: [{ name: 'm', backends: ['b'] }],
-    resilience: { health_checks: { interval_ms: interval, timeout_ms: 3000, unhealthy_threshold: 1 } },
+    resilience: { health_checks: { interval_ms: interval, timeout_ms: 10000, unhealthy_threshold: 1 } },
   });
   const router = await h.startRouter(config(60000)); // one check, at start
   await waitFor(() => asked === 1, { what: 'the first health check' });
   router.writeConfig(config(0)); // checks off
   await waitFor(async () => (await router.adminConfig()).generation === 2, { timeoutMs: 5000, what: 'the reload' });
   assert.equal((await ask(router, 'm')).status, 200); // the request path takes the new config
-  assert.equal(answered, 0, 'the reload was too slow for this test: the check had already failed');
+  check.release(); // the check in flight since before the reload fails now
   await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_upstream_health_checks_total', { backend: 'b', result: 'failed' }) === 1,
     { timeoutMs: 5000, what: 'the check in flight to fail' });
   const b = (await upstreams(router)).backends[0];

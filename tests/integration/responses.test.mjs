@@ -128,7 +128,7 @@ function nativeEvents() {
 }
 
 const SLOW_TOKENS = 5;
-const SLOW_DELAY_MS = 60;
+const SLOW_DELAY_MS = 250; // the spread asserted on it leaves 500 ms for stalls of a loaded machine
 let mock, slowMock, rec, native, router, OpenAI, client;
 
 before(async () => {

@@ -92,7 +92,7 @@ function parseEvents(events) {
 
 test('each SSE event reaches the client as soon as the upstream sends it', async () => {
   const TOKENS = 5;
-  const DELAY = 100;
+  const DELAY = 250; // a 100-300 ms stall (a loaded sanitizer build) then merges two reads at most
   const res = await stream(chatUrl(), {
     model: 'auto',
     stream: true,
@@ -128,9 +128,10 @@ test('each SSE event reaches the client as soon as the upstream sends it', async
   assert.ok(last - first >= (TOKENS - 2) * DELAY, `events spread over ${last - first} ms only; ${spread}`);
   assert.ok(times[1] < last - 2 * DELAY, `the first token came only near the end; ${spread}`);
   assert.ok(res.headersAt < last - 2 * DELAY, `the headers came only after ${res.headersAt} ms; ${spread}`);
-  // Each token arrives in its own network read (allowing one coalesced pair under load).
+  // The tokens arrive in separate network reads, not in one buffered burst (allowing two
+  // coalesced pairs under load).
   const tokenReads = new Set(res.events.slice(1, TOKENS + 1).map((e) => e.t));
-  assert.ok(tokenReads.size >= TOKENS - 1, `${TOKENS} tokens arrived in ${tokenReads.size} reads; ${spread}`);
+  assert.ok(tokenReads.size >= TOKENS - 2, `${TOKENS} tokens arrived in ${tokenReads.size} reads; ${spread}`);
 });
 
 test('a stream the upstream drops mid-way ends with an error event, not a hang', async () => {
