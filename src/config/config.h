@@ -73,6 +73,10 @@ struct BackendConfig {
   uint32_t max_idle_connections = 64;
   // A pooled connection idle longer than this is closed (0: kept until the server closes it).
   uint32_t idle_connection_timeout_ms = 60000;
+  // A pooled plain-TCP connection idle at least this long is peeked at (one system call) before
+  // a request goes out on it; one idle less is reused when the event loop has seen nothing
+  // arrive on it since its last answer. 0: always peek.
+  uint32_t liveness_check_after_ms = 250;
   // resilience.circuit_breaker unless the backend sets its own `circuit_breaker`.
   CircuitBreakerConfig circuit_breaker;
   bool circuit_breaker_set = false;

@@ -462,26 +462,28 @@ void parse_document(const Node& root, Config& c) {
   // Backends.
   std::set<std::string> backend_names;
   if (root.has("backends")) {
-    for_each_named(
-        root, "backends", "backend",
-        {"name", "url", "provider", "api_key_env", "api_key_file", "tls", "api_version",
-         "anthropic_version", "responses_api", "weight", "timeouts", "max_idle_connections",
-         "idle_connection_timeout_ms", "api_key", "circuit_breaker", "health_check"},
-        backend_names, [&](const Node& b, std::string name) {
-          BackendConfig bc;
-          bc.name = std::move(name);
-          bc.url = b.require_string("url");
-          parse_url(b["url"].path(), bc);
-          parse_backend_profile(b, bc);
-          bc.weight = static_cast<uint32_t>(b.get_int("weight", 1, 1, 1000000));
-          bc.timeouts = parse_timeouts(b["timeouts"]);
-          bc.max_idle_connections = static_cast<uint32_t>(
-              b.get_int("max_idle_connections", bc.max_idle_connections, 0, 100000));
-          bc.idle_connection_timeout_ms = static_cast<uint32_t>(
-              b.get_int("idle_connection_timeout_ms", bc.idle_connection_timeout_ms, 0, 86400000));
-          bc.pool_key = bc.connection_key();
-          c.backends.push_back(std::move(bc));
-        });
+    for_each_named(root, "backends", "backend",
+                   {"name", "url", "provider", "api_key_env", "api_key_file", "tls", "api_version",
+                    "anthropic_version", "responses_api", "weight", "timeouts",
+                    "max_idle_connections", "idle_connection_timeout_ms", "liveness_check_after_ms",
+                    "api_key", "circuit_breaker", "health_check"},
+                   backend_names, [&](const Node& b, std::string name) {
+                     BackendConfig bc;
+                     bc.name = std::move(name);
+                     bc.url = b.require_string("url");
+                     parse_url(b["url"].path(), bc);
+                     parse_backend_profile(b, bc);
+                     bc.weight = static_cast<uint32_t>(b.get_int("weight", 1, 1, 1000000));
+                     bc.timeouts = parse_timeouts(b["timeouts"]);
+                     bc.max_idle_connections = static_cast<uint32_t>(
+                         b.get_int("max_idle_connections", bc.max_idle_connections, 0, 100000));
+                     bc.idle_connection_timeout_ms = static_cast<uint32_t>(b.get_int(
+                         "idle_connection_timeout_ms", bc.idle_connection_timeout_ms, 0, 86400000));
+                     bc.liveness_check_after_ms = static_cast<uint32_t>(b.get_int(
+                         "liveness_check_after_ms", bc.liveness_check_after_ms, 0, 86400000));
+                     bc.pool_key = bc.connection_key();
+                     c.backends.push_back(std::move(bc));
+                   });
   }
   std::vector<std::string> backend_list(backend_names.begin(), backend_names.end());
 

@@ -1679,7 +1679,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
         if (conn->slot)
           reused = true;
         else // the limit is reached (the path below reports it): the connection stays pooled
-          w.pools.give_back(*backend, std::move(conn));
+          w.pools.put_back_unused(*backend, std::move(conn));
       }
       if (!conn) {
         pipeline::BreakerSlot pending =

@@ -160,11 +160,12 @@ private:
 } // namespace ready_read_detail
 
 // True when nothing has come in on `*watch.socket` since its last read ended short (no byte, no
-// end of stream, no error), as far as the loop has taken events from epoll: that read turned the
-// socket's read readiness off, epoll has not turned it back on (Asio's reactor sets it again on
-// any readable, error or hang-up event), and the poller has reported no close. False whenever
-// that is not known: an unwatched socket, or a last read that filled its buffer.
-// An event epoll holds that the loop has not taken yet is not seen, unlike with a recv().
+// end of stream, no error), as far as the loop has handled events: that read turned the socket's
+// read readiness off, no event has turned it back on (Asio's reactor sets it again when it
+// performs a readable, error or hang-up event for the socket), and the poller has reported no
+// close. False whenever that is not known: an unwatched socket, or a last read that filled its
+// buffer. Unlike a recv(), it does not see an event epoll has not reported yet, nor one it has
+// that waits in the loop's queue behind other handlers.
 bool quiet_since_short_read(PeerWatch& watch);
 
 // Reads some bytes from `*watch.socket` into `buffer`, like its async_read_some, with the rule

@@ -99,22 +99,24 @@ std::unique_ptr<UpstreamConn> UpstreamPools::take(const config::BackendConfig& b
   while (!list.empty()) {
     std::unique_ptr<UpstreamConn> conn = std::move(list.back());
     list.pop_back();
-    if (looks_alive(*conn, now))
+    if (looks_alive(*conn, now, std::chrono::milliseconds(backend.liveness_check_after_ms)))
       return conn;
   }
   return nullptr;
 }
 
-bool looks_alive(UpstreamConn& conn, core::TimePoint now) {
+bool looks_alive(UpstreamConn& conn, core::TimePoint now, std::chrono::milliseconds check_after) {
   auto& socket = conn.tcp().socket();
   if (!socket.is_open())
     return false;
   // Under load most reuses come here, and the peek below would be a fifth system call per
-  // request. The flags miss only an event that epoll holds and the loop has not taken yet (a
-  // close in the last microseconds); the peek misses one still on the wire, a race no client
-  // escapes. A connection idle past kQuietIdle, which a server's idle timeout may be closing,
-  // is always peeked at.
-  if (now - conn.idle_since < kQuietIdle && conn.quiet())
+  // request. The flags miss a FIN the loop has not handled yet: one epoll has not reported, or
+  // one it has, queued behind the handlers already waiting (under load up to a pass over the
+  // loop's queue, a millisecond or so). The peek misses only one still on the wire. A server
+  // closes a connection that briefly idle when it goes down or its idle timeout is shorter than
+  // `check_after`; such a request fails as a reset (a 502 unless the client's Idempotency-Key
+  // lets it go again). A connection idle longer is always peeked at.
+  if (now - conn.idle_since < check_after && conn.quiet())
     return true;
   char byte;
   const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -144,6 +146,13 @@ void UpstreamPools::give_back(const config::BackendConfig& backend,
   list.push_back(std::move(conn));
 }
 
+void UpstreamPools::put_back_unused(const config::BackendConfig& backend,
+                                    std::unique_ptr<UpstreamConn> conn) {
+  auto& list = idle_[key(backend)];
+  if (list.size() < backend.max_idle_connections)
+    list.push_back(std::move(conn)); // else dropping closes it
+}
+
 void UpstreamPools::sweep(const std::vector<config::BackendConfig>& backends, core::TimePoint now) {
   if (idle_.empty())
     return;
@@ -156,7 +165,7 @@ void UpstreamPools::sweep(const std::vector<config::BackendConfig>& backends, co
     const auto limit = std::chrono::milliseconds(b.idle_connection_timeout_ms);
     std::erase_if(list, [&](const std::unique_ptr<UpstreamConn>& c) {
       return (b.idle_connection_timeout_ms > 0 && now - c->idle_since >= limit) ||
-             !looks_alive(*c, now);
+             !looks_alive(*c, now, std::chrono::milliseconds(b.liveness_check_after_ms));
     });
     if (!list.empty())
       kept.emplace(it->first, std::move(list));

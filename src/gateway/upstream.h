@@ -155,6 +155,9 @@ public:
   std::unique_ptr<UpstreamConn> take(const config::BackendConfig& backend, core::TimePoint now);
   // Returns a connection whose response was read completely and which the server keeps alive.
   void give_back(const config::BackendConfig& backend, std::unique_ptr<UpstreamConn> conn);
+  // Returns a connection take() handed out that carried no request: it keeps its idle time
+  // (the server's idle timer did not stop either).
+  void put_back_unused(const config::BackendConfig& backend, std::unique_ptr<UpstreamConn> conn);
   // Closes the idle connections the server has closed (they would sit in CLOSE_WAIT until
   // reused, and the oldest of a deep pool may never be), those idle longer than their backend's
   // idle_connection_timeout_ms, and all of those whose backend is not in `backends` (a reload
@@ -168,12 +171,11 @@ private:
 };
 
 // A pooled connection that is still open and has nothing unread (the server has not closed it
-// or answered out of turn). One idle for less than kQuietIdle whose socket has been quiet since
-// its answer was read is taken as alive without a system call; any other is peeked at.
-bool looks_alive(UpstreamConn& conn, core::TimePoint now);
-// Below the shortest keep-alive timeouts servers ship with (gunicorn 2 s; uvicorn, Node and
-// llama.cpp 5 s): a connection idle this briefly is closed only by a server going down.
-constexpr auto kQuietIdle = std::chrono::milliseconds(250);
+// or answered out of turn). One idle for less than `check_after` whose socket has been quiet
+// since its answer was read (UpstreamConn::quiet) is taken as alive without a system call; any
+// other is peeked at. The backend's liveness_check_after_ms: its default, 250 ms, is below the
+// keep-alive timeouts servers ship with (gunicorn 2 s; uvicorn, Node and llama.cpp 5 s).
+bool looks_alive(UpstreamConn& conn, core::TimePoint now, std::chrono::milliseconds check_after);
 
 // Host-name lookups for new upstream connections, bounded in time. getaddrinfo blocks and cannot
 // be cancelled, and Asio's own async_resolve runs it on one hidden thread per io_context, where a

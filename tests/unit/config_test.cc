@@ -38,6 +38,7 @@ TEST(Config, MinimalConfigGetsDefaults) {
   EXPECT_EQ(cfg.backends[0].host, "127.0.0.1");
   EXPECT_EQ(cfg.backends[0].port, 8000);
   EXPECT_EQ(cfg.backends[0].base_path, "/v1");
+  EXPECT_EQ(cfg.backends[0].liveness_check_after_ms, 250u);
   EXPECT_EQ(cfg.models[0].upstream_model, "qwen3-8b");
   EXPECT_EQ(cfg.reasoning_families.count("qwen3"), 1u);
   EXPECT_EQ(cfg.reasoning_families.count("deepseek"), 1u);
@@ -124,6 +125,9 @@ TEST(Config, ErrorsNameTheKey) {
       {"backends: [{name: a, url: 'http://h:1', timeouts: {connect_ms: 0}}]\nmodels: [{name: m, "
        "backends: [a]}]",
        "backends[0].timeouts.connect_ms: must be between 1 and 86400000, got 0"},
+      {"backends: [{name: a, url: 'http://h:1', liveness_check_after_ms: -1}]\nmodels: [{name: "
+       "m, backends: [a]}]",
+       "backends[0].liveness_check_after_ms: must be between 0 and 86400000, got -1"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: auto, backends: [a]}]",
        "models[0].name: \"auto\" is also an auto model name; pick another"},
       {"backends: [{name: a, url: 'http://h:1'}]\nmodels: [{name: m, backends: "

@@ -10,11 +10,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <string>
 #include <vector>
 
 #include "gateway/ready_read.h"
+#include "gateway/upstream.h"
 
 namespace semrouter::gateway {
 namespace {
@@ -230,6 +232,52 @@ TEST(ReadyRead, NotQuietAfterAReadThatFilledItsBuffer) {
   p.wait_for(POLLIN);
   ASSERT_EQ(read_once(p, 4).bytes, "abcd"); // more may wait: unknown
   EXPECT_FALSE(quiet_since_short_read(p.watch));
+}
+
+// Waits (outside any loop) until `fd` is readable.
+void wait_readable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  for (int i = 0; i < 200 && (p.revents & POLLIN) == 0; ++i)
+    ::poll(&p, 1, 10);
+  ASSERT_TRUE(p.revents & POLLIN);
+}
+
+// looks_alive: the loop's flags vouch for a connection idle under the backend's
+// liveness_check_after_ms; past it, or with 0, a peek asks the kernel. A stray byte the loop has
+// not seen yet tells the two apart.
+TEST(PooledConnection, TheLoopsFlagsVouchForABriefIdleThenAPeekDecides) {
+  using std::chrono::milliseconds;
+  asio::io_context loop{1};
+  tcp::acceptor acceptor(loop, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  UpstreamConn conn(loop.get_executor());
+  conn.tcp().socket().connect(acceptor.local_endpoint());
+  tcp::socket server(loop);
+  acceptor.accept(server);
+  conn.watch_peer_close();
+  const int fd = conn.tcp().socket().native_handle();
+
+  // The answer, read short: nothing has come in since.
+  asio::write(server, asio::buffer(std::string_view("answer")));
+  wait_readable(fd);
+  std::array<char, 64> buffer{};
+  bool done = false;
+  conn.async_read_some(asio::buffer(buffer),
+                       [&](const boost::system::error_code&, size_t) { done = true; });
+  for (int i = 0; i < 100 && !done; ++i)
+    loop.run_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(done);
+  conn.idle_since = core::SteadyClock::now();
+  const core::TimePoint t = conn.idle_since;
+  EXPECT_TRUE(looks_alive(conn, t + milliseconds(100), milliseconds(250)));
+  EXPECT_TRUE(looks_alive(conn, t + milliseconds(300), milliseconds(250))); // the peek agrees
+
+  // A byte the loop has not handled: within the window the flags still vouch (their documented
+  // blind spot); past it, or with the check always on, the peek finds it.
+  asio::write(server, asio::buffer(std::string_view("x")));
+  wait_readable(fd);
+  EXPECT_TRUE(looks_alive(conn, t + milliseconds(100), milliseconds(250)));
+  EXPECT_FALSE(looks_alive(conn, t + milliseconds(300), milliseconds(250)));
+  EXPECT_FALSE(looks_alive(conn, t + milliseconds(100), milliseconds(0)));
 }
 
 TEST(ReadyRead, AnEmptyBufferOnAWatchedSocketCompletesAtOnceAndConsumesNothing) {
