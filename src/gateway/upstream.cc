@@ -137,13 +137,10 @@ bool looks_alive(UpstreamConn& conn, core::TimePoint now, std::chrono::milliseco
 
 void UpstreamPools::give_back(const config::BackendConfig& backend,
                               std::unique_ptr<UpstreamConn> conn) {
-  auto& list = idle_[key(backend)];
-  if (list.size() >= backend.max_idle_connections)
-    return; // dropping closes it
   conn->slot.release();
   conn->tcp().expires_never();
   conn->idle_since = core::SteadyClock::now();
-  list.push_back(std::move(conn));
+  put_back_unused(backend, std::move(conn));
 }
 
 void UpstreamPools::put_back_unused(const config::BackendConfig& backend,

@@ -24,6 +24,16 @@ namespace {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
+// Waits (outside any loop) until `fd` shows `events`, for up to 2 s.
+void wait_for_events(int fd, short events) {
+  pollfd p{fd, events, 0};
+  for (int i = 0; i < 200 && (p.revents & events) != events; ++i) {
+    p.revents = 0;
+    ::poll(&p, 1, 10);
+  }
+  ASSERT_EQ(p.revents & events, events);
+}
+
 // One accepted loopback connection: `server` is the socket under test, on `loop`; `peer` is a
 // plain blocking descriptor the test writes to and closes.
 struct Pair {
@@ -61,14 +71,7 @@ struct Pair {
   }
   // Waits (outside the loop) until the server's socket shows `events`: the bytes and the FIN are
   // in its queue before the loop looks.
-  void wait_for(short events) {
-    pollfd p{server.native_handle(), events, 0};
-    for (int i = 0; i < 200 && (p.revents & events) != events; ++i) {
-      p.revents = 0;
-      ::poll(&p, 1, 10);
-    }
-    ASSERT_EQ(p.revents & events, events);
-  }
+  void wait_for(short events) { wait_for_events(server.native_handle(), events); }
 };
 
 struct Result {
@@ -234,14 +237,6 @@ TEST(ReadyRead, NotQuietAfterAReadThatFilledItsBuffer) {
   EXPECT_FALSE(quiet_since_short_read(p.watch));
 }
 
-// Waits (outside any loop) until `fd` is readable.
-void wait_readable(int fd) {
-  pollfd p{fd, POLLIN, 0};
-  for (int i = 0; i < 200 && (p.revents & POLLIN) == 0; ++i)
-    ::poll(&p, 1, 10);
-  ASSERT_TRUE(p.revents & POLLIN);
-}
-
 // looks_alive: the loop's flags vouch for a connection idle under the backend's
 // liveness_check_after_ms; past it, or with 0, a peek asks the kernel. A stray byte the loop has
 // not seen yet tells the two apart.
@@ -258,7 +253,7 @@ TEST(PooledConnection, TheLoopsFlagsVouchForABriefIdleThenAPeekDecides) {
 
   // The answer, read short: nothing has come in since.
   asio::write(server, asio::buffer(std::string_view("answer")));
-  wait_readable(fd);
+  wait_for_events(fd, POLLIN);
   std::array<char, 64> buffer{};
   bool done = false;
   conn.async_read_some(asio::buffer(buffer),
@@ -274,7 +269,7 @@ TEST(PooledConnection, TheLoopsFlagsVouchForABriefIdleThenAPeekDecides) {
   // A byte the loop has not handled: within the window the flags still vouch (their documented
   // blind spot); past it, or with the check always on, the peek finds it.
   asio::write(server, asio::buffer(std::string_view("x")));
-  wait_readable(fd);
+  wait_for_events(fd, POLLIN);
   EXPECT_TRUE(looks_alive(conn, t + milliseconds(100), milliseconds(250)));
   EXPECT_FALSE(looks_alive(conn, t + milliseconds(300), milliseconds(250)));
   EXPECT_FALSE(looks_alive(conn, t + milliseconds(100), milliseconds(0)));
