@@ -6,7 +6,7 @@ set -euo pipefail
 
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-format
-  libboost-dev libboost-system-dev
+  libboost-dev libboost-system-dev liburing-dev   # the gateway: Asio/Beast, io_uring sends
   libsimdjson-dev nlohmann-json3-dev libyaml-cpp-dev libre2-dev
   libspdlog-dev libfmt-dev libcli11-dev libexpected-dev
   libgtest-dev libgmock-dev libbenchmark-dev

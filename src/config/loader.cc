@@ -397,7 +397,8 @@ void parse_document(const Node& root, Config& c) {
     s.require_map();
     s.check_keys({"workers", "max_body_bytes", "client_header_timeout_ms", "reload_poll_ms",
                   "random_seed", "log_level", "inference_workers", "mode", "drain_timeout_ms",
-                  "drain_delay_ms"});
+                  "drain_delay_ms", "io_uring"});
+    c.server.io_uring = s.get_bool("io_uring", c.server.io_uring);
     c.server.drain_delay_ms =
         static_cast<uint32_t>(s.get_int("drain_delay_ms", c.server.drain_delay_ms, 0, 3600000));
     c.server.drain_timeout_ms =

@@ -32,6 +32,7 @@
 #include "core/strings.h"
 #include "dashboard/dashboard.h"
 #include "gateway/client_request.h"
+#include "gateway/io_batch.h"
 #include "gateway/upstream.h"
 #include "http/request_parser.h"
 #include "http/response_parser.h"
@@ -171,7 +172,7 @@ awaitable<void> watch_client(tcp::socket& client, std::shared_ptr<DisconnectWatc
       watch->queue_timer->cancel(); // stop waiting for a slot nobody will use
     if (watch->upstream) {
       boost::system::error_code ignored;
-      watch->upstream->socket().cancel(ignored);
+      cancel_socket(watch->upstream->socket()); // before the close: see IoBatcher::cancel
       watch->upstream->socket().close(ignored);
     }
   }
@@ -239,6 +240,8 @@ struct Worker {
   Loop ioc;
   // The loop's watcher of peers' FINs, for async_read_ready (use_service locks on every call).
   PeerClosePoller* poller = &asio::use_service<PeerClosePoller>(ioc);
+  // The loop's sends, gathered per pass into one io_uring_enter once start_batching() ran.
+  IoBatcher* batcher = &asio::use_service<IoBatcher>(ioc);
   core::Random random;
   UpstreamPools pools;
   std::list<std::shared_ptr<DisconnectWatch>> watches; // requests in flight on this worker
@@ -290,12 +293,13 @@ private:
 // The client side of one connection: its stream and the deadline of its current operation.
 struct ClientConn {
   ClientConn(tcp::socket socket, Worker& w)
-      : stream(std::move(socket)), deadline(w.deadlines, &stream) {
+      : stream(std::move(socket)), deadline(w.deadlines, &stream), batcher(*w.batcher) {
     peer_watch.socket = &stream.socket();
   }
   PeerWatch peer_watch; // outlives the socket: see PeerWatch
   beast::tcp_stream stream;
   Deadline deadline;
+  IoBatcher& batcher;
   // A write to the client failed or timed out: what it got is cut short, so nothing more may
   // follow on this connection (a pipelined answer would land inside the cut one).
   bool broken = false;
@@ -398,6 +402,30 @@ std::string response_head(int status, unsigned version, std::string_view content
   return out;
 }
 
+// `buffers` as the message of one sendmsg.
+template <size_t N> struct MessageOf {
+  explicit MessageOf(const std::array<asio::const_buffer, N>& buffers) {
+    for (size_t i = 0; i < N; ++i)
+      iov[i] = {const_cast<void*>(buffers[i].data()), buffers[i].size()};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = iov.size();
+  }
+  MessageOf(const MessageOf&) = delete; // msg points into iov
+  MessageOf& operator=(const MessageOf&) = delete;
+  std::array<iovec, N> iov{};
+  msghdr msg{};
+};
+
+// Drops `sent` bytes from the front of `buffers`: true when nothing is left.
+template <size_t N> bool consume_sent(std::array<asio::const_buffer, N>& buffers, size_t sent) {
+  for (auto& b : buffers) {
+    const size_t used = std::min(sent, b.size());
+    b += used;
+    sent -= used;
+  }
+  return std::all_of(buffers.begin(), buffers.end(), [](const auto& b) { return b.size() == 0; });
+}
+
 // Sends as much of `buffers` as the socket takes now, with one non-blocking sendmsg, and drops
 // it from the front of `buffers`; true when nothing is left. A request to a model server, and most
 // answers, fit the socket's send buffer whole: then they skip Asio's write operation and its trip
@@ -405,28 +433,37 @@ std::string response_head(int status, unsigned version, std::string_view content
 // read as they do from Asio's writes).
 template <size_t N>
 bool send_now(int fd, std::array<asio::const_buffer, N>& buffers, boost::system::error_code& ec) {
-  std::array<iovec, N> iov{};
-  for (size_t i = 0; i < N; ++i)
-    iov[i] = {const_cast<void*>(buffers[i].data()), buffers[i].size()};
-  msghdr msg{};
-  msg.msg_iov = iov.data();
-  msg.msg_iovlen = iov.size();
+  const MessageOf<N> m(buffers);
   ssize_t n;
   do
-    n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    n = ::sendmsg(fd, &m.msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK)
       ec.assign(errno, boost::system::system_category());
     return false;
   }
-  size_t sent = static_cast<size_t>(n);
-  for (auto& b : buffers) {
-    const size_t used = std::min(sent, b.size());
-    b += used;
-    sent -= used;
+  return consume_sent(buffers, static_cast<size_t>(n));
+}
+
+// send_now, as one of the calls the loop hands to the kernel together at the end of its pass
+// (IoBatcher), where the worker batches them; a cancel_socket() first ends it with
+// operation_aborted in `ec`.
+template <size_t N>
+awaitable<bool> send_soon(IoBatcher& batcher, int fd, std::array<asio::const_buffer, N>& buffers,
+                          boost::system::error_code& ec) {
+  if (!batcher.active())
+    co_return send_now(fd, buffers, ec);
+  const MessageOf<N> m(buffers);
+  boost::system::error_code sec;
+  const size_t n =
+      co_await batcher.async_sendmsg(fd, &m.msg, asio::redirect_error(use_awaitable, sec));
+  if (sec) {
+    if (sec != asio::error::would_block && sec != asio::error::try_again)
+      ec = sec;
+    co_return false;
   }
-  return std::all_of(buffers.begin(), buffers.end(), [](const auto& b) { return b.size() == 0; });
+  co_return consume_sent(buffers, n);
 }
 
 constexpr std::string_view kCrLf = "\r\n";
@@ -683,13 +720,21 @@ void Gateway::run() {
         w->ioc.get_executor()));
   // Each worker writes its own shard of the shared counters (core/shard.h), whichever threads
   // touched them first.
+  const bool io_uring = im.store.get()->config->server.io_uring;
+  auto start_batching = [io_uring](Worker& w, size_t i) {
+    std::string why = "server.io_uring is false";
+    if ((!io_uring || !w.batcher->start(why)) && i == 0)
+      spdlog::info("sends use sendmsg, one system call each (io_uring batching is off: {})", why);
+  };
   for (size_t i = 1; i < im.workers.size(); ++i)
-    threads.emplace_back([&im, i] {
+    threads.emplace_back([&im, i, &start_batching] {
       core::set_thread_shard(i);
+      start_batching(*im.workers[i], i);
       im.workers[i]->ioc.run();
     });
   // Guards keep idle loops alive; shutdown() stops the loops directly.
   core::set_thread_shard(0);
+  start_batching(w0, 0);
   w0.ioc.run();
   for (auto& w : im.workers)
     w->ioc.stop();
@@ -839,7 +884,8 @@ awaitable<void> Gateway::Impl::send(ClientConn& client, const Request& req, http
     body.clear();
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
   boost::system::error_code ec;
-  if (!send_now(client.stream.socket().native_handle(), buffers, ec) && !ec) {
+  if (!co_await send_soon(client.batcher, client.stream.socket().native_handle(), buffers, ec) &&
+      !ec) {
     client.deadline.set(kClientWriteTimeout);
     co_await asio::async_write(client.stream.socket(), buffers,
                                asio::redirect_error(use_awaitable, ec));
@@ -1391,7 +1437,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       boost::system::error_code ignored;
       // Completes the pending wait; the watcher sees done and returns without touching anything.
       if (watch->armed && !watch->client_gone)
-        stream.socket().cancel(ignored);
+        cancel_socket(stream.socket());
     }
   } watch_stop{w, w.watches.begin(), stream};
 
@@ -1726,7 +1772,7 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       upstream_deadline.set_at(head_until);
       if (auto rest = up_buffers;
           conn->tls() != nullptr ||
-          (!send_now(conn->tcp().socket().native_handle(), rest, ec) && !ec))
+          (!co_await send_soon(*w.batcher, conn->tcp().socket().native_handle(), rest, ec) && !ec))
         co_await asio::async_write(*conn, rest, asio::redirect_error(use_awaitable, ec));
       upstream_deadline.adjust(ec);
       if (ec && reused && ec != beast::error::timeout && !watch->client_gone) {

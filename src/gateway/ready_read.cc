@@ -35,6 +35,36 @@ bool quiet_since_short_read(PeerWatch& watch) {
   return !readiness(*impl.reactor_data_)[asio::detail::reactor::read_op];
 }
 
+namespace ready_read_detail {
+
+bool read_speculation(tcp::socket& socket) {
+  auto& impl = SocketAccess::implementation(socket);
+  return impl.reactor_data_ != nullptr &&
+         readiness(*impl.reactor_data_)[asio::detail::reactor::read_op];
+}
+
+void set_read_speculation(tcp::socket& socket, bool on) {
+  auto& impl = SocketAccess::implementation(socket);
+  if (impl.reactor_data_ != nullptr)
+    readiness(*impl.reactor_data_)[asio::detail::reactor::read_op] = on;
+}
+
+} // namespace ready_read_detail
+
+void cancel_socket(asio::ip::tcp::socket& socket) {
+  if (socket.is_open()) {
+    auto& context = asio::query(socket.get_executor(), asio::execution::context);
+    // A socket of a worker's loop (an io_context): its batcher, made with the loop.
+    if (asio::has_service<IoBatcher>(context)) {
+      IoBatcher& batcher = asio::use_service<IoBatcher>(static_cast<asio::io_context&>(context));
+      if (batcher.active())
+        batcher.cancel(socket.native_handle());
+    }
+  }
+  boost::system::error_code ignored;
+  socket.cancel(ignored);
+}
+
 void PeerWatch::on_peer_closed() {
   peer_closed = true;
   // Only a read that ended short turned the socket's speculation off; otherwise the next read
@@ -77,7 +107,8 @@ struct PeerClosePoller::DrainOp : asio::detail::reactor_op {
 
 PeerClosePoller::PeerClosePoller(asio::execution_context& context)
     : asio::execution_context::service(context),
-      reactor_(asio::use_service<asio::detail::reactor>(context)) {
+      reactor_(asio::use_service<asio::detail::reactor>(context)),
+      batcher_(asio::use_service<IoBatcher>(static_cast<asio::io_context&>(context))) {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0)
     return;

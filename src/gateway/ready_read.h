@@ -41,6 +41,7 @@
 #include <boost/version.hpp>
 
 #include "gateway/beast.h"
+#include "gateway/io_batch.h"
 
 // This leans on Asio 1.74's epoll reactor (its speculative-read flag, the epoll_ctl a wait does
 // on an idle queue, basic_socket's members): another Boost must be checked before it builds.
@@ -84,11 +85,14 @@ public:
   // the socket's reads then stay Asio's. One epoll_ctl per connection.
   bool watch(PeerWatch& watch);
   boost::asio::detail::reactor& reactor() { return reactor_; }
+  // The loop's batcher: reads that epoll reported ready take their recv() from it when active.
+  IoBatcher& batcher() { return batcher_; }
 
 private:
   void shutdown() override;
   struct DrainOp;
   boost::asio::detail::reactor& reactor_;
+  IoBatcher& batcher_;
   int epoll_fd_ = -1;
   boost::asio::detail::reactor::per_descriptor_data registration_ = nullptr;
 };
@@ -107,19 +111,36 @@ struct SocketAccess : tcp::socket {
   }
 };
 
-template <class Handler, class IoExecutor> class ReadOp : public asio::detail::reactor_op {
+// The socket's read readiness flag (see quiet_since_short_read): set, a read started now runs its
+// recv() at once; Asio clears it after a read that emptied the socket.
+bool read_speculation(asio::ip::tcp::socket& socket);
+void set_read_speculation(asio::ip::tcp::socket& socket, bool on);
+
+template <class Handler, class IoExecutor>
+class ReadOp : public asio::detail::reactor_op, public IoBatcher::Op {
 public:
   BOOST_ASIO_DEFINE_HANDLER_PTR(ReadOp);
 
+  // `batcher`: where a recv() goes when epoll has reported the socket ready (null: at once).
   ReadOp(int fd, PeerWatch& watch, asio::mutable_buffer buffer, Handler& handler,
-         const IoExecutor& io_ex)
+         const IoExecutor& io_ex, IoBatcher* batcher)
       : asio::detail::reactor_op(boost::system::error_code(), &ReadOp::do_perform,
                                  &ReadOp::do_complete),
         fd_(fd), watch_(watch), buffer_(buffer), handler_(std::move(handler)),
-        work_(handler_, io_ex) {}
+        work_(handler_, io_ex), batcher_(batcher) {}
 
   static status do_perform(asio::detail::reactor_op* base) {
     auto* o = static_cast<ReadOp*>(base);
+    if (o->batcher_ != nullptr && o->batcher_->active()) {
+      // The recv() joins the pass's batch: the reactor takes the operation as done, and it
+      // completes once the batcher's flush has its result (settle() below). Taken as a read that
+      // emptied the socket, so that a second read queued on it waits (it must not read past this
+      // one) until settle() knows better.
+      o->batch_ = Batch::Queued;
+      o->reactor_done_ = false;
+      o->batcher_->queue_recv(o->fd_, o->buffer_.data(), o->buffer_.size(), o);
+      return done_and_exhausted;
+    }
     if (!asio::detail::socket_ops::non_blocking_recv1(o->fd_, o->buffer_.data(), o->buffer_.size(),
                                                       0, true, o->ec_, o->bytes_transferred_))
       return not_done; // nothing there: wait for epoll
@@ -136,6 +157,82 @@ public:
   static void do_complete(void* owner, asio::detail::operation* base,
                           const boost::system::error_code& /*ec*/, std::size_t /*bytes*/) {
     auto* o = static_cast<ReadOp*>(base);
+    if (o->batch_ != Batch::None) {
+      if (!owner) { // the loop is torn down first
+        if (o->batch_ == Batch::Queued)
+          o->batcher_->forget(o);
+        o->finish(false);
+        return;
+      }
+      // Handed back by the reactor. The batcher's flush may come before or after this (the flush
+      // is posted when the recv is queued, this when perform_io is done): whichever comes second
+      // settles the read.
+      o->reactor_done_ = true;
+      if (o->batch_ == Batch::Ran)
+        o->settle();
+      return;
+    }
+    o->finish(owner != nullptr);
+  }
+
+  // The batched recv()'s result, at the batcher's flush.
+  void complete(int result) override {
+    result_ = result;
+    batch_ = Batch::Ran;
+    if (reactor_done_)
+      settle();
+  }
+  // The loop is torn down with the recv() still queued in the batcher: if the reactor still holds
+  // the operation too, the loop's own teardown frees it (do_complete without an owner).
+  void destroy() override {
+    batch_ = Batch::Ran;
+    if (reactor_done_)
+      finish(false);
+  }
+
+private:
+  // Both the reactor and the batcher are done with the read: completes it with the recv()'s
+  // result, as do_perform would have.
+  void settle() {
+    batch_ = Batch::None;
+    const int result = result_;
+    if (result == -ECANCELED) { // the socket was cancelled or closed first (IoBatcher::cancel)
+      // The edge that woke this read is spent and its bytes are unread: the next read tries
+      // recv() at once (on a closed socket this changes nothing).
+      set_read_speculation(*watch_.socket, true);
+      ec_ = asio::error::operation_aborted;
+      finish(true);
+      return;
+    }
+    if (result == -EAGAIN || result == -EWOULDBLOCK) {
+      // Nothing there after all (a stale wake-up): wait for epoll again, as a recv() that finds
+      // nothing does, this time with the recv() run by the reactor. start_op re-arms the socket,
+      // so data that came in meanwhile is reported.
+      ec_ = {};
+      bytes_transferred_ = 0;
+      batcher_ = nullptr;
+      auto& impl = SocketAccess::implementation(*watch_.socket);
+      watch_.poller->reactor().start_op(asio::detail::reactor::read_op, fd_, impl.reactor_data_,
+                                        this, true, false);
+      return;
+    }
+    watch_.exhausted = false;
+    if (result < 0) {
+      ec_.assign(-result, boost::system::system_category());
+    } else if (result == 0) {
+      ec_ = asio::error::eof; // the buffer is never empty here (see async_read_ready)
+    } else {
+      bytes_transferred_ = static_cast<std::size_t>(result);
+      if (bytes_transferred_ < buffer_.size() && !watch_.peer_closed)
+        watch_.exhausted = true; // the socket's flag stays off: the next read waits for epoll
+      else
+        set_read_speculation(*watch_.socket, true); // more may wait: the next read tries at once
+    }
+    finish(true);
+  }
+
+  void finish(bool invoke) {
+    ReadOp* o = this;
     ptr p = {asio::detail::addressof(o->handler_), o, o};
     asio::detail::handler_work<Handler, IoExecutor> w(std::move(o->work_));
     // The handler is moved out before the operation's memory is freed: it may own that memory.
@@ -143,18 +240,23 @@ public:
         o->handler_, o->ec_, o->bytes_transferred_);
     p.h = asio::detail::addressof(handler.handler_);
     p.reset();
-    if (owner) { // null when the loop is destroyed with the read still queued
+    if (invoke) { // false when the loop is destroyed with the read still queued
       asio::detail::fenced_block b(asio::detail::fenced_block::half);
       w.complete(handler, handler.handler_);
     }
   }
 
-private:
   int fd_;
   PeerWatch& watch_;
   asio::mutable_buffer buffer_;
   Handler handler_;
   asio::detail::handler_work<Handler, IoExecutor> work_;
+  IoBatcher* batcher_;
+  // Where a batched recv() is: none, queued in the batcher, or run (its result in result_).
+  enum class Batch : unsigned char { None, Queued, Ran };
+  Batch batch_ = Batch::None;
+  bool reactor_done_ = false; // the reactor has handed the operation back (do_complete ran)
+  int result_ = 0;
 };
 
 } // namespace ready_read_detail
@@ -167,6 +269,11 @@ private:
 // buffer. Unlike a recv(), it does not see an event epoll has not reported yet, nor one it has
 // that waits in the loop's queue behind other handlers.
 bool quiet_since_short_read(PeerWatch& watch);
+
+// socket.cancel(), for its operations waiting in the loop's IoBatcher too: they end with
+// operation_aborted unless they already ran. Code that cancels or closes a socket another coroutine
+// may be reading or writing calls this first.
+void cancel_socket(boost::asio::ip::tcp::socket& socket);
 
 // Reads some bytes from `*watch.socket` into `buffer`, like its async_read_some, with the rule
 // above when the poller watches that socket (else it is the socket's async_read_some).
@@ -188,7 +295,11 @@ auto async_read_ready(PeerWatch& watch, boost::asio::mutable_buffer buffer, Toke
         using Op = ready_read_detail::ReadOp<Handler, IoExecutor>;
         const bool is_continuation = boost_asio_handler_cont_helpers::is_continuation(handler);
         typename Op::ptr p = {asio::detail::addressof(handler), Op::ptr::allocate(handler), 0};
-        p.p = new (p.v) Op(impl.socket_, watch, buf, handler, socket.get_executor());
+        // A read the reactor runs at once (the flag set) keeps its recv() here, as before: only a
+        // read that waits for epoll has its recv() batched.
+        IoBatcher* batcher =
+            ready_read_detail::read_speculation(socket) ? nullptr : &poller.batcher();
+        p.p = new (p.v) Op(impl.socket_, watch, buf, handler, socket.get_executor(), batcher);
         // Asio makes a socket non-blocking on its first asynchronous operation; so do we.
         if ((impl.state_ & asio::detail::socket_ops::non_blocking) ||
             asio::detail::socket_ops::set_internal_non_blocking(impl.socket_, impl.state_, true,

@@ -55,9 +55,8 @@ public:
       return;
     at_ = core::TimePoint::max();
     fired_ = true;
-    boost::system::error_code ignored;
     if (stream_)
-      stream_->socket().cancel(ignored);
+      cancel_socket(stream_->socket());
   }
 
 private:

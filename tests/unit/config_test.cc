@@ -83,7 +83,7 @@ TEST(Config, UnknownKeysAreErrors) {
       error_of(yaml),
       "server: unknown key \"wokers\" (known: workers, max_body_bytes, client_header_timeout_ms, "
       "reload_poll_ms, random_seed, log_level, inference_workers, mode, drain_timeout_ms, "
-      "drain_delay_ms)");
+      "drain_delay_ms, io_uring)");
 }
 
 // A repeated key: the first block would win and the later one, never read, is what its author

@@ -2,7 +2,9 @@
 // the end of stream that arrives together with the last bytes (a FIN or a reset, which raise no
 // edge of their own) is still delivered, through PeerClosePoller. Every network event of a case
 // is made to happen before the loop runs, so each case is the race's bad order, every time.
-// Sockets are on 127.0.0.1 only.
+// The ReadyRead cases run twice: with each recv() made by the reactor (Plain), and with the recv()
+// of a read that waited for epoll handed to the loop's IoBatcher (Batched, gateway/io_batch.h;
+// skipped where io_uring is unavailable). Sockets are on 127.0.0.1 only.
 #include <gtest/gtest.h>
 
 #include <netinet/in.h>
@@ -13,8 +15,11 @@
 #include <array>
 #include <chrono>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
+#include "gateway/io_batch.h"
 #include "gateway/ready_read.h"
 #include "gateway/upstream.h"
 
@@ -36,14 +41,21 @@ void wait_for_events(int fd, short events) {
 
 // One accepted loopback connection: `server` is the socket under test, on `loop`; `peer` is a
 // plain blocking descriptor the test writes to and closes.
+bool g_batched = false; // the current ReadyRead case's parameter
+
 struct Pair {
   PeerWatch watch; // first: it outlives the socket, as in the gateway
   asio::io_context loop{1};
   tcp::socket server{loop};
   PeerClosePoller& poller = asio::use_service<PeerClosePoller>(loop);
+  IoBatcher& batcher = asio::use_service<IoBatcher>(loop);
   int peer = -1;
 
   Pair() {
+    if (g_batched) {
+      std::string why;
+      EXPECT_TRUE(batcher.start(why)) << why;
+    }
     tcp::acceptor acceptor(loop, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     peer = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
@@ -96,7 +108,7 @@ Result read_once(Pair& p, size_t size = 64) {
     p.loop.run_for(std::chrono::milliseconds(20));
   if (!r.done) { // a failure: end the read before its buffer and result go
     Result timed_out = r;
-    p.server.cancel();
+    cancel_socket(p.server);
     while (!r.done)
       p.loop.run_for(std::chrono::milliseconds(20));
     return timed_out;
@@ -111,7 +123,29 @@ void poll_loop(Pair& p) {
   p.loop.poll();
 }
 
-TEST(ReadyRead, AShortReadThenDataWithTheFinDeliversBothAndTheEndOfStream) {
+// Whether io_uring batching works here; "" when it does.
+std::string batching_unavailable() {
+  asio::io_context loop{1};
+  std::string why;
+  return asio::use_service<IoBatcher>(loop).start(why) ? std::string() : why;
+}
+
+class ReadyRead : public ::testing::TestWithParam<bool> {
+protected:
+  void SetUp() override {
+    g_batched = GetParam();
+    if (g_batched) {
+      static const std::string why = batching_unavailable();
+      if (!why.empty())
+        GTEST_SKIP() << "io_uring batching is unavailable here: " << why;
+    }
+  }
+  void TearDown() override { g_batched = false; }
+};
+INSTANTIATE_TEST_SUITE_P(Plain, ReadyRead, ::testing::Values(false));
+INSTANTIATE_TEST_SUITE_P(Batched, ReadyRead, ::testing::Values(true));
+
+TEST_P(ReadyRead, AShortReadThenDataWithTheFinDeliversBothAndTheEndOfStream) {
   Pair p;
   ASSERT_TRUE(p.watched());
   p.send("first");
@@ -133,7 +167,7 @@ TEST(ReadyRead, AShortReadThenDataWithTheFinDeliversBothAndTheEndOfStream) {
   EXPECT_EQ(r.ec, asio::error::eof);
 }
 
-TEST(ReadyRead, AResetAfterTheLastBytesEndsTheNextRead) {
+TEST_P(ReadyRead, AResetAfterTheLastBytesEndsTheNextRead) {
   Pair p;
   ASSERT_TRUE(p.watched());
   p.send("first");
@@ -156,7 +190,7 @@ TEST(ReadyRead, AResetAfterTheLastBytesEndsTheNextRead) {
   EXPECT_TRUE(r.ec);
 }
 
-TEST(ReadyRead, AFinThatArrivedBeforeTheWatchIsStillSeen) {
+TEST_P(ReadyRead, AFinThatArrivedBeforeTheWatchIsStillSeen) {
   Pair p;
   // The bytes and the FIN arrive, and the loop takes their edge, before the socket is watched.
   p.send_then_fin("only");
@@ -170,7 +204,7 @@ TEST(ReadyRead, AFinThatArrivedBeforeTheWatchIsStillSeen) {
   EXPECT_EQ(r.ec, asio::error::eof);
 }
 
-TEST(ReadyRead, AFullBufferLeavesTheNextReadTryingAtOnce) {
+TEST_P(ReadyRead, AFullBufferLeavesTheNextReadTryingAtOnce) {
   Pair p;
   ASSERT_TRUE(p.watched());
   p.send("abcdefgh");
@@ -182,7 +216,7 @@ TEST(ReadyRead, AFullBufferLeavesTheNextReadTryingAtOnce) {
   EXPECT_EQ(r.bytes, "efgh");
 }
 
-TEST(ReadyRead, AFullReadBeforeTheFinNeedsNoRearmAndStillEndsTheStream) {
+TEST_P(ReadyRead, AFullReadBeforeTheFinNeedsNoRearmAndStillEndsTheStream) {
   Pair p;
   ASSERT_TRUE(p.watched());
   p.send_then_fin("abcdefgh");
@@ -199,7 +233,7 @@ TEST(ReadyRead, AFullReadBeforeTheFinNeedsNoRearmAndStillEndsTheStream) {
 }
 
 // What UpstreamPools reuses a connection on without a peek: nothing came in after its answer.
-TEST(ReadyRead, QuietSinceAShortReadUntilTheLoopSeesAByteOrTheEnd) {
+TEST_P(ReadyRead, QuietSinceAShortReadUntilTheLoopSeesAByteOrTheEnd) {
   Pair p;
   EXPECT_FALSE(quiet_since_short_read(p.watch)); // not watched
   ASSERT_TRUE(p.watched());
@@ -228,7 +262,7 @@ TEST(ReadyRead, QuietSinceAShortReadUntilTheLoopSeesAByteOrTheEnd) {
   EXPECT_TRUE(p.watch.peer_closed);
 }
 
-TEST(ReadyRead, NotQuietAfterAReadThatFilledItsBuffer) {
+TEST_P(ReadyRead, NotQuietAfterAReadThatFilledItsBuffer) {
   Pair p;
   ASSERT_TRUE(p.watched());
   p.send("abcd");
@@ -275,7 +309,7 @@ TEST(PooledConnection, TheLoopsFlagsVouchForABriefIdleThenAPeekDecides) {
   EXPECT_FALSE(looks_alive(conn, t + milliseconds(100), milliseconds(0)));
 }
 
-TEST(ReadyRead, AnEmptyBufferOnAWatchedSocketCompletesAtOnceAndConsumesNothing) {
+TEST_P(ReadyRead, AnEmptyBufferOnAWatchedSocketCompletesAtOnceAndConsumesNothing) {
   Pair p;
   ASSERT_TRUE(p.watched());
   p.send_then_fin("x");
@@ -288,7 +322,7 @@ TEST(ReadyRead, AnEmptyBufferOnAWatchedSocketCompletesAtOnceAndConsumesNothing) 
   EXPECT_EQ(r.bytes, "x");
 }
 
-TEST(ReadyRead, WithoutAWatchOrWithAnEmptyBufferItIsAsiosOwnRead) {
+TEST_P(ReadyRead, WithoutAWatchOrWithAnEmptyBufferItIsAsiosOwnRead) {
   Pair p; // never handed to the poller
   p.send_then_fin("x");
   Result r = read_once(p, 0);
@@ -301,6 +335,98 @@ TEST(ReadyRead, WithoutAWatchOrWithAnEmptyBufferItIsAsiosOwnRead) {
   ASSERT_TRUE(r.done);
   EXPECT_EQ(r.ec, asio::error::eof);
   EXPECT_FALSE(p.watch.exhausted);
+}
+
+// The batcher itself: reads and sends of one pass go out together, and a socket cancelled before
+// the flush has its queued calls stopped, not run on a descriptor that may be reused.
+using IoBatch = ReadyRead;
+INSTANTIATE_TEST_SUITE_P(Batched, IoBatch, ::testing::Values(true));
+
+TEST_P(IoBatch, ReadsThatWaitedForEpollGoOutTogether) {
+  Pair p;
+  ASSERT_TRUE(p.watched());
+  p.send("one");
+  p.wait_for(POLLIN);
+  ASSERT_EQ(read_once(p).bytes, "one"); // the first read runs its recv() at once (flag set)
+  EXPECT_EQ(p.batcher.operations(), 0u);
+  p.send("two");
+  p.wait_for(POLLIN);
+  Result r = read_once(p); // this one waited for epoll: its recv() went through the ring
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.bytes, "two");
+  EXPECT_EQ(p.batcher.operations(), 1u);
+  EXPECT_TRUE(p.watch.exhausted);
+}
+
+TEST_P(IoBatch, SendsGoOutAtTheFlushAndACancelledOneNever) {
+  Pair p;
+  auto send = [&](std::string_view text, bool cancel) {
+    iovec iov{const_cast<char*>(text.data()), text.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    bool done = false;
+    boost::system::error_code ec;
+    size_t n = 0;
+    p.batcher.async_sendmsg(p.server.native_handle(), &msg,
+                            [&](const boost::system::error_code& e, size_t sent) {
+                              done = true;
+                              ec = e;
+                              n = sent;
+                            });
+    EXPECT_EQ(p.batcher.queued(), 1u);
+    if (cancel)
+      cancel_socket(p.server);
+    p.loop.restart();
+    for (int i = 0; i < 100 && !done; ++i)
+      p.loop.run_for(std::chrono::milliseconds(20));
+    EXPECT_TRUE(done);
+    return std::pair(ec, n);
+  };
+  auto [ec, n] = send("hello", false);
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(n, 5u);
+  std::tie(ec, n) = send("never", true);
+  EXPECT_EQ(ec, asio::error::operation_aborted);
+  EXPECT_EQ(n, 0u);
+  char buffer[16] = {};
+  ASSERT_EQ(::recv(p.peer, buffer, sizeof buffer, MSG_DONTWAIT), 5);
+  EXPECT_EQ(std::string_view(buffer, 5), "hello");
+  EXPECT_LT(::recv(p.peer, buffer, sizeof buffer, MSG_DONTWAIT), 0); // nothing more came
+}
+
+TEST_P(IoBatch, AReadCancelledBeforeTheFlushEndsAbortedAndLeavesItsBytes) {
+  Pair p;
+  ASSERT_TRUE(p.watched());
+  p.send("one");
+  p.wait_for(POLLIN);
+  ASSERT_EQ(read_once(p).bytes, "one"); // short: the next read waits for epoll
+  p.send("two");
+  p.wait_for(POLLIN);
+  Result r;
+  std::vector<char> buffer(64);
+  async_read_ready(p.watch, asio::buffer(buffer),
+                   [&](const boost::system::error_code& ec, size_t n) {
+                     r.done = true;
+                     r.ec = ec;
+                     r.bytes.assign(buffer.data(), n);
+                   });
+  // One handler at a time until the reactor has handed the recv() to the batcher.
+  auto work = asio::make_work_guard(p.loop);
+  p.loop.restart();
+  for (int i = 0; i < 100 && p.batcher.queued() == 0; ++i)
+    p.loop.run_one_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(p.batcher.queued(), 1u);
+  cancel_socket(p.server);
+  for (int i = 0; i < 100 && !r.done; ++i)
+    p.loop.run_one_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.ec, asio::error::operation_aborted);
+  EXPECT_EQ(r.bytes, "");
+  work.reset();
+  r = read_once(p); // the bytes are still there
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.bytes, "two");
 }
 
 } // namespace
