@@ -426,8 +426,9 @@ struct ServerConfig {
   // that poll readiness stop sending new requests before connections are refused.
   uint32_t drain_delay_ms = 0;
   std::string log_level = "info";
-  // Each worker hands the sends of one pass over its ready handlers to the kernel in one
-  // io_uring_enter, where the kernel allows it; false: one sendmsg per send.
+  // Each worker hands the plain-TCP sends and reads of one pass over its ready handlers to the
+  // kernel in one io_uring_enter, where the kernel allows it (gateway/io_batch.h); false: one
+  // system call each.
   bool io_uring = true;
 };
 

@@ -447,13 +447,11 @@ bool send_now(int fd, std::array<asio::const_buffer, N>& buffers, boost::system:
 }
 
 // send_now, as one of the calls the loop hands to the kernel together at the end of its pass
-// (IoBatcher), where the worker batches them; a cancel_socket() first ends it with
-// operation_aborted in `ec`.
+// (IoBatcher; only while batcher.active(), which callers check to spare a coroutine frame
+// otherwise); a cancel_socket() first ends it with operation_aborted in `ec`.
 template <size_t N>
 awaitable<bool> send_soon(IoBatcher& batcher, int fd, std::array<asio::const_buffer, N>& buffers,
                           boost::system::error_code& ec) {
-  if (!batcher.active())
-    co_return send_now(fd, buffers, ec);
   const MessageOf<N> m(buffers);
   boost::system::error_code sec;
   const size_t n =
@@ -722,9 +720,16 @@ void Gateway::run() {
   // touched them first.
   const bool io_uring = im.store.get()->config->server.io_uring;
   auto start_batching = [io_uring](Worker& w, size_t i) {
-    std::string why = "server.io_uring is false";
-    if ((!io_uring || !w.batcher->start(why)) && i == 0)
-      spdlog::info("sends use sendmsg, one system call each (io_uring batching is off: {})", why);
+    if (!io_uring) {
+      if (i == 0)
+        spdlog::info("server.io_uring is false: sends and reads are one system call each");
+      return;
+    }
+    std::string why;
+    if (!w.batcher->start(why))
+      spdlog::info("worker {}: sends and reads are one system call each (io_uring batching is "
+                   "unavailable: {})",
+                   i, why);
   };
   for (size_t i = 1; i < im.workers.size(); ++i)
     threads.emplace_back([&im, i, &start_batching] {
@@ -884,8 +889,11 @@ awaitable<void> Gateway::Impl::send(ClientConn& client, const Request& req, http
     body.clear();
   std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
   boost::system::error_code ec;
-  if (!co_await send_soon(client.batcher, client.stream.socket().native_handle(), buffers, ec) &&
-      !ec) {
+  const int client_fd = client.stream.socket().native_handle();
+  const bool whole = client.batcher.active()
+                         ? co_await send_soon(client.batcher, client_fd, buffers, ec)
+                         : send_now(client_fd, buffers, ec);
+  if (!whole && !ec) {
     client.deadline.set(kClientWriteTimeout);
     co_await asio::async_write(client.stream.socket(), buffers,
                                asio::redirect_error(use_awaitable, ec));
@@ -1434,7 +1442,6 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       w.watches.erase(it);
       watch->done = true;
       watch->upstream = nullptr;
-      boost::system::error_code ignored;
       // Completes the pending wait; the watcher sees done and returns without touching anything.
       if (watch->armed && !watch->client_gone)
         cancel_socket(stream.socket());
@@ -1772,7 +1779,10 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
       upstream_deadline.set_at(head_until);
       if (auto rest = up_buffers;
           conn->tls() != nullptr ||
-          (!co_await send_soon(*w.batcher, conn->tcp().socket().native_handle(), rest, ec) && !ec))
+          (!(w.batcher->active()
+                 ? co_await send_soon(*w.batcher, conn->tcp().socket().native_handle(), rest, ec)
+                 : send_now(conn->tcp().socket().native_handle(), rest, ec)) &&
+           !ec))
         co_await asio::async_write(*conn, rest, asio::redirect_error(use_awaitable, ec));
       upstream_deadline.adjust(ec);
       if (ec && reused && ec != beast::error::timeout && !watch->client_gone) {

@@ -19,20 +19,22 @@ asio::execution_context::id IoBatcher::id;
 
 namespace {
 
-// Entries a pass may hand over before a submit must make room (the sends stay queued for the
-// flush), and completions the ring holds: every send of one pass.
+// Entries one submit hands over (a larger round goes in chunks of this many), and the rounds of
+// submit-and-complete one flush runs before it lets the loop's other handlers go.
 constexpr unsigned kSqEntries = 256;
-constexpr unsigned kCqEntries = 4096;
-// Rounds of submit-and-complete one flush runs before it lets the loop's other handlers go.
 constexpr int kRoundsPerFlush = 4;
+// How long a flush waits for a call that did not complete within io_uring_enter (the probe says
+// none does) before it gives the ring up.
+constexpr unsigned kStuckCallMs = 1000;
 
 std::string errno_text(int e) {
   return std::strerror(e);
 }
 
-// Whether io_uring sends here complete during io_uring_enter as sendmsg would: a send that fits
-// goes out, and one that would block answers EAGAIN at once (MSG_DONTWAIT) instead of waiting in
-// the kernel. Run once per process on a socket pair; "" when it holds, else why not.
+// Whether io_uring calls here complete during io_uring_enter as the system calls would: a send
+// that fits goes out, and a send to a full socket or a recv from an empty one answers EAGAIN at
+// once (MSG_DONTWAIT) instead of waiting in the kernel. Run once per process on a socket pair;
+// "" when it holds, else why not.
 std::string probe_kernel() {
   io_uring ring;
   if (const int rc = io_uring_queue_init(4, &ring, 0); rc < 0)
@@ -49,10 +51,13 @@ std::string probe_kernel() {
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  // One send through the ring; its completion must be there when the submit returns.
-  auto send_once = [&](int& result) -> bool {
+  // One call through the ring; its completion must be there when the submit returns.
+  auto run_once = [&](bool send, int& result) -> bool {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-    io_uring_prep_sendmsg(sqe, sv[0], &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (send)
+      io_uring_prep_sendmsg(sqe, sv[0], &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    else
+      io_uring_prep_recv(sqe, sv[1], &byte, 1, MSG_DONTWAIT); // sv[1] is empty: nothing sent yet
     int rc;
     do
       rc = io_uring_submit(&ring);
@@ -63,7 +68,8 @@ std::string probe_kernel() {
     }
     io_uring_cqe* cqe = nullptr;
     if (io_uring_peek_cqe(&ring, &cqe) != 0 || cqe == nullptr) {
-      why = "a send did not complete within io_uring_enter";
+      why =
+          std::string("a ") + (send ? "send" : "recv") + " did not complete within io_uring_enter";
       // Let it finish before the ring and the message go: the peer's close ends it.
       ::close(sv[1]);
       sv[1] = -1;
@@ -76,7 +82,10 @@ std::string probe_kernel() {
     return true;
   };
   int result = 0;
-  if (send_once(result)) {
+  if (run_once(false, result) && result != -EAGAIN)
+    why = "a recv from an empty socket answered " +
+          (result < 0 ? errno_text(-result) : std::to_string(result)) + " instead of EAGAIN";
+  else if (why.empty() && run_once(true, result)) {
     if (result == -EINVAL || result == -EOPNOTSUPP)
       why = "IORING_OP_SENDMSG is not supported: " + errno_text(-result);
     else if (result != 1)
@@ -87,7 +96,7 @@ std::string probe_kernel() {
       char block[4096] = {};
       while (::send(sv[0], block, sizeof block, MSG_DONTWAIT | MSG_NOSIGNAL) > 0) {
       }
-      if (send_once(result) && result != -EAGAIN)
+      if (run_once(true, result) && result != -EAGAIN)
         why = "a send to a full socket answered " +
               (result < 0 ? errno_text(-result) : std::to_string(result)) + " instead of EAGAIN";
     }
@@ -103,7 +112,6 @@ std::string probe_kernel() {
 
 struct IoBatcher::Ring {
   io_uring ring{};
-  std::size_t in_ring = 0; // entries handed to this pass's ring (submitted or not)
 };
 
 IoBatcher::IoBatcher(asio::io_context& ioc) : asio::execution_context::service(ioc), ioc_(ioc) {}
@@ -123,10 +131,7 @@ bool IoBatcher::start(std::string& why) {
     return false;
   }
   auto ring = std::make_unique<Ring>();
-  io_uring_params params{};
-  params.flags = IORING_SETUP_CQSIZE;
-  params.cq_entries = kCqEntries;
-  if (const int rc = io_uring_queue_init_params(kSqEntries, &ring->ring, &params); rc < 0) {
+  if (const int rc = io_uring_queue_init(kSqEntries, &ring->ring, 0); rc < 0) {
     why = "io_uring_queue_init: " + errno_text(-rc);
     return false;
   }
@@ -136,31 +141,10 @@ bool IoBatcher::start(std::string& why) {
   return true;
 }
 
-io_uring_sqe* IoBatcher::next_entry() {
-  if (ring_->in_ring >= kCqEntries)
-    return nullptr;
-  io_uring* r = &ring_->ring;
-  io_uring_sqe* sqe = io_uring_get_sqe(r);
-  if (sqe == nullptr) {
-    // The submission queue is full: hand its entries over now (they complete into the
-    // completion queue, which holds a whole pass) and take a free one.
-    int rc;
-    do
-      rc = io_uring_submit(r);
-    while (rc == -EINTR);
-    for (Op* op : queued_)
-      op->entry = nullptr; // in the kernel's hands: cancel() can no longer stop it
-    sqe = io_uring_get_sqe(r);
-  }
-  return sqe;
-}
-
-void IoBatcher::enqueue(io_uring_sqe* sqe, Op* op) {
-  io_uring_sqe_set_data(sqe, op);
-  op->entry = sqe;
-  op->completed = false;
+void IoBatcher::queue(int fd, Op* op) {
+  op->fd = fd;
   op->cancelled = false;
-  ++ring_->in_ring;
+  op->ran = false;
   queued_.push_back(op);
   if (!flush_posted_) {
     flush_posted_ = true;
@@ -168,58 +152,39 @@ void IoBatcher::enqueue(io_uring_sqe* sqe, Op* op) {
   }
 }
 
-void IoBatcher::queue(int fd, const msghdr* msg, Op* op) {
-  op->fd = fd;
-  op->msg = msg;
-  io_uring_sqe* sqe = next_entry();
-  if (sqe == nullptr) {
-    // More in one pass than the ring holds: this one runs now, its completion posted.
-    op->entry = nullptr;
-    op->cancelled = false;
-    asio::post(ioc_, [op, result = perform(*op)] { op->complete(result); });
-    return;
-  }
-  io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-  enqueue(sqe, op);
-}
-
 void IoBatcher::queue_recv(int fd, void* data, std::size_t size, Op* op) {
-  op->fd = fd;
   op->msg = nullptr;
   op->data = data;
   op->size = size;
-  io_uring_sqe* sqe = next_entry();
-  if (sqe == nullptr) {
-    op->entry = nullptr;
-    op->cancelled = false;
-    asio::post(ioc_, [op, result = perform(*op)] { op->complete(result); });
-    return;
-  }
-  io_uring_prep_recv(sqe, fd, data, size, MSG_DONTWAIT);
-  enqueue(sqe, op);
+  queue(fd, op);
 }
 
 void IoBatcher::cancel(int fd) {
-  for (Op* op : queued_) {
-    if (op->fd != fd || op->cancelled)
-      continue;
-    op->cancelled = true;
-    if (op->entry != nullptr) {
-      io_uring_prep_nop(op->entry);
-      io_uring_sqe_set_data(op->entry, op);
-    }
-  }
+  for (Op* op : queued_)
+    if (op->fd == fd)
+      op->cancelled = true;
+  for (Op* op : held_)
+    if (op->fd == fd)
+      op->cancelled = true;
+}
+
+void IoBatcher::hold(Op* op) {
+  op->held = true;
+  held_.push_back(op);
+}
+
+void IoBatcher::release(Op* op) {
+  if (!op->held)
+    return;
+  op->held = false;
+  if (const auto it = std::find(held_.begin(), held_.end(), op); it != held_.end())
+    held_.erase(it);
 }
 
 void IoBatcher::forget(Op* op) {
-  const auto it = std::find(queued_.begin(), queued_.end(), op);
-  if (it == queued_.end())
-    return;
-  queued_.erase(it);
-  if (op->entry != nullptr) {
-    io_uring_prep_nop(op->entry);
-    io_uring_sqe_set_data(op->entry, nullptr); // its completion is skipped
-  }
+  if (const auto it = std::find(queued_.begin(), queued_.end(), op); it != queued_.end())
+    queued_.erase(it);
+  release(op);
 }
 
 int IoBatcher::perform(const Op& op) {
@@ -231,92 +196,134 @@ int IoBatcher::perform(const Op& op) {
   return n < 0 ? -errno : static_cast<int>(n);
 }
 
-// Runs on the loop after the handlers that were ready when the first send of the pass was queued.
 void IoBatcher::flush() {
   // What the completions of one round queue (the answers to the reads just completed, the next
-  // reads and sends of the coroutines they resumed) goes out in another round at once, not after
-  // a trip through the loop's queue and the epoll_wait(0) the loop makes first. flush_posted_
-  // stays set meanwhile, so those do not post another flush.
-  for (int round = 0; round < kRoundsPerFlush && ring_ && !queued_.empty(); ++round)
+  // calls of the coroutines they resumed) goes out in another round at once, not after a trip
+  // through the loop's queue and the epoll_wait(0) the loop makes first. flush_posted_ stays set
+  // meanwhile, so those do not post another flush.
+  struct Reset {
+    IoBatcher& b;
+    ~Reset() {
+      b.flush_posted_ = false;
+      if (!b.queued_.empty()) { // the rest waits behind the handlers ready now
+        b.flush_posted_ = true;
+        asio::post(b.ioc_, [&b = b] { b.flush(); });
+      }
+    }
+  } reset{*this};
+  for (int round = 0; round < kRoundsPerFlush && !queued_.empty(); ++round)
     run_round();
-  flush_posted_ = false;
-  if (ring_ && !queued_.empty()) {
-    flush_posted_ = true; // the rest waits behind the handlers ready now
-    asio::post(ioc_, [this] { flush(); });
-  }
 }
 
 void IoBatcher::run_round() {
-  io_uring* r = &ring_->ring;
-  completing_.swap(queued_); // what is queued while these complete goes to the next flush
-  const std::size_t want = completing_.size();
-  ring_->in_ring = 0;
-  ++rounds_;
-  operations_ += want;
-  std::size_t got = 0;
-  while (got < want) {
-    if (io_uring_sq_ready(r) > 0) {
-      int rc;
-      do
-        rc = io_uring_submit(r);
-      while (rc == -EINTR);
-      if (rc < 0) {
-        give_up_ring(-rc);
-        break;
-      }
-    }
-    io_uring_cqe* cqe = nullptr;
-    unsigned head = 0, seen = 0;
-    io_uring_for_each_cqe(r, head, cqe) {
-      ++seen;
-      Op* op = static_cast<Op*>(io_uring_cqe_get_data(cqe));
-      if (op == nullptr)
-        continue; // forgotten (forget())
-      op->result = cqe->res;
-      op->completed = true;
-      ++got;
-    }
-    io_uring_cq_advance(r, seen);
-    if (got < want && io_uring_sq_ready(r) == 0) {
-      // Not expected (the start-up probe saw sends complete within the submit): wait for them.
-      const int rc = io_uring_wait_cqe(r, &cqe);
-      if (rc < 0 && rc != -EINTR) {
-        give_up_ring(-rc);
-        break;
-      }
-    }
-  }
   std::vector<Op*> batch;
-  batch.swap(completing_); // completing_ is free for the next flush, which a resumed send posts
-  for (Op* op : batch) {
-    if (op->cancelled && (op->entry != nullptr || op->result == -EAGAIN))
-      op->result = -ECANCELED; // stopped before it ran, or it found nothing
-    else if (!op->completed)   // the ring was given up before this reached the kernel: a plain call
-      op->result = perform(*op);
-    op->complete(op->result); // resumes its coroutine, which may queue the next flush's sends
-  }
+  batch.swap(completing_); // an empty vector with capacity
+  batch.swap(queued_);     // what is queued while these complete goes to the next round
+  ++rounds_;
+  operations_ += batch.size();
+  run_calls(batch);
+  for (Op* op : batch)
+    op->complete(op->result); // resumes its coroutine, which may queue the next round's calls
   batch.clear();
   completing_.swap(batch); // keeps the capacity
 }
 
-// io_uring failed in a way a retry would not mend: sends are sendmsg from now on. Entries not yet
-// handed to the kernel die with the ring.
-void IoBatcher::give_up_ring(int error) {
-  spdlog::error("io_uring send batching stopped ({}): sends use sendmsg from now on",
-                errno_text(error));
+void IoBatcher::run_calls(std::vector<Op*>& ops) {
+  std::size_t next = 0;
+  std::vector<Op*> chunk; // what one submit carries, in order
+  chunk.reserve(std::min<std::size_t>(ops.size(), kSqEntries));
+  while (next < ops.size()) {
+    chunk.clear();
+    for (; next < ops.size() && chunk.size() < kSqEntries; ++next) {
+      Op* op = ops[next];
+      op->ran = false;
+      if (op->cancelled) {
+        op->result = -ECANCELED; // never runs: its descriptor may be closed or reused
+        continue;
+      }
+      if (!ring_) { // the ring was given up: a system call
+        op->result = perform(*op);
+        continue;
+      }
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_->ring); // the queue is empty between chunks
+      if (op->msg != nullptr)
+        io_uring_prep_sendmsg(sqe, op->fd, op->msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      else
+        io_uring_prep_recv(sqe, op->fd, op->data, op->size, MSG_DONTWAIT);
+      io_uring_sqe_set_data(sqe, op);
+      chunk.push_back(op);
+    }
+    if (chunk.empty())
+      continue;
+    io_uring* r = &ring_->ring;
+    int submitted;
+    do
+      submitted = io_uring_submit(r);
+    while (submitted == -EINTR);
+    const std::size_t taken = submitted < 0 ? 0 : static_cast<std::size_t>(submitted);
+    std::size_t got = 0;
+    std::string why;
+    while (got < taken) {
+      io_uring_cqe* cqe = nullptr;
+      unsigned head = 0, seen = 0;
+      io_uring_for_each_cqe(r, head, cqe) {
+        ++seen;
+        Op* op = static_cast<Op*>(io_uring_cqe_get_data(cqe));
+        op->result = cqe->res;
+        op->ran = true;
+        ++got;
+      }
+      io_uring_cq_advance(r, seen);
+      if (got < taken) {
+        // Not expected (the start-up probe saw calls complete within the submit).
+        __kernel_timespec ts{kStuckCallMs / 1000, (kStuckCallMs % 1000) * 1000000L};
+        const int rc = io_uring_wait_cqe_timeout(r, &cqe, &ts);
+        if (rc < 0 && rc != -EINTR) {
+          why = rc == -ETIME ? "a call did not complete within io_uring_enter"
+                             : "io_uring_wait_cqe: " + errno_text(-rc);
+          break;
+        }
+      }
+    }
+    if (submitted < 0)
+      why = "io_uring_submit: " + errno_text(-submitted);
+    else if (taken < chunk.size() && why.empty())
+      why = "io_uring_submit took " + std::to_string(taken) + " of " +
+            std::to_string(chunk.size()) + " entries";
+    if (!why.empty())
+      give_up_ring(
+          why); // entries never handed over die with the ring; in-flight ones are cancelled
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      Op* op = chunk[i];
+      if (op->ran)
+        continue;
+      // Handed over (and cancelled with the ring), or never handed over: only the latter may
+      // still run, as a system call.
+      op->result = i < taken ? -ECANCELED : perform(*op);
+    }
+  }
+}
+
+// io_uring failed in a way a retry would not mend: the loop makes its calls itself from now on.
+void IoBatcher::give_up_ring(const std::string& why) {
+  spdlog::error("io_uring batching stopped ({}): sends and reads are system calls from now on",
+                why);
   io_uring_queue_exit(&ring_->ring);
   ring_.reset();
 }
 
 void IoBatcher::shutdown() {
-  // The loop is torn down: queued sends are dropped unsent, with the coroutines that wait on them.
-  for (Op* op : queued_)
-    op->destroy();
-  queued_.clear();
+  // The loop is torn down: nothing queued runs. The ring goes first, so that an operation's
+  // destruction cannot reach it; held operations belong to the reactor, which frees them.
   if (ring_) {
     io_uring_queue_exit(&ring_->ring);
     ring_.reset();
   }
+  held_.clear();
+  std::vector<Op*> dropped;
+  dropped.swap(queued_);
+  for (Op* op : dropped)
+    op->destroy();
 }
 
 } // namespace semrouter::gateway

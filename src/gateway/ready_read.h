@@ -21,8 +21,12 @@
 // ended short, re-arms the socket's Asio registration, which reports it readable again and so
 // performs a read that was already queued.
 //
+// Where the loop's IoBatcher is active (io_batch.h), a read that waited for epoll has its recv()
+// made by the batcher's next flush instead, together with the pass's other calls.
+//
 // Everything else is Asio's: the registration, cancel() and close() (they complete the read with
-// operation_aborted), the handler's allocator and executor. Plain TCP sockets only; TLS streams
+// operation_aborted; a read held by the batcher learns of them only through cancel_socket()),
+// the handler's allocator and executor. Plain TCP sockets only; TLS streams
 // read through Asio as before, and so does any socket the poller does not watch (yet): the
 // gateway watches a client from its second request on and the upstream connections it opens.
 //
@@ -32,6 +36,9 @@
 //   only between answers, and an upstream socket once its request is written.)
 // - Watch a socket once it is connected, and never reopen it afterwards: the watch is tied to
 //   the descriptor (closing it ends the watch).
+// - Cancel or close a socket that another coroutine may be reading only through cancel_socket()
+//   first, and never destroy the socket or its PeerWatch while a read on it is pending.
+// - At most one operation on a socket's read queue (a read, or a wait to read) at a time.
 // - TCP urgent data is not expected: recv() stops short of the urgent mark, which this rule would
 //   take for an empty queue (no client or model server sends it).
 #pragma once
@@ -134,8 +141,9 @@ public:
     if (o->batcher_ != nullptr && o->batcher_->active()) {
       // The recv() joins the pass's batch: the reactor takes the operation as done, and it
       // completes once the batcher's flush has its result (settle() below). Taken as a read that
-      // emptied the socket, so that a second read queued on it waits (it must not read past this
-      // one) until settle() knows better.
+      // emptied the socket, so that a second operation queued on the socket's read queue is not
+      // run past this one; nothing wakes that one until the next edge, so the gateway keeps at
+      // most one read-queue operation per socket at a time.
       o->batch_ = Batch::Queued;
       o->reactor_done_ = false;
       o->batcher_->queue_recv(o->fd_, o->buffer_.data(), o->buffer_.size(), o);
@@ -158,9 +166,8 @@ public:
                           const boost::system::error_code& /*ec*/, std::size_t /*bytes*/) {
     auto* o = static_cast<ReadOp*>(base);
     if (o->batch_ != Batch::None) {
-      if (!owner) { // the loop is torn down first
-        if (o->batch_ == Batch::Queued)
-          o->batcher_->forget(o);
+      if (!owner) { // the loop is torn down with the operation in the reactor's hands
+        o->batcher_->forget(o);
         o->finish(false);
         return;
       }
@@ -181,6 +188,8 @@ public:
     batch_ = Batch::Ran;
     if (reactor_done_)
       settle();
+    else
+      batcher_->hold(this); // a cancel before the reactor hands it back must still count
   }
   // The loop is torn down with the recv() still queued in the batcher: if the reactor still holds
   // the operation too, the loop's own teardown frees it (do_complete without an owner).
@@ -195,8 +204,11 @@ private:
   // result, as do_perform would have.
   void settle() {
     batch_ = Batch::None;
+    batcher_->release(this);
     const int result = result_;
-    if (result == -ECANCELED) { // the socket was cancelled or closed first (IoBatcher::cancel)
+    // Cancelled before it ran, or while it waited for the reactor having found nothing (an Asio
+    // read still waiting would have been cancelled too).
+    if (result == -ECANCELED || (cancelled && (result == -EAGAIN || result == -EWOULDBLOCK))) {
       // The edge that woke this read is spent and its bytes are unread: the next read tries
       // recv() at once (on a closed socket this changes nothing).
       set_read_speculation(*watch_.socket, true);
