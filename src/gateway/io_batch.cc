@@ -314,7 +314,8 @@ void IoBatcher::give_up_ring(const std::string& why) {
 
 void IoBatcher::shutdown() {
   // The loop is torn down: nothing queued runs. The ring goes first, so that an operation's
-  // destruction cannot reach it; held operations belong to the reactor, which frees them.
+  // destruction cannot reach it. Held operations wait in the scheduler's queue, whose shutdown
+  // frees them.
   if (ring_) {
     io_uring_queue_exit(&ring_->ring);
     ring_.reset();

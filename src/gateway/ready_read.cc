@@ -55,11 +55,10 @@ void cancel_socket(asio::ip::tcp::socket& socket) {
   if (socket.is_open()) {
     auto& context = asio::query(socket.get_executor(), asio::execution::context);
     // A socket of a worker's loop (an io_context): its batcher, made with the loop.
-    if (asio::has_service<IoBatcher>(context)) {
-      IoBatcher& batcher = asio::use_service<IoBatcher>(static_cast<asio::io_context&>(context));
-      if (batcher.active())
-        batcher.cancel(socket.native_handle());
-    }
+    // Active or not: reads held from before a give-up still count.
+    if (asio::has_service<IoBatcher>(context))
+      asio::use_service<IoBatcher>(static_cast<asio::io_context&>(context))
+          .cancel(socket.native_handle());
   }
   boost::system::error_code ignored;
   socket.cancel(ignored);

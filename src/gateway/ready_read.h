@@ -25,7 +25,8 @@
 // made by the batcher's next flush instead, together with the pass's other calls.
 //
 // Everything else is Asio's: the registration, cancel() and close() (they complete the read with
-// operation_aborted; a read held by the batcher learns of them only through cancel_socket()),
+// operation_aborted; a read whose recv() is queued or held in the batcher learns of them only
+// through cancel_socket()),
 // the handler's allocator and executor. Plain TCP sockets only; TLS streams
 // read through Asio as before, and so does any socket the poller does not watch (yet): the
 // gateway watches a client from its second request on and the upstream connections it opens.
@@ -166,7 +167,7 @@ public:
                           const boost::system::error_code& /*ec*/, std::size_t /*bytes*/) {
     auto* o = static_cast<ReadOp*>(base);
     if (o->batch_ != Batch::None) {
-      if (!owner) { // the loop is torn down with the operation in the reactor's hands
+      if (!owner) { // the loop is torn down with the operation in the scheduler's queue
         o->batcher_->forget(o);
         o->finish(false);
         return;
