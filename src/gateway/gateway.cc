@@ -240,8 +240,8 @@ struct Worker {
   Loop ioc;
   // The loop's watcher of peers' FINs, for async_read_ready (use_service locks on every call).
   PeerClosePoller* poller = &asio::use_service<PeerClosePoller>(ioc);
-  // The loop's sends, gathered per pass into one io_uring_enter once start_batching() ran.
-  IoBatcher* batcher = &asio::use_service<IoBatcher>(ioc);
+  // The loop's sends and reads, gathered per pass into one io_uring_enter once started (run()).
+  IoBatcher* batcher = &poller->batcher();
   core::Random random;
   UpstreamPools pools;
   std::list<std::shared_ptr<DisconnectWatch>> watches; // requests in flight on this worker

@@ -219,7 +219,6 @@ void IoBatcher::run_round() {
   std::vector<Op*> batch;
   batch.swap(completing_); // an empty vector with capacity
   batch.swap(queued_);     // what is queued while these complete goes to the next round
-  ++rounds_;
   operations_ += batch.size();
   run_calls(batch);
   for (Op* op : batch)

@@ -101,8 +101,7 @@ public:
   // `op` is being destroyed with the loop while still queued or held: dropped.
   void forget(Op* op);
 
-  // For tests: submit rounds run, the calls they carried, and what waits for the next flush.
-  std::size_t rounds() const { return rounds_; }
+  // For tests: the calls flushes have carried, and what waits for the next flush.
   std::size_t operations() const { return operations_; }
   std::size_t queued() const { return queued_.size(); }
 
@@ -136,7 +135,7 @@ private:
   std::unique_ptr<Ring> ring_;
   std::vector<Op*> queued_, completing_, held_;
   bool flush_posted_ = false;
-  std::size_t rounds_ = 0, operations_ = 0;
+  std::size_t operations_ = 0;
 };
 
 } // namespace semrouter::gateway

@@ -93,15 +93,20 @@ struct Result {
 };
 
 // One read into a 64-byte buffer, run on the loop until it completes or 2 s pass.
-Result read_once(Pair& p, size_t size = 64) {
-  Result r;
-  std::vector<char> buffer(size);
+// Starts one read into `buffer`; its outcome lands in `r`.
+void start_read(Pair& p, std::vector<char>& buffer, Result& r) {
   async_read_ready(p.watch, asio::buffer(buffer),
                    [&](const boost::system::error_code& ec, size_t n) {
                      r.done = true;
                      r.ec = ec;
                      r.bytes.assign(buffer.data(), n);
                    });
+}
+
+Result read_once(Pair& p, size_t size = 64) {
+  Result r;
+  std::vector<char> buffer(size);
+  start_read(p, buffer, r);
   p.loop.restart();
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (!r.done && std::chrono::steady_clock::now() < until)
@@ -405,12 +410,7 @@ TEST_P(IoBatch, AReadCancelledBeforeTheFlushEndsAbortedAndLeavesItsBytes) {
   p.wait_for(POLLIN);
   Result r;
   std::vector<char> buffer(64);
-  async_read_ready(p.watch, asio::buffer(buffer),
-                   [&](const boost::system::error_code& ec, size_t n) {
-                     r.done = true;
-                     r.ec = ec;
-                     r.bytes.assign(buffer.data(), n);
-                   });
+  start_read(p, buffer, r);
   // One handler at a time until the reactor has handed the recv() to the batcher.
   auto work = asio::make_work_guard(p.loop);
   p.loop.restart();
