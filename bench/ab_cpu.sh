@@ -5,7 +5,9 @@
 # builds within a round, and their CPU per request, say more than one build's best round. A and
 # B take turns going first; the last line gives the median per-round CPU difference, B - A.
 #   bench/ab_cpu.sh BUILD_A BUILD_B [WORKERS] [ROUNDS] [SECONDS]
-# Env: CONNS (64), ENV_A / ENV_B (an environment assignment for that build, e.g. X=1).
+# Env: CONNS (64), ENV_A / ENV_B (an environment assignment for that build, e.g. X=1),
+#      CONFIG=default (config/default.yaml and bench/post_varied.lua, as gateway_bench.sh's; each
+#      router first takes 3 s of the load unmeasured, which fills its semantic cache).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 (($# >= 2)) || { echo "usage: bench/ab_cpu.sh BUILD_A BUILD_B [WORKERS] [ROUNDS] [SECONDS]" >&2; exit 2; }
@@ -23,8 +25,15 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 PIDS+=($!)
 wait_file "$WORK/mock.json"
 MOCK=$(port_of "$WORK/mock.json")
-sed -n '/cat > "$WORK\/router.yaml" <<YAML/,/^YAML/p' "$ROOT/bench/gateway_bench.sh" | sed '1d;$d' |
-  sed "s/\$WORKERS/$W/; s/\$MOCK/$MOCK/" >"$WORK/router.yaml"
+SCRIPT_DIRECT=$ROOT/bench/post_direct.lua SCRIPT_ROUTER=$ROOT/bench/post.lua
+if [[ ${CONFIG:-bench} == default ]]; then
+  export SEMROUTER_MOCK_A_PORT=$MOCK SEMROUTER_MOCK_B_PORT=$MOCK
+  sed "s/^  workers: 1$/  workers: $W/" "$ROOT/config/default.yaml" >"$WORK/router.yaml"
+  SCRIPT_DIRECT=$ROOT/bench/post_varied.lua SCRIPT_ROUTER=$ROOT/bench/post_varied.lua
+else
+  sed -n '/cat > "$WORK\/router.yaml" <<YAML/,/^YAML/p' "$ROOT/bench/gateway_bench.sh" | sed '1d;$d' |
+    sed "s/\$WORKERS/$W/; s/\$MOCK/$MOCK/" >"$WORK/router.yaml"
+fi
 env ${ENV_A:-AB_BUILD=A} "$BIN_A" serve --config "$WORK/router.yaml" --port 0 --admin-port 0 --ready-file "$WORK/a.json" 2>"$WORK/a.log" &
 PA=$!; PIDS+=($PA)
 env ${ENV_B:-AB_BUILD=B} "$BIN_B" serve --config "$WORK/router.yaml" --port 0 --admin-port 0 --ready-file "$WORK/b.json" 2>"$WORK/b.log" &
@@ -47,19 +56,24 @@ run() { # port script pids -> "req/s cpu_us_per_request"
   t1=$(ticks "$3")
   awk -v d=$((t1 - t0)) -v t="$TICK_US" '/requests in/ {n=$1} /Requests\/sec/ {r=$2} END {printf "%s %.1f\n", r, d*t/n}' <<<"$out"
 }
+if [[ ${CONFIG:-bench} == default ]]; then
+  for p in "$A" "$B"; do
+    wrk -t1 -c"$CONNS" -d3s -s "$SCRIPT_ROUTER" "http://127.0.0.1:$p/v1/chat/completions" >/dev/null
+  done
+fi
 echo "| round | nginx req/s (CPU µs/req) | A req/s (CPU µs/req) | B req/s (CPU µs/req) | B / A req/s |"
 echo "|---:|---|---|---|---:|"
 for i in $(seq "$ROUNDS"); do
   NP="$(cat "$WORK/nginx/nginx.pid") $(pgrep -P "$(cat "$WORK/nginx/nginx.pid")" | xargs)"
-  read -r n nc < <(run "$NGINX_PORT" "$ROOT/bench/post_direct.lua" "$NP")
+  read -r n nc < <(run "$NGINX_PORT" "$SCRIPT_DIRECT" "$NP")
   # A and B take turns going first: the second of two back-to-back runs did up to 1 µs of CPU
   # per request worse, whichever build it was.
   if ((i % 2)); then
-    read -r a ac < <(run "$A" "$ROOT/bench/post.lua" "$PA")
-    read -r b bc < <(run "$B" "$ROOT/bench/post.lua" "$PB")
+    read -r a ac < <(run "$A" "$SCRIPT_ROUTER" "$PA")
+    read -r b bc < <(run "$B" "$SCRIPT_ROUTER" "$PB")
   else
-    read -r b bc < <(run "$B" "$ROOT/bench/post.lua" "$PB")
-    read -r a ac < <(run "$A" "$ROOT/bench/post.lua" "$PA")
+    read -r b bc < <(run "$B" "$SCRIPT_ROUTER" "$PB")
+    read -r a ac < <(run "$A" "$SCRIPT_ROUTER" "$PA")
   fi
   echo "$ac $bc" >>"$WORK/cpu.txt"
   awk -v i="$i" -v n="$n" -v a="$a" -v b="$b" -v nc="$nc" -v ac="$ac" -v bc="$bc" \

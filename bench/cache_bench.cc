@@ -2,6 +2,7 @@
 //   cache-bench [--entries 10000,100000,1000000] [--queries 2000] [--redis host:port]
 //   cache-bench --churn 5000 [--stores 30000] [--m 16 --ef-construction 100 --ef-search 64]
 //   cache-bench --threads 2 [--scopes 8]
+//   cache-bench --recall FILE.jsonl[,FILE.jsonl...] [--queries 1000] [--min-entries M]
 // Fills one scope with N entries (unit vectors of the default embedder's dimension, a question's
 // text and a 400-byte answer), then times lookups of real questions: the embedding alone, the
 // lookup alone, and both (what a request pays). Reports p50/p99, the build time and the resident
@@ -14,15 +15,23 @@
 // With --threads T: how the cache scales with workers. A full cache of 10,000 entries over
 // --scopes S takes 4,000 misses (a lookup, then a store of the same new vector, as a request of
 // the default config does), from 1 thread and from T threads sharing them; pairs per second.
+// With --recall: the index's answers against a brute-force scan on real questions' embeddings
+// (the default embedder). Every text in the files (the string fields text, question, prompt, a
+// and b of each JSON line) but --queries held out goes into one scope; then each held-out text,
+// and each of --queries stored texts reworded ("Quick question: " before it), is looked up. A
+// lookup agrees when the index's best is as near as the scan's best; recall@4 is the share of the
+// index's 4 that are as near as the scan's 4th.
 #include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cache/cache.h"
 #include "core/strings.h"
@@ -205,6 +214,106 @@ double miss_rate(size_t threads, size_t scopes) {
   return double(per * threads) / std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// The --recall table's rows: one per query kind.
+int recall(const models::Embedder& embedder, const std::string& files, size_t queries,
+           uint32_t min_entries) {
+  std::vector<std::string> texts;
+  std::set<std::string> seen;
+  for (const auto& f : core::split(files, ',')) {
+    std::ifstream in{std::string(f)};
+    if (!in) {
+      std::cerr << "cache-bench: cannot open " << f << "\n";
+      return 1;
+    }
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_object())
+        continue;
+      for (const char* key : {"text", "question", "prompt", "a", "b"})
+        if (auto it = j.find(key);
+            it != j.end() && it->is_string() && !it->get<std::string>().empty())
+          if (seen.insert(it->get<std::string>()).second)
+            texts.push_back(it->get<std::string>());
+    }
+  }
+  // Texts the embedder has no vector for (no known word) cannot be stored in the index.
+  std::vector<std::vector<float>> vecs;
+  {
+    std::vector<std::string> kept;
+    for (auto& t : texts)
+      if (auto v = pipeline::cache_embedding(embedder, t); !v.empty())
+        vecs.push_back(std::move(v)), kept.push_back(std::move(t));
+    texts = std::move(kept);
+  }
+  if (texts.size() < 2 * queries) {
+    std::cerr << fmt::format("cache-bench: {} texts; --recall needs at least {}\n", texts.size(),
+                             2 * queries);
+    return 1;
+  }
+  std::vector<size_t> order(texts.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::mt19937 rng(11);
+  std::shuffle(order.begin(), order.end(), rng);
+  {
+    std::vector<std::string> t2;
+    std::vector<std::vector<float>> v2;
+    for (size_t i : order)
+      t2.push_back(std::move(texts[i])), v2.push_back(std::move(vecs[i]));
+    texts = std::move(t2), vecs = std::move(v2);
+  }
+  const size_t stored = texts.size() - queries;
+  cache::Options o;
+  o.max_entries = stored + 1;
+  o.max_bytes = 1ull << 40;
+  o.hnsw.min_entries = min_entries;
+  auto c = cache::make_memory_cache(o);
+  for (size_t i = 0; i < stored; ++i) {
+    cache::Entry e;
+    e.scope = 1;
+    e.exact = i + 1;
+    e.vector = vecs[i];
+    e.text = std::to_string(i);
+    e.answer = "a";
+    c->store(std::move(e));
+  }
+  auto measure = [&](const char* kind, const std::vector<std::vector<float>>& qs) {
+    size_t agree = 0, in4 = 0, above = 0, above_agree = 0;
+    std::vector<double> us;
+    for (const auto& q : qs) {
+      std::vector<std::pair<float, size_t>> all(stored);
+      for (size_t k = 0; k < stored; ++k)
+        all[k] = {dot(q, vecs[k]), k};
+      std::partial_sort(all.begin(), all.begin() + 4, all.end(), std::greater<>());
+      const auto a = Clock::now();
+      auto got = c->nearest(q, 4, "");
+      us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - a).count());
+      // Ties (texts with the same vector) and the kernels' rounding aside: an entry as near as
+      // the scan's best is the best.
+      constexpr float kTie = 1e-5f;
+      const bool same = !got.empty() && got[0].second >= all[0].first - kTie;
+      agree += same;
+      if (all[0].first >= 0.6f)
+        ++above, above_agree += same;
+      for (const auto& g : got)
+        in4 += g.second >= all[3].first - kTie;
+    }
+    std::cout << fmt::format("| {} | {} | {} / {} | {} / {} | {:.3f} | {:.1f} |\n", kind, stored,
+                             agree, qs.size(), above_agree, above,
+                             double(in4) / double(4 * qs.size()), pct(us, 0.5));
+    std::cout.flush();
+  };
+  std::cout << "| queries | entries | best agrees | best agrees, best >= 0.6 | recall@4 | "
+               "nearest() p50 µs |\n|---|---:|---:|---:|---:|---:|\n";
+  measure("held-out questions",
+          std::vector<std::vector<float>>(vecs.begin() + long(stored), vecs.end()));
+  std::vector<std::vector<float>> reworded;
+  for (size_t i = 0; i < queries; ++i)
+    reworded.push_back(pipeline::cache_embedding(embedder, "Quick question: " + texts[i]));
+  measure("stored questions, reworded", reworded);
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -235,6 +344,10 @@ int main(int argc, char** argv) {
                  "searched by HNSW, a smaller one exactly (default: the config's default)");
   app.add_option("--scopes", scopes, "With --threads: scopes the entries spread over")
       ->check(CLI::PositiveNumber);
+  std::string recall_files;
+  app.add_option("--recall", recall_files,
+                 "Compare the index's nearest entries with a brute-force scan on real questions "
+                 "from these JSONL files (comma-separated; replaces the latency table)");
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) {
     std::cout << "| scopes | threads | misses (lookup + store) per second |\n|---:|---:|---:|\n";
@@ -258,6 +371,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   const models::Embedder& embedder = *(*reg)->embeddings;
+  if (!recall_files.empty())
+    return recall(embedder, recall_files, app.count("--queries") ? queries : 1000, min_entries);
   const size_t dim = size_t(embedder.dim());
   config::CacheConfig cc;
   const cache::Verifier verifier = pipeline::cache_verifier(cc, &embedder);

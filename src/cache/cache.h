@@ -20,7 +20,7 @@ namespace semrouter::cache {
 enum class Eviction { Lru, Lfu, Fifo };
 
 struct HnswOptions {
-  uint32_t min_entries = 3072; // a scope switches from the exact flat index to HNSW past this
+  uint32_t min_entries = 32768; // a scope switches from the flat index to HNSW past this
   uint32_t m = 16;
   uint32_t ef_construction = 100;
   uint32_t ef_search = 64;

@@ -1,5 +1,6 @@
-// The in-memory store: entries by id, an exact-key map, and one vector index per scope (an exact
-// flat index while the scope is small, HNSW past HnswOptions::min_entries). Bounded by entries
+// The in-memory store: entries by id, an exact-key map, and one vector index per scope (a flat
+// index, exact up to 384 entries and prefiltered by sign codes past that, while the scope is
+// small; HNSW past HnswOptions::min_entries). Bounded by entries
 // and bytes, with per-entry TTLs and LRU / LFU / FIFO eviction. Thread-safe: one mutex for the
 // entries, and one per scope for its index, under which searches and inserts run (see scopes_).
 // The Redis store keeps one of these as its mirror.

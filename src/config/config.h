@@ -474,7 +474,7 @@ struct CacheConfig {
   uint64_t max_entries = 10000;
   uint64_t max_bytes = 64ull << 20;
   CacheEviction eviction = CacheEviction::Lru;
-  uint32_t hnsw_min_entries = 3072, hnsw_m = 16, hnsw_ef_construction = 100, hnsw_ef_search = 64;
+  uint32_t hnsw_min_entries = 32768, hnsw_m = 16, hnsw_ef_construction = 100, hnsw_ef_search = 64;
   // Where a request's tenant comes from, first found wins: "header:<name>", "api_key" (a hash
   // of the Authorization header), "user" (the body's user field).
   std::vector<std::string> tenant{"header:x-tenant-id", "api_key", "user"};

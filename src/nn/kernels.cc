@@ -217,4 +217,22 @@ SR_CLONES void dequantize_row(const int32_t* acc, float a_scale, const float* w_
     y[i] = float(acc[i]) * (a_scale * w_scale[i]) + bias[i];
 }
 
+SR_CLONES void hamming_rows(const uint64_t* q, const uint64_t* codes, int64_t n, int64_t words,
+                            uint8_t* out) {
+  // The cache's 128-bit codes: a loop of a fixed width, which the compiler unrolls.
+  if (words == 2) {
+    const uint64_t q0 = q[0], q1 = q[1];
+    for (int64_t r = 0; r < n; ++r)
+      out[r] = uint8_t(__builtin_popcountll(codes[2 * r] ^ q0) +
+                       __builtin_popcountll(codes[2 * r + 1] ^ q1));
+    return;
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    unsigned d = 0;
+    for (int64_t w = 0; w < words; ++w)
+      d += unsigned(__builtin_popcountll(codes[r * words + w] ^ q[w]));
+    out[r] = uint8_t(d < 255 ? d : 255);
+  }
+}
+
 } // namespace semrouter::nn::kernels

@@ -27,6 +27,9 @@ void scale_inplace(float* x, float s, int64_t n);
 float dot(const float* a, const float* b, int64_t n);
 // out[r] = dot(q, rows + r · dim, dim) for each of n contiguous rows (the cache's flat scan).
 void dot_rows(const float* q, const float* rows, int64_t n, int64_t dim, float* out);
+// out[r] = the Hamming distance between q and row r of `codes` (`words` 64-bit words per row),
+// capped at 255 (the cache's prefilter over its sign codes).
+void hamming_rows(const uint64_t* q, const uint64_t* codes, int64_t n, int64_t words, uint8_t* out);
 // f32 -> bf16, round to nearest even.
 void to_bf16(const float* x, uint16_t* out, int64_t n);
 // Symmetric per-row int8 quantisation stored as u8 with zero point 128; returns the row's scale.

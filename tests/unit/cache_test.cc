@@ -158,6 +158,85 @@ TEST(MemoryCache, HnswPastMinEntriesFindsTheSameNeighbours) {
   EXPECT_EQ(l.hit->text, "t5");
 }
 
+// The flat index compares every vector while a scope holds up to 384 entries, and past that only
+// the 384 whose sign codes are nearest the query's. Near copies of stored vectors are still found,
+// random queries mostly get the brute-force best, and entries moved by removals keep their codes.
+TEST(MemoryCache, FlatIndexPrefilteredBySignCodesFindsNearVectors) {
+  auto nearest_by_scan = [](const std::vector<std::vector<float>>& all,
+                            const std::vector<bool>& live, const std::vector<float>& q) {
+    size_t best = 0;
+    float best_s = -2;
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (!live[i])
+        continue;
+      float s = 0;
+      for (size_t d = 0; d < q.size(); ++d)
+        s += q[d] * all[i][d];
+      if (s > best_s)
+        best_s = s, best = i;
+    }
+    return std::pair{best, best_s};
+  };
+  for (const size_t n : {size_t(300), size_t(3000)}) {
+    SCOPED_TRACE(n);
+    cache::Options o;
+    o.max_entries = 100000;
+    ASSERT_GT(o.hnsw.min_entries, n) << "every entry stays in the flat index";
+    auto c = cache::make_memory_cache(o);
+    std::mt19937 rng(11);
+    std::normal_distribution<float> g;
+    std::vector<std::vector<float>> all;
+    for (size_t i = 0; i < n; ++i) {
+      all.push_back(random_unit(rng, 32));
+      c->store(entry(5, i + 1, all.back(), "t" + std::to_string(i)));
+    }
+    std::vector<bool> live(n, true);
+    auto near_copy = [&](size_t i) {
+      std::vector<float> v = all[i];
+      float norm = 0;
+      for (float& x : v)
+        x += 0.05f * g(rng), norm += x * x;
+      for (float& x : v)
+        x /= std::sqrt(norm);
+      return v;
+    };
+    int copies = 0, found = 0, random = 0, agree = 0;
+    for (size_t i = 0; i < n; i += 13) {
+      const auto q = near_copy(i);
+      auto got = c->nearest(q, 1, "");
+      ++copies;
+      found += !got.empty() && got[0].first.text == "t" + std::to_string(i);
+      const auto r = random_unit(rng, 32);
+      const auto [best, best_s] = nearest_by_scan(all, live, r);
+      auto rg = c->nearest(r, 1, "");
+      ++random;
+      agree += !rg.empty() && rg[0].second >= best_s - 1e-5f;
+    }
+    EXPECT_EQ(found, copies) << "a near copy finds its original";
+    if (n <= 384)
+      EXPECT_EQ(agree, random) << "a small scope is searched exactly";
+    else
+      EXPECT_GE(agree * 10, random * 8) << agree << " of " << random;
+    // Removals move the last entry into the freed slot, its code with it.
+    auto [page, total] = c->list("", 0, 100000);
+    ASSERT_EQ(total, n);
+    for (const auto& e : page) {
+      const size_t i = std::stoul(e.text.substr(1));
+      if (i % 2 == 0) {
+        ASSERT_TRUE(c->erase(e.id));
+        live[i] = false;
+      }
+    }
+    found = 0, copies = 0;
+    for (size_t i = 1; i < n; i += 6) {
+      auto got = c->nearest(near_copy(i), 1, "");
+      ++copies;
+      found += !got.empty() && got[0].first.text == "t" + std::to_string(i);
+    }
+    EXPECT_EQ(found, copies) << "the entries left are found after removals";
+  }
+}
+
 TEST(MemoryCache, HnswReusesTheSlotsOfEvictedEntries) {
   // A full cache under churn: every store evicts one entry, whose graph slot the next store
   // takes over. The newest entries stay findable by their exact vectors.
@@ -272,6 +351,30 @@ TEST(CacheDot, MatchesAPlainSumAtEveryLength) {
       }
       EXPECT_EQ(out[size_t(rows)], -7.f) << "wrote past row " << rows;
     }
+  }
+  // Hamming distances of codes (the flat index's prefilter): 2 words, its fixed-width loop, and
+  // other widths, whose distances are capped at 255.
+  std::uniform_int_distribution<uint64_t> bits;
+  for (int64_t words : {1, 2, 3, 5}) {
+    const int64_t rows = 37;
+    std::vector<uint64_t> q(static_cast<size_t>(words)), codes(static_cast<size_t>(words * rows));
+    for (auto& w : q)
+      w = bits(rng);
+    for (auto& w : codes)
+      w = bits(rng);
+    codes[0] = q[0]; // distance 0 in the first word
+    for (int64_t w = 0; w < words; ++w)
+      codes[size_t(words + w)] = ~q[size_t(w)]; // row 1: every bit differs
+    std::vector<uint8_t> out(size_t(rows) + 1, 7);
+    nn::kernels::hamming_rows(q.data(), codes.data(), rows, words, out.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      unsigned want = 0;
+      for (int64_t w = 0; w < words; ++w)
+        for (int b = 0; b < 64; ++b)
+          want += unsigned(((codes[size_t(r * words + w)] ^ q[size_t(w)]) >> b) & 1u);
+      EXPECT_EQ(out[size_t(r)], std::min(want, 255u)) << "words " << words << " row " << r;
+    }
+    EXPECT_EQ(out[size_t(rows)], 7) << "wrote past row " << rows;
   }
 }
 
