@@ -20,7 +20,8 @@
 // and b of each JSON line) but --queries held out goes into one scope; then each held-out text,
 // and each of --queries stored texts reworded ("Quick question: " before it), is looked up. A
 // lookup agrees when the index's best is as near as the scan's best; recall@4 is the share of the
-// index's 4 that are as near as the scan's 4th.
+// index's 4 that are as near as the scan's 4th; "original found": a reworded text's best is the
+// stored text it rewords.
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -95,6 +96,7 @@ void churn(const ChurnOptions& co, size_t clusters) {
   o.max_entries = co.entries;
   o.max_bytes = 1ull << 40;
   o.hnsw = co.hnsw;
+  o.hnsw.min_entries = 64; // the graph's recall: every scope past 64 entries is one
   auto c = cache::make_memory_cache(o);
   std::mt19937 rng(7);
   std::normal_distribution<float> g;
@@ -167,11 +169,12 @@ void churn(const ChurnOptions& co, size_t clusters) {
 
 // Misses (lookup + store of a new vector) per second from `threads` threads into a full cache of
 // 10,000 entries of the default embedder's dimension (384) spread over `scopes` scopes.
-double miss_rate(size_t threads, size_t scopes) {
+double miss_rate(size_t threads, size_t scopes, uint32_t min_entries) {
   constexpr size_t kEntries = 10000, kMisses = 4000, kDim = 384;
   cache::Options o;
   o.max_entries = kEntries;
   o.max_bytes = 1ull << 40;
+  o.hnsw.min_entries = min_entries;
   auto c = cache::make_memory_cache(o);
   std::mt19937 rng(1);
   std::normal_distribution<float> g;
@@ -245,9 +248,10 @@ int recall(const models::Embedder& embedder, const std::string& files, size_t qu
         vecs.push_back(std::move(v)), kept.push_back(std::move(t));
     texts = std::move(kept);
   }
-  if (texts.size() < 2 * queries) {
-    std::cerr << fmt::format("cache-bench: {} texts; --recall needs at least {}\n", texts.size(),
-                             2 * queries);
+  if (queries == 0 || texts.size() < 2 * queries || texts.size() - queries < 4) {
+    std::cerr << fmt::format("cache-bench: {} texts; --recall needs --queries >= 1 and at least "
+                             "max(2 x --queries, --queries + 4)\n",
+                             texts.size());
     return 1;
   }
   std::vector<size_t> order(texts.size());
@@ -277,10 +281,13 @@ int recall(const models::Embedder& embedder, const std::string& files, size_t qu
     e.answer = "a";
     c->store(std::move(e));
   }
-  auto measure = [&](const char* kind, const std::vector<std::vector<float>>& qs) {
-    size_t agree = 0, in4 = 0, above = 0, above_agree = 0;
+  // `of[j]`: the stored text query j rewords (none for held-out questions).
+  auto measure = [&](const char* kind, const std::vector<std::vector<float>>& qs,
+                     const std::vector<size_t>& of) {
+    size_t agree = 0, in4 = 0, above = 0, above_agree = 0, original = 0;
     std::vector<double> us;
-    for (const auto& q : qs) {
+    for (size_t j = 0; j < qs.size(); ++j) {
+      const auto& q = qs[j];
       std::vector<std::pair<float, size_t>> all(stored);
       for (size_t k = 0; k < stored; ++k)
         all[k] = {dot(q, vecs[k]), k};
@@ -297,20 +304,26 @@ int recall(const models::Embedder& embedder, const std::string& files, size_t qu
         ++above, above_agree += same;
       for (const auto& g : got)
         in4 += g.second >= all[3].first - kTie;
+      original += !of.empty() && !got.empty() && got[0].first.text == std::to_string(of[j]);
     }
-    std::cout << fmt::format("| {} | {} | {} / {} | {} / {} | {:.3f} | {:.1f} |\n", kind, stored,
-                             agree, qs.size(), above_agree, above,
-                             double(in4) / double(4 * qs.size()), pct(us, 0.5));
+    std::cout << fmt::format(
+        "| {} | {} | {} / {} | {} / {} | {:.3f} | {} | {:.1f} |\n", kind, stored, agree, qs.size(),
+        above_agree, above, double(in4) / double(4 * qs.size()),
+        of.empty() ? std::string("–") : fmt::format("{} / {}", original, qs.size()), pct(us, 0.5));
     std::cout.flush();
   };
   std::cout << "| queries | entries | best agrees | best agrees, best >= 0.6 | recall@4 | "
-               "nearest() p50 µs |\n|---|---:|---:|---:|---:|---:|\n";
+               "original found | nearest() p50 µs |\n|---|---:|---:|---:|---:|---:|---:|\n";
   measure("held-out questions",
-          std::vector<std::vector<float>>(vecs.begin() + long(stored), vecs.end()));
+          std::vector<std::vector<float>>(vecs.begin() + long(stored), vecs.end()), {});
   std::vector<std::vector<float>> reworded;
-  for (size_t i = 0; i < queries; ++i)
-    reworded.push_back(pipeline::cache_embedding(embedder, "Quick question: " + texts[i]));
-  measure("stored questions, reworded", reworded);
+  std::vector<size_t> of;
+  for (size_t i = 0; i < queries; ++i) {
+    auto v = pipeline::cache_embedding(embedder, "Quick question: " + texts[i]);
+    if (!v.empty())
+      reworded.push_back(std::move(v)), of.push_back(i);
+  }
+  measure("stored questions, reworded", reworded, of);
   return 0;
 }
 
@@ -340,8 +353,9 @@ int main(int argc, char** argv) {
                  "(replaces the latency table)");
   uint32_t min_entries = cache::HnswOptions{}.min_entries;
   app.add_option("--min-entries", min_entries,
-                 "hnsw.min_entries for the latency table: a scope larger than this is "
-                 "searched by HNSW, a smaller one exactly (default: the config's default)");
+                 "hnsw.min_entries for the latency table, --threads and --recall: a scope "
+                 "larger than this is searched by HNSW, a smaller one by the flat index "
+                 "(default: the config's default)");
   app.add_option("--scopes", scopes, "With --threads: scopes the entries spread over")
       ->check(CLI::PositiveNumber);
   std::string recall_files;
@@ -352,7 +366,8 @@ int main(int argc, char** argv) {
   if (threads > 0) {
     std::cout << "| scopes | threads | misses (lookup + store) per second |\n|---:|---:|---:|\n";
     for (size_t t : {size_t(1), threads}) {
-      std::cout << fmt::format("| {} | {} | {:.0f} |\n", scopes, t, miss_rate(t, scopes));
+      std::cout << fmt::format("| {} | {} | {:.0f} |\n", scopes, t,
+                               miss_rate(t, scopes, min_entries));
       std::cout.flush();
     }
     return 0;

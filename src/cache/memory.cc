@@ -1,5 +1,6 @@
 #include "cache/memory.h"
 
+#include "cache/prefilter.h"
 #include "cache/verifier.h"
 #include "models/features.h"
 #include "nn/kernels.h"
@@ -197,17 +198,26 @@ private:
 // the query's a search compares exactly. `cache-bench --recall` (docs/benchmarks.md) chose them:
 // on 10,915 real questions' embeddings the best entry was found for 95.7% of held-out questions
 // with 128 bits and 128 compared, 98.2% with 256 compared, 99.1% with 384 (256 bits and 128
-// compared: 98.8%, with twice the scan); a reworded stored question found itself in every case.
+// compared: 98.8%, with twice the scan); for a reworded stored question, the scan's best every
+// time.
 constexpr size_t kCodeWords = 2;
 constexpr size_t kRerank = 384;
 
+// Vectors longer than this get no codes, and their scopes are searched exactly: the projections
+// are 512 bytes per dimension, kept for the life of the process (an embedder's 100-1,024 floats
+// are far below; this bounds what a foreign or corrupt Redis entry can ask for).
+constexpr size_t kMaxCodedDim = 4096;
+
 // The sign-code projections for vectors of `dim` floats: kCodeWords * 64 rows of Gaussian noise
-// from a fixed seed, made once per dimension and shared by every scope.
+// from a fixed seed, made once per dimension and shared by every scope; null past kMaxCodedDim.
+// Never freed, so no search can reach a freed table while the process exits.
 const float* code_projections(size_t dim) {
+  if (dim == 0 || dim > kMaxCodedDim)
+    return nullptr;
   static std::mutex mu;
-  static std::map<size_t, std::unique_ptr<float[]>> made;
+  static auto* made = new std::map<size_t, std::unique_ptr<float[]>>;
   std::lock_guard lock(mu);
-  auto& p = made[dim];
+  auto& p = (*made)[dim];
   if (!p) {
     const size_t bits = kCodeWords * 64;
     p = std::make_unique<float[]>(bits * dim);
@@ -246,8 +256,8 @@ public:
     if (!hnsw_ && ids_.size() + 1 > h.min_entries) {
       space_ = std::make_unique<DotSpace>(graph_dim_, dim_);
       hnsw_ = std::make_unique<hnswlib::HierarchicalNSW<float>>(
-          space_.get(), std::max<size_t>(size_t(h.min_entries) * 2, 1024), h.m, h.ef_construction,
-          42);
+          space_.get(), std::max<size_t>(size_t(h.min_entries) + h.min_entries / 4, 1024), h.m,
+          h.ef_construction, 42); // graph_add doubles it when full
       hnsw_->setEf(h.ef_search);
     }
     if (!hnsw_) {
@@ -261,6 +271,12 @@ public:
       std::vector<float> mv(flat_.end() - long(dim_), flat_.end());
       flat_remove(moved);
       graph_add(moved, mv.data());
+    }
+    if (ids_.empty()) { // all moved: the flat index's storage goes (tens of MiB at 32k entries)
+      std::vector<uint64_t>().swap(ids_);
+      std::vector<float>().swap(flat_);
+      std::vector<uint64_t>().swap(codes_);
+      std::unordered_map<uint64_t, size_t>().swap(slot_);
     }
   }
 
@@ -337,8 +353,10 @@ private:
     slot_[id] = ids_.size();
     ids_.push_back(id);
     flat_.insert(flat_.end(), v, v + dim_);
-    codes_.resize(codes_.size() + kCodeWords);
-    code(v, codes_.data() + codes_.size() - kCodeWords);
+    if (projections_) {
+      codes_.resize(codes_.size() + kCodeWords);
+      code(v, codes_.data() + codes_.size() - kCodeWords);
+    }
   }
 
   // v's sign code: bit b is set when v lies on the positive side of projection b (SimHash: the
@@ -359,7 +377,7 @@ private:
   // instead of a dot product of dim_ floats (and reads 16 bytes of each, not dim_ * 4).
   void flat_search(const float* q, size_t k, std::vector<std::pair<uint64_t, float>>& out) const {
     const size_t n = ids_.size(), rerank = std::max(kRerank, k);
-    if (n <= rerank) {
+    if (n <= rerank || !projections_) {
       thread_local std::vector<float> scores;
       scores.resize(n);
       nn::kernels::dot_rows(q, flat_.data(), int64_t(n), int64_t(dim_), scores.data());
@@ -373,49 +391,11 @@ private:
     thread_local std::vector<uint8_t> dist;
     dist.resize(n);
     nn::kernels::hamming_rows(qc, codes_.data(), int64_t(n), int64_t(kCodeWords), dist.data());
-    // The distance `cut` below which fewer than `rerank` entries lie: those entries are compared,
-    // and the first of the ones at `cut` (in slot order) fill the rest. Four histograms take
-    // turns, so runs of one distance do not wait on each other's increments.
-    uint32_t hist[4][256] = {};
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-      ++hist[0][dist[i]], ++hist[1][dist[i + 1]], ++hist[2][dist[i + 2]], ++hist[3][dist[i + 3]];
-    for (; i < n; ++i)
-      ++hist[0][dist[i]];
-    size_t below = 0;
-    unsigned cut = 0;
-    for (; cut < 255; ++cut) {
-      const size_t at = size_t(hist[0][cut]) + hist[1][cut] + hist[2][cut] + hist[3][cut];
-      if (below + at >= rerank)
-        break;
-      below += at;
-    }
-    size_t at_cut = rerank - below;
-    auto compare = [&](size_t i) {
-      const unsigned d = dist[i];
-      if (d == cut) {
-        if (at_cut == 0)
-          return;
-        --at_cut;
-      }
-      const float s = nn::kernels::dot(q, flat_.data() + i * dim_, int64_t(dim_));
+    for_each_nearest(dist.data(), n, rerank, [&](size_t e) {
+      const float s = nn::kernels::dot(q, flat_.data() + e * dim_, int64_t(dim_));
       if (out.size() < k || s > out.front().second)
-        keep_best(out, k, ids_[i], s);
-    };
-    i = 0;
-#if defined(__SSE2__)
-    const __m128i c16 = _mm_set1_epi8(char(cut));
-    for (; i + 16 <= n; i += 16) {
-      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(dist.data() + i));
-      // d <= cut, unsigned: min(d, cut) == d
-      for (unsigned m = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, c16), v))); m;
-           m &= m - 1)
-        compare(i + size_t(__builtin_ctz(m)));
-    }
-#endif
-    for (; i < n; ++i)
-      if (dist[i] <= cut)
-        compare(i);
+        keep_best(out, k, ids_[e], s);
+    });
   }
 
   void flat_remove(uint64_t id) {
@@ -425,14 +405,16 @@ private:
     const size_t s = it->second, last = ids_.size() - 1;
     if (s != last) {
       std::memcpy(&flat_[s * dim_], &flat_[last * dim_], dim_ * sizeof(float));
-      std::memcpy(&codes_[s * kCodeWords], &codes_[last * kCodeWords],
-                  kCodeWords * sizeof(uint64_t));
+      if (projections_)
+        std::memcpy(&codes_[s * kCodeWords], &codes_[last * kCodeWords],
+                    kCodeWords * sizeof(uint64_t));
       ids_[s] = ids_[last];
       slot_[ids_[s]] = s;
     }
     ids_.pop_back();
     flat_.resize(ids_.size() * dim_);
-    codes_.resize(ids_.size() * kCodeWords);
+    if (projections_)
+      codes_.resize(ids_.size() * kCodeWords);
     slot_.erase(it);
   }
 
@@ -566,7 +548,7 @@ private:
   std::mt19937 rng_{42};
   size_t dim_;
   size_t graph_dim_;
-  const float* projections_; // kCodeWords * 64 rows of dim_ (code_projections)
+  const float* projections_; // kCodeWords * 64 rows of dim_ (code_projections); null: no codes
   // Flat: ids, their vectors and their sign codes, contiguous.
   std::vector<uint64_t> ids_;
   std::vector<float> flat_;
@@ -791,9 +773,10 @@ bool MemoryCache::store(Entry e) {
   std::shared_ptr<Scope> scope;
   std::vector<float> vector;
   if (!en.vector.empty()) {
-    auto& sc = scopes_[en.scope];
-    if (!sc)
-      sc = std::make_shared<Scope>(en.vector.size(), opt_.hnsw);
+    auto found = scopes_.find(en.scope);
+    if (found == scopes_.end()) // made before it is inserted: a throw leaves no empty slot
+      found = scopes_.emplace(en.scope, std::make_shared<Scope>(en.vector.size(), opt_.hnsw)).first;
+    auto& sc = found->second;
     if (sc->index.dim() == en.vector.size()) {
       n.index_key = ++next_key_;
       keys_[n.index_key] = id;

@@ -1,9 +1,10 @@
 // The memory cache under ThreadSanitizer (scripts/tsan-cache.sh; `make tsan`, run by CI): four
-// threads store, look up, erase and flush at once over graph and flat scopes, with every store
-// evicting. A lookup's search and a store's insert run under the scope's lock with the cache's
-// mutex released; a race there is a report, and the run fails. (The same load runs in the unit
-// suite as MemoryCache.ConcurrentStoresLookupsAndRemovalsKeepTheIndexesConsistent, where ASan
-// sees a race only when it frees memory under a reader; TSan sees every unordered access.)
+// threads store, look up, erase and flush at once over graph scopes, then over flat scopes large
+// enough for the prefiltered search, with every store evicting. A lookup's search and a store's
+// insert run under the scope's lock with the cache's mutex released; a race there is a report, and
+// the run fails. (The same load runs in the unit suite as
+// MemoryCache.ConcurrentStoresLookupsAndRemovalsKeepTheIndexesConsistent, where ASan sees a race
+// only when it frees memory under a reader; TSan sees every unordered access.)
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -26,13 +27,9 @@ std::vector<float> random_unit(std::mt19937& rng, size_t dim) {
   return v;
 }
 
-} // namespace
-
-int main() {
+// One run of the race: 6,000 stores and lookups from 4 threads into a cache with these bounds.
+void race(const semrouter::cache::Options& o, const char* what) {
   using namespace semrouter;
-  cache::Options o;
-  o.hnsw.min_entries = 64;
-  o.max_entries = 400;
   auto c = cache::make_memory_cache(o);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -63,7 +60,21 @@ int main() {
   }
   for (auto& th : threads)
     th.join();
-  std::printf("cache_race: %llu entries after 6000 stores from 4 threads\n",
+  std::printf("cache_race (%s): %llu entries after 6000 stores from 4 threads\n", what,
               static_cast<unsigned long long>(c->stats().entries));
+}
+
+} // namespace
+
+int main() {
+  semrouter::cache::Options o;
+  // Scopes past 64 entries move into HNSW graphs.
+  o.hnsw.min_entries = 64;
+  o.max_entries = 400;
+  race(o, "graphs");
+  // Flat scopes of up to 600 entries: past 384 a search is prefiltered by the entries' codes.
+  o.hnsw.min_entries = semrouter::cache::HnswOptions{}.min_entries;
+  o.max_entries = 1800;
+  race(o, "flat, prefiltered");
   return 0;
 }

@@ -1,5 +1,6 @@
 // The cache module's stores and verifier, the answer capture and replay, the tool filter and the
 // cache config, without a server.
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <random>
@@ -9,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/cache.h"
+#include "cache/prefilter.h"
 #include "cache/verifier.h"
 #include "config/config.h"
 #include "nn/kernels.h"
@@ -177,7 +179,7 @@ TEST(MemoryCache, FlatIndexPrefilteredBySignCodesFindsNearVectors) {
     }
     return std::pair{best, best_s};
   };
-  for (const size_t n : {size_t(300), size_t(3000)}) {
+  for (const size_t n : {size_t(300), size_t(385), size_t(3000)}) {
     SCOPED_TRACE(n);
     cache::Options o;
     o.max_entries = 100000;
@@ -234,6 +236,41 @@ TEST(MemoryCache, FlatIndexPrefilteredBySignCodesFindsNearVectors) {
       found += !got.empty() && got[0].first.text == "t" + std::to_string(i);
     }
     EXPECT_EQ(found, copies) << "the entries left are found after removals";
+  }
+}
+
+// The prefilter's choice, on made-up distances: the `keep` smallest, ties at the cut taken in
+// index order, every entry visited once and in index order, at lengths around the 16-byte blocks.
+TEST(CachePrefilter, VisitsTheKeepNearestInIndexOrder) {
+  std::mt19937 rng(5);
+  auto check = [](const std::vector<uint8_t>& dist, size_t keep, const std::string& what) {
+    std::vector<size_t> want(dist.size());
+    for (size_t i = 0; i < want.size(); ++i)
+      want[i] = i;
+    std::stable_sort(want.begin(), want.end(),
+                     [&](size_t a, size_t b) { return dist[a] < dist[b]; });
+    want.resize(std::min(keep, dist.size()));
+    std::sort(want.begin(), want.end());
+    std::vector<size_t> got;
+    cache::for_each_nearest(dist.data(), dist.size(), keep, [&](size_t i) { got.push_back(i); });
+    EXPECT_EQ(got, want) << what << ", n " << dist.size() << ", keep " << keep;
+  };
+  for (size_t n :
+       {size_t(0), size_t(1), size_t(15), size_t(16), size_t(17), size_t(385), size_t(1000)}) {
+    for (size_t keep : {size_t(0), size_t(1), size_t(7), size_t(384), n}) {
+      std::vector<uint8_t> d(n);
+      for (auto& x : d)
+        x = uint8_t(rng() % 129); // 128-bit codes: 0..128
+      check(d, keep, "random");
+      std::fill(d.begin(), d.end(), uint8_t(40));
+      check(d, keep, "all equal");
+      for (size_t i = 0; i < n; ++i)
+        d[i] = uint8_t(i % 3 == 0 ? 0 : 255); // a cut at 0, and the largest distance
+      check(d, keep, "zeros and 255");
+      for (size_t i = 0; i < n; ++i)
+        d[i] = uint8_t(i < n / 2 ? 10 : 11); // ties at the cut outnumber what is left
+      check(d, keep, "ties");
+    }
   }
 }
 
