@@ -391,11 +391,28 @@ private:
     thread_local std::vector<uint8_t> dist;
     dist.resize(n);
     nn::kernels::hamming_rows(qc, codes_.data(), int64_t(n), int64_t(kCodeWords), dist.data());
-    for_each_nearest(dist.data(), n, rerank, [&](size_t e) {
+    thread_local std::vector<uint32_t> chosen;
+    chosen.clear();
+    for_each_nearest(dist.data(), n, rerank, [&](size_t e) { chosen.push_back(uint32_t(e)); });
+    // The chosen rows lie scattered through the scope's vectors: each is fetched a few rows ahead
+    // of its dot product (a row of 100 floats spans seven cache lines).
+    constexpr size_t kAhead = 4;
+    const size_t row_bytes = dim_ * sizeof(float);
+    auto fetch = [&](size_t c) {
+      const char* row = reinterpret_cast<const char*>(flat_.data() + size_t(chosen[c]) * dim_);
+      for (size_t b = 0; b < row_bytes; b += 64)
+        __builtin_prefetch(row + b);
+    };
+    for (size_t c = 0; c < std::min(kAhead, chosen.size()); ++c)
+      fetch(c);
+    for (size_t c = 0; c < chosen.size(); ++c) {
+      if (c + kAhead < chosen.size())
+        fetch(c + kAhead);
+      const size_t e = chosen[c];
       const float s = nn::kernels::dot(q, flat_.data() + e * dim_, int64_t(dim_));
       if (out.size() < k || s > out.front().second)
         keep_best(out, k, ids_[e], s);
-    });
+    }
   }
 
   void flat_remove(uint64_t id) {
