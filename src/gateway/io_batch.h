@@ -104,6 +104,8 @@ public:
   // For tests: the calls flushes have carried, and what waits for the next flush.
   std::size_t operations() const { return operations_; }
   std::size_t queued() const { return queued_.size(); }
+  // For tests: the ring fails now, as after a submit error (logged; calls become system calls).
+  void give_up_for_tests() { give_up_ring("a test gave it up"); }
 
 private:
   template <class Handler> struct HandlerOp final : Op {
