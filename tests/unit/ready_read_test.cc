@@ -129,6 +129,23 @@ void poll_loop(Pair& p) {
   p.loop.poll();
 }
 
+// Leaves a read of "two" queued in the batcher: a short read first, so that this one waits for
+// epoll; then one handler at a time until the reactor has handed its recv() to the batcher.
+void queue_read_of_two(Pair& p, std::vector<char>& buffer, Result& r) {
+  ASSERT_TRUE(p.watched());
+  p.send("one");
+  p.wait_for(POLLIN);
+  ASSERT_EQ(read_once(p).bytes, "one"); // short: the next read waits for epoll
+  p.send("two");
+  p.wait_for(POLLIN);
+  start_read(p, buffer, r);
+  auto work = asio::make_work_guard(p.loop);
+  p.loop.restart();
+  for (int i = 0; i < 100 && p.batcher.queued() == 0; ++i)
+    p.loop.run_one_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(p.batcher.queued(), 1u);
+}
+
 // Whether io_uring batching works here; "" when it does.
 std::string batching_unavailable() {
   asio::io_context loop{1};
@@ -403,21 +420,10 @@ TEST_P(IoBatch, SendsGoOutAtTheFlushAndACancelledOneNever) {
 
 TEST_P(IoBatch, AReadCancelledBeforeTheFlushEndsAbortedAndLeavesItsBytes) {
   Pair p;
-  ASSERT_TRUE(p.watched());
-  p.send("one");
-  p.wait_for(POLLIN);
-  ASSERT_EQ(read_once(p).bytes, "one"); // short: the next read waits for epoll
-  p.send("two");
-  p.wait_for(POLLIN);
   Result r;
   std::vector<char> buffer(64);
-  start_read(p, buffer, r);
-  // One handler at a time until the reactor has handed the recv() to the batcher.
+  ASSERT_NO_FATAL_FAILURE(queue_read_of_two(p, buffer, r));
   auto work = asio::make_work_guard(p.loop);
-  p.loop.restart();
-  for (int i = 0; i < 100 && p.batcher.queued() == 0; ++i)
-    p.loop.run_one_for(std::chrono::milliseconds(20));
-  ASSERT_EQ(p.batcher.queued(), 1u);
   cancel_socket(p.server);
   for (int i = 0; i < 100 && !r.done; ++i)
     p.loop.run_one_for(std::chrono::milliseconds(20));
@@ -438,23 +444,10 @@ TEST_P(IoBatch, AReadCancelledBeforeTheFlushEndsAbortedAndLeavesItsBytes) {
 // queue is torn down.
 TEST_P(IoBatch, ALoopTornDownWithAReadQueuedFreesItUnrun) {
   auto p = std::make_unique<Pair>();
-  ASSERT_TRUE(p->watched());
-  p->send("one");
-  p->wait_for(POLLIN);
-  ASSERT_EQ(read_once(*p).bytes, "one"); // short: the next read waits for epoll
-  p->send("two");
-  p->wait_for(POLLIN);
   Result r;
   std::vector<char> buffer(64);
-  start_read(*p, buffer, r);
-  {
-    auto work = asio::make_work_guard(p->loop);
-    p->loop.restart();
-    for (int i = 0; i < 100 && p->batcher.queued() == 0; ++i)
-      p->loop.run_one_for(std::chrono::milliseconds(20));
-    ASSERT_EQ(p->batcher.queued(), 1u);
-    EXPECT_FALSE(r.done);
-  }
+  ASSERT_NO_FATAL_FAILURE(queue_read_of_two(*p, buffer, r));
+  EXPECT_FALSE(r.done);
   p.reset();
   EXPECT_FALSE(r.done) << "a torn-down loop runs no handler";
 }
@@ -463,20 +456,10 @@ TEST_P(IoBatch, ALoopTornDownWithAReadQueuedFreesItUnrun) {
 // calls at the flush, and later calls are the plain ones.
 TEST_P(IoBatch, CallsQueuedWhenTheRingIsGivenUpRunAsSystemCalls) {
   Pair p;
-  ASSERT_TRUE(p.watched());
-  p.send("one");
-  p.wait_for(POLLIN);
-  ASSERT_EQ(read_once(p).bytes, "one");
-  p.send("two");
-  p.wait_for(POLLIN);
   Result r;
   std::vector<char> buffer(64);
-  start_read(p, buffer, r);
+  ASSERT_NO_FATAL_FAILURE(queue_read_of_two(p, buffer, r));
   auto work = asio::make_work_guard(p.loop);
-  p.loop.restart();
-  for (int i = 0; i < 100 && p.batcher.queued() == 0; ++i)
-    p.loop.run_one_for(std::chrono::milliseconds(20));
-  ASSERT_EQ(p.batcher.queued(), 1u);
   const std::string_view text = "hello";
   iovec iov{const_cast<char*>(text.data()), text.size()};
   msghdr msg{};
