@@ -272,7 +272,7 @@ public:
       flat_remove(moved);
       graph_add(moved, mv.data());
     }
-    if (ids_.empty()) { // all moved: the flat index's storage goes (tens of MiB at 32k entries)
+    if (ids_.empty() && flat_.capacity() != 0) { // all moved: the flat storage goes (MiBs)
       std::vector<uint64_t>().swap(ids_);
       std::vector<float>().swap(flat_);
       std::vector<uint64_t>().swap(codes_);
@@ -395,13 +395,13 @@ private:
     chosen.clear();
     for_each_nearest(dist.data(), n, rerank, [&](size_t e) { chosen.push_back(uint32_t(e)); });
     // The chosen rows lie scattered through the scope's vectors: each is fetched a few rows ahead
-    // of its dot product (a row of 100 floats spans seven cache lines).
+    // of its dot product (a row of 100 floats spans seven or eight cache lines).
     constexpr size_t kAhead = 4;
     const size_t row_bytes = dim_ * sizeof(float);
     auto fetch = [&](size_t c) {
-      const char* row = reinterpret_cast<const char*>(flat_.data() + size_t(chosen[c]) * dim_);
-      for (size_t b = 0; b < row_bytes; b += 64)
-        __builtin_prefetch(row + b);
+      const auto row = reinterpret_cast<uintptr_t>(flat_.data() + size_t(chosen[c]) * dim_);
+      for (uintptr_t line = row & ~uintptr_t(63); line < row + row_bytes; line += 64)
+        __builtin_prefetch(reinterpret_cast<const void*>(line));
     };
     for (size_t c = 0; c < std::min(kAhead, chosen.size()); ++c)
       fetch(c);

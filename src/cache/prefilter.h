@@ -10,8 +10,8 @@
 
 namespace semrouter::cache {
 
-// Calls visit(i) for the min(keep, n) entries of smallest dist[i], in index order: every entry
-// below the cut distance, then the first ones (by index) at the cut. The cut comes from a
+// Calls visit(i) for the min(keep, n) entries of smallest dist[i], in one pass in index order:
+// those below the cut distance and the first ones (by index) at the cut. The cut comes from a
 // histogram of the distances; four histograms take turns, so runs of one distance do not wait on
 // each other's increments.
 template <class Visit>

@@ -105,7 +105,10 @@ public:
   std::size_t operations() const { return operations_; }
   std::size_t queued() const { return queued_.size(); }
   // For tests: the ring fails now, as after a submit error (logged; calls become system calls).
-  void give_up_for_tests() { give_up_ring("a test gave it up"); }
+  void give_up_for_tests() {
+    if (ring_)
+      give_up_ring("a test gave it up");
+  }
 
 private:
   template <class Handler> struct HandlerOp final : Op {

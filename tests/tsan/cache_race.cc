@@ -4,7 +4,8 @@
 // insert run under the scope's lock with the cache's mutex released; a race there is a report, and
 // the run fails. (The same load runs in the unit suite as
 // MemoryCache.ConcurrentStoresLookupsAndRemovalsKeepTheIndexesConsistent, where ASan sees a race
-// only when it frees memory under a reader; TSan sees every unordered access.)
+// only when it frees memory under a reader; TSan sees every unordered access. The unit suite runs
+// the graph case only; the prefiltered flat case runs here alone.)
 #include <cmath>
 #include <cstdio>
 #include <random>

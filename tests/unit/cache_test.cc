@@ -272,6 +272,34 @@ TEST(CachePrefilter, VisitsTheKeepNearestInIndexOrder) {
       check(d, keep, "ties");
     }
   }
+  // More entries at one distance than 16-bit counts hold.
+  check(std::vector<uint8_t>(70000, uint8_t(64)), 384, "70,000 equal");
+}
+
+// Vectors longer than the codes cover (4,096 floats) are scanned exactly at any scope size.
+TEST(MemoryCache, LongVectorsAreSearchedExactlyPastTheCodedSize) {
+  cache::Options o;
+  o.max_entries = 1000;
+  auto c = cache::make_memory_cache(o);
+  std::mt19937 rng(13);
+  std::vector<std::vector<float>> all;
+  for (int i = 0; i < 400; ++i) {
+    all.push_back(random_unit(rng, 4097));
+    c->store(entry(6, uint64_t(i + 1), all.back(), "t" + std::to_string(i)));
+  }
+  for (int k = 0; k < 20; ++k) {
+    const auto q = random_unit(rng, 4097);
+    float best = -2;
+    for (const auto& v : all) {
+      float s = 0;
+      for (size_t d = 0; d < q.size(); ++d)
+        s += q[d] * v[d];
+      best = std::max(best, s);
+    }
+    auto got = c->nearest(q, 1, "");
+    ASSERT_FALSE(got.empty());
+    EXPECT_GE(got[0].second, best - 1e-4f) << "query " << k;
+  }
 }
 
 TEST(MemoryCache, HnswReusesTheSlotsOfEvictedEntries) {
