@@ -13,18 +13,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 (($# >= 2)) || { echo "usage: bench/ab_cpu.sh BUILD_A BUILD_B [WORKERS] [ROUNDS] [SECONDS]" >&2; exit 2; }
 BIN_A=$1; BIN_B=$2; W=${3:-1}; ROUNDS=${4:-6}; DUR=${5:-3}; CONNS=${CONNS:-64}
 for b in "$BIN_A" "$BIN_B"; do [[ -x $b ]] || { echo "ab_cpu.sh: $b is not an executable" >&2; exit 2; }; done
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-wait_file() { for _ in $(seq 200); do [[ -s $1 ]] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; exit 1; }
-port_of() { sed -E 's/.*"port":([0-9]+).*/\1/' "$1"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+. "$ROOT/bench/lib.sh"
 
-"$ROOT/build/bin/mock-upstream" --port 0 --ready-file "$WORK/mock.json" --name bench 2>/dev/null &
-PIDS+=($!)
-wait_file "$WORK/mock.json"
-MOCK=$(port_of "$WORK/mock.json")
+. "$ROOT/bench/nginx_conf.sh"
+start_mock
 SCRIPT_DIRECT=$ROOT/bench/post_direct.lua SCRIPT_ROUTER=$ROOT/bench/post.lua
 if [[ ${CONFIG:-bench} == default ]]; then
   export SEMROUTER_MOCK_A_PORT=$MOCK SEMROUTER_MOCK_B_PORT=$MOCK
@@ -40,11 +32,7 @@ env ${ENV_B:-AB_BUILD=B} "$BIN_B" serve --config "$WORK/router.yaml" --port 0 --
 PB=$!; PIDS+=($PB)
 wait_file "$WORK/a.json"; wait_file "$WORK/b.json"
 A=$(port_of "$WORK/a.json"); B=$(port_of "$WORK/b.json")
-NGINX_PORT=$(free_port)
-. "$ROOT/bench/nginx_conf.sh"
-nginx_conf "$WORK/nginx" "$NGINX_PORT" "$MOCK" "worker_processes $W;"
-nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
+start_nginx "$W"
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$NGINX_PORT/health" >/dev/null && break; sleep 0.05; done
 
 ticks() { local t=0 p; for p in $1; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }

@@ -10,12 +10,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/build/bin
 DURATION=${1:-10}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-wait_file() { for _ in $(seq 200); do [[ -s $1 ]] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; exit 1; }
-port_of() { sed -E 's/.*"port":([0-9]+).*/\1/' "$1"; }
+. "$ROOT/bench/lib.sh"
 admin_of() { sed -E 's/.*"admin_port":([0-9]+).*/\1/' "$1"; }
 
 echo "## Routing-decision latency, default config ($(date -u +%F), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"

@@ -15,26 +15,12 @@ DURATION=${1:-10}
 CONNS=${2:-64}
 ROUNDS=${ROUNDS:-2}
 WORKERS=${WORKERS:-1} # nginx worker_processes and semrouter server.workers
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+. "$ROOT/bench/lib.sh"
 
-wait_file() { for _ in $(seq 100); do [[ -s $1 ]] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; exit 1; }
-port_of() { sed -E 's/.*"port":([0-9]+).*/\1/' "$1"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-"$BIN/mock-upstream" --port 0 --ready-file "$WORK/mock.json" --name bench 2>/dev/null &
-PIDS+=($!)
-wait_file "$WORK/mock.json"
-MOCK=$(port_of "$WORK/mock.json")
-
-# nginx: WORKERS workers, keep-alive to the upstream, no access log (semrouter logs nothing per request either).
-NGINX_PORT=$(free_port)
 . "$ROOT/bench/nginx_conf.sh"
-nginx_conf "$WORK/nginx" "$NGINX_PORT" "$MOCK" "worker_processes $WORKERS;"
-nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
+start_mock
+# nginx: WORKERS workers, keep-alive to the upstream, no access log (semrouter logs nothing per request either).
+start_nginx "$WORKERS"
 
 CONFIG=${CONFIG:-bench}
 SCRIPT_DIRECT=$ROOT/bench/post_direct.lua

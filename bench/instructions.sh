@@ -19,12 +19,7 @@ N0=${N0:-500}
 BINS=("$@")
 ((${#BINS[@]})) || BINS=("$ROOT/build/bin/semrouter")
 command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-port_of() { sed -E 's/.*"port":([0-9]+).*/\1/' "$1"; }
-wait_file() { for _ in $(seq 1200); do [[ -s $1 ]] && return 0; sleep 0.1; done; echo "timeout waiting for $1" >&2; exit 1; }
+. "$ROOT/bench/lib.sh"
 
 MOCK_FLAGS=()
 [[ ${STREAM:-0} == 1 ]] && MOCK_FLAGS+=(--tokens 50)
@@ -33,7 +28,7 @@ MOCK_FLAGS=()
 [[ -n ${TOKEN_DELAY_MS:-} ]] && MOCK_FLAGS+=(--token-delay-ms "$TOKEN_DELAY_MS")
 "$ROOT/build/bin/mock-upstream" --port 0 --ready-file "$WORK/mock.json" --name bench "${MOCK_FLAGS[@]}" 2>/dev/null &
 PIDS+=($!)
-wait_file "$WORK/mock.json"
+wait_file "$WORK/mock.json" 120
 MOCK=$(port_of "$WORK/mock.json")
 case $CONFIG in
   bench)
@@ -80,7 +75,7 @@ for bin in "${BINS[@]}"; do
     --config "$WORK/router.yaml" --port 0 --admin-port 0 --ready-file "$WORK/r$i.json" 2>"$WORK/r$i.log" &
   pid=$!
   PIDS+=($pid)
-  wait_file "$WORK/r$i.json"
+  wait_file "$WORK/r$i.json" 120
   measure "$bin" "$pid" "$(port_of "$WORK/r$i.json")" "$out" "$i"
 done
 

@@ -13,24 +13,11 @@ ROUNDS=${1:-4}
 SECS=${2:-4}
 WORKERS=${3:-1}
 CONNS=${CONNS:-64}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-wait_file() { for _ in $(seq 100); do [[ -s $1 ]] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; exit 1; }
-port_of() { sed -E 's/.*"port":([0-9]+).*/\1/' "$1"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+. "$ROOT/bench/lib.sh"
 
-"$BIN/mock-upstream" --port 0 --ready-file "$WORK/mock.json" --name bench 2>/dev/null &
-MOCK_PID=$!
-PIDS+=($!)
-wait_file "$WORK/mock.json"
-MOCK=$(port_of "$WORK/mock.json")
-NGINX_PORT=$(free_port)
 . "$ROOT/bench/nginx_conf.sh"
-nginx_conf "$WORK/nginx" "$NGINX_PORT" "$MOCK" "worker_processes $WORKERS;"
-nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
+start_mock
+start_nginx "$WORKERS"
 sed -n '/cat > "$WORK\/router.yaml" <<YAML/,/^YAML/p' "$ROOT/bench/gateway_bench.sh" | sed '1d;$d' |
   sed "s/\$WORKERS/$WORKERS/; s/\$MOCK/$MOCK/" >"$WORK/true.yaml"
 sed 's/^server: {/server: {io_uring: false, /' "$WORK/true.yaml" >"$WORK/false.yaml"

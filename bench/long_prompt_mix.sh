@@ -27,13 +27,7 @@ BASELINE_BIN=${BASELINE_BIN:-}
 ECHO=${ECHO:-1}
 MOCK_FLAGS=()
 [[ $ECHO == 0 ]] && MOCK_FLAGS+=(--no-echo)
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-wait_file() { for _ in $(seq 200); do [[ -s $1 ]] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; exit 1; }
-port_of() { sed -E 's/.*"port":([0-9]+).*/\1/' "$1"; }
+. "$ROOT/bench/lib.sh"
 
 "$BIN/mock-upstream" --port 0 --ready-file "$WORK/mock.json" --name bench "${MOCK_FLAGS[@]}" 2>/dev/null &
 PIDS+=($!)

@@ -28,3 +28,11 @@ http {
 }
 NGX
 }
+# start_nginx WORKERS: nginx_conf's proxy to the mock ($MOCK) with WORKERS worker processes, in
+# $WORK/nginx, stopped with the script ($PIDS, bench/lib.sh); sets NGINX_PORT.
+start_nginx() {
+  NGINX_PORT=$(free_port)
+  nginx_conf "$WORK/nginx" "$NGINX_PORT" "$MOCK" "worker_processes $1;"
+  nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
+  PIDS+=($!)
+}

@@ -17,12 +17,7 @@ CONNS=${2:-64}
 ROUNDS=${ROUNDS:-3}
 LIGHT_CONNS=${LIGHT_CONNECTIONS:-1}
 TOKENS=${TOKENS:-20}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-wait_file() { for _ in $(seq 100); do [[ -s $1 ]] && return 0; sleep 0.05; done; echo "timeout waiting for $1" >&2; exit 1; }
-port_of() { sed -E 's/.*"port":([0-9]+).*/\1/' "$1"; }
+. "$ROOT/bench/lib.sh"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime, all threads
 CLK_TCK=$(getconf CLK_TCK)
 [[ -x $BIN/bench_translate ]] || { echo "build/bin/bench_translate is missing: ninja -C build bench_translate" >&2; exit 1; }

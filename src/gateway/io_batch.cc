@@ -229,8 +229,7 @@ void IoBatcher::run_round() {
 
 void IoBatcher::run_calls(std::vector<Op*>& ops) {
   std::size_t next = 0;
-  std::vector<Op*> chunk; // what one submit carries, in order
-  chunk.reserve(std::min<std::size_t>(ops.size(), kSqEntries));
+  std::vector<Op*>& chunk = chunk_; // what one submit carries, in order (its capacity kept)
   while (next < ops.size()) {
     chunk.clear();
     for (; next < ops.size() && chunk.size() < kSqEntries; ++next) {
@@ -289,9 +288,9 @@ void IoBatcher::run_calls(std::vector<Op*>& ops) {
     else if (taken < chunk.size() && why.empty())
       why = "io_uring_submit took " + std::to_string(taken) + " of " +
             std::to_string(chunk.size()) + " entries";
+    // Entries never handed over die with the ring; in-flight ones are cancelled.
     if (!why.empty())
-      give_up_ring(
-          why); // entries never handed over die with the ring; in-flight ones are cancelled
+      give_up_ring(why);
     for (std::size_t i = 0; i < chunk.size(); ++i) {
       Op* op = chunk[i];
       if (op->ran)

@@ -139,6 +139,7 @@ private:
   struct Ring;
   std::unique_ptr<Ring> ring_;
   std::vector<Op*> queued_, completing_, held_;
+  std::vector<Op*> chunk_; // run_calls' scratch: one submit's entries
   bool flush_posted_ = false;
   std::size_t operations_ = 0;
 };

@@ -26,9 +26,8 @@
 //
 // Everything else is Asio's: the registration, cancel() and close() (they complete the read with
 // operation_aborted; a read whose recv() is queued or held in the batcher learns of them only
-// through cancel_socket()),
-// the handler's allocator and executor. Plain TCP sockets only; TLS streams
-// read through Asio as before, and so does any socket the poller does not watch (yet): the
+// through cancel_socket()), the handler's allocator and executor. Plain TCP sockets only; TLS
+// streams read through Asio as before, and so does any socket the poller does not watch (yet): the
 // gateway watches a client from its second request on and the upstream connections it opens.
 //
 // Rules for callers:
