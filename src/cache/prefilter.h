@@ -13,7 +13,7 @@ namespace semrouter::cache {
 // Calls visit(i) for the min(keep, n) entries of smallest dist[i], in one pass in index order:
 // those below the cut distance and the first ones (by index) at the cut. The cut comes from a
 // histogram of the distances; four histograms take turns, so runs of one distance do not wait on
-// each other's increments.
+// each other's increments. The pass stops at the last entry it keeps.
 template <class Visit>
 void for_each_nearest(const uint8_t* dist, size_t n, size_t keep, Visit&& visit) {
   if (keep >= n) {
@@ -38,6 +38,7 @@ void for_each_nearest(const uint8_t* dist, size_t n, size_t keep, Visit&& visit)
     below += at;
   }
   size_t at_cut = keep - below; // how many entries at the cut still go in
+  size_t left = keep;           // how many entries still go in: none once this reaches 0
   auto take = [&](size_t e) {
     if (dist[e] == cut) {
       if (at_cut == 0)
@@ -45,11 +46,12 @@ void for_each_nearest(const uint8_t* dist, size_t n, size_t keep, Visit&& visit)
       --at_cut;
     }
     visit(e);
+    --left;
   };
   i = 0;
 #if defined(__SSE2__)
   const __m128i c16 = _mm_set1_epi8(static_cast<char>(cut));
-  for (; i + 16 <= n; i += 16) {
+  for (; i + 16 <= n && left; i += 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(dist + i));
     // d <= cut, unsigned: min(d, cut) == d
     for (unsigned m = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, c16), v))); m;
@@ -57,7 +59,7 @@ void for_each_nearest(const uint8_t* dist, size_t n, size_t keep, Visit&& visit)
       take(i + size_t(__builtin_ctz(m)));
   }
 #endif
-  for (; i < n; ++i)
+  for (; i < n && left; ++i)
     if (dist[i] <= cut)
       take(i);
 }

@@ -133,7 +133,7 @@ std::string stem(std::string w) {
 struct Read {
   std::vector<std::string> words;
   std::vector<std::string> anchors; // in order of appearance
-  std::vector<std::string> numbers;
+  std::vector<std::string> numbers; // sorted: compared as a multiset
   bool negated = false;
   // The words' stems: one arena and (offset, length) pairs sorted by text, for binary search
   // (sorting short pairs is cheap; sorting the strings themselves cost more than the reading).
@@ -174,6 +174,20 @@ bool ascii_alnum(unsigned char c) {
 
 Read read(std::string_view text) {
   Read r;
+  // Room for every word at once: a word starts at each letter or digit after another byte (the
+  // bytes that join two runs into one word only lower the count), and the stems are no longer
+  // than the text.
+  size_t starts = 0;
+  bool in_word = false;
+  for (char ch : text) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    const bool word_char = ascii_alnum(c) || c >= 0x80;
+    starts += word_char && !in_word;
+    in_word = word_char;
+  }
+  r.words.reserve(starts);
+  r.stems.reserve(starts);
+  r.stem_text.reserve(text.size());
   // Capitalised words inside a sentence and acronyms are anchors (names), seen before lower-
   // casing; a capital after . ! ? or at the start is only a sentence start.
   bool sentence_start = true;
@@ -232,6 +246,7 @@ Read read(std::string_view text) {
     i = j;
   }
   r.sort_stems();
+  std::sort(r.numbers.begin(), r.numbers.end());
   return r;
 }
 
@@ -400,13 +415,8 @@ std::string Verifier::check(std::string_view cached, const VerifierReading& aske
 std::string Verifier::check(const VerifierReading& cached, const VerifierReading& asked) const {
   const Read& a = cached.read;
   const Read& b = asked.read;
-  if (opt_.numbers) {
-    auto x = a.numbers, y = b.numbers;
-    std::sort(x.begin(), x.end());
-    std::sort(y.begin(), y.end());
-    if (x != y)
-      return "numbers";
-  }
+  if (opt_.numbers && a.numbers != b.numbers)
+    return "numbers";
   if (opt_.negation && a.negated != b.negated)
     return "negation";
   if (opt_.anchors) {

@@ -1,5 +1,7 @@
 #include "openai/answer.h"
 
+#include <charconv>
+
 #include <nlohmann/json.hpp>
 #include <simdjson.h>
 
@@ -50,12 +52,74 @@ bool has_value(object o, std::string_view key) {
   return o[key].get(e) == simdjson::SUCCESS && !e.is_null();
 }
 
+// Appends e as compact JSON. simdjson::minify builds its text a byte at a time in a vector that
+// grows by doubling (eight allocations for a usage object); this writes into `out`, whose
+// capacity a reused answer keeps. Doubles and strings keep simdjson's own formatting.
+void append_minified(element e, std::string& out) {
+  switch (e.type()) {
+  case simdjson::dom::element_type::OBJECT: {
+    out.push_back('{');
+    bool first = true;
+    object o;
+    (void)e.get_object().get(o);
+    for (auto field : o) {
+      if (!first)
+        out.push_back(',');
+      first = false;
+      core::append_json_string(out, field.key);
+      out.push_back(':');
+      append_minified(field.value, out);
+    }
+    out.push_back('}');
+    return;
+  }
+  case simdjson::dom::element_type::ARRAY: {
+    out.push_back('[');
+    bool first = true;
+    simdjson::dom::array items;
+    (void)e.get_array().get(items);
+    for (element x : items) {
+      if (!first)
+        out.push_back(',');
+      first = false;
+      append_minified(x, out);
+    }
+    out.push_back(']');
+    return;
+  }
+  case simdjson::dom::element_type::INT64:
+  case simdjson::dom::element_type::UINT64: {
+    char buf[24];
+    int64_t i = 0;
+    uint64_t u = 0;
+    const auto r = e.get_int64().get(i) == simdjson::SUCCESS
+                       ? std::to_chars(buf, buf + sizeof buf, i)
+                       : (void(e.get_uint64().get(u)), std::to_chars(buf, buf + sizeof buf, u));
+    out.append(buf, r.ptr);
+    return;
+  }
+  case simdjson::dom::element_type::BOOL: {
+    bool b = false;
+    (void)e.get_bool().get(b);
+    out.append(b ? "true" : "false");
+    return;
+  }
+  case simdjson::dom::element_type::NULL_VALUE:
+    out.append("null");
+    return;
+  default:
+    out.append(simdjson::minify(e));
+  }
+}
+
 void read_usage(object j, Answer& a) {
+  element ue;
   object u;
-  if (j["usage"].get_object().get(u) != simdjson::SUCCESS)
+  if (j["usage"].get(ue) != simdjson::SUCCESS || ue.get_object().get(u) != simdjson::SUCCESS)
     return;
   a.usage = true;
-  a.usage_json = simdjson::minify(u);
+  a.usage_json.clear();
+  append_minified(ue, a.usage_json);
   a.prompt_tokens = count_or_zero(u, "prompt_tokens");
   a.completion_tokens = count_or_zero(u, "completion_tokens");
   object d;

@@ -818,7 +818,11 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
   TextEmbedding signal_embedding; // what the embedding signals computed, for the cache
   KnownPii signal_pii;            // what the PII signals found, for the PII policy
   if (config.is_auto_name(view->model)) {
-    signals::SignalResults results;
+    // One per thread, cleared for each request: its entries' storage is reused (route() runs to
+    // its end on the thread that called it; nothing keeps a reference past it).
+    thread_local signals::SignalResults thread_results;
+    signals::SignalResults& results = thread_results;
+    results.clear();
     std::string storage;
     std::string pii_storage;
     RequestFacts facts = request_facts(snapshot, *view, meta, storage,
@@ -845,7 +849,7 @@ RouteOutcome route(const Snapshot& snapshot, const RequestMeta& meta, std::strin
                               : "priority";
       explain->winner = d.name;
       explain->is_default = d.is_default;
-      explain->signals = std::move(results);
+      explain->signals = results;
       out.explain = std::move(explain);
     }
 

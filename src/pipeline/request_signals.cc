@@ -353,16 +353,15 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
 
   if (which.context_length) {
     for (const auto& c : config.signals.context_length) {
-      signals::SignalResult r;
+      signals::SignalResult& r = out.put("context_length", c.name);
       r.matched = facts.tokens >= c.min_tokens && facts.tokens <= c.max_tokens;
       r.confidence = 1.0;
       r.evidence.push_back(std::to_string(facts.tokens) + " tokens");
-      out.set("context_length", c.name, std::move(r));
     }
   }
   if (which.metadata) {
     for (const auto& m : config.signals.metadata) {
-      signals::SignalResult r;
+      signals::SignalResult& r = out.put("metadata", m.name);
       r.confidence = 1.0;
       auto any_of = [&](std::string_view v) {
         if (m.values.empty())
@@ -392,7 +391,6 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
         r.evidence.emplace_back(facts.stream ? "stream" : "no stream");
         break;
       }
-      out.set("metadata", m.name, std::move(r));
     }
   }
 
@@ -431,7 +429,7 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
   static const std::remove_cvref_t<decltype(snapshot.engine->referenced_signals())> kNone;
   const auto& referenced = classified ? snapshot.engine->referenced_signals() : kNone;
   for (const auto& [type, name] : referenced) {
-    std::string value;
+    std::string_view value;
     double p_name = 0; // the classifier's probability of `name`
     double us = 0;
     bool have = false;
@@ -442,7 +440,7 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
       return it != labels.end() && k < c.probabilities.size() ? double(c.probabilities[k]) : 0.0;
     };
     if (type == "domain" && a.has_domain) {
-      value = domain_other ? "other" : a.domain.label;
+      value = domain_other ? std::string_view("other") : std::string_view(a.domain.label);
       // "other" below the threshold: how unsure the classifier was; otherwise P(name) (the
       // classifier may know "other" as a label of its own).
       p_name = name == "other" && domain_other ? 1 - a.domain.confidence
@@ -464,15 +462,14 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
     }
     if (!have)
       continue;
-    signals::SignalResult r;
+    signals::SignalResult& r = out.put(type, name);
     r.matched = value == name;
     // How sure the classifier is of what the signal says: P(name) when true, 1 - P(name) when
     // false (what a `not` over it reads).
     r.confidence = std::clamp(r.matched ? p_name : 1 - p_name, 0.0, 1.0);
     r.score = std::clamp(p_name, 0.0, 1.0);
     r.latency_us = us;
-    r.evidence.push_back(value);
-    out.set(type, name, std::move(r));
+    r.evidence.emplace_back(value);
   }
 
   // --- Embedding similarity to each signal's phrases. ---
@@ -498,14 +495,13 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
       double score = e.aggregation == config::EmbeddingAggregation::Max
                          ? best
                          : sum / static_cast<double>(std::max<size_t>(1, phrases.size()));
-      signals::SignalResult r;
+      signals::SignalResult& r = out.put("embedding", e.name);
       r.matched = score >= e.threshold;
       r.confidence = std::clamp(score, 0.0, 1.0);
       r.score = score;
       r.latency_us = embedding_us + us_since(t0);
       // (phrases has one row per e.phrases entry; none: best stays -1)
-      r.evidence.push_back(best > -1 ? e.phrases[best_k] : std::string());
-      out.set("embedding", e.name, std::move(r));
+      r.evidence.emplace_back(best > -1 ? std::string_view(e.phrases[best_k]) : std::string_view());
       sims.emplace_back(e.name, score);
     }
   }
@@ -513,7 +509,7 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
   // --- PII signals. ---
   if (which.pii) {
     for (const auto& p : config.signals.pii) {
-      signals::SignalResult r;
+      signals::SignalResult& r = out.put("pii", p.name);
       double best = 0;
       for (const auto& ent : pii) {
         if (ent.score < p.min_score)
@@ -528,7 +524,6 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
       }
       r.confidence = r.matched ? best : 1.0;
       r.latency_us = pii_us;
-      out.set("pii", p.name, std::move(r));
     }
   }
 

@@ -429,7 +429,7 @@ void KeywordSignals::report(const std::vector<char>& hit, double elapsed_us,
   // Patterns were added spec by spec, keyword by keyword: set index = running keyword index.
   size_t index = 0;
   for (const KeywordSpec& spec : specs_) {
-    SignalResult r;
+    SignalResult& r = out.put("keyword", spec.name);
     size_t count = 0;
     for (const std::string& keyword : spec.keywords) {
       if (hit[index++]) {
@@ -440,7 +440,6 @@ void KeywordSignals::report(const std::vector<char>& hit, double elapsed_us,
     r.matched = spec.op == KeywordOperator::Any ? count > 0 : count == spec.keywords.size();
     r.confidence = r.matched ? 1.0 : 0.0;
     r.latency_us = elapsed_us;
-    out.set("keyword", spec.name, std::move(r));
   }
 }
 

@@ -65,7 +65,25 @@ public:
     const SignalResults& r_;
   };
 
+  SignalResults() = default;
+  // A copy holds the results, not the spare entries kept for reuse.
+  SignalResults(const SignalResults& o) : entries_(o.entries_), order_(o.order_) {}
+  SignalResults& operator=(const SignalResults& o) {
+    entries_ = o.entries_;
+    order_ = o.order_;
+    return *this;
+  }
+  SignalResults(SignalResults&&) noexcept = default;
+  SignalResults& operator=(SignalResults&&) noexcept = default;
+
   void set(std::string_view type, std::string_view name, SignalResult result) {
+    put(type, name) = std::move(result);
+  }
+  // The result for (type, name), reset to its defaults (no evidence), to be filled in place. An
+  // entry left by clear() is reused: its key's and its evidence list's storage, so a request
+  // path that clears one SignalResults per thread sets its signals without allocating. The
+  // reference lasts until the next put(), set() or clear().
+  SignalResult& put(std::string_view type, std::string_view name) {
     if (entries_.capacity() == 0) { // the default config's signals, in one allocation each
       entries_.reserve(32);
       order_.reserve(32);
@@ -73,12 +91,25 @@ public:
     std::string& k = scratch_key();
     key_into(k, type, name);
     auto it = lower(k);
-    if (it != order_.end() && entries_[*it].first == k) {
-      entries_[*it].second = std::move(result);
-      return;
-    }
+    if (it != order_.end() && entries_[*it].first == k)
+      return reset(entries_[*it].second);
     order_.insert(it, uint32_t(entries_.size()));
-    entries_.emplace_back(k, std::move(result));
+    if (spare_.empty()) {
+      entries_.emplace_back(k, SignalResult{});
+    } else {
+      entries_.push_back(std::move(spare_.back()));
+      spare_.pop_back();
+      entries_.back().first.assign(k);
+      reset(entries_.back().second);
+    }
+    return entries_.back().second;
+  }
+  // Drops every result; their storage stays for the next put().
+  void clear() {
+    for (Entry& e : entries_)
+      spare_.push_back(std::move(e));
+    entries_.clear();
+    order_.clear();
   }
   // nullptr if the signal was not computed. A set() invalidates the pointers get() and find()
   // returned and any iteration of all() (as with a vector).
@@ -100,6 +131,12 @@ private:
     thread_local std::string k;
     return k;
   }
+  static SignalResult& reset(SignalResult& r) {
+    r.matched = false;
+    r.confidence = r.score = r.latency_us = 0.0;
+    r.evidence.clear(); // keeps the list's capacity
+    return r;
+  }
   static void key_into(std::string& k, std::string_view type, std::string_view name) {
     k.assign(type);
     k += ':';
@@ -112,6 +149,7 @@ private:
   }
   std::vector<Entry> entries_;  // in the order they were set
   std::vector<uint32_t> order_; // positions in entries_, sorted by key
+  std::vector<Entry> spare_;    // cleared entries, for put() to reuse
 };
 
 } // namespace semrouter::signals

@@ -696,6 +696,16 @@ TEST(AnswerCapture, WholeBodyEdgeCases) {
   EXPECT_EQ(ok.answer().usage_json,
             R"({"prompt_tokens":3,"completion_tokens":2,"completion_tokens_details":)"
             R"({"reasoning_tokens":1}})");
+  // Every JSON type a provider's usage may carry comes back compact and unchanged.
+  openai::AnswerCapture odd;
+  odd.body(
+      R"({"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}],"usage":{ "cost" : 0.25, "n":-3,)"
+      R"( "big":18446744073709551615, "flags":[true, false, null, []], "note":"a\"b\n",)"
+      R"( "empty":{}, "e":1e300}})");
+  EXPECT_TRUE(odd.complete()) << odd.why_not();
+  EXPECT_EQ(odd.answer().usage_json,
+            R"({"cost":0.25,"n":-3,"big":18446744073709551615,"flags":[true,false,null,[]],)"
+            R"("note":"a\"b\n","empty":{},"e":1e+300})");
 
   auto why = [](std::string_view body) {
     openai::AnswerCapture c;

@@ -113,3 +113,44 @@ TEST(SignalResults, KeepsOneResultPerKeyInKeyOrder) {
   EXPECT_EQ(r.get("pii", "phone"), nullptr);
   EXPECT_EQ(r.find("zzz:last"), nullptr);
 }
+
+// clear() drops every result; the entries put() fills after it start from the defaults (no
+// evidence or score left from the request before), sort by their new keys, and a copy carries
+// the results alone.
+TEST(SignalResults, ClearedEntriesComeBackEmptyUnderTheirNewKeys) {
+  semrouter::signals::SignalResults r;
+  for (const char* name : {"a_long_signal_name_past_sso", "b", "c"}) {
+    auto& x = r.put("keyword", name);
+    x.matched = true;
+    x.confidence = x.score = x.latency_us = 0.9;
+    x.evidence = {"first", "second request's evidence, long enough to live on the heap"};
+  }
+  r.clear();
+  EXPECT_TRUE(r.all().empty());
+  EXPECT_EQ(r.get("keyword", "b"), nullptr);
+  r.put("domain", "z").evidence.push_back("law");
+  r.put("domain", "a");
+  auto& again = r.put("domain", "z"); // a second put resets the first
+  EXPECT_TRUE(again.evidence.empty());
+  again.evidence.push_back("math");
+  std::vector<std::string> keys;
+  for (const auto& [key, x] : r.all()) {
+    keys.push_back(key);
+    EXPECT_FALSE(x.matched) << key;
+    EXPECT_EQ(x.confidence, 0.0) << key;
+    EXPECT_EQ(x.score, 0.0) << key;
+    EXPECT_EQ(x.latency_us, 0.0) << key;
+  }
+  EXPECT_EQ(keys, (std::vector<std::string>{"domain:a", "domain:z"}));
+  ASSERT_NE(r.get("domain", "z"), nullptr);
+  EXPECT_EQ(r.get("domain", "z")->evidence, std::vector<std::string>{"math"});
+  EXPECT_TRUE(r.get("domain", "a")->evidence.empty());
+  EXPECT_EQ(r.get("keyword", "a_long_signal_name_past_sso"), nullptr);
+  const semrouter::signals::SignalResults copy = r;
+  r.clear();
+  std::vector<std::string> copied;
+  for (const auto& [key, x] : copy.all())
+    copied.push_back(key);
+  EXPECT_EQ(copied, keys);
+  EXPECT_TRUE(r.all().empty());
+}
