@@ -377,8 +377,8 @@ private:
   // instead of a dot product of dim_ floats (and reads 16 bytes of each, not dim_ * 4).
   void flat_search(const float* q, size_t k, std::vector<std::pair<uint64_t, float>>& out) const {
     const size_t n = ids_.size(), rerank = std::max(kRerank, k);
+    thread_local std::vector<float> scores;
     if (n <= rerank || !projections_) {
-      thread_local std::vector<float> scores;
       scores.resize(n);
       nn::kernels::dot_rows(q, flat_.data(), int64_t(n), int64_t(dim_), scores.data());
       for (size_t i = 0; i < n; ++i)
@@ -394,25 +394,14 @@ private:
     thread_local std::vector<uint32_t> chosen;
     chosen.clear();
     for_each_nearest(dist.data(), n, rerank, [&](size_t e) { chosen.push_back(uint32_t(e)); });
-    // The chosen rows lie scattered through the scope's vectors: each is fetched a few rows ahead
-    // of its dot product (a row of 100 floats spans seven or eight cache lines).
-    constexpr size_t kAhead = 4;
-    const size_t row_bytes = dim_ * sizeof(float);
-    auto fetch = [&](size_t c) {
-      const auto row = reinterpret_cast<uintptr_t>(flat_.data() + size_t(chosen[c]) * dim_);
-      for (uintptr_t line = row & ~uintptr_t(63); line < row + row_bytes; line += 64)
-        __builtin_prefetch(reinterpret_cast<const void*>(line));
-    };
-    for (size_t c = 0; c < std::min(kAhead, chosen.size()); ++c)
-      fetch(c);
-    for (size_t c = 0; c < chosen.size(); ++c) {
-      if (c + kAhead < chosen.size())
-        fetch(c + kAhead);
-      const size_t e = chosen[c];
-      const float s = nn::kernels::dot(q, flat_.data() + e * dim_, int64_t(dim_));
-      if (out.size() < k || s > out.front().second)
-        keep_best(out, k, ids_[e], s);
-    }
+    // The chosen rows lie scattered through the scope's vectors: dot_rows_at fetches each group
+    // of four a few groups ahead of its dot products.
+    scores.resize(chosen.size());
+    nn::kernels::dot_rows_at(q, flat_.data(), chosen.data(), int64_t(chosen.size()), int64_t(dim_),
+                             scores.data());
+    for (size_t c = 0; c < chosen.size(); ++c)
+      if (out.size() < k || scores[c] > out.front().second)
+        keep_best(out, k, ids_[chosen[c]], scores[c]);
   }
 
   void flat_remove(uint64_t id) {

@@ -1,7 +1,7 @@
 #include "cache/verifier.h"
 
 #include <algorithm>
-#include <unordered_map>
+#include <iterator>
 #include <unordered_set>
 
 #include "models/word_vectors.h"
@@ -51,25 +51,71 @@ constexpr std::string_view kStopwords[] = {
     "step",      "ways",    "someone's", "is",        "there's",  "it's",     "that's",  "you're",
     "we're",     "they're", "i'll",      "you'll",    "would've", "btw"};
 
-// What the lists above say of a word, from one hash lookup (a linear search of each list cost
-// most of the verifier's time).
+// What the lists above say of a word, from one probe of an open-addressed table (a linear search
+// of each list cost most of the verifier's time; std::unordered_map's string hash and node chase
+// still cost a percent of a routed request, called for every word of both texts).
 enum WordFlag : uint8_t { kStop = 1, kNegation = 2, kNumberWord = 4, kAnchor = 8 };
 
-uint8_t word_flags(std::string_view w) {
-  static const std::unordered_map<std::string_view, uint8_t> flags = [] {
-    std::unordered_map<std::string_view, uint8_t> m;
+class WordFlagTable {
+public:
+  WordFlagTable() {
+    const size_t n = std::size(kStopwords) + std::size(kNegations) + std::size(kNumberWords) +
+                     std::size(kAnchorWords);
+    size_t cap = 16;
+    while (cap < 2 * n) // at most half full: short probe runs
+      cap *= 2;
+    slots_.resize(cap);
+    mask_ = cap - 1;
+    auto add = [&](std::string_view w, uint8_t f) {
+      longest_ = std::max(longest_, w.size());
+      for (size_t i = hash(w) & mask_;; i = (i + 1) & mask_) {
+        if (slots_[i].flags == 0 || slots_[i].word == w) {
+          slots_[i].word = w;
+          slots_[i].flags |= f;
+          return;
+        }
+      }
+    };
     for (std::string_view x : kStopwords)
-      m[x] |= kStop;
+      add(x, kStop);
     for (std::string_view x : kNegations)
-      m[x] |= kNegation;
+      add(x, kNegation);
     for (std::string_view x : kNumberWords)
-      m[x] |= kNumberWord;
+      add(x, kNumberWord);
     for (std::string_view x : kAnchorWords)
-      m[x] |= kAnchor;
-    return m;
-  }();
-  auto it = flags.find(w);
-  return it == flags.end() ? 0 : it->second;
+      add(x, kAnchor);
+  }
+  uint8_t operator()(std::string_view w) const {
+    if (w.size() > longest_)
+      return 0;
+    for (size_t i = hash(w) & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.flags == 0)
+        return 0;
+      if (s.word == w)
+        return s.flags;
+    }
+  }
+
+private:
+  struct Slot {
+    std::string_view word;
+    uint8_t flags = 0; // 0: an empty slot (every listed word has a flag)
+  };
+  static size_t hash(std::string_view w) {
+    uint64_t h = 0xcbf29ce484222325ull ^ w.size(); // FNV-1a
+    for (char c : w)
+      h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+    return size_t(h ^ (h >> 29));
+  }
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  size_t longest_ = 0;
+};
+
+uint8_t word_flags(std::string_view w) {
+  static const WordFlagTable flags;
+  return flags(w);
 }
 
 bool is_digit(char c) {

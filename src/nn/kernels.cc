@@ -1,6 +1,8 @@
 #include "nn/kernels.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 // One clone per ISA level; the dynamic loader picks the best the CPU has. The loops are plain so
 // the compiler vectorises them (expf / erff / tanhf through glibc's vector math library).
@@ -142,42 +144,85 @@ SR_CLONES float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// The dot products of q with four rows x0..x3 into s0..s3: two accumulators per row, so eight
+// independent FMA chains share each load of the query. A macro for the reason above; it reads q,
+// dim and d8 (dim rounded down to 8) from the caller, and its own names start with m (mx0 ...)
+// so that none shadows an argument.
+#define SR_DOT4(X0, X1, X2, X3, S0, S1, S2, S3)                                                    \
+  do {                                                                                             \
+    const float *mx0 = (X0), *mx1 = (X1), *mx2 = (X2), *mx3 = (X3);                                \
+    F8 ma0 = {}, ma1 = {}, ma2 = {}, ma3 = {}, mb0 = {}, mb1 = {}, mb2 = {}, mb3 = {};             \
+    int64_t mi = 0;                                                                                \
+    for (; mi + 16 <= d8; mi += 16) {                                                              \
+      const F8 mu = SR_LOAD8(q + mi), mv = SR_LOAD8(q + mi + 8);                                   \
+      ma0 += mu * SR_LOAD8(mx0 + mi), mb0 += mv * SR_LOAD8(mx0 + mi + 8);                          \
+      ma1 += mu * SR_LOAD8(mx1 + mi), mb1 += mv * SR_LOAD8(mx1 + mi + 8);                          \
+      ma2 += mu * SR_LOAD8(mx2 + mi), mb2 += mv * SR_LOAD8(mx2 + mi + 8);                          \
+      ma3 += mu * SR_LOAD8(mx3 + mi), mb3 += mv * SR_LOAD8(mx3 + mi + 8);                          \
+    }                                                                                              \
+    if (mi < d8) {                                                                                 \
+      const F8 mu = SR_LOAD8(q + mi);                                                              \
+      ma0 += mu * SR_LOAD8(mx0 + mi), ma1 += mu * SR_LOAD8(mx1 + mi);                              \
+      ma2 += mu * SR_LOAD8(mx2 + mi), ma3 += mu * SR_LOAD8(mx3 + mi);                              \
+      mi += 8;                                                                                     \
+    }                                                                                              \
+    const F8 mt0 = ma0 + mb0, mt1 = ma1 + mb1, mt2 = ma2 + mb2, mt3 = ma3 + mb3;                   \
+    float ms0 = SR_HSUM(mt0), ms1 = SR_HSUM(mt1), ms2 = SR_HSUM(mt2), ms3 = SR_HSUM(mt3);          \
+    for (; mi < dim; ++mi) {                                                                       \
+      ms0 += q[mi] * mx0[mi], ms1 += q[mi] * mx1[mi];                                              \
+      ms2 += q[mi] * mx2[mi], ms3 += q[mi] * mx3[mi];                                              \
+    }                                                                                              \
+    (S0) = ms0, (S1) = ms1, (S2) = ms2, (S3) = ms3;                                                \
+  } while (0)
+
 SR_CLONES void dot_rows(const float* q, const float* rows, int64_t n, int64_t dim, float* out) {
-  // Four rows at a time, two accumulators each: eight independent FMA chains share each load of
-  // the query.
   const int64_t d8 = dim & ~int64_t(7);
   int64_t r = 0;
   for (; r + 4 <= n; r += 4) {
     const float* x0 = rows + r * dim;
-    const float* x1 = x0 + dim;
-    const float* x2 = x1 + dim;
-    const float* x3 = x2 + dim;
-    F8 a0 = {}, a1 = {}, a2 = {}, a3 = {}, b0 = {}, b1 = {}, b2 = {}, b3 = {};
-    int64_t i = 0;
-    for (; i + 16 <= d8; i += 16) {
-      const F8 u = SR_LOAD8(q + i), v = SR_LOAD8(q + i + 8);
-      a0 += u * SR_LOAD8(x0 + i), b0 += v * SR_LOAD8(x0 + i + 8);
-      a1 += u * SR_LOAD8(x1 + i), b1 += v * SR_LOAD8(x1 + i + 8);
-      a2 += u * SR_LOAD8(x2 + i), b2 += v * SR_LOAD8(x2 + i + 8);
-      a3 += u * SR_LOAD8(x3 + i), b3 += v * SR_LOAD8(x3 + i + 8);
-    }
-    if (i < d8) {
-      const F8 u = SR_LOAD8(q + i);
-      a0 += u * SR_LOAD8(x0 + i), a1 += u * SR_LOAD8(x1 + i);
-      a2 += u * SR_LOAD8(x2 + i), a3 += u * SR_LOAD8(x3 + i);
-      i += 8;
-    }
-    const F8 t0 = a0 + b0, t1 = a1 + b1, t2 = a2 + b2, t3 = a3 + b3;
-    float s0 = SR_HSUM(t0), s1 = SR_HSUM(t1), s2 = SR_HSUM(t2), s3 = SR_HSUM(t3);
-    for (; i < dim; ++i) {
-      s0 += q[i] * x0[i], s1 += q[i] * x1[i];
-      s2 += q[i] * x2[i], s3 += q[i] * x3[i];
-    }
-    out[r] = s0, out[r + 1] = s1, out[r + 2] = s2, out[r + 3] = s3;
+    SR_DOT4(x0, x0 + dim, x0 + 2 * dim, x0 + 3 * dim, out[r], out[r + 1], out[r + 2], out[r + 3]);
   }
   for (; r < n; ++r)
     out[r] = dot(q, rows + r * dim, dim);
 }
+
+SR_CLONES void dot_rows_at(const float* q, const float* rows, const uint32_t* at, int64_t n,
+                           int64_t dim, float* out) {
+  const int64_t d8 = dim & ~int64_t(7);
+  const size_t row_bytes = size_t(dim) * sizeof(float);
+  // The rows lie scattered, mostly out of the caches: each group's rows are fetched kLead groups
+  // ahead of its dot products.
+  constexpr int64_t kLead = 4;
+  auto fetch = [&](int64_t from) {
+    for (int64_t r = from; r < std::min(n, from + 4); ++r) {
+      const auto row = reinterpret_cast<uintptr_t>(rows + size_t(at[r]) * size_t(dim));
+      for (uintptr_t line = row & ~uintptr_t(63); line < row + row_bytes; line += 64)
+        __builtin_prefetch(reinterpret_cast<const void*>(line));
+    }
+  };
+  for (int64_t g = 0; g < kLead; ++g)
+    fetch(4 * g);
+  for (int64_t r = 0; r < n; r += 4) {
+    fetch(r + 4 * kLead);
+    // A last group of fewer than four repeats its first row: every row's score comes from the
+    // same arithmetic, wherever it falls.
+    const float* x0 = rows + size_t(at[r]) * size_t(dim);
+    const float* x1 = r + 1 < n ? rows + size_t(at[r + 1]) * size_t(dim) : x0;
+    const float* x2 = r + 2 < n ? rows + size_t(at[r + 2]) * size_t(dim) : x0;
+    const float* x3 = r + 3 < n ? rows + size_t(at[r + 3]) * size_t(dim) : x0;
+    float s0, s1, s2, s3;
+    SR_DOT4(x0, x1, x2, x3, s0, s1, s2, s3);
+    out[r] = s0;
+    if (r + 1 < n)
+      out[r + 1] = s1;
+    if (r + 2 < n)
+      out[r + 2] = s2;
+    if (r + 3 < n)
+      out[r + 3] = s3;
+  }
+}
+
+#undef SR_DOT4
 
 #undef SR_LOAD8
 #undef SR_HSUM

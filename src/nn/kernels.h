@@ -27,6 +27,11 @@ void scale_inplace(float* x, float s, int64_t n);
 float dot(const float* a, const float* b, int64_t n);
 // out[r] = dot(q, rows + r · dim, dim) for each of n contiguous rows (the cache's flat scan).
 void dot_rows(const float* q, const float* rows, int64_t n, int64_t dim, float* out);
+// out[k] = dot(q, rows + at[k] · dim, dim) for n rows picked from a table (the cache's rerank of
+// its prefiltered entries): the same arithmetic as dot_rows' groups of four for every row, each
+// group's rows fetched a few groups ahead of its dot products.
+void dot_rows_at(const float* q, const float* rows, const uint32_t* at, int64_t n, int64_t dim,
+                 float* out);
 // out[r] = the Hamming distance between q and row r of `codes` (`words` 64-bit words per row),
 // capped at 255 (the cache's prefilter over its sign codes).
 void hamming_rows(const uint64_t* q, const uint64_t* codes, int64_t n, int64_t words, uint8_t* out);

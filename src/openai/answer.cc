@@ -56,12 +56,14 @@ bool has_value(object o, std::string_view key) {
 // grows by doubling (eight allocations for a usage object); this writes into `out`, whose
 // capacity a reused answer keeps. Doubles and strings keep simdjson's own formatting.
 void append_minified(element e, std::string& out) {
-  switch (e.type()) {
-  case simdjson::dom::element_type::OBJECT: {
+  object o;
+  simdjson::dom::array items;
+  int64_t i = 0;
+  uint64_t u = 0;
+  bool b = false;
+  if (e.get_object().get(o) == simdjson::SUCCESS) {
     out.push_back('{');
     bool first = true;
-    object o;
-    (void)e.get_object().get(o);
     for (auto field : o) {
       if (!first)
         out.push_back(',');
@@ -71,13 +73,9 @@ void append_minified(element e, std::string& out) {
       append_minified(field.value, out);
     }
     out.push_back('}');
-    return;
-  }
-  case simdjson::dom::element_type::ARRAY: {
+  } else if (e.get_array().get(items) == simdjson::SUCCESS) {
     out.push_back('[');
     bool first = true;
-    simdjson::dom::array items;
-    (void)e.get_array().get(items);
     for (element x : items) {
       if (!first)
         out.push_back(',');
@@ -85,29 +83,17 @@ void append_minified(element e, std::string& out) {
       append_minified(x, out);
     }
     out.push_back(']');
-    return;
-  }
-  case simdjson::dom::element_type::INT64:
-  case simdjson::dom::element_type::UINT64: {
+  } else if (e.is_int64() && e.get_int64().get(i) == simdjson::SUCCESS) {
     char buf[24];
-    int64_t i = 0;
-    uint64_t u = 0;
-    const auto r = e.get_int64().get(i) == simdjson::SUCCESS
-                       ? std::to_chars(buf, buf + sizeof buf, i)
-                       : (void(e.get_uint64().get(u)), std::to_chars(buf, buf + sizeof buf, u));
-    out.append(buf, r.ptr);
-    return;
-  }
-  case simdjson::dom::element_type::BOOL: {
-    bool b = false;
-    (void)e.get_bool().get(b);
+    out.append(buf, std::to_chars(buf, buf + sizeof buf, i).ptr);
+  } else if (e.is_uint64() && e.get_uint64().get(u) == simdjson::SUCCESS) {
+    char buf[24];
+    out.append(buf, std::to_chars(buf, buf + sizeof buf, u).ptr);
+  } else if (e.get_bool().get(b) == simdjson::SUCCESS) {
     out.append(b ? "true" : "false");
-    return;
-  }
-  case simdjson::dom::element_type::NULL_VALUE:
+  } else if (e.is_null()) {
     out.append("null");
-    return;
-  default:
+  } else { // a double or a string
     out.append(simdjson::minify(e));
   }
 }
@@ -119,6 +105,7 @@ void read_usage(object j, Answer& a) {
     return;
   a.usage = true;
   a.usage_json.clear();
+  a.usage_json.reserve(128); // most usage objects: one allocation, not one per doubling
   append_minified(ue, a.usage_json);
   a.prompt_tokens = count_or_zero(u, "prompt_tokens");
   a.completion_tokens = count_or_zero(u, "completion_tokens");

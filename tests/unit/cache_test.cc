@@ -415,6 +415,22 @@ TEST(CacheDot, MatchesAPlainSumAtEveryLength) {
             << "dim " << dim << " row " << r << " of " << rows;
       }
       EXPECT_EQ(out[size_t(rows)], -7.f) << "wrote past row " << rows;
+      // The same rows picked out of order (repeats too): each score is its row's, and equal to
+      // the bit to dot_rows' own for a row of one of dot_rows' groups of four.
+      std::vector<uint32_t> at;
+      for (int64_t k = 0; k < rows + 2 && rows > 0; ++k)
+        at.push_back(uint32_t((k * 7 + 3) % rows));
+      std::vector<float> picked(at.size() + 1, -7.f);
+      nn::kernels::dot_rows_at(q.data(), m.data(), at.data(), int64_t(at.size()), dim,
+                               picked.data());
+      for (size_t k = 0; k < at.size(); ++k) {
+        if (int64_t(at[k]) < rows / 4 * 4)
+          EXPECT_EQ(picked[k], out[at[k]]) << "dim " << dim << " pick " << k << " row " << at[k];
+        else
+          EXPECT_NEAR(picked[k], out[at[k]], 1e-4 * (1 + std::sqrt(double(dim))))
+              << "dim " << dim << " pick " << k << " row " << at[k];
+      }
+      EXPECT_EQ(picked[at.size()], -7.f) << "wrote past pick " << at.size();
     }
   }
   // Hamming distances of codes (the flat index's prefilter): 2 words, its fixed-width loop, and
