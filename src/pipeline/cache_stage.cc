@@ -298,7 +298,7 @@ std::shared_ptr<cache::Cache> CacheRuntime::current() {
   return cache_;
 }
 
-void CacheRuntime::fill(const CacheFill& f, const openai::AnswerCapture& capture) {
+void CacheRuntime::fill(CacheFill& f, const openai::AnswerCapture& capture, bool take) {
   std::string why = capture.why_not();
   const openai::Answer& a = capture.answer();
   if (why.empty() && !a.tool_calls_json.empty() && !f.tool_calls)
@@ -307,7 +307,7 @@ void CacheRuntime::fill(const CacheFill& f, const openai::AnswerCapture& capture
     stores.with({why}).inc();
     return;
   }
-  cache::Entry e = f.entry;
+  cache::Entry e = take ? std::move(f.entry) : f.entry;
   e.answer = openai::answer_to_json(a);
   // A stream without usage (the client did not ask for it): the length estimated from the text,
   // so that max_tokens still bounds what a hit may return.

@@ -48,8 +48,9 @@ public:
   std::shared_ptr<cache::Cache> store_for(const Snapshot& snapshot);
   std::shared_ptr<cache::Cache> current();
 
-  // Stores a completed answer (or counts why not).
-  void fill(const CacheFill& f, const openai::AnswerCapture& capture);
+  // Stores a completed answer (or counts why not). The entry is moved out of `f` when `take` is
+  // set (its last owner is done with it), else copied.
+  void fill(CacheFill& f, const openai::AnswerCapture& capture, bool take = false);
   // Entries, bytes, evictions and the backend's health into the gauges (before a scrape).
   void refresh_metrics();
 
