@@ -371,8 +371,8 @@ Exchange::~Exchange() {
   // exchange after the last byte is written): the store's insert never delays the answer.
   if (fill_ && status_ == 200 && finished_status_ == 200) {
     try {
-      // The entry moves into the store when nothing else holds it (the route's outcome
-      // usually went first).
+      // The entry moves into the store when nothing else holds it (the gateway and ext_proc
+      // drop the route outcome's share once the exchange is made).
       rt_.cache.fill(*fill_, capture_, fill_.use_count() == 1);
     } catch (const std::exception& e) { // a destructor must not throw: the answer is not kept
       spdlog::warn("cache: could not store an answer: {}", e.what());

@@ -93,7 +93,8 @@ public:
     auto it = lower(k);
     if (it != order_.end() && entries_[*it].first == k)
       return reset(entries_[*it].second);
-    order_.insert(it, uint32_t(entries_.size()));
+    // The entry first, then its position: a throw in between leaves an entry no lookup reaches,
+    // never a position past the entries.
     if (spare_.empty()) {
       entries_.emplace_back(k, SignalResult{});
     } else {
@@ -102,6 +103,7 @@ public:
       entries_.back().first.assign(k);
       reset(entries_.back().second);
     }
+    order_.insert(it, uint32_t(entries_.size() - 1));
     return entries_.back().second;
   }
   // Drops every result; their storage stays for the next put().
@@ -111,8 +113,8 @@ public:
     entries_.clear();
     order_.clear();
   }
-  // nullptr if the signal was not computed. A set() invalidates the pointers get() and find()
-  // returned and any iteration of all() (as with a vector).
+  // nullptr if the signal was not computed. A put(), set() or clear() invalidates the pointers
+  // get() and find() returned and any iteration of all() (as with a vector).
   const SignalResult* get(std::string_view type, std::string_view name) const {
     // Rules look signals up many times a request: the key is composed in a reused buffer.
     std::string& k = scratch_key();
@@ -131,10 +133,13 @@ private:
     thread_local std::string k;
     return k;
   }
+  // Every field back to its default (a field added to SignalResult later included), keeping the
+  // evidence list's capacity.
   static SignalResult& reset(SignalResult& r) {
-    r.matched = false;
-    r.confidence = r.score = r.latency_us = 0.0;
-    r.evidence.clear(); // keeps the list's capacity
+    std::vector<std::string> evidence = std::move(r.evidence);
+    evidence.clear();
+    r = SignalResult{};
+    r.evidence = std::move(evidence);
     return r;
   }
   static void key_into(std::string& k, std::string_view type, std::string_view name) {

@@ -669,6 +669,11 @@ TEST(Verifier, RejectsNearMissesAndKeepsSurfaceVariants) {
             "anchors:iceland");
   EXPECT_TRUE(v.check("install java8 on linux", "install java9 on linux").starts_with("anchors"));
   EXPECT_EQ(v.check("What is the capital of France?", "what's the capital of france"), "");
+  // Numbers are a multiset: the same ones in another order agree (both for a text read afresh
+  // and for a cached reading); one more or one fewer does not.
+  EXPECT_EQ(v.check("pick a number between 3 and 15", "pick a number between 15 and 3"), "");
+  EXPECT_EQ(v.check(*cache::read_for_verifier("add 7, 2 and 7"), *v.prepare("add 2, 7 and 7")), "");
+  EXPECT_EQ(v.check("add 7, 2 and 7", "add 2 and 7"), "numbers");
 }
 
 TEST(AnswerCapture, StreamedAnswerIsCompleteOnlyWithDoneAndStop) {

@@ -423,6 +423,12 @@ TEST(DashboardRouting, DryRunShowsEverySignalAndTheDecisionPath) {
                    random);
   j = nlohmann::json::parse(pipeline::dry_run_body(out));
   EXPECT_EQ(j["decision"], "math");
+  // The second route on this thread reuses the first one's signal entries: none of the first
+  // request's results or evidence comes with them.
+  EXPECT_EQ(j["signals"]["keyword:calm"]["matched"], false);
+  EXPECT_TRUE(j["signals"]["keyword:calm"]["evidence"].empty()) << j["signals"].dump();
+  EXPECT_EQ(j["signals"]["keyword:math"]["evidence"], nlohmann::json::array({"integral"}))
+      << j["signals"].dump();
   EXPECT_EQ(j["decision_path"]["winner"], "math");
   EXPECT_EQ(j["decision_path"]["decisions"][1]["chosen"], true);
   EXPECT_EQ(j["decision_path"]["decisions"][1]["rule"]["result"], true);

@@ -144,6 +144,7 @@ TEST(SignalResults, ClearedEntriesComeBackEmptyUnderTheirNewKeys) {
   EXPECT_EQ(keys, (std::vector<std::string>{"domain:a", "domain:z"}));
   ASSERT_NE(r.get("domain", "z"), nullptr);
   EXPECT_EQ(r.get("domain", "z")->evidence, std::vector<std::string>{"math"});
+  ASSERT_NE(r.get("domain", "a"), nullptr);
   EXPECT_TRUE(r.get("domain", "a")->evidence.empty());
   EXPECT_EQ(r.get("keyword", "a_long_signal_name_past_sso"), nullptr);
   const semrouter::signals::SignalResults copy = r;
@@ -153,4 +154,15 @@ TEST(SignalResults, ClearedEntriesComeBackEmptyUnderTheirNewKeys) {
     copied.push_back(key);
   EXPECT_EQ(copied, keys);
   EXPECT_TRUE(r.all().empty());
+  // More entries than were cleared (and than the first reservation): the spares run out and the
+  // list grows, every entry still found under its own key with its own result.
+  for (int i = 0; i < 40; ++i)
+    r.put("keyword", "k" + std::to_string(i)).score = i;
+  for (int i = 0; i < 40; ++i) {
+    const auto* x = r.get("keyword", "k" + std::to_string(i));
+    ASSERT_NE(x, nullptr) << i;
+    EXPECT_EQ(x->score, i);
+    EXPECT_TRUE(x->evidence.empty()) << i;
+  }
+  EXPECT_EQ(r.get("domain", "z"), nullptr);
 }
