@@ -675,13 +675,30 @@ export function redisPing(port) {
   });
 }
 
-export function closedPort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+// A port nothing listens on, and that stays so: it is taken below the kernel's ephemeral range,
+// so no server a test starts later on port 0 is given it (one was, once, and a "dead" backend
+// answered with another test's script).
+export async function closedPort() {
+  let low = 32768;
+  try {
+    low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {}
+  const tryPort = (port) =>
+    new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.on('error', () => resolve(null));
+      srv.listen(port, '127.0.0.1', () => {
+        const got = srv.address().port;
+        srv.close(() => resolve(got));
+      });
     });
-  });
+  if (low > 2048) {
+    for (let i = 0; i < 64; i++) {
+      const port = await tryPort(1024 + Math.floor(Math.random() * (low - 1024)));
+      if (port) return port;
+    }
+  }
+  const port = await tryPort(0); // the range is unusual: any free port
+  if (!port) throw new Error('closedPort: no free port');
+  return port;
 }
