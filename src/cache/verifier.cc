@@ -4,6 +4,7 @@
 #include <iterator>
 #include <unordered_set>
 
+#include "models/features.h"
 #include "models/word_vectors.h"
 
 namespace semrouter::cache {
@@ -51,9 +52,9 @@ constexpr std::string_view kStopwords[] = {
     "step",      "ways",    "someone's", "is",        "there's",  "it's",     "that's",  "you're",
     "we're",     "they're", "i'll",      "you'll",    "would've", "btw"};
 
-// What the lists above say of a word, from one probe of an open-addressed table (a linear search
-// of each list cost most of the verifier's time; std::unordered_map's string hash and node chase
-// still cost a percent of a routed request, called for every word of both texts).
+// What the lists above say of a word, from one probe of an open-addressed table keyed by FNV-1a
+// (a linear search of each list cost most of the verifier's time; std::unordered_map's string hash
+// and node chase still cost a percent of a routed request, called for every word of both texts).
 enum WordFlag : uint8_t { kStop = 1, kNegation = 2, kNumberWord = 4, kAnchor = 8 };
 
 class WordFlagTable {
@@ -103,9 +104,7 @@ private:
     uint8_t flags = 0; // 0: an empty slot (every listed word has a flag)
   };
   static size_t hash(std::string_view w) {
-    uint64_t h = 0xcbf29ce484222325ull ^ w.size(); // FNV-1a
-    for (char c : w)
-      h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+    const uint64_t h = models::fnv1a(w);
     return size_t(h ^ (h >> 29));
   }
   std::vector<Slot> slots_;

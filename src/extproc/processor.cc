@@ -312,8 +312,6 @@ Step StreamProcessor::route(pb::ProcessingResponse& out) {
   auto order = pipeline::order_backends(config, *out_.model, random_);
   backend_ = order.empty() ? nullptr : order.front();
   exchange_.emplace(rt_, out_, start_, trace);
-  // The exchange holds the cache fill now: the store takes the entry instead of copying it.
-  out_.cache_fill.reset();
   // The upstream call's span: Envoy makes the call, the router names its parent.
   std::string traceparent;
   if (trace && backend_)

@@ -1513,9 +1513,6 @@ awaitable<bool> Gateway::Impl::proxy(ClientConn& client, Worker& w, Request& req
 
   // The response phase's accounting (in flight, time to first token, usage, the request count).
   pipeline::Exchange exchange(rt, out, start, &trace);
-  // The exchange holds the cache fill now: with the outcome's share dropped, the store takes the
-  // entry (its text and vector) instead of copying it.
-  out.cache_fill.reset();
   auto finish = [&](int status) { exchange.finish(status); };
   pipeline::UpstreamHealth& health = rt.upstreams_for(*snap);
   health.request_started();

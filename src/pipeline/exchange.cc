@@ -349,10 +349,9 @@ std::string dry_run_body(const RouteOutcome& out) {
   return body;
 }
 
-Exchange::Exchange(Runtime& runtime, const RouteOutcome& out, core::TimePoint start,
-                   RequestTrace* trace)
+Exchange::Exchange(Runtime& runtime, RouteOutcome& out, core::TimePoint start, RequestTrace* trace)
     : rt_(runtime), model_(out.model ? out.model->name : std::string("-")), decision_(out.decision),
-      start_(start), fill_(out.cache_fill), key_(out.key), model_config_(out.model),
+      start_(start), fill_(std::move(out.cache_fill)), key_(out.key), model_config_(out.model),
       estimated_tokens_(out.estimated_tokens), trace_(trace),
       load_(&runtime.cost_quality.load.model(model_)) {
   if (trace_ && key_)
@@ -371,8 +370,8 @@ Exchange::~Exchange() {
   // exchange after the last byte is written): the store's insert never delays the answer.
   if (fill_ && status_ == 200 && finished_status_ == 200) {
     try {
-      // The entry moves into the store when nothing else holds it (the gateway and ext_proc
-      // drop the route outcome's share once the exchange is made).
+      // The entry moves into the store when nothing else holds it (the exchange took the fill
+      // from the outcome).
       rt_.cache.fill(*fill_, capture_, fill_.use_count() == 1);
     } catch (const std::exception& e) { // a destructor must not throw: the answer is not kept
       spdlog::warn("cache: could not store an answer: {}", e.what());

@@ -167,8 +167,10 @@ std::string dry_run_body(const RouteOutcome& out);
 // thread at a time.
 class Exchange final : public openai::SseEventSink {
 public:
-  // `trace` (may be null) is told how the answer ended; it must outlive the exchange.
-  Exchange(Runtime& runtime, const RouteOutcome& out, core::TimePoint start,
+  // `trace` (may be null) is told how the answer ended; it must outlive the exchange. The exchange
+  // takes the outcome's cache fill (out.cache_fill is null after), so the store that follows a
+  // miss moves the entry in rather than copying it.
+  Exchange(Runtime& runtime, RouteOutcome& out, core::TimePoint start,
            RequestTrace* trace = nullptr);
   ~Exchange();
   Exchange(const Exchange&) = delete;
