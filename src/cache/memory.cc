@@ -151,9 +151,10 @@ std::string normalize(std::string_view text) {
 }
 
 std::string format_id(uint64_t id) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(id));
-  return buf;
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, id >>= 4)
+    out[size_t(i)] = "0123456789abcdef"[id & 15];
+  return out;
 }
 
 uint64_t parse_id(std::string_view id) {
@@ -276,12 +277,12 @@ public:
       std::vector<uint64_t>().swap(ids_);
       std::vector<float>().swap(flat_);
       std::vector<uint64_t>().swap(codes_);
-      std::unordered_map<uint64_t, size_t>().swap(slot_);
+      slot_.clear();
     }
   }
 
   void remove(uint64_t id) {
-    if (slot_.count(id)) {
+    if (slot_.contains(id)) {
       flat_remove(id);
       return;
     }
@@ -405,10 +406,10 @@ private:
   }
 
   void flat_remove(uint64_t id) {
-    auto it = slot_.find(id);
-    if (it == slot_.end())
+    const size_t* at = slot_.find(id);
+    if (!at)
       return;
-    const size_t s = it->second, last = ids_.size() - 1;
+    const size_t s = *at, last = ids_.size() - 1;
     if (s != last) {
       std::memcpy(&flat_[s * dim_], &flat_[last * dim_], dim_ * sizeof(float));
       if (projections_)
@@ -421,7 +422,7 @@ private:
     flat_.resize(ids_.size() * dim_);
     if (projections_)
       codes_.resize(ids_.size() * kCodeWords);
-    slot_.erase(it);
+    slot_.erase(id);
   }
 
   void graph_add(uint64_t id, const float* v) {
@@ -559,7 +560,7 @@ private:
   std::vector<uint64_t> ids_;
   std::vector<float> flat_;
   std::vector<uint64_t> codes_;
-  std::unordered_map<uint64_t, size_t> slot_;
+  core::U64Map<size_t> slot_;
   // Graph: label (hnswlib's) <-> entry id, and the labels of deleted slots.
   std::unique_ptr<DotSpace> space_;
   std::unique_ptr<hnswlib::HierarchicalNSW<float>> hnsw_;
@@ -627,17 +628,26 @@ MemoryCache::OrderKey MemoryCache::order_key(uint64_t id, const Node& n) const {
   return {n.tick, 0, id};
 }
 
+MemoryCache::Node* MemoryCache::indexed(uint64_t index_key) {
+  const uint64_t slot = index_key & 0xffffffffu;
+  if (index_key == 0 || slot >= nodes_.size())
+    return nullptr;
+  Node& n = nodes_[slot];
+  return n.id != 0 && n.index_key == index_key ? &n : nullptr;
+}
+
 void MemoryCache::remove_locked(uint64_t id, bool capacity) {
-  auto it = nodes_.find(id);
-  if (it == nodes_.end())
+  const uint32_t* at = by_id_.find(id);
+  if (!at)
     return;
-  Node& n = it->second;
+  const uint32_t slot = *at;
+  Node& n = nodes_[slot];
   order_.erase(order_key(id, n));
   expiry_.erase({n.entry.expires_ms ? n.entry.expires_ms : INT64_MAX, id});
-  if (auto x = exact_.find(n.entry.exact); x != exact_.end() && x->second == id)
-    exact_.erase(x);
+  if (const uint32_t* x = exact_.find(n.entry.exact); x && *x == slot)
+    exact_.erase(n.entry.exact);
   if (n.index_key) {
-    keys_.erase(n.index_key); // from now on, a search that finds it skips it
+    // The node is cleared below: from then on, a search that finds its key skips it.
     if (auto s = scopes_.find(n.entry.scope); s != scopes_.end()) {
       unindex_.emplace_back(s->second, n.index_key);
       if (--s->second->entries == 0)
@@ -647,7 +657,9 @@ void MemoryCache::remove_locked(uint64_t id, bool capacity) {
   bytes_ -= n.entry.bytes() + n.reading_bytes;
   if (capacity && on_evict_)
     on_evict_(n.entry.id);
-  nodes_.erase(it);
+  by_id_.erase(id);
+  n = Node{}; // frees the entry's strings and vector
+  free_.push_back(slot);
 }
 
 void MemoryCache::expire_locked(int64_t now) {
@@ -660,7 +672,7 @@ void MemoryCache::expire_locked(int64_t now) {
 
 void MemoryCache::enforce_bounds_locked(uint64_t keep) {
   auto it = order_.begin();
-  while (it != order_.end() && (nodes_.size() > opt_.max_entries || bytes_ > opt_.max_bytes)) {
+  while (it != order_.end() && (by_id_.size() > opt_.max_entries || bytes_ > opt_.max_bytes)) {
     const uint64_t id = std::get<2>(*it);
     if (id == keep) { // the entry being stored is never its own victim (LFU ranks it last)
       ++it;
@@ -682,21 +694,20 @@ Lookup MemoryCache::lookup(const Query& q) {
   auto fits = [&](const Entry& e) {
     return q.max_completion_tokens == 0 || e.completion_tokens <= q.max_completion_tokens;
   };
-  auto take = [&](uint64_t id) {
-    Node& n = nodes_.at(id);
-    order_.erase(order_key(id, n));
+  auto take = [&](Node& n) {
+    order_.erase(order_key(n.id, n));
     ++n.entry.hits;
     if (opt_.eviction != Eviction::Fifo)
       n.tick = ++tick_;
-    order_.insert(order_key(id, n));
+    order_.insert(order_key(n.id, n));
     out.hit = n.entry;
   };
-  if (auto x = exact_.find(q.exact); x != exact_.end()) {
-    const Node& n = nodes_.at(x->second);
+  if (const uint32_t* x = exact_.find(q.exact)) {
+    Node& n = nodes_[*x];
     if (n.entry.scope == q.scope && fits(n.entry)) {
       out.exact = true;
       out.similarity = 1.0;
-      take(x->second);
+      take(n);
       return out;
     }
   }
@@ -723,15 +734,11 @@ Lookup MemoryCache::lookup(const Query& q) {
   for (const auto& [key, sim] : found) {
     if (sim < q.threshold)
       break;
-    auto k = keys_.find(key);
-    if (k == keys_.end())
+    Node* found_node = indexed(key);
+    if (!found_node || !fits(found_node->entry))
       continue;
-    const uint64_t id = k->second;
-    auto it = nodes_.find(id);
-    if (it == nodes_.end() || !fits(it->second.entry))
-      continue;
+    Node& n = *found_node;
     if (q.verifier) {
-      Node& n = it->second;
       if (!n.reading) {
         n.reading = read_for_verifier(n.entry.text);
         n.reading_bytes = reading_bytes(*n.reading);
@@ -745,7 +752,7 @@ Lookup MemoryCache::lookup(const Query& q) {
       }
     }
     out.similarity = sim;
-    take(id);
+    take(n);
     return out;
   }
   return out;
@@ -762,17 +769,19 @@ bool MemoryCache::store(Entry e) {
   }
   remove_locked(id, false); // the same id again (a Redis resync) replaces the entry
   // A newer answer for the same exact key replaces the older one (the Redis store drops it too).
-  if (auto x = exact_.find(e.exact); x != exact_.end()) {
-    const uint64_t old = x->second;
+  if (const uint32_t* x = exact_.find(e.exact)) {
+    const Node& old = nodes_[*x];
     if (on_evict_)
-      on_evict_(nodes_.at(old).entry.id);
-    remove_locked(old, false);
+      on_evict_(old.entry.id);
+    remove_locked(old.id, false);
   }
   if (e.created_ms == 0)
     e.created_ms = now_ms();
   if (e.bytes() > opt_.max_bytes)
     return true; // larger than the whole cache: never stored, not an error
+  const uint32_t slot = free_.empty() ? uint32_t(nodes_.size()) : free_.back();
   Node n;
+  n.id = id;
   n.tick = ++tick_;
   n.entry = std::move(e);
   const Entry& en = n.entry;
@@ -784,19 +793,28 @@ bool MemoryCache::store(Entry e) {
       found = scopes_.emplace(en.scope, std::make_shared<Scope>(en.vector.size(), opt_.hnsw)).first;
     auto& sc = found->second;
     if (sc->index.dim() == en.vector.size()) {
-      n.index_key = ++next_key_;
-      keys_[n.index_key] = id;
+      do
+        ++next_key_;
+      while (uint32_t(next_key_) == 0); // the key is never 0, the slot's "not indexed"
+      n.index_key = (next_key_ << 32) | slot;
       ++sc->entries;
       scope = sc;
       vector = en.vector; // the entry may be gone by the time the insert runs
     }
   }
   const uint64_t key = n.index_key;
-  exact_[en.exact] = id;
-  expiry_.insert({en.expires_ms ? en.expires_ms : INT64_MAX, id});
-  bytes_ += en.bytes();
-  order_.insert(order_key(id, n));
-  nodes_.emplace(id, std::move(n));
+  if (slot == nodes_.size()) {
+    nodes_.push_back(std::move(n));
+  } else {
+    nodes_[slot] = std::move(n);
+    free_.pop_back();
+  }
+  const Node& stored = nodes_[slot];
+  by_id_[id] = slot;
+  exact_[stored.entry.exact] = slot;
+  expiry_.insert({stored.entry.expires_ms ? stored.entry.expires_ms : INT64_MAX, id});
+  bytes_ += stored.entry.bytes();
+  order_.insert(order_key(id, stored));
   enforce_bounds_locked(id);
   if (!scope)
     return true;
@@ -826,12 +844,12 @@ bool MemoryCache::store(Entry e) {
     // removals go back in the queue (removing a key twice is a no-op).
     lock.lock();
     unindex_.insert(unindex_.end(), removals.begin(), removals.end());
-    if (auto k = keys_.find(key); k != keys_.end())
-      remove_locked(k->second, false);
+    if (const Node* n = indexed(key))
+      remove_locked(n->id, false);
     throw;
   }
   lock.lock();
-  if (!keys_.count(key)) // removed (evicted, erased, flushed, replaced) while it was inserted
+  if (!indexed(key)) // removed (evicted, erased, flushed, replaced) while it was inserted
     unindex_.emplace_back(std::move(scope), key);
   return true;
 }
@@ -839,10 +857,10 @@ bool MemoryCache::store(Entry e) {
 std::optional<Entry> MemoryCache::get(std::string_view id) {
   Locked lock(*this);
   expire_locked(now_ms());
-  auto it = nodes_.find(parse_id(id));
-  if (it == nodes_.end())
+  const uint32_t* at = by_id_.find(parse_id(id));
+  if (!at)
     return std::nullopt;
-  return it->second.entry;
+  return nodes_[*at].entry;
 }
 
 Summary MemoryCache::summary(const Entry& e) const {
@@ -855,8 +873,8 @@ std::pair<std::vector<Summary>, uint64_t> MemoryCache::list(std::string_view ten
   Locked lock(*this);
   expire_locked(now_ms());
   std::vector<const Entry*> all;
-  for (const auto& [id, n] : nodes_)
-    if (tenant.empty() || n.entry.tenant == tenant)
+  for (const Node& n : nodes_)
+    if (n.id != 0 && (tenant.empty() || n.entry.tenant == tenant))
       all.push_back(&n.entry);
   std::sort(all.begin(), all.end(), [](const Entry* a, const Entry* b) {
     return a->created_ms != b->created_ms ? a->created_ms > b->created_ms : a->id < b->id;
@@ -870,31 +888,31 @@ std::pair<std::vector<Summary>, uint64_t> MemoryCache::list(std::string_view ten
 std::vector<std::pair<Summary, double>> MemoryCache::nearest(const std::vector<float>& v, size_t k,
                                                              std::string_view tenant) {
   Locked lock(*this);
-  std::vector<std::pair<uint64_t, float>> best;
+  std::vector<std::pair<const Node*, float>> best;
   for (const auto& [scope_key, scope] : scopes_) {
     if (scope->index.dim() != v.size())
       continue;
     std::unique_lock scope_lock(scope->mu);
     for (const auto& [key, sim] : scope->index.search(v.data(), k + 8)) {
-      auto id = keys_.find(key);
-      if (id == keys_.end()) // an insert that lands after its entry left (store undoes it)
+      const Node* n = indexed(key);
+      if (!n) // an insert that lands after its entry left (store undoes it)
         continue;
-      if (tenant.empty() || nodes_.at(id->second).entry.tenant == tenant)
-        best.emplace_back(id->second, sim);
+      if (tenant.empty() || n->entry.tenant == tenant)
+        best.emplace_back(n, sim);
     }
   }
   std::sort(best.begin(), best.end(),
             [](const auto& a, const auto& b) { return a.second > b.second; });
   std::vector<std::pair<Summary, double>> out;
   for (size_t i = 0; i < best.size() && out.size() < k; ++i)
-    out.emplace_back(summary(nodes_.at(best[i].first).entry), best[i].second);
+    out.emplace_back(summary(best[i].first->entry), best[i].second);
   return out;
 }
 
 bool MemoryCache::erase(std::string_view id) {
   Locked lock(*this);
   uint64_t n = parse_id(id);
-  if (!nodes_.count(n))
+  if (!by_id_.contains(n))
     return false;
   remove_locked(n, false);
   return true;
@@ -903,8 +921,8 @@ bool MemoryCache::erase(std::string_view id) {
 std::vector<std::string> MemoryCache::ids(std::string_view tenant) {
   Locked lock(*this);
   std::vector<std::string> out;
-  for (const auto& [id, n] : nodes_)
-    if (tenant.empty() || n.entry.tenant == tenant)
+  for (const Node& n : nodes_)
+    if (n.id != 0 && (tenant.empty() || n.entry.tenant == tenant))
       out.push_back(n.entry.id);
   return out;
 }
@@ -912,9 +930,9 @@ std::vector<std::string> MemoryCache::ids(std::string_view tenant) {
 uint64_t MemoryCache::erase_tenant(std::string_view tenant) {
   Locked lock(*this);
   std::vector<uint64_t> gone;
-  for (const auto& [id, n] : nodes_)
-    if (n.entry.tenant == tenant)
-      gone.push_back(id);
+  for (const Node& n : nodes_)
+    if (n.id != 0 && n.entry.tenant == tenant)
+      gone.push_back(n.id);
   for (uint64_t id : gone)
     remove_locked(id, false);
   return gone.size();
@@ -922,11 +940,12 @@ uint64_t MemoryCache::erase_tenant(std::string_view tenant) {
 
 uint64_t MemoryCache::flush() {
   Locked lock(*this);
-  uint64_t n = nodes_.size();
-  nodes_.clear();
+  uint64_t n = by_id_.size();
+  std::vector<Node>().swap(nodes_);
+  std::vector<uint32_t>().swap(free_);
+  by_id_.clear();
   exact_.clear();
   scopes_.clear(); // an insert still running holds its scope until it ends, then undoes itself
-  keys_.clear();
   order_.clear();
   expiry_.clear();
   bytes_ = 0;
@@ -937,7 +956,7 @@ Stats MemoryCache::stats() {
   Locked lock(*this);
   expire_locked(now_ms());
   Stats s;
-  s.entries = nodes_.size();
+  s.entries = by_id_.size();
   s.bytes = bytes_;
   s.evicted_capacity = evicted_capacity_;
   s.evicted_ttl = evicted_ttl_;
@@ -950,8 +969,9 @@ void MemoryCache::set_options(const Options& o) {
   opt_ = o;
   if (reorder) {
     order_.clear();
-    for (const auto& [id, n] : nodes_)
-      order_.insert(order_key(id, n));
+    for (const Node& n : nodes_)
+      if (n.id != 0)
+        order_.insert(order_key(n.id, n));
   }
   for (auto& [scope_key, scope] : scopes_) {
     std::unique_lock scope_lock(scope->mu);

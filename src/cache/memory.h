@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cache/cache.h"
+#include "core/u64_map.h"
 
 namespace semrouter::cache {
 
@@ -51,9 +52,11 @@ private:
   class Locked;
   struct Node {
     Entry entry;
-    // The entry's key in its scope's index (0: not indexed). Never reused, unlike an entry id (a
-    // Redis resync stores the same id again), so an index insert that lands after its entry was
-    // removed or replaced is recognised and undone.
+    uint64_t id = 0; // the entry's id, parsed; 0: the slot is free
+    // The entry's key in its scope's index (0: not indexed): its slot in the low 32 bits, and
+    // above them a sequence number, so a key is never reused, unlike an entry id (a Redis resync
+    // stores the same id again) or a slot. An index insert that lands after its entry was removed
+    // or replaced is recognised by it (indexed()) and undone.
     uint64_t index_key = 0;
     uint64_t tick = 0; // last access (LRU) or insertion (FIFO)
     // The entry's text as the verifier reads it, made the first time the entry is a candidate
@@ -63,6 +66,8 @@ private:
   };
   using OrderKey = std::tuple<uint64_t, uint64_t, uint64_t>; // eviction order, then id
   OrderKey order_key(uint64_t id, const Node& n) const;
+  // The live entry with this index key, or null.
+  Node* indexed(uint64_t index_key);
   void remove_locked(uint64_t id, bool capacity);
   void expire_locked(int64_t now);
   void enforce_bounds_locked(uint64_t keep = 0);
@@ -70,15 +75,19 @@ private:
 
   std::mutex mu_;
   Options opt_;
-  std::unordered_map<uint64_t, Node> nodes_;
-  std::unordered_map<uint64_t, uint64_t> exact_; // exact key -> id
+  // The entries, by slot. A removed entry's slot is cleared and handed to a later store
+  // (free_): the slots never move, so the maps below hold slots, and an index key names its
+  // entry's slot directly (no map from index keys).
+  std::vector<Node> nodes_;
+  std::vector<uint32_t> free_;
+  core::U64Map<uint32_t> by_id_; // entry id -> slot
+  core::U64Map<uint32_t> exact_; // exact key -> slot
   // Scope -> its index. The heavy work, a lookup's search and a store's insert into the graph,
   // runs under the scope's own lock with mu_ released, so workers in different scopes search and
   // insert in parallel.
   // Lock order: mu_, then a scope's lock; never the reverse.
   std::unordered_map<uint64_t, std::shared_ptr<Scope>> scopes_;
-  std::unordered_map<uint64_t, uint64_t> keys_; // index key -> entry id
-  uint64_t next_key_ = 0;
+  uint64_t next_key_ = 0; // the sequence number of the last index key
   // Index removals queued by remove_locked, run once mu_ is released (Locked): a removal waits
   // for its scope's lock, and must not hold mu_ while an insert into that scope runs.
   std::vector<std::pair<std::shared_ptr<Scope>, uint64_t>> unindex_;
