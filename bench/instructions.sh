@@ -9,6 +9,9 @@
 #      callgrind_annotate --tree=calling), STREAM=1 (bench config: streamed answers of 50 chunks,
 #      per request), TOKEN_DELAY_MS (with STREAM=1: the mock waits this long before each chunk),
 #      VALGRIND_ARGS (more callgrind options for the semrouter runs, e.g. --demangle=no),
+#      CACHE_SIM=1 (callgrind's cache simulation: also the first-level data cache's misses and the
+#      last level's per request, reads and writes together, on a model of this machine's caches; a
+#      change that moves fewer cache lines shows there when the instruction count barely moves),
 #      NGINX=1 to count nginx too (gateway_bench.sh's nginx
 #      config, one process: master_process off), proxying the same requests to the same mock.
 set -euo pipefail
@@ -55,8 +58,18 @@ measure() {
   kill "$pid"; wait "$pid" 2>/dev/null || true
   [[ $res == "done=$N bad=0" ]] || { echo "instructions.sh: $label: $res" >&2; exit 1; }
   f=$(ls "$out".* | head -1)
-  total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-  echo "| $label | $CONFIG | $N | $((total / N)) |"
+  if [[ ${CACHE_SIM:-0} == 1 ]]; then
+    # "Events shown:" names the PROGRAM TOTALS line's counts, in order.
+    callgrind_annotate "$f" 2>/dev/null | awk -v n="$N" -v label="$label" -v config="$CONFIG" '
+      /^Events shown:/ { for (i = 3; i <= NF; ++i) col[$i] = i - 2 }
+      /PROGRAM TOTALS/ { k = 0  # each count may be followed by its share, "(100.0%)"
+        for (i = 1; i <= NF; ++i) if ($i ~ /^[0-9,]+$/) { v = $i; gsub(",", "", v); t[++k] = v }
+        printf "| %s | %s | %d | %d | %.0f | %.0f |\n", label, config, n, t[col["Ir"]] / n,
+          (t[col["D1mr"]] + t[col["D1mw"]]) / n, (t[col["DLmr"]] + t[col["DLmw"]]) / n }'
+  else
+    total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+    echo "| $label | $CONFIG | $N | $((total / N)) |"
+  fi
   [[ -n ${KEEP:-} ]] && cp "$f" "$KEEP.$5"
   if [[ ${ANNOTATE:-0} == 1 ]]; then
     callgrind_annotate --inclusive=yes "$f" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | grep -v boost::asio |
@@ -65,13 +78,20 @@ measure() {
 }
 
 read -ra EXTRA_VALGRIND <<<"${VALGRIND_ARGS:-}"
-echo "| binary | config | requests | instructions per request |"
-echo "|---|---|---|---|"
+SIM=()
+if [[ ${CACHE_SIM:-0} == 1 ]]; then
+  SIM=(--cache-sim=yes)
+  echo "| binary | config | requests | instructions per request | D1 misses per request | LL misses per request |"
+  echo "|---|---|---|---|---:|---:|"
+else
+  echo "| binary | config | requests | instructions per request |"
+  echo "|---|---|---|---|"
+fi
 i=0
 for bin in "${BINS[@]}"; do
   i=$((i + 1))
   out=$WORK/cg$i
-  valgrind --tool=callgrind --instr-atstart=no "${EXTRA_VALGRIND[@]}" --callgrind-out-file="$out" "$bin" serve \
+  valgrind --tool=callgrind --instr-atstart=no "${SIM[@]}" "${EXTRA_VALGRIND[@]}" --callgrind-out-file="$out" "$bin" serve \
     --config "$WORK/router.yaml" --port 0 --admin-port 0 --ready-file "$WORK/r$i.json" 2>"$WORK/r$i.log" &
   pid=$!
   PIDS+=($pid)
@@ -86,7 +106,7 @@ if [[ ${NGINX:-0} == 1 ]]; then
   . "$ROOT/bench/nginx_conf.sh"
   nginx_conf "$WORK/nginx" "$NPORT" "$MOCK" "master_process off; daemon off;"
   out=$WORK/cgnginx
-  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" nginx -c "$WORK/nginx/nginx.conf" \
+  valgrind --tool=callgrind --instr-atstart=no "${SIM[@]}" --callgrind-out-file="$out" nginx -c "$WORK/nginx/nginx.conf" \
     2>"$WORK/nginx.log" &
   pid=$!
   PIDS+=($pid)
