@@ -658,7 +658,10 @@ void MemoryCache::remove_locked(uint64_t id, bool capacity) {
   if (capacity && on_evict_)
     on_evict_(n.entry.id);
   by_id_.erase(id);
-  n = Node{}; // frees the entry's strings and vector
+  // A fresh node in the slot: the entry's strings and vector are freed (assigning Node{} would
+  // keep the strings' buffers) and the slot reads as free.
+  std::destroy_at(&n);
+  std::construct_at(&n);
   free_.push_back(slot);
 }
 
@@ -786,35 +789,46 @@ bool MemoryCache::store(Entry e) {
   n.entry = std::move(e);
   const Entry& en = n.entry;
   std::shared_ptr<Scope> scope;
-  std::vector<float> vector;
   if (!en.vector.empty()) {
     auto found = scopes_.find(en.scope);
     if (found == scopes_.end()) // made before it is inserted: a throw leaves no empty slot
       found = scopes_.emplace(en.scope, std::make_shared<Scope>(en.vector.size(), opt_.hnsw)).first;
-    auto& sc = found->second;
-    if (sc->index.dim() == en.vector.size()) {
+    if (found->second->index.dim() == en.vector.size()) {
       do
         ++next_key_;
       while (uint32_t(next_key_) == 0); // the key is never 0, the slot's "not indexed"
       n.index_key = (next_key_ << 32) | slot;
-      ++sc->entries;
-      scope = sc;
-      vector = en.vector; // the entry may be gone by the time the insert runs
+      scope = found->second;
     }
   }
+  // What can run out of memory goes first, and a throw there leaves the entries as they were
+  // (a new scope may stay, empty); from the slot on, nothing throws.
+  std::vector<float> vector;
+  if (scope)
+    vector = en.vector; // the entry may be gone by the time the insert runs
+  by_id_.reserve(by_id_.size() + 1);
+  exact_.reserve(exact_.size() + 1);
+  if (slot == nodes_.size() && slot == nodes_.capacity())
+    nodes_.reserve(std::max<size_t>(64, 2 * nodes_.capacity()));
+  const auto expiry = expiry_.insert({en.expires_ms ? en.expires_ms : INT64_MAX, id}).first;
+  try {
+    order_.insert(order_key(id, n));
+  } catch (...) {
+    expiry_.erase(expiry);
+    throw;
+  }
+  if (scope)
+    ++scope->entries;
   const uint64_t key = n.index_key;
+  bytes_ += en.bytes();
+  exact_[en.exact] = slot;
+  by_id_[id] = slot;
   if (slot == nodes_.size()) {
     nodes_.push_back(std::move(n));
   } else {
     nodes_[slot] = std::move(n);
     free_.pop_back();
   }
-  const Node& stored = nodes_[slot];
-  by_id_[id] = slot;
-  exact_[stored.entry.exact] = slot;
-  expiry_.insert({stored.entry.expires_ms ? stored.entry.expires_ms : INT64_MAX, id});
-  bytes_ += stored.entry.bytes();
-  order_.insert(order_key(id, stored));
   enforce_bounds_locked(id);
   if (!scope)
     return true;
@@ -844,8 +858,8 @@ bool MemoryCache::store(Entry e) {
     // removals go back in the queue (removing a key twice is a no-op).
     lock.lock();
     unindex_.insert(unindex_.end(), removals.begin(), removals.end());
-    if (const Node* n = indexed(key))
-      remove_locked(n->id, false);
+    if (const Node* gone = indexed(key))
+      remove_locked(gone->id, false);
     throw;
   }
   lock.lock();

@@ -54,9 +54,10 @@ private:
     Entry entry;
     uint64_t id = 0; // the entry's id, parsed; 0: the slot is free
     // The entry's key in its scope's index (0: not indexed): its slot in the low 32 bits, and
-    // above them a sequence number, so a key is never reused, unlike an entry id (a Redis resync
-    // stores the same id again) or a slot. An index insert that lands after its entry was removed
-    // or replaced is recognised by it (indexed()) and undone.
+    // above them a sequence number that comes round again only after 2^32 - 1 indexed stores,
+    // unlike an entry id (a Redis resync stores the same id again) or a slot, which come back
+    // soon. An index insert that lands after its entry was removed or replaced is recognised by
+    // it (indexed()) and undone.
     uint64_t index_key = 0;
     uint64_t tick = 0; // last access (LRU) or insertion (FIFO)
     // The entry's text as the verifier reads it, made the first time the entry is a candidate

@@ -85,6 +85,15 @@ public:
     return true;
   }
 
+  // Room for n keys without growing: an insert after it does not allocate, so cannot throw.
+  void reserve(size_t n) {
+    size_t cap = slots_.empty() ? 16 : slots_.size();
+    while (2 * n > cap)
+      cap *= 2;
+    if (cap != slots_.size())
+      rehash(cap);
+  }
+
   void clear() {
     std::vector<Slot>().swap(slots_);
     mask_ = 0;
@@ -101,19 +110,30 @@ private:
 
   // Fibonacci hashing: the top bits of key times 2^64 / phi, so keys that differ only in their
   // low or only in their high bits still spread.
-  size_t home(uint64_t key) const { return size_t((key * 0x9e3779b97f4a7c15ull) >> shift_); }
+  static size_t home(uint64_t key, int shift) {
+    return size_t((key * 0x9e3779b97f4a7c15ull) >> shift);
+  }
+  size_t home(uint64_t key) const { return home(key, shift_); }
 
-  void grow() {
-    std::vector<Slot> old;
-    old.swap(slots_);
-    const size_t cap = old.empty() ? 16 : old.size() * 2;
-    slots_.assign(cap, Slot{});
-    mask_ = cap - 1;
-    shift_ = 64 - __builtin_ctzll(cap);
-    size_ = 0;
-    for (const Slot& s : old)
-      if (s.key != 0)
-        (*this)[s.key] = s.value;
+  void grow() { rehash(slots_.empty() ? 16 : slots_.size() * 2); }
+
+  // The keys moved into a new array of `cap` slots, allocated first: if that throws, the map is
+  // as it was.
+  void rehash(size_t cap) {
+    std::vector<Slot> fresh(cap);
+    const size_t mask = cap - 1;
+    const int shift = 64 - __builtin_ctzll(cap);
+    for (const Slot& s : slots_) {
+      if (s.key == 0)
+        continue;
+      size_t i = home(s.key, shift);
+      while (fresh[i].key != 0)
+        i = (i + 1) & mask;
+      fresh[i] = s;
+    }
+    slots_.swap(fresh);
+    mask_ = mask;
+    shift_ = shift;
   }
 
   std::vector<Slot> slots_; // a power of two long, at most half full

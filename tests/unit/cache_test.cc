@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cache/cache.h"
+#include "cache/memory.h"
 #include "cache/prefilter.h"
 #include "cache/verifier.h"
 #include "config/config.h"
@@ -483,6 +484,79 @@ TEST(MemoryCache, AdminOperations) {
   EXPECT_EQ(c->flush(), 1u);
   EXPECT_EQ(c->stats().entries, 0u);
   EXPECT_EQ(c->stats().bytes, 0u);
+}
+
+// Entries live in slots that removed entries hand on: what a slot held before never answers for
+// what it holds now, by id, exact key, index search or listing.
+TEST(MemoryCache, SlotsOfRemovedEntriesServeTheNextOnes) {
+  cache::MemoryCache c({});
+  std::vector<std::string> evicted;
+  c.on_evict([&](const std::string& id) { evicted.push_back(id); });
+  auto va = vec(0), vb = vec(1), vc = vec(2), vd = vec(3);
+  c.store(entry(1, 1, va, "a"));
+  const std::string a_id = c.list("", 0, 10).first.at(0).id;
+  EXPECT_TRUE(c.erase(a_id));
+  c.store(entry(1, 2, vb, "b")); // takes a's slot
+  EXPECT_FALSE(c.lookup(query(1, 99, &va)).hit) << "a's vector, a's slot";
+  auto b = c.lookup(query(1, 99, &vb));
+  ASSERT_TRUE(b.hit);
+  EXPECT_EQ(b.hit->text, "b");
+  EXPECT_FALSE(c.get(a_id));
+  EXPECT_FALSE(c.lookup(query(1, 1, nullptr)).hit) << "a's exact key";
+  EXPECT_EQ(c.ids(""), std::vector<std::string>{b.hit->id});
+  auto nn = c.nearest(va, 1, "");
+  ASSERT_EQ(nn.size(), 1u);
+  EXPECT_EQ(nn[0].first.text, "b");
+  EXPECT_NEAR(nn[0].second, 0.0, 1e-6);
+
+  // A newer answer to the same exact key replaces the older one, index entry included.
+  c.store(entry(1, 5, vc, "c1"));
+  c.store(entry(1, 5, vd, "c2"));
+  auto exact = c.lookup(query(1, 5, nullptr));
+  ASSERT_TRUE(exact.hit);
+  EXPECT_EQ(exact.hit->text, "c2");
+  EXPECT_FALSE(c.lookup(query(1, 99, &vc)).hit) << "the replaced answer's vector";
+  EXPECT_EQ(c.stats().entries, 2u);
+  ASSERT_EQ(evicted.size(), 1u) << "a replaced answer is reported; an erased one is not";
+
+  // The same id again (a Redis resync) with another vector: one entry, found by the new one.
+  cache::Entry again = entry(1, 7, va, "r1");
+  again.id = "00000000000000aa";
+  c.store(again);
+  again.vector = vb;
+  again.exact = 8;
+  again.text = "r2";
+  c.store(again);
+  EXPECT_EQ(c.stats().entries, 3u);
+  EXPECT_FALSE(c.lookup(query(1, 7, nullptr)).hit);
+  auto r = c.lookup(query(1, 8, nullptr));
+  ASSERT_TRUE(r.hit);
+  EXPECT_EQ(r.hit->text, "r2");
+  EXPECT_EQ(evicted.size(), 1u) << "a resync is not an eviction";
+
+  // Holes in the slots, then a policy switch that evicts: the survivors are the most used.
+  cache::MemoryCache d({});
+  std::vector<std::string> ids;
+  for (uint64_t i = 1; i <= 10; ++i) {
+    d.store(entry(1, i, vec(int(i % 8)), "e" + std::to_string(i)));
+    ids.push_back(d.lookup(query(1, i, nullptr)).hit->id);
+  }
+  for (size_t i = 0; i < 10; i += 2)
+    EXPECT_TRUE(d.erase(ids[i])); // e1, e3, e5, e7, e9 go
+  for (uint64_t i : {4u, 6u, 6u, 10u, 10u, 10u})
+    ASSERT_TRUE(d.lookup(query(1, i, nullptr)).hit);
+  cache::Options lfu;
+  lfu.eviction = cache::Eviction::Lfu;
+  lfu.max_entries = 3;
+  d.set_options(lfu);
+  EXPECT_EQ(d.stats().entries, 3u);
+  EXPECT_EQ(d.stats().evicted_capacity, 2u);
+  EXPECT_FALSE(d.lookup(query(1, 2, nullptr)).hit) << "used once (its store's lookup)";
+  EXPECT_FALSE(d.lookup(query(1, 8, nullptr)).hit);
+  for (uint64_t i : {4u, 6u, 10u})
+    EXPECT_TRUE(d.lookup(query(1, i, nullptr)).hit) << i;
+  EXPECT_EQ(d.ids("").size(), 3u);
+  EXPECT_EQ(d.list("", 0, 10).second, 3u);
 }
 
 TEST(MemoryCache, VerifierReadingsCountInBytesAndLeaveWithTheirEntry) {

@@ -81,4 +81,46 @@ TEST(U64Map, AgreesWithUnorderedMapThroughInsertsAndErases) {
   }
 }
 
+// A run that wraps past the table's end: keys whose home is the last slot of a 16-slot table
+// spill into slots 0, 1, ..., where keys at home there must still be found after any erase.
+TEST(U64Map, EraseInARunThatWrapsPastTheEnd) {
+  std::vector<uint64_t> last, first;
+  for (uint64_t k = 1; last.size() < 3 || first.size() < 2; ++k) {
+    const uint64_t home = (k * 0x9e3779b97f4a7c15ull) >> 60; // 16 slots
+    if (home == 15 && last.size() < 3)
+      last.push_back(k);
+    else if (home == 0 && first.size() < 2)
+      first.push_back(k);
+  }
+  for (size_t erased = 0; erased < 5; ++erased) {
+    U64Map<uint32_t> m;
+    std::vector<uint64_t> keys = {last[0], last[1], first[0], last[2], first[1]};
+    for (size_t i = 0; i < keys.size(); ++i)
+      m[keys[i]] = uint32_t(i);
+    ASSERT_TRUE(m.erase(keys[erased]));
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const uint32_t* v = m.find(keys[i]);
+      if (i == erased) {
+        EXPECT_EQ(v, nullptr);
+      } else {
+        ASSERT_NE(v, nullptr) << "erased " << erased << ", key " << i;
+        EXPECT_EQ(*v, i);
+      }
+    }
+  }
+}
+
+// reserve() makes room up front: the inserts after it keep the map's array.
+TEST(U64Map, ReserveMakesRoomForTheInsertsAfterIt) {
+  U64Map<uint32_t> m;
+  m.reserve(100);
+  m[1] = 1;
+  const uint32_t* first = m.find(1);
+  for (uint64_t k = 2; k <= 100; ++k)
+    m[k] = uint32_t(k);
+  EXPECT_EQ(m.find(1), first) << "no rehash";
+  for (uint64_t k = 1; k <= 100; ++k)
+    ASSERT_EQ(*m.find(k), k);
+}
+
 } // namespace semrouter::core
