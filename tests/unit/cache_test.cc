@@ -242,6 +242,43 @@ TEST(MemoryCache, FlatIndexPrefilteredBySignCodesFindsNearVectors) {
 
 // The prefilter's choice, on made-up distances: the `keep` smallest, ties at the cut taken in
 // index order, every entry visited once and in index order, at lengths around the 16-byte blocks.
+// A store of a vector just searched for takes the sign code the search computed (the index keeps
+// recent searches' codes by the vector's hash). The code must be the stored vector's own: each
+// entry is then found by its own vector among 1,500 (with a wrong code, its code distance to its
+// own vector would be about 64 of 128 bits, and the prefilter would pass it over).
+TEST(MemoryCache, AStoreAfterItsSearchFindsItsEntry) {
+  cache::Options o;
+  o.max_entries = 100000;
+  auto c = cache::make_memory_cache(o);
+  std::mt19937 rng(5);
+  for (size_t i = 0; i < 1000; ++i) // past kRerank: searches go through the codes
+    c->store(entry(3, i + 1, random_unit(rng, 48), "old"));
+  std::vector<std::vector<float>> added;
+  for (size_t i = 0; i < 500; ++i) {
+    added.push_back(random_unit(rng, 48));
+    auto q = query(3, 5000 + i, &added.back());
+    q.threshold = 0.999;
+    EXPECT_FALSE(c->lookup(q).hit); // the miss whose answer is stored next
+    // Other requests' searches come between a search and its store, as with many connections:
+    // one may take this vector's slot of the recent codes, and the store must then see that the
+    // slot's code is another vector's.
+    for (int k = 0; k < 16; ++k) {
+      auto other = random_unit(rng, 48);
+      c->lookup(query(3, 9999, &other));
+    }
+    c->store(entry(3, 5000 + i, added.back(), "new" + std::to_string(i)));
+  }
+  int found = 0;
+  for (size_t i = 0; i < added.size(); ++i) {
+    auto q = query(3, 1, &added[i]);
+    q.exact = 777777; // no exact hit: the semantic tier alone
+    q.threshold = 0.999;
+    auto r = c->lookup(q);
+    found += r.hit && r.hit->text == "new" + std::to_string(i);
+  }
+  EXPECT_EQ(found, 500);
+}
+
 TEST(CachePrefilter, VisitsTheKeepNearestInIndexOrder) {
   std::mt19937 rng(5);
   auto check = [](const std::vector<uint8_t>& dist, size_t keep, const std::string& what) {
