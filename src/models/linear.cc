@@ -24,13 +24,14 @@ template <uint32_t C> void logits_fixed(const LinearModel& m, const SparseVec& x
   for (uint32_t c = 0; c < C; ++c)
     acc[c] = m.b[c];
   const size_t n = x.idx.size();
-  const float* w = m.w.data();
+  const float* w = m.row_base();
+  const size_t stride = m.row_stride();
   for (size_t k = 0; k < std::min(n, kAhead); ++k)
-    __builtin_prefetch(w + size_t(x.idx[k]) * C);
+    __builtin_prefetch(w + size_t(x.idx[k]) * stride);
   for (size_t k = 0; k < n; ++k) {
     if (k + kAhead < n)
-      __builtin_prefetch(w + size_t(x.idx[k + kAhead]) * C);
-    const float* row = w + size_t(x.idx[k]) * C;
+      __builtin_prefetch(w + size_t(x.idx[k + kAhead]) * stride);
+    const float* row = w + size_t(x.idx[k]) * stride;
     const float v = x.val[k];
     for (uint32_t c = 0; c < C; ++c)
       acc[c] += v * row[c];
@@ -45,11 +46,12 @@ void add_dense_fixed(const LinearModel& m, const float* v, size_t n, float scale
   float acc[C];
   for (uint32_t c = 0; c < C; ++c)
     acc[c] = out[c];
-  const float* w = m.w.data() + size_t(first) * C;
+  const size_t stride = m.row_stride();
+  const float* w = m.row_base() + size_t(first) * stride;
   for (size_t d = 0; d < n; ++d) {
     const float x = v[d] * scale;
     for (uint32_t c = 0; c < C; ++c)
-      acc[c] += x * w[d * C + c];
+      acc[c] += x * w[d * stride + c];
   }
   for (uint32_t c = 0; c < C; ++c)
     out[c] = acc[c];
@@ -69,11 +71,12 @@ void LinearModel::add_dense(const float* v, size_t n, float scale, uint32_t firs
   default:
     break;
   }
-  const float* wd = w.data() + size_t(first) * classes;
+  const size_t stride = row_stride();
+  const float* wd = row_base() + size_t(first) * stride;
   for (size_t d = 0; d < n; ++d) {
     const float x = v[d] * scale;
     for (uint32_t c = 0; c < classes; ++c)
-      out[c] += x * wd[d * classes + c];
+      out[c] += x * wd[d * stride + c];
   }
 }
 
@@ -91,15 +94,51 @@ void LinearModel::logits(const SparseVec& x, float* out) const {
   for (uint32_t c = 0; c < classes; ++c)
     out[c] = b[c];
   const size_t n = x.idx.size();
+  const float* base = row_base();
+  const size_t stride = row_stride();
   for (size_t k = 0; k < std::min(n, kAhead); ++k)
-    __builtin_prefetch(w.data() + size_t(x.idx[k]) * classes);
+    __builtin_prefetch(base + size_t(x.idx[k]) * stride);
   for (size_t k = 0; k < n; ++k) {
     if (k + kAhead < n)
-      __builtin_prefetch(w.data() + size_t(x.idx[k + kAhead]) * classes);
-    const float* row = w.data() + size_t(x.idx[k]) * classes;
+      __builtin_prefetch(base + size_t(x.idx[k + kAhead]) * stride);
+    const float* row = base + size_t(x.idx[k]) * stride;
     const float v = x.val[k];
     for (uint32_t c = 0; c < classes; ++c)
       out[c] += v * row[c];
+  }
+}
+
+std::vector<float> LinearModel::weights() const {
+  if (!shared)
+    return w;
+  std::vector<float> out(size_t(dim) * classes);
+  for (size_t i = 0; i < dim; ++i)
+    std::copy_n(row_base() + i * stride, classes, out.data() + i * classes);
+  return out;
+}
+
+void fuse_rows(const std::vector<LinearModel*>& models) {
+  if (models.size() < 2)
+    return;
+  const uint32_t dim = models[0]->dim;
+  uint32_t width = 0;
+  for (const LinearModel* m : models) {
+    if (m->shared || m->dim != dim || m->w.size() != size_t(dim) * m->classes)
+      return;
+    width += m->classes;
+  }
+  auto table = std::make_shared<std::vector<float>>(size_t(dim) * width);
+  uint32_t offset = 0;
+  for (LinearModel* m : models) {
+    for (size_t i = 0; i < dim; ++i)
+      std::copy_n(m->w.data() + i * m->classes, m->classes, table->data() + i * width + offset);
+    m->offset = offset;
+    offset += m->classes;
+  }
+  for (LinearModel* m : models) {
+    m->shared = table;
+    m->stride = width;
+    std::vector<float>().swap(m->w);
   }
 }
 

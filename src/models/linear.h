@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,16 @@ struct LinearModel {
   uint32_t classes = 0;
   std::vector<float> w; // [dim × classes], feature-major (a sparse feature touches one row)
   std::vector<float> b; // [classes]
+  // Set by fuse_rows: the rows live in a table shared with other models, row i at
+  // shared->data() + i * stride + offset, and w is empty.
+  std::shared_ptr<const std::vector<float>> shared;
+  uint32_t stride = 0, offset = 0;
+
+  const float* row_base() const { return shared ? shared->data() + offset : w.data(); }
+  size_t row_stride() const { return shared ? stride : classes; }
+  // The weights as w holds them ([dim × classes]), from the shared table when fused.
+  std::vector<float> weights() const;
+
   // out[c] = b[c] + Σ x_i · w[i, c]
   void logits(const SparseVec& x, float* out) const;
   // out[c] += Σ_d (v[d] · scale) · w[first + d, c], in the order of d: dense features stored
@@ -36,6 +47,13 @@ struct LinearTrainOptions {
   // Called after each epoch with the mean training loss.
   std::function<void(int epoch, double loss)> progress;
 };
+
+// Puts the models' rows side by side in one table (row i: each model's row i in turn) and points
+// each at its columns, freeing their own tables: one feature's weights for all of them are then
+// one fetch (one page, one or two cache lines) where they were one per model. Same memory, same
+// results bit for bit. Does nothing unless there are two or more, each with its own rows and the
+// same dim.
+void fuse_rows(const std::vector<LinearModel*>& models);
 
 LinearModel train_linear(const std::vector<SparseVec>& x, const std::vector<int>& y, uint32_t dim,
                          uint32_t classes, const LinearTrainOptions& opts);

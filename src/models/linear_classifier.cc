@@ -55,6 +55,23 @@ void LinearTextClassifier::logits(const std::vector<std::string>& words,
   model_.logits(x, out.data());
 }
 
+void LinearTextClassifier::share_rows(const std::vector<LinearTextClassifier*>& models) {
+  std::vector<LinearTextClassifier*> todo = models;
+  while (!todo.empty()) {
+    // One group: the models that featurise like the first one.
+    const uint64_t key = todo.front()->key_;
+    const uint32_t dim = todo.front()->model_.dim;
+    std::vector<LinearModel*> group;
+    std::erase_if(todo, [&](LinearTextClassifier* m) {
+      if (m->key_ != key || m->model_.dim != dim)
+        return false;
+      group.push_back(&m->model_);
+      return true;
+    });
+    fuse_rows(group);
+  }
+}
+
 double LinearTextClassifier::positive_from_logits(const std::vector<float>& z) const {
   const size_t p = size_t(cfg_.positive);
   if (cfg_.calibration) {
@@ -270,7 +287,7 @@ core::Status LinearTextClassifier::save(const std::string& dir,
   }
   std::ofstream(dir + "/config.json") << j.dump(2) << "\n";
   nn::TensorMap t;
-  t["w"] = {{int64_t(model_.dim), int64_t(model_.classes)}, model_.w};
+  t["w"] = {{int64_t(model_.dim), int64_t(model_.classes)}, model_.weights()};
   t["b"] = {{int64_t(model_.classes)}, model_.b};
   return nn::write_safetensors(dir + "/model.safetensors", t, nn::DType::F16);
 }

@@ -106,6 +106,12 @@ core::StatusOr<std::shared_ptr<const Registry>> Registry::load(const std::vector
     r->loaded.push_back(fmt::format("{}: {} {}{}", s.task, s.type, path,
                                     detail.empty() ? "" : " (" + detail + ")"));
   }
+  // The linear models were made here, not const: their rows may still move into one table.
+  std::vector<LinearTextClassifier*> linear;
+  for (const auto* task : {&r->domain, &r->complexity, &r->reasoning, &r->jailbreak})
+    if (auto* m = dynamic_cast<const LinearTextClassifier*>(task->get()))
+      linear.push_back(const_cast<LinearTextClassifier*>(m));
+  LinearTextClassifier::share_rows(linear);
   return std::shared_ptr<const Registry>(std::move(r));
 }
 
