@@ -322,6 +322,7 @@ public:
   // Up to k (id, cosine) pairs, best first.
   std::vector<std::pair<uint64_t, float>> search(const float* q, size_t k) const {
     std::vector<std::pair<uint64_t, float>> out;
+    out.reserve(k); // one allocation, not one per doubling
     flat_search(q, k, out);
     if (hnsw_ && !by_id_.empty()) {
       auto pq = hnsw_->searchKnn(padded(q), std::min(k, by_id_.size()));

@@ -405,7 +405,16 @@ StageResult cache_lookup(const Snapshot& snapshot, const RequestMeta& meta,
   entry.decision = out.decision;
   entry.model = model.name;
   uint64_t scope = cache::hash_bytes(entry.tenant);
-  scope = cache::hash_bytes("\x1f" + entry.decision + "\x1f" + entry.model + "\x1f", scope);
+  // The decision and the model between separators. Below kLaneHashBytes hash_bytes is FNV-1a,
+  // which hashes pieces in turn as it hashes them joined: the same key without the joined copy.
+  if (entry.decision.size() + entry.model.size() + 3 < cache::kLaneHashBytes) {
+    for (std::string_view piece : {std::string_view("\x1f"), std::string_view(entry.decision),
+                                   std::string_view("\x1f"), std::string_view(entry.model),
+                                   std::string_view("\x1f")})
+      scope = cache::hash_bytes(piece, scope);
+  } else {
+    scope = cache::hash_bytes("\x1f" + entry.decision + "\x1f" + entry.model + "\x1f", scope);
+  }
   size_t latest = view.messages.size();
   for (size_t i = view.messages.size(); i-- > 0;)
     if (view.messages[i].role == "user") {

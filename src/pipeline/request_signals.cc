@@ -502,7 +502,8 @@ void compute_signals(const Snapshot& snapshot, const RequestFacts& facts,
       r.latency_us = embedding_us + us_since(t0);
       // (phrases has one row per e.phrases entry; none: best stays -1)
       r.evidence.emplace_back(best > -1 ? std::string_view(e.phrases[best_k]) : std::string_view());
-      sims.emplace_back(e.name, score);
+      if (details) // for the dry run's report only: a copy of the name per signal otherwise
+        sims.emplace_back(e.name, score);
     }
   }
 
