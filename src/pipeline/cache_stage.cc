@@ -408,9 +408,9 @@ StageResult cache_lookup(const Snapshot& snapshot, const RequestMeta& meta,
   // The decision and the model between separators. Below kLaneHashBytes hash_bytes is FNV-1a,
   // which hashes pieces in turn as it hashes them joined: the same key without the joined copy.
   if (entry.decision.size() + entry.model.size() + 3 < cache::kLaneHashBytes) {
-    for (std::string_view piece : {std::string_view("\x1f"), std::string_view(entry.decision),
-                                   std::string_view("\x1f"), std::string_view(entry.model),
-                                   std::string_view("\x1f")})
+    for (std::string_view piece :
+         {std::string_view("\x1f"), std::string_view(entry.decision), std::string_view("\x1f"),
+          std::string_view(entry.model), std::string_view("\x1f")})
       scope = cache::hash_bytes(piece, scope);
   } else {
     scope = cache::hash_bytes("\x1f" + entry.decision + "\x1f" + entry.model + "\x1f", scope);
