@@ -383,7 +383,7 @@ private:
       uint64_t* c = codes_.data() + codes_.size() - kCodeWords;
       // A miss's answer is usually stored a moment after its lookup searched for the same vector.
       const uint64_t h = recent_ ? vector_hash(v, dim_) : 0;
-      const RecentCode* r = recent_ ? &(*recent_)[h % kRecentCodes] : nullptr;
+      const RecentCode* r = recent_ ? &(*recent_)[recent_slot(h)] : nullptr;
       if (r && r->hash == h)
         std::memcpy(c, r->code, sizeof r->code);
       else
@@ -423,7 +423,7 @@ private:
     if (!recent_) // only scopes past kRerank entries search by code
       recent_ = std::make_unique<std::array<RecentCode, kRecentCodes>>();
     const uint64_t h = vector_hash(q, dim_);
-    RecentCode& r = (*recent_)[h % kRecentCodes];
+    RecentCode& r = (*recent_)[recent_slot(h)];
     r.hash = h;
     std::memcpy(r.code, qc, sizeof qc);
     thread_local std::vector<uint8_t> dist;
@@ -597,16 +597,19 @@ private:
   std::vector<uint64_t> ids_;
   std::vector<float> flat_;
   std::vector<uint64_t> codes_;
-  // The sign codes of recent searches' queries, direct-mapped by the hash of the vector (a later
-  // search for another vector may take the slot): the insert of a vector just searched for takes
-  // its code from here, instead of 128 dot products over the 51 kB of projections for 100 floats.
-  // Made by the first search that uses the codes (6 kB: not for every small scope); written by
-  // const searches, under the scope's lock like the rest.
+  // The sign codes of up to 256 recent searches' queries, direct-mapped by the hash of the vector
+  // (a later search for another vector may take the slot): the insert of a vector just searched
+  // for takes its code from here, instead of 128 dot products over the 51 kB of projections for
+  // 100 floats. Made by the first search that uses the codes (6 kB: not for every small scope);
+  // written by const searches, under the scope's lock like the rest, which must therefore stay
+  // exclusive (see Scope).
   struct RecentCode {
     uint64_t hash = 0; // vector_hash(); 0: empty
     uint64_t code[kCodeWords] = {};
   };
   static constexpr size_t kRecentCodes = 256;
+  // A hash's slot: its top byte (the lowest bit is always set, see vector_hash).
+  static size_t recent_slot(uint64_t h) { return size_t(h >> 56); }
   mutable std::unique_ptr<std::array<RecentCode, kRecentCodes>> recent_;
   core::U64Map<size_t> slot_;
   // Graph: label (hnswlib's) <-> entry id, and the labels of deleted slots.
@@ -619,7 +622,8 @@ private:
 
 // One scope's index behind its own lock. A plain mutex: with a reader-writer lock, two threads
 // searching one graph at once while a third waited to insert ran 20-30% slower than taking
-// turns (cache-bench --threads 2 --scopes 1); different scopes never wait on each other.
+// turns (cache-bench --threads 2 --scopes 1); different scopes never wait on each other. A search
+// also writes (the index's recent sign codes), so a shared lock would need one of its own there.
 struct MemoryCache::Scope {
   Scope(size_t dim, const HnswOptions& h) : index(dim), hnsw(h) {}
   std::mutex mu;

@@ -52,7 +52,9 @@ struct LinearTrainOptions {
 // each at its columns, freeing their own tables: one feature's weights for all of them are then
 // one fetch (one page, one or two cache lines) where they were one per model. Same memory, same
 // results bit for bit. Does nothing unless there are two or more, each with its own rows and the
-// same dim.
+// same dim. It changes the models in place: call it before they are shared between threads.
+// Code that reads or changes w directly must not be handed a fused model (w is empty); weights()
+// reads either kind.
 void fuse_rows(const std::vector<LinearModel*>& models);
 
 LinearModel train_linear(const std::vector<SparseVec>& x, const std::vector<int>& y, uint32_t dim,

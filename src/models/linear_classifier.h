@@ -67,7 +67,7 @@ public:
   // The models that featurise alike (the same features_key() and feature count) get their rows
   // side by side in one table (fuse_rows): the first hashes a text, and every one of them then
   // reads the same rows of memory, which the first brought into the caches. The registry does
-  // this for the models it loads.
+  // this for the models it loads, before they are published; not for models already in use.
   static void share_rows(const std::vector<LinearTextClassifier*>& models);
   // `vectors_dir` is where the word vectors live now; stored relative to `dir`.
   core::Status save(const std::string& dir, const std::string& vectors_dir = "") const;

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <random>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -118,6 +119,89 @@ TEST(LinearClassifier, SaveLoadRoundTripKeepsPredictions) {
   }
   auto bad = models::LinearTextClassifier::load("/nonexistent");
   ASSERT_FALSE(bad);
+}
+
+// fuse_rows on made-up models of 2, 3, 5 and 14 classes (the fixed-size paths and the generic
+// one): logits and dense features read through the shared table equal the models' own, bit for
+// bit, and weights() gives back each model's table. It leaves alone a single model, models of
+// different dims, and models already fused.
+TEST(LinearModel, FusedRowsGiveTheSameLogitsOnEveryPath) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> g;
+  constexpr uint32_t kHashed = 40, kDense = 10, kDim = kHashed + kDense;
+  auto make = [&](uint32_t classes, uint32_t dim) {
+    models::LinearModel m;
+    m.dim = dim;
+    m.classes = classes;
+    m.w.resize(size_t(dim) * classes);
+    for (float& w : m.w)
+      w = g(rng);
+    m.b.resize(classes);
+    for (float& b : m.b)
+      b = g(rng);
+    return m;
+  };
+  std::vector<models::LinearModel> own = {make(2, kDim), make(3, kDim), make(5, kDim),
+                                          make(14, kDim)};
+  std::vector<models::LinearModel> fused = own;
+  std::vector<models::LinearModel*> ptrs;
+  for (auto& m : fused)
+    ptrs.push_back(&m);
+  models::fuse_rows(ptrs);
+  models::SparseVec x;
+  for (uint32_t i = 0; i < kHashed; i += 1 + uint32_t(rng() % 3)) {
+    x.idx.push_back(i);
+    x.val.push_back(g(rng));
+  }
+  std::vector<float> dense(kDense);
+  for (float& v : dense)
+    v = g(rng);
+  for (size_t k = 0; k < own.size(); ++k) {
+    SCOPED_TRACE(own[k].classes);
+    ASSERT_TRUE(fused[k].shared);
+    EXPECT_TRUE(fused[k].w.empty());
+    EXPECT_EQ(fused[k].stride, 2u + 3u + 5u + 14u);
+    EXPECT_EQ(fused[k].weights(), own[k].w);
+    std::vector<float> a(own[k].classes), b(own[k].classes);
+    own[k].logits(x, a.data());
+    fused[k].logits(x, b.data());
+    EXPECT_EQ(a, b);
+    own[k].add_dense(dense.data(), kDense, 1.5f, kHashed, a.data());
+    fused[k].add_dense(dense.data(), kDense, 1.5f, kHashed, b.data());
+    EXPECT_EQ(a, b);
+  }
+  auto single = make(3, kDim);
+  models::fuse_rows({&single});
+  EXPECT_FALSE(single.shared);
+  auto other_dim = make(2, kDim + 1);
+  auto same_dim = make(2, kDim);
+  const auto before = other_dim.w;
+  models::fuse_rows({&same_dim, &other_dim});
+  EXPECT_FALSE(other_dim.shared);
+  EXPECT_FALSE(same_dim.shared);
+  EXPECT_EQ(other_dim.w, before);
+  auto fresh = make(2, kDim);
+  models::fuse_rows({&fused[0], &fresh}); // fused[0] already shares a table
+  EXPECT_FALSE(fresh.shared);
+  EXPECT_EQ(fused[0].stride, 24u);
+}
+
+// A fused model saves the weights it was loaded with.
+TEST(LinearClassifier, AFusedModelSavesItsOwnWeights) {
+  auto domain = models::LinearTextClassifier::load(src("models/domain"));
+  auto jailbreak = models::LinearTextClassifier::load(src("models/jailbreak"));
+  ASSERT_TRUE(domain.has_value() && jailbreak.has_value());
+  models::LinearTextClassifier::share_rows({domain->get(), jailbreak->get()});
+  ASSERT_TRUE((*domain)->model().shared);
+  auto dir = std::filesystem::path(::testing::TempDir()) / "fused-domain";
+  ASSERT_TRUE((*domain)->save(dir.string(), src("models/glove-100d-sif")));
+  auto back = models::LinearTextClassifier::load(dir.string());
+  ASSERT_TRUE(back.has_value()) << back.error().message;
+  auto alone = models::LinearTextClassifier::load(src("models/domain"));
+  ASSERT_TRUE(alone.has_value());
+  EXPECT_EQ((*back)->model().w, (*alone)->model().w); // F16 on disk, exact for F16 weights
+  EXPECT_EQ((*back)->classify_one("Is my lease legal?").logits,
+            (*alone)->classify_one("Is my lease legal?").logits);
 }
 
 TEST(Metrics, RocAucAndConfusion) {
