@@ -240,8 +240,6 @@ TEST(MemoryCache, FlatIndexPrefilteredBySignCodesFindsNearVectors) {
   }
 }
 
-// The prefilter's choice, on made-up distances: the `keep` smallest, ties at the cut taken in
-// index order, every entry visited once and in index order, at lengths around the 16-byte blocks.
 // A store of a vector just searched for takes the sign code the search computed (the index keeps
 // recent searches' codes by the vector's hash). The code must be the stored vector's own: each
 // entry is then found by its own vector among 1,500 (with a wrong code, its code distance to its
@@ -279,6 +277,8 @@ TEST(MemoryCache, AStoreAfterItsSearchFindsItsEntry) {
   EXPECT_EQ(found, 500);
 }
 
+// The prefilter's choice, on made-up distances: the `keep` smallest, ties at the cut taken in
+// index order, every entry visited once and in index order, at lengths around the 16-byte blocks.
 TEST(CachePrefilter, VisitsTheKeepNearestInIndexOrder) {
   std::mt19937 rng(5);
   auto check = [](const std::vector<uint8_t>& dist, size_t keep, const std::string& what) {
@@ -312,6 +312,32 @@ TEST(CachePrefilter, VisitsTheKeepNearestInIndexOrder) {
   }
   // More entries at one distance than 16-bit counts hold.
   check(std::vector<uint8_t>(70000, uint8_t(64)), 384, "70,000 equal");
+  // Past 4,096 entries, keeping few: the cut from a sample's bound. Codes' distances (binomial
+  // around 64), uniform ones, and samples (every 16th entry) that mislead both ways: the bound
+  // too low (the sample near, the rest far) or too loose (all equal), which the full pass takes.
+  std::binomial_distribution<int> coins(128, 0.5);
+  for (size_t n : {size_t(4096), size_t(5000), size_t(10000), size_t(40000)}) {
+    for (size_t keep : {size_t(1), size_t(7), size_t(384), n / 8, n / 8 + 1}) {
+      std::vector<uint8_t> d(n);
+      for (auto& x : d)
+        x = uint8_t(coins(rng));
+      check(d, keep, "binomial");
+      for (auto& x : d)
+        x = uint8_t(rng() % 129);
+      check(d, keep, "uniform");
+      for (size_t i = 0; i < n; ++i)
+        d[i] = uint8_t(i % 16 == 0 ? 20 : 30 + rng() % 3);
+      check(d, keep, "sample near, the rest far");
+      for (size_t i = 0; i < n; ++i)
+        d[i] = uint8_t(i % 16 == 0 ? 90 : 10 + rng() % 60);
+      check(d, keep, "sample far, the rest near");
+      std::fill(d.begin(), d.end(), uint8_t(40));
+      check(d, keep, "all equal");
+      for (size_t i = 0; i < n; ++i)
+        d[i] = uint8_t(i < n / 2 ? 10 : 11);
+      check(d, keep, "ties");
+    }
+  }
 }
 
 // Vectors longer than the codes cover (4,096 floats) are scanned exactly at any scope size.
