@@ -6,7 +6,11 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <random>
 #include <string>
+#include <vector>
+
+#include "cache/prefilter.h"
 
 #include "openai/request.h"
 #include "pipeline/pipeline.h"
@@ -107,6 +111,43 @@ void BM_PassthroughConcreteModel(benchmark::State& state) {
              R"({"model":"llama-3.1-8b","messages":[{"role":"user","content":"hello there"}]})");
 }
 BENCHMARK(BM_PassthroughConcreteModel);
+
+// The semantic cache's prefilter choosing 384 of 10,000 entries by code distance: every entry's
+// histogram against the histogram under a sampled bound (cache/prefilter.h), side by side.
+// Distances: 128-bit codes of unrelated vectors (binomial around 64), and a fifth of the entries
+// near-ties of the query (0-3 bits), as with gateway_bench's questions of one topic.
+const std::vector<uint8_t>& code_distances(bool clustered) {
+  static const auto make = [](bool near) {
+    std::mt19937 rng(7);
+    std::binomial_distribution<int> coins(128, 0.5);
+    std::vector<uint8_t> d(10000);
+    for (size_t i = 0; i < d.size(); ++i)
+      d[i] = near && i % 5 == 0 ? uint8_t(rng() % 4) : uint8_t(coins(rng));
+    return d;
+  };
+  static const std::vector<uint8_t> unrelated = make(false), topic = make(true);
+  return clustered ? topic : unrelated;
+}
+
+void BM_PrefilterFullHistogram(benchmark::State& state) {
+  const auto& d = code_distances(state.range(0) != 0);
+  size_t sum = 0;
+  auto visit = [&](size_t e) { sum += e; };
+  for (auto _ : state)
+    cache::prefilter_detail::nearest_by_full_histogram(d.data(), d.size(), 384, visit);
+  benchmark::DoNotOptimize(sum);
+}
+BENCHMARK(BM_PrefilterFullHistogram)->ArgName("clustered")->Arg(0)->Arg(1);
+
+void BM_PrefilterSampledBound(benchmark::State& state) {
+  const auto& d = code_distances(state.range(0) != 0);
+  size_t sum = 0;
+  auto visit = [&](size_t e) { sum += e; };
+  for (auto _ : state)
+    cache::for_each_nearest(d.data(), d.size(), 384, visit);
+  benchmark::DoNotOptimize(sum);
+}
+BENCHMARK(BM_PrefilterSampledBound)->ArgName("clustered")->Arg(0)->Arg(1);
 
 } // namespace
 

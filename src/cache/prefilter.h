@@ -28,15 +28,15 @@ inline unsigned cut_of(const uint32_t* hist, size_t keep, size_t& below) {
 }
 
 // Visits the entries below the cut and the first (keep - below) at it, in the order offered, and
-// says when all keep have gone.
+// says when all keep have gone. Kept by value in the loops that use it, so its counts stay in
+// registers.
 struct Taker {
   unsigned cut;
   size_t at_cut; // how many entries at the cut still go in
   size_t left;   // how many entries still go in: none once this reaches 0
-  template <class Visit> void offer(const uint8_t* dist, size_t e, Visit& visit) {
-    if (dist[e] > cut)
-      return;
-    if (dist[e] == cut) {
+  // An entry at or below the cut.
+  template <class Visit> void offer_within(uint8_t d, size_t e, Visit& visit) {
+    if (d == cut) {
       if (at_cut == 0)
         return;
       --at_cut;
@@ -51,11 +51,36 @@ struct Taker {
 constexpr size_t kSampledMin = 4096;
 constexpr size_t kSampleStep = 16;
 
+// Visits, among the first n entries, those the taker keeps, in index order, 16 at a time where
+// SSE2 is there, stopping once all have gone.
+// (Once t.left is 0 every entry below the cut has gone and none at it may: the inner loops need
+// not check it.)
+template <class Visit> void take_in_order(const uint8_t* dist, size_t n, Taker t, Visit& visit) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i c16 = _mm_set1_epi8(static_cast<char>(t.cut));
+  for (; i + 16 <= n && t.left; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(dist + i));
+    // d <= cut, unsigned: min(d, cut) == d
+    for (unsigned m = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, c16), v))); m;
+         m &= m - 1) {
+      const size_t e = i + size_t(__builtin_ctz(m));
+      t.offer_within(dist[e], e, visit);
+    }
+  }
+#endif
+  for (; i < n && t.left; ++i)
+    if (dist[i] <= t.cut)
+      t.offer_within(dist[i], i, visit);
+}
+
 // A histogram of every 16th distance gives a bound above the cut (the sample's count up to it is
-// twice keep's share of the samples, and 8 more); one pass collects the entries at or below the
-// bound, in index order, and the exact cut comes from their histogram alone. Returns false, having
-// visited nothing, when the bound turned out below the cut (fewer than keep at or under it) or let
-// more than 4 * keep + 64 through; the caller then takes every entry's histogram.
+// twice keep's share of the samples, and 8 more). One pass takes the histogram of the entries at
+// or below the bound only, and notes where they are while they number at most 4 * keep + 64
+// (past that, as when most entries are near-ties of the query, the choice reads every entry
+// again). The exact cut comes from that histogram. Returns false, having visited nothing, when
+// the bound turned out below the cut (fewer than keep at or under it), or when the sample says it
+// would let more than twice that many through.
 template <class Visit>
 bool nearest_below_sampled_bound(const uint8_t* dist, size_t n, size_t keep, Visit& visit) {
   uint32_t sample[256] = {};
@@ -64,58 +89,91 @@ bool nearest_below_sampled_bound(const uint8_t* dist, size_t n, size_t keep, Vis
     ++sample[dist[i]];
   const size_t want = std::min(samples, 2 * keep * samples / n + 8);
   unsigned bound = 0;
-  for (size_t seen = 0; bound < 255; ++bound) {
+  size_t seen = 0;
+  for (; bound < 255; ++bound) {
     seen += sample[bound];
     if (seen >= want)
       break;
   }
   const size_t cap = 4 * keep + 64;
+  // Ties at the bound (most entries near-ties of the query, say): the bound would let about
+  // seen * kSampleStep through, which the full pass counts as cheaply.
+  if (seen * kSampleStep > 2 * cap)
+    return false;
   static thread_local std::vector<uint32_t> low;
   if (low.size() < cap)
     low.resize(cap);
   uint32_t* out = low.data();
-  size_t c = 0, i = 0;
+  uint32_t hist[256] = {};
+  size_t c = 0; // entries at or under the bound; the first min(c, cap) are in out
+  auto note = [&](size_t e) {
+    ++hist[dist[e]];
+    if (c < cap)
+      out[c] = uint32_t(e);
+    ++c;
+  };
+  size_t i = 0;
 #if defined(__SSE2__)
   const __m128i b16 = _mm_set1_epi8(static_cast<char>(bound));
   for (; i + 16 <= n; i += 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(dist + i));
-    // d <= bound, unsigned: min(d, bound) == d
-    unsigned m = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, b16), v)));
-    if (!m)
-      continue;
-    if (c + size_t(__builtin_popcount(m)) > cap)
-      return false;
-    for (; m; m &= m - 1)
-      out[c++] = uint32_t(i + size_t(__builtin_ctz(m)));
+    for (unsigned m = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, b16), v))); m;
+         m &= m - 1)
+      note(i + size_t(__builtin_ctz(m)));
   }
 #endif
   for (; i < n; ++i)
-    if (dist[i] <= bound) {
-      if (c == cap)
-        return false;
-      out[c++] = uint32_t(i);
-    }
+    if (dist[i] <= bound)
+      note(i);
   if (c < keep)
     return false;
-  uint32_t hist[256] = {};
-  for (size_t k = 0; k < c; ++k)
-    ++hist[dist[out[k]]];
   size_t below;
   const unsigned cut = cut_of(hist, keep, below);
   Taker t{cut, keep - below, keep};
+  if (c > cap) {
+    take_in_order(dist, n, t, visit);
+    return true;
+  }
   for (size_t k = 0; k < c && t.left; ++k)
-    t.offer(dist, out[k], visit);
+    if (dist[out[k]] <= cut)
+      t.offer_within(dist[out[k]], out[k], visit);
   return true;
+}
+
+} // namespace prefilter_detail
+
+namespace prefilter_detail {
+
+// Every entry's histogram (four histograms take turns, so runs of one distance do not wait on
+// each other's increments), then the choice. For 0 < keep < n.
+template <class Visit>
+void nearest_by_full_histogram(const uint8_t* dist, size_t n, size_t keep, Visit& visit) {
+  uint32_t hist[4][256] = {};
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    ++hist[0][dist[i]], ++hist[1][dist[i + 1]], ++hist[2][dist[i + 2]], ++hist[3][dist[i + 3]];
+  for (; i < n; ++i)
+    ++hist[0][dist[i]];
+  // The four summed only as far as the cut (the low tail, when few are kept).
+  size_t below = 0;
+  unsigned cut = 0;
+  for (; cut < 255; ++cut) {
+    const size_t at = size_t(hist[0][cut]) + hist[1][cut] + hist[2][cut] + hist[3][cut];
+    if (below + at >= keep)
+      break;
+    below += at;
+  }
+  Taker t{cut, keep - below, keep};
+  take_in_order(dist, n, t, visit);
 }
 
 } // namespace prefilter_detail
 
 // Calls visit(i) for the min(keep, n) entries of smallest dist[i], in one pass in index order:
 // those below the cut distance and the first ones (by index) at the cut. The cut comes from a
-// histogram of the distances: of every entry (four histograms take turns, so runs of one
-// distance do not wait on each other's increments), or, for many entries of which few are kept,
-// of those under a bound a sample of the distances gives (prefilter_detail). The pass stops at
-// the last entry it keeps.
+// histogram of the distances: for many entries of which few are kept, of those under a bound a
+// sample of the distances gives (nearest_below_sampled_bound), else of every entry
+// (nearest_by_full_histogram). The pass stops at the last entry it keeps.
 template <class Visit>
 void for_each_nearest(const uint8_t* dist, size_t n, size_t keep, Visit&& visit) {
   using namespace prefilter_detail;
@@ -128,29 +186,7 @@ void for_each_nearest(const uint8_t* dist, size_t n, size_t keep, Visit&& visit)
     return;
   if (n >= kSampledMin && keep <= n / 8 && nearest_below_sampled_bound(dist, n, keep, visit))
     return;
-  uint32_t hist[4][256] = {};
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    ++hist[0][dist[i]], ++hist[1][dist[i + 1]], ++hist[2][dist[i + 2]], ++hist[3][dist[i + 3]];
-  for (; i < n; ++i)
-    ++hist[0][dist[i]];
-  for (size_t d = 0; d < 256; ++d)
-    hist[0][d] += hist[1][d] + hist[2][d] + hist[3][d];
-  size_t below;
-  const unsigned cut = cut_of(hist[0], keep, below);
-  Taker t{cut, keep - below, keep};
-  i = 0;
-#if defined(__SSE2__)
-  const __m128i c16 = _mm_set1_epi8(static_cast<char>(cut));
-  for (; i + 16 <= n && t.left; i += 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(dist + i));
-    for (unsigned m = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, c16), v)));
-         m && t.left; m &= m - 1)
-      t.offer(dist, i + size_t(__builtin_ctz(m)), visit);
-  }
-#endif
-  for (; i < n && t.left; ++i)
-    t.offer(dist, i, visit);
+  nearest_by_full_histogram(dist, n, keep, visit);
 }
 
 } // namespace semrouter::cache
