@@ -74,13 +74,15 @@ template <class Visit> void take_in_order(const uint8_t* dist, size_t n, Taker t
       t.offer_within(dist[i], i, visit);
 }
 
-// A histogram of every 16th distance gives a bound above the cut (the sample's count up to it is
-// twice keep's share of the samples, and 8 more). One pass takes the histogram of the entries at
-// or below the bound only, and notes where they are while they number at most 4 * keep + 64
-// (past that, as when most entries are near-ties of the query, the choice reads every entry
-// again). The exact cut comes from that histogram. Returns false, having visited nothing, when
-// the bound turned out below the cut (fewer than keep at or under it), or when the sample says it
-// would let more than twice that many through.
+// A histogram of every 16th distance gives a bound, most often above the cut (the sample's count
+// up to it is twice keep's share of the samples, and 8 more). One pass takes the histogram of the
+// entries at or below the bound only, and notes where they are while they number at most
+// 4 * keep + 64 (past that, as when most entries are near-ties of the query, the choice reads
+// every entry again). The exact cut comes from that histogram. Returns false, having visited
+// nothing, when the bound turned out below the cut (fewer than keep at or under it), or when the
+// sample says it would let more than twice that many through. A sample unlike the rest (not so
+// with codes of real vectors) costs up to three passes: correct, and a few times slower than the
+// full histogram.
 template <class Visit>
 bool nearest_below_sampled_bound(const uint8_t* dist, size_t n, size_t keep, Visit& visit) {
   uint32_t sample[256] = {};
@@ -173,7 +175,9 @@ void nearest_by_full_histogram(const uint8_t* dist, size_t n, size_t keep, Visit
 // those below the cut distance and the first ones (by index) at the cut. The cut comes from a
 // histogram of the distances: for many entries of which few are kept, of those under a bound a
 // sample of the distances gives (nearest_below_sampled_bound), else of every entry
-// (nearest_by_full_histogram). The pass stops at the last entry it keeps.
+// (nearest_by_full_histogram). The pass stops at the last entry it keeps. `visit` must not call
+// for_each_nearest itself: the sampled path keeps its list of entries in a buffer per thread.
+// n must be below 2^32 (entries are noted as 32-bit indices).
 template <class Visit>
 void for_each_nearest(const uint8_t* dist, size_t n, size_t keep, Visit&& visit) {
   using namespace prefilter_detail;
