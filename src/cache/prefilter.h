@@ -14,18 +14,28 @@ namespace semrouter::cache {
 
 namespace prefilter_detail {
 
-// The cut from a histogram of distances: the least distance at which the count up to and
-// including it reaches `keep` (255 if none does); `below` is the count under the cut.
-inline unsigned cut_of(const uint32_t* hist, size_t keep, size_t& below) {
+// The cut from a histogram of distances (`count(d)`: how many entries lie at distance d): the
+// least distance at which the count up to and including it reaches `keep` (255 if none does);
+// `below` is the count under the cut. Counts are read only as far as the cut.
+template <class Count> unsigned cut_of(Count count, size_t keep, size_t& below) {
   below = 0;
   unsigned cut = 0;
   for (; cut < 255; ++cut) {
-    if (below + hist[cut] >= keep)
+    const size_t at = count(cut);
+    if (below + at >= keep)
       break;
-    below += hist[cut];
+    below += at;
   }
   return cut;
 }
+
+#if defined(__SSE2__)
+// Bit k set when p[k] <= x, for the 16 bytes at p (unsigned: min(d, x) == d).
+inline unsigned at_most_mask(const uint8_t* p, __m128i x16) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, x16), v)));
+}
+#endif
 
 // Visits the entries below the cut and the first (keep - below) at it, in the order offered, and
 // says when all keep have gone. Kept by value in the loops that use it, so its counts stay in
@@ -60,10 +70,7 @@ template <class Visit> void take_in_order(const uint8_t* dist, size_t n, Taker t
 #if defined(__SSE2__)
   const __m128i c16 = _mm_set1_epi8(static_cast<char>(t.cut));
   for (; i + 16 <= n && t.left; i += 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(dist + i));
-    // d <= cut, unsigned: min(d, cut) == d
-    for (unsigned m = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, c16), v))); m;
-         m &= m - 1) {
+    for (unsigned m = at_most_mask(dist + i, c16); m; m &= m - 1) {
       const size_t e = i + size_t(__builtin_ctz(m));
       t.offer_within(dist[e], e, visit);
     }
@@ -117,12 +124,9 @@ bool nearest_below_sampled_bound(const uint8_t* dist, size_t n, size_t keep, Vis
   size_t i = 0;
 #if defined(__SSE2__)
   const __m128i b16 = _mm_set1_epi8(static_cast<char>(bound));
-  for (; i + 16 <= n; i += 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(dist + i));
-    for (unsigned m = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, b16), v))); m;
-         m &= m - 1)
+  for (; i + 16 <= n; i += 16)
+    for (unsigned m = at_most_mask(dist + i, b16); m; m &= m - 1)
       note(i + size_t(__builtin_ctz(m)));
-  }
 #endif
   for (; i < n; ++i)
     if (dist[i] <= bound)
@@ -130,7 +134,7 @@ bool nearest_below_sampled_bound(const uint8_t* dist, size_t n, size_t keep, Vis
   if (c < keep)
     return false;
   size_t below;
-  const unsigned cut = cut_of(hist, keep, below);
+  const unsigned cut = cut_of([&](unsigned d) { return size_t(hist[d]); }, keep, below);
   Taker t{cut, keep - below, keep};
   if (c > cap) {
     take_in_order(dist, n, t, visit);
@@ -141,10 +145,6 @@ bool nearest_below_sampled_bound(const uint8_t* dist, size_t n, size_t keep, Vis
       t.offer_within(dist[out[k]], out[k], visit);
   return true;
 }
-
-} // namespace prefilter_detail
-
-namespace prefilter_detail {
 
 // Every entry's histogram (four histograms take turns, so runs of one distance do not wait on
 // each other's increments), then the choice. For 0 < keep < n.
@@ -157,14 +157,10 @@ void nearest_by_full_histogram(const uint8_t* dist, size_t n, size_t keep, Visit
   for (; i < n; ++i)
     ++hist[0][dist[i]];
   // The four summed only as far as the cut (the low tail, when few are kept).
-  size_t below = 0;
-  unsigned cut = 0;
-  for (; cut < 255; ++cut) {
-    const size_t at = size_t(hist[0][cut]) + hist[1][cut] + hist[2][cut] + hist[3][cut];
-    if (below + at >= keep)
-      break;
-    below += at;
-  }
+  size_t below;
+  const unsigned cut =
+      cut_of([&](unsigned d) { return size_t(hist[0][d]) + hist[1][d] + hist[2][d] + hist[3][d]; },
+             keep, below);
   Taker t{cut, keep - below, keep};
   take_in_order(dist, n, t, visit);
 }
