@@ -182,7 +182,9 @@ size_t WordVectors::sentence_vector_rows(const int32_t* rows, size_t count, floa
   std::fill(out, out + dim_, 0.f);
   size_t n = 0;
   const size_t row_bytes = size_t(dim_);
-  auto prefetch = [&](size_t i) {
+  // always_inline: GCC 12 drops a call to a lambda that only prefetches (it has no side effects
+  // in GCC's eyes) before it would inline it.
+  auto prefetch = [&](size_t i) __attribute__((always_inline)) {
     if (rows[i] < 0)
       return;
     const int8_t* q = q_.data() + size_t(rows[i]) * row_bytes;
