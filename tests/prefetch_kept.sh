@@ -10,7 +10,7 @@ objdump -d --no-show-raw-insn -C "$bin" | awk '
   /^[0-9a-f]+ <.*>:$/ { fn = $0; next }
   /prefetch/ { seen[fn] = 1 }
   END {
-    split("nn::kernels::dot_rows_at(|WordVectors::sentence_vector_rows(|LinearModel::logits(|WordVectors::lookup_all(", want, "|")
+    split("nn::kernels::dot_rows_at(|nn::kernels::dot_rows_at_s8(|WordVectors::sentence_vector_rows(|LinearModel::logits(|WordVectors::lookup_all(", want, "|")
     bad = 0
     for (i in want) {
       ok = 0

@@ -266,6 +266,48 @@ SR_CLONES void dequantize_row(const int32_t* acc, float a_scale, const float* w_
     y[i] = float(acc[i]) * (a_scale * w_scale[i]) + bias[i];
 }
 
+SR_CLONES float quantize_row_s8(const float* x, int8_t* out, int64_t n) {
+  float mx = 0;
+#pragma omp simd reduction(max : mx)
+  for (int64_t i = 0; i < n; ++i) {
+    float a = x[i] < 0 ? -x[i] : x[i];
+    mx = a > mx ? a : mx;
+  }
+  const float s = mx > 0 ? mx / 127.f : 1.f;
+  const float inv = 1.f / s;
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i] * inv;
+    out[i] = int8_t(int32_t(v + (v >= 0 ? 0.5f : -0.5f))); // round half away from zero
+  }
+  return s;
+}
+
+SR_CLONES void dot_rows_at_s8(const int16_t* q, const int8_t* rows, const uint32_t* at, int64_t n,
+                              int64_t stride, int32_t* out) {
+  // As dot_rows_at: the rows are scattered, so each is fetched kLead rows ahead. The sum below
+  // is int16 times int8 widened to int16, the form GCC turns into pmaddwd (pairs of products
+  // summed into int32 lanes): 32 bytes of a row in about ten instructions with AVX2.
+  constexpr int64_t kLead = 16;
+  auto fetch = [&](int64_t r) SR_ALWAYS_INLINE {
+    if (r >= n)
+      return;
+    const auto row = reinterpret_cast<uintptr_t>(rows + size_t(at[r]) * size_t(stride));
+    for (uintptr_t line = row & ~uintptr_t(63); line < row + uintptr_t(stride); line += 64)
+      __builtin_prefetch(reinterpret_cast<const void*>(line));
+  };
+  for (int64_t r = 0; r < kLead; ++r)
+    fetch(r);
+  for (int64_t r = 0; r < n; ++r) {
+    fetch(r + kLead);
+    const int8_t* x = rows + size_t(at[r]) * size_t(stride);
+    int32_t acc = 0;
+    for (int64_t i = 0; i < stride; ++i)
+      acc += q[i] * int16_t(x[i]);
+    out[r] = acc;
+  }
+}
+
 SR_CLONES void hamming_rows(const uint64_t* q, const uint64_t* codes, int64_t n, int64_t words,
                             uint8_t* out) {
   // The cache's 128-bit codes: a loop of a fixed width, which the compiler unrolls.

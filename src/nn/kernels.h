@@ -32,6 +32,13 @@ void dot_rows(const float* q, const float* rows, int64_t n, int64_t dim, float* 
 // group's rows fetched a few groups ahead of its dot products.
 void dot_rows_at(const float* q, const float* rows, const uint32_t* at, int64_t n, int64_t dim,
                  float* out);
+// Symmetric per-row int8 quantisation (x ~ scale * out, |out| <= 127); returns the scale.
+float quantize_row_s8(const float* x, int8_t* out, int64_t n);
+// out[k] = the dot product of q (int8 values widened to int16) with row at[k] of the int8 `rows`,
+// `stride` values apart (q as long; both zero past their vectors' ends): the cache's approximate
+// rerank, a quarter of dot_rows_at's bytes. Each row is fetched a few rows ahead.
+void dot_rows_at_s8(const int16_t* q, const int8_t* rows, const uint32_t* at, int64_t n,
+                    int64_t stride, int32_t* out);
 // out[r] = the Hamming distance between q and row r of `codes` (`words` 64-bit words per row),
 // capped at 255 (the cache's prefilter over its sign codes).
 void hamming_rows(const uint64_t* q, const uint64_t* codes, int64_t n, int64_t words, uint8_t* out);

@@ -277,6 +277,64 @@ TEST(MemoryCache, AStoreAfterItsSearchFindsItsEntry) {
   EXPECT_EQ(found, 500);
 }
 
+// Past kRerank entries a search ranks its candidates by int8 copies of their vectors, then
+// compares the best of those exactly: what it returns are the floats' own cosines, best first.
+// Among near copies of one vector (closer together than int8's steps) it returns one of them.
+TEST(MemoryCache, CodedSearchReturnsExactSimilarities) {
+  cache::Options o;
+  o.max_entries = 100000;
+  auto c = cache::make_memory_cache(o);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> g(0, 1e-3f);
+  std::vector<std::vector<float>> stored;
+  const auto base = random_unit(rng, 100);
+  for (size_t i = 0; i < 900; ++i) {
+    std::vector<float> v = i < 600 ? random_unit(rng, 100) : base;
+    if (i >= 600) { // near copies of one vector
+      for (float& x : v)
+        x += g(rng);
+      float n = 0;
+      for (float x : v)
+        n += x * x;
+      for (float& x : v)
+        x /= std::sqrt(n);
+    }
+    stored.push_back(v);
+    c->store(entry(4, i + 1, v, "e" + std::to_string(i)));
+  }
+  auto cosine = [&](const std::vector<float>& a, size_t i) {
+    double s = 0;
+    for (size_t d = 0; d < a.size(); ++d)
+      s += double(a[d]) * stored[i][d];
+    return s;
+  };
+  for (size_t i = 0; i < stored.size(); i += 7) {
+    auto q = query(4, 1, &stored[i]);
+    q.exact = 888888; // the semantic tier alone
+    q.threshold = 0.0;
+    auto r = c->lookup(q);
+    ASSERT_TRUE(r.hit) << i;
+    const size_t got = std::stoul(r.hit->text.substr(1));
+    if (i < 600)
+      EXPECT_EQ(got, i);
+    else
+      EXPECT_GE(got, 600u) << i;
+    EXPECT_NEAR(r.similarity, cosine(stored[i], got), 1e-5) << i;
+  }
+  // nearest() lists the floats' cosines too, best first.
+  for (size_t from : {5u, 700u}) {
+    auto near = c->nearest(stored[from], 8, "");
+    ASSERT_EQ(near.size(), 8u);
+    for (size_t k = 0; k < near.size(); ++k) {
+      EXPECT_NEAR(near[k].second, cosine(stored[from], std::stoul(near[k].first.text.substr(1))),
+                  1e-5)
+          << from << " " << k;
+      if (k > 0)
+        EXPECT_GE(near[k - 1].second, near[k].second);
+    }
+  }
+}
+
 // The prefilter's choice, on made-up distances: the `keep` smallest, ties at the cut taken in
 // index order, every entry visited once and in index order, at lengths around the 16-byte blocks.
 TEST(CachePrefilter, VisitsTheKeepNearestInIndexOrder) {
@@ -496,6 +554,43 @@ TEST(CacheDot, MatchesAPlainSumAtEveryLength) {
       }
       EXPECT_EQ(picked[at.size()], -7.f) << "wrote past pick " << at.size();
     }
+  }
+  // int8 rows (the rerank's first pass): quantised within half a step of each value, and the
+  // picked rows' integer dot products exact, at strides with and without a tail of each width.
+  for (int64_t dim : {1, 31, 32, 33, 100, 384}) {
+    const int64_t stride = (dim + 31) / 32 * 32, rows = 9;
+    std::vector<float> x(static_cast<size_t>(dim));
+    std::vector<int8_t> m(static_cast<size_t>(stride * rows), 0);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (float& v : x)
+        v = u(rng) * (r == 0 ? 0.f : 0.3f); // row 0: all zeros (scale 1)
+      if (r == 1)
+        x[0] = -0.9f; // the largest magnitude negative: -127
+      const float scale = nn::kernels::quantize_row_s8(x.data(), &m[size_t(r * stride)], dim);
+      for (int64_t i = 0; i < dim; ++i) {
+        const int8_t qv = m[size_t(r * stride + i)];
+        EXPECT_GE(qv, -127) << "dim " << dim;
+        EXPECT_NEAR(double(qv) * scale, x[size_t(i)], scale * 0.5 + 1e-6)
+            << "dim " << dim << " row " << r << " at " << i;
+      }
+      if (r == 1)
+        EXPECT_EQ(m[size_t(r * stride)], -127);
+    }
+    std::vector<int16_t> q(static_cast<size_t>(stride), 0);
+    std::uniform_int_distribution<int> iv(-127, 127);
+    for (int64_t i = 0; i < dim; ++i)
+      q[size_t(i)] = int16_t(iv(rng));
+    std::vector<uint32_t> at = {3, 0, 8, 3, 1, 5, 7, 2, 6, 4, 8};
+    std::vector<int32_t> got(at.size() + 1, -7);
+    nn::kernels::dot_rows_at_s8(q.data(), m.data(), at.data(), int64_t(at.size()), stride,
+                                got.data());
+    for (size_t k = 0; k < at.size(); ++k) {
+      int32_t want = 0;
+      for (int64_t i = 0; i < stride; ++i)
+        want += int32_t(q[size_t(i)]) * m[size_t(int64_t(at[k]) * stride + i)];
+      EXPECT_EQ(got[k], want) << "dim " << dim << " pick " << k;
+    }
+    EXPECT_EQ(got[at.size()], -7) << "wrote past pick " << at.size();
   }
   // Hamming distances of codes (the flat index's prefilter): 2 words, its fixed-width loop, and
   // other widths, whose distances are capped at 255.
