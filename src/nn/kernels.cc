@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 // One clone per ISA level; the dynamic loader picks the best the CPU has. The loops are plain so
 // the compiler vectorises them (expf / erff / tanhf through glibc's vector math library).
@@ -308,8 +311,45 @@ SR_CLONES void dot_rows_at_s8(const int16_t* q, const int8_t* rows, const uint32
   }
 }
 
+#if defined(__x86_64__)
+namespace {
+
+// 128-bit codes with AVX-512's VPOPCNTQ (not part of x86-64-v4, so not a clone of its own): eight
+// rows per step, four to a register. The two words' counts of each row are summed by taking the
+// even and the odd words of two registers apart, and narrowed to bytes.
+__attribute__((target("avx512f,avx512vpopcntdq"))) void
+hamming2_vpopcnt(const uint64_t* q, const uint64_t* codes, int64_t n, uint8_t* out) {
+  const __m512i qq = _mm512_set_epi64(int64_t(q[1]), int64_t(q[0]), int64_t(q[1]), int64_t(q[0]),
+                                      int64_t(q[1]), int64_t(q[0]), int64_t(q[1]), int64_t(q[0]));
+  const __m512i even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
+  int64_t r = 0;
+  for (; r + 8 <= n; r += 8) {
+    const __m512i a = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(codes + 2 * r), qq));
+    const __m512i b =
+        _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(codes + 2 * r + 8), qq));
+    const __m512i d = _mm512_add_epi64(_mm512_permutex2var_epi64(a, even, b),
+                                       _mm512_permutex2var_epi64(a, odd, b));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + r), _mm512_maskz_cvtepi64_epi8(0xFF, d));
+  }
+  for (; r < n; ++r)
+    out[r] = uint8_t(__builtin_popcountll(codes[2 * r] ^ q[0]) +
+                     __builtin_popcountll(codes[2 * r + 1] ^ q[1]));
+}
+
+const bool kHasVpopcnt = __builtin_cpu_supports("avx512vpopcntdq");
+
+} // namespace
+#endif
+
 SR_CLONES void hamming_rows(const uint64_t* q, const uint64_t* codes, int64_t n, int64_t words,
                             uint8_t* out) {
+#if defined(__x86_64__)
+  if (words == 2 && kHasVpopcnt) {
+    hamming2_vpopcnt(q, codes, n, out);
+    return;
+  }
+#endif
   // The cache's 128-bit codes: a loop of a fixed width, which the compiler unrolls.
   if (words == 2) {
     const uint64_t q0 = q[0], q1 = q[1];

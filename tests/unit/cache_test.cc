@@ -329,8 +329,9 @@ TEST(MemoryCache, CodedSearchReturnsExactSimilarities) {
       EXPECT_NEAR(near[k].second, cosine(stored[from], std::stoul(near[k].first.text.substr(1))),
                   1e-5)
           << from << " " << k;
-      if (k > 0)
+      if (k > 0) {
         EXPECT_GE(near[k - 1].second, near[k].second);
+      }
     }
   }
 }
@@ -573,8 +574,9 @@ TEST(CacheDot, MatchesAPlainSumAtEveryLength) {
         EXPECT_NEAR(double(qv) * scale, x[size_t(i)], scale * 0.5 + 1e-6)
             << "dim " << dim << " row " << r << " at " << i;
       }
-      if (r == 1)
+      if (r == 1) {
         EXPECT_EQ(m[size_t(r * stride)], -127);
+      }
     }
     std::vector<int16_t> q(static_cast<size_t>(stride), 0);
     std::uniform_int_distribution<int> iv(-127, 127);
@@ -592,11 +594,12 @@ TEST(CacheDot, MatchesAPlainSumAtEveryLength) {
     }
     EXPECT_EQ(got[at.size()], -7) << "wrote past pick " << at.size();
   }
-  // Hamming distances of codes (the flat index's prefilter): 2 words, its fixed-width loop, and
-  // other widths, whose distances are capped at 255.
+  // Hamming distances of codes (the flat index's prefilter): 2 words, its fixed-width loop (or
+  // eight rows a step with VPOPCNTQ, where the CPU has it: lengths around the step), and other
+  // widths, whose distances are capped at 255.
   std::uniform_int_distribution<uint64_t> bits;
-  for (int64_t words : {1, 2, 3, 5}) {
-    const int64_t rows = 37;
+  for (auto [words, rows] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 37}, {2, 2}, {2, 7}, {2, 8}, {2, 9}, {2, 16}, {2, 37}, {3, 37}, {5, 37}}) {
     std::vector<uint64_t> q(static_cast<size_t>(words)), codes(static_cast<size_t>(words * rows));
     for (auto& w : q)
       w = bits(rng);
@@ -612,7 +615,8 @@ TEST(CacheDot, MatchesAPlainSumAtEveryLength) {
       for (int64_t w = 0; w < words; ++w)
         for (int b = 0; b < 64; ++b)
           want += unsigned(((codes[size_t(r * words + w)] ^ q[size_t(w)]) >> b) & 1u);
-      EXPECT_EQ(out[size_t(r)], std::min(want, 255u)) << "words " << words << " row " << r;
+      EXPECT_EQ(out[size_t(r)], std::min(want, 255u))
+          << "words " << words << " row " << r << " of " << rows;
     }
     EXPECT_EQ(out[size_t(rows)], 7) << "wrote past row " << rows;
   }
