@@ -662,17 +662,21 @@ test('SIGTERM drain waits for a queued request and a half-uploaded one; answers 
   await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_in_flight') === 1, { what: 'first admitted' });
   const queued = ask(router, 'm');
   await waitFor(async () => metricValue(await metricsOf(router), 'semrouter_admission_queued') === 1, { what: 'second queued' });
-  // A third client has sent its head and half its body.
+  // A third client has sent its head and part of its body. It asks for "100 Continue", which
+  // the router sends once it has read the head: so the request is known to be under way (no
+  // fixed wait) when the drain begins.
   const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }] });
   const sock = net.connect(router.port, '127.0.0.1');
   await new Promise((resolve) => sock.on('connect', resolve));
   let reply = '';
   sock.on('data', (d) => (reply += d));
   const closed = new Promise((resolve) => sock.on('close', resolve));
-  sock.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 10)}`);
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  sock.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nexpect: 100-continue\r\n\r\n`);
+  await waitFor(() => reply.includes('\r\n\r\n'), { what: '100 Continue' });
+  assert.equal(reply, 'HTTP/1.1 100 Continue\r\n\r\n');
+  sock.write(body.slice(0, 10));
   router.child.signal('SIGTERM');
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await waitFor(() => router.log().includes('signal 15: shutting down'), { what: 'the drain begun' });
   sock.write(body.slice(10));
   hold.release();
   const [a, b] = await Promise.all([first, queued]);
@@ -680,7 +684,7 @@ test('SIGTERM drain waits for a queued request and a half-uploaded one; answers 
   assert.equal(b.status, 200, b.text);
   assert.equal(b.headers.connection, 'close');
   await closed;
-  assert.match(reply, /^HTTP\/1\.1 200 OK\r\n/, reply);
+  assert.match(reply, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/, reply);
   assert.match(reply, /\r\nConnection: close\r\n/i, reply);
   await waitFor(() => router.child.exit !== null, { what: 'exit', timeoutMs: 5000 });
   assert.equal(router.child.exit.code, 0);
