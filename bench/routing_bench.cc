@@ -112,10 +112,11 @@ void BM_PassthroughConcreteModel(benchmark::State& state) {
 }
 BENCHMARK(BM_PassthroughConcreteModel);
 
-// The semantic cache's prefilter choosing 384 of 10,000 entries by code distance: every entry's
-// histogram against the histogram under a sampled bound (cache/prefilter.h), side by side.
-// Distances: 128-bit codes of unrelated vectors (binomial around 64), and a fifth of the entries
-// near-ties of the query (0-3 bits), as with gateway_bench's questions of one topic.
+// The semantic cache's prefilter choosing 384 entries by code distance (cache/prefilter.h): the
+// cut by bisection on counts, of 2,000 entries (gateway_bench's scopes) and of 10,000, and what
+// for_each_nearest picks for 10,000 (the histogram under a sampled bound). Distances: 128-bit
+// codes of unrelated vectors (binomial around 64), and a fifth of the entries near-ties of the
+// query (0-3 bits), as with gateway_bench's questions of one topic.
 const std::vector<uint8_t>& code_distances(bool clustered) {
   static const auto make = [](bool near) {
     std::mt19937 rng(7);
@@ -129,15 +130,21 @@ const std::vector<uint8_t>& code_distances(bool clustered) {
   return clustered ? topic : unrelated;
 }
 
-void BM_PrefilterFullHistogram(benchmark::State& state) {
+void BM_PrefilterCounts(benchmark::State& state) {
   const auto& d = code_distances(state.range(0) != 0);
+  const size_t n = size_t(state.range(1));
   size_t sum = 0;
   auto visit = [&](size_t e) { sum += e; };
   for (auto _ : state)
-    cache::prefilter_detail::nearest_by_full_histogram(d.data(), d.size(), 384, visit);
+    cache::prefilter_detail::nearest_by_counts(d.data(), n, 384, visit);
   benchmark::DoNotOptimize(sum);
 }
-BENCHMARK(BM_PrefilterFullHistogram)->ArgName("clustered")->Arg(0)->Arg(1);
+BENCHMARK(BM_PrefilterCounts)
+    ->ArgNames({"clustered", "n"})
+    ->Args({0, 2000})
+    ->Args({1, 2000})
+    ->Args({0, 10000})
+    ->Args({1, 10000});
 
 void BM_PrefilterSampledBound(benchmark::State& state) {
   const auto& d = code_distances(state.range(0) != 0);

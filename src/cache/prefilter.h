@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <vector>
+
+#include "nn/kernels.h"
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -89,7 +91,7 @@ template <class Visit> void take_in_order(const uint8_t* dist, size_t n, Taker t
 // nothing, when the bound turned out below the cut (fewer than keep at or under it), or when the
 // sample says it would let more than twice that many through. A sample unlike the rest (not so
 // with codes of real vectors) costs up to three passes: correct, and a few times slower than the
-// full histogram.
+// bisection.
 template <class Visit>
 bool nearest_below_sampled_bound(const uint8_t* dist, size_t n, size_t keep, Visit& visit) {
   uint32_t sample[256] = {};
@@ -146,32 +148,32 @@ bool nearest_below_sampled_bound(const uint8_t* dist, size_t n, size_t keep, Vis
   return true;
 }
 
-// Every entry's histogram (four histograms take turns, so runs of one distance do not wait on
-// each other's increments), then the choice. For 0 < keep < n.
+// The cut by bisection on counts: nn::kernels::count_at_most is a compare per distance (64 a
+// step with AVX-512BW), so eight passes over the distances cost less than filling and clearing
+// a histogram of them, one increment per entry. Then the choice. For 0 < keep < n.
 template <class Visit>
-void nearest_by_full_histogram(const uint8_t* dist, size_t n, size_t keep, Visit& visit) {
-  uint32_t hist[4][256] = {};
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    ++hist[0][dist[i]], ++hist[1][dist[i + 1]], ++hist[2][dist[i + 2]], ++hist[3][dist[i + 3]];
-  for (; i < n; ++i)
-    ++hist[0][dist[i]];
-  // The four summed only as far as the cut (the low tail, when few are kept).
-  size_t below;
-  const unsigned cut =
-      cut_of([&](unsigned d) { return size_t(hist[0][d]) + hist[1][d] + hist[2][d] + hist[3][d]; },
-             keep, below);
-  Taker t{cut, keep - below, keep};
+void nearest_by_counts(const uint8_t* dist, size_t n, size_t keep, Visit& visit) {
+  unsigned lo = 0, hi = 255; // the cut lies in [lo, hi]: at most hi, n entries reach keep
+  size_t below = 0;          // entries under lo
+  while (lo < hi) {
+    const unsigned mid = (lo + hi) / 2;
+    const size_t c = nn::kernels::count_at_most(dist, int64_t(n), uint8_t(mid));
+    if (c >= keep)
+      hi = mid;
+    else
+      lo = mid + 1, below = c;
+  }
+  Taker t{lo, keep - below, keep};
   take_in_order(dist, n, t, visit);
 }
 
 } // namespace prefilter_detail
 
 // Calls visit(i) for the min(keep, n) entries of smallest dist[i], in one pass in index order:
-// those below the cut distance and the first ones (by index) at the cut. The cut comes from a
-// histogram of the distances: for many entries of which few are kept, of those under a bound a
-// sample of the distances gives (nearest_below_sampled_bound), else of every entry
-// (nearest_by_full_histogram). The pass stops at the last entry it keeps. `visit` must not call
+// those below the cut distance and the first ones (by index) at the cut. For many entries of
+// which few are kept, the cut comes from a histogram of those under a bound a sample of the
+// distances gives (nearest_below_sampled_bound); else from counts of every entry, by bisection
+// (nearest_by_counts). The pass stops at the last entry it keeps. `visit` must not call
 // for_each_nearest itself: the sampled path keeps its list of entries in a buffer per thread.
 // n must be below 2^32 (entries are noted as 32-bit indices).
 template <class Visit>
@@ -186,7 +188,7 @@ void for_each_nearest(const uint8_t* dist, size_t n, size_t keep, Visit&& visit)
     return;
   if (n >= kSampledMin && keep <= n / 8 && nearest_below_sampled_bound(dist, n, keep, visit))
     return;
-  nearest_by_full_histogram(dist, n, keep, visit);
+  nearest_by_counts(dist, n, keep, visit);
 }
 
 } // namespace semrouter::cache

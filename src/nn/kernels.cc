@@ -339,8 +339,50 @@ hamming2_vpopcnt(const uint64_t* q, const uint64_t* codes, int64_t n, uint8_t* o
 
 const bool kHasVpopcnt = __builtin_cpu_supports("avx512vpopcntdq");
 
+// count_at_most with AVX-512BW: one compare into a mask per 64 bytes, the tail a masked load.
+__attribute__((target("avx512f,avx512bw,popcnt"))) size_t
+count_at_most_avx512(const uint8_t* d, int64_t n, uint8_t x) {
+  const __m512i x64 = _mm512_set1_epi8(static_cast<char>(x));
+  size_t c = 0;
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    c += size_t(_mm_popcnt_u64(_mm512_cmple_epu8_mask(_mm512_loadu_si512(d + i), x64)));
+  if (i < n) {
+    const __mmask64 tail = (uint64_t(1) << (n - i)) - 1; // n - i < 64
+    c += size_t(_mm_popcnt_u64(
+        _mm512_mask_cmple_epu8_mask(tail, _mm512_maskz_loadu_epi8(tail, d + i), x64)));
+  }
+  return c;
+}
+
+const bool kHasAvx512bw = __builtin_cpu_supports("avx512bw");
+
 } // namespace
 #endif
+
+size_t count_at_most(const uint8_t* d, int64_t n, uint8_t x) {
+#if defined(__x86_64__)
+  if (kHasAvx512bw)
+    return count_at_most_avx512(d, n, x);
+  // SSE2 (every x86-64): sixteen bytes a step, min(d, x) == d, a mask of the matches counted.
+  const __m128i x16 = _mm_set1_epi8(static_cast<char>(x));
+  size_t c = 0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+    c += size_t(
+        __builtin_popcount(unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, x16), v)))));
+  }
+  for (; i < n; ++i)
+    c += d[i] <= x;
+  return c;
+#else
+  size_t c = 0;
+  for (int64_t i = 0; i < n; ++i)
+    c += d[i] <= x;
+  return c;
+#endif
+}
 
 SR_CLONES void hamming_rows(const uint64_t* q, const uint64_t* codes, int64_t n, int64_t words,
                             uint8_t* out) {

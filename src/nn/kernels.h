@@ -2,6 +2,7 @@
 // baseline ISA and picked at load time (GCC target_clones), so the binary stays portable.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace semrouter::nn::kernels {
@@ -46,6 +47,9 @@ void hamming_rows(const uint64_t* q, const uint64_t* codes, int64_t n, int64_t w
 void to_bf16(const float* x, uint16_t* out, int64_t n);
 // Symmetric per-row int8 quantisation stored as u8 with zero point 128; returns the row's scale.
 float quantize_row_u8(const float* x, uint8_t* out, int64_t n);
+// How many of d[0..n) are at most x (the cache's prefilter, finding its cut by bisection):
+// AVX-512BW where the CPU has it (checked at start-up), else SSE2.
+size_t count_at_most(const uint8_t* d, int64_t n, uint8_t x);
 // y[i] = acc[i] · (a_scale · w_scale[i]) + bias[i]
 void dequantize_row(const int32_t* acc, float a_scale, const float* w_scale, const float* bias,
                     float* y, int64_t n);
