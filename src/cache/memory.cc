@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -197,17 +198,18 @@ private:
 };
 
 // The flat index's sign codes: 128 bits per vector, and how many entries whose codes are nearest
-// the query's a search compares exactly. `cache-bench --recall` (docs/benchmarks.md) chose them:
-// on 10,915 real questions' embeddings the best entry was found for 95.7% of held-out questions
-// with 128 bits and 128 compared, 98.2% with 256 compared, 99.1% with 384 (256 bits and 128
-// compared: 98.8%, with twice the scan); for a reworded stored question, the scan's best every
-// time.
+// the query's a search compares (kRerank; by int8 copies, then the best in floats, see below).
+// `cache-bench --recall` (docs/benchmarks.md) chose them: on 10,915 real questions' embeddings the
+// best entry was found for 95.7% of held-out questions with 128 bits and 128 compared, 98.2% with
+// 256 compared, 99.1% with 384 (256 bits and 128 compared: 98.8%, with twice the scan); for a
+// reworded stored question, the scan's best every time.
 constexpr size_t kCodeWords = 2;
 constexpr size_t kRerank = 384;
 // The rerank compares int8 copies of the kRerank vectors first (a quarter of the bytes, which
 // were most of its cost: the rows lie scattered, out of the caches), then the floats of the best
-// kRescore of those, exactly. int8's error on a cosine is about 1e-3; `cache-bench --recall`
-// finds the same entries as a rerank of floats alone.
+// max(kRescore, 2k) of those, exactly (a search's best k, and as many again for int8's error,
+// about 1e-3 on a cosine). `cache-bench --recall` finds the same entries as a rerank of floats
+// alone.
 constexpr size_t kRescore = 16;
 
 // A 64-bit hash of a vector's bytes, never 0: eight bytes a step in two lanes.
@@ -260,8 +262,9 @@ const float* code_projections(size_t dim) {
 
 // The vectors of one scope: a flat index while the scope is small; past min_entries an hnswlib
 // HNSW graph (inner product on unit vectors). The flat index keeps each vector with a 128-bit
-// sign code; a search compares every vector while the scope has up to kRerank, else the kRerank
-// whose codes are nearest the query's (flat_search). An insert into it is an append, where one
+// sign code and an int8 copy; a search compares every vector while the scope has up to kRerank,
+// else the kRerank whose codes are nearest the query's, by their int8 copies, and the best of
+// those in floats (flat_search). An insert into it is an append, where one
 // into the graph is a search of its own (tens of microseconds, hundreds at 50k entries). The flat
 // entries move into the graph a few per insert (kMigratePerAdd), so crossing min_entries never
 // stalls a request; until they have all moved, a search reads both. hnswlib 0.6 cannot free a slot,
@@ -382,7 +385,16 @@ private:
     return buf.data();
   }
 
+  // All or nothing: every allocation comes first (room in each array, then the id's slot), and
+  // what follows cannot throw, so a store that runs out of memory leaves the arrays in step.
   void flat_add(uint64_t id, const float* v) {
+    room(ids_, 1);
+    room(flat_, dim_);
+    if (projections_) {
+      room(codes_, kCodeWords);
+      room(small_, small_stride_);
+      room(small_scale_, 1);
+    }
     slot_[id] = ids_.size();
     ids_.push_back(id);
     flat_.insert(flat_.end(), v, v + dim_);
@@ -396,11 +408,17 @@ private:
         std::memcpy(c, r->code, sizeof r->code);
       else
         code(v, c);
-      const size_t row = small_scale_.size();
+      const size_t row = ids_.size() - 1;
       small_.resize((row + 1) * small_stride_); // zeros past dim_
       small_scale_.push_back(
           nn::kernels::quantize_row_s8(v, small_.data() + row * small_stride_, int64_t(dim_)));
     }
+  }
+
+  // Capacity for n more elements, growing geometrically.
+  template <class T> static void room(std::vector<T>& a, size_t n) {
+    if (a.capacity() - a.size() < n)
+      a.reserve(std::max(a.capacity() * 2, a.size() + n));
   }
 
   // v's sign code: bit b is set when v lies on the positive side of projection b (SimHash: the
@@ -418,7 +436,9 @@ private:
 
   // The flat entries' best k. Up to kRerank entries every vector is compared (exact); past that,
   // the kRerank whose sign codes are nearest the query's are, which costs a popcount per entry
-  // instead of a dot product of dim_ floats (and reads 16 bytes of each, not dim_ * 4).
+  // instead of a dot product of dim_ floats (and reads 16 bytes of each, not dim_ * 4): first
+  // their int8 copies, then the floats of the best max(kRescore, 2k). The similarities returned
+  // are always the floats'.
   void flat_search(const float* q, size_t k, std::vector<std::pair<uint64_t, float>>& out) const {
     const size_t n = ids_.size(), rerank = std::max(kRerank, k);
     thread_local std::vector<float> scores;
@@ -444,7 +464,7 @@ private:
     thread_local std::vector<uint32_t> chosen;
     chosen.clear();
     for_each_nearest(dist.data(), n, rerank, [&](size_t e) { chosen.push_back(uint32_t(e)); });
-    const size_t rescore = std::max(kRescore, k);
+    const size_t rescore = std::max(kRescore, 2 * k); // room past k for int8's error
     if (chosen.size() > rescore) { // the int8 pass: keep the best `rescore` for the floats
       thread_local std::vector<int8_t> q8;
       thread_local std::vector<int16_t> qs;
@@ -509,7 +529,7 @@ private:
     if (projections_) {
       codes_.resize(ids_.size() * kCodeWords);
       small_.resize(ids_.size() * small_stride_);
-      small_scale_.pop_back();
+      small_scale_.resize(ids_.size());
     }
     slot_.erase(id);
   }
@@ -870,6 +890,10 @@ Lookup MemoryCache::lookup(const Query& q) {
 }
 
 bool MemoryCache::store(Entry e) {
+  // A vector with an infinity or a NaN (a foreign or corrupt Redis entry) has no place in an
+  // index, where it would rank nothing sensibly: the entry keeps its exact tier only.
+  if (!std::all_of(e.vector.begin(), e.vector.end(), [](float x) { return std::isfinite(x); }))
+    e.vector.clear();
   Locked lock(*this);
   uint64_t id = parse_id(e.id);
   if (id == 0) {

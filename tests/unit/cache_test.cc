@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <thread>
 
@@ -332,6 +333,40 @@ TEST(MemoryCache, CodedSearchReturnsExactSimilarities) {
       if (k > 0) {
         EXPECT_GE(near[k - 1].second, near[k].second);
       }
+    }
+  }
+}
+
+// A vector with a NaN or an infinity (a corrupt Redis entry, say) is not indexed: its entry
+// answers by exact key only, and searches of the scope go on ranking the others.
+TEST(MemoryCache, NonFiniteVectorsStayOutOfTheIndex) {
+  cache::Options o;
+  o.max_entries = 100000;
+  auto c = cache::make_memory_cache(o);
+  std::mt19937 rng(13);
+  std::vector<std::vector<float>> stored;
+  for (size_t i = 0; i < 600; ++i) { // past kRerank: the coded search and its int8 pass
+    stored.push_back(random_unit(rng, 64));
+    auto v = stored.back();
+    if (i < 20)
+      v[i % 64] =
+          i % 2 ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+    c->store(entry(6, i + 1, v, "e" + std::to_string(i)));
+  }
+  auto exact = query(6, 3, &stored[2]);
+  exact.threshold = 0.999;
+  auto hit = c->lookup(exact); // entry 2's exact key
+  ASSERT_TRUE(hit.hit);
+  EXPECT_TRUE(hit.exact);
+  for (size_t i = 0; i < 40; ++i) {
+    auto q = query(6, 999999, &stored[i]); // the semantic tier alone
+    q.threshold = 0.999;
+    auto r = c->lookup(q);
+    if (i < 20) {
+      EXPECT_FALSE(r.hit) << i;
+    } else {
+      ASSERT_TRUE(r.hit) << i;
+      EXPECT_EQ(r.hit->text, "e" + std::to_string(i));
     }
   }
 }
