@@ -522,7 +522,7 @@ private:
         small_scale_[s] = small_scale_[last];
       }
       ids_[s] = ids_[last];
-      slot_[ids_[s]] = s;
+      *slot_.find(ids_[s]) = s; // there already: no allocation, no throw
     }
     ids_.pop_back();
     flat_.resize(ids_.size() * dim_);
@@ -863,7 +863,7 @@ Lookup MemoryCache::lookup(const Query& q) {
     asked = q.verifier->prepare(q.text);
   lock.lock();
   for (const auto& [key, sim] : found) {
-    if (sim < q.threshold)
+    if (!(sim >= q.threshold)) // a NaN is no match either
       break;
     Node* found_node = indexed(key);
     if (!found_node || !fits(found_node->entry))
@@ -893,7 +893,7 @@ bool MemoryCache::store(Entry e) {
   // A vector with an infinity or a NaN (a foreign or corrupt Redis entry) has no place in an
   // index, where it would rank nothing sensibly: the entry keeps its exact tier only.
   if (!std::all_of(e.vector.begin(), e.vector.end(), [](float x) { return std::isfinite(x); }))
-    e.vector.clear();
+    e.vector = {}; // its buffer too: the entry's bytes count no vector
   Locked lock(*this);
   uint64_t id = parse_id(e.id);
   if (id == 0) {

@@ -36,15 +36,20 @@ public:
   const V* find(uint64_t key) const { return const_cast<U64Map*>(this)->find(key); }
   bool contains(uint64_t key) const { return find(key) != nullptr; }
 
-  // The value under `key`, inserted as V{} when absent.
+  // The value under `key`, inserted as V{} when absent. Only an insert may grow the table (and
+  // throw, leaving the map as it was): the value of a key already there is reached without
+  // allocating, so code that must not throw can assign through it.
   V& operator[](uint64_t key) {
     if (key == 0) {
       if (!has_zero_)
         has_zero_ = true, zero_ = V{};
       return zero_;
     }
-    if (2 * (size_ + 1) > slots_.size())
+    if (2 * (size_ + 1) > slots_.size()) {
+      if (V* v = find(key))
+        return *v;
       grow();
+    }
     size_t i = home(key);
     for (; slots_[i].key != 0; i = (i + 1) & mask_)
       if (slots_[i].key == key)

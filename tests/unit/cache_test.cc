@@ -629,6 +629,21 @@ TEST(CacheDot, MatchesAPlainSumAtEveryLength) {
     }
     EXPECT_EQ(got[at.size()], -7) << "wrote past pick " << at.size();
   }
+  // Counts of distances at most x (the prefilter's bisection), at every length to 200 (the
+  // 64-byte steps and their masked tails, or the 16-byte ones) and at the signed edges.
+  {
+    std::uniform_int_distribution<int> byte(0, 255);
+    std::vector<uint8_t> d(200);
+    for (auto& v : d)
+      v = uint8_t(byte(rng));
+    for (int64_t n = 0; n <= 200; ++n)
+      for (int x : {0, 1, 127, 128, 200, 254, 255}) {
+        size_t want = 0;
+        for (int64_t i = 0; i < n; ++i)
+          want += d[size_t(i)] <= x;
+        ASSERT_EQ(nn::kernels::count_at_most(d.data(), n, uint8_t(x)), want) << n << " " << x;
+      }
+  }
   // Hamming distances of codes (the flat index's prefilter): 2 words, its fixed-width loop (or
   // eight rows a step with VPOPCNTQ, where the CPU has it: lengths around the step), and other
   // widths, whose distances are capped at 255.

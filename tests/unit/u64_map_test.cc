@@ -123,4 +123,24 @@ TEST(U64Map, ReserveMakesRoomForTheInsertsAfterIt) {
     ASSERT_EQ(*m.find(k), k);
 }
 
+// A key already there is reached without growing the table, even when the next insert would
+// grow it (the cache's index reassigns slots in code that must not throw).
+TEST(U64Map, AnExistingKeyNeverGrowsTheTable) {
+  U64Map<uint32_t> m;
+  uint64_t k = 1;
+  // Fill until the next insert would grow: the address of a value then stays put across
+  // reads through operator[] of keys already there.
+  for (;; ++k) {
+    m[k] = uint32_t(k);
+    const uint32_t* before = m.find(1);
+    m[1] = 1;
+    if (m.find(1) != before)
+      FAIL() << "operator[] of an existing key moved the table at " << k << " keys";
+    if (k == 1000)
+      break;
+  }
+  for (uint64_t j = 1; j <= 1000; ++j)
+    ASSERT_EQ(*m.find(j), j == 1 ? 1u : uint32_t(j));
+}
+
 } // namespace semrouter::core
