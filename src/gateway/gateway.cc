@@ -683,6 +683,9 @@ void Gateway::wait_for_signal() {
       wait_for_signal();
       return;
     }
+    // Draining from here (shutdown() below says so again): an answer written after this line is
+    // logged closes its connection, whenever the shutdown thread gets to run.
+    im.draining = true;
     spdlog::info("signal {}: shutting down", sig);
     // On worker 0's loop, which run() drives on its own thread: run() joins it there.
     if (!im.shutdown_thread.joinable())
